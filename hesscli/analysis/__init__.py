@@ -1,0 +1,1 @@
+"""Analyses: pure functions from curvature to plain frozen dataclasses (no printing)."""

@@ -1,0 +1,213 @@
+"""Bind an objective file to a point: the flat-vector :class:`Objective`.
+
+This is where the user's function is checked before any work (STYLE habit 3):
+the point's structure must match the default point's, the function is
+shape-evaluated with ``jax.eval_shape`` and must return a floating-point scalar,
+and a function JAX cannot trace (NumPy, ``float()``, a simulator) is marked as a
+black box so that finite differences take over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hesscli.errors import HesscliError, InputError, ObjectiveError
+from hesscli.jaxconf import jax_module
+from hesscli.layout import Layout, layout_of
+from hesscli.objective import ObjectiveFile, describe_exception
+from hesscli.points import read_point
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A flat-vector objective at a point, with names for its entries.
+
+    ``flat_fn`` maps a flat vector (JAX or NumPy) to the scalar objective;
+    ``unravel`` rebuilds the user's pytree from a flat vector; ``layout`` names
+    flat indices; ``x`` is the point. ``traceable`` says whether JAX can trace
+    the function (else ``why_untraceable`` says what stopped it).
+    """
+
+    file: ObjectiveFile
+    x: np.ndarray
+    layout: Layout
+    treedef: Any
+    dtype: str
+    traceable: bool
+    why_untraceable: str | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.x.size)
+
+    @property
+    def label(self) -> str:
+        return self.file.label
+
+    def unravel(self, flat: Any) -> Any:
+        """Flat vector -> the user's pytree (works for NumPy and traced JAX arrays)."""
+        import jax
+
+        leaves = [
+            flat[leaf.offset : leaf.offset + leaf.size].reshape(leaf.shape)
+            for leaf in self.layout.leaves
+        ]
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+    def flat_fn(self, flat: Any) -> Any:
+        return self.file.fn(self.unravel(flat))
+
+    def with_point(self, x: np.ndarray) -> Objective:
+        """The same objective at another flat point (same layout)."""
+        x = np.asarray(x, dtype=self.dtype).reshape(-1)
+        if x.size != self.n:
+            raise InputError(f"point has {x.size} entries; this objective has {self.n}")
+        return Objective(
+            self.file, x, self.layout, self.treedef, self.dtype, self.traceable,
+            self.why_untraceable,
+        )
+
+
+def _structure(tree: Any) -> dict[str, tuple[int, ...]]:
+    return {leaf.path: leaf.shape for leaf in layout_of(tree).leaves}
+
+
+def _match_template(point: Any, template: Any, where: str) -> Any:
+    """Give ``point`` the template's structure, or explain the mismatch."""
+    import jax
+
+    t_leaves, t_def = jax.tree_util.tree_flatten(template)
+    t_struct = _structure(template)
+    n_expected = sum(int(np.prod(np.shape(leaf))) for leaf in t_leaves)
+    shapes = ", ".join(f"{k} {v}" for k, v in list(t_struct.items())[:6])
+    if isinstance(point, np.ndarray):
+        if point.size != n_expected:
+            raise InputError(
+                f"{where}: point has {point.size} entries; the objective expects "
+                f"{n_expected} ({shapes})"
+            )
+        flat = point.reshape(-1)
+        leaves, offset = [], 0
+        for leaf in t_leaves:
+            size = int(np.prod(np.shape(leaf)))
+            leaves.append(flat[offset : offset + size].reshape(np.shape(leaf)))
+            offset += size
+        return jax.tree_util.tree_unflatten(t_def, leaves)
+    p_struct = _structure(point)
+    if p_struct != t_struct:
+        missing = sorted(set(t_struct) - set(p_struct))
+        extra = sorted(set(p_struct) - set(t_struct))
+        wrong = [k for k in t_struct if k in p_struct and p_struct[k] != t_struct[k]]
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}")
+        if extra:
+            parts.append(f"unexpected {', '.join(extra[:5])}")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{k} has shape {p_struct[k]}, expected {t_struct[k]}")
+        raise InputError(f"{where}: point does not match the objective's parameters: "
+                         + "; ".join(parts))
+    # same paths and shapes: rebuild in the template's container types and order
+    p_leaves = jax.tree_util.tree_flatten(point)[0]
+    p_layout = layout_of(point)
+    lookup = {leaf.path: np.asarray(arr) for leaf, arr in zip(p_layout.leaves, p_leaves)}
+    return jax.tree_util.tree_unflatten(
+        t_def, [lookup[path] for path in t_struct]
+    )
+
+
+def _untraceable_errors() -> tuple[type[BaseException], ...]:
+    jax = jax_module()
+    return (
+        jax.errors.TracerArrayConversionError,
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerIntegerConversionError,
+        jax.errors.NonConcreteBooleanIndexError,
+    )
+
+
+def check_scalar(out: Any, where: str) -> None:
+    shape = tuple(np.shape(out))
+    dtype = np.dtype(getattr(out, "dtype", np.asarray(out).dtype))
+    if shape != ():
+        raise ObjectiveError(
+            f"{where} must return a scalar; got shape {shape}"
+            + (" (did you forget .sum() or .mean()?)" if shape else "")
+        )
+    if dtype.kind != "f":
+        raise ObjectiveError(f"{where} must return a floating-point scalar; got dtype {dtype}")
+
+
+def bind(
+    file: ObjectiveFile,
+    at: str | None,
+    *,
+    seed: int = 0,
+    dtype: str = "float64",
+    method: str = "auto",
+) -> Objective:
+    """Parse POINT, match it to the objective's parameters and check the function."""
+    jax = jax_module()
+    jnp = jax.numpy
+    template = file.default_point(seed) if file.has_default_point else None
+    if template is not None:
+        try:
+            template = jax.tree_util.tree_map(np.asarray, template)
+        except Exception as exc:  # noqa: BLE001
+            raise ObjectiveError(
+                f"{file.path.name}: the default point is not a pytree of arrays ({exc})"
+            ) from exc
+    if at is None:
+        if template is None:
+            raise InputError(
+                f"{file.label}: no --at POINT given and {file.path.name} defines no default "
+                "point (x0 or init(key)); pass --at, e.g. --at 0,0"
+            )
+        point = template
+    else:
+        point = read_point(at, template, seed)
+        if template is not None:
+            point = _match_template(point, template, f"--at {at}")
+    leaves, treedef = jax.tree_util.tree_flatten(point)
+    if not leaves:
+        raise InputError(f"{file.label}: the point has no parameters")
+    for leaf in leaves:
+        if np.asarray(leaf).dtype.kind not in "biuf":
+            raise InputError(f"{file.label}: point entries must be numbers")
+    layout = layout_of(point)
+    flat = np.concatenate([np.asarray(leaf, dtype=dtype).reshape(-1) for leaf in leaves])
+    if not np.all(np.isfinite(flat)):
+        raise InputError(f"{file.label}: the point has non-finite entries")
+    obj = Objective(file, flat, layout, treedef, dtype, traceable=True)
+    where = f"{file.path.name}:{file.function_name}"
+
+    # Shape-evaluate first: cheap, and it tells traceable from black-box functions.
+    try:
+        out = jax.eval_shape(obj.flat_fn, jax.ShapeDtypeStruct(flat.shape, jnp.dtype(dtype)))
+    except _untraceable_errors() as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        reason = f"JAX cannot trace it ({type(exc).__name__}: {reason[:160]})"
+        if method == "exact":
+            raise InputError(
+                f"--method exact: {where} cannot be differentiated by JAX: {reason}; "
+                "use --method fd (finite differences) or --method auto"
+            ) from exc
+        obj = Objective(file, flat, layout, treedef, dtype, traceable=False, why_untraceable=reason)
+        try:
+            value = obj.flat_fn(flat.copy())
+        except HesscliError:
+            raise
+        except Exception as exc2:  # noqa: BLE001
+            raise ObjectiveError(f"{where} raised {describe_exception(exc2)}") from exc2
+        check_scalar(np.asarray(value), where)
+        return obj
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's function failed while tracing
+        raise ObjectiveError(f"{where} raised {describe_exception(exc)}") from exc
+    check_scalar(out, where)
+    return obj

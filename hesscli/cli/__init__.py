@@ -1,0 +1,96 @@
+"""The command line: a thin Click layer that parses, wires and decides exit codes.
+
+Commands are imported lazily (``hesscli --help`` must not import JAX), and every
+exit goes through :class:`HessGroup.invoke`, which turns :class:`HesscliError`
+into ``error: <message>`` on stderr and DESIGN.md's exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from hesscli import __version__
+from hesscli.errors import HesscliError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module, short help shown by `hesscli --help` without importing it)
+    "problems": ("hesscli.cli.problems_cmd", "List built-in problems and their parameters."),
+    "analyze": ("hesscli.cli.analyze_cmd", "Gradient, Hessian spectrum, verdict, step, escape."),
+}
+
+
+class HessGroup(click.Group):
+    """A group that loads commands on demand and owns error reporting."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        return getattr(module, "command")
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name is not None and name not in COMMANDS and not name.startswith("-"):
+            from hesscli.errors import closest
+
+            raise click.UsageError(
+                f"no such command {name!r}{closest(name, list(COMMANDS))}; see 'hesscli --help'"
+            )
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HesscliError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=HessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hesscli")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Debug optimization with second-order information.
+
+    Point hesscli at a loss function (a Python file, or a built-in problem) and a
+    point: is it a minimum, a saddle or neither? How badly conditioned is the
+    Hessian? Will a gradient step with this learning rate decrease the loss?
+    Which direction escapes this saddle?
+
+    \b
+    Examples:
+      hesscli problems
+      hesscli analyze rosenbrock --at 1,1
+      hesscli analyze saddle --at zeros
+      hesscli analyze my_loss.py --at x.npy --format json
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="hesscli")
+    except HesscliError as exc:  # raised outside a command (e.g. while parsing)
+        if "--debug" in sys.argv:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,53 @@
+"""Options shared by the commands, and their validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+F = Callable[..., Any]
+
+
+def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(fn: F) -> F:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
+
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    help="Rich table for people, or exactly one JSON document on stdout for machines.",
+)
+seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True,
+    help="Seed for 'random' points, init(key), start vectors and noise.",
+)
+objective_options = compose(
+    click.argument("objective", metavar="OBJECTIVE"),
+    click.option(
+        "--at", "at", metavar="POINT", default=None,
+        help="The point: file (.npy .npz .json .txt .csv), literal 1,2.5,-3, 'zeros' or "
+        "'random'. Default: the file's x0 or init(key).",
+    ),
+    click.option(
+        "-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+        help="A parameter of the objective file (see 'hesscli problems'); repeatable.",
+    ),
+    click.option(
+        "--method", type=click.Choice(["auto", "exact", "fd"]), default="auto",
+        show_default=True,
+        help="exact: JAX autodiff; fd: finite differences; auto: exact when JAX can trace "
+        "the objective.",
+    ),
+    click.option(
+        "--dtype", type=click.Choice(["float64", "float32"]), default="float64",
+        show_default=True, help="Floating-point precision (float32 widens the tolerances).",
+    ),
+    seed_option,
+    format_option,
+)

@@ -1,0 +1,171 @@
+"""Loading objectives: files, ``file.py:name``, built-in problems, default points.
+
+The result is an :class:`ObjectiveFile`: the user's function, the module it came
+from, its default point (if any), optional ``data``/``loss`` for stochastic
+training, and whether JAX can trace it. Turning it into a flat-vector function
+at a concrete point is :mod:`hesscli.bind`'s job.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import itertools
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from hesscli.errors import HesscliError, InputError, ObjectiveError, closest
+from hesscli.params import overriding
+from hesscli.problems_index import problem_names, problem_path
+
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class ObjectiveFile:
+    """A loaded objective file (not yet bound to a point)."""
+
+    label: str  # as the user gave it
+    path: Path
+    function_name: str
+    fn: Callable[[Any], Any]
+    module: ModuleType
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def data(self) -> Any | None:
+        return getattr(self.module, "data", None)
+
+    @property
+    def loss(self) -> Callable[..., Any] | None:
+        loss = getattr(self.module, "loss", None)
+        return loss if callable(loss) else None
+
+    @property
+    def has_default_point(self) -> bool:
+        return hasattr(self.module, "x0") or callable(getattr(self.module, "init", None))
+
+    def default_point(self, seed: int) -> Any:
+        """``x0``, or ``init(key)`` with ``key = jax.random.PRNGKey(seed)``; None if neither."""
+        if hasattr(self.module, "x0"):
+            return self.module.x0
+        init = getattr(self.module, "init", None)
+        if callable(init):
+            from hesscli.jaxconf import jax_module
+
+            jax = jax_module()
+            try:
+                return init(jax.random.PRNGKey(seed))
+            except HesscliError:
+                raise
+            except Exception as exc:
+                raise ObjectiveError(
+                    f"{self.path.name}: init(key) raised {describe_exception(exc)}"
+                ) from exc
+        return None
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``TypeName: message`` with the innermost user-code location when known."""
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0] if str(exc) else type(
+        exc
+    ).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if "site-packages" not in f.filename and "/hesscli/" not in f.filename]
+    if user:
+        last = user[-1]
+        text += f" (at {Path(last.filename).name}:{last.lineno})"
+    return text
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``path.py:name`` -> (``path.py``, ``name``); a bare path or name -> (spec, None)."""
+    if ":" in spec:
+        head, _, tail = spec.rpartition(":")
+        if head.endswith(".py") and tail.isidentifier():
+            return head, tail
+    return spec, None
+
+
+def resolve_path(spec: str) -> tuple[Path, str | None]:
+    """Find the file behind OBJECTIVE: a ``.py`` path or a built-in problem name."""
+    target, name = split_spec(spec)
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        path = Path(target)
+        if not path.exists():
+            raise InputError(f"objective file {target!r} does not exist")
+        if not path.is_file():
+            raise InputError(f"objective {target!r} is not a file")
+        return path, name
+    builtin = problem_path(target)
+    if builtin is None:
+        names = problem_names()
+        raise InputError(
+            f"unknown objective {target!r}: not a .py file and not a built-in problem"
+            f"{closest(target, names)}; see 'hesscli problems'"
+        )
+    return builtin, name
+
+
+def import_file(path: Path, overrides: Mapping[str, str]) -> tuple[ModuleType, dict[str, Any]]:
+    """Execute an objective file as a fresh module, with ``-p`` overrides in force."""
+    module_name = f"hesscli_objective_{next(_counter)}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"cannot load {str(path)!r} as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    sys.modules[module_name] = module
+    try:
+        with overriding(overrides) as declared:
+            spec.loader.exec_module(module)
+    except HesscliError:
+        raise
+    except SyntaxError as exc:
+        raise ObjectiveError(
+            f"syntax error in {path.name} line {exc.lineno}: {exc.msg}"
+        ) from exc
+    except BaseException as exc:  # noqa: BLE001 - anything the user's file raises
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise ObjectiveError(
+            f"importing {path.name} raised {describe_exception(exc)}"
+        ) from exc
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+    if overrides and not declared:
+        raise InputError(
+            f"{path.name} declares no parameters, so -p {', '.join(overrides)} cannot apply"
+        )
+    return module, (declared[0] if declared else {})
+
+
+def load_file(spec: str, overrides: Mapping[str, str] | None = None) -> ObjectiveFile:
+    """Load OBJECTIVE (``file.py``, ``file.py:name`` or a built-in name)."""
+    path, name = resolve_path(spec)
+    module, parameters = import_file(path, overrides or {})
+    function_name = name or "objective"
+    fn = getattr(module, function_name, None)
+    if fn is None or not callable(fn):
+        defined = [
+            key
+            for key, value in vars(module).items()
+            if inspect.isfunction(value) and value.__module__ == module.__name__
+        ]
+        what = "is not callable" if fn is not None else "is not defined"
+        listing = ", ".join(defined) if defined else "none"
+        hint = closest(function_name, defined)
+        raise ObjectiveError(
+            f"{path.name}: {function_name!r} {what}{hint}; functions defined there: {listing}. "
+            f"Name one with {path.name}:NAME"
+        )
+    return ObjectiveFile(spec, path, function_name, fn, module, parameters)

@@ -1,0 +1,217 @@
+"""POINT parsing (``--at``) and writing points/directions to files atomically.
+
+A point is returned as a pytree of NumPy arrays: a plain array for flat formats
+(``.npy``, ``.txt``/``.csv``, a JSON list, a literal), a nested dict for ``.npz``
+(keys are leaf paths such as ``layer1.w``) and JSON objects. ``zeros`` and
+``random`` take their structure from the objective's default point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hesscli.errors import InputError
+
+FILE_SUFFIXES = (".npy", ".npz", ".json", ".txt", ".csv")
+
+
+def _finite(array: np.ndarray, where: str) -> np.ndarray:
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{where}: expected numbers, got dtype {array.dtype}")
+    array = np.asarray(array, dtype=np.float64)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"{where}: {int(bad.sum())} non-finite entries (first at index {first}: "
+            f"{array[first]}); points must be finite"
+        )
+    return array
+
+
+def nest(flat: dict[str, np.ndarray]) -> Any:
+    """``{"a.b": x, "a.c": y}`` -> ``{"a": {"b": x, "c": y}}``; a lone ``x`` stays an array."""
+    if set(flat) == {"x"}:
+        return flat["x"]
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(f"point key {key!r} clashes with another key")
+        node[parts[-1]] = value
+    return tree
+
+
+def _from_json(obj: Any, where: str) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _from_json(v, f"{where}.{k}") for k, v in obj.items()}
+    try:
+        array = np.asarray(obj, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise InputError(f"{where}: expected a number or a (nested) list of numbers") from None
+    return _finite(array, where)
+
+
+def read_point_file(path: Path) -> Any:
+    suffix = path.suffix.lower()
+    name = str(path)
+    if not path.exists():
+        raise InputError(f"point file {name!r} does not exist")
+    try:
+        if suffix == ".npy":
+            try:
+                return _finite(np.load(path, allow_pickle=False), name)
+            except ValueError as exc:
+                if "pickle" in str(exc).lower():
+                    raise InputError(
+                        f"{name}: holds pickled objects, which hesscli refuses to load; "
+                        "save a numeric array with np.save"
+                    ) from None
+                raise
+        if suffix == ".npz":
+            try:
+                with np.load(path, allow_pickle=False) as archive:
+                    flat = {key: _finite(archive[key], f"{name}[{key}]") for key in archive.files}
+            except ValueError as exc:
+                if "pickle" in str(exc).lower():
+                    raise InputError(
+                        f"{name}: holds pickled objects, which hesscli refuses to load"
+                    ) from None
+                raise
+            if not flat:
+                raise InputError(f"{name}: the archive holds no arrays")
+            if set(flat) == {"arr_0"}:
+                return flat["arr_0"]
+            return nest(flat)
+        if suffix == ".json":
+            with open(path, encoding="utf-8") as fh:
+                return _from_json(json.load(fh), name)
+        if suffix in (".txt", ".csv"):
+            text = path.read_text(encoding="utf-8")
+            delimiter = "," if "," in text else None
+            array = np.loadtxt(path, delimiter=delimiter, ndmin=1, dtype=np.float64)
+            return _finite(array, name)
+    except InputError:
+        raise
+    except (OSError, ValueError, json.JSONDecodeError, zipfile.BadZipFile, EOFError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read point file {name!r}: {detail}") from None
+    raise InputError(
+        f"point file {name!r}: unknown format {suffix!r}; use one of {', '.join(FILE_SUFFIXES)}"
+    )
+
+
+def parse_literal(text: str) -> np.ndarray | None:
+    """``"1,2.5,-3"`` -> array, or None when ``text`` is not a list of numbers."""
+    parts = [p for p in text.replace(";", ",").split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        return None
+    return _finite(np.asarray(values), f"--at {text!r}")
+
+
+def read_point(spec: str, template: Any | None, seed: int) -> Any:
+    """Parse POINT. ``template`` (the default point) gives ``zeros``/``random`` their shape."""
+    import jax
+
+    word = spec.strip().lower()
+    if word in ("zeros", "random"):
+        if template is None:
+            raise InputError(
+                f"--at {word} needs the objective's default point (x0 or init) to know the "
+                "shape; give the point itself instead, e.g. --at 0,0,0"
+            )
+        leaves, treedef = jax.tree_util.tree_flatten(template)
+        if word == "zeros":
+            new = [np.zeros(np.shape(leaf)) for leaf in leaves]
+        else:
+            rng = np.random.default_rng(seed)
+            new = [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
+        return jax.tree_util.tree_unflatten(treedef, new)
+    path = Path(spec)
+    if path.suffix.lower() in FILE_SUFFIXES or path.exists():
+        return read_point_file(path)
+    literal = parse_literal(spec)
+    if literal is None:
+        raise InputError(
+            f"--at {spec!r}: not a point file ({', '.join(FILE_SUFFIXES)}), a list of numbers "
+            "like 1,2.5,-3, 'zeros' or 'random'"
+        )
+    return literal
+
+
+def atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
+    """Write via ``write(fh)`` to a temporary file beside ``path``, then rename it."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_point(path: Path, tree: Any) -> None:
+    """Save a pytree of arrays in the format named by ``path``'s suffix, atomically.
+
+    ``.npz`` keeps the leaf paths as keys (readable back by ``--at``); ``.json``
+    keeps the nesting; ``.npy``/``.txt``/``.csv`` take a single array and are
+    refused for multi-leaf pytrees.
+    """
+    import jax
+
+    from hesscli.layout import path_to_str
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    flat_leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    arrays = {path_to_str(p): np.asarray(leaf, dtype=np.float64) for p, leaf in flat_leaves}
+    single = len(arrays) == 1 and "x" in arrays
+    if suffix == ".npz":
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    elif suffix == ".json":
+
+        def to_json(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {str(k): to_json(v) for k, v in node.items()}
+            if isinstance(node, (list, tuple)):
+                return [to_json(v) for v in node]
+            return np.asarray(node, dtype=np.float64).tolist()
+
+        atomic_write(path, lambda fh: json.dump(to_json(tree), fh), mode="w")
+    elif suffix in (".npy", ".txt", ".csv"):
+        if not single:
+            raise InputError(
+                f"{str(path)!r}: the parameters are a pytree with {len(arrays)} leaves; "
+                "save them as .npz or .json"
+            )
+        arr = arrays["x"]
+        if suffix == ".npy":
+            atomic_write(path, lambda fh: np.save(fh, arr))
+        else:
+            sep = "," if suffix == ".csv" else " "
+            atomic_write(path, lambda fh: np.savetxt(fh, arr.reshape(-1), delimiter=sep))
+    else:
+        raise InputError(
+            f"cannot write {str(path)!r}: unknown format {suffix!r}; use .npz, .json, .npy, "
+            ".txt or .csv"
+        )

@@ -1,0 +1,1 @@
+"""Rendering: Rich tables for people, JSON for machines. Reads results, computes nothing."""

@@ -1,0 +1,206 @@
+"""The ``analyze`` report: verdict in words first, then the numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from hesscli.analysis.analyze import Analysis
+from hesscli.render.numbers import eigen_list, num
+
+KIND_STYLE = {
+    "local_minimum": "bold green",
+    "local_maximum": "bold red",
+    "saddle_point": "bold yellow",
+    "degenerate": "bold magenta",
+    "not_critical": "bold cyan",
+}
+
+
+def headline(a: Analysis) -> str:
+    lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
+    zero = a.inertia.zero
+    if a.classification == "local_minimum":
+        return (
+            f"Local minimum: the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol) and "
+            f"every eigenvalue is positive (λmin = {num(lam_min)} > tol = {num(a.tolerance)})."
+        )
+    if a.classification == "local_maximum":
+        return (
+            f"Local maximum: the gradient vanishes and every eigenvalue is negative "
+            f"(λmax = {num(lam_max)} < −tol)."
+        )
+    if a.classification == "saddle_point" and a.escape is not None:
+        e = a.escape
+        lead = e.top_parameters[0][0] if e.top_parameters else "the escape direction"
+        best = min(e.actual_change, e.actual_change_opposite)
+        return (
+            f"Strict saddle point: the gradient vanishes but λmin = {num(lam_min)} < 0. "
+            f"Moving {num(e.distance)} along the escape direction (mostly {lead}) "
+            f"{'decreases' if best < 0 else 'changes'} f by {num(abs(best))} "
+            f"(quadratic model: {num(e.predicted_change)})."
+        )
+    if a.classification == "degenerate":
+        return (
+            f"Degenerate critical point: the gradient vanishes and {zero} eigenvalue"
+            f"{'s are' if zero != 1 else ' is'} zero within tol = {num(a.tolerance)}, with "
+            f"none negative{' or' if a.inertia.negative == 0 else ', some negative, none'} "
+            "positive beyond it: the second-order test is inconclusive and "
+            "higher-order terms decide. hesscli does not guess."
+        )
+    curv = a.definiteness.replace("_", " ")
+    return (
+        f"Not a critical point: ‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}. "
+        f"The Hessian here is {curv}."
+    )
+
+
+def step_lines(a: Analysis) -> list[Text]:
+    lines: list[Text] = []
+    s = a.step
+    if s is not None:
+        verb = "increases" if s.actually_increases else "decreases"
+        style = "bold red" if s.actually_increases or s.increases_loss else "green"
+        text = Text()
+        text.append(f"A gradient step with lr = {num(s.lr)} {verb} f by ", style="")
+        text.append(num(abs(s.actual_change)), style=style)
+        text.append(f" (quadratic model: {num(s.predicted_change)}).")
+        lines.append(text)
+        if s.optimal_lr is not None:
+            lines.append(
+                Text(
+                    f"Along the gradient the model is lowest at lr = {num(s.optimal_lr)} and "
+                    f"rises for lr > {num(s.max_decreasing_lr)}; this lr is "
+                    f"{num(s.lr_ratio, 3)}× the best one."
+                )
+            )
+        else:
+            lines.append(
+                Text("Curvature along the gradient is ≤ 0: the quadratic model decreases for "
+                     "every lr along it (no best step).")
+            )
+        if s.increases_loss:
+            lines.append(
+                Text(
+                    "Poor conditioning: the curvature term ½lr²gᵀHg outweighs lr·gᵀg, so this "
+                    "step increases the loss; lower the learning rate.",
+                    style="bold red",
+                )
+            )
+    st = a.stability
+    if st.max_stable_lr is not None:
+        ok = st.stable
+        lines.append(
+            Text(
+                f"lr·λmax = {num(st.lr_times_lambda_max)} "
+                + ("< 2: gradient descent is stable near here."
+                   if ok else
+                   f"> 2: gradient descent is unstable along the top eigenvector; "
+                   f"use lr < 2/λmax = {num(st.max_stable_lr)}."),
+                style="" if ok else "bold red",
+            )
+        )
+    return lines
+
+
+def numbers_table(a: Analysis) -> Table:
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="dim")
+    t.add_column()
+    sp = a.spectrum
+    t.add_row("objective", f"{a.objective}  (n = {a.n}, method {a.method}, {a.dtype})")
+    t.add_row("value", num(a.value, 8))
+    t.add_row("gradient norm", f"{num(a.gradient_norm)}  (gtol {num(a.gtol)})")
+    label = "eigenvalues" if sp.complete else "extreme eigenvalues"
+    t.add_row(label, eigen_list([float(v) for v in sp.eigenvalues]))
+    t.add_row(
+        "inertia",
+        f"{a.inertia.positive} positive, {a.inertia.negative} negative, {a.inertia.zero} zero"
+        + ("" if sp.complete else " (of those computed)"),
+    )
+    t.add_row("tolerance", f"|λ| ≤ {num(a.tolerance)} counts as zero")
+    t.add_row("definiteness", a.definiteness.replace("_", " "))
+    t.add_row("condition number", num(a.condition_number))
+    if sp.symmetry_error:
+        t.add_row("symmetry error", f"{num(sp.symmetry_error)}  (‖H−Hᵀ‖/‖H‖ before symmetrizing)")
+    if a.gradient_top:
+        t.add_row("gradient lives in", ", ".join(f"{n} ({num(w, 3)})" for n, w in a.gradient_top[:3]))
+    return t
+
+
+def escape_table(a: Analysis) -> Table | None:
+    e = a.escape
+    if e is None:
+        return None
+    t = Table(title=f"Escape direction (eigenvector of λmin = {num(e.eigenvalue)})",
+              title_justify="left")
+    t.add_column("parameter")
+    t.add_column("weight", justify="right")
+    for name, weight in e.top_parameters:
+        t.add_row(name, num(weight, 3))
+    return t
+
+
+def render_analysis(a: Analysis, console: Console, notes: list[str] | None = None) -> None:
+    style = KIND_STYLE.get(a.classification, "bold")
+    console.print(Panel(Text(headline(a)), title=a.classification.replace("_", " "),
+                        title_align="left", border_style=style.split()[-1]))
+    for line in step_lines(a):
+        console.print(line)
+    console.print()
+    console.print(numbers_table(a))
+    table = escape_table(a)
+    if table is not None:
+        console.print()
+        console.print(table)
+    for note in list(a.notes) + list(notes or []):
+        console.print(Text(f"note: {note}", style="dim"))
+
+
+def analysis_document(a: Analysis, meta: dict[str, Any], with_direction: bool) -> dict[str, Any]:
+    """The ``hesscli.analyze/1`` JSON document (field names are a contract)."""
+    doc: dict[str, Any] = {
+        "schema": "hesscli.analyze/1",
+        "objective": a.objective,
+        "n": a.n,
+        "method": a.method,
+        "dtype": a.dtype,
+        "value": a.value,
+        "gradient_norm": a.gradient_norm,
+        "gradient_tolerance": a.gtol,
+        "eigenvalues": a.spectrum.eigenvalues,
+        "eigenvalues_complete": a.spectrum.complete,
+        "inertia": a.inertia,
+        "tolerance": a.tolerance,
+        "symmetry_error": a.spectrum.symmetry_error,
+        "definiteness": a.definiteness,
+        "critical": a.critical,
+        "classification": a.classification,
+        "condition_number": a.condition_number,
+        "stability": a.stability,
+        "path": a.spectrum.path,
+        "notes": list(a.notes),
+    }
+    if a.spectrum.residuals is not None:
+        doc["residuals"] = a.spectrum.residuals
+    if a.step is not None:
+        doc["step"] = a.step
+    if a.escape is not None:
+        e = a.escape
+        doc["escape"] = {
+            "eigenvalue": e.eigenvalue,
+            "top_parameters": [{"name": n, "weight": w} for n, w in e.top_parameters],
+            "leaf_shares": [{"leaf": n, "share": s} for n, s in e.leaf_shares],
+            "distance": e.distance,
+            "predicted_change": e.predicted_change,
+            "actual_change": e.actual_change,
+            "actual_change_opposite": e.actual_change_opposite,
+        }
+        if with_direction:
+            doc["escape"]["direction"] = e.direction
+    doc["meta"] = meta
+    return doc

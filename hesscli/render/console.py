@@ -1,0 +1,13 @@
+"""The Rich consoles: reports on stdout, diagnostics and progress on stderr."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)

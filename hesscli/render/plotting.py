@@ -1,0 +1,56 @@
+"""The one home of matplotlib: figures for spectra, training curves and landscapes.
+
+matplotlib is an optional extra (``pip install 'hesscli[plot]'``); asking for a
+plot without it is an input error with that fix. Figures are rendered with the
+Agg backend (no display needed) and written atomically; the format follows the
+file's suffix (``.png`` or ``.svg``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hesscli.errors import InputError
+from hesscli.points import atomic_write
+
+FORMATS = (".png", ".svg")
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or a clear error when it is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError(
+            "--plot needs matplotlib, which is not installed; "
+            "install it with: pip install 'hesscli[plot]'"
+        ) from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def check_plot_path(path: Path | str) -> Path:
+    """Validate ``--plot FILE`` before any work is done."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise InputError(
+            f"--plot {str(path)!r}: unknown image format {path.suffix!r}; use .png or .svg"
+        )
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"--plot {str(path)!r}: folder {str(folder)!r} does not exist")
+    return path
+
+
+def save_figure(fig: Any, path: Path | str, dpi: int = 120) -> None:
+    """Write ``fig`` to ``path`` atomically (PNG or SVG by suffix) and close it."""
+    path = check_plot_path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    plt = pyplot()
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight"))
+    finally:
+        plt.close(fig)

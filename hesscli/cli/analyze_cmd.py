@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import devices_options, objective_options
 
 
 @click.command("analyze")
 @objective_options
+@devices_options
 @click.option("--lr", type=float, default=0.01, show_default=True,
               help="Learning rate for the step prediction and the 2/λmax stability check.")
 @click.option("--gtol", type=float, default=None,
@@ -25,7 +26,8 @@ from hesscli.cli.options import objective_options
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, lr: float, gtol: float | None, tol: float | None,
+    seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
+    process_id: int | None, lr: float, gtol: float | None, tol: float | None,
     escape_step: float, save_escape: Path | None,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
@@ -37,15 +39,26 @@ def command(
       hesscli analyze saddle --at zeros
       hesscli analyze ravine --at random --seed 0 --lr 0.05
       hesscli analyze my_loss.py:other_fn --at params.npz --format json
+      hesscli analyze mlp --devices all
     """
     from hesscli.analysis.analyze import analyze
-    from hesscli.cli.session import curvature_for, load, meta, positive
+    from hesscli.cli.session import (
+        curvature_for,
+        load,
+        meta,
+        parallel_of,
+        positive,
+        primary,
+        start,
+    )
     from hesscli.errors import InputError
 
     positive("--lr", lr)
     positive("--escape-step", escape_step)
+    per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    curvature, notes = curvature_for(obj, method)
+    curvature, notes = curvature_for(obj, method, per_process)
+    parallel = parallel_of(curvature)
     result = analyze(obj, curvature, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
                      notes=notes)
     if save_escape is not None:
@@ -56,19 +69,23 @@ def command(
             )
         from hesscli.points import write_point
 
-        write_point(save_escape, obj.unravel(result.escape.direction))
+        if primary():
+            write_point(save_escape, obj.unravel(result.escape.direction))
+    if not primary():
+        return  # only process 0 prints; the others computed alongside it
     if fmt == "json":
         from hesscli.render.analyze_view import analysis_document
         from hesscli.render.jsonout import dump
 
         dump(analysis_document(
             result,
-            meta(seed, dtype, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
-                 params=list(params), escape_step=escape_step),
+            meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol,
+                 at=at, params=list(params), escape_step=escape_step, devices=devices),
             with_direction=obj.n <= 1000,
+            extra={"devices": parallel.devices, "processes": parallel.processes},
         ))
         return
     from hesscli.render.analyze_view import render_analysis
     from hesscli.render.console import stdout_console
 
-    render_analysis(result, stdout_console())
+    render_analysis(result, stdout_console(), rows=[("devices", parallel.describe())])

@@ -51,3 +51,26 @@ objective_options = compose(
     seed_option,
     format_option,
 )
+
+devices_options = compose(
+    click.option(
+        "--devices", "devices", default="1", show_default=True, metavar="N|all",
+        help="Devices per process to shard the work over: the batch axis of the file's "
+        "data (and the parameters its param_sharding names) is split over them. "
+        "'all' takes every local device; 1 is the single-device path.",
+    ),
+    click.option(
+        "--coordinator", metavar="HOST:PORT", default=None, envvar="JAX_COORDINATOR_ADDRESS",
+        show_envvar=True,
+        help="Several hosts: address of process 0 (jax.distributed.initialize); run the "
+        "same command on every host.",
+    ),
+    click.option(
+        "--num-processes", type=int, default=None, envvar="JAX_NUM_PROCESSES",
+        show_envvar=True, help="Several hosts: how many processes take part.",
+    ),
+    click.option(
+        "--process-id", type=int, default=None, envvar="JAX_PROCESS_ID", show_envvar=True,
+        help="Several hosts: this process's rank (0 prints and writes files).",
+    ),
+)

@@ -7,7 +7,9 @@ from typing import Any
 
 from hesscli import __version__
 from hesscli.bind import Objective, bind
+from hesscli.devices import Parallel
 from hesscli.errors import InputError
+from hesscli.jaxconf import jax_module
 from hesscli.objective import load_file
 from hesscli.params import parse_assignments
 
@@ -18,12 +20,54 @@ def load(
 ) -> Objective:
     """OBJECTIVE + POINT + ``-p`` -> a checked flat objective."""
     overrides = parse_assignments(params)
+    jax_module()  # x64 on before the file builds its arrays (data, x0)
     file = load_file(objective, overrides)
     return bind(file, at, seed=seed, dtype=dtype, method=method)
 
 
-def curvature_for(obj: Objective, method: str) -> tuple[Any, tuple[str, ...]]:
-    """The backend that ``--method`` and the objective call for, with notes to print."""
+def start(
+    devices: str, coordinator: str | None, num_processes: int | None, process_id: int | None
+) -> int | None:
+    """Check ``--devices`` and join a multi-process run; call before :func:`load`.
+
+    Returns the devices per process (None = all local ones). ``jax.distributed``
+    must be initialized before JAX touches a device, hence before the objective
+    file (which builds arrays) is imported.
+    """
+    from hesscli.devices import parse_devices, start_processes
+
+    wanted = parse_devices(devices)
+    start_processes(coordinator, num_processes, process_id)
+    return wanted
+
+
+def primary() -> bool:
+    """True in the process that prints and writes files (process 0)."""
+    from hesscli import devices
+
+    return devices.is_primary()
+
+
+def parallel_of(curvature: Any) -> Parallel:
+    """Who computed with ``curvature``: its ``parallel``, or one device in one process."""
+    return getattr(curvature, "parallel", None) or Parallel()
+
+
+def curvature_for(
+    obj: Objective, method: str, devices: int | None = 1
+) -> tuple[Any, tuple[str, ...]]:
+    """The backend that ``--method``, ``--devices`` and the objective call for, with notes.
+
+    More than one device (or process) selects the sharded exact backend
+    (:mod:`hesscli.curvature.sharded`), which needs a JAX-traceable objective
+    and checks that the file's objective is the mean of its loss over its data.
+    """
+    if devices != 1 or multi_process():
+        from hesscli.devices import select
+
+        parallel = select(devices)
+        if parallel.sharded:
+            return sharded_curvature(obj, method, parallel)
     if method == "fd" or not obj.traceable:
         from hesscli.curvature import finite_diff
 
@@ -36,8 +80,45 @@ def curvature_for(obj: Objective, method: str) -> tuple[Any, tuple[str, ...]]:
     return ExactCurvature(obj), ()
 
 
-def meta(seed: int, dtype: str, **options: Any) -> dict[str, Any]:
-    """The ``meta`` block every JSON document carries (for reproducing a CI log)."""
+def multi_process() -> bool:
+    """True when this process joined a multi-process run."""
+    from hesscli.devices import _started
+
+    return bool(_started)
+
+
+def sharded_curvature(
+    obj: Objective, method: str, parallel: Parallel
+) -> tuple[Any, tuple[str, ...]]:
+    """The data-parallel (and parameter-sharded) exact backend over ``parallel.mesh``."""
+    if method == "fd" or not obj.traceable:
+        why = "--method fd" if method == "fd" else f"{obj.label}: {obj.why_untraceable}"
+        raise InputError(
+            f"--devices {parallel.local_devices}: sharding needs exact JAX derivatives, "
+            f"but {why}; use --devices 1"
+        )
+    from hesscli.curvature.sharded import ShardedCurvature, check_mean
+
+    curvature = ShardedCurvature(obj, parallel)
+    check_mean(curvature)
+    notes = list(curvature.notes)
+    if curvature.samples is not None and curvature.padded_samples != curvature.samples:
+        pad = curvature.padded_samples - curvature.samples
+        notes.append(
+            f"data: {curvature.samples} samples over {parallel.devices} devices, padded to "
+            f"{curvature.padded_samples} ({pad} masked out of the mean)"
+        )
+    return curvature, tuple(notes)
+
+
+def meta(
+    seed: int, dtype: str, *, parallel: Parallel | None = None, **options: Any
+) -> dict[str, Any]:
+    """The ``meta`` block every JSON document carries (for reproducing a CI log).
+
+    ``parallel`` records how many devices and processes took part (one of each
+    when not given).
+    """
     import jax
     import numpy
 
@@ -50,6 +131,7 @@ def meta(seed: int, dtype: str, **options: Any) -> dict[str, Any]:
         "seed": seed,
         "argv": sys.argv[1:],
         "options": options,
+        "parallel": (parallel or Parallel()).as_dict(),
     }
 
 

@@ -107,7 +107,7 @@ def step_lines(a: Analysis) -> list[Text]:
     return lines
 
 
-def numbers_table(a: Analysis) -> Table:
+def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Table:
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="dim")
     t.add_column()
@@ -129,6 +129,8 @@ def numbers_table(a: Analysis) -> Table:
         t.add_row("symmetry error", f"{num(sp.symmetry_error)}  (‖H−Hᵀ‖/‖H‖ before symmetrizing)")
     if a.gradient_top:
         t.add_row("gradient lives in", ", ".join(f"{n} ({num(w, 3)})" for n, w in a.gradient_top[:3]))
+    for label, text in rows or []:
+        t.add_row(label, text)
     return t
 
 
@@ -145,14 +147,18 @@ def escape_table(a: Analysis) -> Table | None:
     return t
 
 
-def render_analysis(a: Analysis, console: Console, notes: list[str] | None = None) -> None:
+def render_analysis(
+    a: Analysis, console: Console, notes: list[str] | None = None,
+    rows: list[tuple[str, str]] | None = None,
+) -> None:
+    """The report; ``rows`` are extra (label, text) rows for the numbers table."""
     style = KIND_STYLE.get(a.classification, "bold")
     console.print(Panel(Text(headline(a)), title=a.classification.replace("_", " "),
                         title_align="left", border_style=style.split()[-1]))
     for line in step_lines(a):
         console.print(line)
     console.print()
-    console.print(numbers_table(a))
+    console.print(numbers_table(a, rows))
     table = escape_table(a)
     if table is not None:
         console.print()
@@ -161,8 +167,14 @@ def render_analysis(a: Analysis, console: Console, notes: list[str] | None = Non
         console.print(Text(f"note: {note}", style="dim"))
 
 
-def analysis_document(a: Analysis, meta: dict[str, Any], with_direction: bool) -> dict[str, Any]:
-    """The ``hesscli.analyze/1`` JSON document (field names are a contract)."""
+def analysis_document(
+    a: Analysis, meta: dict[str, Any], with_direction: bool,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``hesscli.analyze/1`` JSON document (field names are a contract).
+
+    ``extra`` fields (e.g. ``devices``, ``processes``) go in before ``meta``.
+    """
     doc: dict[str, Any] = {
         "schema": "hesscli.analyze/1",
         "objective": a.objective,
@@ -202,5 +214,6 @@ def analysis_document(a: Analysis, meta: dict[str, Any], with_direction: bool) -
         }
         if with_direction:
             doc["escape"]["direction"] = e.direction
+    doc.update(extra or {})
     doc["meta"] = meta
     return doc

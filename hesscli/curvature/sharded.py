@@ -150,6 +150,14 @@ class ShardedCurvature(ExactCurvature):
         jnp = jax.numpy
         if parallel.mesh is None:
             raise ValueError("ShardedCurvature needs a mesh (Parallel.mesh)")
+        file = objective.file
+        label = file.path.name
+        data, loss = file.data, file.loss
+        if (data is None or loss is None) and not hasattr(file.module, "param_sharding"):
+            raise InputError(
+                f"--devices {parallel.local_devices}: {label} defines neither data and loss "
+                "nor param_sharding, so there is nothing to shard; use --devices 1"
+            )
         self.objective = objective
         self.parallel = parallel
         self.n = objective.n
@@ -159,8 +167,6 @@ class ShardedCurvature(ExactCurvature):
         P = jax.sharding.PartitionSpec
         rep = named(mesh, P())
         by_batch = named(mesh, P(AXIS))
-        label = objective.file.path.name
-        file = objective.file
 
         self.leaf_shardings = leaf_shardings(objective, mesh)
         blocks = self.leaf_shardings is not None and self.n % parallel.devices == 0
@@ -182,7 +188,6 @@ class ShardedCurvature(ExactCurvature):
                       for leaf, s in zip(leaves, self.leaf_shardings, strict=True)]
             return jax.tree_util.tree_unflatten(objective.treedef, leaves)
 
-        data, loss = file.data, file.loss
         if data is not None and loss is not None:
             arrays, data_def, samples = batch_of(data, label)
             padded = padded_size(samples, parallel.devices)
@@ -207,18 +212,13 @@ class ShardedCurvature(ExactCurvature):
                 per_sample = jax.vmap(one)(batch)
                 return jnp.sum(jnp.where(mask, per_sample, 0.0)) / samples
 
-        elif self.leaf_shardings is not None:
+        else:  # param_sharding alone: the file's objective with sharded parameters
             operands, operand_shardings = (), ()
             self.samples = self.padded_samples = None
 
             def f(ops: Any, x: Any) -> Any:
                 return file.fn(params_of(x))
 
-        else:
-            raise InputError(
-                f"--devices {parallel.devices}: {label} defines neither data and loss nor "
-                "param_sharding, so there is nothing to shard; use --devices 1"
-            )
         self.operands = operands
         vec = self.vector_sharding
         ops_in = (operand_shardings, vec)
@@ -257,7 +257,8 @@ class ShardedCurvature(ExactCurvature):
         return float(to_host(value)), to_host(grad)
 
     def gradient(self, x: np.ndarray) -> np.ndarray:
-        return to_host(self.grad_fn(self._x(x)))
+        # the value-and-gradient program serves both (one compile fewer; same cost to run)
+        return self.value_and_gradient(x)[1]
 
     def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         return to_host(self.hvp_fn(self._x(x), self._x(v)))
@@ -279,7 +280,7 @@ def check_mean(curvature: ShardedCurvature) -> None:
     """Raise InputError unless the file's objective is the mean of ``loss`` over ``data``.
 
     Compares objective(x) and its gradient, computed by the single-device
-    path (eagerly, as the file defines it), with the sharded masked mean at the
+    path (one jitted program, as the file defines it), with the sharded masked mean at the
     bound point. Relative tolerance √ε: summation order differs, nothing else
     may. Catches objectives that add a regularizer, sum instead of average, or
     use a loss that is not a per-sample mean (batch statistics).
@@ -289,7 +290,8 @@ def check_mean(curvature: ShardedCurvature) -> None:
     if curvature.samples is None:
         return
     x = obj.x
-    ref_value, ref_grad = jax.value_and_grad(obj.flat_fn)(jax.numpy.asarray(x))
+    reference = jax.jit(jax.value_and_grad(obj.flat_fn))  # the single-device path
+    ref_value, ref_grad = reference(np.asarray(x, dtype=obj.dtype))
     ref_value, ref_grad = float(ref_value), np.asarray(ref_grad, dtype=np.float64)
     value, grad = curvature.value_and_gradient(x)
     rtol = math.sqrt(eps(obj.dtype))

@@ -1,0 +1,211 @@
+"""The sharded curvature backend (``--devices``) and the multi-process options.
+
+The numbers need several devices, and XLA_FLAGS must be set before JAX starts,
+so one subprocess (``tests/sharded_worker.py``, 4 host devices) computes every
+comparison and prints JSON; the tests here assert on it. The reference is the
+single-device exact backend: sharding changes the summation order and nothing
+else, so agreement to 1e-12 (relative, float64) is the bar. Option parsing and
+the process-0-only output run in-process with one device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from hesscli import devices
+from hesscli.errors import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+TOL = 1e-12
+SCHEMA = json.loads((ROOT / "hesscli" / "schemas" / "parallel.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def four() -> dict:
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "sharded_worker.py")],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def test_worker_sees_four_devices(four):
+    assert four["device_count"] == 4
+
+
+@pytest.mark.parametrize("case", ["uneven_4", "uneven_3", "param_sharding"])
+def test_value_gradient_hvp_match_single_device(four, case):
+    res = four[case]
+    for key in ("value", "gradient", "hvp"):
+        assert res[key] <= TOL, (case, key, res[key])
+
+
+def test_uneven_batch_is_padded_and_masked_not_truncated(four):
+    # 10 samples: 4 devices hold 3 each (12, two masked); 3 devices hold 4 each
+    assert four["uneven_4"]["samples"] == 10 and four["uneven_4"]["padded"] == 12
+    assert four["uneven_4"]["data_shards"] == [3]
+    assert four["uneven_3"]["padded"] == 12 and four["uneven_3"]["data_shards"] == [4]
+
+
+def test_xla_inserts_the_all_reduce(four):
+    # the HVP of a data-parallel mean is one all-reduce of the n-vector
+    assert four["hvp_all_reduces"] >= 1
+
+
+def test_hvp_fn_works_inside_other_compiled_code(four):
+    assert four["outer_jit_closed"] <= TOL
+    assert four["outer_jit_argument"] <= TOL
+
+
+def test_param_sharding_shards_vectors_and_leaves(four):
+    res = four["param_sharding"]
+    assert res["lambda_min"] <= TOL and res["lambda_max"] <= TOL
+    assert res["vector_spec"] == "P('devices',)"
+    assert res["hvp_shards"] == [res["n"] // 4]  # each device holds a quarter of Hv
+    assert sorted(res["leaf_specs"]) == sorted(
+        ["P()", "P('devices', None)", "P('devices',)", "P(None, 'devices')"]
+    )
+
+
+def test_objective_that_is_not_the_mean_of_loss_is_refused(four):
+    res = four["not_a_mean"]
+    assert res["exit_code"] == 2
+    assert res["stderr"].startswith("error: not_a_mean.py: the objective is not the mean of loss")
+    assert res["stderr"].count("\n") == 1
+
+
+def test_cli_devices_all_matches_devices_1(four):
+    one, all_ = four["cli"]["1"], four["cli"]["all"]
+    assert one["exit_code"] == 0, one["stderr"]
+    assert all_["exit_code"] == 0, all_["stderr"]
+    a, b = one["doc"], all_["doc"]
+    assert a["classification"] == b["classification"]
+    assert a["inertia"] == b["inertia"]
+    lam_a, lam_b = np.array(a["eigenvalues"]), np.array(b["eigenvalues"])
+    scale = np.max(np.abs(lam_a))
+    assert abs(lam_a[0] - lam_b[0]) <= TOL * scale
+    assert abs(lam_a[-1] - lam_b[-1]) <= TOL * scale
+    assert np.max(np.abs(lam_a - lam_b)) <= 1e-11 * scale  # every eigenvalue
+    assert abs(a["value"] - b["value"]) <= TOL * abs(a["value"])
+    assert (a["devices"], a["processes"]) == (1, 1)
+    assert (b["devices"], b["processes"]) == (4, 1)
+    assert b["meta"]["parallel"]["mesh_axis"] == "devices"
+    assert any("padded to 12" in note for note in b["notes"])
+    jsonschema.validate(a, SCHEMA)
+    jsonschema.validate(b, SCHEMA)
+
+
+# --- in-process: options, errors, process-0-only output (one device) -----------------
+
+
+@pytest.mark.parametrize("text, want", [("1", 1), ("4", 4), ("all", None), (" ALL ", None)])
+def test_parse_devices(text, want):
+    assert devices.parse_devices(text) == want
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "two", "1.5"])
+def test_parse_devices_rejects(text):
+    with pytest.raises(InputError, match="expected a positive integer or 'all'"):
+        devices.parse_devices(text)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("host0:1234", None, 0), "missing --num-processes"),
+    (("host0", 2, 0), "expected host:port"),
+    (("host0:99999", 2, 0), "expected host:port"),
+    (("host0:1234", 2, 2), "expected 0 ≤ id < --num-processes"),
+    (("host0:1234", 0, 0), "--num-processes 0"),
+])
+def test_check_distributed_rejects(args, message):
+    with pytest.raises(InputError, match=message):
+        devices.check_distributed(*args)
+
+
+def test_cli_refuses_more_devices_than_available(hess):
+    res = hess("analyze", "mlp", "-p", "width=2", "--devices", "2")
+    assert res.exit_code == 2, res.output
+    assert "--devices 2: only 1 cpu device is available" in res.stderr
+    assert "xla_force_host_platform_device_count=2" in res.stderr
+
+
+def test_cli_bad_devices_value(hess):
+    res = hess("analyze", "mlp", "--devices", "many")
+    assert res.exit_code == 2, res.output
+    assert res.stderr == "error: --devices 'many': expected a positive integer or 'all'\n"
+
+
+def test_cli_incomplete_process_options(hess):
+    res = hess("analyze", "saddle", "--at", "zeros", "--coordinator", "localhost:1234")
+    assert res.exit_code == 2, res.output
+    assert "missing --num-processes, --process-id" in res.stderr
+
+
+def test_cli_table_and_json_report_devices(hess):
+    res = hess("analyze", "saddle", "--at", "zeros")
+    assert res.exit_code == 0, res.output
+    assert "1 cpu device, 1 process" in res.stdout
+    res = hess("analyze", "saddle", "--at", "zeros", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    assert (doc["devices"], doc["processes"]) == (1, 1)
+    assert doc["meta"]["parallel"]["mesh_axis"] is None
+    jsonschema.validate(doc, SCHEMA)
+
+
+@pytest.fixture
+def fake_cluster(monkeypatch):
+    """A 'multi-process' start whose jax.distributed.initialize only records its call."""
+    calls: list[dict] = []
+    monkeypatch.setattr(devices, "_started", {})
+    jax = devices.jax_module()
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+    return calls
+
+
+def test_process_options_from_environment_reach_jax_distributed(hess, fake_cluster,
+                                                                monkeypatch):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:12355")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "1")
+    monkeypatch.setenv("JAX_PROCESS_ID", "0")
+    res = hess("analyze", "saddle", "--at", "zeros", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert fake_cluster == [{"coordinator_address": "127.0.0.1:12355", "num_processes": 1,
+                             "process_id": 0}]
+    assert res.json()["processes"] == 1  # the one process that took part
+
+
+def test_only_process_0_prints_and_writes(hess, fake_cluster, monkeypatch, tmp_path):
+    monkeypatch.setattr(devices, "is_primary", lambda: False)
+    out = tmp_path / "escape.npz"
+    res = hess("analyze", "saddle", "--at", "zeros", "--format", "json",
+               "--coordinator", "127.0.0.1:12355", "--num-processes", "2",
+               "--process-id", "1", "--save-escape", out)
+    assert res.exit_code == 0, res.output
+    assert fake_cluster[0]["process_id"] == 1
+    assert res.stdout == ""
+    assert not out.exists()
+    monkeypatch.setattr(devices, "is_primary", lambda: True)
+    res = hess("analyze", "saddle", "--at", "zeros", "--save-escape", out)
+    assert res.exit_code == 0, res.output
+    assert "saddle point" in res.stdout
+    assert out.exists()
+
+
+def test_devices_on_an_objective_without_data_is_refused(monkeypatch):
+    from hesscli.cli.session import load, sharded_curvature
+
+    obj = load("saddle", "zeros", (), seed=0, dtype="float64", method="auto")
+    parallel = devices.Parallel(devices=2, local_devices=2, mesh=object())
+    with pytest.raises(InputError, match="defines neither data and loss nor param_sharding"):
+        sharded_curvature(obj, "auto", parallel)

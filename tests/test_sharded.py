@@ -209,3 +209,61 @@ def test_devices_on_an_objective_without_data_is_refused(monkeypatch):
     parallel = devices.Parallel(devices=2, local_devices=2, mesh=object())
     with pytest.raises(InputError, match="defines neither data and loss nor param_sharding"):
         sharded_curvature(obj, "auto", parallel)
+
+
+# --- two real processes on localhost (jax.distributed over loopback, Gloo collectives) ----
+
+LEAST_SQUARES = '''
+import jax.numpy as jnp, numpy as np
+rng = np.random.default_rng(3)
+X = rng.standard_normal((10, 3))
+y = rng.standard_normal(10)
+data = (jnp.asarray(X), jnp.asarray(y))
+def loss(w, batch):
+    return jnp.mean((batch[0] @ w - batch[1]) ** 2)
+def objective(w):
+    return loss(w, data)
+x0 = np.zeros(3)
+'''
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_two_processes_on_localhost(tmp_path):
+    """2 processes × 2 devices: process 0 prints the one JSON document, process 1 nothing.
+
+    The Hessian of the mean squared error is 2XᵀX/N whatever the point.
+    """
+    path = tmp_path / "lsq.py"
+    path.write_text(LEAST_SQUARES)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{free_port()}",
+               JAX_NUM_PROCESSES="2")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hesscli", "analyze", str(path), "--devices", "all",
+             "--format", "json"],
+            env=dict(env, JAX_PROCESS_ID=str(rank)), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        )
+        for rank in (0, 1)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    doc = json.loads(outs[0][0])
+    assert outs[1][0] == ""
+    assert (doc["devices"], doc["processes"]) == (4, 2)
+    assert doc["meta"]["parallel"]["local_devices"] == 2
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 3))
+    want = np.linalg.eigvalsh(2 * X.T @ X / 10)
+    np.testing.assert_allclose(doc["eigenvalues"], want, rtol=1e-12)
+    assert any("padded to 12" in note for note in doc["notes"])
+    jsonschema.validate(doc, SCHEMA)

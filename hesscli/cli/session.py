@@ -37,8 +37,26 @@ def start(
     from hesscli.devices import parse_devices, start_processes
 
     wanted = parse_devices(devices)
-    start_processes(coordinator, num_processes, process_id)
+    if start_processes(coordinator, num_processes, process_id):
+        if jax_module().process_count() > 1:
+            native_stdout_to_stderr()
     return wanted
+
+
+def native_stdout_to_stderr() -> None:
+    """Send what native libraries write to file descriptor 1 to stderr instead.
+
+    The CPU collectives (Gloo) print connection messages straight to fd 1,
+    which would break "exactly one JSON document on stdout". Python's
+    ``sys.stdout`` keeps the real stdout (a duplicate of the old fd 1).
+    """
+    import os
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(saved, "w", encoding=sys.stdout.encoding or "utf-8",
+                           errors=sys.stdout.errors or "strict", buffering=1)
 
 
 def primary() -> bool:

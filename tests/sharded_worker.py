@@ -108,6 +108,16 @@ def main() -> None:
     results["uneven_4"], sh10, ref10 = compare(obj10, four, dense=False)
     results["uneven_3"], _, _ = compare(obj10, three, dense=False, ref=ref10, check=False)
 
+    # a minibatch (5 samples on 4 devices) against loss on it, single device
+    X, Y = (np.asarray(a) for a in obj10.file.data)
+    batch = (X[2:7], Y[2:7])
+    want_v, want_g = jax.value_and_grad(lambda p: obj10.file.loss(p, batch))(
+        obj10.unravel(obj10.x))
+    got_v, got_g = sh10.batch_value_and_gradient(obj10.x, batch)
+    flat_g = np.concatenate([np.ravel(g) for g in jax.tree_util.tree_leaves(want_g)])
+    results["minibatch"] = {"value": abs(got_v - float(want_v)) / abs(float(want_v)),
+                            "gradient": max_rel(got_g, flat_g)}
+
     # hvp_fn inside other compiled code: closed over, and passed as an argument
     x = obj10.x
     v = np.random.default_rng(1).standard_normal(obj10.n)

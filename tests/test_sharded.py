@@ -51,6 +51,11 @@ def test_value_gradient_hvp_match_single_device(four, case):
         assert res[key] <= TOL, (case, key, res[key])
 
 
+def test_minibatch_value_and_gradient(four):
+    assert four["minibatch"]["value"] <= TOL
+    assert four["minibatch"]["gradient"] <= TOL
+
+
 def test_uneven_batch_is_padded_and_masked_not_truncated(four):
     # 10 samples: 4 devices hold 3 each (12, two masked); 3 devices hold 4 each
     assert four["uneven_4"]["samples"] == 10 and four["uneven_4"]["padded"] == 12

@@ -189,18 +189,10 @@ class ShardedCurvature(ExactCurvature):
             return jax.tree_util.tree_unflatten(objective.treedef, leaves)
 
         if data is not None and loss is not None:
-            arrays, data_def, samples = batch_of(data, label)
-            padded = padded_size(samples, parallel.devices)
-            widths = padded - samples
-            arrays = [np.concatenate([a, np.repeat(a[-1:], widths, axis=0)]) if widths else a
-                      for a in arrays]
-            mask = np.arange(padded) < samples
-            batch = jax.tree_util.tree_unflatten(
-                data_def, [put_global(a, by_batch) for a in arrays]
-            )
-            operands: Any = (batch, put_global(mask, by_batch))
+            operands, samples = self.shard_batch(data, label)
             operand_shardings: Any = (by_batch, by_batch)
-            self.samples, self.padded_samples = samples, padded
+            self.samples = samples
+            self.padded_samples = padded_size(samples, parallel.devices)
 
             def f(ops: Any, x: Any) -> Any:
                 batch, mask = ops
@@ -210,7 +202,7 @@ class ShardedCurvature(ExactCurvature):
                     return loss(params, jax.tree_util.tree_map(lambda a: a[None], sample))
 
                 per_sample = jax.vmap(one)(batch)
-                return jnp.sum(jnp.where(mask, per_sample, 0.0)) / samples
+                return jnp.sum(jnp.where(mask, per_sample, 0.0)) / jnp.sum(mask)
 
         else:  # param_sharding alone: the file's objective with sharded parameters
             operands, operand_shardings = (), ()
@@ -245,6 +237,34 @@ class ShardedCurvature(ExactCurvature):
         self.grad_fn = partial(self._grad, operands)
         self.hvp_fn = partial(self._hvp, operands)
         self.hessian_fn = partial(self._hessian, operands)
+
+    def shard_batch(self, batch: Any, label: str = "batch") -> tuple[Any, int]:
+        """(batch, mask) as global arrays split over the mesh, and the true sample count.
+
+        The batch axis is padded to a multiple of the device count with copies
+        of the last sample, which the mask (False there) keeps out of the mean.
+        """
+        jax = jax_module()
+        named = jax.sharding.NamedSharding(self.parallel.mesh, jax.sharding.PartitionSpec(AXIS))
+        arrays, treedef, samples = batch_of(batch, label)
+        widths = padded_size(samples, self.parallel.devices) - samples
+        arrays = [np.concatenate([a, np.repeat(a[-1:], widths, axis=0)]) if widths else a
+                  for a in arrays]
+        mask = np.arange(samples + widths) < samples
+        tree = jax.tree_util.tree_unflatten(treedef, [put_global(a, named) for a in arrays])
+        return (tree, put_global(mask, named)), samples
+
+    def batch_value_and_gradient(self, x: np.ndarray, batch: Any) -> tuple[float, np.ndarray]:
+        """Mean loss over ``batch`` (a minibatch of ``data``) and its gradient, sharded.
+
+        For minibatch steps: the batch is split over the devices like ``data``
+        (padded and masked); one compiled program per padded batch size.
+        """
+        if self.samples is None:
+            raise InputError(f"{self.objective.file.path.name} defines no data and loss")
+        ops, _ = self.shard_batch(batch)
+        value, grad = self._value_and_grad(ops, self._x(x))
+        return float(to_host(value)), to_host(grad)
 
     def _x(self, x: Any) -> Any:
         return put_global(np.asarray(x, dtype=self.dtype).reshape(-1), self.vector_sharding)

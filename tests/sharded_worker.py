@@ -138,6 +138,26 @@ def main() -> None:
         res["vector_spec"] = str(shp.vector_sharding.spec)
         res["hvp_shards"] = sorted({s.data.shape[0] for s in out.addressable_shards})
         res["leaf_specs"] = [str(s.spec) for s in shp.leaf_shardings]
+        # a Krylov basis built by an outer compiled loop inherits the vectors' sharding
+        jnp = jax.numpy
+        rows = 4
+
+        @jax.jit
+        def krylov(x, basis):
+            def step(j, b):
+                w = shp.hvp_fn(x, b[j])
+                return b.at[j + 1].set(w / jnp.linalg.norm(w))
+            return jax.lax.fori_loop(0, rows - 1, step, basis)
+
+        start = jnp.zeros((rows, objp.n)).at[0].set(jnp.ones(objp.n) / np.sqrt(objp.n))
+        basis = krylov(jnp.asarray(objp.x), start)
+        res["basis_shards"] = sorted({tuple(s.data.shape) for s in basis.addressable_shards})
+        dense = np.asarray(shp.hessian(objp.x).matrix)
+        want = [np.ones(objp.n) / np.sqrt(objp.n)]
+        for _ in range(rows - 1):
+            w = dense @ want[-1]
+            want.append(w / np.linalg.norm(w))
+        res["basis"] = max_rel(np.asarray(basis), np.array(want))
         results["param_sharding"] = res
 
         bad = Path(tmp) / "not_a_mean.py"

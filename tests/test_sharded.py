@@ -78,6 +78,9 @@ def test_param_sharding_shards_vectors_and_leaves(four):
     assert res["lambda_min"] <= TOL and res["lambda_max"] <= TOL
     assert res["vector_spec"] == "P('devices',)"
     assert res["hvp_shards"] == [res["n"] // 4]  # each device holds a quarter of Hv
+    # a (4, n) basis built by another compiled loop: each device holds (4, n/4)
+    assert res["basis_shards"] == [[4, res["n"] // 4]]
+    assert res["basis"] <= 1e-10  # three normalized power steps against the dense H
     assert sorted(res["leaf_specs"]) == sorted(
         ["P()", "P('devices', None)", "P('devices',)", "P(None, 'devices')"]
     )

@@ -27,10 +27,16 @@ re-layout from flat blocks to leaf shardings costs an all-to-all-sized
 exchange per HVP, the dense Hessian (n × n) is replicated, and numbers handed
 back to NumPy are gathered to the host.
 
-``hvp_fn`` is a :class:`jax.tree_util.Partial` over the jitted kernel whose
-leaves are the sharded data: called eagerly or passed as an argument into
-other compiled code, the data stay sharded; closed over by another ``jit`` it
-still works, but JAX then embeds the data in that program as a constant.
+``hvp_fn`` (and ``f``, ``value_fn``, ``grad_fn``...) is a
+:class:`jax.tree_util.Partial` over the jitted, sharding-annotated kernel whose
+leaves are the sharded data. Called eagerly, or passed as an argument into
+other compiled code, the data stay sharded. Closed over by another ``jit``
+(Lanczos, Hutchinson) it still works and the work is still partitioned (the
+kernel's shardings propagate: a Krylov basis built from parameter-sharded
+vectors comes out sharded along n), but JAX then embeds the data in that
+program as a constant, replicated: pass the Partial as an argument to avoid it.
+``f`` is the jitted value program, so ``jax.linearize(jax.grad(f), x)`` keeps
+the shardings too.
 """
 
 from __future__ import annotations
@@ -231,7 +237,7 @@ class ShardedCurvature(ExactCurvature):
         self._grad = jax.jit(jax.grad(f, argnums=1), in_shardings=ops_in, out_shardings=vec)
         self._hvp = jax.jit(hvp, in_shardings=(operand_shardings, vec, vec), out_shardings=vec)
         self._hessian = jax.jit(hessian, in_shardings=ops_in, out_shardings=rep)
-        self.f = partial(f, operands)
+        self.f = partial(self._value, operands)  # jitted: keeps the shardings under grad
         self.value_fn = partial(self._value, operands)
         self.value_and_grad_fn = partial(self._value_and_grad, operands)
         self.grad_fn = partial(self._grad, operands)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,12 @@ def compare(obj, parallel, dense: bool = True, ref=None, check: bool = True) -> 
             {s.data.shape[0] for s in sh.operands[0][0].addressable_shards}
         )
     if dense:
+        # the dense Hessian from sharded HVPs against the basis (the hessian()
+        # program itself is exercised by the CLI comparison below)
         lam_ref = np.linalg.eigvalsh(ref.hessian(x).matrix)
-        lam = np.linalg.eigvalsh(sh.hessian(x).matrix)
+        columns = np.array([sh.hvp(x, e) for e in np.eye(obj.n)])
+        out["symmetry"] = float(np.max(np.abs(columns - columns.T)) / np.max(np.abs(columns)))
+        lam = np.linalg.eigvalsh(0.5 * (columns + columns.T))
         scale = float(np.max(np.abs(lam_ref)))
         out["lambda_min"] = abs(lam[0] - lam_ref[0]) / scale
         out["lambda_max"] = abs(lam[-1] - lam_ref[-1]) / scale
@@ -99,14 +104,24 @@ def main() -> None:
     from hesscli.cli.session import load
     from hesscli.devices import select
 
-    results: dict = {"device_count": jax.device_count()}
+    results: dict = {"device_count": jax.device_count(), "seconds": {}}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        results["seconds"][name] = round(now - clock[0], 2)
+        clock[0] = now
+
     four = select(None)
     three = select(3)
 
     obj10 = load("mlp", None, ("width=4", "samples=10"), seed=0, dtype="float64",
                  method="auto")
+    lap("load")
     results["uneven_4"], sh10, ref10 = compare(obj10, four, dense=False)
+    lap("uneven_4")
     results["uneven_3"], _, _ = compare(obj10, three, dense=False, ref=ref10, check=False)
+    lap("uneven_3")
 
     # a minibatch (5 samples on 4 devices) against loss on it, single device
     X, Y = (np.asarray(a) for a in obj10.file.data)
@@ -118,6 +133,7 @@ def main() -> None:
     results["minibatch"] = {"value": abs(got_v - float(want_v)) / abs(float(want_v)),
                             "gradient": max_rel(got_g, flat_g)}
 
+    lap("minibatch")
     # hvp_fn inside other compiled code: closed over, and passed as an argument
     x = obj10.x
     v = np.random.default_rng(1).standard_normal(obj10.n)
@@ -129,11 +145,12 @@ def main() -> None:
     hlo = sh10._hvp.lower(sh10.operands, sh10._x(x), sh10._x(v)).compile().as_text()
     results["hvp_all_reduces"] = hlo.count("all-reduce(") + hlo.count("all-reduce-start(")
 
+    lap("outer_jit")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "psharded.py"
         path.write_text(PARAM_SHARDED)
         objp = load(str(path), None, (), seed=0, dtype="float64", method="auto")
-        res, shp, _ = compare(objp, four)
+        res, shp, refp = compare(objp, four)
         out = shp.hvp_fn(shp._x(objp.x), shp._x(np.ones(objp.n)))
         res["vector_spec"] = str(shp.vector_sharding.spec)
         res["hvp_shards"] = sorted({s.data.shape[0] for s in out.addressable_shards})
@@ -152,19 +169,21 @@ def main() -> None:
         start = jnp.zeros((rows, objp.n)).at[0].set(jnp.ones(objp.n) / np.sqrt(objp.n))
         basis = krylov(jnp.asarray(objp.x), start)
         res["basis_shards"] = sorted({tuple(s.data.shape) for s in basis.addressable_shards})
-        dense = np.asarray(shp.hessian(objp.x).matrix)
+        dense = np.asarray(refp.hessian(objp.x).matrix)
         want = [np.ones(objp.n) / np.sqrt(objp.n)]
         for _ in range(rows - 1):
             w = dense @ want[-1]
             want.append(w / np.linalg.norm(w))
         res["basis"] = max_rel(np.asarray(basis), np.array(want))
         results["param_sharding"] = res
+        lap("param_sharding")
 
         bad = Path(tmp) / "not_a_mean.py"
         bad.write_text(NOT_A_MEAN)
         runner = CliRunner()
         r = runner.invoke(cli, ["analyze", str(bad), "--devices", "all"])
         results["not_a_mean"] = {"exit_code": r.exit_code, "stderr": r.stderr}
+        lap("not_a_mean")
 
         docs = {}
         for devices in ("1", "all"):
@@ -173,6 +192,7 @@ def main() -> None:
             docs[devices] = {"exit_code": r.exit_code, "stderr": r.stderr,
                              "doc": json.loads(r.stdout) if r.exit_code == 0 else None}
         results["cli"] = docs
+        lap("cli")
     json.dump(results, sys.stdout)
 
 

@@ -76,6 +76,7 @@ def test_hvp_fn_works_inside_other_compiled_code(four):
 def test_param_sharding_shards_vectors_and_leaves(four):
     res = four["param_sharding"]
     assert res["lambda_min"] <= TOL and res["lambda_max"] <= TOL
+    assert res["symmetry"] <= TOL  # exact HVPs: H built from them is symmetric to rounding
     assert res["vector_spec"] == "P('devices',)"
     assert res["hvp_shards"] == [res["n"] // 4]  # each device holds a quarter of Hv
     # a (4, n) basis built by another compiled loop: each device holds (4, n/4)

@@ -10,12 +10,13 @@ LAPACK's symmetric solver but eigenvectors only for the two ends it reports on
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
 
-from hesscli.curvature.base import Curvature, ensure_finite
+from hesscli.curvature.base import Curvature, Kinks, ensure_finite
 from hesscli.layout import Layout
 
 
@@ -36,6 +37,8 @@ class Spectrum:
     residuals: np.ndarray | None = None  # per eigenvalue, when known
     path: str = "dense"  # "dense" | "matrix-free"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    kinks: Kinks | None = None  # finite differences found the objective not smooth here
+    evaluations: int = 0  # function/gradient evaluations spent (finite differences)
 
     @property
     def lambda_min(self) -> float:
@@ -52,7 +55,10 @@ def dense_spectrum(
     """All eigenvalues of the dense Hessian at ``x``, eigenvectors of both ends."""
     hess = curvature.hessian(x)
     ensure_finite(hess.matrix, "Hessian", layout)
-    return spectrum_of_matrix(hess.matrix, hess.symmetry_error, hess.error)
+    spectrum = spectrum_of_matrix(hess.matrix, hess.symmetry_error, hess.error)
+    if hess.kinks is None and not hess.evaluations:
+        return spectrum
+    return dataclasses.replace(spectrum, kinks=hess.kinks, evaluations=hess.evaluations)
 
 
 def spectrum_of_matrix(

@@ -231,3 +231,18 @@ def _kinks(
         slope_jump=jump,
         disagreement=float(np.max(ratio_)),
     ), error
+
+
+def value_directional(f: Values, x: np.ndarray, v: np.ndarray, plan: Ladder) -> Estimate:
+    """The directional derivative ``∇f·v`` by central differences of values along ``v``."""
+    start = f.count
+    rungs, rho = [], []
+    for rel in plan.relative_steps():
+        t = direction_step(x, v, rel)
+        if t == 0:
+            return Estimate(np.zeros(()), np.zeros(()), 0)
+        vals = f(np.stack([x + t * v, x - t * v]))
+        rungs.append(np.asarray((vals[0] - vals[1]) / (2 * t)))
+        rho.append(np.asarray(ROUND_VALUES * eps(f.dtype) * np.max(np.abs(vals)) / t))
+    out = combine(np.array(rungs), np.array(rho), plan)
+    return Estimate(out.estimate, out.error, f.count - start)

@@ -114,6 +114,8 @@ def value_hessian(f: Values, x: np.ndarray, plan: Ladder, fx: float | None = Non
     start = f.count
     if fx is None:
         fx = f.one(x)
+    else:
+        start -= 1  # f(x) was evaluated by the caller; it is part of the stencil
     rungs, rho, steps = [], [], []
     for k, rel in enumerate(plan.relative_steps()):
         h = coordinate_steps(x, rel)

@@ -152,3 +152,12 @@ def test_no_kink_just_off_the_margin(write):
     hess = finite_diff.curvature(obj).hessian(obj.x)
     assert hess.kinks is None
     np.testing.assert_allclose(hess.matrix, 0.2 * np.eye(3), atol=1e-6)
+
+
+def test_high_survives_far_steps_outside_the_domain(write):
+    # math.log raises for x ≤ 0: the far rungs (up to ~2.5) fail and are not selected
+    source = "import math\n\ndef objective(x):\n    return math.log(x[0]) + x[1] ** 2\n"
+    obj = bound(write, "log_np.py", source, at="0.5,0")
+    hess = finite_diff.curvature(obj, "high").hessian(obj.x)
+    np.testing.assert_allclose(hess.matrix, np.diag([-4.0, 2.0]), atol=1e-8)
+    assert np.isfinite(hess.error) and hess.kinks is None

@@ -37,7 +37,9 @@ class Values:
             jax = jax_module()
             self._fn = jax.jit(jax.vmap(objective.flat_fn))
 
-    def __call__(self, points: np.ndarray) -> np.ndarray:
+    def __call__(self, points: np.ndarray, *, strict: bool = True) -> np.ndarray:
+        """f at each row. ``strict=False`` (far extrapolation steps): a point where
+        the user's function raises gives NaN instead of an error."""
         points = np.atleast_2d(np.asarray(points, dtype=self.dtype))
         m = points.shape[0]
         self.count += m
@@ -48,7 +50,12 @@ class Values:
         out = np.empty(m)
         with np.errstate(all="ignore"):
             for i in range(m):
-                out[i] = self._one(points[i])
+                try:
+                    out[i] = self._one(points[i])
+                except ObjectiveError:
+                    if strict:
+                        raise
+                    out[i] = np.nan
         return out
 
     def one(self, x: np.ndarray) -> float:

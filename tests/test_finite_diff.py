@@ -22,11 +22,11 @@ from hesscli.curvature import finite_diff
 from hesscli.curvature.steps import coordinate_steps, ladder, representable
 from hesscli.objective import load_file
 from tests.fd_helpers import (
+    JAX_HINGE,
     JAX_SMOOTH,
     NUMPY_ABS,
     NUMPY_HINGE,
     NUMPY_ROSENBROCK,
-    JAX_HINGE,
     rosenbrock_hessian,
     smooth_hessian,
     smooth_value,

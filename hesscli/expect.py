@@ -186,6 +186,9 @@ def expectations(
     :class:`InputError` naming the closest field. A key the schema declares
     but this document lacks (``escape`` at a minimum) fails the expectation.
     """
+    from hesscli.render.jsonout import jsonable
+
+    document = jsonable(document)  # the document exactly as --format json prints it
     if schema is None:
         schema = load_schema(document.get("schema"))
     known = paths(document)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import expect_option, objective_options
 
 
 @click.command("analyze")
@@ -23,10 +23,11 @@ from hesscli.cli.options import objective_options
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+@expect_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, lr: float, gtol: float | None, tol: float | None,
-    escape_step: float, save_escape: Path | None,
+    escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -57,18 +58,23 @@ def command(
         from hesscli.points import write_point
 
         write_point(save_escape, obj.unravel(result.escape.direction))
+    from hesscli.expect import expectations
+    from hesscli.render.analyze_view import analysis_document
+
+    doc = analysis_document(
+        result,
+        meta(seed, dtype, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
+             params=list(params), escape_step=escape_step),
+        with_direction=obj.n <= 1000,
+    )
+    pending = expectations(expects, doc)
     if fmt == "json":
-        from hesscli.render.analyze_view import analysis_document
         from hesscli.render.jsonout import dump
 
-        dump(analysis_document(
-            result,
-            meta(seed, dtype, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
-                 params=list(params), escape_step=escape_step),
-            with_direction=obj.n <= 1000,
-        ))
-        return
-    from hesscli.render.analyze_view import render_analysis
-    from hesscli.render.console import stdout_console
+        dump(doc)
+    else:
+        from hesscli.render.analyze_view import render_analysis
+        from hesscli.render.console import stdout_console
 
-    render_analysis(result, stdout_console())
+        render_analysis(result, stdout_console())
+    pending.enforce()

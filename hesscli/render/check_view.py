@@ -18,7 +18,7 @@ def measured_text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (int, float)):
-        return num(float(value)) if isinstance(value, float) else str(value)
+        return num(float(value), 6) if isinstance(value, float) else str(value)
     return str(value)
 
 

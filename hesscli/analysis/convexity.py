@@ -207,19 +207,37 @@ class Convexity:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+_BATCHED: dict[Any, tuple[Any, Any]] = {}  # (file id, structure) -> (file, compiled fn)
+
+
 def batch_values(objective: Objective) -> Callable[[np.ndarray], np.ndarray]:
-    """``points (m, n) -> f`` per row: jitted ``vmap`` in batches, or a loop for NumPy code."""
+    """``points (m, n) -> f`` per row: jitted ``vmap``, or a loop for NumPy code.
+
+    Batches are padded to :data:`BATCH` rows so one compiled shape serves every
+    call, and the compiled function is cached per objective file and structure
+    (repeated tests of one objective, as in ``check``, compile once).
+    """
     if not objective.traceable:
         def loop(points: np.ndarray) -> np.ndarray:
             return np.array([float(objective.flat_fn(p.copy())) for p in points])
 
         return loop
-    jax = jax_module()
-    fn = jax.jit(jax.vmap(objective.flat_fn))
+    key = (id(objective.file), objective.treedef, objective.layout, objective.dtype)
+    if key not in _BATCHED or _BATCHED[key][0] is not objective.file:
+        if len(_BATCHED) >= 8:
+            _BATCHED.pop(next(iter(_BATCHED)))
+        jax = jax_module()
+        _BATCHED[key] = (objective.file, jax.jit(jax.vmap(objective.flat_fn)))
+    fn = _BATCHED[key][1]
 
     def batched(points: np.ndarray) -> np.ndarray:
-        out = [np.asarray(fn(points[i : i + BATCH]), dtype=np.float64)
-               for i in range(0, points.shape[0], BATCH)]
+        out = []
+        for i in range(0, points.shape[0], BATCH):
+            chunk = points[i : i + BATCH]
+            m = chunk.shape[0]
+            if m < BATCH:
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], BATCH - m, axis=0)])
+            out.append(np.asarray(fn(chunk), dtype=np.float64)[:m])
         return np.concatenate(out) if out else np.zeros(0)
 
     return batched

@@ -202,7 +202,7 @@ def expectations(
             if plain not in declared and plain not in known:
                 raise InputError(
                     f"--expect {text!r}: no field {exp.key!r} in the "
-                    f"{document.get('schema', 'JSON')} document{closest(plain, known)}"
+                    f"{document.get('schema', 'JSON')} document{closest(plain, known, n=1)}"
                 )
             outcomes.append(Outcome(exp, None, passed=False, present=False))
             continue

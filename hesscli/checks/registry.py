@@ -91,7 +91,7 @@ def mapping(value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
     for key in value:
         if key not in allowed:
             raise InputError(
-                f"{path}: unknown key {key!r}{closest(str(key), list(allowed))}; "
+                f"{path}: unknown key {key!r}{closest(str(key), list(allowed), n=1)}; "
                 f"allowed: {', '.join(allowed)}"
             )
     return value

@@ -20,8 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, short help shown by `hesscli --help` without importing it)
     "problems": ("hesscli.cli.problems_cmd", "List built-in problems and their parameters."),
     "analyze": ("hesscli.cli.analyze_cmd", "Gradient, Hessian spectrum, verdict, step, escape."),
-    "convexity": ("hesscli.cli.convexity_cmd", "Sampled convexity test over a region, with a witness."),
-    "check": ("hesscli.cli.check_cmd", "Run the expectations of a checks.yaml spec (exit 1 on failure)."),
+    "convexity": ("hesscli.cli.convexity_cmd", "Sampled convexity test with a witness."),
+    "check": ("hesscli.cli.check_cmd", "Expectations from a checks.yaml for CI (exit 1 on fail)."),
 }
 
 

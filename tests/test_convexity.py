@@ -305,3 +305,19 @@ def test_cli_expect(hess):
     unknown = hess("convexity", "rosenbrock", "--box", "-2,2", "--expect", "verdit=not_convex")
     assert unknown.exit_code == 2 and "did you mean 'verdict'" in unknown.stderr
     assert unknown.stdout == ""
+
+
+def test_cli_numpy_objective_uses_values(hess, write):
+    """An untraceable (NumPy) objective still gets the midpoint test, evaluated one by one."""
+    path = write("np_obj.py", "import numpy as np\n"
+                 "def objective(x):\n    return float(np.sum(x**2) - 2 * np.abs(x).sum())\n"
+                 "x0 = np.zeros(3)\n")
+    res = hess("convexity", path, "--box", "-1,1", "--samples", "60", "--hessian-points", "2",
+               "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["verdict"] == "not_convex" and doc["witness"]["kind"] == "midpoint"
+    w = doc["witness"]
+    f = lambda p: float(np.sum(np.square(p)) - 2 * np.abs(p).sum())  # noqa: E731
+    assert f(w["midpoint"]) - 0.5 * (f(w["x"]) + f(w["y"])) > w["tolerance"]

@@ -26,7 +26,7 @@ def region_text(c: Convexity) -> str:
     return f"ball of radius {num(r.radius)} around ({point_text(r.center)})"
 
 
-def point_text(x: np.ndarray | None, layout: Layout | None = None) -> str:
+def point_text(x: np.ndarray | None) -> str:
     if x is None:
         return "—"
     shown = ", ".join(num(float(v), 6) for v in x[:SHOW])
@@ -80,10 +80,12 @@ def render_convexity(c: Convexity, layout: Layout, console: Console) -> None:
     t.add_row("seed", str(c.seed))
     console.print(t)
     for note in c.notes:
+        if note == h.skipped:
+            continue  # already in the table
         console.print(Text(f"note: {note}", style="dim"))
 
 
-def witness_document(w: Witness | None, layout: Layout | None, with_points: bool) -> Any:
+def witness_document(w: Witness | None, with_points: bool) -> Any:
     if w is None:
         return None
     doc: dict[str, Any] = {"kind": w.kind, "tolerance": w.tolerance}
@@ -135,7 +137,7 @@ def convexity_document(c: Convexity, meta: dict[str, Any], with_points: bool) ->
             "smallest_eigenvalue": h.smallest_eigenvalue, "tolerance": h.tolerance,
             "skipped": h.skipped,
         },
-        "witness": witness_document(c.witness, None, with_points),
+        "witness": witness_document(c.witness, with_points),
         "notes": list(c.notes),
         "meta": meta,
     }

@@ -321,3 +321,24 @@ def test_cli_numpy_objective_uses_values(hess, write):
     w = doc["witness"]
     f = lambda p: float(np.sum(np.square(p)) - 2 * np.abs(p).sum())  # noqa: E731
     assert f(w["midpoint"]) - 0.5 * (f(w["x"]) + f(w["y"])) > w["tolerance"]
+
+
+def test_spectrum_fn_plugs_in_and_lifts_the_dense_limit(monkeypatch):
+    """A matrix-free spectrum can replace the dense one (and the dense size limit)."""
+    import hesscli.analysis.convexity as cx
+    from hesscli.analysis.spectrum import spectrum_of_matrix
+
+    obj, curv = bound("saddle", {"n": "3"})
+    monkeypatch.setattr(cx, "DENSE_LIMIT", 2)
+    skipped = convexity(obj, curv, box([(-0.5, 0.5)], 3), pairs=0, hessian_points=2, seed=0)
+    assert skipped.hessian.skipped and "dense limit" in skipped.hessian.skipped
+    calls = []
+
+    def analytic(c, x, layout):
+        calls.append(x)
+        return spectrum_of_matrix(np.diag([1.0, 1.0, 3 * x[2] ** 2 - 1]))
+
+    res = convexity(obj, curv, box([(-0.5, 0.5)], 3), pairs=0, hessian_points=2, seed=0,
+                    spectrum_fn=analytic)
+    assert len(calls) == 2 and res.verdict == NOT_CONVEX
+    assert res.witness.top_parameters[0][0] == "x[2]"

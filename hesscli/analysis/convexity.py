@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.analysis.spectrum import dense_spectrum
+from hesscli.analysis.spectrum import Spectrum, dense_spectrum
 from hesscli.analysis.verdicts import eigen_tolerance
 from hesscli.bind import Objective
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
-from hesscli.layout import top_entries
+from hesscli.layout import Layout, top_entries
 
 DENSE_LIMIT = 2000  # n above which the dense eigenvalue test is skipped (n² memory, n HVPs)
 RTOL_FACTOR = 256.0  # rtol = RTOL_FACTOR · ε (see the module docstring)
@@ -109,6 +109,7 @@ class Ball:
 
 
 Region = Box | Ball
+SpectrumFn = Callable[[Curvature, np.ndarray, Layout], Spectrum]
 
 
 def box(bounds: list[tuple[float, float]], n: int) -> Box:
@@ -282,9 +283,16 @@ def midpoint_test(
 def hessian_test(
     objective: Objective, curvature: Curvature | None, region: Region, points: int,
     rng: np.random.Generator, *, skipped: str | None = None,
+    spectrum_fn: SpectrumFn | None = None,
 ) -> HessianTest:
-    """The smallest eigenvalue of the dense Hessian at ``points`` random points."""
-    if skipped is None and points > 0 and objective.n > DENSE_LIMIT:
+    """The smallest eigenvalue of the Hessian at ``points`` random points.
+
+    ``spectrum_fn(curvature, x, layout) -> Spectrum`` computes it; the default is
+    the dense spectrum, skipped above :data:`DENSE_LIMIT` parameters. A matrix-free
+    one (Lanczos on HVPs, whose residuals go into ``Spectrum.error`` and so into
+    the tolerance) lifts the limit.
+    """
+    if skipped is None and points > 0 and spectrum_fn is None and objective.n > DENSE_LIMIT:
         skipped = (
             f"n = {objective.n} is above the dense limit {DENSE_LIMIT}: the eigenvalue test "
             "is skipped (the midpoint test still ran)"
@@ -300,7 +308,7 @@ def hessian_test(
     smallest: tuple[float, float] | None = None
     for p in samples:
         p = p.astype(np.float64)
-        spectrum = dense_spectrum(curvature, p, layout)  # type: ignore[arg-type]
+        spectrum = (spectrum_fn or dense_spectrum)(curvature, p, layout)  # type: ignore[arg-type]
         lam = spectrum.eigenvalues
         tol = eigen_tolerance(float(np.max(np.abs(lam))), objective.n, objective.dtype,
                               spectrum.error)
@@ -334,6 +342,7 @@ def convexity(
     rtol: float | None = None,
     atol: float = 0.0,
     hessian_skipped: str | None = None,
+    spectrum_fn: SpectrumFn | None = None,
     notes: tuple[str, ...] = (),
 ) -> Convexity:
     """Sampled convexity test of ``objective`` over ``region`` (see the module docstring).
@@ -351,7 +360,7 @@ def convexity(
     rng_mid, rng_hess = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     mid = midpoint_test(objective, region, pairs, rng_mid, rtol=rtol, atol=atol)
     hess = hessian_test(objective, curvature, region, hessian_points, rng_hess,
-                        skipped=hessian_skipped)
+                        skipped=hessian_skipped, spectrum_fn=spectrum_fn)
     witness = mid.witness or hess.witness
     verdict = NOT_CONVEX if witness is not None else NO_VIOLATION
     if witness is None:

@@ -128,7 +128,8 @@ def numbers_table(a: Analysis) -> Table:
     if sp.symmetry_error:
         t.add_row("symmetry error", f"{num(sp.symmetry_error)}  (‖H−Hᵀ‖/‖H‖ before symmetrizing)")
     if a.gradient_top:
-        t.add_row("gradient lives in", ", ".join(f"{n} ({num(w, 3)})" for n, w in a.gradient_top[:3]))
+        top = ", ".join(f"{name} ({num(w, 3)})" for name, w in a.gradient_top[:3])
+        t.add_row("gradient lives in", top)
     return t
 
 

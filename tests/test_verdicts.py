@@ -81,3 +81,19 @@ def test_fix_sign_is_deterministic():
     v = np.array([0.1, -0.9, 0.3])
     np.testing.assert_array_equal(fix_sign(v), fix_sign(-v))
     assert fix_sign(v)[1] > 0
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 40])
+def test_end_vectors_match_full_eigh(n):
+    from hesscli.analysis.spectrum import eigvals_and_end_vectors
+
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((n, n))
+    a = a + a.T
+    lam, vmin, vmax = eigvals_and_end_vectors(a)
+    w = np.linalg.eigvalsh(a)
+    np.testing.assert_allclose(lam, w, atol=1e-12 * max(1, np.abs(w).max()))
+    # eigenpair residuals at rounding level, unit norm
+    for v, mu in [(vmin, w[0]), (vmax, w[-1])]:
+        assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-12)
+        assert np.linalg.norm(a @ v - mu * v) < 1e-11 * max(1, np.abs(w).max())

@@ -137,13 +137,29 @@ def escape_table(a: Analysis) -> Table | None:
     e = a.escape
     if e is None:
         return None
-    t = Table(title=f"Escape direction (eigenvector of λmin = {num(e.eigenvalue)})",
-              title_justify="left")
+    t = Table(box=None, pad_edge=False)
     t.add_column("parameter")
     t.add_column("weight", justify="right")
     for name, weight in e.top_parameters:
         t.add_row(name, num(weight, 3))
     return t
+
+
+def escape_summary(a: Analysis) -> Text | None:
+    e = a.escape
+    if e is None:
+        return None
+    text = Text(f"Escape direction: the eigenvector of λmin = {num(e.eigenvalue)} (unit norm). ",
+                style="bold")
+    text.append(
+        f"f(x + {num(e.distance)}·v) − f(x) = {num(e.actual_change)}, "
+        f"f(x − {num(e.distance)}·v) − f(x) = {num(e.actual_change_opposite)}.",
+        style="",
+    )
+    if len(e.leaf_shares) > 1:
+        shares = ", ".join(f"{leaf} {100 * s:.0f}%" for leaf, s in e.leaf_shares if s >= 0.005)
+        text.append(f"\nBy parameter group (share of ‖v‖²): {shares}.", style="")
+    return text
 
 
 def render_analysis(a: Analysis, console: Console, notes: list[str] | None = None) -> None:
@@ -155,8 +171,10 @@ def render_analysis(a: Analysis, console: Console, notes: list[str] | None = Non
     console.print()
     console.print(numbers_table(a))
     table = escape_table(a)
-    if table is not None:
+    summary = escape_summary(a)
+    if table is not None and summary is not None:
         console.print()
+        console.print(summary)
         console.print(table)
     for note in list(a.notes) + list(notes or []):
         console.print(Text(f"note: {note}", style="dim"))

@@ -219,12 +219,9 @@ def load_schema(name: Any) -> dict[str, Any] | None:
     """The packaged JSON Schema of a document named ``hesscli.<command>/<version>``."""
     if not isinstance(name, str) or not name.startswith("hesscli."):
         return None
-    command = name.split(".", 1)[1].split("/", 1)[0]
-    from importlib import resources
+    from hesscli.schemas import load_schema as packaged
 
     try:
-        text = resources.files("hesscli.schemas").joinpath(f"{command}.schema.json").read_text()
-    except (FileNotFoundError, ModuleNotFoundError, OSError):
+        return packaged(name.split(".", 1)[1].split("/", 1)[0])
+    except (FileNotFoundError, OSError, ValueError):
         return None
-    loaded = json.loads(text)
-    return loaded if isinstance(loaded, dict) else None

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from hesscli.schemas import load_schema
+
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads(resources.files("hesscli.schemas").joinpath("check.schema.json").read_text())
+SCHEMA = load_schema("check")
 
 PASSING = """
 checks:

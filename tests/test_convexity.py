@@ -3,9 +3,6 @@ caught with a witness that re-evaluates (independently) to a real violation."""
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-
 import jsonschema
 import numpy as np
 import pytest
@@ -21,10 +18,9 @@ from hesscli.analysis.convexity import (
 from hesscli.bind import bind
 from hesscli.curvature.exact import ExactCurvature
 from hesscli.objective import load_file
+from hesscli.schemas import load_schema
 
-SCHEMA = json.loads(
-    resources.files("hesscli.schemas").joinpath("convexity.schema.json").read_text()
-)
+SCHEMA = load_schema("convexity")
 
 LOGSUMEXP = """
 import jax.numpy as jnp

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 
 from hesscli.errors import CheckFailed, InputError
 from hesscli.expect import expectations, parse
+from hesscli.schemas import load_schema
 
 DOC = {
     "schema": "hesscli.test/1",
@@ -77,8 +79,17 @@ def test_analyze_expect_cli(hess):
                 "classification=local_minimum", "--expect", "stability.stable=true",
                 "--format", "json")
     assert fail.exit_code == 1, fail.output
+    jsonschema.validate(fail.json(), load_schema("analyze"))
     assert fail.json()["classification"] == "local_minimum"  # the report is still printed
     assert "stability.stable=true (measured stability.stable = false)" in fail.stderr
     unknown = hess("analyze", "saddle", "--at", "zeros", "--expect", "clasification=x")
     assert unknown.exit_code == 2
     assert "did you mean 'classification'" in unknown.stderr and unknown.stdout == ""
+
+
+def test_analyze_field_declared_but_absent(hess):
+    """At a minimum there is no escape block: the schema declares it, so the key is valid
+    and the expectation fails (exit 1) instead of being a typo (exit 2)."""
+    res = hess("analyze", "rosenbrock", "--at", "1,1", "--expect", "escape.eigenvalue<0")
+    assert res.exit_code == 1, res.output
+    assert "escape.eigenvalue is absent from this document" in res.stderr

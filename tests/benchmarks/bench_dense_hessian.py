@@ -77,7 +77,7 @@ def bench_hessians() -> list[dict[str, Any]]:
             n = x.size
             grad = jax.jit(jax.grad(f))
             block(grad(x))
-            t_grad = timeit(lambda: block(grad(x)))
+            t_grad = timeit(lambda grad=grad, x=x: block(grad(x)))
             reference = None
             for name, fn in formulations(f, n).items():
                 jitted = jax.jit(fn)
@@ -85,7 +85,7 @@ def bench_hessians() -> list[dict[str, Any]]:
                 if reference is None:
                     reference = np.asarray(H)
                 err = float(np.max(np.abs(np.asarray(H) - reference)))
-                t = timeit(lambda jitted=jitted: block(jitted(x)), repeat=3, min_time=0.0)
+                t = timeit(lambda jitted=jitted, x=x: block(jitted(x)), repeat=3, min_time=0.0)
                 rows.append({
                     "problem": problem, "n": n, "formulation": name, "seconds": t,
                     "ratio_to_gradient": t / t_grad, "memory_bytes": compiled_memory(jitted, x),

@@ -24,10 +24,10 @@ def measured_text(value: Any) -> str:
 
 def render_report(report: Report, console: Console) -> None:
     table = Table(title=f"hesscli check {report.spec}", title_justify="left")
-    table.add_column("check")
+    table.add_column("check", max_width=14)
     table.add_column("expectation", no_wrap=True)
-    table.add_column("expected", overflow="fold", min_width=14)
-    table.add_column("measured", overflow="fold", min_width=14)
+    table.add_column("expected", overflow="fold")
+    table.add_column("measured", overflow="fold")
     table.add_column("result", no_wrap=True)
     for check in report.checks:
         for i, o in enumerate(check.outcomes):

@@ -69,6 +69,9 @@ def read_point_file(path: Path) -> Any:
         raise InputError(f"point file {name!r} does not exist")
     try:
         if suffix == ".npy":
+            with open(path, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise InputError(f"{name}: not a .npy file (corrupt, or another format)")
             try:
                 return _finite(np.load(path, allow_pickle=False), name)
             except ValueError as exc:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import jsonschema
 import pytest
 
-import hesscli
+from hesscli.schemas import load_schema
 from tests.fd_helpers import CUSTOM_RULES, NUMPY_ABS, NUMPY_HINGE
 
-SCHEMA = json.loads(
-    (Path(hesscli.__file__).parent / "schemas" / "gradcheck.schema.json").read_text()
-)
+SCHEMA = load_schema("gradcheck")
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "problems": ("hesscli.cli.problems_cmd", "List built-in problems and their parameters."),
     "analyze": ("hesscli.cli.analyze_cmd", "Gradient, Hessian spectrum, verdict, step, escape."),
     "gradcheck": ("hesscli.cli.gradcheck_cmd", "Exact derivatives vs finite differences."),
+    "convexity": ("hesscli.cli.convexity_cmd", "Sampled convexity test with a witness."),
+    "check": ("hesscli.cli.check_cmd", "Expectations from a checks.yaml for CI (exit 1 on fail)."),
 }
 
 
@@ -34,7 +36,7 @@ class HessGroup(click.Group):
         if name not in COMMANDS:
             return None
         module = importlib.import_module(COMMANDS[name][0])
-        return getattr(module, "command")
+        return module.command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]

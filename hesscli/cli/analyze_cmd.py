@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from hesscli.cli.fd_options import fd_accuracy_option, verify_option
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import expect_option, objective_options
 
 
 @click.command("analyze")
@@ -24,13 +24,14 @@ from hesscli.cli.options import objective_options
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+@expect_option
 @fd_accuracy_option
 @verify_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, lr: float, gtol: float | None, tol: float | None,
-    escape_step: float, save_escape: Path | None, fd_accuracy: str = "normal",
-    verify: bool = False,
+    escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
+    fd_accuracy: str = "normal", verify: bool = False,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -69,17 +70,21 @@ def command(
         from hesscli.points import write_point
 
         write_point(save_escape, obj.unravel(result.escape.direction))
+    from hesscli.expect import expectations
+    from hesscli.render.analyze_view import analysis_document
+
+    doc = analysis_document(
+        result,
+        meta(seed, dtype, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
+             params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
+             verify=verify),
+        with_direction=obj.n <= 1000,
+    )
+    pending = expectations(expects, doc)
     if fmt == "json":
-        from hesscli.render.analyze_view import analysis_document
         from hesscli.render.jsonout import dump
 
-        dump(analysis_document(
-            result,
-            meta(seed, dtype, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
-                 params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
-                 verify=verify),
-            with_direction=obj.n <= 1000,
-        ))
+        dump(doc)
     else:
         from hesscli.render.analyze_view import render_analysis
         from hesscli.render.console import stdout_console
@@ -90,3 +95,4 @@ def command(
 
         raise CheckFailed("--verify: the exact derivatives disagree with finite differences "
                           "(see the report); run 'hesscli gradcheck' for the entries")
+    pending.enforce()

@@ -159,7 +159,8 @@ def numbers_table(a: Analysis) -> Table:
     if sp.symmetry_error:
         t.add_row("symmetry error", f"{num(sp.symmetry_error)}  (‖H−Hᵀ‖/‖H‖ before symmetrizing)")
     if a.gradient_top:
-        t.add_row("gradient lives in", ", ".join(f"{n} ({num(w, 3)})" for n, w in a.gradient_top[:3]))
+        top = ", ".join(f"{name} ({num(w, 3)})" for name, w in a.gradient_top[:3])
+        t.add_row("gradient lives in", top)
     if a.fd is not None:
         t.add_row("finite differences",
                   f"{a.fd.source}, accuracy {a.fd.accuracy}, {a.fd.evaluations} evaluations; "
@@ -187,13 +188,29 @@ def escape_table(a: Analysis) -> Table | None:
     e = a.escape
     if e is None:
         return None
-    t = Table(title=f"Escape direction (eigenvector of λmin = {num(e.eigenvalue)})",
-              title_justify="left")
+    t = Table(box=None, pad_edge=False)
     t.add_column("parameter")
     t.add_column("weight", justify="right")
     for name, weight in e.top_parameters:
         t.add_row(name, num(weight, 3))
     return t
+
+
+def escape_summary(a: Analysis) -> Text | None:
+    e = a.escape
+    if e is None:
+        return None
+    text = Text(f"Escape direction: the eigenvector of λmin = {num(e.eigenvalue)} (unit norm). ",
+                style="bold")
+    text.append(
+        f"f(x + {num(e.distance)}·v) − f(x) = {num(e.actual_change)}, "
+        f"f(x − {num(e.distance)}·v) − f(x) = {num(e.actual_change_opposite)}.",
+        style="",
+    )
+    if len(e.leaf_shares) > 1:
+        shares = ", ".join(f"{leaf} {100 * s:.0f}%" for leaf, s in e.leaf_shares if s >= 0.005)
+        text.append(f"\nBy parameter group (share of ‖v‖²): {shares}.", style="")
+    return text
 
 
 def render_analysis(a: Analysis, console: Console, notes: list[str] | None = None) -> None:
@@ -205,8 +222,10 @@ def render_analysis(a: Analysis, console: Console, notes: list[str] | None = Non
     console.print()
     console.print(numbers_table(a))
     table = escape_table(a)
-    if table is not None:
+    summary = escape_summary(a)
+    if table is not None and summary is not None:
         console.print()
+        console.print(summary)
         console.print(table)
     for note in list(a.notes) + list(notes or []):
         console.print(Text(f"note: {note}", style="dim"))

@@ -89,9 +89,12 @@ class Gradients:
 
 
 def _chunked(fn: Any, points: np.ndarray, chunk: int) -> np.ndarray:
-    """Apply a vmapped ``fn`` in padded chunks of ``chunk`` rows (one compilation)."""
+    """Apply a vmapped ``fn`` in chunks of ``chunk`` rows, padded to a power of two.
+
+    Padding bounds the number of distinct shapes (compilations) to ``log₂ chunk``.
+    """
     m = points.shape[0]
-    size = min(chunk, m) if m < chunk else chunk
+    size = chunk if m >= chunk else 1 << max(0, (m - 1).bit_length())
     outs = []
     for start in range(0, m, size):
         block = points[start : start + size]

@@ -44,6 +44,7 @@ KINK_ROUNDING = 10.0  # disagreement allowed, in units of the rounding bounds
 KINK_RELATIVE = 0.01  # ... plus this fraction of max|H|: a smooth function's h² term
 ROUND_VALUES = 2.0  # each f(x) is assumed correct to 2ε|f|
 ROUND_GRADIENTS = 4.0  # each gradient entry to 4ε·max|∇f| (autodiff of a sum)
+PAIR_BLOCK = 1 << 21  # stencil points × n per batch (16 MB of float64)
 
 
 @dataclass(frozen=True)
@@ -91,20 +92,21 @@ def _value_hessian_rung(
     d = np.empty((n, n))
     d[np.diag_indices(n)] = (fp - 2 * fx + fm) / h**2
     iu, ju = np.triu_indices(n, 1)
-    if iu.size:
-        # points x ± (a_i + a_j) for i < j, row by row to bound memory
-        for i in range(n - 1):
-            js = np.arange(i + 1, n)
-            step = np.zeros((js.size, n))
-            step[:, i] = h[i]
-            step[np.arange(js.size), js] = h[js]
-            pv = f(np.concatenate([x + step, x - step]), strict=strict)
-            pp, pm = pv[: js.size], pv[js.size :]
-            if np.isfinite(pv).any():
-                big = max(big, float(np.nanmax(np.abs(pv))))
-            mixed = (pp + pm - fp[i] - fm[i] - fp[js] - fm[js] + 2 * fx) / (2 * h[i] * h[js])
-            d[i, js] = mixed
-            d[js, i] = mixed
+    # points x ± (a_i + a_j) for i < j, in blocks of rows to bound memory
+    block = max(1, PAIR_BLOCK // max(n, 1))
+    for start in range(0, iu.size, block):
+        i, j = iu[start : start + block], ju[start : start + block]
+        step = np.zeros((i.size, n))
+        rows = np.arange(i.size)
+        step[rows, i] = h[i]
+        step[rows, j] = h[j]
+        pv = f(np.concatenate([x + step, x - step]), strict=strict)
+        pp, pm = pv[: i.size], pv[i.size :]
+        if np.isfinite(pv).any():
+            big = max(big, float(np.nanmax(np.abs(pv))))
+        mixed = (pp + pm - fp[i] - fm[i] - fp[j] - fm[j] + 2 * fx) / (2 * h[i] * h[j])
+        d[i, j] = mixed
+        d[j, i] = mixed
     # |coefficients| sum to 4/h² (diagonal) and 8/2hᵢhⱼ (mixed)
     rho = ROUND_VALUES * e * big * 4.0 / np.outer(h, h)
     return d, rho

@@ -163,3 +163,17 @@ def test_verify_on_black_box_is_skipped(hess, smooth_np):
     v = res.json()["verify"]
     assert v["performed"] is False and v["passed"] is None
     assert "black box" in v["why"]
+
+
+def test_black_box_minimum_is_a_minimum(hess, write):
+    from tests.fd_helpers import NUMPY_ROSENBROCK
+
+    path = write("rosen_np.py", NUMPY_ROSENBROCK)
+    res = hess("analyze", str(path), "--at", "1,1,1,1", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    validate_analyze(doc)
+    assert doc["classification"] == "local_minimum"
+    # gtol is widened by the FD gradient's own error estimate, which is reported
+    assert 0 < doc["fd"]["gradient_error"] < 1e-8
+    assert doc["gradient_tolerance"] >= doc["fd"]["gradient_error"]

@@ -48,6 +48,7 @@ class FDInfo:
     evaluations: int  # function (or gradient) evaluations
     hessian_error: float  # ‖E‖_F estimate, added to the eigenvalue tolerance
     why: str
+    gradient_error: float = 0.0  # ‖error‖ of a finite-difference gradient, added to gtol
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,10 @@ def analyze(
         scale, objective.n, objective.dtype, spectrum.error
     )
     gtol_used = gtol if gtol is not None else gradient_tolerance(value, objective.dtype)
+    grad_error = getattr(curvature, "last_gradient_error", None)
+    grad_error = float(np.linalg.norm(grad_error)) if grad_error is not None else 0.0
+    if gtol is None:
+        gtol_used += grad_error  # a finite-difference gradient is only known to ± its error
     kind = classify(gnorm, gtol_used, lam, tol_used)
     nonsmooth = _nonsmooth(spectrum, layout)
     critical = gnorm <= gtol_used
@@ -168,7 +173,7 @@ def analyze(
         notes=notes + spectrum.notes,
         smooth=nonsmooth is None,
         nonsmooth=nonsmooth,
-        fd=_fd_info(curvature, spectrum, fd_why),
+        fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
     )
 
@@ -187,7 +192,9 @@ def _nonsmooth(spectrum: Spectrum, layout: Layout) -> NonSmooth | None:
     )
 
 
-def _fd_info(curvature: Curvature, spectrum: Spectrum, why: str | None) -> FDInfo | None:
+def _fd_info(
+    curvature: Curvature, spectrum: Spectrum, why: str | None, gradient_error: float
+) -> FDInfo | None:
     if curvature.method != "fd":
         return None
     return FDInfo(
@@ -196,4 +203,5 @@ def _fd_info(curvature: Curvature, spectrum: Spectrum, why: str | None) -> FDInf
         evaluations=int(getattr(curvature, "evaluations", spectrum.evaluations)),
         hessian_error=spectrum.error,
         why=why or "--method fd",
+        gradient_error=gradient_error,
     )

@@ -132,7 +132,7 @@ def analyze(
         kind = "degenerate" if critical else "not_critical"
 
     step = None
-    if gnorm > 0:
+    if gnorm > grad_error:  # an FD gradient inside its error band is no direction
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
         after = curvature.value(x - lr * grad)
@@ -155,7 +155,7 @@ def analyze(
         value=value,
         gradient_norm=gnorm,
         gtol=gtol_used,
-        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > 0 else (),
+        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > grad_error else (),
         spectrum=spectrum,
         tolerance=tol_used,
         inertia=inertia(lam, tol_used),

@@ -165,7 +165,8 @@ def numbers_table(a: Analysis) -> Table:
         t.add_row("finite differences",
                   f"{a.fd.source}, accuracy {a.fd.accuracy}, {a.fd.evaluations} evaluations; "
                   f"Hessian error ≤ {num(a.fd.hessian_error)} (added to tol)")
-        t.add_row("why fd", a.fd.why)
+        if a.fd.why == "--method fd":  # otherwise a note below says why
+            t.add_row("why fd", a.fd.why)
     if not a.smooth and a.nonsmooth is not None:
         t.add_row("not smooth in", ", ".join(
             f"{n} (slope jump {num(j, 3)})" for n, j in

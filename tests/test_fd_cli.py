@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jsonschema
 import numpy as np
 import pytest
@@ -178,3 +180,15 @@ def test_black_box_minimum_is_a_minimum(hess, write):
     # truncation h²·|f‴|/6 with h = ε^(1/3) ≈ 6e-6 and f‴ = 2400 is 1.5e-8 per entry
     assert 0 < doc["fd"]["gradient_error"] < 1e-7
     assert doc["gradient_tolerance"] >= doc["fd"]["gradient_error"]
+
+
+def test_examples_black_box_and_custom_rule(hess):
+    root = Path(__file__).resolve().parent.parent / "examples"
+    res = hess("analyze", str(root / "black_box.py"), "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    assert doc["method"] == "fd" and doc["classification"] == "not_critical"
+    wrong = hess("gradcheck", str(root / "custom_rule.py"), "-p", "factor=2")
+    assert wrong.exit_code == 1, wrong.output
+    right = hess("gradcheck", str(root / "custom_rule.py"))
+    assert right.exit_code == 0, right.output

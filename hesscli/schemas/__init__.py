@@ -1,0 +1,1 @@
+"""JSON Schemas of the documents hesscli prints (``<command>.schema.json``)."""

@@ -76,11 +76,6 @@ def command(
     curvature, notes = curvature_for(obj, method)
     result = landscape(obj, curvature, lr=lr, radius=radius, plane=chosen, points=points,
                        grid=grid_size, notes=notes)
-    if plot is not None:
-        from hesscli.render.plot_landscape import plot_landscape
-
-        plot_landscape(result, plot)
-        click.echo(f"wrote {plot}", err=True)
     if fmt == "json":
         from hesscli.render.jsonout import dump
         from hesscli.render.landscape_view import landscape_document
@@ -91,8 +86,13 @@ def command(
                  grid=grid_size, at=at, params=list(params)),
             with_direction=obj.n <= 1000,
         ))
-        return
-    from hesscli.render.console import stdout_console
-    from hesscli.render.landscape_view import render_landscape
+    else:
+        from hesscli.render.console import stdout_console
+        from hesscli.render.landscape_view import render_landscape
 
-    render_landscape(result, stdout_console())
+        render_landscape(result, stdout_console())
+    if plot is not None:
+        from hesscli.render.plot_landscape import plot_landscape
+
+        plot_landscape(result, plot)
+        click.echo(f"wrote {plot}", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 
 import numpy as np
@@ -226,6 +227,9 @@ def test_plots_png_and_svg(hess, tmp_path):
     assert abs(width - FIGSIZE[0] * DPI) <= 0.1 * FIGSIZE[0] * DPI
     assert abs(height - FIGSIZE[1] * DPI) <= 0.1 * FIGSIZE[1] * DPI
     assert image[..., :3].std() > 0.05  # not a blank canvas
+    umask = os.umask(0)
+    os.umask(umask)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     svg = tmp_path / "saddle.svg"
     res = hess("landscape", "saddle", "--at", "zeros", "--points", "31", "--grid", "15",
                "--plot", svg)

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "problems": ("hesscli.cli.problems_cmd", "List built-in problems and their parameters."),
     "analyze": ("hesscli.cli.analyze_cmd", "Gradient, Hessian spectrum, verdict, step, escape."),
     "landscape": ("hesscli.cli.landscape_cmd",
-                  "Slices and a contour of f around a point, with the quadratic model."),
+                  "Slices of f around a point with the quadratic model overlaid."),
 }
 
 

@@ -77,15 +77,17 @@ def plot_landscape(ls: Landscape, path: Path | str) -> None:
         if escape is not None and ls.lambda_min < 0 and ls.step is None:
             end = (escape.lowest_t * float(escape.direction @ g.u),
                    escape.lowest_t * float(escape.direction @ g.w))
-            ax.annotate("escape", xy=end, xytext=(0, 0), color="C3",
+            ax.annotate("", xy=end, xytext=(0, 0),
                         arrowprops={"arrowstyle": "-|>", "color": "C3", "lw": 2})
+            ax.annotate("escape", xy=end, xytext=(6, 0), textcoords="offset points",
+                        color="C3", va="center")
         ax.set_xlim(g.a[0], g.a[-1])
         ax.set_ylim(g.b[0], g.b[-1])
-        ax.set_aspect("equal")
+        ax.set_aspect("equal", anchor="C")
         ax.set_xlabel(f"a along {g.labels[0]}")
         ax.set_ylabel(f"b along {g.labels[1]}")
-        ax.set_title("f (filled, black) and the quadratic model (white dashed); "
-                     "arrows: the gradient step, or the escape at a saddle", fontsize=9)
+        ax.set_title("f (filled, black lines) and the quadratic model (white dashed)",
+                     fontsize=9)
     else:
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no plane (n = 1)", ha="center", va="center")

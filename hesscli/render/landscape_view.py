@@ -178,9 +178,9 @@ def headline(ls: Landscape) -> str:
                 f"both sides (model ½λt² < 0), lowest {num(s.lowest_value)} at "
                 f"t = {num(s.lowest_t)}: the escape direction. Along λmax's it rises.")
     if a.classification == "local_minimum":
-        return (f"Local minimum: f rises along every slice; λmax/λmin = "
-                f"{num(ls.lambda_max / ls.lambda_min)} says how much narrower the valley is "
-                "along λmax's eigenvector than along λmin's.")
+        return (f"Local minimum: f rises along every slice, ½λt² near x: for the same step "
+                f"{num(ls.lambda_max / ls.lambda_min)}× faster along λmax's eigenvector than "
+                "along λmin's (the condition number).")
     return (f"{a.classification.replace('_', ' ').capitalize()}: compare f (*) with its "
             "quadratic model (·) along each slice.")
 

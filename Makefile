@@ -26,7 +26,7 @@ bench: $(STAMP)
 
 # Regenerate the tour's outputs (README.md and docs/tour.md) and its images in docs/.
 docs: $(STAMP)
-	$(BIN)/python tools/tour.py $(wildcard README.md) docs/tour.md
+	$(BIN)/python tools/tour.py $(wildcard README.md docs/tour.md)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hesscli tests problems

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("hesscli.cli.analyze_cmd", "Gradient, Hessian spectrum, verdict, step, escape."),
     "convexity": ("hesscli.cli.convexity_cmd", "Sampled convexity test with a witness."),
     "check": ("hesscli.cli.check_cmd", "Expectations from a checks.yaml for CI (exit 1 on fail)."),
+    "landscape": ("hesscli.cli.landscape_cmd",
+                  "Slices of f around a point with the quadratic model overlaid."),
 }
 
 

@@ -24,6 +24,10 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m tests.benchmarks $(BENCH)
 
+# Regenerate the tour's outputs (README.md and docs/tour.md) and its images in docs/.
+docs: $(STAMP)
+	$(BIN)/python tools/tour.py $(wildcard README.md docs/tour.md)
+
 lint: $(STAMP)
 	$(BIN)/ruff check hesscli tests problems
 

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gradcheck": ("hesscli.cli.gradcheck_cmd", "Exact derivatives vs finite differences."),
     "convexity": ("hesscli.cli.convexity_cmd", "Sampled convexity test with a witness."),
     "check": ("hesscli.cli.check_cmd", "Expectations from a checks.yaml for CI (exit 1 on fail)."),
+    "landscape": ("hesscli.cli.landscape_cmd",
+                  "Slices of f around a point with the quadratic model overlaid."),
 }
 
 

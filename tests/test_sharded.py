@@ -26,6 +26,7 @@ from hesscli.errors import InputError
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 1e-12
 SCHEMA = json.loads((ROOT / "hesscli" / "schemas" / "parallel.schema.json").read_text())
+ANALYZE = json.loads((ROOT / "hesscli" / "schemas" / "analyze.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +112,9 @@ def test_cli_devices_all_matches_devices_1(four):
     assert (b["devices"], b["processes"]) == (4, 1)
     assert b["meta"]["parallel"]["mesh_axis"] == "devices"
     assert any("padded to 12" in note for note in b["notes"])
-    jsonschema.validate(a, SCHEMA)
-    jsonschema.validate(b, SCHEMA)
+    for doc in (a, b):
+        jsonschema.validate(doc, SCHEMA)
+        jsonschema.validate(doc, ANALYZE)
 
 
 # --- in-process: options, errors, process-0-only output (one device) -----------------
@@ -170,6 +172,7 @@ def test_cli_table_and_json_report_devices(hess):
     assert (doc["devices"], doc["processes"]) == (1, 1)
     assert doc["meta"]["parallel"]["mesh_axis"] is None
     jsonschema.validate(doc, SCHEMA)
+    jsonschema.validate(doc, ANALYZE)
 
 
 @pytest.fixture

@@ -72,10 +72,11 @@ def parallel_of(curvature: Any) -> Parallel:
 
 
 def curvature_for(
-    obj: Objective, method: str, devices: int | None = 1
+    obj: Objective, method: str, accuracy: str = "normal", *, devices: int | None = 1
 ) -> tuple[Any, tuple[str, ...]]:
     """The backend that ``--method``, ``--devices`` and the objective call for, with notes.
 
+    ``accuracy`` is ``--fd-accuracy`` (used by the finite-difference backends).
     More than one device (or process) selects the sharded exact backend
     (:mod:`hesscli.curvature.sharded`), which needs a JAX-traceable objective
     and checks that the file's objective is the mean of its loss over its data.
@@ -90,12 +91,20 @@ def curvature_for(
         from hesscli.curvature import finite_diff
 
         notes = () if obj.traceable else (
-            f"method fd: {obj.why_untraceable}; derivatives come from finite differences",
+            f"method fd: {obj.why_untraceable}; derivatives come from finite differences "
+            "of function values",
         )
-        return finite_diff.curvature(obj), notes
+        return finite_diff.curvature(obj, accuracy), notes
     from hesscli.curvature.exact import ExactCurvature
 
     return ExactCurvature(obj), ()
+
+
+def fd_reason(obj: Objective, method: str) -> str | None:
+    """Why finite differences are used (None when they are not)."""
+    if not obj.traceable:
+        return obj.why_untraceable
+    return "--method fd" if method == "fd" else None
 
 
 def multi_process() -> bool:

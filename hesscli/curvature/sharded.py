@@ -48,7 +48,7 @@ import numpy as np
 
 from hesscli.bind import Objective
 from hesscli.curvature.base import DenseHessian, symmetrize
-from hesscli.curvature.exact import DEFAULT_CHUNK, ExactCurvature, dense_from_hvp, hvp_function
+from hesscli.curvature.exact import DEFAULT_CHUNK, ExactCurvature, dense_from_hvp
 from hesscli.devices import AXIS, Parallel
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
@@ -222,7 +222,7 @@ class ShardedCurvature(ExactCurvature):
         ops_in = (operand_shardings, vec)
         dt = jnp.dtype(self.dtype)
         example = jax.ShapeDtypeStruct((self.n,), dt)
-        _, self.hvp_mode = hvp_function(lambda x: f(operands, x), example)
+        self.hvp_mode = hvp_mode(f, operands, example)
 
         def hvp(ops: Any, x: Any, v: Any) -> Any:
             return _hvp(lambda y: f(ops, y), x, v, self.hvp_mode)
@@ -292,6 +292,28 @@ class ShardedCurvature(ExactCurvature):
     def hessian(self, x: np.ndarray) -> DenseHessian:
         sym, asym = symmetrize(to_host(self.hessian_fn(self._x(x))))
         return DenseHessian(sym, symmetry_error=asym)
+
+
+def hvp_mode(f: Any, operands: Any, example: Any) -> str:
+    """Forward-over-reverse unless ``f`` refuses forward mode (``custom_vjp``).
+
+    Like :func:`hesscli.curvature.exact.hvp_function`, by lowering the HVP,
+    but with the operands abstract: a global array spanning other processes'
+    devices may not be closed over.
+    """
+    jax = jax_module()
+    abstract = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), operands
+    )
+
+    def fwd(ops: Any, x: Any, v: Any) -> Any:
+        return _hvp(lambda y: f(ops, y), x, v, "forward-over-reverse")
+
+    try:
+        jax.jit(fwd).lower(abstract, example, example)
+        return "forward-over-reverse"
+    except TypeError:
+        return "reverse-over-reverse"
 
 
 def _hvp(f: Any, x: Any, v: Any, mode: str) -> Any:

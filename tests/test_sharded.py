@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -162,10 +163,18 @@ def test_cli_incomplete_process_options(hess):
     assert "missing --num-processes, --process-id" in res.stderr
 
 
-def test_cli_table_and_json_report_devices(hess):
+def test_cli_table_and_json_report_devices(hess, monkeypatch):
     res = hess("analyze", "saddle", "--at", "zeros")
     assert res.exit_code == 0, res.output
-    assert "1 cpu device, 1 process" in res.stdout
+    assert "devices" not in res.stdout  # the single-device report is unchanged
+    from hesscli.cli import session
+
+    several = devices.Parallel(devices=8, processes=2, local_devices=4, mesh=object())
+    monkeypatch.setattr(session, "parallel_of", lambda curvature: several)
+    res = hess("analyze", "saddle", "--at", "zeros")
+    assert res.exit_code == 0, res.output
+    assert re.search(r"\ndevices +8 cpu devices, 2 processes", res.stdout), res.stdout
+    monkeypatch.undo()
     res = hess("analyze", "saddle", "--at", "zeros", "--format", "json")
     assert res.exit_code == 0, res.output
     doc = res.json()

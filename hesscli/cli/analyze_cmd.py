@@ -107,7 +107,8 @@ def command(
         from hesscli.render.analyze_view import render_analysis
         from hesscli.render.console import stdout_console
 
-        render_analysis(result, stdout_console(), rows=[("devices", parallel.describe())])
+        rows = [("devices", parallel.describe())] if parallel.sharded else []
+        render_analysis(result, stdout_console(), rows=rows)
     if verification is not None and verification.passed is False:
         from hesscli.errors import CheckFailed
 

@@ -196,19 +196,19 @@ class ShardedCurvature(ExactCurvature):
 
         if data is not None and loss is not None:
             operands, samples = self.shard_batch(data, label)
-            operand_shardings: Any = (by_batch, by_batch)
+            operand_shardings: Any = (by_batch, by_batch, rep)
             self.samples = samples
             self.padded_samples = padded_size(samples, parallel.devices)
 
             def f(ops: Any, x: Any) -> Any:
-                batch, mask = ops
+                batch, mask, count = ops
                 params = params_of(x)
 
                 def one(sample: Any) -> Any:
                     return loss(params, jax.tree_util.tree_map(lambda a: a[None], sample))
 
                 per_sample = jax.vmap(one)(batch)
-                return jnp.sum(jnp.where(mask, per_sample, 0.0)) / jnp.sum(mask)
+                return jnp.sum(jnp.where(mask, per_sample, 0.0)) / count
 
         else:  # param_sharding alone: the file's objective with sharded parameters
             operands, operand_shardings = (), ()
@@ -245,7 +245,7 @@ class ShardedCurvature(ExactCurvature):
         self.hessian_fn = partial(self._hessian, operands)
 
     def shard_batch(self, batch: Any, label: str = "batch") -> tuple[Any, int]:
-        """(batch, mask) as global arrays split over the mesh, and the true sample count.
+        """(batch, mask, count) as global arrays over the mesh, and the true sample count.
 
         The batch axis is padded to a multiple of the device count with copies
         of the last sample, which the mask (False there) keeps out of the mean.
@@ -258,7 +258,11 @@ class ShardedCurvature(ExactCurvature):
                   for a in arrays]
         mask = np.arange(samples + widths) < samples
         tree = jax.tree_util.tree_unflatten(treedef, [put_global(a, named) for a in arrays])
-        return (tree, put_global(mask, named)), samples
+        replicated = jax.sharding.NamedSharding(self.parallel.mesh, jax.sharding.PartitionSpec())
+        # the sample count travels as a replicated scalar: summing the mask
+        # would cost an all-reduce per program
+        count = put_global(np.asarray(samples, dtype=self.dtype), replicated)
+        return (tree, put_global(mask, named), count), samples
 
     def batch_value_and_gradient(self, x: np.ndarray, batch: Any) -> tuple[float, np.ndarray]:
         """Mean loss over ``batch`` (a minibatch of ``data``) and its gradient, sharded.

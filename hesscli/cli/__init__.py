@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, short help shown by `hesscli --help` without importing it)
     "problems": ("hesscli.cli.problems_cmd", "List built-in problems and their parameters."),
     "analyze": ("hesscli.cli.analyze_cmd", "Gradient, Hessian spectrum, verdict, step, escape."),
+    "train": ("hesscli.cli.train_cmd", "GD/SGD/any optax optimizer, noisy SGD, curvature watched."),
 }
 
 

@@ -190,6 +190,34 @@ def build_chunk(
     return jax.jit(chunk, static_argnames="length")
 
 
+_CHUNKS: dict[tuple[Any, ...], tuple[Any, Callable[..., Any]]] = {}
+_CHUNK_CACHE_SIZE = 8
+
+
+def cached_chunk(obj: Objective, optimizer: optax.GradientTransformation, config: TrainConfig,
+                 minibatch: Minibatch | None) -> Callable[..., Any]:
+    """:func:`build_chunk`, reused across seeds of the same objective and optimizer.
+
+    The seed only enters through the initial optimizer state (the noise key)
+    and ``data_key``, both arguments of the compiled chunk, so runs that differ
+    only in the seed (``--compare``-style sweeps, tests) compile once.
+    """
+    fields = config.trajectory_fields()
+    fields.pop("seed")
+    fields.pop("monitor_every")
+    key = (id(obj.file.fn), id(minibatch.loss) if minibatch else None,
+           minibatch.batch_size if minibatch else None, obj.dtype, obj.n, repr(sorted(
+               (k, repr(v)) for k, v in fields.items())))
+    hit = _CHUNKS.get(key)
+    if hit is not None and hit[0][0] is obj.file.fn:
+        return hit[1]
+    chunk = build_chunk(obj, optimizer, minibatch)
+    if len(_CHUNKS) >= _CHUNK_CACHE_SIZE:
+        _CHUNKS.pop(next(iter(_CHUNKS)))
+    _CHUNKS[key] = ((obj.file.fn, minibatch), chunk)
+    return chunk
+
+
 def initial_state(obj: Objective, optimizer: optax.GradientTransformation,
                   start_value: float) -> TrainState:
     x = np.asarray(obj.x, dtype=obj.dtype)
@@ -245,7 +273,7 @@ def train(
         if callback:
             callback(Progress(record, tuple(events), state, config.steps))
 
-    chunk = build_chunk(obj, optimizer, minibatch)
+    chunk = cached_chunk(obj, optimizer, config, minibatch)
     data = minibatch.data if minibatch else None
     _, data_key = keys(config.seed)
     ceiling = state.start_value + EXPLODE * max(1.0, abs(state.start_value))

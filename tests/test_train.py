@@ -28,6 +28,18 @@ SCHEMA = json.loads(
 )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """Share compiled programs between the CLI runs of this module (each reloads its file)."""
+    folder = tmp_path_factory.mktemp("jax-cache")
+    old = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    yield
+    jax.config.update("jax_compilation_cache_dir", old[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
+
+
 def validate(doc: dict) -> None:
     import jsonschema
 
@@ -52,38 +64,45 @@ def tensor():
 # --- the noise --------------------------------------------------------------------------
 
 
-def test_sphere_noise_is_unit_norm_scaled_and_seeded():
-    tree = {"a": jnp.zeros(3), "b": jnp.zeros((2, 2))}
-
-    def draws(scale, key, count, steps=None):
-        tx = sphere_noise(scale, key, steps=steps)
-        state = tx.init(tree)
-        out = []
-        for _ in range(count):
-            upd, state = tx.update(tree, state)
-            out.append(np.concatenate([np.ravel(upd["a"]), np.ravel(upd["b"])]))
-        return np.array(out)
-
-    key = jax.random.PRNGKey(7)
-    unit = draws(1.0, key, 4)
-    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-14)
-    scaled = draws(2.5, key, 4)
-    np.testing.assert_allclose(scaled, 2.5 * unit, rtol=1e-14)  # same key: same directions
-    np.testing.assert_array_equal(draws(1.0, key, 4), unit)  # seeded
-    assert not np.allclose(unit[0], unit[1])  # the key advances
-    assert not np.allclose(draws(1.0, jax.random.PRNGKey(8), 1)[0], unit[0])
-    limited = draws(1.0, key, 3, steps=2)
-    np.testing.assert_array_equal(limited[:2], unit[:2])
-    np.testing.assert_array_equal(limited[2], 0.0)  # noise off after `steps` updates
+@pytest.fixture(scope="module")
+def noise_update():
+    """One compiled sphere-noise update (radius 2.5, first 2000 steps), shared by the tests."""
+    tx = sphere_noise(2.5, jax.random.PRNGKey(7), steps=2000)
+    return tx, jax.jit(tx.update)
 
 
-def test_sphere_noise_is_uniform_on_the_sphere():
-    # uniform on S^{d-1}: mean 0 and second moment I/d (each 1/√N-accurate)
-    d, count = 3, 4000
-    keys = jax.random.split(jax.random.PRNGKey(0), count)
-    from hesscli.training.noise import unit_sphere_like
+TREE = {"a": jnp.zeros(2), "b": jnp.zeros((1, 1))}  # the sphere of all leaves together: d = 3
 
-    v = np.asarray(jax.vmap(lambda k: unit_sphere_like(k, jnp.zeros(d)))(keys))
+
+def draws(update, state, count):
+    out = []
+    for _ in range(count):
+        upd, state = update(TREE, state)
+        out.append(np.concatenate([np.ravel(upd["a"]), np.ravel(upd["b"])]))
+    return np.array(out), state
+
+
+def test_sphere_noise_is_unit_norm_scaled_and_seeded(noise_update):
+    from hesscli.training.noise import SphereNoiseState
+
+    tx, update = noise_update
+    first, _ = draws(update, tx.init(TREE), 3)
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1) / 2.5, 1.0, rtol=1e-14)
+    assert not np.allclose(first[0], first[1])  # the key advances
+    np.testing.assert_array_equal(draws(update, tx.init(TREE), 3)[0], first)  # seeded
+    other = SphereNoiseState(jnp.zeros([], jnp.int32), jax.random.PRNGKey(8))
+    assert not np.allclose(draws(update, other, 1)[0][0], first[0])
+    late = SphereNoiseState(jnp.asarray(1999, jnp.int32), jax.random.PRNGKey(7))
+    last, _ = draws(update, late, 2)
+    assert np.linalg.norm(last[0]) == pytest.approx(2.5, rel=1e-14)
+    np.testing.assert_array_equal(last[1], 0.0)  # noise off after `steps` updates
+
+
+def test_sphere_noise_is_uniform_on_the_sphere(noise_update):
+    # uniform on S^{d-1}: unit norm, mean 0 and second moment I/d (each 1/√N-accurate)
+    tx, update = noise_update
+    count, d = 2000, 3
+    v = draws(update, tx.init(TREE), count)[0] / 2.5
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-14)
     assert np.abs(v.mean(axis=0)).max() < 5 / math.sqrt(count)
     np.testing.assert_allclose(v.T @ v / count, np.eye(d) / d, atol=5 / math.sqrt(count))
@@ -182,7 +201,7 @@ def test_lr_above_two_over_lambda_max_is_unstable_and_diverges(hess):
 def test_minibatch_momentum_decreases_the_mlp_loss(hess):
     res = hess("train", "mlp", "-p", "width=4", "--optimizer", "momentum", "--lr", "0.05",
                "--batch-size", "32", "--epochs", "8", "--monitor-every", "32",
-               "--format", "json")
+               "--no-curvature", "--format", "json")
     assert res.exit_code == 0, res.output
     doc = res.json()
     validate(doc)
@@ -266,15 +285,28 @@ def test_noisy_gd_recovers_the_tensor_components(tensor, seed):
     assert run.final.value == pytest.approx(-4.0, abs=1e-10)  # f = −k at the minima
 
 
-def test_plain_gd_stalls_on_the_tensor_saddle(hess):
-    res = hess("train", "tensor", "--lr", "0.05", "--steps", "50", "--monitor-every", "25",
-               "--format", "json")
-    assert res.exit_code == 0, res.output
-    doc = res.json()
-    validate(doc)
-    assert doc["final_classification"] == "saddle_point"
-    assert doc["report"]["all_recovered"] is False
-    assert doc["history"][-1]["value"] == pytest.approx(2.0, abs=1e-12)  # f = k − 2
+def test_plain_gd_stalls_on_the_tensor_saddle(tensor):
+    from hesscli.render.train_view import train_document
+    from hesscli.training.report import RunSummary, final_analysis, problem_report
+
+    obj, cur = tensor
+    config = TrainConfig(lr=0.05, steps=50, monitor_every=25)
+    run = train(obj, cur, optimizer_for(config), config)
+    assert [(e.kind, e.step) for e in run.events] == [("at_saddle", 0)]
+    assert run.final.value == pytest.approx(2.0, abs=1e-12)  # f = k − 2 at the saddle
+    assert run.final.lambda_min == pytest.approx(-4.0, abs=1e-9)
+    analysis = final_analysis(obj, cur, run.x, config.lr)
+    assert analysis.classification == "saddle_point"
+    report = problem_report(obj, run.x)
+    assert report["all_recovered"] is False
+    # every row is (a_1 + ... + a_4)/2: alignment 1/2 with every component
+    np.testing.assert_allclose(report["alignment"], 0.5, atol=1e-12)
+    doc = train_document(RunSummary("", "tensor", obj.n, obj.dtype, run, analysis, report, 50),
+                         {"hesscli": "x", "jax": "x", "dtype": "float64", "seed": 0,
+                          "options": {}})
+    from hesscli.render.jsonout import jsonable
+
+    validate(jsonable(doc))
 
 
 # --- compare and plot -------------------------------------------------------------------

@@ -288,8 +288,10 @@ class Runner:
             if variant:
                 end["variant"] = variant
             self.log.write(end)
-        analysis = final_analysis(obj, self.curvature, result.x, config.lr, gtol=kw["gtol"],
-                                  tol=kw["tol"])
+        analysis = None  # --no-curvature: no Hessian work at all, so no final verdict
+        if kw["curvature_on"]:
+            analysis = final_analysis(obj, self.curvature, result.x, config.lr,
+                                      gtol=kw["gtol"], tol=kw["tol"])
         names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
         return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,
                           problem_report(obj, result.x), config.steps, names)

@@ -32,7 +32,8 @@ SCHEMA = json.loads(
 def compilation_cache(tmp_path_factory):
     """Share compiled programs between the CLI runs of this module (each reloads its file)."""
     folder = tmp_path_factory.mktemp("jax-cache")
-    old = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    old = (jax.config.jax_compilation_cache_dir,
+           jax.config.jax_persistent_cache_min_compile_time_secs)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     yield

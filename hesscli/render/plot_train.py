@@ -54,9 +54,19 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
                 ax.axvline(event.step, color=ec, alpha=0.5, linewidth=1)
             ax_f.annotate(event.kind, (event.step, 1.0), xycoords=("data", "axes fraction"),
                           rotation=90, va="top", ha="right", fontsize=7, color=ec)
+    lo_data, hi_data = ax_l.get_ylim()
     for lr in sorted(lrs):
-        ax_l.axhline(2.0 / lr, color="tab:red", linestyle=":", label=f"2/lr = {2.0 / lr:.3g}")
+        bound = 2.0 / lr
+        if bound <= hi_data + 0.5 * (hi_data - lo_data):
+            ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"2/lr = {bound:.3g}")
+        else:  # far above the spectrum: say so instead of squashing the curves
+            ax_l.annotate(f"2/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
+                          xycoords="axes fraction", va="top", fontsize=8, color="tab:red")
     ax_l.axhline(0.0, color="grey", linewidth=0.5)
+    values = np.concatenate([_series(s.result.history, "value")[1] for s in summaries])
+    values = values[np.isfinite(values)]
+    if values.size and np.ptp(values) > 1e4 * max(1.0, float(np.min(np.abs(values)))):
+        ax_f.set_yscale("symlog")  # an exploding run: keep the start readable
     ax_f.set_ylabel("f")
     ax_g.set_ylabel("‖∇f‖")
     ax_l.set_ylabel("eigenvalues")

@@ -138,6 +138,12 @@ def _headline(s: Any) -> str:
                 (r.config.noise_steps is None or r.config.noise_steps >= r.steps):
             parts.append(f"Ended not critical (‖∇f‖ = {num(a.gradient_norm)} > gtol): the "
                          "noise keeps the point moving; --noise-steps N ends with plain steps.")
+        elif a.classification == "not_critical":
+            parts.append(f"Final point not critical yet (‖∇f‖ = {num(a.gradient_norm)} > gtol = "
+                         f"{num(a.gtol)}); the Hessian there is "
+                         f"{a.definiteness.replace('_', ' ')}"
+                         + (": still converging toward a minimum." if a.definiteness ==
+                            "positive_definite" else "."))
         else:
             parts.append(f"Final point: {verdict}.")
     return " ".join(parts)

@@ -71,7 +71,9 @@ def command(**kw: Any) -> None:
     above it) and the error of the quadratic model's prediction of a gradient
     step, and reports events: stalled, at_saddle, escaped_saddle,
     reached_minimum, unstable, diverged. Between logged steps the optimizer
-    runs compiled (one jax.lax.scan per chunk). Everything is seeded.
+    runs compiled (one jax.lax.scan per chunk). Everything is seeded. An
+    objective file may define report(params) -> dict (see problems/tensor.py);
+    train shows it for the final point.
 
     \b
     Examples:

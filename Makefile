@@ -15,14 +15,18 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/hesscli analyze rosenbrock --at -1,1 --lr 0.001
+	$(BIN)/hesscli analyze mlp --lr 0.1
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m tests.benchmarks
+	$(BIN)/python -m tests.benchmarks $(BENCH)
+
+# Regenerate the tour's outputs (README.md and docs/tour.md) and its images in docs/.
+docs: $(STAMP)
+	$(BIN)/python tools/tour.py $(wildcard README.md docs/tour.md)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hesscli tests problems

@@ -113,11 +113,9 @@ def _match_template(point: Any, template: Any, where: str) -> Any:
                          + "; ".join(parts))
     # same paths and shapes: rebuild in the template's container types and order
     p_leaves = jax.tree_util.tree_flatten(point)[0]
-    p_layout = layout_of(point)
-    lookup = {leaf.path: np.asarray(arr) for leaf, arr in zip(p_layout.leaves, p_leaves)}
-    return jax.tree_util.tree_unflatten(
-        t_def, [lookup[path] for path in t_struct]
-    )
+    paths = [leaf.path for leaf in layout_of(point).leaves]
+    lookup = {path: np.asarray(arr) for path, arr in zip(paths, p_leaves, strict=True)}
+    return jax.tree_util.tree_unflatten(t_def, [lookup[path] for path in t_struct])
 
 
 def _untraceable_errors() -> tuple[type[BaseException], ...]:
@@ -154,6 +152,10 @@ def bind(
     jax = jax_module()
     jnp = jax.numpy
     template = file.default_point(seed) if file.has_default_point else None
+    if isinstance(template, (list, tuple)) and all(
+        isinstance(v, (int, float)) for v in template
+    ):
+        template = np.asarray(template, dtype=np.float64)  # x0 = [1.0, 2.0] means an array
     if template is not None:
         try:
             template = jax.tree_util.tree_map(np.asarray, template)

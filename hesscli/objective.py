@@ -72,11 +72,12 @@ class ObjectiveFile:
 
 def describe_exception(exc: BaseException) -> str:
     """``TypeName: message`` with the innermost user-code location when known."""
-    text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0] if str(exc) else type(
-        exc
-    ).__name__
+    name = type(exc).__name__
+    text = f"{name}: {exc}".strip().splitlines()[0] if str(exc) else name
     frames = traceback.extract_tb(exc.__traceback__)
-    user = [f for f in frames if "site-packages" not in f.filename and "/hesscli/" not in f.filename]
+    user = [
+        f for f in frames if "site-packages" not in f.filename and "/hesscli/" not in f.filename
+    ]
     if user:
         last = user[-1]
         text += f" (at {Path(last.filename).name}:{last.lineno})"

@@ -69,6 +69,9 @@ def read_point_file(path: Path) -> Any:
         raise InputError(f"point file {name!r} does not exist")
     try:
         if suffix == ".npy":
+            with open(path, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise InputError(f"{name}: not a .npy file (corrupt, or another format)")
             try:
                 return _finite(np.load(path, allow_pickle=False), name)
             except ValueError as exc:
@@ -151,6 +154,16 @@ def read_point(spec: str, template: Any | None, seed: int) -> Any:
     return literal
 
 
+def _file_mode(path: Path) -> int:
+    """The existing file's permissions, else 0666 minus the umask (as ``open`` would)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
     """Write via ``write(fh)`` to a temporary file beside ``path``, then rename it."""
     path = Path(path)
@@ -161,6 +174,7 @@ def atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)
+        os.chmod(tmp, _file_mode(path))  # mkstemp creates 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -18,9 +18,37 @@ from hesscli.analysis.verdicts import (
     gradient_tolerance,
     inertia,
 )
+from hesscli.analysis.verify import Verification
 from hesscli.bind import Objective
 from hesscli.curvature.base import Curvature, ensure_finite
-from hesscli.layout import top_entries
+from hesscli.layout import Layout, top_entries
+
+
+@dataclass(frozen=True)
+class NonSmooth:
+    """The objective is not smooth at the point (finite differences found a kink).
+
+    ``parameters`` are the names involved; ``slope_jump`` the estimated jump of
+    the one-sided slopes per named parameter; ``gradient_band`` = ‖jump‖/2, how
+    far the central-difference gradient may be from any one-sided gradient.
+    """
+
+    parameters: tuple[str, ...]
+    slope_jump: tuple[float, ...]
+    gradient_band: float
+    disagreement: float
+
+
+@dataclass(frozen=True)
+class FDInfo:
+    """How finite differences were used: from what, how hard, at what cost, and why."""
+
+    source: str  # "function values" | "gradient differences"
+    accuracy: str  # "normal" | "high"
+    evaluations: int  # function (or gradient) evaluations
+    hessian_error: float  # ‖E‖_F estimate, added to the eigenvalue tolerance
+    why: str
+    gradient_error: float = 0.0  # ‖error‖ of a finite-difference gradient, added to gtol
 
 
 @dataclass(frozen=True)
@@ -44,6 +72,10 @@ class Analysis:
     stability: Stability
     escape: Escape | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    smooth: bool = True
+    nonsmooth: NonSmooth | None = None
+    fd: FDInfo | None = None
+    verification: Verification | None = None
 
     @property
     def eigenvalues(self) -> np.ndarray:
@@ -60,11 +92,18 @@ def analyze(
     tol: float | None = None,
     escape_distance: float = 0.1,
     notes: tuple[str, ...] = (),
+    verification: Verification | None = None,
+    fd_why: str | None = None,
 ) -> Analysis:
     """Value, gradient, spectrum, verdicts, step prediction and escape direction at ``x``.
 
     ``spectrum`` defaults to the dense one; pass a matrix-free one for large n.
     ``gtol``/``tol`` override the derived tolerances (see :mod:`.verdicts`).
+
+    When finite differences find a kink (estimates at two step sizes disagree
+    beyond their error model) the point is not smooth: the classification is
+    ``degenerate`` (never a confident verdict) unless the gradient exceeds
+    ``gtol`` by more than the kink's slope jump can explain (``not_critical``).
     """
     x = objective.x
     layout = objective.layout
@@ -81,10 +120,19 @@ def analyze(
         scale, objective.n, objective.dtype, spectrum.error
     )
     gtol_used = gtol if gtol is not None else gradient_tolerance(value, objective.dtype)
+    grad_error = getattr(curvature, "last_gradient_error", None)
+    grad_error = float(np.linalg.norm(grad_error)) if grad_error is not None else 0.0
+    if gtol is None:
+        gtol_used += grad_error  # a finite-difference gradient is only known to ± its error
     kind = classify(gnorm, gtol_used, lam, tol_used)
+    nonsmooth = _nonsmooth(spectrum, layout)
+    critical = gnorm <= gtol_used
+    if nonsmooth is not None:
+        critical = gnorm <= gtol_used + nonsmooth.gradient_band
+        kind = "degenerate" if critical else "not_critical"
 
     step = None
-    if gnorm > 0:
+    if gnorm > grad_error:  # an FD gradient inside its error band is no direction
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
         after = curvature.value(x - lr * grad)
@@ -107,12 +155,12 @@ def analyze(
         value=value,
         gradient_norm=gnorm,
         gtol=gtol_used,
-        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > 0 else (),
+        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > grad_error else (),
         spectrum=spectrum,
         tolerance=tol_used,
         inertia=inertia(lam, tol_used),
         definiteness=definiteness(lam, tol_used, spectrum.complete),
-        critical=gnorm <= gtol_used,
+        critical=critical,
         classification=kind,
         condition_number=condition_number(lam, tol_used) if spectrum.complete else (
             condition_number(lam, tol_used)
@@ -123,4 +171,37 @@ def analyze(
         stability=stability(lr, spectrum.lambda_max),
         escape=escape,
         notes=notes + spectrum.notes,
+        smooth=nonsmooth is None,
+        nonsmooth=nonsmooth,
+        fd=_fd_info(curvature, spectrum, fd_why, grad_error),
+        verification=verification,
+    )
+
+
+def _nonsmooth(spectrum: Spectrum, layout: Layout) -> NonSmooth | None:
+    kinks = spectrum.kinks
+    if kinks is None:
+        return None
+    idx = list(kinks.parameters)
+    jumps = [float(kinks.slope_jump[i]) for i in idx]
+    return NonSmooth(
+        parameters=tuple(layout.name(i) for i in idx),
+        slope_jump=tuple(jumps),
+        gradient_band=0.5 * float(np.linalg.norm(kinks.slope_jump)),
+        disagreement=kinks.disagreement,
+    )
+
+
+def _fd_info(
+    curvature: Curvature, spectrum: Spectrum, why: str | None, gradient_error: float
+) -> FDInfo | None:
+    if curvature.method != "fd":
+        return None
+    return FDInfo(
+        source=str(getattr(curvature, "source", "finite differences")),
+        accuracy=str(getattr(curvature, "accuracy", "normal")),
+        evaluations=int(getattr(curvature, "evaluations", spectrum.evaluations)),
+        hessian_error=spectrum.error,
+        why=why or "--method fd",
+        gradient_error=gradient_error,
     )

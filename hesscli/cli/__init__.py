@@ -20,6 +20,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, short help shown by `hesscli --help` without importing it)
     "problems": ("hesscli.cli.problems_cmd", "List built-in problems and their parameters."),
     "analyze": ("hesscli.cli.analyze_cmd", "Gradient, Hessian spectrum, verdict, step, escape."),
+    "gradcheck": ("hesscli.cli.gradcheck_cmd", "Exact derivatives vs finite differences."),
+    "convexity": ("hesscli.cli.convexity_cmd", "Sampled convexity test with a witness."),
+    "check": ("hesscli.cli.check_cmd", "Expectations from a checks.yaml for CI (exit 1 on fail)."),
+    "landscape": ("hesscli.cli.landscape_cmd",
+                  "Slices of f around a point with the quadratic model overlaid."),
     "train": ("hesscli.cli.train_cmd", "GD/SGD/any optax optimizer, noisy SGD, curvature watched."),
 }
 
@@ -34,7 +39,7 @@ class HessGroup(click.Group):
         if name not in COMMANDS:
             return None
         module = importlib.import_module(COMMANDS[name][0])
-        return getattr(module, "command")
+        return module.command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]

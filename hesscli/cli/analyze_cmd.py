@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hesscli.cli.options import objective_options
+from hesscli.cli.fd_options import fd_accuracy_option, verify_option
+from hesscli.cli.options import expect_option, objective_options
 
 
 @click.command("analyze")
@@ -23,10 +24,14 @@ from hesscli.cli.options import objective_options
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+@expect_option
+@fd_accuracy_option
+@verify_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, lr: float, gtol: float | None, tol: float | None,
-    escape_step: float, save_escape: Path | None,
+    escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
+    fd_accuracy: str = "normal", verify: bool = False,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -37,17 +42,25 @@ def command(
       hesscli analyze saddle --at zeros
       hesscli analyze ravine --at random --seed 0 --lr 0.05
       hesscli analyze my_loss.py:other_fn --at params.npz --format json
+      hesscli analyze my_numpy_loss.py              # black box: finite differences
+      hesscli analyze rosenbrock --at 0,0 --method fd --fd-accuracy high
+      hesscli analyze mlp --verify
     """
     from hesscli.analysis.analyze import analyze
-    from hesscli.cli.session import curvature_for, load, meta, positive
+    from hesscli.cli.session import curvature_for, fd_reason, load, meta, positive
     from hesscli.errors import InputError
 
     positive("--lr", lr)
     positive("--escape-step", escape_step)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    curvature, notes = curvature_for(obj, method)
+    curvature, notes = curvature_for(obj, method, fd_accuracy)
+    verification = None
+    if verify:
+        from hesscli.analysis.verify import verify_derivatives
+
+        verification = verify_derivatives(obj, seed)
     result = analyze(obj, curvature, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
-                     notes=notes)
+                     notes=notes, verification=verification, fd_why=fd_reason(obj, method))
     if save_escape is not None:
         if result.escape is None:
             raise InputError(
@@ -57,18 +70,29 @@ def command(
         from hesscli.points import write_point
 
         write_point(save_escape, obj.unravel(result.escape.direction))
+    from hesscli.expect import expectations
+    from hesscli.render.analyze_view import analysis_document
+
+    doc = analysis_document(
+        result,
+        meta(seed, dtype, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
+             params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
+             verify=verify),
+        with_direction=obj.n <= 1000,
+    )
+    pending = expectations(expects, doc)
     if fmt == "json":
-        from hesscli.render.analyze_view import analysis_document
         from hesscli.render.jsonout import dump
 
-        dump(analysis_document(
-            result,
-            meta(seed, dtype, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
-                 params=list(params), escape_step=escape_step),
-            with_direction=obj.n <= 1000,
-        ))
-        return
-    from hesscli.render.analyze_view import render_analysis
-    from hesscli.render.console import stdout_console
+        dump(doc)
+    else:
+        from hesscli.render.analyze_view import render_analysis
+        from hesscli.render.console import stdout_console
 
-    render_analysis(result, stdout_console())
+        render_analysis(result, stdout_console())
+    if verification is not None and verification.passed is False:
+        from hesscli.errors import CheckFailed
+
+        raise CheckFailed("--verify: the exact derivatives disagree with finite differences "
+                          "(see the report); run 'hesscli gradcheck' for the entries")
+    pending.enforce()

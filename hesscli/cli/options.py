@@ -27,27 +27,33 @@ seed_option = click.option(
     "--seed", type=int, default=0, show_default=True,
     help="Seed for 'random' points, init(key), start vectors and noise.",
 )
+objective_argument = click.argument("objective", metavar="OBJECTIVE")
+at_option = click.option(
+    "--at", "at", metavar="POINT", default=None,
+    help="The point: file (.npy .npz .json .txt .csv), literal 1,2.5,-3, 'zeros' or "
+    "'random'. Default: the file's x0 or init(key).",
+)
+param_option = click.option(
+    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+    help="A parameter of the objective file (see 'hesscli problems'); repeatable.",
+)
+method_option = click.option(
+    "--method", type=click.Choice(["auto", "exact", "fd"]), default="auto",
+    show_default=True,
+    help="exact: JAX autodiff; fd: finite differences; auto: exact when JAX can trace "
+    "the objective.",
+)
+dtype_option = click.option(
+    "--dtype", type=click.Choice(["float64", "float32"]), default="float64",
+    show_default=True, help="Floating-point precision (float32 widens the tolerances).",
+)
 objective_options = compose(
-    click.argument("objective", metavar="OBJECTIVE"),
-    click.option(
-        "--at", "at", metavar="POINT", default=None,
-        help="The point: file (.npy .npz .json .txt .csv), literal 1,2.5,-3, 'zeros' or "
-        "'random'. Default: the file's x0 or init(key).",
-    ),
-    click.option(
-        "-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-        help="A parameter of the objective file (see 'hesscli problems'); repeatable.",
-    ),
-    click.option(
-        "--method", type=click.Choice(["auto", "exact", "fd"]), default="auto",
-        show_default=True,
-        help="exact: JAX autodiff; fd: finite differences; auto: exact when JAX can trace "
-        "the objective.",
-    ),
-    click.option(
-        "--dtype", type=click.Choice(["float64", "float32"]), default="float64",
-        show_default=True, help="Floating-point precision (float32 widens the tolerances).",
-    ),
-    seed_option,
+    objective_argument, at_option, param_option, method_option, dtype_option, seed_option,
     format_option,
+)
+expect_option = click.option(
+    "--expect", "expects", multiple=True, metavar="KEY=VALUE",
+    help="Exit 1 unless this holds for the JSON document's field KEY (dotted path); "
+    "operators = != <= >= < >, e.g. classification=local_minimum, inertia.negative=0, "
+    "'condition_number<=1e4'. Repeatable; the report is printed first.",
 )

@@ -37,7 +37,7 @@ def command(fmt: str) -> None:
             ],
         })
         return
-    from hesscli.render.problems_view import render_problems
     from hesscli.render.console import stdout_console
+    from hesscli.render.problems_view import render_problems
 
     render_problems(problems, stdout_console())

@@ -25,18 +25,31 @@ def load(
     return bind(file, at, seed=seed, dtype=dtype, method=method)
 
 
-def curvature_for(obj: Objective, method: str) -> tuple[Any, tuple[str, ...]]:
-    """The backend that ``--method`` and the objective call for, with notes to print."""
+def curvature_for(
+    obj: Objective, method: str, accuracy: str = "normal"
+) -> tuple[Any, tuple[str, ...]]:
+    """The backend that ``--method`` and the objective call for, with notes to print.
+
+    ``accuracy`` is ``--fd-accuracy`` (used by the finite-difference backends).
+    """
     if method == "fd" or not obj.traceable:
         from hesscli.curvature import finite_diff
 
         notes = () if obj.traceable else (
-            f"method fd: {obj.why_untraceable}; derivatives come from finite differences",
+            f"method fd: {obj.why_untraceable}; derivatives come from finite differences "
+            "of function values",
         )
-        return finite_diff.curvature(obj), notes
+        return finite_diff.curvature(obj, accuracy), notes
     from hesscli.curvature.exact import ExactCurvature
 
     return ExactCurvature(obj), ()
+
+
+def fd_reason(obj: Objective, method: str) -> str | None:
+    """Why finite differences are used (None when they are not)."""
+    if not obj.traceable:
+        return obj.why_untraceable
+    return "--method fd" if method == "fd" else None
 
 
 def meta(seed: int, dtype: str, **options: Any) -> dict[str, Any]:

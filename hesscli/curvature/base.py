@@ -12,19 +12,37 @@ from hesscli.layout import Layout
 
 
 @dataclass(frozen=True)
+class Kinks:
+    """Where finite differences at two step sizes disagree beyond their error model.
+
+    ``parameters`` are the flat indices involved (rows or columns of a flagged
+    entry); ``slope_jump[i]`` estimates the jump of the one-sided slopes along
+    parameter ``i`` (0 where its diagonal was not flagged); ``disagreement`` is
+    the largest disagreement in units of what the error model allows.
+    """
+
+    parameters: tuple[int, ...]
+    slope_jump: np.ndarray
+    disagreement: float
+
+
+@dataclass(frozen=True)
 class DenseHessian:
     """A dense Hessian, symmetrized, with what is known about its accuracy.
 
     ``symmetry_error`` is ‖H − Hᵀ‖_F/‖H‖_F before symmetrizing (0 when exact);
     ``error`` is an absolute error estimate of the entries (0 when exact) that
     verdict tolerances add in; ``evaluations`` counts the function or gradient
-    calls spent on it (0 when not counted).
+    calls spent on it (0 when not counted). For finite differences ``error`` is
+    ‖E‖_F of the entry errors, which bounds every eigenvalue's shift (Weyl), and
+    ``kinks`` says where the objective is not smooth (None: no sign of a kink).
     """
 
     matrix: np.ndarray
     symmetry_error: float = 0.0
     error: float = 0.0
     evaluations: int = 0
+    kinks: Kinks | None = None
 
 
 class Curvature(Protocol):

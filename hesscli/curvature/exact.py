@@ -40,7 +40,9 @@ def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
         return jax.grad(lambda y: jax.numpy.vdot(jax.grad(f)(y), v))(x)
 
     try:
-        jax.eval_shape(fwd_over_rev, x_example, x_example)
+        # Lowering traces everything, including custom_vjp backward rules (which
+        # eval_shape does not reach): that is where forward mode is refused.
+        jax.jit(fwd_over_rev).lower(x_example, x_example)
         return fwd_over_rev, "forward-over-reverse"
     except TypeError:
         return rev_over_rev, "reverse-over-reverse"

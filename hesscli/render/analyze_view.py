@@ -21,7 +21,30 @@ KIND_STYLE = {
 }
 
 
+def nonsmooth_headline(a: Analysis) -> str:
+    ns = a.nonsmooth
+    assert ns is not None
+    names = ", ".join(ns.parameters[:6]) + (f" and {len(ns.parameters) - 6} more"
+                                             if len(ns.parameters) > 6 else "")
+    text = (
+        f"Not smooth at this point: finite differences at two step sizes disagree far "
+        f"beyond their error model ({num(ns.disagreement, 3)}× what it allows) in {names}. "
+        "The objective has a kink here (a hinge margin, a ReLU, |x| at 0), so the Hessian "
+        "does not exist and hesscli gives no second-order verdict."
+    )
+    if a.critical:
+        text += (" The gradient is zero within the kink's slope jump "
+                 f"(‖∇f‖ = {num(a.gradient_norm)}, jump band {num(ns.gradient_band)}): "
+                 "this may be a non-smooth critical point; inspect it by hand.")
+    else:
+        text += (f" The gradient ‖∇f‖ = {num(a.gradient_norm)} exceeds gtol plus the kink's "
+                 "slope jump: not a critical point.")
+    return text
+
+
 def headline(a: Analysis) -> str:
+    if not a.smooth and a.nonsmooth is not None:
+        return nonsmooth_headline(a)
     lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
     zero = a.inertia.zero
     if a.classification == "local_minimum":
@@ -62,6 +85,14 @@ def headline(a: Analysis) -> str:
 def step_lines(a: Analysis) -> list[Text]:
     lines: list[Text] = []
     s = a.step
+    if not a.smooth:
+        if s is not None:
+            verb = "increases" if s.actually_increases else "decreases"
+            lines.append(Text(
+                f"A gradient step with lr = {num(s.lr)} {verb} f by {num(abs(s.actual_change))}; "
+                "the quadratic model and the 2/λmax bound mean nothing across a kink."
+            ))
+        return lines
     if s is not None:
         verb = "increases" if s.actually_increases else "decreases"
         style = "bold red" if s.actually_increases or s.increases_loss else "green"
@@ -128,7 +159,29 @@ def numbers_table(a: Analysis) -> Table:
     if sp.symmetry_error:
         t.add_row("symmetry error", f"{num(sp.symmetry_error)}  (‖H−Hᵀ‖/‖H‖ before symmetrizing)")
     if a.gradient_top:
-        t.add_row("gradient lives in", ", ".join(f"{n} ({num(w, 3)})" for n, w in a.gradient_top[:3]))
+        top = ", ".join(f"{name} ({num(w, 3)})" for name, w in a.gradient_top[:3])
+        t.add_row("gradient lives in", top)
+    if a.fd is not None:
+        t.add_row("finite differences",
+                  f"{a.fd.source}, accuracy {a.fd.accuracy}, {a.fd.evaluations} evaluations; "
+                  f"Hessian error ≤ {num(a.fd.hessian_error)} (added to tol)")
+        if a.fd.why == "--method fd":  # otherwise a note below says why
+            t.add_row("why fd", a.fd.why)
+    if not a.smooth and a.nonsmooth is not None:
+        t.add_row("not smooth in", ", ".join(
+            f"{n} (slope jump {num(j, 3)})" for n, j in
+            zip(a.nonsmooth.parameters[:6], a.nonsmooth.slope_jump[:6], strict=False)))
+    v = a.verification
+    if v is not None:
+        if not v.performed:
+            t.add_row("verify", f"skipped: {v.why}")
+        else:
+            for c in (v.hvp, v.directional):
+                if c is None:
+                    continue
+                t.add_row(f"verify {c.what}",
+                          f"{'passed' if c.passed else 'FAILED'}: relative error "
+                          f"{num(c.relative_error, 3)} (tolerance {num(c.tolerance, 3)})")
     return t
 
 
@@ -136,13 +189,29 @@ def escape_table(a: Analysis) -> Table | None:
     e = a.escape
     if e is None:
         return None
-    t = Table(title=f"Escape direction (eigenvector of λmin = {num(e.eigenvalue)})",
-              title_justify="left")
+    t = Table(box=None, pad_edge=False)
     t.add_column("parameter")
     t.add_column("weight", justify="right")
     for name, weight in e.top_parameters:
         t.add_row(name, num(weight, 3))
     return t
+
+
+def escape_summary(a: Analysis) -> Text | None:
+    e = a.escape
+    if e is None:
+        return None
+    text = Text(f"Escape direction: the eigenvector of λmin = {num(e.eigenvalue)} (unit norm). ",
+                style="bold")
+    text.append(
+        f"f(x + {num(e.distance)}·v) − f(x) = {num(e.actual_change)}, "
+        f"f(x − {num(e.distance)}·v) − f(x) = {num(e.actual_change_opposite)}.",
+        style="",
+    )
+    if len(e.leaf_shares) > 1:
+        shares = ", ".join(f"{leaf} {100 * s:.0f}%" for leaf, s in e.leaf_shares if s >= 0.005)
+        text.append(f"\nBy parameter group (share of ‖v‖²): {shares}.", style="")
+    return text
 
 
 def render_analysis(a: Analysis, console: Console, notes: list[str] | None = None) -> None:
@@ -154,8 +223,10 @@ def render_analysis(a: Analysis, console: Console, notes: list[str] | None = Non
     console.print()
     console.print(numbers_table(a))
     table = escape_table(a)
-    if table is not None:
+    summary = escape_summary(a)
+    if table is not None and summary is not None:
         console.print()
+        console.print(summary)
         console.print(table)
     for note in list(a.notes) + list(notes or []):
         console.print(Text(f"note: {note}", style="dim"))
@@ -185,6 +256,20 @@ def analysis_document(a: Analysis, meta: dict[str, Any], with_direction: bool) -
         "path": a.spectrum.path,
         "notes": list(a.notes),
     }
+    doc["method_reason"] = a.fd.why if a.fd is not None else None
+    doc["smooth"] = a.smooth
+    if a.nonsmooth is not None:
+        ns = a.nonsmooth
+        doc["nonsmooth"] = {
+            "parameters": list(ns.parameters),
+            "slope_jump": list(ns.slope_jump),
+            "gradient_band": ns.gradient_band,
+            "disagreement": ns.disagreement,
+        }
+    if a.fd is not None:
+        doc["fd"] = a.fd
+    if a.verification is not None:
+        doc["verify"] = verification_document(a.verification)
     if a.spectrum.residuals is not None:
         doc["residuals"] = a.spectrum.residuals
     if a.step is not None:
@@ -203,4 +288,20 @@ def analysis_document(a: Analysis, meta: dict[str, Any], with_direction: bool) -
         if with_direction:
             doc["escape"]["direction"] = e.direction
     doc["meta"] = meta
+    return doc
+
+
+def verification_document(v: Any) -> dict[str, Any]:
+    """The ``verify`` block: per comparison relative error, tolerance, passed."""
+    doc: dict[str, Any] = {"performed": v.performed, "passed": v.passed, "seed": v.seed,
+                           "evaluations": v.evaluations}
+    if v.why:
+        doc["why"] = v.why
+    for key, c in (("hvp", v.hvp), ("directional_derivative", v.directional)):
+        if c is not None:
+            doc[key] = {"relative_error": c.relative_error, "tolerance": c.tolerance,
+                        "passed": c.passed, "exact_norm": c.exact_norm, "fd_norm": c.fd_norm,
+                        "fd_error": c.fd_error}
+    if v.hvp is not None:
+        doc["relative_error"] = v.hvp.relative_error
     return doc

@@ -1,0 +1,177 @@
+"""Reading and validating a ``checks.yaml`` spec (the one module that imports yaml).
+
+A spec is a mapping with ``checks:``, a list of checks, and optional
+``version: 1`` and ``defaults:`` (options applied to every check unless it sets
+them). A check::
+
+    - name: svm minimum is well conditioned     # optional
+      objective: svm                            # file.py, file.py:name or a built-in
+      at: zeros                                 # POINT, or a list of numbers
+      params: {lam: 0.1}                        # the -p parameters
+      method: auto                              # auto | exact | fd
+      dtype: float64                            # float64 | float32
+      seed: 0
+      lr: 0.01                                  # for step_increases_loss and stable
+      expect:                                   # at least one
+        classification: local_minimum
+        lambda_min: {min: 0.1}
+
+The file is parsed with ``yaml.safe_load`` only: tags such as
+``!!python/object/apply`` are refused, never executed. Validation is strict:
+an unknown key is an error naming its path and the closest valid key, a wrong
+type names its path, expected and found types. Every error is an
+:class:`InputError` (exit 2) and nothing is run before the whole spec is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hesscli.checks.registry import KINDS, integer, mapping, number, point, type_name
+from hesscli.errors import InputError
+
+TOP_KEYS = ("version", "defaults", "checks")
+OPTION_KEYS = ("at", "params", "method", "dtype", "seed", "lr", "gtol", "tol")
+CHECK_KEYS = ("name", "objective", "expect") + OPTION_KEYS
+METHODS = ("auto", "exact", "fd")
+DTYPES = ("float64", "float32")
+
+
+@dataclass(frozen=True)
+class Expected:
+    key: str  # a key of registry.KINDS
+    value: Any  # as parsed by the kind
+    path: str  # where in the spec (for messages)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    objective: str
+    at: str | None
+    params: tuple[str, ...]  # KEY=VALUE, as -p takes them
+    method: str
+    dtype: str
+    seed: int
+    lr: float
+    gtol: float | None
+    tol: float | None
+    expectations: tuple[Expected, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: str
+    checks: tuple[CheckSpec, ...]
+
+
+def read_spec(path: str | Path) -> Spec:
+    """Load and validate the spec at ``path``."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"spec file {str(path)!r} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read spec {str(path)!r}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "python/" in str(exc):
+            problem = ("Python object tags (!!python/...) are not allowed; a spec holds "
+                       "plain data only")
+        raise InputError(f"{path.name}{where}: invalid YAML: {problem}") from None
+    return parse_spec(data, str(path))
+
+
+def parse_spec(data: Any, label: str = "spec") -> Spec:
+    """Validate already-loaded data (see the module docstring for the format)."""
+    if not isinstance(data, dict):
+        raise InputError(f"{label}: expected a mapping with a 'checks:' list, got "
+                         f"{type_name(data)}")
+    mapping(data, "(top level)", TOP_KEYS)
+    if "version" in data and data["version"] != 1:
+        raise InputError(f"version: this hesscli reads spec version 1, got {data['version']!r}")
+    defaults = data.get("defaults") or {}
+    mapping(defaults, "defaults", OPTION_KEYS)
+    checks = data.get("checks")
+    if not isinstance(checks, list) or not checks:
+        raise InputError(f"checks: expected a non-empty list of checks, got "
+                         f"{type_name(checks)}")
+    parsed = tuple(parse_check(c, f"checks[{i}]", defaults) for i, c in enumerate(checks))
+    names = [c.name for c in parsed]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"checks: duplicate name {dupes[0]!r}; names must be unique")
+    return Spec(label, parsed)
+
+
+def parse_check(raw: Any, path: str, defaults: dict[str, Any]) -> CheckSpec:
+    mapping(raw, path, CHECK_KEYS)
+    if "objective" not in raw:
+        raise InputError(f"{path}: missing 'objective' (a .py file or a built-in problem)")
+    objective = raw["objective"]
+    if not isinstance(objective, str) or not objective:
+        raise InputError(f"{path}.objective: expected a string, got {type_name(objective)}")
+    merged = {**defaults, **{k: v for k, v in raw.items() if k in OPTION_KEYS}}
+    where = {k: (f"{path}.{k}" if k in raw else f"defaults.{k}") for k in merged}
+
+    at = point(merged["at"], where["at"]) if "at" in merged else None
+    params: tuple[str, ...] = ()
+    if "params" in merged:
+        p = merged["params"]
+        if not isinstance(p, dict):
+            raise InputError(f"{where['params']}: expected a mapping of parameter: value, got "
+                             f"{type_name(p)}")
+        for key, value in p.items():
+            if not isinstance(value, (int, float, str, bool)) or value is None:
+                raise InputError(f"{where['params']}.{key}: expected a number, string or "
+                                 f"boolean, got {type_name(value)}")
+        params = tuple(f"{k}={v}" for k, v in p.items())
+    method = word(merged.get("method", "auto"), where.get("method", ""), METHODS)
+    dtype = word(merged.get("dtype", "float64"), where.get("dtype", ""), DTYPES)
+    seed = integer(merged["seed"], where["seed"]) if "seed" in merged else 0
+    lr = number(merged["lr"], where["lr"]) if "lr" in merged else 0.01
+    if lr <= 0:
+        raise InputError(f"{where['lr']}: must be positive, got {lr:g}")
+    gtol = number(merged["gtol"], where["gtol"]) if "gtol" in merged else None
+    tol = number(merged["tol"], where["tol"]) if "tol" in merged else None
+
+    if "expect" not in raw:
+        raise InputError(f"{path}: missing 'expect' (what must hold; keys: "
+                         f"{', '.join(KINDS)})")
+    expect = raw["expect"]
+    if not isinstance(expect, dict) or not expect:
+        raise InputError(f"{path}.expect: expected a non-empty mapping, got "
+                         f"{type_name(expect)}")
+    mapping(expect, f"{path}.expect", tuple(KINDS))
+    expectations = []
+    for key, value in expect.items():
+        kind = KINDS[key]
+        here = f"{path}.expect.{key}"
+        why_not = kind.available()
+        if why_not is not None:
+            raise InputError(f"{here}: {why_not}")
+        expectations.append(Expected(key, kind.parse(value, here), here))
+    index = path[path.index("[") + 1 : -1]
+    name = raw.get("name", f"#{int(index) + 1} {objective}" + (f" at {at}" if at else ""))
+    if not isinstance(name, str):
+        raise InputError(f"{path}.name: expected a string, got {type_name(name)}")
+    return CheckSpec(name, objective, at, params, method, dtype, seed, lr, gtol, tol,
+                     tuple(expectations))
+
+
+def word(value: Any, path: str, choices: tuple[str, ...]) -> str:
+    from hesscli.errors import closest
+
+    if not isinstance(value, str) or value not in choices:
+        hint = closest(value, list(choices)) if isinstance(value, str) else ""
+        raise InputError(f"{path}: expected one of {', '.join(choices)}, got {value!r}{hint}")
+    return value

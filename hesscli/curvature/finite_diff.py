@@ -1,0 +1,161 @@
+"""Finite-difference curvature backends (the :class:`~.base.Curvature` interface).
+
+* :class:`GradientDifferences` — for a traceable objective under ``--method fd``:
+  exact value and gradient (JAX), Hessian columns and HVPs by central
+  differences of the gradient, the article's ``Hu ≈ (∇f(x+hu) − ∇f(x−hu))/2h``.
+* :class:`ValueDifferences` — for black boxes JAX cannot trace: everything from
+  function values (gradient by central differences, Hessian by second
+  differences, HVPs by mixed differences or from the dense estimate).
+
+``accuracy`` is ``normal`` (central differences at the error-balancing step,
+checked against twice that step) or ``high`` (a ladder of steps with Richardson
+extrapolation); see :mod:`.steps` and :mod:`.stencils`. Every dense Hessian
+carries its error (‖E‖_F of the per-entry estimates, a bound on eigenvalue
+shifts), its asymmetry before symmetrizing, its evaluation count and the kinks
+found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hesscli.bind import Objective
+from hesscli.curvature.base import DenseHessian, symmetrize
+from hesscli.curvature.evaluators import Gradients, Values
+from hesscli.curvature.stencils import (
+    Estimate,
+    gradient_hessian,
+    gradient_hvp,
+    value_gradient,
+    value_hessian,
+    value_hvp,
+)
+from hesscli.curvature.steps import ACCURACIES, ladder
+from hesscli.jaxconf import jax_module
+
+
+def _dense(est: Estimate) -> DenseHessian:
+    sym, asym = symmetrize(np.asarray(est.value, dtype=np.float64))
+    err = np.asarray(est.error, dtype=np.float64)
+    return DenseHessian(
+        sym,
+        symmetry_error=asym,
+        error=float(np.linalg.norm(0.5 * (err + err.T))),
+        evaluations=est.evaluations,
+        kinks=est.kinks,
+    )
+
+
+class GradientDifferences:
+    """Exact gradient (JAX), Hessian and HVPs by central differences of it."""
+
+    method = "fd"
+    source = "gradient differences"
+
+    def __init__(self, objective: Objective, accuracy: str = "normal") -> None:
+        jax = jax_module()
+        self.objective = objective
+        self.n = objective.n
+        self.dtype = objective.dtype
+        self.accuracy = accuracy
+        self.grads = Gradients(objective)
+        self._value = jax.jit(objective.flat_fn)
+        self._grad = jax.jit(jax.grad(objective.flat_fn))
+        self.last_gradient_error: np.ndarray | None = None
+        self.values_count = 0
+
+    @property
+    def evaluations(self) -> int:
+        """Gradient evaluations spent on finite differences so far."""
+        return self.grads.count
+
+    def value(self, x: np.ndarray) -> float:
+        self.values_count += 1
+        return float(self._value(np.asarray(x, dtype=self.dtype)))
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._grad(np.asarray(x, dtype=self.dtype)), dtype=np.float64)
+
+    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return self.hvp_estimate(x, v).value
+
+    def hvp_estimate(self, x: np.ndarray, v: np.ndarray) -> Estimate:
+        return gradient_hvp(self.grads, np.asarray(x, np.float64), np.asarray(v, np.float64),
+                            ladder(1, self.accuracy, self.dtype))
+
+    def hessian(self, x: np.ndarray) -> DenseHessian:
+        est = gradient_hessian(self.grads, np.asarray(x, np.float64),
+                               ladder(1, self.accuracy, self.dtype))
+        return _dense(est)
+
+
+class ValueDifferences:
+    """Everything from function values: the black-box backend."""
+
+    method = "fd"
+    source = "function values"
+
+    def __init__(self, objective: Objective, accuracy: str = "normal",
+                 *, batched: bool | None = None) -> None:
+        self.objective = objective
+        self.n = objective.n
+        self.dtype = objective.dtype
+        self.accuracy = accuracy
+        self.values = Values(objective, batched=batched)
+        self._fx: dict[bytes, float] = {}
+        self._hessian: tuple[bytes, np.ndarray] | None = None
+        self.last_gradient_error: np.ndarray | None = None
+
+    @property
+    def evaluations(self) -> int:
+        """Function evaluations spent so far (including plain values)."""
+        return self.values.count
+
+    def _key(self, x: np.ndarray) -> bytes:
+        return np.asarray(x, dtype=np.float64).tobytes()
+
+    def value(self, x: np.ndarray) -> float:
+        key = self._key(x)
+        if key not in self._fx:
+            self._fx[key] = self.values.one(np.asarray(x, dtype=np.float64))
+        return self._fx[key]
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        est = self.gradient_estimate(x)
+        return est.value
+
+    def gradient_estimate(self, x: np.ndarray) -> Estimate:
+        x = np.asarray(x, dtype=np.float64)
+        est = value_gradient(self.values, x, ladder(1, self.accuracy, self.dtype))
+        self.last_gradient_error = est.error
+        return est
+
+    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``H v``: from the dense estimate at this point when one exists (free and
+        consistent with the reported spectrum), else ``4n`` mixed differences."""
+        if self._hessian is not None and self._hessian[0] == self._key(x):
+            return self._hessian[1] @ np.asarray(v, dtype=np.float64)
+        x = np.asarray(x, dtype=np.float64)
+        return value_hvp(self.values, x, np.asarray(v, np.float64), self.dtype).value
+
+    def hessian(self, x: np.ndarray) -> DenseHessian:
+        x = np.asarray(x, dtype=np.float64)
+        est = value_hessian(self.values, x, ladder(2, self.accuracy, self.dtype), self.value(x))
+        dense = _dense(est)
+        self._hessian = (self._key(x), dense.matrix)
+        return dense
+
+
+def curvature(objective: Objective, accuracy: str = "normal") -> Any:
+    """The finite-difference backend an objective calls for.
+
+    Traceable objectives difference their exact gradient (one HVP costs two
+    gradients, accuracy ≈ ε^(2/3)); black boxes difference values (≈ ε^(1/2)).
+    """
+    if accuracy not in ACCURACIES:
+        raise ValueError(f"accuracy must be one of {ACCURACIES}; got {accuracy!r}")
+    if objective.traceable:
+        return GradientDifferences(objective, accuracy)
+    return ValueDifferences(objective, accuracy)

@@ -1,0 +1,227 @@
+"""``--expect KEY=VALUE``: assertions on a command's JSON document, for one-line CI checks.
+
+``KEY`` is a dotted path into the document the command prints with
+``--format json`` (``classification``, ``step.increases_loss``,
+``inertia.negative``, ``eigenvalues[0]``, ``eigenvalues[-1]``). The operator is
+one of ``=`` (or ``==``), ``!=``, ``<=``, ``>=``, ``<``, ``>``; the first
+operator in the text splits it, so keys never contain one. ``VALUE`` is read as
+JSON when it can be (``0``, ``1e4``, ``true``, ``null``, ``"text"``) and as a
+plain string otherwise (``local_minimum``). Order comparisons need a number on
+both sides; a ``null`` field (an undefined number such as an infinite
+condition number) satisfies none of them.
+
+Usage in a command (the document is built whatever ``--format`` is)::
+
+    pending = expectations(expects, document)   # exit 2 here on a bad key
+    ... print the report ...
+    pending.enforce()                            # exit 1 here when one fails
+
+Nothing here prints; a failure is a :class:`CheckFailed` whose message lists
+what was expected and what was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hesscli.errors import CheckFailed, InputError, closest
+
+OPERATORS = ("<=", ">=", "!=", "==", "<", ">", "=")
+_SPLIT = re.compile(r"(<=|>=|!=|==|<|>|=)")
+_STEP = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+_KEY = re.compile(r"[A-Za-z_]\w*(\[-?\d+\])*(\.[A-Za-z_]\w*(\[-?\d+\])*)*")
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class Expectation:
+    text: str  # as given
+    key: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    expectation: Expectation
+    measured: Any
+    passed: bool
+    present: bool = True
+
+
+def parse(text: str) -> Expectation:
+    """``"condition_number<=1e4"`` -> Expectation(key, op, value)."""
+    parts = _SPLIT.split(text, maxsplit=1)
+    if len(parts) != 3 or not parts[0].strip():
+        raise InputError(
+            f"--expect {text!r}: expected KEY=VALUE or KEY<op>VALUE with op one of "
+            f"{' '.join(OPERATORS)}, e.g. classification=local_minimum or "
+            "condition_number<=1e4"
+        )
+    key, op, raw = parts[0].strip(), parts[1], parts[2].strip()
+    op = "=" if op == "==" else op
+    if not _KEY.fullmatch(key):
+        raise InputError(f"--expect {text!r}: {key!r} is not a dotted path like step.lr")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if op not in ("=", "!=") and not _is_number(value):
+        raise InputError(
+            f"--expect {text!r}: the operator {op} compares numbers; {raw!r} is not a number"
+        )
+    return Expectation(text, key, op, value)
+
+
+def key_steps(key: str) -> list[str | int]:
+    """``"a.b[2].c"`` -> ``["a", "b", 2, "c"]``."""
+    steps: list[str | int] = []
+    for m in _STEP.finditer(key):
+        steps.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+    return steps
+
+
+def lookup(document: Any, key: str) -> Any:
+    """The value at ``key`` in ``document``, or :data:`MISSING`."""
+    node = document
+    for step in key_steps(key):
+        if isinstance(step, int):
+            if not isinstance(node, list) or not -len(node) <= step < len(node):
+                return MISSING
+            node = node[step]
+        else:
+            if not isinstance(node, dict) or step not in node:
+                return MISSING
+            node = node[step]
+    return node
+
+
+def paths(document: Any, prefix: str = "") -> list[str]:
+    """Every dotted path in ``document`` (lists by their name; ``meta`` left out)."""
+    out: list[str] = []
+    if isinstance(document, dict):
+        for name, value in document.items():
+            if not prefix and name == "meta":
+                continue
+            here = f"{prefix}.{name}" if prefix else str(name)
+            out.append(here)
+            out.extend(paths(value, here))
+    return out
+
+
+def schema_paths(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    """Property paths a JSON Schema declares (fields that may be absent in one document)."""
+    out: list[str] = []
+    for name, sub in schema.get("properties", {}).items():
+        if not prefix and name == "meta":
+            continue
+        here = f"{prefix}.{name}" if prefix else name
+        out.append(here)
+        if isinstance(sub, dict):
+            out.extend(schema_paths(sub, here))
+            for alt in sub.get("anyOf", []) + sub.get("oneOf", []):
+                if isinstance(alt, dict):
+                    out.extend(schema_paths(alt, here))
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def compare(measured: Any, op: str, expected: Any) -> bool:
+    if op in ("=", "!="):
+        if _is_number(measured) and _is_number(expected):
+            same = float(measured) == float(expected)
+        else:
+            same = measured == expected
+        return same if op == "=" else not same
+    if not _is_number(measured) or (isinstance(measured, float) and math.isnan(measured)):
+        return False
+    m, e = float(measured), float(expected)
+    return {"<=": m <= e, ">=": m >= e, "<": m < e, ">": m > e}[op]
+
+
+def _root_name(key: str) -> str:
+    return key_steps(key)[0]  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Expectations checked against a document; :meth:`enforce` raises on failure."""
+
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def failed(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if not o.passed)
+
+    def enforce(self) -> None:
+        failed = self.failed
+        if not failed:
+            return
+        parts = []
+        for o in failed:
+            got = json.dumps(o.measured) if o.present else "absent from this document"
+            parts.append(f"{o.expectation.text} (measured {o.expectation.key} = {got})"
+                         if o.present else f"{o.expectation.text} ({o.expectation.key} is "
+                         f"{got})")
+        raise CheckFailed(
+            f"{len(failed)} of {len(self.outcomes)} expectation"
+            f"{'s' if len(self.outcomes) != 1 else ''} failed: " + "; ".join(parts)
+        )
+
+
+def expectations(
+    items: tuple[str, ...] | list[str], document: dict[str, Any],
+    schema: dict[str, Any] | None = None,
+) -> Pending:
+    """Parse ``--expect`` items and evaluate them against ``document``.
+
+    A key that is neither in the document nor declared by ``schema`` is an
+    :class:`InputError` naming the closest field. A key the schema declares
+    but this document lacks (``escape`` at a minimum) fails the expectation.
+    """
+    from hesscli.render.jsonout import jsonable
+
+    document = jsonable(document)  # the document exactly as --format json prints it
+    if schema is None:
+        schema = load_schema(document.get("schema"))
+    known = paths(document)
+    declared = set(schema_paths(schema)) if schema else set()
+    outcomes = []
+    for text in items:
+        exp = parse(text)
+        measured = lookup(document, exp.key)
+        if measured is MISSING:
+            plain = re.sub(r"\[-?\d+\]", "", exp.key)
+            if plain not in declared and plain not in known:
+                raise InputError(
+                    f"--expect {text!r}: no field {exp.key!r} in the "
+                    f"{document.get('schema', 'JSON')} document{closest(plain, known, n=1)}"
+                )
+            outcomes.append(Outcome(exp, None, passed=False, present=False))
+            continue
+        if exp.op not in ("=", "!=") and not (_is_number(measured) or measured is None):
+            raise InputError(
+                f"--expect {text!r}: {exp.key} is {json.dumps(measured)[:60]}, not a number; "
+                "use = or != for it"
+            )
+        outcomes.append(Outcome(exp, measured, compare(measured, exp.op, exp.value)))
+    return Pending(tuple(outcomes))
+
+
+def load_schema(name: Any) -> dict[str, Any] | None:
+    """The packaged JSON Schema of a document named ``hesscli.<command>/<version>``."""
+    if not isinstance(name, str) or not name.startswith("hesscli."):
+        return None
+    from hesscli.schemas import load_schema as packaged
+
+    try:
+        return packaged(name.split(".", 1)[1].split("/", 1)[0])
+    except (FileNotFoundError, OSError, ValueError):
+        return None

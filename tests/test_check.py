@@ -1,0 +1,162 @@
+"""``hesscli check``: strict specs, pass/fail per expectation, exit codes 0/1/2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from hesscli.schemas import load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = load_schema("check")
+
+PASSING = """
+checks:
+  - name: saddle
+    objective: saddle
+    at: zeros
+    expect:
+      classification: saddle_point
+      definiteness: indefinite
+      lambda_min: {min: -1.0000001, max: -0.9999999}   # diag(1, -1): exactly -1
+      lambda_max: {min: 0.9999999, max: 1.0000001}
+      condition_number: {max: 1.0000001}
+      gradient_norm: {max: 0}
+      critical: true
+  - name: ravine steps
+    objective: ravine
+    params: {kappa: 50, rotate: false}
+    at: [1, 1]
+    lr: 0.01
+    expect:
+      step_increases_loss: false   # lr < 2 gᵀg / gᵀHg
+      stable: true                 # lr < 2/50
+"""
+
+FAILING = """
+checks:
+  - name: too steep
+    objective: ravine
+    params: {kappa: 50, rotate: false}
+    at: [1, 1]
+    lr: 0.1                        # g = (1, 50): 2 gᵀg/gᵀHg = 2·2501/125001 ≈ 0.04 < 0.1
+    expect:
+      step_increases_loss: false
+      classification: [not_critical, local_minimum]
+"""
+
+
+def test_passing_spec_exit_0_and_json(hess, write):
+    spec = write("ok.yaml", PASSING)
+    res = hess("check", spec)
+    assert res.exit_code == 0, res.output
+    assert "9 of 9 expectations hold" in res.stdout
+    js = hess("check", spec, "--format", "json")
+    assert js.exit_code == 0, js.output
+    doc = js.json()
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["passed"] is True and doc["expectations_total"] == 9
+    saddle = doc["checks"][0]
+    measured = {r["key"]: r["measured"] for r in saddle["results"]}
+    assert measured["classification"] == "saddle_point"
+    assert measured["lambda_min"] == pytest.approx(-1.0)
+    assert measured["critical"] is True
+
+
+def test_failing_spec_exit_1_report_first(hess, write):
+    spec = write("bad.yaml", FAILING)
+    res = hess("check", spec)
+    assert res.exit_code == 1, res.output
+    assert "FAIL" in res.stdout and "pass" in res.stdout  # the table is printed
+    assert res.stderr.startswith("error: 1 of 2 expectations failed")
+    assert "step_increases_loss expected false, measured true" in res.stderr
+    js = hess("check", spec, "--format", "json")
+    assert js.exit_code == 1
+    doc = js.json()
+    jsonschema.validate(doc, SCHEMA)
+    results = doc["checks"][0]["results"]
+    assert [r["passed"] for r in results] == [False, True]
+
+
+def test_python_tags_are_refused_not_executed(hess, write, tmp_path):
+    marker = tmp_path / "pwned"
+    spec = write("evil.yaml", f"""
+checks:
+  - objective: !!python/object/apply:os.system ["touch {marker}"]
+    expect: {{classification: local_minimum}}
+""")
+    res = hess("check", spec)
+    assert res.exit_code == 2, res.output
+    assert "!!python" in res.stderr and "not allowed" in res.stderr
+    assert not marker.exists()
+    spec2 = write("evil2.yaml", "!!python/object/new:os.system [echo hi]\n")
+    assert hess("check", spec2).exit_code == 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ("checks:\n  - objective: saddle\n    expect: {lamda_min: {max: 0}}\n",
+     "checks[0].expect: unknown key 'lamda_min' (did you mean 'lambda_min'?)"),
+    ("checks:\n  - objective: saddle\n    expect: {lambda_min: {mxa: 0}}\n",
+     "checks[0].expect.lambda_min: unknown key 'mxa' (did you mean 'max'?)"),
+    ("checks:\n  - objective: saddle\n    objetcive: x\n    expect: {critical: true}\n",
+     "checks[0]: unknown key 'objetcive' (did you mean 'objective'?)"),
+    ("chekcs: []\n", "(top level): unknown key 'chekcs' (did you mean 'checks'?)"),
+    ("checks:\n  - objective: saddle\n    lr: fast\n    expect: {critical: true}\n",
+     "checks[0].lr: expected a number, got the string 'fast'"),
+    ("checks:\n  - objective: saddle\n    expect: {critical: 'yes'}\n",
+     "checks[0].expect.critical: expected true or false"),
+    ("checks:\n  - objective: saddle\n    expect: {classification: saddle}\n",
+     "'saddle' is not one of"),
+    ("checks:\n  - objective: saddle\n    expect: {lambda_min: 3}\n",
+     "checks[0].expect.lambda_min: expected bounds like {min: 0.1, max: 10}"),
+    ("checks:\n  - objective: saddle\n    expect: {convexity: {box: [1, -1], verdict: "
+     "not_convex}}\n", "checks[0].expect.convexity.box: need lo < hi"),
+    ("checks:\n  - objective: saddle\n", "checks[0]: missing 'expect'"),
+    ("checks: [\n", "invalid YAML"),
+])
+def test_invalid_specs_exit_2(hess, write, body, message):
+    res = hess("check", write("s.yaml", body))
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr, res.stderr
+    assert res.stdout == ""
+
+
+def test_gradcheck_expectation(hess, write):
+    from hesscli.checks.registry import gradcheck_available
+
+    spec = write("g.yaml", "checks:\n  - objective: saddle\n    expect: {gradcheck: passed}\n")
+    res = hess("check", spec)
+    if gradcheck_available() is None:  # the gradcheck analysis exists in this build
+        assert res.exit_code == 0, res.output
+    else:
+        assert res.exit_code == 2, res.output
+        assert "not available in this version" in res.stderr
+
+
+def test_convexity_expectation_uses_the_convexity_test(hess, write):
+    spec = write("c.yaml", """
+checks:
+  - objective: rosenbrock
+    expect:
+      convexity: {box: [-2, 2], samples: 300, hessian_points: 0, verdict: no_violation_found}
+""")
+    res = hess("check", spec, "--format", "json")
+    assert res.exit_code == 1, res.output
+    result = res.json()["checks"][0]["results"][0]
+    assert result["measured"] == "not_convex" and "midpoint margin" in result["detail"]
+    direct = hess("convexity", "rosenbrock", "--box", "-2,2", "--samples", "300",
+                  "--hessian-points", "0", "--format", "json")
+    margin = direct.json()["witness"]["margin"]
+    assert result["detail"] == f"midpoint margin {margin:.4g}"  # same samples, same witness
+
+
+def test_example_spec_passes(hess):
+    res = hess("check", ROOT / "examples" / "checks.yaml")
+    assert res.exit_code == 0, res.output
+
+
+def test_missing_spec_file(hess, tmp_path):
+    res = hess("check", tmp_path / "nope.yaml")
+    assert res.exit_code == 2 and "does not exist" in res.stderr

@@ -17,9 +17,6 @@ def load(
     method: str,
 ) -> Objective:
     """OBJECTIVE + POINT + ``-p`` -> a checked flat objective."""
-    from hesscli.jaxconf import jax_module
-
-    jax_module()  # x64 on before the file runs: its module-level jnp arrays must be float64
     overrides = parse_assignments(params)
     file = load_file(objective, overrides)
     return bind(file, at, seed=seed, dtype=dtype, method=method)

@@ -114,7 +114,14 @@ def resolve_path(spec: str) -> tuple[Path, str | None]:
 
 
 def import_file(path: Path, overrides: Mapping[str, str]) -> tuple[ModuleType, dict[str, Any]]:
-    """Execute an objective file as a fresh module, with ``-p`` overrides in force."""
+    """Execute an objective file as a fresh module, with ``-p`` overrides in force.
+
+    JAX is configured first (x64 on): module-level ``jnp`` arrays created while
+    the file runs would otherwise be float32 for the whole session.
+    """
+    from hesscli.jaxconf import jax_module
+
+    jax_module()
     module_name = f"hesscli_objective_{next(_counter)}_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:

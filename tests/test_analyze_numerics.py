@@ -181,3 +181,24 @@ def objective(x):
     a, obj, curv = analyzed(str(path), "0.3,1.2")
     assert curv.hvp_mode == "forward-over-reverse"
     np.testing.assert_allclose(a.eigenvalues, np.sort(-np.sin([0.3, 1.2])), atol=1e-15)
+
+
+def test_module_level_arrays_are_float64_in_a_fresh_process(tmp_path):
+    """x64 must be on before an objective file runs (its jnp constants would be float32)."""
+    import subprocess
+    import sys
+
+    path = objective_file(tmp_path, """
+import jax.numpy as jnp
+c = jnp.asarray(0.1)
+def objective(x):
+    return jnp.sum((x - c) ** 2)
+x0 = jnp.zeros(1)
+""")
+    code = (
+        "from hesscli.objective import load_file\n"
+        f"f = load_file({str(path)!r})\n"
+        "print(f.module.c.dtype)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "float64"

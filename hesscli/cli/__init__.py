@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("hesscli.cli.check_cmd", "Expectations from a checks.yaml for CI (exit 1 on fail)."),
     "landscape": ("hesscli.cli.landscape_cmd",
                   "Slices of f around a point with the quadratic model overlaid."),
+    "train": ("hesscli.cli.train_cmd", "GD/SGD/any optax optimizer, noisy SGD, curvature watched."),
 }
 
 

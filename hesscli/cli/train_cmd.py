@@ -1,0 +1,89 @@
+"""``hesscli train``: optax optimizers, Ge et al.'s noisy gradient, curvature watched live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hesscli.cli.options import objective_options
+
+
+@click.command("train")
+@objective_options
+@click.option("--optimizer", "optimizer", default="sgd", show_default=True, metavar="NAME",
+              help="sgd, momentum, nesterov, adam, adamw, nadam, amsgrad, adamax, adabelief, "
+              "radam, yogi, rmsprop, adagrad, adadelta, lion, lamb, novograd, sign_sgd (optax).")
+@click.option("--lr", type=float, default=0.01, show_default=True, help="Learning rate.")
+@click.option("--steps", type=int, default=None,
+              help="Number of optimizer steps  [default: 1000, or --epochs worth].")
+@click.option("--epochs", type=int, default=None,
+              help="With --batch-size: train this many passes over the data instead of --steps.")
+@click.option("--batch-size", type=int, default=None,
+              help="Minibatch SGD on the file's data and loss(params, batch), reshuffled "
+              "(seeded) every epoch. Default: full batch on the objective.")
+@click.option("--momentum", type=float, default=None, help="Momentum (sgd, momentum, "
+              "nesterov, rmsprop, ...).")
+@click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum.")
+@click.option("--b1", type=float, default=None, help="First-moment decay (adam family, lion).")
+@click.option("--b2", type=float, default=None, help="Second-moment decay (adam family).")
+@click.option("--eps", type=float, default=None, help="Denominator epsilon (adaptive methods).")
+@click.option("--weight-decay", type=float, default=None, help="Weight decay (adamw, lamb, ...).")
+@click.option("--decay", type=float, default=None, help="Averaging decay (rmsprop).")
+@click.option("--opt", "opt_extra", multiple=True, metavar="KEY=VALUE",
+              help="Any other option of the optax optimizer (number or true/false); repeatable.")
+@click.option("--noisy", is_flag=True,
+              help="Add Ge et al.'s noise: g + r·ν with ν uniform on the unit sphere.")
+@click.option("--noise-scale", type=float, default=1.0, show_default=True,
+              help="The radius r of the noise.")
+@click.option("--noise-steps", type=int, default=None,
+              help="Add noise in the first N steps only, then plain steps let the run settle "
+              "(noise keeps ‖∇f‖ from vanishing, so the final verdict can't be a minimum).")
+@click.option("--monitor-every", type=int, default=None,
+              help="Log value, gradient norm and curvature every N steps [default: steps/100].")
+@click.option("--curvature/--no-curvature", "curvature_on", default=True, show_default=True,
+              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian, n ≤ 2000).")
+@click.option("--gtol", type=float, default=None,
+              help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
+              "(default √ε·max(1,|f|), as analyze).")
+@click.option("--tol", type=float, default=None,
+              help="Eigenvalues with |λ| ≤ tol count as zero (default as analyze).")
+@click.option("--compare", default=None, metavar="LIST",
+              help="Run variants from the same start and seed, side by side: plain, noisy, "
+              "an optimizer name, or NAME+noisy (e.g. plain,noisy or sgd,momentum,adam).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Stream the run to FILE.jsonl, one line per logged step (kept on Ctrl-C).")
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Continue the run logged in FILE.jsonl from its last state, with the same "
+              "options (appends to it unless --out names another file).")
+@click.option("--save-point", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the final parameters (same pytree) to .npz/.json/.npy/.txt/.csv.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Plot value, ‖∇f‖, λmin/λmax against 2/lr, with events (.png/.svg).")
+@click.option("--fail-on", default=None, metavar="KINDS",
+              help="Exit 1 when any of these events happened (e.g. diverged,unstable).")
+def command(**kw: Any) -> None:
+    """Train with an optax optimizer (optionally noisy) and watch the curvature.
+
+    Every --monitor-every steps the run logs the value, the gradient norm, the
+    Hessian's λmin and λmax, lr·λmax against 2 (gradient descent is unstable
+    above it) and the error of the quadratic model's prediction of a gradient
+    step, and reports events: stalled, at_saddle, escaped_saddle,
+    reached_minimum, unstable, diverged. Between logged steps the optimizer
+    runs compiled (one jax.lax.scan per chunk). Everything is seeded. An
+    objective file may define report(params) -> dict (see problems/tensor.py);
+    train shows it for the final point.
+
+    \b
+    Examples:
+      hesscli train saddle --at zeros --steps 500
+      hesscli train saddle --at zeros --steps 500 --noisy --seed 0
+      hesscli train saddle --at zeros --compare plain,noisy
+      hesscli train tensor --noisy --lr 0.05 --steps 2000 --noise-steps 1500
+      hesscli train mlp --optimizer momentum --lr 0.05 --batch-size 32 --monitor-every 50
+      hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
+    """
+    from hesscli.cli.train_run import run_command
+
+    run_command(kw)

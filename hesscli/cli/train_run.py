@@ -1,0 +1,333 @@
+"""Glue for ``hesscli train``: options -> configs, runs, the JSONL log, resume, outputs.
+
+No numerics here: :mod:`hesscli.training` trains, :mod:`hesscli.render.train_view`
+shows. This module wires them, owns the output files and decides exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hesscli.errors import CheckFailed, InputError
+
+OPT_FLAGS = ("momentum", "nesterov", "b1", "b2", "eps", "weight_decay", "decay")
+SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv")
+EVENT_KINDS = ("stalled", "at_saddle", "escaped_saddle", "reached_minimum", "unstable",
+               "diverged")
+
+
+def _value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    try:
+        number = float(text)
+    except ValueError:
+        raise InputError(f"--opt value {text!r}: expected a number or true/false") from None
+    return int(number) if number.is_integer() and "." not in text and "e" not in low else number
+
+
+def optimizer_options(kw: dict[str, Any]) -> dict[str, Any]:
+    from hesscli.params import parse_assignments
+
+    options = {k: kw[k] for k in OPT_FLAGS if kw.get(k) is not None}
+    for key, raw in parse_assignments(kw["opt_extra"], "--opt").items():
+        options[key] = _value(raw)
+    return options
+
+
+def parse_variants(text: str, base: str, noisy: bool) -> list[tuple[str, str, bool]]:
+    """``plain,noisy`` / ``sgd,adam`` / ``sgd+noisy`` -> [(label, optimizer, noisy)]."""
+    from hesscli.training.optimizers import optimizer_spec
+
+    out = []
+    for token in [t.strip() for t in text.split(",") if t.strip()]:
+        if token == "plain":
+            out.append((token, base, False))
+        elif token == "noisy":
+            out.append((token, base, True))
+        else:
+            name, _, suffix = token.partition("+")
+            if suffix not in ("", "noisy"):
+                raise InputError(f"--compare {token!r}: expected NAME or NAME+noisy")
+            optimizer_spec(name)
+            out.append((token, name, noisy or suffix == "noisy"))
+    if len(out) < 2:
+        raise InputError(f"--compare {text!r}: name at least two variants, e.g. plain,noisy")
+    labels = [v[0] for v in out]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"--compare {text!r}: a variant is named twice")
+    return out
+
+
+def options_for(name: str, options: dict[str, Any], strict: bool) -> dict[str, Any]:
+    """Options the optimizer takes; with ``strict`` others are an error (checked later)."""
+    from hesscli.training.optimizers import accepted_options
+
+    if strict:
+        return dict(options)
+    allowed = accepted_options(name)
+    return {k: v for k, v in options.items() if k in allowed}
+
+
+def check_inputs(kw: dict[str, Any]) -> None:
+    from hesscli.cli.session import positive
+
+    positive("--lr", kw["lr"])
+    positive("--noise-scale", kw["noise_scale"])
+    for key in ("steps", "epochs", "batch_size", "monitor_every"):
+        if kw.get(key) is not None and kw[key] < 1:
+            raise InputError(f"--{key.replace('_', '-')} must be at least 1; got {kw[key]}")
+    if kw["noise_steps"] is not None and kw["noise_steps"] < 0:
+        raise InputError(f"--noise-steps must be 0 or more; got {kw['noise_steps']}")
+    if kw["plot"] is not None:
+        from hesscli.render.plotting import check_plot_path
+
+        check_plot_path(kw["plot"])
+    if kw["save_point"] is not None and kw["save_point"].suffix.lower() not in SAVE_SUFFIXES:
+        raise InputError(f"--save-point {str(kw['save_point'])!r}: use one of "
+                         f"{', '.join(SAVE_SUFFIXES)}")
+    if kw["compare"] and (kw["resume"] or kw["save_point"]):
+        raise InputError("--compare runs several variants; --resume and --save-point take one "
+                         "run (drop --compare)")
+    if kw["fail_on"]:
+        for kind in kw["fail_on"].split(","):
+            if kind.strip() not in EVENT_KINDS:
+                raise InputError(f"--fail-on {kind.strip()!r}: not an event; choose from "
+                                 f"{', '.join(EVENT_KINDS)}")
+    if kw["epochs"] is not None and kw["steps"] is not None:
+        raise InputError("give --steps or --epochs, not both")
+
+
+def run_command(kw: dict[str, Any]) -> None:
+    from hesscli.cli.session import load, meta
+    from hesscli.training.loop import TrainConfig, minibatch_for
+
+    check_inputs(kw)
+    fmt, seed, dtype = kw["fmt"], kw["seed"], kw["dtype"]
+    resume = None
+    if kw["resume"] is not None:
+        from hesscli.training.runlog import read_log
+
+        resume = read_log(kw["resume"])
+    obj = load(kw["objective"], kw["at"], kw["params"], seed=seed, dtype=dtype,
+               method=kw["method"])
+    if kw["method"] == "fd" or not obj.traceable:
+        why = obj.why_untraceable or "--method fd"
+        raise InputError(f"train needs JAX derivatives of the objective, and {why}; "
+                         "write the objective with jax.numpy")
+    from hesscli.curvature.exact import ExactCurvature
+
+    curvature = ExactCurvature(obj)
+    minibatch = minibatch_for(obj, kw["batch_size"]) if kw["batch_size"] else None
+    steps = kw["steps"]
+    if kw["epochs"] is not None:
+        if minibatch is None:
+            raise InputError("--epochs needs --batch-size (an epoch is a pass over the data)")
+        steps = kw["epochs"] * minibatch.per_epoch
+    if resume is not None and steps is None:
+        steps = int(resume.header.get("steps", 1000))
+    steps = steps or 1000
+    every = kw["monitor_every"]
+    if every is None and resume is not None:
+        every = int(resume.header["config"].get("monitor_every", 0)) or None
+    every = every or max(1, steps // 100)
+    options = optimizer_options(kw)
+    noise = kw["noise_scale"]
+    base = TrainConfig(optimizer=kw["optimizer"], options={}, lr=kw["lr"], noise=None,
+                       noise_steps=kw["noise_steps"], seed=seed, batch_size=kw["batch_size"],
+                       monitor_every=every, steps=steps)
+    if kw["compare"]:
+        variants = parse_variants(kw["compare"], kw["optimizer"], kw["noisy"])
+        used = set()
+        configs = []
+        for label, name, noisy in variants:
+            opts = options_for(name, options, strict=False)
+            used |= set(opts)
+            configs.append((label, replace(base, optimizer=name, options=opts,
+                                           noise=noise if noisy else None)))
+        unused = set(options) - used
+        if unused:
+            raise InputError(f"option {', '.join(sorted(unused))} applies to none of the "
+                             f"variants {kw['compare']}")
+    else:
+        configs = [("", replace(base, options=options, noise=noise if kw["noisy"] else None))]
+    for _, config in configs:
+        from hesscli.training.optimizers import resolved_options
+
+        resolved_options(config.optimizer, config.options)  # checks names before any work
+
+    start = {"objective": kw["objective"], "at": kw["at"], "params": list(kw["params"]),
+             "dtype": dtype}
+    if resume is not None:
+        check_resume(resume, start, configs[0][1])
+    runner = Runner(obj, curvature, minibatch, kw, start, fmt)
+    summaries = runner.run_all(configs, resume)
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()
+               if k not in ("fmt", "seed", "dtype") and not isinstance(v, tuple)}
+    options.update(params=list(kw["params"]), opt=list(kw["opt_extra"]), steps=steps,
+                   monitor_every=every)
+    finish(summaries, kw, obj, meta(seed, dtype, **options))
+
+
+def check_resume(resume: Any, start: dict[str, Any], config: Any) -> None:
+    """The log's options must be the ones given now (else the trajectory would differ)."""
+    logged_start = resume.header.get("start", {})
+    now = json.loads(json.dumps(config.trajectory_fields()))
+    then = resume.header.get("config", {})
+    diffs = [f"{k}: logged {then.get(k)!r}, now {now.get(k)!r}"
+             for k in sorted(set(now) | set(then)) if now.get(k) != then.get(k)]
+    diffs += [f"{k}: logged {logged_start.get(k)!r}, now {start.get(k)!r}"
+              for k in start if logged_start.get(k) != start.get(k)]
+    if diffs:
+        raise InputError("--resume: repeat the logged run's options to continue it exactly ("
+                         + "; ".join(diffs) + ")")
+
+
+class Runner:
+    """Runs the variants, streams the log, shows progress; keeps what finished."""
+
+    def __init__(self, obj: Any, curvature: Any, minibatch: Any, kw: dict[str, Any],
+                 start: dict[str, Any], fmt: str) -> None:
+        self.obj, self.curvature, self.minibatch = obj, curvature, minibatch
+        self.kw, self.start, self.fmt = kw, start, fmt
+        self.log: Any = None
+        self.last_step = 0
+
+    def open_log(self, configs: list[tuple[str, Any]], resume: Any) -> None:
+        from hesscli.training.runlog import RunLog, header_line
+
+        out = self.kw["out"] or (self.kw["resume"] if resume is not None else None)
+        if out is None:
+            return
+        if resume is not None:
+            same = self.kw["resume"] is not None and Path(out).resolve() == Path(
+                self.kw["resume"]).resolve()
+            if not same or resume.skipped:
+                from hesscli.points import atomic_write
+
+                text = "".join(line + "\n" for line in resume.kept_lines)
+                atomic_write(Path(out), lambda fh: fh.write(text), mode="w")
+            self.log = RunLog(Path(out), mode="a")
+            return
+        self.log = RunLog(Path(out), mode="w")
+        config = configs[0][1]
+        extra: dict[str, Any] = {"start": self.start, "steps": config.steps}
+        if len(configs) > 1:
+            extra["variants"] = {label: c.trajectory_fields() for label, c in configs}
+        self.log.write(header_line(self.obj.label, self.obj.n, config, extra))
+
+    def run_all(self, configs: list[tuple[str, Any]], resume: Any) -> list[Any]:
+        from hesscli.render.train_view import TrainProgress
+
+        self.open_log(configs, resume)
+        summaries: list[Any] = []
+        progress = TrainProgress(quiet=False)
+        try:
+            with progress:
+                for label, config in configs:
+                    summaries.append(self.run_one(label, config, resume, progress))
+        except KeyboardInterrupt:
+            if self.log is not None:
+                self.log.write({"record": "end", "reason": "interrupted",
+                                "step": self.last_step})
+                self.log.close()
+                where = (f"; {self.log.lines} lines logged in {self.log.path} "
+                         f"(continue with --resume {self.log.path})")
+            else:
+                where = " (nothing was logged: use --out FILE.jsonl to keep a run)"
+            click.echo(f"interrupted at step {self.last_step}{where}", err=True)
+            raise click.exceptions.Exit(130) from None
+        if self.log is not None:
+            self.log.close()
+        return summaries
+
+    def run_one(self, label: str, config: Any, resume: Any, progress: Any) -> Any:
+        from hesscli.training.events import EventTracker
+        from hesscli.training.loop import optimizer_for, train
+        from hesscli.training.report import RunSummary, final_analysis, problem_report
+        from hesscli.training.runlog import event_line, record_line, restore_state, state_line
+
+        obj, kw = self.obj, self.kw
+        optimizer = optimizer_for(config)
+        tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=kw["gtol"], tol=kw["tol"])
+        state = history = None
+        if resume is not None:
+            import jax.numpy as jnp
+
+            state = restore_state(resume.state_line, optimizer.init(jnp.asarray(obj.x)))
+            history = list(resume.records)
+            for record in history:
+                tracker.feed(record)
+        variant = label or None
+        progress.start_task(label or obj.label, config.steps, state.step if state else 0)
+
+        def callback(p: Any) -> None:
+            self.last_step = p.state.step
+            if self.log is not None:
+                self.log.write(record_line(p.record, variant))
+                for event in p.events:
+                    self.log.write(event_line(event, variant))
+                if variant is None:
+                    self.log.write(state_line(p.state))
+            progress.update(p, label)
+
+        result = train(obj, self.curvature, optimizer, config, minibatch=self.minibatch,
+                       state=state, tracker=tracker, history=history,
+                       curvature_on=kw["curvature_on"], callback=callback)
+        if self.log is not None:
+            end = {"record": "end", "reason": "diverged" if result.diverged else "completed",
+                   "step": result.steps}
+            if variant:
+                end["variant"] = variant
+            self.log.write(end)
+        analysis = None  # --no-curvature: no Hessian work at all, so no final verdict
+        if kw["curvature_on"]:
+            analysis = final_analysis(obj, self.curvature, result.x, config.lr,
+                                      gtol=kw["gtol"], tol=kw["tol"])
+        names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
+        return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,
+                          problem_report(obj, result.x), config.steps, names)
+
+
+def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, Any]) -> None:
+    if kw["save_point"] is not None:
+        from hesscli.points import write_point
+
+        write_point(kw["save_point"], obj.unravel(summaries[0].result.x))
+    if kw["plot"] is not None:
+        from hesscli.render.plot_train import plot_training
+
+        plot_training(summaries, kw["plot"])
+    if kw["fmt"] == "json":
+        from hesscli.render.jsonout import dump
+        from hesscli.render.train_view import compare_document, train_document
+
+        if len(summaries) == 1:
+            dump(train_document(summaries[0], meta))
+        else:
+            dump(compare_document(summaries, meta))
+    else:
+        from hesscli.render.console import stdout_console
+        from hesscli.render.train_view import render_compare, render_train
+
+        console = stdout_console()
+        if len(summaries) == 1:
+            render_train(summaries[0], console)
+        else:
+            render_compare(summaries, console)
+    if kw["fail_on"]:
+        kinds = {k.strip() for k in kw["fail_on"].split(",")}
+        hits = [(s.name, e) for s in summaries for e in s.result.events if e.kind in kinds]
+        if hits:
+            name, event = hits[0]
+            where = f"{name}: " if name else ""
+            raise CheckFailed(f"--fail-on: {where}{event.kind} at step {event.step} "
+                              f"({event.message})")

@@ -1,0 +1,78 @@
+"""Training curves: value, gradient norm, λmin/λmax against 2/lr, events marked.
+
+The article's advice made concrete: plot the sharpness λmax next to the
+stability bound 2/lr (gradient descent diverges along the top eigenvector once
+λmax > 2/lr) and the most negative eigenvalue (a saddle's signature), with the
+events of the run drawn as vertical lines. Several summaries (``--compare``)
+share the axes, one colour each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hesscli.render.plotting import pyplot, save_figure
+
+EVENT_COLOURS = {"at_saddle": "tab:orange", "escaped_saddle": "tab:green",
+                 "reached_minimum": "tab:green", "stalled": "tab:olive",
+                 "unstable": "tab:red", "diverged": "black"}
+
+
+def _series(history: Any, field: str) -> tuple[np.ndarray, np.ndarray]:
+    steps = np.array([r.step for r in history], dtype=float)
+    vals = np.array([np.nan if getattr(r, field) is None else getattr(r, field)
+                     for r in history], dtype=float)
+    return steps, vals
+
+
+def plot_training(summaries: list[Any], path: Path | str) -> None:
+    """Write the figure for one or more runs to ``path`` (.png/.svg)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    ax_f, ax_g, ax_l = axes
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lrs = set()
+    for i, s in enumerate(summaries):
+        colour = colours[i % len(colours)]
+        label = s.name or s.result.config.optimizer
+        hist = s.result.history
+        x, f = _series(hist, "value")
+        ax_f.plot(x, f, color=colour, label=label)
+        x, g = _series(hist, "gradient_norm")
+        ax_g.semilogy(x, np.where(g > 0, g, np.nan), color=colour, label=label)
+        x, lo = _series(hist, "lambda_min")
+        _, hi = _series(hist, "lambda_max")
+        ax_l.plot(x, hi, color=colour, label=f"{label}: λmax")
+        ax_l.plot(x, lo, color=colour, linestyle="--", label=f"{label}: λmin")
+        lrs.add(s.result.config.lr)
+        for event in s.result.events:
+            ec = EVENT_COLOURS.get(event.kind, "grey")
+            for ax in axes:
+                ax.axvline(event.step, color=ec, alpha=0.5, linewidth=1)
+            ax_f.annotate(event.kind, (event.step, 1.0), xycoords=("data", "axes fraction"),
+                          rotation=90, va="top", ha="right", fontsize=7, color=ec)
+    lo_data, hi_data = ax_l.get_ylim()
+    for lr in sorted(lrs):
+        bound = 2.0 / lr
+        if bound <= hi_data + 0.5 * (hi_data - lo_data):
+            ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"2/lr = {bound:.3g}")
+        else:  # far above the spectrum: say so instead of squashing the curves
+            ax_l.annotate(f"2/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
+                          xycoords="axes fraction", va="top", fontsize=8, color="tab:red")
+    ax_l.axhline(0.0, color="grey", linewidth=0.5)
+    values = np.concatenate([_series(s.result.history, "value")[1] for s in summaries])
+    values = values[np.isfinite(values)]
+    if values.size and np.ptp(values) > 1e4 * max(1.0, float(np.min(np.abs(values)))):
+        ax_f.set_yscale("symlog")  # an exploding run: keep the start readable
+    ax_f.set_ylabel("f")
+    ax_g.set_ylabel("‖∇f‖")
+    ax_l.set_ylabel("eigenvalues")
+    ax_l.set_xlabel("step")
+    title = summaries[0].objective
+    ax_f.set_title(f"hesscli train {title}")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="best")
+    save_figure(fig, path)

@@ -1,0 +1,265 @@
+"""The ``train`` outputs: progress bar (stderr), summary tables, the JSON documents.
+
+Renderers read :class:`hesscli.training.report.RunSummary` values and compute
+nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hesscli.render.console import stderr_console
+from hesscli.render.numbers import num
+
+SCHEMA = "hesscli.train/1"
+COMPARE_SCHEMA = "hesscli.train-compare/1"
+EVENT_STYLE = {
+    "at_saddle": "bold yellow", "stalled": "yellow", "escaped_saddle": "bold green",
+    "reached_minimum": "bold green", "unstable": "bold red", "diverged": "bold red",
+}
+
+
+class TrainProgress:
+    """A Rich progress bar on stderr, one task per run; events are logged above it."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.console = stderr_console()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("f = {task.fields[value]}  ‖∇f‖ = {task.fields[gnorm]}"),
+            TimeElapsedColumn(), console=self.console, disable=quiet, transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> TrainProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def start_task(self, label: str, total: int, done: int) -> None:
+        self.tasks[label] = self.progress.add_task(label, total=total, completed=done,
+                                                   value="—", gnorm="—")
+
+    def update(self, p: Any, label: str) -> None:
+        key = label if label in self.tasks else next(iter(self.tasks))
+        self.progress.update(self.tasks[key], completed=p.state.step,
+                             value=num(p.record.value), gnorm=num(p.record.gradient_norm))
+        for event in p.events:
+            prefix = f"{label}: " if label else ""
+            self.progress.console.print(
+                f"[{EVENT_STYLE.get(event.kind, '')}]step {event.step}: {prefix}"
+                f"{event.message}[/]", highlight=False)
+
+
+def _event_dict(event: Any) -> dict[str, Any]:
+    return {"step": event.step, "kind": event.kind, "message": event.message, **event.data}
+
+
+def run_fields(s: Any) -> dict[str, Any]:
+    """The fields of one run in the ``hesscli.train/1`` document (without schema/meta)."""
+    r = s.result
+    c = r.config
+    final = r.final
+    a = s.analysis
+    doc: dict[str, Any] = {
+        "objective": s.objective,
+        "n": s.n,
+        "method": "exact",
+        "dtype": s.dtype,
+        "optimizer": {"name": c.optimizer, "lr": c.lr, "options": dict(c.options)},
+        "noise": None if c.noise is None else {"scale": c.noise, "steps": c.noise_steps,
+                                              "kind": "unit_sphere"},
+        "batch_size": c.batch_size,
+        "seed": c.seed,
+        "monitor_every": c.monitor_every,
+        "steps": r.steps,
+        "steps_requested": s.requested_steps,
+        "diverged": r.diverged,
+        "final_value": final.value,
+        "final_gradient_norm": final.gradient_norm,
+        "final_classification": a.classification if a is not None else None,
+        "final_lambda_min": a.spectrum.lambda_min if a is not None else final.lambda_min,
+        "final_lambda_max": a.spectrum.lambda_max if a is not None else final.lambda_max,
+        "final_tolerance": a.tolerance if a is not None else None,
+        "final_gtol": a.gtol if a is not None else None,
+        "events": [_event_dict(e) for e in r.events],
+        "history": [asdict(rec) for rec in r.history],
+        "timing": {"train_seconds": r.train_seconds, "monitor_seconds": r.monitor_seconds,
+                   "monitor_share": r.monitor_share},
+        "notes": list(r.notes) + (list(a.notes) if a is not None else []),
+    }
+    if s.n <= 1000:
+        doc["final_point"] = [float(v) for v in r.x]
+        doc["parameter_names"] = list(s.names)
+    if s.report is not None:
+        doc["report"] = s.report
+    return doc
+
+
+def train_document(s: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    return {"schema": SCHEMA, **run_fields(s), "meta": meta}
+
+
+def compare_document(summaries: list[Any], meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema": COMPARE_SCHEMA,
+        "objective": summaries[0].objective,
+        "n": summaries[0].n,
+        "variants": [{"name": s.name, "schema": SCHEMA, **run_fields(s)} for s in summaries],
+        "meta": meta,
+    }
+
+
+def _headline(s: Any) -> str:
+    r, a = s.result, s.analysis
+    kinds = [e.kind for e in r.events]
+    parts = []
+    if "diverged" in kinds:
+        ev = next(e for e in r.events if e.kind == "diverged")
+        parts.append(f"Diverged at step {ev.step}: {ev.data.get('reason')}; "
+                     f"{ev.data.get('parameter')} blew up first.")
+    esc = [e for e in r.events if e.kind == "escaped_saddle"]
+    if esc:
+        parts.append(f"Escaped the saddle at step {esc[0].step}.")
+    if a is not None:
+        verdict = a.classification.replace("_", " ")
+        if a.classification == "saddle_point":
+            parts.append(f"Ended at a saddle point (λmin = {num(a.spectrum.lambda_min)}): "
+                         "the gradient is zero, so plain gradient descent cannot leave; "
+                         "try --noisy.")
+        elif a.classification == "not_critical" and r.config.noise is not None and \
+                (r.config.noise_steps is None or r.config.noise_steps >= r.steps):
+            parts.append(f"Ended not critical (‖∇f‖ = {num(a.gradient_norm)} > gtol): the "
+                         "noise keeps the point moving; --noise-steps N ends with plain steps.")
+        elif a.classification == "not_critical":
+            parts.append(f"Final point not critical yet (‖∇f‖ = {num(a.gradient_norm)} > gtol = "
+                         f"{num(a.gtol)}); the Hessian there is "
+                         f"{a.definiteness.replace('_', ' ')}"
+                         + (": still converging toward a minimum." if a.definiteness ==
+                            "positive_definite" else "."))
+        else:
+            parts.append(f"Final point: {verdict}.")
+    return " ".join(parts)
+
+
+def render_train(s: Any, console: Console) -> None:
+    r = s.result
+    c = r.config
+    title = f"train {s.objective}: {c.optimizer}{' + noise' if c.noise is not None else ''}"
+    console.print(f"[bold]{title}[/bold]  (n = {s.n}, lr = {num(c.lr)}, "
+                  f"{r.steps} of {s.requested_steps} steps)")
+    console.print(_headline(s))
+    table = Table(title="History (logged steps)", show_lines=False)
+    for col in ("step", "f", "‖∇f‖", "λmin", "λmax", "lr·λmax", "model error"):
+        table.add_column(col, justify="right")
+    rows = list(r.history)
+    if len(rows) > 12:
+        rows = rows[:5] + [None] + rows[-6:]
+    for rec in rows:
+        if rec is None:
+            table.add_row("…", "", "", "", "", "", "")
+            continue
+        ratio = rec.lr_times_lambda_max
+        ratio_text = num(ratio) if ratio is None or ratio <= 2 else f"[bold red]{num(ratio)}[/]"
+        table.add_row(str(rec.step), num(rec.value, 6), num(rec.gradient_norm),
+                      num(rec.lambda_min), num(rec.lambda_max), ratio_text,
+                      num(rec.model_error))
+    console.print(table)
+    if r.events:
+        ev = Table(title="Events")
+        ev.add_column("step", justify="right")
+        ev.add_column("event")
+        ev.add_column("detail")
+        for e in r.events:
+            ev.add_row(str(e.step), f"[{EVENT_STYLE.get(e.kind, '')}]{e.kind}[/]", e.message)
+        console.print(ev)
+    _final_table(s, console)
+    if s.report is not None:
+        _report_table(s.report, console)
+    for note in _notes(s):
+        console.print(f"[dim]note: {note}[/dim]")
+
+
+def _notes(s: Any) -> list[str]:
+    r = s.result
+    notes = list(r.notes)
+    if s.analysis is not None:
+        notes += list(s.analysis.notes)
+    total = num(r.train_seconds + r.monitor_seconds, 3)
+    notes.append(f"monitoring took {100 * r.monitor_share:.0f}% of {total} s "
+                 "(the rest: compiled training steps, compilation included)")
+    return notes
+
+
+def _final_table(s: Any, console: Console) -> None:
+    r, a = s.result, s.analysis
+    t = Table(title="Final point", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    t.add_row("value", num(r.final.value, 8))
+    t.add_row("gradient norm", num(r.final.gradient_norm))
+    if a is not None:
+        t.add_row("classification", a.classification.replace("_", " "))
+        t.add_row("λmin, λmax", f"{num(a.spectrum.lambda_min)}, {num(a.spectrum.lambda_max)}")
+        t.add_row("tolerances", f"gtol {num(a.gtol)}, tol {num(a.tolerance)}")
+    if s.n <= 8:
+        t.add_row("point", ", ".join(f"{name} = {num(float(v), 6)}"
+                                     for name, v in zip(s.names, r.x, strict=False)))
+    console.print(t)
+
+
+def _report_table(report: dict[str, Any], console: Console) -> None:
+    t = Table(title="Problem report", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    for key, value in report.items():
+        if isinstance(value, list):
+            text = ", ".join(num(v) if isinstance(v, float) else str(v) for v in value[:12])
+            text += " …" if len(value) > 12 else ""
+        elif isinstance(value, float):
+            text = num(value, 6)
+        else:
+            text = str(value)
+        t.add_row(key, text)
+    console.print(t)
+
+
+def render_compare(summaries: list[Any], console: Console) -> None:
+    first = summaries[0]
+    console.print(f"[bold]train {first.objective}: {len(summaries)} variants from the same "
+                  f"start and seed[/bold] (n = {first.n})")
+    t = Table(title="Side by side")
+    t.add_column("", style="bold")
+    for s in summaries:
+        t.add_column(s.name, justify="right")
+
+    def row(name: str, fn: Any) -> None:
+        t.add_row(name, *[fn(s) for s in summaries])
+
+    row("optimizer", lambda s: s.result.config.optimizer
+        + (" + noise" if s.result.config.noise is not None else ""))
+    row("steps", lambda s: str(s.result.steps))
+    row("final f", lambda s: num(s.result.final.value, 6))
+    row("final ‖∇f‖", lambda s: num(s.result.final.gradient_norm))
+    row("final λmin", lambda s: num(s.result.final.lambda_min))
+    row("classification", lambda s: s.analysis.classification.replace("_", " ")
+        if s.analysis is not None else "—")
+    for kind in ("at_saddle", "escaped_saddle", "reached_minimum", "unstable", "diverged"):
+        row(kind, lambda s, k=kind: ", ".join(str(e.step) for e in s.result.events
+                                               if e.kind == k) or "—")
+    row("monitoring share", lambda s: f"{100 * s.result.monitor_share:.0f}%")
+    console.print(t)
+    if any(s.report for s in summaries):
+        for s in summaries:
+            if s.report:
+                console.print(f"[bold]{s.name}[/bold]")
+                _report_table(s.report, console)
+    for s in summaries:
+        console.print(f"{s.name}: {_headline(s)}")

@@ -1,0 +1,326 @@
+"""The training loop: compiled multi-step scans between monitoring points.
+
+Between two logged steps the optimizer runs inside one ``jax.lax.scan`` (a
+single compiled program per chunk length), so the Python loop only runs once
+per ``monitor_every`` steps. Every step inside the scan checks for divergence:
+a non-finite value, gradient or new point, or a loss above ``EXPLODE`` times
+its start; the step that would diverge is not taken, the carry freezes, and
+the loop stops there with everything up to it kept.
+
+Randomness is a pure function of the seed: the noise key lives in the
+optimizer state (:mod:`.noise`), and minibatches are the ``i``-th slice of a
+permutation drawn from ``fold_in(data_key, epoch)``. So the state to resume a
+run is the point, the optimizer state and the step count (:class:`TrainState`).
+
+Progress is reported through ``callback(Progress)``; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from hesscli.bind import Objective
+from hesscli.errors import InputError
+from hesscli.training.events import Event, EventTracker
+from hesscli.training.monitor import DENSE_LIMIT, MATRIX_FREE_NOTE, Record, monitor
+
+EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above its start is no longer training
+
+# divergence reasons, as coded inside the compiled loop
+REASONS = {1: "non-finite value", 2: "non-finite gradient", 3: "non-finite parameters",
+           4: "exploding loss"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that shapes the trajectory (compared on ``--resume``), plus ``steps``."""
+
+    optimizer: str = "sgd"
+    options: dict[str, Any] = field(default_factory=dict)
+    lr: float = 0.01
+    noise: float | None = None  # radius of the sphere noise, None: no noise
+    noise_steps: int | None = None
+    seed: int = 0
+    batch_size: int | None = None
+    monitor_every: int = 10
+    steps: int = 1000
+
+    def trajectory_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "steps"}
+
+
+@dataclass
+class TrainState:
+    """The resumable state: point, optimizer state, step; and the start value (for EXPLODE)."""
+
+    x: np.ndarray
+    opt_state: Any
+    step: int
+    start_value: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the callback receives after each chunk."""
+
+    record: Record
+    events: tuple[Event, ...]
+    state: TrainState
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    config: TrainConfig
+    steps: int
+    x: np.ndarray
+    history: tuple[Record, ...]
+    events: tuple[Event, ...]
+    diverged: bool
+    train_seconds: float
+    monitor_seconds: float
+    notes: tuple[str, ...] = ()
+    state: TrainState | None = None
+
+    @property
+    def final(self) -> Record:
+        return self.history[-1]
+
+    @property
+    def monitor_share(self) -> float:
+        total = self.train_seconds + self.monitor_seconds
+        return self.monitor_seconds / total if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Minibatch:
+    """Minibatch SGD on ``loss(params, batch)`` over ``data`` (leading axis = samples)."""
+
+    loss: Callable[..., Any]
+    data: Any
+    batch_size: int
+
+    @property
+    def samples(self) -> int:
+        return int(jax.tree_util.tree_leaves(self.data)[0].shape[0])
+
+    @property
+    def per_epoch(self) -> int:
+        return self.samples // self.batch_size
+
+
+def minibatch_for(obj: Objective, batch_size: int) -> Minibatch:
+    """Check the file's ``data``/``loss`` and the batch size."""
+    file = obj.file
+    if file.data is None or file.loss is None:
+        missing = " and ".join(k for k in ("data", "loss") if getattr(file, k) is None)
+        raise InputError(
+            f"--batch-size needs an objective file that defines data and loss(params, batch); "
+            f"{file.path.name} lacks {missing} (leave out --batch-size for full-batch training)"
+        )
+    data = jax.tree_util.tree_map(jnp.asarray, file.data)
+    leaves = jax.tree_util.tree_leaves(data)
+    sizes = {int(leaf.shape[0]) if leaf.ndim else -1 for leaf in leaves}
+    if not leaves or len(sizes) != 1 or -1 in sizes:
+        raise InputError(f"{file.path.name}: data must be arrays sharing a leading sample axis")
+    mb = Minibatch(file.loss, data, int(batch_size))
+    if not 1 <= mb.batch_size <= mb.samples:
+        raise InputError(f"--batch-size {batch_size}: must be between 1 and the "
+                         f"{mb.samples} samples in {file.path.name}")
+    return mb
+
+
+def keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """(noise key, data-order key), both derived from the seed."""
+    root = jax.random.PRNGKey(seed)
+    return jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
+
+
+def build_chunk(
+    obj: Objective, optimizer: optax.GradientTransformation, minibatch: Minibatch | None
+) -> Callable[..., Any]:
+    """Jitted ``chunk(carry, data, data_key, ceiling, length) -> (carry, (values, gnorms, ok))``."""
+    per_epoch = minibatch.per_epoch if minibatch else 1
+    batch = minibatch.batch_size if minibatch else 0
+    samples = minibatch.samples if minibatch else 0
+
+    def loss_at(x: Any, step: Any, data: Any, data_key: Any) -> Any:
+        if minibatch is None:
+            return obj.flat_fn(x)
+        epoch, i = step // per_epoch, step % per_epoch
+        perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), samples)
+        idx = jax.lax.dynamic_slice(perm, (i * batch,), (batch,))
+        part = jax.tree_util.tree_map(lambda a: a[idx], data)
+        return minibatch.loss(obj.unravel(x), part)
+
+    def body(carry: Any, _: Any, data: Any, data_key: Any, ceiling: Any) -> Any:
+        x, opt_state, step, alive, reason, bad = carry
+        value, grad = jax.value_and_grad(loss_at)(x, step, data, data_key)
+        updates, new_state = optimizer.update(grad, opt_state, x)
+        x_new = x + updates
+        fin_v, fin_g, fin_x = (jnp.isfinite(value), jnp.all(jnp.isfinite(grad)),
+                               jnp.all(jnp.isfinite(x_new)))
+        explode = value > ceiling
+        ok = alive & fin_v & fin_g & fin_x & ~explode
+        code = jnp.where(~fin_v, 1, jnp.where(~fin_g, 2, jnp.where(~fin_x, 3, 4)))
+        where_bad = jnp.where(
+            ~fin_x, jnp.argmax(~jnp.isfinite(x_new)),
+            jnp.where(~fin_g, jnp.argmax(~jnp.isfinite(grad)),
+                      jnp.argmax(jnp.where(jnp.isfinite(updates), jnp.abs(updates), jnp.inf))))
+        newly = alive & ~ok
+        reason = jnp.where(newly, code, reason).astype(reason.dtype)
+        bad = jnp.where(newly, where_bad.astype(bad.dtype), bad)
+        x = jnp.where(ok, x_new, x)
+        opt_state = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new_state, opt_state)
+        out = (value, jnp.linalg.norm(grad), alive)
+        return (x, opt_state, step + ok.astype(step.dtype), ok, reason, bad), out
+
+    def chunk(carry: Any, data: Any, data_key: Any, ceiling: Any, length: int) -> Any:
+        return jax.lax.scan(lambda c, s: body(c, s, data, data_key, ceiling), carry, None,
+                            length=length)
+
+    return jax.jit(chunk, static_argnames="length")
+
+
+_CHUNKS: dict[tuple[Any, ...], tuple[Any, Callable[..., Any]]] = {}
+_CHUNK_CACHE_SIZE = 8
+
+
+def cached_chunk(obj: Objective, optimizer: optax.GradientTransformation, config: TrainConfig,
+                 minibatch: Minibatch | None) -> Callable[..., Any]:
+    """:func:`build_chunk`, reused across seeds of the same objective and optimizer.
+
+    The seed only enters through the initial optimizer state (the noise key)
+    and ``data_key``, both arguments of the compiled chunk, so runs that differ
+    only in the seed (``--compare``-style sweeps, tests) compile once.
+    """
+    fields = config.trajectory_fields()
+    fields.pop("seed")
+    fields.pop("monitor_every")
+    key = (id(obj.file.fn), id(minibatch.loss) if minibatch else None,
+           minibatch.batch_size if minibatch else None, obj.dtype, obj.n, repr(sorted(
+               (k, repr(v)) for k, v in fields.items())))
+    hit = _CHUNKS.get(key)
+    if hit is not None and hit[0][0] is obj.file.fn:
+        return hit[1]
+    chunk = build_chunk(obj, optimizer, minibatch)
+    if len(_CHUNKS) >= _CHUNK_CACHE_SIZE:
+        _CHUNKS.pop(next(iter(_CHUNKS)))
+    _CHUNKS[key] = ((obj.file.fn, minibatch), chunk)
+    return chunk
+
+
+def initial_state(obj: Objective, optimizer: optax.GradientTransformation,
+                  start_value: float) -> TrainState:
+    x = np.asarray(obj.x, dtype=obj.dtype)
+    return TrainState(x=x, opt_state=optimizer.init(jnp.asarray(x)), step=0,
+                      start_value=start_value)
+
+
+def train(
+    obj: Objective,
+    curvature: Any,
+    optimizer: optax.GradientTransformation,
+    config: TrainConfig,
+    *,
+    minibatch: Minibatch | None = None,
+    state: TrainState | None = None,
+    tracker: EventTracker | None = None,
+    history: list[Record] | None = None,
+    curvature_on: bool = True,
+    callback: Callable[[Progress], None] | None = None,
+) -> TrainResult:
+    """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
+
+    ``curvature`` is an :class:`~hesscli.curvature.exact.ExactCurvature` of
+    ``obj``; it computes the monitored quantities. Pass ``state``, ``tracker``
+    and ``history`` (from a log) to resume: the step at ``state.step`` is then
+    already logged and is not logged again.
+    """
+    notes: list[str] = []
+    if curvature_on and obj.n > DENSE_LIMIT:
+        curvature_on = False
+        notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=DENSE_LIMIT))
+    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr)
+    history = list(history or [])
+    t0 = time.perf_counter()
+    monitor_seconds = 0.0
+
+    def observe(x: np.ndarray, step: int, mean_loss: float | None) -> tuple[Record, list[Event]]:
+        nonlocal monitor_seconds
+        tm = time.perf_counter()
+        record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
+                               mean_step_loss=mean_loss, elapsed=tm - t0)
+        events = tracker.feed(record)
+        history.append(record)
+        monitor_seconds += time.perf_counter() - tm
+        return record, events
+
+    fresh = state is None
+    if state is None:
+        start_value = float(curvature.value(obj.x))
+        state = initial_state(obj, optimizer, start_value)
+    if fresh or not history:
+        record, events = observe(state.x, state.step, None)
+        if callback:
+            callback(Progress(record, tuple(events), state, config.steps))
+
+    chunk = cached_chunk(obj, optimizer, config, minibatch)
+    data = minibatch.data if minibatch else None
+    _, data_key = keys(config.seed)
+    ceiling = state.start_value + EXPLODE * max(1.0, abs(state.start_value))
+    carry = (jnp.asarray(state.x), state.opt_state, jnp.asarray(state.step, jnp.int32),
+             jnp.asarray(True), jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
+    diverged = False
+    every = config.monitor_every
+    while state.step < config.steps and not diverged:
+        length = min(every - state.step % every, config.steps - state.step)
+        carry, (values, gnorms, valid) = chunk(carry, data, data_key, ceiling, length=length)
+        x, opt_state, step, alive, reason, bad = carry
+        valid_np = np.asarray(valid)
+        values_np = np.asarray(values)[valid_np]
+        new_step = int(step)
+        state = TrainState(np.asarray(x), opt_state, new_step, state.start_value)
+        mean_loss = float(np.mean(values_np)) if values_np.size else None
+        new_events: list[Event] = []
+        if not bool(alive):
+            diverged = True
+            code, index = int(reason), int(bad)
+            name = obj.layout.name(index)
+            what = REASONS.get(code, "diverged")
+            last = float(np.asarray(values)[valid_np.sum() - 1]) if valid_np.any() else None
+            event = Event(new_step, "diverged",
+                          f"diverged at step {new_step}: {what}; {name} blew up first",
+                          {"reason": what, "parameter": name, "index": index,
+                           "value": last})
+            tracker.add(event)
+            new_events.append(event)
+        record, events = observe(state.x, state.step, mean_loss)
+        new_events.extend(events)
+        if callback:
+            callback(Progress(record, tuple(new_events), state, config.steps))
+
+    elapsed = time.perf_counter() - t0
+    return TrainResult(
+        config=config, steps=state.step, x=state.x, history=tuple(history),
+        events=tuple(tracker.events), diverged=diverged,
+        train_seconds=elapsed - monitor_seconds, monitor_seconds=monitor_seconds,
+        notes=tuple(notes), state=state,
+    )
+
+
+def optimizer_for(config: TrainConfig) -> optax.GradientTransformation:
+    """The optax optimizer of ``config`` (sphere noise first when ``config.noise``)."""
+    from hesscli.training.optimizers import make_optimizer
+
+    noise_key, _ = keys(config.seed)
+    return make_optimizer(config.optimizer, config.lr, config.options, noise=config.noise,
+                          noise_key=noise_key, noise_steps=config.noise_steps)

@@ -1,0 +1,185 @@
+"""The ``--out FILE.jsonl`` run log: one JSON object per line, enough to resume exactly.
+
+Records (field ``record``):
+
+- ``header``: schema ``hesscli.train-log/1``, objective, n, names of the
+  trajectory-shaping options (:meth:`TrainConfig.trajectory_fields`), the point;
+- ``step``: one history entry (step, value, gradient_norm, λmin, λmax, ...);
+- ``event``: one event (step, kind, message, ...);
+- ``state``: the point, the optimizer state (every leaf with dtype and shape,
+  which includes the noise's PRNG key) and the start value, written after the
+  step it belongs to; ``--resume`` continues from the last one;
+- ``end``: why the run stopped (``completed``, ``diverged``, ``interrupted``).
+
+Floats are written with Python's shortest round-trip ``repr``, so a state read
+back is bit-identical and a resumed run repeats the uninterrupted trajectory.
+Every line is written whole and flushed, so a run killed at any moment leaves
+a file whose lines are each valid JSON (a torn last line is skipped on resume).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import jax
+import numpy as np
+
+from hesscli.errors import InputError
+from hesscli.training.events import Event
+from hesscli.training.loop import TrainConfig, TrainState
+from hesscli.training.monitor import Record
+
+LOG_SCHEMA = "hesscli.train-log/1"
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+def record_line(record: Record, variant: str | None = None) -> dict[str, Any]:
+    line = {"record": "step", **asdict(record)}
+    if variant is not None:
+        line["variant"] = variant
+    return line
+
+
+def event_line(event: Event, variant: str | None = None) -> dict[str, Any]:
+    line = {"record": "event", "step": event.step, "kind": event.kind,
+            "message": event.message, **event.data}
+    if variant is not None:
+        line["variant"] = variant
+    return line
+
+
+def state_line(state: TrainState) -> dict[str, Any]:
+    leaves = jax.tree_util.tree_leaves(state.opt_state)
+    return {
+        "record": "state",
+        "step": state.step,
+        "start_value": state.start_value,
+        "x": np.asarray(state.x, dtype=np.float64).tolist(),
+        "x_dtype": str(np.asarray(state.x).dtype),
+        "opt_state": [
+            {"dtype": str(np.asarray(leaf).dtype), "shape": list(np.shape(leaf)),
+             "data": np.asarray(leaf).reshape(-1).tolist()}
+            for leaf in leaves
+        ],
+    }
+
+
+def header_line(objective: str, n: int, config: TrainConfig, extra: dict[str, Any]) -> dict:
+    return {"record": "header", "schema": LOG_SCHEMA, "objective": objective, "n": n,
+            "config": config.trajectory_fields(), **extra}
+
+
+class RunLog:
+    """Appends records to a JSONL file, one whole line per write, flushed."""
+
+    def __init__(self, path: Path, mode: str = "w") -> None:
+        self.path = Path(path)
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        if not folder.is_dir():
+            raise InputError(f"--out {str(path)!r}: folder {str(folder)!r} does not exist")
+        self.fh: IO[str] = open(self.path, mode, encoding="utf-8")  # noqa: SIM115
+        self.lines = 0
+
+    def write(self, line: dict[str, Any]) -> None:
+        text = json.dumps(_clean(line), allow_nan=False) + "\n"
+        self.fh.write(text)
+        self.fh.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+@dataclass
+class ResumePoint:
+    """What a log says about where to continue."""
+
+    header: dict[str, Any]
+    state_line: dict[str, Any]
+    records: list[Record] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    kept_lines: list[str] = field(default_factory=list)  # up to and including the state
+    skipped: int = 0  # torn or later lines dropped
+
+
+def read_log(path: Path) -> ResumePoint:
+    """Parse a run log and find the last state record (for ``--resume``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--resume {str(path)!r}: no such file")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    parsed: list[tuple[str, dict[str, Any]]] = []
+    torn = 0
+    for i, text in enumerate(lines):
+        if not text.strip():
+            continue
+        try:
+            parsed.append((text, json.loads(text)))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                torn = 1  # killed mid-write: skip it
+                continue
+            raise InputError(f"--resume {str(path)!r}: line {i + 1} is not JSON") from None
+    if not parsed or parsed[0][1].get("record") != "header" or \
+            parsed[0][1].get("schema") != LOG_SCHEMA:
+        raise InputError(f"--resume {str(path)!r}: not a hesscli train log (no header line "
+                         f"with schema {LOG_SCHEMA})")
+    header = parsed[0][1]
+    if header.get("variants"):
+        raise InputError(f"--resume {str(path)!r}: a --compare log cannot be resumed")
+    last = max((i for i, (_, d) in enumerate(parsed) if d.get("record") == "state"), default=None)
+    if last is None:
+        raise InputError(f"--resume {str(path)!r}: the log has no state record to resume from")
+    kept = parsed[: last + 1]
+    point = ResumePoint(header, kept[-1][1], kept_lines=[t for t, _ in kept],
+                        skipped=len(parsed) - len(kept) + torn)
+    names = set(Record.__dataclass_fields__)
+    for _, d in kept:
+        if d.get("record") == "step":
+            point.records.append(Record(**{k: v for k, v in d.items() if k in names}))
+        elif d.get("record") == "event":
+            point.events.append(d)
+    return point
+
+
+def restore_state(line: dict[str, Any], template: Any) -> TrainState:
+    """Rebuild a :class:`TrainState` with ``template``'s optimizer-state structure."""
+    import jax.numpy as jnp
+
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    stored = line["opt_state"]
+    if len(stored) != len(leaves):
+        raise InputError("--resume: the logged optimizer state does not match this optimizer "
+                         f"({len(stored)} arrays logged, {len(leaves)} expected)")
+    new = []
+    for leaf, entry in zip(leaves, stored, strict=True):
+        arr = np.asarray(entry["data"], dtype=entry["dtype"]).reshape(entry["shape"])
+        if arr.shape != np.shape(leaf) or arr.dtype != np.asarray(leaf).dtype:
+            raise InputError("--resume: the logged optimizer state does not match this "
+                             f"optimizer (array {arr.dtype}{list(arr.shape)} vs "
+                             f"{np.asarray(leaf).dtype}{list(np.shape(leaf))})")
+        new.append(jnp.asarray(arr))
+    x = np.asarray(line["x"], dtype=line.get("x_dtype", "float64"))
+    return TrainState(x=x, opt_state=jax.tree_util.tree_unflatten(treedef, new),
+                      step=int(line["step"]), start_value=float(line["start_value"]))
+
+
+def event_from_line(d: dict[str, Any]) -> Event:
+    data = {k: v for k, v in d.items()
+            if k not in ("record", "step", "kind", "message", "variant")}
+    return Event(int(d["step"]), str(d["kind"]), str(d.get("message", "")), data)

@@ -20,7 +20,6 @@ def load(
 ) -> Objective:
     """OBJECTIVE + POINT + ``-p`` -> a checked flat objective."""
     overrides = parse_assignments(params)
-    jax_module()  # x64 on before the file builds its arrays (data, x0)
     file = load_file(objective, overrides)
     return bind(file, at, seed=seed, dtype=dtype, method=method)
 

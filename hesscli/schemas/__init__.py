@@ -1,0 +1,1 @@
+"""JSON Schemas of the documents hesscli prints (one ``<command>.schema.json`` each)."""

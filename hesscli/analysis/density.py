@@ -74,6 +74,7 @@ def rademacher(n: int, seed: int) -> np.ndarray:
 def slq_density(
     hvp_fn: Any, x: np.ndarray, *, probes: int = DEFAULT_PROBES, steps: int = DEFAULT_STEPS,
     sigma: float | None = None, seed: int = 0, dtype: str = "float64", grid: int = GRID,
+    f: Any = None,
 ) -> Density:
     """Stochastic Lanczos quadrature (see module docstring).
 
@@ -87,7 +88,7 @@ def slq_density(
     n = int(np.size(x))
     m = max(1, min(steps, n))
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
-    extend = lanczos_kernel(hvp_fn, n, dtype, rows)
+    extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
     xj = np.asarray(x, dtype=dtype)
     nodes = np.zeros((probes, m))
     weights = np.zeros((probes, m))

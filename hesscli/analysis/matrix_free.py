@@ -39,8 +39,16 @@ def extremes_of(
     if hvp_fn is None:
         hvp_fn, solver = (lambda x_, v: curvature.hvp(x_, v)), "arpack"
     return SOLVERS[solver](
-        hvp_fn, x, k, seed=seed, rtol=rtol, max_steps=max_steps, dtype=curvature.dtype
+        hvp_fn, x, k, seed=seed, rtol=rtol, max_steps=max_steps, dtype=curvature.dtype,
+        f=linearizable(curvature),
     )
+
+
+def linearizable(curvature: Any) -> Any:
+    """The flat objective when its gradient can be linearized (forward mode), else None."""
+    if getattr(curvature, "hvp_mode", "") == "forward-over-reverse":
+        return getattr(curvature, "f", None)
+    return None
 
 
 def num(value: float) -> str:

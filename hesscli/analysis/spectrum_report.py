@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.analysis.density import Density, Trace, hutchinson_trace, slq_density
-from hesscli.analysis.matrix_free import extremes_of, matrix_free_spectrum
+from hesscli.analysis.matrix_free import extremes_of, linearizable, matrix_free_spectrum
 from hesscli.analysis.spectrum import Spectrum, dense_spectrum
 from hesscli.analysis.verdicts import Inertia, eigen_tolerance, inertia
 from hesscli.bind import Objective
@@ -56,6 +56,8 @@ class SpectrumReport:
 def histogram(values: np.ndarray, weights: np.ndarray | None, bins: int = BINS) -> Histogram:
     """Counts of ``values`` (weighted) in ``bins`` equal bins over their range."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64).reshape(-1)
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         pad = max(abs(lo), 1.0) * 1e-3
@@ -88,7 +90,7 @@ def spectrum_report(
             tr = hutchinson_trace(hvp_fn, x, probes=trace_probes, seed=seed, dtype=obj.dtype)
             if density:
                 dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,
-                                   seed=seed, dtype=obj.dtype)
+                                   seed=seed, dtype=obj.dtype, f=linearizable(curvature))
         else:
             notes = notes + ("trace and density need the exact (JAX) HVP; skipped",)
         if dens is not None:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, short help shown by `hesscli --help` without importing it)
     "problems": ("hesscli.cli.problems_cmd", "List built-in problems and their parameters."),
     "analyze": ("hesscli.cli.analyze_cmd", "Gradient, Hessian spectrum, verdict, step, escape."),
+    "spectrum": ("hesscli.cli.spectrum_cmd", "Eigenvalues (all or extremes), density, trace, plot."),
 }
 
 

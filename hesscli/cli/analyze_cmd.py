@@ -24,7 +24,7 @@ from hesscli.cli.path_options import path_options
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
-@path_options
+@path_options(default_k=1)
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, lr: float, gtol: float | None, tol: float | None,

@@ -227,17 +227,22 @@ def test_spectrum_dense_json_and_schema(hess):
 
 def test_spectrum_matrix_free_density_json_and_schema(hess, tmp_path):
     plot = tmp_path / "spec.svg"
-    res = hess("spectrum", "mlp", "-p", "width=4", "--matrix-free", "--density",
-               "--probes", "3", "--steps", "30", "--k", "2", "--plot", plot,
-               "--format", "json")
+    res = hess("spectrum", "saddle", "-p", "n=40", "--matrix-free", "--density",
+               "--probes", "3", "--steps", "12", "--k", "2", "--trace-probes", "4",
+               "--plot", plot, "--format", "json")
     assert res.exit_code == 0, res.output
     doc = res.json()
     jsonschema.validate(doc, spectrum_schema())
     assert doc["path"] == "matrix-free" and doc["eigenvalues_complete"] is False
-    assert len(doc["eigenvalues"]) == 4 and len(doc["converged"]) == 4
-    assert doc["density"]["probes"] == 3 and doc["density"]["lanczos_steps"] == 30
+    assert doc["eigenvalues"] == pytest.approx([-1, 1, 1, 1], abs=1e-10)
+    assert doc["converged"] == [True] * 4
+    assert doc["density"]["probes"] == 3 and doc["density"]["lanczos_steps"] == 12
+    # diag(1, …, 1, −1): one eigenvalue in 40 is negative; the quadrature of each probe
+    # puts weight v_n² on −1, whose mean over probes is 1/40 (Rademacher: exactly)
+    assert doc["density"]["negative_fraction"] == pytest.approx(1 / 40, abs=1e-9)
+    assert doc["trace"]["estimate"] == pytest.approx(38.0, abs=1e-9)  # zᵀDz = tr D exactly
     assert doc["density"]["sigma"] > 0
-    assert doc["trace"]["exact"] is False and doc["trace"]["standard_error"] > 0
+    assert doc["trace"]["exact"] is False
     assert doc["histogram"]["estimated"] is True
     assert sum(doc["histogram"]["counts"]) == pytest.approx(doc["n"], rel=1e-9)
     assert plot.read_text().lstrip().startswith("<?xml")
@@ -282,17 +287,21 @@ def test_lanczos_honours_float32(known):
 # ---------------------------------------------------------------- --chunk-size
 
 
-def test_chunked_objective_matches_full_data(hess):
-    args = ("analyze", "mlp", "-p", "width=4", "-p", "samples=50", "--format", "json")
-    full = hess(*args)
-    chunked = hess(*args, "--chunk-size", "16")  # 3 chunks of 16 and a remainder of 2
-    assert full.exit_code == 0, full.output
-    assert chunked.exit_code == 0, chunked.output
-    f, c = full.json(), chunked.json()
-    assert c["value"] == pytest.approx(f["value"], rel=1e-12)
-    assert c["gradient_norm"] == pytest.approx(f["gradient_norm"], rel=1e-10)
-    assert np.allclose(c["eigenvalues"], f["eigenvalues"], rtol=1e-9, atol=1e-9)
-    assert any("4 chunk(s) of ≤ 16 samples" in note for note in c["notes"])
+def test_chunked_objective_matches_full_data():
+    """mean of chunk losses weighted by size == the full-data mean (3×16 + remainder 2)."""
+    from hesscli.chunked import with_chunks
+    from hesscli.cli.session import load
+    from hesscli.curvature.exact import ExactCurvature
+
+    obj = load("mlp", None, ("width=3", "samples=50"), seed=0, dtype="float64",
+               method="auto")
+    chunked, note = with_chunks(obj, 16)
+    assert "4 chunk(s) of ≤ 16 samples" in note and "mean" in note
+    full, part = ExactCurvature(obj), ExactCurvature(chunked)
+    v = np.random.default_rng(0).standard_normal(obj.n)
+    assert part.value(obj.x) == pytest.approx(full.value(obj.x), rel=1e-12)
+    assert np.allclose(part.gradient(obj.x), full.gradient(obj.x), rtol=1e-10, atol=1e-12)
+    assert np.allclose(part.hvp(obj.x, v), full.hvp(obj.x, v), rtol=1e-10, atol=1e-12)
 
 
 MISMATCH = """

@@ -212,9 +212,12 @@ def _ends(j: int, k: int) -> np.ndarray:
 
 def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
-    max_steps: int | None = None, dtype: str = "float64", f: Any = None,
+    max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by Lanczos (see module docstring).
+
+    ``ends`` = "max" or "min" stops as soon as that end has converged (the other
+    end is still reported, flagged by its residual): used to time each end.
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP; ``f``, when given, the flat objective
     whose gradient is linearized once instead (see :func:`operator_at`). Stops when both ends' Ritz estimates
@@ -253,7 +256,7 @@ def lanczos_extremes(
             hvps_min = j
         if hvps_max is None and np.all(est[j - kk :] <= target):
             hvps_max = j
-        if hvps_min is not None and hvps_max is not None:
+        if (hvps_min is not None or ends == "max") and (hvps_max is not None or ends == "min"):
             break
     idx = _ends(j, k)
     theta_sel = theta[idx]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.lanczos import BLOCK, tridiag_eigh, lanczos_kernel
+from hesscli.curvature.lanczos import BLOCK, lanczos_kernel, tridiag_eigh
 from hesscli.jaxconf import jax_module
 
 DEFAULT_PROBES = 8
@@ -83,8 +83,6 @@ def slq_density(
     :data:`SIGMA_FRACTION` of the span of all nodes: fine enough to separate
     outliers from the bulk, coarse enough not to show single nodes as spikes.
     """
-    jax = jax_module()
-    jnp = jax.numpy
     n = int(np.size(x))
     m = max(1, min(steps, n))
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
@@ -108,7 +106,7 @@ def slq_density(
     sig = sigma if sigma is not None else SIGMA_FRACTION * span
     axis = np.linspace(lo - 4 * sig, hi + 4 * sig, grid)
     dens = np.zeros(grid)
-    for th, w in zip(nodes.reshape(-1), weights.reshape(-1)):
+    for th, w in zip(nodes.reshape(-1), weights.reshape(-1), strict=True):
         dens += w * np.exp(-0.5 * ((axis - th) / sig) ** 2)
     dens /= probes * sig * math.sqrt(2 * math.pi)
     return Density(nodes, weights, axis, dens, sig, probes, m, seed, probes * m)

@@ -9,6 +9,7 @@ import click
 
 from hesscli.cli.options import compose
 
+
 def path_options(default_k: int) -> Any:
     """The options, with ``--k`` defaulting to ``default_k``."""
     return compose(

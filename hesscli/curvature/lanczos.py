@@ -190,7 +190,7 @@ def ritz_pairs(
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     res = np.array([
         np.linalg.norm(np.asarray(hvp_fn(x, np.asarray(v, dtype=dtype)), dtype=np.float64) - t * v)
-        for v, t in zip(vecs, theta)
+        for v, t in zip(vecs, theta, strict=True)
     ])
     return vecs, res
 
@@ -220,11 +220,10 @@ def lanczos_extremes(
     end is still reported, flagged by its residual): used to time each end.
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP; ``f``, when given, the flat objective
-    whose gradient is linearized once instead (see :func:`operator_at`). Stops when both ends' Ritz estimates
-    meet ``rtol·max|θ|``, or after ``max_steps`` (default: :func:`max_steps_for`).
+    whose gradient is linearized once instead (see :func:`operator_at`). Stops when
+    both ends' Ritz estimates meet ``rtol·max|θ|``, or after ``max_steps``
+    (default: :func:`max_steps_for`).
     """
-    jax = jax_module()
-    jnp = jax.numpy
     n = int(np.size(x))
     rtol = default_rtol(dtype) if rtol is None else rtol
     m = max_steps_for(n, dtype, max_steps)

@@ -142,16 +142,24 @@ def hesscli_runs(cur: Any, x: np.ndarray, ref: dict[str, float]) -> list[dict[st
 # ------------------------------------------------------------------ torch side
 
 
-def torch_model(obj: Any) -> tuple[Any, Any, Any]:
+def save_network(obj: Any, path: Path) -> None:
+    """Weights and data for the torch worker (a separate process: JAX's and torch's
+    thread pools in one process slowed torch by an order of magnitude)."""
+    params = obj.unravel(obj.x)
+    # the problem's data arrays may be float32: the same values, widened
+    X, Y = (np.array(a, dtype=np.float64) for a in obj.file.data)
+    np.savez(path, X=X, Y=Y, w1=np.asarray(params["hidden"]["w"]),
+             b1=np.asarray(params["hidden"]["b"]), w2=np.asarray(params["head"]["w"]),
+             b2=np.asarray(params["head"]["b"]))
+
+
+def torch_model(path: Path) -> tuple[Any, Any, Any]:
     """The same network, weights and data in float64 PyTorch."""
     import torch
 
     torch.set_default_dtype(torch.float64)
-    params = obj.unravel(obj.x)
-    # the problem's data arrays may be float32: the same values, widened
-    X, Y = (np.array(a, dtype=np.float64) for a in obj.file.data)
-    w1, b1 = np.asarray(params["hidden"]["w"]), np.asarray(params["hidden"]["b"])
-    w2, b2 = np.asarray(params["head"]["w"]), np.asarray(params["head"]["b"])
+    z = np.load(path)
+    X, Y, w1, b1, w2, b2 = (z[k] for k in ("X", "Y", "w1", "b1", "w2", "b2"))
     model = torch.nn.Sequential(
         torch.nn.Linear(w1.shape[0], w1.shape[1]), torch.nn.Tanh(),
         torch.nn.Linear(w2.shape[0], w2.shape[1]),
@@ -190,8 +198,10 @@ def torch_costs(model: Any, criterion: Any, data: Any) -> dict[str, float]:
 
 def pyhessian_runs(model: Any, criterion: Any, data: Any, ref: dict[str, float],
                    tols: tuple[float, ...]) -> list[dict[str, Any]]:
-    import pyhessian.hessian as ph
+    import pyhessian.hessian  # noqa: F401
     import torch
+
+    ph = sys.modules["pyhessian.hessian"]  # the package re-exports the class as `hessian`
 
     count = [0]
     original = ph.hessian_vector_product
@@ -204,6 +214,8 @@ def pyhessian_runs(model: Any, criterion: Any, data: Any, ref: dict[str, float],
     rows = []
     scale = abs(ref["lambda_max"])
     try:
+        # warm-up (torch's first autograd calls are slow): not timed
+        ph.hessian(model, criterion, data=data, cuda=False).eigenvalues(maxIter=3)
         for tol, max_iter in tols:
             torch.manual_seed(0)
             count[0] = 0
@@ -241,6 +253,7 @@ def eigenthings_runs(model: Any, criterion: Any, data: Any,
     op.matvec = counted  # type: ignore[method-assign]
     scale = abs(ref["lambda_max"])
     rows = []
+    he.power_iteration_one(op, seed=0, max_iter=3)  # warm-up, not timed
     runs = [
         ("power_iteration_one (default tol 1e-4)",
          lambda: he.power_iteration_one(op, seed=0)[0]),
@@ -272,6 +285,19 @@ def eigenthings_runs(model: Any, criterion: Any, data: Any,
         "compile_s": 0.0,
     })
     return rows
+
+
+def torch_worker(folder: str) -> None:
+    """Run the torch side in a fresh process; writes costs and rows to out.json."""
+    tmp = Path(folder)
+    ref = json.loads((tmp / "ref.json").read_text())
+    model, criterion, data = torch_model(tmp / "net.npz")
+    n = sum(p.numel() for p in model.parameters())
+    costs = torch_costs(model, criterion, data)
+    tols = ((1e-3, 100), (1e-4, 300), (1e-6, 300 if n > 500_000 else 1000))
+    rows = pyhessian_runs(model, criterion, data, ref, tols)
+    rows += eigenthings_runs(model, criterion, data, ref)
+    (tmp / "out.json").write_text(json.dumps({"costs": costs, "rows": rows}))
 
 
 # ------------------------------------------------------------------ whole process
@@ -382,11 +408,18 @@ def one_size(width: int, with_torch: bool) -> dict[str, Any]:
     rows = hesscli_runs(cur, x, ref)
     tcosts = None
     if with_torch:
-        model, criterion, data = torch_model(obj)
-        tcosts = torch_costs(model, criterion, data)
-        tols = ((1e-3, 100), (1e-4, 300), (1e-6, 300 if obj.n > 500_000 else 1000))
-        rows += pyhessian_runs(model, criterion, data, ref, tols)
-        rows += eigenthings_runs(model, criterion, data, ref)
+        with tempfile.TemporaryDirectory() as tmp:
+            net, out = Path(tmp) / "net.npz", Path(tmp) / "out.json"
+            save_network(obj, net)
+            (Path(tmp) / "ref.json").write_text(json.dumps(ref))
+            subprocess.run(
+                [sys.executable, "-c", "import sys; from tests.benchmarks.bench_scale import "
+                 "torch_worker; torch_worker(sys.argv[1])", tmp],
+                cwd=ROOT, check=True,
+            )
+            got = json.loads(out.read_text())
+        tcosts = got["costs"]
+        rows += got["rows"]
     print_table(
         f"λmax / λmin on mlp width={width} (n = {obj.n}); error = |λ − λ_ref| / |λmax|",
         ["tool", "end", "setting", "seconds", "HVPs", "rel. error"],
@@ -417,10 +450,12 @@ def main() -> dict[str, Any]:
     results: dict[str, Any] = {"load_average_start": os.getloadavg(), "sizes": []}
     for width in widths:
         results["sizes"].append(one_size(width, with_torch))
-    proc = whole_process(2048, with_torch)
-    print_table("whole process, mlp width=2048 (fresh processes)",
-                ["command", "wall s", "cpu s"],
-                [[k, v["wall_s"], v["cpu_s"]] for k, v in proc.items()])
-    results["whole_process_width_2048"] = proc
+    pw = int(os.environ.get("BENCH_SCALE_PROCESS_WIDTH", "2048"))
+    if pw:
+        proc = whole_process(pw, with_torch)
+        print_table(f"whole process, mlp width={pw} (fresh processes)",
+                    ["command", "wall s", "cpu s"],
+                    [[k, v["wall_s"], v["cpu_s"]] for k, v in proc.items()])
+        results[f"whole_process_width_{pw}"] = proc
     results["load_average_end"] = os.getloadavg()
     return results

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "landscape": ("hesscli.cli.landscape_cmd",
                   "Slices of f around a point with the quadratic model overlaid."),
     "train": ("hesscli.cli.train_cmd", "GD/SGD/any optax optimizer, noisy SGD, curvature watched."),
+    "spectrum": ("hesscli.cli.spectrum_cmd",
+                 "Eigenvalues (all or extremes), density, trace, plot."),
 }
 
 

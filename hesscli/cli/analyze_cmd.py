@@ -8,6 +8,7 @@ import click
 
 from hesscli.cli.fd_options import fd_accuracy_option, verify_option
 from hesscli.cli.options import devices_options, expect_option, objective_options
+from hesscli.cli.path_options import path_options
 
 
 @click.command("analyze")
@@ -28,12 +29,14 @@ from hesscli.cli.options import devices_options, expect_option, objective_option
 @expect_option
 @fd_accuracy_option
 @verify_option
+@path_options(default_k=1)
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
     process_id: int | None, lr: float, gtol: float | None, tol: float | None,
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
-    fd_accuracy: str = "normal", verify: bool = False,
+    path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
+    chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -48,9 +51,12 @@ def command(
       hesscli analyze rosenbrock --at 0,0 --method fd --fd-accuracy high
       hesscli analyze mlp --verify
       hesscli analyze mlp --devices all             # data sharded over every device
+      hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
+      hesscli analyze mlp -p width=64 --matrix-free --k 5
     """
     from hesscli.analysis.analyze import analyze
     from hesscli.cli.session import (
+        chunked,
         curvature_for,
         fd_reason,
         load,
@@ -58,6 +64,7 @@ def command(
         parallel_of,
         positive,
         primary,
+        spectrum_for,
         start,
     )
     from hesscli.errors import InputError
@@ -66,15 +73,21 @@ def command(
     positive("--escape-step", escape_step)
     per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
+    obj, chunk_notes = chunked(obj, chunk_size)
     curvature, notes = curvature_for(obj, method, fd_accuracy, devices=per_process)
     parallel = parallel_of(curvature)
+    spectrum, _, path_notes = spectrum_for(
+        obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver, rtol=rtol,
+        max_steps=max_steps,
+    )
     verification = None
     if verify:
         from hesscli.analysis.verify import verify_derivatives
 
         verification = verify_derivatives(obj, seed)
     result = analyze(obj, curvature, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
-                     notes=notes, verification=verification, fd_why=fd_reason(obj, method))
+                     spectrum=spectrum, notes=notes + chunk_notes + path_notes,
+                     verification=verification, fd_why=fd_reason(obj, method))
     if save_escape is not None:
         if result.escape is None:
             raise InputError(
@@ -92,7 +105,8 @@ def command(
         result,
         meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
              params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
-             verify=verify, devices=devices),
+             verify=verify, devices=devices, path=path or "auto", k=k,
+             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size),
         with_direction=obj.n <= 1000,
         extra={"devices": parallel.devices, "processes": parallel.processes},
     )

@@ -165,3 +165,35 @@ def positive(name: str, value: float) -> float:
     if not value > 0:
         raise InputError(f"{name} must be positive; got {value}")
     return value
+
+
+def chunked(obj: Objective, chunk_size: int | None) -> tuple[Objective, tuple[str, ...]]:
+    """``--chunk-size``: the full-data objective in chunks (see :mod:`hesscli.chunked`)."""
+    if chunk_size is None:
+        return obj, ()
+    from hesscli.chunked import with_chunks
+
+    obj, note = with_chunks(obj, chunk_size)
+    return obj, (note,)
+
+
+def spectrum_for(
+    obj: Objective, curvature: Any, *, path: str = "auto", k: int = 3, seed: int = 0,
+    solver: str = "lanczos", rtol: float | None = None, max_steps: int | None = None,
+) -> tuple[Any, Any, tuple[str, ...]]:
+    """The spectrum ``analyze`` should use: None on the dense path (it forms H itself),
+    the matrix-free extremes otherwise; with the :class:`PathChoice` and notes.
+
+    ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``); ``--dense``
+    beyond the available memory raises InputError (exit 2) with the size needed.
+    """
+    from hesscli.curvature.paths import choose_path
+
+    choice = choose_path(obj.n, path)
+    if choice.path == "dense":
+        return None, choice, ()
+    from hesscli.analysis.matrix_free import extremes_of, matrix_free_spectrum
+
+    ex = extremes_of(curvature, obj.x, k=k, seed=seed, solver=solver, rtol=rtol,
+                     max_steps=max_steps)
+    return matrix_free_spectrum(ex, obj.dtype), choice, (choice.reason,)

@@ -1,0 +1,100 @@
+"""The matrix-free spectrum: extreme eigenpairs from HVPs, packaged for the verdicts.
+
+:func:`matrix_free_spectrum` turns an :class:`~hesscli.curvature.lanczos.Extremes`
+into a :class:`~hesscli.analysis.spectrum.Spectrum` with ``complete=False``,
+``path="matrix-free"``, the residuals, and ``error`` = the largest residual:
+for a symmetric matrix every Ritz value θ with residual ‖Hv − θv‖ = r has an
+eigenvalue within r of it, so the verdict tolerance (which adds ``error``)
+never calls a sign that the residuals cannot support. Unconverged pairs are
+kept (they widen ``error``) and named in the notes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hesscli.analysis.spectrum import Spectrum, fix_sign
+from hesscli.curvature.lanczos import SOLVERS, Extremes
+from hesscli.errors import InputError
+from hesscli.jaxconf import eps
+
+
+def extremes_of(
+    curvature: Any, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "lanczos",
+    rtol: float | None = None, max_steps: int | None = None,
+) -> Extremes:
+    """Run ``solver`` on the backend's HVP at ``x``.
+
+    Lanczos needs the compiled JAX HVP (``curvature.hvp_fn``); a backend without
+    one (finite differences, black-box objectives) goes through ARPACK with the
+    backend's own ``hvp``.
+    """
+    if solver not in SOLVERS:
+        raise InputError(f"unknown eigensolver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    if k < 1:
+        raise InputError(f"--k must be at least 1; got {k}")
+    hvp_fn = getattr(curvature, "hvp_fn", None)
+    if hvp_fn is None:
+        hvp_fn, solver = (lambda x_, v: curvature.hvp(x_, v)), "arpack"
+    return SOLVERS[solver](
+        hvp_fn, x, k, seed=seed, rtol=rtol, max_steps=max_steps, dtype=curvature.dtype,
+        f=linearizable(curvature),
+    )
+
+
+def linearizable(curvature: Any) -> Any:
+    """The flat objective when its gradient can be linearized (forward mode), else None."""
+    if getattr(curvature, "hvp_mode", "") == "forward-over-reverse":
+        return getattr(curvature, "f", None)
+    return None
+
+
+def num(value: float) -> str:
+    """Compact number for notes (analysis must not import the render layer)."""
+    return f"{value:.4g}"
+
+
+def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
+    """What the output must say about how the extremes were found and how well."""
+    def count(v: int | None) -> str:
+        return "not converged" if v is None else f"{v} HVPs"
+
+    notes = [
+        f"matrix-free: {ex.k} smallest and {ex.k} largest eigenvalues by {ex.solver} "
+        f"(seed {ex.seed}), {ex.hvps} HVPs in all; λmax end: {count(ex.hvps_max)}, "
+        f"λmin end: {count(ex.hvps_min)}; residual target {num(ex.tolerance)} "
+        f"(rtol {num(ex.rtol)}·max|λ|)"
+    ]
+    bad = [i for i in range(ex.eigenvalues.size) if not ex.converged[i]]
+    if bad:
+        listed = ", ".join(
+            f"λ = {num(float(ex.eigenvalues[i]))} (residual {num(float(ex.residuals[i]))})"
+            for i in bad[:4]
+        )
+        notes.append(
+            f"NOT CONVERGED: {len(bad)} eigenpair(s) above the residual target: {listed}; "
+            "their residuals widen the verdict tolerance. Raise --max-steps or --rtol"
+        )
+    if dtype == "float32":
+        notes.append(
+            f"float32: tolerances widened (ε = {num(eps('float32'))}, residual target "
+            f"rtol {num(ex.rtol)})"
+        )
+    return tuple(notes)
+
+
+def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
+    """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring)."""
+    return Spectrum(
+        eigenvalues=np.asarray(ex.eigenvalues, dtype=np.float64),
+        complete=False,
+        vec_min=fix_sign(ex.vec_min),
+        vec_max=fix_sign(ex.vec_max),
+        symmetry_error=0.0,
+        error=float(np.max(ex.residuals)) if ex.residuals.size else 0.0,
+        residuals=np.asarray(ex.residuals, dtype=np.float64),
+        path="matrix-free",
+        notes=extremes_notes(ex, dtype),
+    )

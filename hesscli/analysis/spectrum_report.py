@@ -1,0 +1,108 @@
+"""``hesscli spectrum``: eigenvalues (all, or the extremes), density, trace, histogram.
+
+Dense path: every eigenvalue (LAPACK), the exact trace, the histogram of the
+eigenvalues themselves. Matrix-free path: the ``k`` extremes with residuals
+(:mod:`hesscli.curvature.lanczos`), Hutchinson's trace with its standard error
+and, with ``density=True``, the SLQ density (:mod:`.density`), whose
+quadrature mass gives the histogram as *estimated* counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hesscli.analysis.density import Density, Trace, hutchinson_trace, slq_density
+from hesscli.analysis.matrix_free import extremes_of, linearizable, matrix_free_spectrum
+from hesscli.analysis.spectrum import Spectrum, dense_spectrum
+from hesscli.analysis.verdicts import Inertia, eigen_tolerance, inertia
+from hesscli.bind import Objective
+from hesscli.curvature.lanczos import Extremes
+
+BINS = 12
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Eigenvalue counts per bin; ``estimated`` when they come from SLQ (× n)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    estimated: bool
+
+
+@dataclass(frozen=True)
+class SpectrumReport:
+    objective: str
+    n: int
+    method: str
+    dtype: str
+    path: str
+    path_reason: str
+    dense_bytes: int
+    spectrum: Spectrum
+    tolerance: float
+    inertia: Inertia
+    extremes: Extremes | None
+    density: Density | None
+    trace: Trace | None
+    trace_exact: float | None
+    histogram: Histogram
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def histogram(values: np.ndarray, weights: np.ndarray | None, bins: int = BINS) -> Histogram:
+    """Counts of ``values`` (weighted) in ``bins`` equal bins over their range."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        pad = max(abs(lo), 1.0) * 1e-3
+        lo, hi = lo - pad, hi + pad
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi), weights=weights)
+    return Histogram(edges, counts, weights is not None)
+
+
+def spectrum_report(
+    obj: Objective, curvature: Any, *, path: str, path_reason: str, dense_bytes: int,
+    k: int = 3, seed: int = 0, solver: str = "lanczos", rtol: float | None = None,
+    max_steps: int | None = None, density: bool = False, probes: int = 8, steps: int = 80,
+    sigma: float | None = None, trace_probes: int = 30, bins: int = BINS,
+    notes: tuple[str, ...] = (),
+) -> SpectrumReport:
+    """Compute what ``hesscli spectrum`` reports (see module docstring)."""
+    x = obj.x
+    ex = dens = tr = None
+    trace_exact = None
+    if path == "dense":
+        sp = dense_spectrum(curvature, x, obj.layout)
+        trace_exact = float(np.sum(sp.eigenvalues))
+        hist = histogram(sp.eigenvalues, None, bins)
+    else:
+        ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, rtol=rtol,
+                         max_steps=max_steps)
+        sp = matrix_free_spectrum(ex, obj.dtype)
+        hvp_fn = getattr(curvature, "hvp_fn", None)
+        if hvp_fn is not None:
+            tr = hutchinson_trace(hvp_fn, x, probes=trace_probes, seed=seed, dtype=obj.dtype)
+            if density:
+                dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,
+                                   seed=seed, dtype=obj.dtype, f=linearizable(curvature))
+        else:
+            notes = notes + ("trace and density need the exact (JAX) HVP; skipped",)
+        if dens is not None:
+            hist = histogram(dens.nodes, dens.weights * obj.n / dens.probes, bins)
+        else:
+            hist = histogram(sp.eigenvalues, None, bins)
+    lam = sp.eigenvalues
+    scale = float(np.max(np.abs(lam))) if lam.size else 0.0
+    tol = eigen_tolerance(scale, obj.n, obj.dtype, sp.error)
+    return SpectrumReport(
+        objective=obj.label, n=obj.n, method=curvature.method, dtype=obj.dtype, path=path,
+        path_reason=path_reason, dense_bytes=dense_bytes, spectrum=sp, tolerance=tol,
+        inertia=inertia(lam, tol), extremes=ex, density=dens, trace=tr,
+        trace_exact=trace_exact, histogram=hist, notes=notes + sp.notes,
+    )

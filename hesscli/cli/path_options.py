@@ -1,0 +1,48 @@
+"""Options that choose and tune the curvature path (dense or matrix-free), shared by
+``analyze`` and ``spectrum``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from hesscli.cli.options import compose
+
+
+def path_options(default_k: int) -> Any:
+    """The options, with ``--k`` defaulting to ``default_k``."""
+    return compose(
+        click.option(
+            "--dense", "path", flag_value="dense",
+            help="Force the dense Hessian (refused when it would not fit in memory).",
+        ),
+        click.option(
+            "--matrix-free", "path", flag_value="matrix-free",
+            help="Force the matrix-free path: extreme eigenvalues from Hessian-vector products.",
+        ),
+        click.option(
+            "--k", "k", type=click.IntRange(min=1), default=default_k, show_default=True,
+            help="Matrix-free: how many of the largest and of the smallest eigenvalues.",
+        ),
+        click.option(
+            "--eigensolver", type=click.Choice(["lanczos", "arpack"]), default="lanczos",
+            show_default=True,
+            help="Matrix-free: Lanczos with full reorthogonalization in one compiled loop, or "
+            "ARPACK (scipy eigsh) over the compiled HVP.",
+        ),
+        click.option(
+            "--rtol", type=float, default=None,
+            help="Matrix-free: residual target ‖Hv−λv‖ ≤ rtol·max|λ| (default 1e-6; float32 1e-3).",
+        ),
+        click.option(
+            "--max-steps", type=click.IntRange(min=1), default=None,
+            help="Matrix-free: most Lanczos steps (HVPs) per run (default 400, fewer when the "
+            "basis would exceed 1 GiB).",
+        ),
+        click.option(
+            "--chunk-size", type=click.IntRange(min=1), default=None,
+            help="Evaluate the full-data objective as loss over DATA in chunks of this many "
+            "samples (needs `data` and `loss` in the file; checked against the objective).",
+        ),
+    )

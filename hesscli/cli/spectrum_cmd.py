@@ -1,0 +1,92 @@
+"""``hesscli spectrum``: eigenvalues (all, or the extremes), density, trace, plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hesscli.cli.options import objective_options
+from hesscli.cli.path_options import path_options
+
+
+@click.command("spectrum")
+@objective_options
+@path_options(default_k=3)
+@click.option("--density", is_flag=True,
+              help="Matrix-free: estimate the eigenvalue density by stochastic Lanczos "
+              "quadrature.")
+@click.option("--probes", type=click.IntRange(min=1), default=8, show_default=True,
+              help="--density: random probe vectors (each a Lanczos run).")
+@click.option("--steps", type=click.IntRange(min=2), default=80, show_default=True,
+              help="--density: Lanczos steps per probe (quadrature nodes).")
+@click.option("--sigma", type=float, default=None,
+              help="--density: Gaussian smoothing width (default 1% of the spectrum's span).")
+@click.option("--trace-probes", type=click.IntRange(min=2), default=30, show_default=True,
+              help="Matrix-free: Rademacher probes for Hutchinson's trace estimate.")
+@click.option("--bins", type=click.IntRange(min=2, max=40), default=12, show_default=True,
+              help="Bins of the terminal histogram.")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a figure of the spectrum (PNG or SVG by suffix; needs matplotlib).")
+def command(
+    objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
+    seed: int, fmt: str, path: str | None, k: int, eigensolver: str, rtol: float | None,
+    max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
+    sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
+) -> None:
+    """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
+    the --k largest and smallest (with residuals), Hutchinson's trace and, with
+    --density, the spectral density by stochastic Lanczos quadrature.
+
+    \b
+    Examples:
+      hesscli spectrum rosenbrock -p n=50
+      hesscli spectrum mlp --density --plot spectrum.png
+      hesscli spectrum mlp -p width=2048 --k 5 --format json
+      hesscli spectrum saddle -p n=10000 --k 1
+    """
+    from hesscli.analysis.spectrum_report import spectrum_report
+    from hesscli.cli.session import chunked, curvature_for, load, meta
+    from hesscli.curvature.paths import choose_path
+
+    if sigma is not None and not sigma > 0:
+        from hesscli.errors import InputError
+
+        raise InputError(f"--sigma must be positive; got {sigma}")
+    if plot is not None:
+        from hesscli.render.plotting import check_plot_path
+
+        check_plot_path(plot)
+    obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
+    obj, chunk_notes = chunked(obj, chunk_size)
+    curvature, notes = curvature_for(obj, method)
+    choice = choose_path(obj.n, path or "auto")
+    notes = notes + chunk_notes
+    if density and choice.path == "dense":
+        notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
+                         "shows them exactly",)
+    report = spectrum_report(
+        obj, curvature, path=choice.path, path_reason=choice.reason,
+        dense_bytes=choice.dense_bytes, k=k, seed=seed, solver=eigensolver, rtol=rtol,
+        max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
+        trace_probes=trace_probes, bins=bins, notes=notes,
+    )
+    if plot is not None:
+        from hesscli.render.plot_spectrum import plot_spectrum
+
+        plot_spectrum(report, plot)
+    if fmt == "json":
+        from hesscli.render.jsonout import dump
+        from hesscli.render.spectrum_view import spectrum_document
+
+        dump(spectrum_document(report, meta(
+            seed, dtype, method=method, at=at, params=list(params), path=path or "auto", k=k,
+            eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
+            density=density, probes=probes, steps=steps, sigma=sigma,
+            trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
+        )))
+        return
+    from hesscli.render.console import stdout_console
+    from hesscli.render.spectrum_view import render_spectrum
+
+    render_spectrum(report, stdout_console(), plot)

@@ -1,0 +1,38 @@
+"""The spectrum figure: eigenvalue histogram (dense) or SLQ density (matrix-free)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hesscli.analysis.spectrum_report import SpectrumReport
+from hesscli.render.plotting import pyplot, save_figure
+
+
+def plot_spectrum(r: SpectrumReport, path: Path) -> None:
+    """Write the figure: density on a log axis (the bulk near zero dwarfs the outliers),
+    computed extremes as vertical lines, and the zero tolerance band shaded."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sp = r.spectrum
+    if r.density is not None:
+        d = r.density
+        ax.semilogy(d.grid, np.maximum(d.density, 1e-12), color="C0",
+                    label=f"SLQ density ({d.probes} probes × {d.steps} steps, σ = {d.sigma:.3g})")
+        ax.set_ylim(bottom=max(1e-8, float(d.density.max()) * 1e-8))
+        ax.set_ylabel("density (fraction of eigenvalues per unit λ)")
+    else:
+        h = r.histogram
+        ax.hist(h.edges[:-1], bins=h.edges, weights=h.counts, color="C0", alpha=0.7,
+                label="eigenvalues" if sp.complete else "computed extremes")
+        ax.set_ylabel("count")
+    if not sp.complete:
+        for i, value in enumerate(sp.eigenvalues):
+            ax.axvline(float(value), color="C3", lw=0.8, alpha=0.7,
+                       label="extreme eigenvalues (Lanczos)" if i == 0 else None)
+    ax.axvspan(-r.tolerance, r.tolerance, color="0.8", alpha=0.5, label="|λ| ≤ tol")
+    ax.set_xlabel("eigenvalue λ")
+    ax.set_title(f"Hessian spectrum of {r.objective} (n = {r.n}, {r.path})")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

@@ -1,0 +1,461 @@
+"""Matrix-free curvature at scale: hesscli vs PyHessian and hessian-eigenthings.
+
+The network is the built-in ``mlp`` problem (tanh, 32 inputs, 16 outputs, 256
+samples, MSE summed over outputs, mean over samples): ``width=2048`` has
+100 368 parameters, ``width=20480`` has 1 003 536. The same weights and data go
+into an identical float64 PyTorch model for PyHessian (``eigenvalues()``, power
+iteration) and hessian-eigenthings (``power_iteration_one``, its ``lanczos``).
+
+Measured, per size: HVP cost as a ratio to one gradient (JAX ``jvp(grad)`` and
+the linearized HVP hesscli's Lanczos uses; torch double-backward); time and
+HVPs to λmax and to λmin; the *achieved* error against ARPACK at tol 1e-10
+(not the stopping tolerance); and whole-process time of ``hesscli analyze`` vs
+a fresh-process PyHessian script. Torch, pyhessian and hessian-eigenthings are
+benchmark-only (``pip install torch==2.13.0``, ``pip install --no-deps
+pyhessian hessian-eigenthings``); without them those columns are skipped.
+
+``BENCH_SCALE_WIDTHS=2048`` (comma list) picks the sizes. Timings on a shared
+machine are noisy: the load average is recorded with the results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.benchmarks.common import RESULTS, block, print_table, timeit
+
+ROOT = Path(__file__).resolve().parents[2]
+HESSCLI = Path(sys.executable).parent / "hesscli"
+
+
+def load_mlp(width: int) -> tuple[Any, Any]:
+    from hesscli.cli.session import curvature_for, load
+
+    obj = load("mlp", None, (f"width={width}",), seed=0, dtype="float64", method="auto")
+    cur, _ = curvature_for(obj, "auto")
+    return obj, cur
+
+
+# ------------------------------------------------------------------ JAX side
+
+
+def jax_costs(obj: Any, cur: Any) -> dict[str, float]:
+    """Seconds per gradient, per HVP (jvp of grad) and per linearized HVP."""
+    from hesscli.jaxconf import jax_module
+
+    jax = jax_module()
+    x = jax.numpy.asarray(obj.x)
+    v = jax.numpy.asarray(np.random.default_rng(1).standard_normal(obj.n))
+    block(cur.grad_fn(x))
+    block(cur.hvp_fn(x, v))
+    lin = jax.jit(lambda x, v: jax.linearize(jax.grad(cur.f), x)[1](v))
+    # the linearized HVP amortizes the primal over many v: time 10 of them in one call
+    many = jax.jit(lambda x, vs: jax.lax.map(jax.linearize(jax.grad(cur.f), x)[1], vs))
+    vs = jax.numpy.stack([v] * 10)
+    block(many(x, vs))
+    del lin
+    grad = timeit(lambda: block(cur.grad_fn(x)), repeat=5)
+    hvp = timeit(lambda: block(cur.hvp_fn(x, v)), repeat=5)
+    linear = timeit(lambda: block(many(x, vs)), repeat=3) / 10
+    return {"grad_s": grad, "hvp_s": hvp, "hvp_linearized_s": linear,
+            "hvp_over_grad": hvp / grad, "linearized_hvp_over_grad": linear / grad}
+
+
+def reference(cur: Any, x: np.ndarray) -> dict[str, float]:
+    """λmax and λmin by ARPACK at tol 1e-10 (the yardstick for achieved errors)."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    n = x.size
+    count = [0]
+
+    def mv(v: np.ndarray) -> np.ndarray:
+        count[0] += 1
+        return np.asarray(cur.hvp_fn(x, v), dtype=np.float64)
+
+    op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
+    v0 = np.random.default_rng(123).standard_normal(n)
+    out: dict[str, float] = {}
+    for which, name in (("LA", "lambda_max"), ("SA", "lambda_min")):
+        start, before = time.perf_counter(), count[0]
+        val = eigsh(op, k=1, which=which, tol=1e-10, v0=v0, ncv=40, maxiter=5000,
+                    return_eigenvectors=False)
+        out[name] = float(val[0])
+        out[f"{name}_hvps"] = count[0] - before
+        out[f"{name}_s"] = time.perf_counter() - start
+    return out
+
+
+def hesscli_runs(cur: Any, x: np.ndarray, ref: dict[str, float]) -> list[dict[str, Any]]:
+    """Lanczos per end at several rtol, and ARPACK (hesscli's other solver)."""
+    from hesscli.analysis.matrix_free import linearizable
+    from hesscli.curvature.lanczos import arpack_extremes, lanczos_extremes
+
+    f = linearizable(cur)
+    scale = abs(ref["lambda_max"])
+    rows = []
+    # compile once (same basis size as the timed runs)
+    start = time.perf_counter()
+    lanczos_extremes(cur.hvp_fn, x, 1, seed=0, rtol=1e-1, f=f, ends="max")
+    compile_s = time.perf_counter() - start
+    for end in ("max", "min"):
+        for rtol in ((1e-2, 1e-3, 1e-4, 1e-6) if end == "max" else (1e-4, 1e-6)):
+            start = time.perf_counter()
+            ex = lanczos_extremes(cur.hvp_fn, x, 1, seed=0, rtol=rtol, f=f, ends=end)
+            secs = time.perf_counter() - start
+            lam = ex.eigenvalues[-1] if end == "max" else ex.eigenvalues[0]
+            want = ref["lambda_max" if end == "max" else "lambda_min"]
+            rows.append({
+                "tool": "hesscli lanczos", "end": end, "setting": f"rtol {rtol:g}",
+                "seconds": secs, "hvps": ex.steps + 2, "lambda": float(lam),
+                "abs_error": abs(float(lam) - want),
+                "rel_error": abs(float(lam) - want) / scale,
+                "converged": bool(ex.hvps_max if end == "max" else ex.hvps_min),
+            })
+    for end, which in (("max", "LA"), ("min", "SA")):
+        start = time.perf_counter()
+        ex = arpack_extremes(cur.hvp_fn, x, 1, seed=0, rtol=1e-6)
+        secs = time.perf_counter() - start
+        lam = ex.eigenvalues[-1] if end == "max" else ex.eigenvalues[0]
+        want = ref["lambda_max" if end == "max" else "lambda_min"]
+        rows.append({
+            "tool": "hesscli arpack (both ends)", "end": end, "setting": "rtol 1e-6",
+            "seconds": secs, "hvps": ex.hvps, "lambda": float(lam),
+            "abs_error": abs(float(lam) - want), "rel_error": abs(float(lam) - want) / scale,
+            "converged": ex.all_converged,
+        })
+        del which
+    for r in rows:
+        r["compile_s"] = compile_s if r["tool"] == "hesscli lanczos" else 0.0
+    return rows
+
+
+# ------------------------------------------------------------------ torch side
+
+
+def save_network(obj: Any, path: Path) -> None:
+    """Weights and data for the torch worker (a separate process: JAX's and torch's
+    thread pools in one process slowed torch by an order of magnitude)."""
+    params = obj.unravel(obj.x)
+    # the problem's data arrays may be float32: the same values, widened
+    X, Y = (np.array(a, dtype=np.float64) for a in obj.file.data)
+    np.savez(path, X=X, Y=Y, w1=np.asarray(params["hidden"]["w"]),
+             b1=np.asarray(params["hidden"]["b"]), w2=np.asarray(params["head"]["w"]),
+             b2=np.asarray(params["head"]["b"]))
+
+
+def torch_model(path: Path) -> tuple[Any, Any, Any]:
+    """The same network, weights and data in float64 PyTorch."""
+    import torch
+
+    torch.set_default_dtype(torch.float64)
+    z = np.load(path)
+    X, Y, w1, b1, w2, b2 = (z[k] for k in ("X", "Y", "w1", "b1", "w2", "b2"))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(w1.shape[0], w1.shape[1]), torch.nn.Tanh(),
+        torch.nn.Linear(w2.shape[0], w2.shape[1]),
+    )
+    with torch.no_grad():
+        model[0].weight.copy_(torch.from_numpy(w1.T.copy()))
+        model[0].bias.copy_(torch.from_numpy(b1))
+        model[2].weight.copy_(torch.from_numpy(w2.T.copy()))
+        model[2].bias.copy_(torch.from_numpy(b2))
+
+    def criterion(out: Any, y: Any) -> Any:
+        return ((out - y) ** 2).sum(-1).mean()
+
+    return model, criterion, (torch.from_numpy(X), torch.from_numpy(Y))
+
+
+def torch_costs(model: Any, criterion: Any, data: Any) -> dict[str, float]:
+    import torch
+
+    params = list(model.parameters())
+
+    def grad() -> Any:
+        return torch.autograd.grad(criterion(model(data[0]), data[1]), params)
+
+    loss = criterion(model(data[0]), data[1])
+    g = torch.autograd.grad(loss, params, create_graph=True)
+    v = [torch.randn_like(p) for p in params]
+
+    def hvp() -> Any:
+        return torch.autograd.grad(g, params, grad_outputs=v, retain_graph=True)
+
+    grad_s = timeit(grad, repeat=5)
+    hvp_s = timeit(hvp, repeat=5)
+    return {"grad_s": grad_s, "hvp_s": hvp_s, "hvp_over_grad": hvp_s / grad_s}
+
+
+def pyhessian_runs(model: Any, criterion: Any, data: Any, ref: dict[str, float],
+                   tols: tuple[float, ...]) -> list[dict[str, Any]]:
+    import pyhessian.hessian  # noqa: F401
+    import torch
+
+    ph = sys.modules["pyhessian.hessian"]  # the package re-exports the class as `hessian`
+
+    count = [0]
+    original = ph.hessian_vector_product
+
+    def counted(*args: Any) -> Any:
+        count[0] += 1
+        return original(*args)
+
+    ph.hessian_vector_product = counted
+    rows = []
+    scale = abs(ref["lambda_max"])
+    try:
+        # warm-up (torch's first autograd calls are slow): not timed
+        ph.hessian(model, criterion, data=data, cuda=False).eigenvalues(maxIter=3)
+        for tol, max_iter in tols:
+            torch.manual_seed(0)
+            count[0] = 0
+            start = time.perf_counter()
+            h = ph.hessian(model, criterion, data=data, cuda=False)
+            vals, _ = h.eigenvalues(maxIter=max_iter, tol=tol, top_n=1)
+            secs = time.perf_counter() - start
+            lam = float(vals[0])
+            rows.append({
+                "tool": "pyhessian eigenvalues()", "end": "max (|λ|)",
+                "setting": f"tol {tol:g}, maxIter {max_iter}"
+                + (" (default)" if (tol, max_iter) == (1e-3, 100) else ""),
+                "seconds": secs, "hvps": count[0], "lambda": lam,
+                "abs_error": abs(lam - ref["lambda_max"]),
+                "rel_error": abs(lam - ref["lambda_max"]) / scale,
+                "converged": count[0] < max_iter, "compile_s": 0.0,
+            })
+    finally:
+        ph.hessian_vector_product = original
+    return rows
+
+
+def eigenthings_runs(model: Any, criterion: Any, data: Any,
+                     ref: dict[str, float]) -> list[dict[str, Any]]:
+    import hessian_eigenthings as he
+
+    op = he.HessianOperator(model, [data], he.supervised_loss(criterion))
+    count = [0]
+    matvec = op.matvec
+
+    def counted(v: Any) -> Any:
+        count[0] += 1
+        return matvec(v)
+
+    op.matvec = counted  # type: ignore[method-assign]
+    scale = abs(ref["lambda_max"])
+    rows = []
+    he.power_iteration_one(op, seed=0, max_iter=3)  # warm-up, not timed
+    runs = [
+        ("power_iteration_one (default tol 1e-4)",
+         lambda: he.power_iteration_one(op, seed=0)[0]),
+        ("lanczos which=LA, 60 steps",
+         lambda: float(he.lanczos(op, k=1, max_iter=60, which="LA", seed=0,
+                                  reorthogonalize=True).eigenvalues[0])),
+    ]
+    for name, run in runs:
+        count[0] = 0
+        start = time.perf_counter()
+        lam = float(run())
+        secs = time.perf_counter() - start
+        rows.append({
+            "tool": "hessian-eigenthings", "end": "max", "setting": name, "seconds": secs,
+            "hvps": count[0], "lambda": lam, "abs_error": abs(lam - ref["lambda_max"]),
+            "rel_error": abs(lam - ref["lambda_max"]) / scale, "converged": True,
+            "compile_s": 0.0,
+        })
+    count[0] = 0
+    start = time.perf_counter()
+    lam = float(he.lanczos(op, k=1, max_iter=60, which="SA", seed=0,
+                           reorthogonalize=True).eigenvalues[0])
+    secs = time.perf_counter() - start
+    rows.append({
+        "tool": "hessian-eigenthings", "end": "min", "setting": "lanczos which=SA, 60 steps",
+        "seconds": secs, "hvps": count[0], "lambda": lam,
+        "abs_error": abs(lam - ref["lambda_min"]),
+        "rel_error": abs(lam - ref["lambda_min"]) / scale, "converged": True,
+        "compile_s": 0.0,
+    })
+    return rows
+
+
+def torch_worker(folder: str) -> None:
+    """Run the torch side in a fresh process; writes costs and rows to out.json."""
+    tmp = Path(folder)
+    ref = json.loads((tmp / "ref.json").read_text())
+    model, criterion, data = torch_model(tmp / "net.npz")
+    n = sum(p.numel() for p in model.parameters())
+    costs = torch_costs(model, criterion, data)
+    tols = ((1e-3, 100), (1e-4, 300), (1e-6, 300 if n > 500_000 else 1000))
+    rows = pyhessian_runs(model, criterion, data, ref, tols)
+    rows += eigenthings_runs(model, criterion, data, ref)
+    (tmp / "out.json").write_text(json.dumps({"costs": costs, "rows": rows}))
+
+
+# ------------------------------------------------------------------ whole process
+
+PYHESSIAN_SCRIPT = """
+import numpy as np, torch
+from pyhessian import hessian
+torch.set_default_dtype(torch.float64)
+width, inputs, outputs, samples = {width}, 32, 16, 256
+rng = np.random.default_rng(0)
+X = rng.standard_normal((samples, inputs))
+T = rng.standard_normal((inputs, outputs)) / np.sqrt(inputs)
+Y = np.tanh(X @ T) + 0.1 * rng.standard_normal((samples, outputs))
+model = torch.nn.Sequential(torch.nn.Linear(inputs, width), torch.nn.Tanh(),
+                            torch.nn.Linear(width, outputs))
+crit = lambda out, y: ((out - y) ** 2).sum(-1).mean()
+h = hessian(model, crit, data=(torch.from_numpy(X), torch.from_numpy(Y)), cuda=False)
+print(h.eigenvalues()[0])
+"""
+
+
+def run_process(argv: list[str]) -> dict[str, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {proc.stderr[-500:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu}
+
+
+def whole_process(width: int, with_torch: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "hesscli analyze": run_process(
+            [str(HESSCLI), "analyze", "mlp", "-p", f"width={width}", "--format", "json"]
+        )
+    }
+    if with_torch:
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+            fh.write(PYHESSIAN_SCRIPT.format(width=width))
+        out["pyhessian script"] = run_process([sys.executable, fh.name])
+        os.unlink(fh.name)
+    return out
+
+
+# ------------------------------------------------------------------ driver
+
+
+def have_torch() -> bool:
+    try:
+        import hessian_eigenthings  # noqa: F401
+        import pyhessian  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def goals(rows: list[dict[str, Any]], ref: dict[str, float]) -> dict[str, Any]:
+    """The issue's goals, computed from the rows (None when not measurable)."""
+    ours = [r for r in rows if r["tool"] == "hesscli lanczos" and r["end"] == "max"]
+    mins = [r for r in rows if r["tool"] == "hesscli lanczos" and r["end"] == "min"]
+    ph = [r for r in rows if r["tool"].startswith("pyhessian")]
+    out: dict[str, Any] = {}
+    default = next((r for r in ph if "(default)" in r["setting"]), None)
+    if default is not None:
+        err = default["rel_error"]
+        same = [r for r in ours if r["rel_error"] <= err]
+        best = min(same, key=lambda r: r["seconds"]) if same else None
+        out["pyhessian_default_rel_error"] = err
+        out["speedup_at_pyhessian_default_accuracy"] = (
+            default["seconds"] / best["seconds"] if best else None
+        )
+        tight = [r for r in ph if r["rel_error"] <= 1e-4]
+        fast_tight = min(tight, key=lambda r: r["seconds"]) if tight else None
+        mine = [r for r in ours if r["rel_error"] <= 1e-4]
+        mine_best = min(mine, key=lambda r: r["seconds"]) if mine else None
+        out["speedup_vs_pyhessian_at_1e-4"] = (
+            fast_tight["seconds"] / mine_best["seconds"] if fast_tight and mine_best else None
+        )
+        out["time_1e-4_over_pyhessian_default"] = (
+            mine_best["seconds"] / default["seconds"] if mine_best else None
+        )
+    tight_max = next((r for r in ours if r["setting"] == "rtol 1e-06"), None)
+    tight_min = next((r for r in mins if r["setting"] == "rtol 1e-06"), None)
+    if tight_max and tight_min:
+        out["lambda_min_time_over_lambda_max_time"] = tight_min["seconds"] / tight_max["seconds"]
+    return out
+
+
+def one_size(width: int, with_torch: bool) -> dict[str, Any]:
+    obj, cur = load_mlp(width)
+    x = np.asarray(obj.x)
+    print(f"\n-- mlp width={width}: n = {obj.n} parameters", flush=True)
+    costs = jax_costs(obj, cur)
+    cache = RESULTS / f"scale_reference_width{width}.json"
+    if cache.exists():  # ARPACK at 1e-10 takes minutes; the point and network are seeded
+        ref = json.loads(cache.read_text())
+    else:
+        ref = reference(cur, x)
+        RESULTS.mkdir(exist_ok=True)
+        cache.write_text(json.dumps(ref))
+    print(f"reference (ARPACK tol 1e-10): λmax = {ref['lambda_max']:.12g} "
+          f"({ref['lambda_max_hvps']} HVPs), λmin = {ref['lambda_min']:.12g} "
+          f"({ref['lambda_min_hvps']} HVPs)", flush=True)
+    rows = hesscli_runs(cur, x, ref)
+    tcosts = None
+    if with_torch:
+        with tempfile.TemporaryDirectory() as tmp:
+            net, out = Path(tmp) / "net.npz", Path(tmp) / "out.json"
+            save_network(obj, net)
+            (Path(tmp) / "ref.json").write_text(json.dumps(ref))
+            subprocess.run(
+                [sys.executable, "-c", "import sys; from tests.benchmarks.bench_scale import "
+                 "torch_worker; torch_worker(sys.argv[1])", tmp],
+                cwd=ROOT, check=True,
+            )
+            got = json.loads(out.read_text())
+        tcosts = got["costs"]
+        rows += got["rows"]
+    print_table(
+        f"λmax / λmin on mlp width={width} (n = {obj.n}); error = |λ − λ_ref| / |λmax|",
+        ["tool", "end", "setting", "seconds", "HVPs", "rel. error"],
+        [[r["tool"], r["end"], r["setting"], r["seconds"], r["hvps"], r["rel_error"]]
+         for r in rows],
+    )
+    cost_rows = [["JAX jvp(grad)", costs["hvp_s"] * 1e3, costs["grad_s"] * 1e3,
+                  costs["hvp_over_grad"]],
+                 ["JAX linearized (hesscli Lanczos)", costs["hvp_linearized_s"] * 1e3,
+                  costs["grad_s"] * 1e3, costs["linearized_hvp_over_grad"]]]
+    if tcosts:
+        cost_rows.append(["torch double backward", tcosts["hvp_s"] * 1e3,
+                          tcosts["grad_s"] * 1e3, tcosts["hvp_over_grad"]])
+    print_table("HVP cost", ["HVP", "ms per HVP", "ms per gradient", "HVP / gradient"],
+                cost_rows)
+    g = goals(rows, ref)
+    print("goals:", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in g.items()},
+          flush=True)
+    return {"n": obj.n, "width": width, "costs": costs, "torch_costs": tcosts,
+            "reference": ref, "runs": rows, "goals": g}
+
+
+def main() -> dict[str, Any]:
+    widths = [int(w) for w in os.environ.get("BENCH_SCALE_WIDTHS", "2048,20480").split(",")]
+    with_torch = have_torch()
+    if not with_torch:
+        print("torch / pyhessian / hessian-eigenthings not installed: hesscli columns only")
+    results: dict[str, Any] = {"load_average_start": os.getloadavg(), "sizes": []}
+    for width in widths:
+        results["sizes"].append(one_size(width, with_torch))
+    pw = int(os.environ.get("BENCH_SCALE_PROCESS_WIDTH", "2048"))
+    if pw:
+        proc = whole_process(pw, with_torch)
+        print_table(f"whole process, mlp width={pw} (fresh processes)",
+                    ["command", "wall s", "cpu s"],
+                    [[k, v["wall_s"], v["cpu_s"]] for k, v in proc.items()])
+        results[f"whole_process_width_{pw}"] = proc
+    results["load_average_end"] = os.getloadavg()
+    return results

@@ -182,6 +182,8 @@ def bind(
             raise InputError(f"{file.label}: point entries must be numbers")
     layout = layout_of(point)
     flat = np.concatenate([np.asarray(leaf, dtype=dtype).reshape(-1) for leaf in leaves])
+    if flat.size == 0:
+        raise InputError(f"{file.label}: the point has no parameters (size 0)")
     if not np.all(np.isfinite(flat)):
         raise InputError(f"{file.label}: the point has non-finite entries")
     obj = Objective(file, flat, layout, treedef, dtype, traceable=True)
@@ -203,13 +205,13 @@ def bind(
             value = obj.flat_fn(flat.copy())
         except HesscliError:
             raise
-        except Exception as exc2:  # noqa: BLE001
+        except (Exception, SystemExit) as exc2:  # noqa: BLE001
             raise ObjectiveError(f"{where} raised {describe_exception(exc2)}") from exc2
         check_scalar(np.asarray(value), where)
         return obj
     except HesscliError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the user's function failed while tracing
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's function failed
         raise ObjectiveError(f"{where} raised {describe_exception(exc)}") from exc
     check_scalar(out, where)
     return obj

@@ -53,11 +53,15 @@ def nest(flat: dict[str, np.ndarray]) -> Any:
 
 
 def _from_json(obj: Any, where: str) -> Any:
+    """Numbers and rectangular lists become arrays; objects and ragged lists stay
+    containers (as :func:`write_point` writes tuples and lists of leaves)."""
     if isinstance(obj, dict):
         return {str(k): _from_json(v, f"{where}.{k}") for k, v in obj.items()}
     try:
         array = np.asarray(obj, dtype=np.float64)
     except (ValueError, TypeError):
+        if isinstance(obj, list) and obj:
+            return [_from_json(v, f"{where}[{i}]") for i, v in enumerate(obj)]
         raise InputError(f"{where}: expected a number or a (nested) list of numbers") from None
     return _finite(array, where)
 

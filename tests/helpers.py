@@ -24,7 +24,7 @@ def bound(spec: str, at: str | None = None, params: dict | None = None, **kw) ->
 
 
 def analyzed(spec: str, at: str | None = None, params: dict | None = None, lr: float = 0.01,
-             **kw) -> tuple[Analysis, Objective, ExactCurvature]:
-    obj = bound(spec, at, params)
+             dtype: str = "float64", **kw) -> tuple[Analysis, Objective, ExactCurvature]:
+    obj = bound(spec, at, params, dtype=dtype)
     curv = ExactCurvature(obj)
     return analyze(obj, curv, lr=lr, **kw), obj, curv

@@ -202,3 +202,40 @@ x0 = jnp.zeros(1)
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "float64"
+
+
+def test_scale_invariant_gradient_tolerance(tmp_path):
+    """Scaling f by 1e-12 must not make a non-critical point critical (and 1e12 vice versa)."""
+    tiny = objective_file(tmp_path, "import jax.numpy as jnp\n"
+                          "def objective(x):\n    return 1e-12 * jnp.sum((x - 1) ** 2)\n")
+    a, _, _ = analyzed(str(tiny), "0,0")
+    assert a.classification == "not_critical"  # the minimizer is (1, 1)
+    huge = objective_file(tmp_path, "import jax.numpy as jnp\n"
+                          "def objective(x):\n    return 1e12 * jnp.sum((x - 1) ** 2)\n")
+    # one ulp away from the minimizer the gradient is representation error: critical
+    a, _, _ = analyzed(str(huge), "1.0000000000000002,1")
+    assert a.critical and a.classification == "local_minimum"
+
+
+def test_cancellation_in_hessian_is_not_a_negative_eigenvalue(tmp_path):
+    """logsumexp far from the origin: H = diag(p) − ppᵀ is rounding noise; convex, never
+    indefinite."""
+    path = objective_file(tmp_path, "import jax\n"
+                          "def objective(x):\n    return jax.nn.logsumexp(x)\n")
+    a, _, _ = analyzed(str(path), "40,0,0")
+    assert a.definiteness in ("positive_semidefinite", "zero")
+    assert a.inertia.negative == 0
+
+
+def test_float32_says_tolerances_widened():
+    a, _, _ = analyzed("saddle", "zeros", dtype="float32")
+    assert any(note.startswith("float32:") for note in a.notes)
+    assert a.classification == "saddle_point"
+
+
+def test_identity_hessian_end_vectors_are_orthogonal():
+    from hesscli.analysis.spectrum import spectrum_of_matrix
+
+    for m in (np.eye(3), np.zeros((2, 2))):
+        sp = spectrum_of_matrix(m)
+        assert abs(sp.vec_min @ sp.vec_max) < 1e-12

@@ -179,7 +179,11 @@ def test_objective_errors(hess, write, case):
         (["rosenbrock", "--at", "1,nan"], "non-finite"),
         (["rosenbrock", "--at", "foo"], "not a point file"),
         (["rosenbrock", "--at", "missing.npy"], "does not exist"),
-        (["rosenbrock", "--lr", "0"], "--lr must be positive"),
+        (["rosenbrock", "--lr", "0"], "--lr must be a positive finite number"),
+        (["rosenbrock", "--lr", "inf"], "--lr must be a positive finite number"),
+        (["saddle", "--gtol", "-1"], "--gtol must be a finite number ≥ 0"),
+        (["saddle", "--tol", "nan"], "--tol must be a finite number ≥ 0"),
+        (["saddle", "--at", "random", "--seed", "-1"], "Invalid value for '--seed'"),
         (["rosenbrock", "--format", "xml"], "Invalid value"),
     ],
 )
@@ -264,3 +268,48 @@ def test_every_command_has_help(hess):
         res = hess(name, "--help")
         assert res.exit_code == 0, res.output
         assert "Usage:" in res.stdout
+
+
+def test_user_prints_never_reach_json_stdout(hess, write):
+    path = write("chatty.py", """
+import jax.numpy as jnp
+print("hello from import")
+def objective(x):
+    print("hello from call")
+    return jnp.sum(x ** 2)
+x0 = jnp.ones(2)
+""")
+    res = hess("analyze", path, "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert res.json()["classification"] == "not_critical"  # stdout is exactly the document
+    assert "hello from import" in res.stderr
+
+
+def test_sys_exit_in_objective_is_an_objective_error(hess, write):
+    path = write("exits.py", "import sys\ndef objective(x):\n    sys.exit(5)\nx0 = [1.0]\n")
+    res = hess("analyze", path)
+    assert res.exit_code == 3, res.output
+    assert "SystemExit" in res.stderr
+
+
+def test_empty_point_is_input_error(hess, write):
+    path = write("empty.py", "import jax.numpy as jnp\ndef objective(x):\n"
+                 "    return jnp.sum(x)\nx0 = jnp.zeros(0)\n")
+    res = hess("analyze", path)
+    assert res.exit_code == 2, res.output
+    assert "no parameters" in res.stderr
+
+
+def test_saved_json_pytree_with_tuples_reads_back(hess, write, tmp_path):
+    path = write("tup.py", """
+import jax.numpy as jnp
+def objective(p):
+    s, v = p["t"]
+    return s ** 2 - v[0] ** 2 + v[0] ** 4 + jnp.sum(v[1:] ** 2)
+x0 = {"t": (jnp.asarray(0.0), jnp.zeros(3))}
+""")
+    out = tmp_path / "esc.json"
+    res = hess("analyze", path, "--save-escape", out)
+    assert res.exit_code == 0, res.output
+    again = hess("analyze", path, "--at", out, "--format", "json")
+    assert again.exit_code == 0, again.output

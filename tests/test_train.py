@@ -340,7 +340,7 @@ def test_compare_plain_and_noisy_side_by_side(hess, tmp_path):
     (("--b1", "0.5"), "optimizer 'sgd' has no option 'b1'"),
     (("--optimizer", "adma"), "unknown optimizer 'adma' (did you mean"),
     (("--batch-size", "4"), "needs an objective file that defines data and loss"),
-    (("--lr", "0"), "--lr must be positive"),
+    (("--lr", "0"), "--lr must be a positive finite number"),
     (("--compare", "plain"), "at least two variants"),
     (("--save-point", "x.pkl"), "--save-point"),
 ])

@@ -13,6 +13,7 @@ from hesscli.analysis.verdicts import (
     Inertia,
     classify,
     condition_number,
+    curvature_scale,
     definiteness,
     eigen_tolerance,
     gradient_tolerance,
@@ -72,7 +73,7 @@ class Analysis:
     stability: Stability
     escape: Escape | None
     notes: tuple[str, ...] = field(default_factory=tuple)
-    smooth: bool = True
+    smooth: bool | None = True  # None: not checked (exact autodiff assumes smoothness)
     nonsmooth: NonSmooth | None = None
     fd: FDInfo | None = None
     verification: Verification | None = None
@@ -115,11 +116,15 @@ def analyze(
     if spectrum is None:
         spectrum = dense_spectrum(curvature, x, layout)
     lam = spectrum.eigenvalues
-    scale = float(np.max(np.abs(lam))) if lam.size else 0.0
+    x_norm = float(np.linalg.norm(x))
+    scale = curvature_scale(lam, value, gnorm, x_norm)
     tol_used = tol if tol is not None else eigen_tolerance(
         scale, objective.n, objective.dtype, spectrum.error
     )
-    gtol_used = gtol if gtol is not None else gradient_tolerance(value, objective.dtype)
+    hess_norm = float(np.max(np.abs(lam))) if lam.size else 0.0
+    gtol_used = gtol if gtol is not None else gradient_tolerance(
+        value, objective.dtype, x_norm=x_norm, hessian_norm=hess_norm
+    )
     grad_error = getattr(curvature, "last_gradient_error", None)
     grad_error = float(np.linalg.norm(grad_error)) if grad_error is not None else 0.0
     if gtol is None:
@@ -170,11 +175,23 @@ def analyze(
         step=step,
         stability=stability(lr, spectrum.lambda_max),
         escape=escape,
-        notes=notes + spectrum.notes,
-        smooth=nonsmooth is None,
+        notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used),
+        smooth=(nonsmooth is None) if curvature.method == "fd" else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
+    )
+
+
+def precision_notes(dtype: str, tol: float, gtol: float) -> tuple[str, ...]:
+    """What float32 costs: the tolerances scale with ε, 5·10⁸ times float64's."""
+    if dtype != "float32":
+        return ()
+    from hesscli.jaxconf import eps
+
+    return (
+        f"float32: ε = {eps(dtype):.2e} (float64: {eps('float64'):.2e}), so the tolerances are "
+        f"widened accordingly: tol = {tol:.3g}, gtol = {gtol:.3g}",
     )
 
 

@@ -89,7 +89,17 @@ def eigvals_and_end_vectors(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray,
         v = np.concatenate(([1.0], c[i + 2 :, i]))
         block = z[i + 1 :]
         block -= tau[i] * np.outer(v, v @ block)
-    return eigenvalues, z[:, 0], z[:, 1]
+    vmin, vmax = z[:, 0], z[:, 1]
+    if eigenvalues[-1] - eigenvalues[0] <= 4 * n * np.finfo(np.float64).eps * max(
+        abs(eigenvalues[0]), abs(eigenvalues[-1])
+    ):
+        # All eigenvalues equal: H = cI and every vector is an eigenvector, so
+        # report two orthogonal ones rather than the same vector twice.
+        j = int(np.argmin(np.abs(vmin)))
+        other = -vmin[j] * vmin
+        other[j] += 1.0
+        vmax = other / np.linalg.norm(other)
+    return eigenvalues, vmin, vmax
 
 
 def spectrum_of_matrix(

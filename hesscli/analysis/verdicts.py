@@ -16,6 +16,33 @@ from hesscli.jaxconf import eps
 TOL_SAFETY = 10.0
 
 
+def length_scale(x_norm: float) -> float:
+    """``max(‖x‖, 1)``: the distance over which the point itself is known.
+
+    The 1 keeps points at (or near) the origin from dividing by zero, as
+    ``max(1, |x|)`` does in finite-difference step rules.
+    """
+    return max(abs(x_norm), 1.0)
+
+
+def curvature_scale(
+    eigenvalues: np.ndarray, value: float = 0.0, gradient_norm: float = 0.0,
+    x_norm: float = 0.0,
+) -> float:
+    """The curvature magnitude that rounding in forming ``H`` is proportional to.
+
+    ``max|λ|`` alone is not enough: where terms cancel (``logsumexp`` far from
+    the origin: ``p − p²`` with ``p ≈ 1``) the computed ``H`` is rounding noise
+    of the size of its *terms*, far above its eigenvalues. Terms of a Hessian
+    are bounded in size by the function's own curvature scales ``|f|/L²`` and
+    ``‖∇f‖/L`` with ``L = max(‖x‖, 1)``, so the scale is the largest of the three.
+    """
+    lam = np.abs(np.asarray(eigenvalues, dtype=np.float64))
+    length = length_scale(x_norm)
+    return max(float(lam.max()) if lam.size else 0.0, abs(value) / length**2,
+               abs(gradient_norm) / length)
+
+
 def eigen_tolerance(scale: float, n: int, dtype: str, error: float = 0.0) -> float:
     """The zero tolerance for eigenvalues: ``10·n·ε·scale + error``.
 
@@ -23,19 +50,26 @@ def eigen_tolerance(scale: float, n: int, dtype: str, error: float = 0.0) -> flo
     bound ``numpy.linalg.matrix_rank`` uses); the factor 10 covers rounding in
     forming ``H`` itself by autodiff. ``error`` adds what the backend knows
     beyond rounding: the finite-difference error band or Lanczos residuals.
-    ``scale`` is ``max|λ|`` of the computed eigenvalues.
+    ``scale`` is :func:`curvature_scale` (at least ``max|λ|``).
     """
     return TOL_SAFETY * max(n, 1) * eps(dtype) * abs(scale) + abs(error)
 
 
-def gradient_tolerance(value: float, dtype: str) -> float:
-    """The default ``gtol``: ``√ε · max(1, |f|)``.
+def gradient_tolerance(
+    value: float, dtype: str, *, x_norm: float = 0.0, hessian_norm: float = 0.0
+) -> float:
+    """The default ``gtol``: ``√ε·|f|/L + ε·‖H‖₂·L`` with ``L = max(‖x‖, 1)``.
 
-    A gradient computed in floating point cannot be trusted below roughly
-    ``√ε`` relative to the function's magnitude (it is also where a central
-    difference check loses its digits), so smaller norms count as zero.
+    Two things keep a computed gradient from being exactly zero at a critical
+    point. Evaluation: a gradient is trusted to about ``√ε`` relative to the
+    function's own slope scale ``|f|/L`` (where central differences also lose
+    their digits). Representation: ``x`` itself is only known to ``ε·L``, which
+    moves the gradient by ``‖H‖·ε·L``. Both scale with the problem, so scaling
+    ``f`` or ``x`` by a constant does not change the verdict.
     """
-    return math.sqrt(eps(dtype)) * max(1.0, abs(value))
+    length = length_scale(x_norm)
+    e = eps(dtype)
+    return math.sqrt(e) * abs(value) / length + e * abs(hessian_norm) * length
 
 
 @dataclass(frozen=True)

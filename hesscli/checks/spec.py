@@ -137,7 +137,7 @@ def parse_check(raw: Any, path: str, defaults: dict[str, Any]) -> CheckSpec:
         params = tuple(f"{k}={v}" for k, v in p.items())
     method = word(merged.get("method", "auto"), where.get("method", ""), METHODS)
     dtype = word(merged.get("dtype", "float64"), where.get("dtype", ""), DTYPES)
-    seed = integer(merged["seed"], where["seed"]) if "seed" in merged else 0
+    seed = integer(merged["seed"], where["seed"], minimum=0) if "seed" in merged else 0
     lr = number(merged["lr"], where["lr"]) if "lr" in merged else 0.01
     if lr <= 0:
         raise InputError(f"{where['lr']}: must be positive, got {lr:g}")

@@ -7,6 +7,7 @@ into ``error: <message>`` on stderr and DESIGN.md's exit code.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from typing import Any
@@ -31,6 +32,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def guard_user_output(callback: Any) -> Any:
+    """Run a command with user code's prints on stderr (see :mod:`hesscli.render.streams`)."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from hesscli.render.streams import user_output_to_stderr
+
+        with user_output_to_stderr():
+            return callback(*args, **kwargs)
+
+    return run
+
+
 class HessGroup(click.Group):
     """A group that loads commands on demand and owns error reporting."""
 
@@ -41,7 +55,11 @@ class HessGroup(click.Group):
         if name not in COMMANDS:
             return None
         module = importlib.import_module(COMMANDS[name][0])
-        return module.command
+        command: click.Command = module.command
+        if not getattr(command, "_user_output_guarded", False) and command.callback:
+            command.callback = guard_user_output(command.callback)
+            command._user_output_guarded = True  # type: ignore[attr-defined]
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]

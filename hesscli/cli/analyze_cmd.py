@@ -62,6 +62,7 @@ def command(
         load,
         meta,
         parallel_of,
+        nonnegative,
         positive,
         primary,
         spectrum_for,
@@ -71,6 +72,8 @@ def command(
 
     positive("--lr", lr)
     positive("--escape-step", escape_step)
+    nonnegative("--gtol", gtol)
+    nonnegative("--tol", tol)
     per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)

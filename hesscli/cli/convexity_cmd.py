@@ -84,6 +84,8 @@ def command(
         raise InputError("give either --box or --around, not both")
     if samples < 0 or hessian_points < 0:
         raise InputError("--samples and --hessian-points must be ≥ 0")
+    session.nonnegative("--rtol", rtol)
+    session.nonnegative("--atol", atol)
     bounds = [parse_box(b) for b in boxes]
     try:
         obj = session.load(objective, around, params, seed=seed, dtype=dtype, method=method)

@@ -24,7 +24,7 @@ format_option = click.option(
     help="Rich table for people, or exactly one JSON document on stdout for machines.",
 )
 seed_option = click.option(
-    "--seed", type=int, default=0, show_default=True,
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True,
     help="Seed for 'random' points, init(key), start vectors and noise.",
 )
 objective_argument = click.argument("objective", metavar="OBJECTIVE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -47,15 +48,19 @@ def native_stdout_to_stderr() -> None:
 
     The CPU collectives (Gloo) print connection messages straight to fd 1,
     which would break "exactly one JSON document on stdout". Python's
-    ``sys.stdout`` keeps the real stdout (a duplicate of the old fd 1).
+    Reports keep the real stdout (a duplicate of the old fd 1).
     """
     import os
 
+    from hesscli.render.streams import replace_report_stream, report_stream
+
+    old = report_stream()
+    old.flush()
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
-    sys.stdout = os.fdopen(saved, "w", encoding=sys.stdout.encoding or "utf-8",
-                           errors=sys.stdout.errors or "strict", buffering=1)
+    replace_report_stream(os.fdopen(saved, "w", encoding=getattr(old, "encoding", None)
+                                    or "utf-8", buffering=1))
 
 
 def primary() -> bool:
@@ -162,8 +167,16 @@ def meta(
 
 
 def positive(name: str, value: float) -> float:
-    if not value > 0:
-        raise InputError(f"{name} must be positive; got {value}")
+    """``value`` if it is a finite number > 0, else an input error naming ``name``."""
+    if not (value > 0 and math.isfinite(value)):
+        raise InputError(f"{name} must be a positive finite number; got {value}")
+    return value
+
+
+def nonnegative(name: str, value: float | None) -> float | None:
+    """``value`` (or None) if it is a finite number ≥ 0, else an input error."""
+    if value is not None and not (value >= 0 and math.isfinite(value)):
+        raise InputError(f"{name} must be a finite number ≥ 0; got {value}")
     return value
 
 

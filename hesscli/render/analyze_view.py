@@ -43,7 +43,7 @@ def nonsmooth_headline(a: Analysis) -> str:
 
 
 def headline(a: Analysis) -> str:
-    if not a.smooth and a.nonsmooth is not None:
+    if a.smooth is False and a.nonsmooth is not None:
         return nonsmooth_headline(a)
     lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
     zero = a.inertia.zero
@@ -85,7 +85,7 @@ def headline(a: Analysis) -> str:
 def step_lines(a: Analysis) -> list[Text]:
     lines: list[Text] = []
     s = a.step
-    if not a.smooth:
+    if a.smooth is False:
         if s is not None:
             verb = "increases" if s.actually_increases else "decreases"
             lines.append(Text(
@@ -167,7 +167,7 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
                   f"Hessian error ≤ {num(a.fd.hessian_error)} (added to tol)")
         if a.fd.why == "--method fd":  # otherwise a note below says why
             t.add_row("why fd", a.fd.why)
-    if not a.smooth and a.nonsmooth is not None:
+    if a.smooth is False and a.nonsmooth is not None:
         t.add_row("not smooth in", ", ".join(
             f"{n} (slope jump {num(j, 3)})" for n, j in
             zip(a.nonsmooth.parameters[:6], a.nonsmooth.slope_jump[:6], strict=False)))

@@ -6,7 +6,9 @@ from rich.console import Console
 
 
 def stdout_console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    from hesscli.render.streams import report_stream
+
+    return Console(file=report_stream(), highlight=False, soft_wrap=False)
 
 
 def stderr_console() -> Console:

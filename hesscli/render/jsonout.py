@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from typing import IO, Any
 
 import numpy as np
@@ -33,7 +32,9 @@ def jsonable(value: Any) -> Any:
 
 def dump(document: dict[str, Any], stream: IO[str] | None = None) -> None:
     """Write exactly one JSON document (and a newline) to ``stream`` (stdout)."""
-    stream = stream or sys.stdout
+    from hesscli.render.streams import report_stream
+
+    stream = stream or report_stream()
     json.dump(jsonable(document), stream, indent=2, allow_nan=False)
     stream.write("\n")
     stream.flush()

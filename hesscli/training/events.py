@@ -24,7 +24,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hesscli.analysis.verdicts import classify, eigen_tolerance, gradient_tolerance
+import numpy as np
+
+from hesscli.analysis.verdicts import (
+    classify,
+    curvature_scale,
+    eigen_tolerance,
+    gradient_tolerance,
+)
 from hesscli.training.monitor import Record
 
 ESCAPE_DISTANCE = 0.1
@@ -54,10 +61,13 @@ class EventTracker:
     events: list[Event] = field(default_factory=list)
 
     def tolerances(self, record: Record) -> tuple[float, float | None]:
-        gtol = self.gtol if self.gtol is not None else gradient_tolerance(record.value, self.dtype)
+        lams = [abs(v) for v in (record.lambda_min, record.lambda_max) if v is not None]
+        hess_norm = max(lams) if lams else 0.0
+        gtol = self.gtol if self.gtol is not None else gradient_tolerance(
+            record.value, self.dtype, hessian_norm=hess_norm)
         if record.lambda_min is None or record.lambda_max is None:
             return gtol, None
-        scale = max(abs(record.lambda_min), abs(record.lambda_max))
+        scale = curvature_scale(np.array(lams), record.value, record.gradient_norm)
         tol = self.tol if self.tol is not None else eigen_tolerance(scale, self.n, self.dtype)
         return gtol, tol
 

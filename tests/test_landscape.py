@@ -243,7 +243,7 @@ def test_plots_png_and_svg(hess, tmp_path):
         (["saddle", "--at", "zeros", "--plane", "grad,min"], "the gradient is zero"),
         (["saddle", "--at", "zeros", "--plane", "max"], "two different directions"),
         (["saddle", "--at", "zeros", "--plot", "out.gif"], "unknown image format"),
-        (["saddle", "--at", "zeros", "--radius", "-1"], "--radius must be a positive finite number"),
+        (["saddle", "--at", "zeros", "--radius", "-1"], "--radius must be a positive"),
     ],
 )
 def test_bad_input_is_exit_2(hess, args, message):

@@ -86,6 +86,12 @@ def run_subprocess(command: str) -> tuple[int, str]:
     return proc.returncode, proc.stdout
 
 
+def shown(code: int, output: str) -> str:
+    """What a tour block shows: the output, and ``[exit N]`` when N is not 0."""
+    text = clean(output)
+    return text + f"[exit {code}]\n" if code else text
+
+
 def clean(output: str) -> str:
     """Trailing spaces off every line (Rich pads them), one final newline."""
     lines = [line.rstrip() for line in output.splitlines()]
@@ -98,9 +104,12 @@ def normalize(output: str) -> str:
     """What may differ between two honest runs: timings, versions, temporary paths."""
     text = clean(output)
     text = re.sub(r"\b\d+(\.\d+)?\s?(s|ms|µs|us|min)\b", "<time>", text)
+    text = re.sub(r"\b\d+:\d\d:\d\d\b", "<time>", text)  # progress bars' elapsed time
     text = re.sub(r"\b(hesscli|jax|jaxlib|numpy|python)( version)? \d+(\.\d+)+\S*",
                   r"\1 <version>", text)
     text = re.sub(r"(/tmp|/var/folders|/private)[^\s'\"]*", "<path>", text)
+    text = re.sub(r"^.*monitoring share.*$",  # time shares vary from run to run
+                  lambda m: re.sub(r"\d+%", "<share>", m.group(0)), text, flags=re.M)
     return text
 
 
@@ -136,8 +145,7 @@ def process(path: Path, run: Callable[[str], tuple[int, str]], check: bool) -> l
     stale, outputs = [], []
     for block in blocks(text):
         code, output = run(block.command)
-        if code != 0:
-            print(f"{path}: note: '{block.command}' exited with {code}", file=sys.stderr)
+        output = shown(code, output)
         outputs.append(output)
         if normalize(output) != normalize(block.output):
             stale.append(block.command)

@@ -75,7 +75,7 @@ def verify_derivatives(objective: Objective, seed: int = 0) -> Verification:
         )
     from hesscli.curvature.evaluators import Gradients, Values
     from hesscli.curvature.exact import ExactCurvature
-    from hesscli.curvature.stencils import gradient_hvp, value_directional
+    from hesscli.curvature.stencils import gradient_hvp, gradient_pilot, value_directional
     from hesscli.curvature.steps import ladder
 
     x = np.asarray(objective.x, dtype=np.float64)
@@ -86,8 +86,9 @@ def verify_derivatives(objective: Objective, seed: int = 0) -> Verification:
     hv = exact.hvp(x, v)
     grads, values = Gradients(objective), Values(objective)
     plan = ladder(1, "normal", objective.dtype)
-    fd_hv = gradient_hvp(grads, x, v, plan)
-    fd_dir = value_directional(values, x, v, plan)
+    scales = gradient_pilot(grads, x).scales  # steps within the function's length scale
+    fd_hv = gradient_hvp(grads, x, v, plan, scales)
+    fd_dir = value_directional(values, x, v, plan, scales)
     hvp = compare("Hessian-vector product", hv, fd_hv.value,
                   float(np.linalg.norm(fd_hv.error)), objective.dtype)
     directional = compare("directional derivative ∇f·v", np.dot(g, v), fd_dir.value,

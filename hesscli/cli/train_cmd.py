@@ -57,6 +57,9 @@ from hesscli.cli.options import objective_options
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue the run logged in FILE.jsonl from its last state, with the same "
               "options (appends to it unless --out names another file).")
+@click.option("--force", is_flag=True,
+              help="Let --out overwrite an existing file (without it train refuses, so no "
+              "log is lost; --resume FILE appends to FILE and needs no --force).")
 @click.option("--save-point", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the final parameters (same pytree) to .npz/.json/.npy/.txt/.csv.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -97,6 +97,7 @@ def check_inputs(kw: dict[str, Any]) -> None:
     if kw["compare"] and (kw["resume"] or kw["save_point"]):
         raise InputError("--compare runs several variants; --resume and --save-point take one "
                          "run (drop --compare)")
+    check_out(kw)
     if kw["fail_on"]:
         for kind in kw["fail_on"].split(","):
             if kind.strip() not in EVENT_KINDS:
@@ -104,6 +105,21 @@ def check_inputs(kw: dict[str, Any]) -> None:
                                  f"{', '.join(EVENT_KINDS)}")
     if kw["epochs"] is not None and kw["steps"] is not None:
         raise InputError("give --steps or --epochs, not both")
+
+
+def check_out(kw: dict[str, Any]) -> None:
+    """Refuse to truncate an existing ``--out`` file (it may hold a run worth keeping).
+
+    Appending to the ``--resume`` log itself is the one safe reuse; anything
+    else needs ``--force``. Checked before any work, so nothing is touched.
+    """
+    out = kw["out"]
+    if out is None or kw.get("force") or not Path(out).exists():
+        return
+    if kw["resume"] is not None and Path(out).resolve() == Path(kw["resume"]).resolve():
+        return
+    raise InputError(f"--out {str(out)!r} exists; train would overwrite it (pass --force to "
+                     "overwrite, or --resume it to continue that run)")
 
 
 def run_command(kw: dict[str, Any]) -> None:

@@ -25,12 +25,16 @@ from hesscli.bind import Objective
 from hesscli.curvature.base import DenseHessian, symmetrize
 from hesscli.curvature.evaluators import Gradients, Values
 from hesscli.curvature.stencils import (
+    PILOT_ABOVE,
     Estimate,
+    Pilot,
     gradient_hessian,
     gradient_hvp,
+    gradient_pilot,
     value_gradient,
     value_hessian,
     value_hvp,
+    value_pilot,
 )
 from hesscli.curvature.steps import ACCURACIES, ladder
 from hesscli.jaxconf import jax_module
@@ -65,6 +69,14 @@ class GradientDifferences:
         self._grad = jax.jit(jax.grad(objective.flat_fn))
         self.last_gradient_error: np.ndarray | None = None
         self.values_count = 0
+        self._pilot: tuple[bytes, Pilot] | None = None
+
+    def pilot(self, x: np.ndarray) -> Pilot:
+        """The step scales at ``x`` (:func:`.stencils.gradient_pilot`), once per point."""
+        key = np.asarray(x, dtype=np.float64).tobytes()
+        if self._pilot is None or self._pilot[0] != key:
+            self._pilot = (key, gradient_pilot(self.grads, np.asarray(x, np.float64)))
+        return self._pilot[1]
 
     @property
     def evaluations(self) -> int:
@@ -82,12 +94,13 @@ class GradientDifferences:
         return self.hvp_estimate(x, v).value
 
     def hvp_estimate(self, x: np.ndarray, v: np.ndarray) -> Estimate:
+        scales = self.pilot(x).scales
         return gradient_hvp(self.grads, np.asarray(x, np.float64), np.asarray(v, np.float64),
-                            ladder(1, self.accuracy, self.dtype))
+                            ladder(1, self.accuracy, self.dtype), scales)
 
     def hessian(self, x: np.ndarray) -> DenseHessian:
         est = gradient_hessian(self.grads, np.asarray(x, np.float64),
-                               ladder(1, self.accuracy, self.dtype))
+                               ladder(1, self.accuracy, self.dtype), self.pilot(x))
         return _dense(est)
 
 
@@ -107,6 +120,16 @@ class ValueDifferences:
         self._fx: dict[bytes, float] = {}
         self._hessian: tuple[bytes, np.ndarray] | None = None
         self.last_gradient_error: np.ndarray | None = None
+        self._pilot: tuple[bytes, Pilot] | None = None
+
+    def pilot(self, x: np.ndarray) -> Pilot:
+        """The step scales at ``x`` (:func:`.stencils.value_pilot`), once per point."""
+        key = self._key(x)
+        if self._pilot is None or self._pilot[0] != key:
+            x = np.asarray(x, dtype=np.float64)
+            fx = self.value(x) if np.any(np.abs(x) > PILOT_ABOVE) else None
+            self._pilot = (key, value_pilot(self.values, x, fx))
+        return self._pilot[1]
 
     @property
     def evaluations(self) -> int:
@@ -128,7 +151,8 @@ class ValueDifferences:
 
     def gradient_estimate(self, x: np.ndarray) -> Estimate:
         x = np.asarray(x, dtype=np.float64)
-        est = value_gradient(self.values, x, ladder(1, self.accuracy, self.dtype))
+        est = value_gradient(self.values, x, ladder(1, self.accuracy, self.dtype),
+                             self.pilot(x))
         self.last_gradient_error = est.error
         return est
 
@@ -138,11 +162,14 @@ class ValueDifferences:
         if self._hessian is not None and self._hessian[0] == self._key(x):
             return self._hessian[1] @ np.asarray(v, dtype=np.float64)
         x = np.asarray(x, dtype=np.float64)
-        return value_hvp(self.values, x, np.asarray(v, np.float64), self.dtype).value
+        return value_hvp(self.values, x, np.asarray(v, np.float64), self.dtype,
+                         self.pilot(x).scales).value
 
     def hessian(self, x: np.ndarray) -> DenseHessian:
         x = np.asarray(x, dtype=np.float64)
-        est = value_hessian(self.values, x, ladder(2, self.accuracy, self.dtype), self.value(x))
+        fx = self.value(x)
+        est = value_hessian(self.values, x, ladder(2, self.accuracy, self.dtype), fx,
+                            self.pilot(x))
         dense = _dense(est)
         self._hessian = (self._key(x), dense.matrix)
         return dense

@@ -15,7 +15,10 @@ Two sources of information:
 * **gradient differences** (traceable objectives, ``--method fd``): Hessian
   columns ``(∇f(x+aᵢ) − ∇f(x−aᵢ))/2hᵢ`` and HVPs ``(∇f(x+tv) − ∇f(x−tv))/2t``.
 
-Every estimate is computed on at least two step sizes (:mod:`.steps`), which
+Steps are scaled per coordinate by a pilot difference at the small absolute
+step along every large coordinate (:func:`value_pilot`, :func:`gradient_pilot`;
+the why is in :mod:`.steps`), and the final estimate is cross-checked against
+it. Every estimate is computed on at least two step sizes (:mod:`.steps`), which
 gives its error estimate and the kink test: for a smooth function the two
 differ by the ``h²`` truncation term; across a kink (hinge margin, ReLU, |x| at
 0) the difference grows like ``1/h``. Entries whose two estimates disagree by
@@ -36,7 +39,10 @@ from hesscli.curvature.steps import (
     Ladder,
     combine,
     coordinate_steps,
+    curvature_scale,
     direction_step,
+    representable,
+    scale,
 )
 from hesscli.jaxconf import eps
 
@@ -44,6 +50,8 @@ KINK_ROUNDING = 10.0  # disagreement allowed, in units of the rounding bounds
 KINK_RELATIVE = 0.01  # ... plus this fraction of max|H|: a smooth function's h² term
 ROUND_VALUES = 2.0  # each f(x) is assumed correct to 2ε|f|
 ROUND_GRADIENTS = 4.0  # each gradient entry to 4ε·max|∇f| (autodiff of a sum)
+PILOT_ABOVE = 2.0  # coordinates that get a pilot: |x_i| above this (one ladder ratio)
+PILOT_AGREE = 2.0  # a pilot/final gap beyond this many pilot rounding bounds is real
 PAIR_BLOCK = 1 << 21  # stencil points × n per batch (16 MB of float64)
 
 
@@ -57,16 +65,174 @@ class Estimate:
     kinks: Kinks | None = None
 
 
+# -------------------------------------------------------------------- pilots
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """Step scales at a point, from a pilot difference at the small absolute step.
+
+    Only coordinates with ``|x_i| > PILOT_ABOVE`` (``index``) get a pilot:
+    where ``max(1, |x_i|) ≤ 2`` the scaled rungs ``(h·s, 2h·s)`` stay within
+    ``[h, 4h]`` of the absolute ones, the regime trusted for every ``|x_i| ≤ 1``
+    anyway, so ``max(1, |x_i|)`` is kept there (and costs nothing).
+    ``d``/``rho`` are the pilot's estimates (the diagonal of the Hessian for
+    values, its columns ``index`` for gradients) and rounding bounds, for the
+    cross-check; ``known`` maps the pilot's points to what was
+    evaluated there, so a rung that lands on them (scale 1) does not pay twice.
+    """
+
+    scales: np.ndarray
+    index: np.ndarray
+    h: np.ndarray
+    d: np.ndarray
+    rho: np.ndarray
+    known: dict[bytes, object]
+    evaluations: int = 0
+
+
+class _Reuse:
+    """An evaluator that answers the pilot's points from memory, the rest from ``f``."""
+
+    def __init__(self, f: Values | Gradients, known: dict[bytes, object]) -> None:
+        self.f, self.known, self.dtype = f, known, f.dtype
+
+    @property
+    def count(self) -> int:
+        return self.f.count
+
+    def __call__(self, points: np.ndarray, **kw: bool) -> np.ndarray:
+        points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        if not self.known:
+            return self.f(points, **kw)
+        keys = [row.tobytes() for row in points]
+        todo = [i for i, k in enumerate(keys) if k not in self.known]
+        fresh = self.f(points[todo], **kw) if todo else None
+        out = [None] * len(keys)
+        for j, i in enumerate(todo):
+            out[i] = fresh[j]
+        for i, k in enumerate(keys):
+            if out[i] is None:
+                out[i] = self.known[k]
+        return np.asarray(np.stack([np.asarray(o, dtype=np.float64) for o in out]))
+
+    def one(self, x: np.ndarray) -> float:
+        return float(self(np.asarray(x)[None, :])[0])
+
+
+def _no_pilot(x: np.ndarray) -> Pilot:
+    empty = np.zeros(0)
+    return Pilot(scale(x), np.zeros(0, dtype=int), empty, empty, empty, {})
+
+
+def value_pilot(f: Values, x: np.ndarray, fx: float | None = None) -> Pilot:
+    """Second differences at the absolute step ``ε^(1/4)`` along every ``|x_i| > 2``.
+
+    ``2`` evaluations per such coordinate (plus ``f(x)`` when not given). The
+    scale is ``clip(√(|f|/|Dᵢᵢ|), 1, |x_i|)`` (:func:`.steps.curvature_scale`).
+    """
+    index = np.flatnonzero(np.abs(x) > PILOT_ABOVE)
+    if index.size == 0:
+        return _no_pilot(x)
+    start = f.count
+    if fx is None:
+        fx = f.one(x)
+    e = eps(f.dtype)
+    m = index.size
+    h = representable(x[index], np.full(m, e**0.25)).astype(np.float64)
+    step = np.zeros((m, x.size))
+    step[np.arange(m), index] = h
+    pts = np.concatenate([x + step, x - step])
+    vals = f(pts)
+    fp, fm = vals[:m], vals[m:]
+    d = (fp - 2 * fx + fm) / h**2
+    level = np.maximum(abs(fx), np.maximum(np.abs(fp), np.abs(fm)))
+    rho = ROUND_VALUES * e * level * 4.0 / h**2
+    scales = scale(x)
+    scales[index] = curvature_scale(scales[index], level, d, rho, power=2)
+    known = {row.tobytes(): v for row, v in zip(pts, vals, strict=True)}
+    return Pilot(scales, index, h, d, rho, known, f.count - start)
+
+
+def gradient_pilot(g: Gradients, x: np.ndarray) -> Pilot:
+    """Gradient differences at the absolute step ``ε^(1/3)`` along every ``|x_i| > 2``.
+
+    ``2`` gradients per such coordinate; the scale is ``clip(max|∇f|/max|Hₖᵢ|,
+    1, |x_i|)`` over the pilot's column ``i``.
+    """
+    index = np.flatnonzero(np.abs(x) > PILOT_ABOVE)
+    if index.size == 0:
+        return _no_pilot(x)
+    start = g.count
+    e = eps(g.dtype)
+    m = index.size
+    h = representable(x[index], np.full(m, e ** (1.0 / 3.0))).astype(np.float64)
+    step = np.zeros((m, x.size))
+    step[np.arange(m), index] = h
+    pts = np.concatenate([x + step, x - step])
+    grads = g(pts)
+    gp, gm = grads[:m], grads[m:]
+    d = ((gp - gm) / (2 * h[:, None])).T  # columns `index` of the Hessian
+    big = np.maximum(np.abs(gp), np.abs(gm)).max(axis=1)
+    rho = ROUND_GRADIENTS * e * np.broadcast_to(big / h, d.shape)
+    scales = scale(x)
+    col = np.abs(d).max(axis=0)
+    scales[index] = curvature_scale(scales[index], big, col, rho.max(axis=0), power=1)
+    known = {row.tobytes(): v for row, v in zip(pts, grads, strict=True)}
+    return Pilot(scales, index, h, d, np.array(rho), known, g.count - start)
+
+
+def _cross_check(pilot: Pilot, est: np.ndarray, error: np.ndarray, h: np.ndarray,
+                 diagonal: bool) -> np.ndarray:
+    """Widen the error where a larger-step estimate disagrees with the pilot.
+
+    The pilot (smallest step, so the smallest truncation error) is trusted up
+    to its rounding bound ``ρ_p``. Where it is informative (``|D − D_p| >
+    PILOT_AGREE·ρ_p``: the gap is not rounding noise) and the final estimate's
+    band ``err`` does not reach it, the larger steps were not asymptotic (a
+    periodic or strongly curved function made their rungs agree by accident):
+    the entry's error becomes the gap plus ``ρ_p``, so the band covers the
+    pilot's interval and no verdict rests on the larger steps. Where the pilot
+    is rounding noise (``x²`` at 10⁶) or agrees, nothing changes.
+    """
+    if pilot.index.size == 0:
+        return error
+    error = np.array(error, dtype=np.float64, copy=True)
+    larger = h[pilot.index] > pilot.h * (1 + 1e-12)
+    idx = pilot.index[larger]
+    if idx.size == 0:
+        return error
+    if diagonal:
+        final, err = est[idx, idx], error[idx, idx]
+        dp, rp = pilot.d[larger], pilot.rho[larger]
+    else:
+        final, err = est[:, idx], error[:, idx]
+        dp, rp = pilot.d[:, larger], pilot.rho[:, larger]
+    gap = np.abs(final - dp)
+    bad = (gap > err) & (gap > PILOT_AGREE * rp)
+    widened = np.where(bad, np.maximum(err, gap + rp), err)
+    if diagonal:
+        error[idx, idx] = widened
+    else:
+        error[:, idx] = widened
+        error[idx, :] = np.maximum(error[idx, :], widened.T)
+    return error
+
+
 # ---------------------------------------------------------------- values only
 
 
-def value_gradient(f: Values, x: np.ndarray, plan: Ladder) -> Estimate:
-    """Central differences of values on every rung of ``plan``."""
+def value_gradient(f: Values, x: np.ndarray, plan: Ladder, pilot: Pilot | None = None
+                   ) -> Estimate:
+    """Central differences of values on every rung of ``plan``, steps scaled by the pilot's
+    scales (computed here when not given)."""
     n = x.size
     start = f.count
+    if pilot is None:
+        pilot = value_pilot(f, x)
     rungs, rho = [], []
     for rel in plan.relative_steps():
-        h = coordinate_steps(x, rel)
+        h = coordinate_steps(x, rel, pilot.scales)
         pts = np.concatenate([x + np.diag(h), x - np.diag(h)])
         vals = f(pts)
         if rel == plan.base:
@@ -112,17 +278,28 @@ def _value_hessian_rung(
     return d, rho
 
 
-def value_hessian(f: Values, x: np.ndarray, plan: Ladder, fx: float | None = None) -> Estimate:
-    """Second differences of values on every rung; kinks from the first two rungs."""
+def value_hessian(f: Values, x: np.ndarray, plan: Ladder, fx: float | None = None,
+                  pilot: Pilot | None = None) -> Estimate:
+    """Second differences of values on every rung; kinks from the first two rungs.
+
+    Steps are scaled by the pilot's scales (computed here when not given; its
+    points are reused by a rung that lands on them), and the result is
+    cross-checked against the pilot.
+    """
     start = f.count
     if fx is None:
         fx = f.one(x)
     else:
         start -= 1  # f(x) was evaluated by the caller; it is part of the stencil
+    if pilot is None:
+        pilot = value_pilot(f, x, fx)
+    else:
+        start -= pilot.evaluations  # the pilot's cost belongs to this estimate
+    fr = _Reuse(f, pilot.known)
     rungs, rho, steps = [], [], []
     for k, rel in enumerate(plan.relative_steps()):
-        h = coordinate_steps(x, rel)
-        d, r = _value_hessian_rung(f, x, h, fx, strict=k < 2)
+        h = coordinate_steps(x, rel, pilot.scales)
+        d, r = _value_hessian_rung(fr, x, h, fx, strict=k < 2)
         if k < 2:
             ensure_finite(d, "finite-difference Hessian")
         rungs.append(d)
@@ -131,10 +308,12 @@ def value_hessian(f: Values, x: np.ndarray, plan: Ladder, fx: float | None = Non
     rungs_a, rho_a = np.array(rungs), np.array(rho)
     out = combine(rungs_a, rho_a, plan)
     kinks, error = _kinks(rungs_a, rho_a, out.error, steps[0], plan.ratio, jump_factor=2.0)
+    error = _cross_check(pilot, out.estimate, error, steps[0], diagonal=True)
     return Estimate(out.estimate, error, f.count - start, kinks)
 
 
-def value_hvp(f: Values, x: np.ndarray, v: np.ndarray, dtype: str) -> Estimate:
+def value_hvp(f: Values, x: np.ndarray, v: np.ndarray, dtype: str,
+              scales: np.ndarray | None = None) -> Estimate:
     """``H v`` from values only: ``4n`` evaluations of a mixed second difference.
 
     ``(Hv)ᵢ ≈ (f(x+aᵢ+tv) − f(x+aᵢ−tv) − f(x−aᵢ+tv) + f(x−aᵢ−tv)) / 4hᵢt`` with
@@ -143,8 +322,8 @@ def value_hvp(f: Values, x: np.ndarray, v: np.ndarray, dtype: str) -> Estimate:
     n = x.size
     start = f.count
     rel = eps(dtype) ** 0.25
-    h = coordinate_steps(x, rel)
-    t = direction_step(x, v, rel)
+    h = coordinate_steps(x, rel, scales)
+    t = direction_step(x, v, rel, scales)
     if t == 0:
         return Estimate(np.zeros(n), np.zeros(n), 0)
     tv = t * np.asarray(v, dtype=np.float64)
@@ -160,16 +339,26 @@ def value_hvp(f: Values, x: np.ndarray, v: np.ndarray, dtype: str) -> Estimate:
 # -------------------------------------------------------- gradient differences
 
 
-def gradient_hessian(g: Gradients, x: np.ndarray, plan: Ladder) -> Estimate:
-    """Hessian columns by central differences of the exact gradient (not symmetrized)."""
+def gradient_hessian(g: Gradients, x: np.ndarray, plan: Ladder, pilot: Pilot | None = None
+                     ) -> Estimate:
+    """Hessian columns by central differences of the exact gradient (not symmetrized).
+
+    Steps are scaled by the pilot's scales (computed here when not given), and
+    the result is cross-checked against the pilot's columns.
+    """
     n = x.size
     start = g.count
+    if pilot is None:
+        pilot = gradient_pilot(g, x)
+    else:
+        start -= pilot.evaluations
+    gr = _Reuse(g, pilot.known)
     rungs, rho, steps = [], [], []
     e = eps(g.dtype)
     for rel in plan.relative_steps():
-        h = coordinate_steps(x, rel)
+        h = coordinate_steps(x, rel, pilot.scales)
         diag = np.diag(h)
-        grads = g(np.concatenate([x + diag, x - diag]))
+        grads = gr(np.concatenate([x + diag, x - diag]))
         gp, gm = grads[:n], grads[n:]
         # row i of gp is ∇f(x + a_i): column i of the Hessian is (gp[i] − gm[i]) / 2h_i
         d = ((gp - gm) / (2 * h[:, None])).T
@@ -181,17 +370,20 @@ def gradient_hessian(g: Gradients, x: np.ndarray, plan: Ladder) -> Estimate:
     ensure_finite(rungs_a[0], "finite-difference Hessian")
     out = combine(rungs_a, rho_a, plan)
     kinks, error = _kinks(rungs_a, rho_a, out.error, steps[0], plan.ratio, jump_factor=4.0)
+    error = _cross_check(pilot, out.estimate, error, steps[0], diagonal=False)
     return Estimate(out.estimate, error, g.count - start, kinks)
 
 
-def gradient_hvp(g: Gradients, x: np.ndarray, v: np.ndarray, plan: Ladder) -> Estimate:
-    """``(∇f(x+tv) − ∇f(x−tv))/2t`` on every rung of ``plan`` (2 gradients per rung)."""
+def gradient_hvp(g: Gradients, x: np.ndarray, v: np.ndarray, plan: Ladder,
+                 scales: np.ndarray | None = None) -> Estimate:
+    """``(∇f(x+tv) − ∇f(x−tv))/2t`` on every rung of ``plan`` (2 gradients per rung);
+    ``scales``: a pilot's step scales (default ``max(1, |x|∞)``, see :func:`.direction_step`)."""
     start = g.count
     e = eps(g.dtype)
     rungs, rho = [], []
     v = np.asarray(v, dtype=np.float64)
     for rel in plan.relative_steps():
-        t = direction_step(x, v, rel)
+        t = direction_step(x, v, rel, scales)
         if t == 0:
             return Estimate(np.zeros_like(x), np.zeros_like(x), 0)
         grads = g(np.stack([x + t * v, x - t * v]))
@@ -238,12 +430,13 @@ def _kinks(
     ), error
 
 
-def value_directional(f: Values, x: np.ndarray, v: np.ndarray, plan: Ladder) -> Estimate:
+def value_directional(f: Values, x: np.ndarray, v: np.ndarray, plan: Ladder,
+                      scales: np.ndarray | None = None) -> Estimate:
     """The directional derivative ``∇f·v`` by central differences of values along ``v``."""
     start = f.count
     rungs, rho = [], []
     for rel in plan.relative_steps():
-        t = direction_step(x, v, rel)
+        t = direction_step(x, v, rel, scales)
         if t == 0:
             return Estimate(np.zeros(()), np.zeros(()), 0)
         vals = f(np.stack([x + t * v, x - t * v]))

@@ -5,10 +5,29 @@ numdifftools). A central difference of order 2 for the ``d``-th derivative has
 truncation error ``c·h²`` and rounding error about ``ε·|f|/h^d``; balancing the
 two gives ``h ≈ ε^(1/(2+d))``: ``ε^(1/3)`` for first derivatives (central
 differences of values, or of an exact gradient), ``ε^(1/4)`` for second
-differences of values. Each step is scaled by ``max(1, |x_i|)`` (relative steps
-for large coordinates, absolute near zero) and replaced by the representable
-step ``(x + h) − x``, so the divisor is exactly the displacement the function
-saw.
+differences of values. These are steps in units of the function's length
+scale, and each step is replaced by the representable step ``(x + h) − x``, so
+the divisor is exactly the displacement the function saw.
+
+The length scale. scipy and numdifftools scale steps by ``max(1, |x_i|)``
+(relative steps for large coordinates, absolute near zero): right when the
+function varies on the scale of its coordinates (``x²`` at 10⁶, whose rounding
+noise ``ε|f|`` needs the large step), wrong when it does not: at ``x ≈ 10⁶``
+the step of ``0.1(x − C)² + cos x`` becomes ``6`` (gradients) or ``120``
+(values), two such rungs "agree" on a cosine of period 2π, and the error
+estimate vouches for a curvature of 0.2 where the truth is −0.8. So the scale
+is ``max(1, |x_i|)`` only as an upper bound: a pilot difference at the small
+absolute step measures the curvature ``c_i`` along each coordinate with
+``|x_i| > 2`` (:func:`.stencils.value_pilot`), and
+the scale becomes Numerical Recipes' curvature scale (§5.7, the rounding-optimal
+step ``h ≈ ε^(1/(2+d))·x_c``) ``x_c = (level/|c_i|)^(1/p)``, clamped to
+``[1, max(1, |x_i|)]``: ``level`` is the magnitude of the differenced quantity
+(``|f|``, p = 2, for second differences of values; ``|∇f|``, p = 1, for
+differences of gradients). Where the pilot sees no curvature above its rounding
+noise there is no evidence of a shorter scale and ``max(1, |x_i|)`` stays. The
+pilot also cross-checks the final estimate (:mod:`.stencils`): an entry whose
+large-step estimate disagrees with it beyond both error bounds gets an error
+band covering the disagreement.
 
 ``high`` accuracy evaluates a geometric ladder of steps ``h₀·rᵏ`` and
 extrapolates (Romberg's table: each level removes the next even power of
@@ -82,17 +101,53 @@ def representable(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     return (x + h) - x
 
 
-def coordinate_steps(x: np.ndarray, relative: float) -> np.ndarray:
-    """Representable steps ``relative·max(1,|x_i|)`` for every coordinate."""
-    return representable(x, relative * scale(x)).astype(np.float64)
+# Pilot curvature counts above this many rounding bounds. The bound is already
+# about 4× the typical rounding noise, and a false positive is benign (the step
+# stays ≥ h/√(8ε) ≈ 3000·h, where the rounding error is bounded and reported).
+PILOT_SIGNIFICANT = 3.0
 
 
-def direction_step(x: np.ndarray, v: np.ndarray, relative: float) -> float:
-    """A step ``t`` along ``v`` such that ``t·|v|∞ = relative·max(1, |x|∞)``."""
+def curvature_scale(
+    upper: np.ndarray, level: np.ndarray, curvature: np.ndarray, rounding: np.ndarray,
+    power: int,
+) -> np.ndarray:
+    """Step scales ``clip((level/|curvature|)^(1/power), 1, upper)`` from a pilot.
+
+    ``upper`` is ``max(1, |x_i|)``; ``curvature`` the pilot's estimate (second
+    difference of values, ``power`` 2, or gradient difference, ``power`` 1) with
+    its rounding bound; ``level`` the magnitude of the differenced quantity.
+    Entries whose curvature is not significant (≤ ``PILOT_SIGNIFICANT``
+    rounding bounds, or non-finite) keep ``upper``.
+    """
+    upper = np.asarray(upper, dtype=np.float64)
+    c = np.abs(np.asarray(curvature, dtype=np.float64))
+    ok = np.isfinite(c) & np.isfinite(level) & (c > PILOT_SIGNIFICANT * rounding) & (c > 0)
+    with np.errstate(all="ignore"):
+        xc = np.where(ok, (np.abs(level) / np.where(ok, c, 1.0)) ** (1.0 / power), np.inf)
+    return np.minimum(upper, np.maximum(1.0, xc))
+
+
+def coordinate_steps(
+    x: np.ndarray, relative: float, scales: np.ndarray | None = None
+) -> np.ndarray:
+    """Representable steps ``relative·sᵢ`` (``sᵢ`` = ``scales``, default ``max(1,|x_i|)``)."""
+    s = scale(x) if scales is None else np.asarray(scales, dtype=np.float64)
+    return representable(x, relative * s).astype(np.float64)
+
+
+def direction_step(
+    x: np.ndarray, v: np.ndarray, relative: float, scales: np.ndarray | None = None
+) -> float:
+    """A step ``t`` along ``v``: ``t·|v_i| ≤ relative·sᵢ`` for every coordinate.
+
+    Without ``scales``: ``t·|v|∞ = relative·max(1, |x|∞)``.
+    """
     vmax = float(np.max(np.abs(v)))
     if vmax == 0:
         return 0.0
-    return relative * max(1.0, float(np.max(np.abs(x)))) / vmax
+    if scales is None:
+        return relative * max(1.0, float(np.max(np.abs(x)))) / vmax
+    return relative / float(np.max(np.abs(v) / np.asarray(scales, dtype=np.float64)))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@
 - ``unstable``: lr·λmax > 2, where gradient descent with this lr is unstable
   along the top eigenvector (the bound is exact for plain GD; adaptive
   optimizers rescale the step, so for them it is a warning sign only);
-- ``diverged``: decided inside the compiled loop (non-finite or exploding
-  loss); see :mod:`hesscli.training.loop`.
+- ``diverged``: decided inside the compiled loop (non-finite, exploding
+  loss or a loss unbounded below); see :mod:`hesscli.training.loop`.
 
 Each of stalled / at_saddle / reached_minimum fires once per episode (again only
 after the gradient rose above ``gtol``), ``unstable`` once per episode of

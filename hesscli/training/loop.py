@@ -3,8 +3,9 @@
 Between two logged steps the optimizer runs inside one ``jax.lax.scan`` (a
 single compiled program per chunk length), so the Python loop only runs once
 per ``monitor_every`` steps. Every step inside the scan checks for divergence:
-a non-finite value, gradient or new point, or a loss above ``EXPLODE`` times
-its start; the step that would diverge is not taken, the carry freezes, and
+a non-finite value, gradient or new point, a loss more than ``EXPLODE`` times
+its start's scale above its start (exploding) or below it (unbounded below: the
+loss runs off to −∞, e.g. ``−b²``); the step that would diverge is not taken, the carry freezes, and
 the loop stops there with everything up to it kept.
 
 Randomness is a pure function of the seed: the noise key lives in the
@@ -32,11 +33,11 @@ from hesscli.errors import InputError
 from hesscli.training.events import Event, EventTracker
 from hesscli.training.monitor import DENSE_LIMIT, MATRIX_FREE_NOTE, Record, monitor
 
-EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above its start is no longer training
+EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above (or below) its start is no longer training
 
 # divergence reasons, as coded inside the compiled loop
 REASONS = {1: "non-finite value", 2: "non-finite gradient", 3: "non-finite parameters",
-           4: "exploding loss"}
+           4: "exploding loss", 5: "unbounded below"}
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,11 @@ def keys(seed: int) -> tuple[jax.Array, jax.Array]:
 def build_chunk(
     obj: Objective, optimizer: optax.GradientTransformation, minibatch: Minibatch | None
 ) -> Callable[..., Any]:
-    """Jitted ``chunk(carry, data, data_key, ceiling, length) -> (carry, (values, gnorms, ok))``."""
+    """Jitted ``chunk(carry, data, data_key, bounds, length) -> (carry, (values, gnorms, ok))``.
+
+    ``bounds`` is ``(floor, ceiling)``: a value outside it stops the run (see
+    :func:`value_bounds`).
+    """
     per_epoch = minibatch.per_epoch if minibatch else 1
     batch = minibatch.batch_size if minibatch else 0
     samples = minibatch.samples if minibatch else 0
@@ -161,16 +166,18 @@ def build_chunk(
         part = jax.tree_util.tree_map(lambda a: a[idx], data)
         return minibatch.loss(obj.unravel(x), part)
 
-    def body(carry: Any, _: Any, data: Any, data_key: Any, ceiling: Any) -> Any:
+    def body(carry: Any, _: Any, data: Any, data_key: Any, bounds: Any) -> Any:
+        floor, ceiling = bounds
         x, opt_state, step, alive, reason, bad = carry
         value, grad = jax.value_and_grad(loss_at)(x, step, data, data_key)
         updates, new_state = optimizer.update(grad, opt_state, x)
         x_new = x + updates
         fin_v, fin_g, fin_x = (jnp.isfinite(value), jnp.all(jnp.isfinite(grad)),
                                jnp.all(jnp.isfinite(x_new)))
-        explode = value > ceiling
-        ok = alive & fin_v & fin_g & fin_x & ~explode
-        code = jnp.where(~fin_v, 1, jnp.where(~fin_g, 2, jnp.where(~fin_x, 3, 4)))
+        explode, sink = value > ceiling, value < floor
+        ok = alive & fin_v & fin_g & fin_x & ~explode & ~sink
+        code = jnp.where(~fin_v, 1, jnp.where(~fin_g, 2, jnp.where(~fin_x, 3,
+                                                                     jnp.where(explode, 4, 5))))
         where_bad = jnp.where(
             ~fin_x, jnp.argmax(~jnp.isfinite(x_new)),
             jnp.where(~fin_g, jnp.argmax(~jnp.isfinite(grad)),
@@ -183,8 +190,8 @@ def build_chunk(
         out = (value, jnp.linalg.norm(grad), alive)
         return (x, opt_state, step + ok.astype(step.dtype), ok, reason, bad), out
 
-    def chunk(carry: Any, data: Any, data_key: Any, ceiling: Any, length: int) -> Any:
-        return jax.lax.scan(lambda c, s: body(c, s, data, data_key, ceiling), carry, None,
+    def chunk(carry: Any, data: Any, data_key: Any, bounds: Any, length: int) -> Any:
+        return jax.lax.scan(lambda c, s: body(c, s, data, data_key, bounds), carry, None,
                             length=length)
 
     return jax.jit(chunk, static_argnames="length")
@@ -216,6 +223,20 @@ def cached_chunk(obj: Objective, optimizer: optax.GradientTransformation, config
         _CHUNKS.pop(next(iter(_CHUNKS)))
     _CHUNKS[key] = ((obj.file.fn, minibatch), chunk)
     return chunk
+
+
+def value_bounds(start_value: float) -> tuple[float, float]:
+    """``(floor, ceiling)``: the start value ∓ ``EXPLODE``·max(1, |f₀|).
+
+    Training moves the loss by amounts of the order of its start's scale; a
+    loss 10⁸ such scales above the start is exploding, 10⁸ below it is running
+    off to −∞ (a loss unbounded below: ``−b²`` grows geometrically under
+    gradient descent and would reach −1e47 in 300 steps without a non-finite
+    number ever showing up). Both bounds are symmetric so neither direction of
+    runaway goes unreported.
+    """
+    scale = EXPLODE * max(1.0, abs(start_value))
+    return start_value - scale, start_value + scale
 
 
 def initial_state(obj: Objective, optimizer: optax.GradientTransformation,
@@ -276,14 +297,14 @@ def train(
     chunk = cached_chunk(obj, optimizer, config, minibatch)
     data = minibatch.data if minibatch else None
     _, data_key = keys(config.seed)
-    ceiling = state.start_value + EXPLODE * max(1.0, abs(state.start_value))
+    bounds = value_bounds(state.start_value)
     carry = (jnp.asarray(state.x), state.opt_state, jnp.asarray(state.step, jnp.int32),
              jnp.asarray(True), jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
     diverged = False
     every = config.monitor_every
     while state.step < config.steps and not diverged:
         length = min(every - state.step % every, config.steps - state.step)
-        carry, (values, gnorms, valid) = chunk(carry, data, data_key, ceiling, length=length)
+        carry, (values, gnorms, valid) = chunk(carry, data, data_key, bounds, length=length)
         x, opt_state, step, alive, reason, bad = carry
         valid_np = np.asarray(valid)
         values_np = np.asarray(values)[valid_np]

@@ -1,7 +1,9 @@
 """Black-box Hessians: hesscli ``normal``/``high`` vs numdifftools, side by side.
 
 For black-box Rosenbrock (plain NumPy, n = 2, 10, 50) and the NumPy-only
-random smooth test function (n = 6, ``tests/fd_helpers.py``): the max relative
+random smooth test function (n = 6, ``tests/fd_helpers.py``), and a saddle at
+large coordinates, ``0.1(x₀ − C)² + cos x₀ + x₁²`` at x₀ = C = 2π·159155 ≈ 10⁶
+(H = diag(−0.8, 2); steps scaled by |x₀| alone call it a minimum): the max relative
 error ``max|H − H_true| / max|H_true|`` against the analytic Hessian, the number
 of function evaluations, and the wall time (median of 3). numdifftools runs
 with its defaults (``nd.Hessian(f)(x)``, Richardson over 15 steps).
@@ -31,6 +33,21 @@ def objective(x):
 
 x0 = np.array([-1.2 if i % 2 == 0 else 1.0 for i in range({n})])
 '''
+
+
+BIG = '''
+import numpy as np
+C = 2 * np.pi * 159155
+
+def objective(x):
+    return float(0.1 * (x[0] - C) ** 2 + np.cos(x[0]) + x[1] ** 2)
+
+x0 = np.array([C, 0.0])
+'''
+
+
+def big_hessian(x: np.ndarray) -> np.ndarray:
+    return np.diag([0.2 - np.cos(x[0]), 2.0])
 
 
 def _median_time(fn: Any, repeat: int = 3) -> tuple[float, Any]:
@@ -95,6 +112,7 @@ def main() -> dict[str, Any]:
         for n in (2, 10, 50):
             rows += _case(f"rosenbrock n={n}", ROSEN.format(n=n), rosenbrock_hessian, Path(tmp))
         rows += _case("smooth (NumPy) n=6", NUMPY_SMOOTH, smooth_hessian, Path(tmp))
+        rows += _case("cos at x≈1e6 n=2", BIG, big_hessian, Path(tmp))
     table = []
     for r in rows:
         nd_row = next(q for q in rows if q["problem"] == r["problem"]

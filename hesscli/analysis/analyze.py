@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,8 +120,12 @@ def analyze(
     lam = spectrum.eigenvalues
     x_norm = float(np.linalg.norm(x))
     scale = curvature_scale(lam, value, gnorm, x_norm)
+    # The dense eigensolver's backward error grows like n·ε·‖H‖; the matrix-free
+    # extremes carry their own residuals (spectrum.error) and HVP rounding that
+    # grows like √n·ε·‖H‖, so n there would widen float32 tolerances to ~‖H‖.
+    n_eff = objective.n if spectrum.complete else math.isqrt(objective.n - 1) + 1
     tol_used = tol if tol is not None else eigen_tolerance(
-        scale, objective.n, objective.dtype, spectrum.error
+        scale, n_eff, objective.dtype, spectrum.error
     )
     hess_norm = float(np.max(np.abs(lam))) if lam.size else 0.0
     gtol_used = gtol if gtol is not None else gradient_tolerance(

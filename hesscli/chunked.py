@@ -39,8 +39,8 @@ def _samples(data: Any) -> int:
     return sizes.pop()
 
 
-def chunked_loss(loss: Any, data: Any, chunk: int, combine: str) -> Any:
-    """``params -> loss over all data`` in chunks; ``combine`` is 'mean' or 'sum'."""
+def split(data: Any, chunk: int) -> tuple[int, int, int, Any, Any]:
+    """(samples, full chunks, remainder, data stacked as full chunks, the remainder)."""
     jax = jax_module()
     n = _samples(data)
     full, rest = divmod(n, chunk)
@@ -48,6 +48,13 @@ def chunked_loss(loss: Any, data: Any, chunk: int, combine: str) -> Any:
         lambda a: a[: full * chunk].reshape((full, chunk) + tuple(a.shape[1:])), data
     )
     tail = jax.tree_util.tree_map(lambda a: a[full * chunk :], data)
+    return n, full, rest, stacked, tail
+
+
+def chunked_loss(loss: Any, data: Any, chunk: int, combine: str) -> Any:
+    """``params -> loss over all data`` in chunks; ``combine`` is 'mean' or 'sum'."""
+    jax = jax_module()
+    n, full, rest, stacked, tail = split(data, chunk)
 
     def fn(params: Any) -> Any:
         total = 0.0
@@ -64,12 +71,7 @@ def chunked_loss(loss: Any, data: Any, chunk: int, combine: str) -> Any:
 def chunk_losses(loss: Any, data: Any, chunk: int) -> Any:
     """``params -> [loss of each chunk]`` (full chunks, then the remainder if any)."""
     jax = jax_module()
-    n = _samples(data)
-    full, rest = divmod(n, chunk)
-    stacked = jax.tree_util.tree_map(
-        lambda a: a[: full * chunk].reshape((full, chunk) + tuple(a.shape[1:])), data
-    )
-    tail = jax.tree_util.tree_map(lambda a: a[full * chunk :], data)
+    _, _, rest, stacked, tail = split(data, chunk)
 
     def fn(params: Any) -> Any:
         parts = jax.lax.map(lambda batch: loss(params, batch), stacked)

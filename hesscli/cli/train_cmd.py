@@ -46,7 +46,7 @@ from hesscli.cli.options import objective_options
               help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian, n ≤ 2000).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
-              "(default √ε·max(1,|f|), as analyze).")
+              "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1), as analyze).")
 @click.option("--tol", type=float, default=None,
               help="Eigenvalues with |λ| ≤ tol count as zero (default as analyze).")
 @click.option("--compare", default=None, metavar="LIST",

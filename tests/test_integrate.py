@@ -58,3 +58,22 @@ def test_train_monitors_matrix_free_above_the_limit(mlp):
         assert b.lambda_min is not None and b.lambda_max is not None
         assert close(b.lambda_min, a.lambda_min, 1e-6 * scale, scale)
         assert close(b.lambda_max, a.lambda_max, 1e-6 * scale, scale)
+
+
+def test_convexity_eigenvalue_test_goes_matrix_free_above_the_limit(hess, monkeypatch):
+    """saddle n=4: H = diag(1, 1, 1, 3y² − 1); same points, same smallest λmin."""
+    import hesscli.analysis.convexity as cx
+
+    args = ("convexity", "saddle", "-p", "n=4", "--box", "-1,1", "--samples", "0",
+            "--hessian-points", "6", "--seed", "2", "--format", "json")
+    dense = hess(*args)
+    assert dense.exit_code == 0, dense.output
+    monkeypatch.setattr(cx, "DENSE_LIMIT", 2)
+    free = hess(*args)
+    assert free.exit_code == 0, free.output
+    a, b = dense.json()["hessian"], free.json()["hessian"]
+    assert b["skipped"] is None and b["points"] == a["points"] == 6
+    assert b["violations"] == a["violations"]
+    assert b["smallest_eigenvalue"] == pytest.approx(a["smallest_eigenvalue"], abs=1e-8)
+    assert any("matrix-free" in note for note in free.json()["notes"])
+    assert not any("matrix-free" in note for note in dense.json()["notes"])

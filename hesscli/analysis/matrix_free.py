@@ -44,6 +44,26 @@ def extremes_of(
     )
 
 
+def spectrum_function(
+    *, k: int = 1, seed: int = 0, solver: str = "lanczos", rtol: float | None = None,
+    max_steps: int | None = None,
+) -> Any:
+    """A ``spectrum_fn(curvature, x, layout) -> Spectrum`` on the matrix-free path.
+
+    For analyses that take the spectrum as a function of the point (the
+    convexity test's eigenvalue test): :func:`extremes_of` then
+    :func:`matrix_free_spectrum`, so the residuals widen the tolerance.
+    """
+
+    def spectrum_at(curvature: Any, x: np.ndarray, layout: Any = None) -> Spectrum:
+        del layout
+        ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, rtol=rtol,
+                         max_steps=max_steps)
+        return matrix_free_spectrum(ex, curvature.dtype)
+
+    return spectrum_at
+
+
 def linearizable(curvature: Any) -> Any:
     """The flat objective when its gradient can be linearized (forward mode), else None."""
     if getattr(curvature, "hvp_mode", "") == "forward-over-reverse":

@@ -77,3 +77,22 @@ def test_convexity_eigenvalue_test_goes_matrix_free_above_the_limit(hess, monkey
     assert b["smallest_eigenvalue"] == pytest.approx(a["smallest_eigenvalue"], abs=1e-8)
     assert any("matrix-free" in note for note in free.json()["notes"])
     assert not any("matrix-free" in note for note in dense.json()["notes"])
+
+
+def test_landscape_uses_the_matrix_free_spectrum_when_the_chooser_says_so(hess, monkeypatch):
+    import hesscli.curvature.paths as paths
+
+    args = ("landscape", "mlp", "-p", "width=2", "-p", "samples=32", "--points", "5",
+            "--grid", "3", "--format", "json")
+    dense = hess(*args)
+    assert dense.exit_code == 0, dense.output
+    monkeypatch.setattr(paths, "DENSE_BUDGET", 0)  # auto now picks matrix-free
+    free = hess(*args)
+    assert free.exit_code == 0, free.output
+    a, b = dense.json(), free.json()
+    scale = max(abs(a["lambda_min"]), abs(a["lambda_max"]))
+    assert b["lambda_min"] == pytest.approx(a["lambda_min"], abs=1e-6 * scale)
+    assert b["lambda_max"] == pytest.approx(a["lambda_max"], abs=1e-6 * scale)
+    assert b["classification"] == a["classification"]
+    assert any(note.startswith("matrix-free") for note in b["notes"])
+    assert not any(note.startswith("matrix-free") for note in a["notes"])

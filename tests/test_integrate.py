@@ -96,3 +96,30 @@ def test_landscape_uses_the_matrix_free_spectrum_when_the_chooser_says_so(hess, 
     assert b["classification"] == a["classification"]
     assert any(note.startswith("matrix-free") for note in b["notes"])
     assert not any(note.startswith("matrix-free") for note in a["notes"])
+
+
+# --- --expect on spectrum, gradcheck, train ----------------------------------------------
+# ravine: ½xᵀAx with eigenvalues 1 and kappa = 100; rosenbrock's derivatives are right;
+# the saddle ½x² + ¼y⁴ − ½y² started at 0 never moves under plain gradient descent.
+
+
+@pytest.mark.parametrize("command", [
+    ("spectrum", "ravine", "--at", "0,0"),
+    ("gradcheck", "rosenbrock", "--at", "0,0"),
+    ("train", "saddle", "--at", "zeros", "--steps", "4", "--monitor-every", "2"),
+])
+def test_expect_passes_and_fails(hess, command):
+    holds = {"spectrum": ("inertia.negative=0", "lambda_max<=100.000001", "lambda_min>=0.999999"),
+             "gradcheck": ("passed=true", "gradient_max_rel_error<1e-6"),
+             "train": ("steps=4", "final_value=0", "final_classification=saddle_point")}[command[0]]
+    broken = {"spectrum": "lambda_max<99", "gradcheck": "hessian_max_rel_error<1e-12",
+              "train": "final_value<-0.1"}[command[0]]
+    ok = hess(*command, *(a for h in holds for a in ("--expect", h)))
+    assert ok.exit_code == 0, ok.output
+    fail = hess(*command, "--expect", holds[0], "--expect", broken)
+    assert fail.exit_code == 1, fail.output
+    last = fail.stderr.splitlines()[-1]  # train shows progress on stderr before it
+    assert last.startswith("error: 1 of 2 expectations failed: " + broken)
+    assert fail.stdout  # the report is printed first
+    typo = hess(*command, "--expect", "lamda=1")
+    assert typo.exit_code == 2, typo.output

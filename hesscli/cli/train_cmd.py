@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import expect_option, objective_options
 
 
 @click.command("train")
@@ -63,6 +63,7 @@ from hesscli.cli.options import objective_options
               help="Plot value, ‖∇f‖, λmin/λmax against 2/lr, with events (.png/.svg).")
 @click.option("--fail-on", default=None, metavar="KINDS",
               help="Exit 1 when any of these events happened (e.g. diverged,unstable).")
+@expect_option
 def command(**kw: Any) -> None:
     """Train with an optax optimizer (optionally noisy) and watch the curvature.
 

@@ -306,14 +306,18 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
         from hesscli.render.plot_train import plot_training
 
         plot_training(summaries, kw["plot"])
+    from hesscli.expect import expectations
+    from hesscli.render.train_view import compare_document, train_document
+
+    if len(summaries) == 1:
+        doc = train_document(summaries[0], meta)
+    else:
+        doc = compare_document(summaries, meta)
+    pending = expectations(kw.get("expects", ()), doc)
     if kw["fmt"] == "json":
         from hesscli.render.jsonout import dump
-        from hesscli.render.train_view import compare_document, train_document
 
-        if len(summaries) == 1:
-            dump(train_document(summaries[0], meta))
-        else:
-            dump(compare_document(summaries, meta))
+        dump(doc)
     else:
         from hesscli.render.console import stdout_console
         from hesscli.render.train_view import render_compare, render_train
@@ -331,3 +335,4 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
             where = f"{name}: " if name else ""
             raise CheckFailed(f"--fail-on: {where}{event.kind} at step {event.step} "
                               f"({event.message})")
+    pending.enforce()

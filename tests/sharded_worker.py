@@ -193,6 +193,26 @@ def main() -> None:
                              "doc": json.loads(r.stdout) if r.exit_code == 0 else None}
         results["cli"] = docs
         lap("cli")
+
+        # spectrum (dense and matrix-free) and a seeded minibatch train run, --devices 1/all
+        mlp10 = ("mlp", "-p", "width=4", "-p", "samples=10")
+        runs = {
+            "spectrum_dense": ("spectrum", *mlp10, "--dense"),
+            "spectrum_free": ("spectrum", *mlp10, "--matrix-free", "--k", "2"),
+            "train": ("train", *mlp10, "--optimizer", "momentum", "--lr", "0.05",
+                      "--batch-size", "3", "--steps", "8", "--monitor-every", "4",
+                      "--seed", "5"),
+            "train_full": ("train", *mlp10, "--lr", "0.05", "--steps", "4",
+                           "--monitor-every", "2", "--no-curvature"),
+        }
+        for name, args in runs.items():
+            pair = {}
+            for devices in ("1", "all"):
+                r = runner.invoke(cli, [*args, "--devices", devices, "--format", "json"])
+                pair[devices] = {"exit_code": r.exit_code, "stderr": r.stderr[-2000:],
+                                 "doc": json.loads(r.stdout) if r.exit_code == 0 else None}
+            results[name] = pair
+            lap(name)
     json.dump(results, sys.stdout)
 
 

@@ -288,3 +288,40 @@ def test_two_processes_on_localhost(tmp_path):
     np.testing.assert_allclose(doc["eigenvalues"], want, rtol=1e-12)
     assert any("padded to 12" in note for note in doc["notes"])
     jsonschema.validate(doc, SCHEMA)
+
+
+# --- spectrum and train with --devices all against --devices 1 (computed by the worker) ---
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def pair(four, name):
+    one, all_ = four[name]["1"], four[name]["all"]
+    assert one["exit_code"] == 0, one["stderr"]
+    assert all_["exit_code"] == 0, all_["stderr"]
+    assert one["doc"]["meta"]["parallel"]["devices"] == 1
+    assert all_["doc"]["meta"]["parallel"]["devices"] == 4
+    return one["doc"], all_["doc"]
+
+
+@pytest.mark.parametrize("name", ["spectrum_dense", "spectrum_free"])
+def test_spectrum_devices_all_matches_devices_1(four, name):
+    a, b = pair(four, name)
+    assert a["path"] == b["path"] == ("dense" if name == "spectrum_dense" else "matrix-free")
+    assert abs(b["lambda_min"] - a["lambda_min"]) <= TOL * abs(a["lambda_max"])
+    assert abs(b["lambda_max"] - a["lambda_max"]) <= TOL * abs(a["lambda_max"])
+    assert a["inertia"] == b["inertia"]
+
+
+@pytest.mark.parametrize("name", ["train", "train_full"])
+def test_train_devices_all_follows_the_same_trajectory(four, name):
+    a, b = pair(four, name)
+    assert a["steps"] == b["steps"] and len(a["history"]) == len(b["history"])
+    assert rel([h["value"] for h in b["history"]], [h["value"] for h in a["history"]]) <= TOL
+    assert rel(b["final_point"], a["final_point"]) <= TOL
+    if name == "train":  # curvature monitored through the sharded backend too
+        lam = [h["lambda_max"] for h in a["history"]]
+        assert rel([h["lambda_max"] for h in b["history"]], lam) <= TOL

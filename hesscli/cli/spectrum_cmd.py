@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from hesscli.cli.options import expect_option, objective_options
+from hesscli.cli.options import devices_options, expect_option, objective_options
 from hesscli.cli.path_options import path_options
 
 
 @click.command("spectrum")
 @objective_options
+@devices_options
 @path_options(default_k=3)
 @click.option("--density", is_flag=True,
               help="Matrix-free: estimate the eigenvalue density by stochastic Lanczos "
@@ -31,7 +32,8 @@ from hesscli.cli.path_options import path_options
 @expect_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, path: str | None, k: int, eigensolver: str, rtol: float | None,
+    seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
+    process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
     expects: tuple[str, ...] = (),
@@ -46,10 +48,19 @@ def command(
       hesscli spectrum mlp --density --plot spectrum.png
       hesscli spectrum mlp -p width=2048 --k 5 --format json
       hesscli spectrum saddle -p n=10000 --k 1
+      hesscli spectrum mlp -p width=2048 --devices all   # data sharded over every device
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
     """
     from hesscli.analysis.spectrum_report import spectrum_report
-    from hesscli.cli.session import chunked, curvature_for, load, meta
+    from hesscli.cli.session import (
+        chunked,
+        curvature_for,
+        load,
+        meta,
+        parallel_of,
+        primary,
+        start,
+    )
     from hesscli.curvature.paths import choose_path
 
     if sigma is not None and not sigma > 0:
@@ -60,9 +71,11 @@ def command(
         from hesscli.render.plotting import check_plot_path
 
         check_plot_path(plot)
+    per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
-    curvature, notes = curvature_for(obj, method)
+    curvature, notes = curvature_for(obj, method, devices=per_process)
+    parallel = parallel_of(curvature)
     choice = choose_path(obj.n, path or "auto")
     notes = notes + chunk_notes
     if density and choice.path == "dense":
@@ -74,7 +87,7 @@ def command(
         max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, notes=notes,
     )
-    if plot is not None:
+    if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
 
         plot_spectrum(report, plot)
@@ -82,13 +95,16 @@ def command(
     from hesscli.render.spectrum_view import spectrum_document
 
     doc = spectrum_document(report, meta(
-        seed, dtype, method=method, at=at, params=list(params), path=path or "auto", k=k,
+        seed, dtype, parallel=parallel, method=method, devices=devices, at=at,
+        params=list(params), path=path or "auto", k=k,
         eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
         density=density, probes=probes, steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
     ))
     pending = expectations(expects, doc)
-    if fmt == "json":
+    if not primary():
+        pass  # only process 0 prints; the others computed alongside it
+    elif fmt == "json":
         from hesscli.render.jsonout import dump
 
         dump(doc)

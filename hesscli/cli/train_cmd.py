@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import expect_option, objective_options
+from hesscli.cli.options import devices_options, expect_option, objective_options
 
 
 @click.command("train")
 @objective_options
+@devices_options
 @click.option("--optimizer", "optimizer", default="sgd", show_default=True, metavar="NAME",
               help="sgd, momentum, nesterov, adam, adamw, nadam, amsgrad, adamax, adabelief, "
               "radam, yogi, rmsprop, adagrad, adadelta, lion, lamb, novograd, sign_sgd (optax).")
@@ -84,6 +85,7 @@ def command(**kw: Any) -> None:
       hesscli train tensor --noisy --lr 0.05 --steps 2000 --noise-steps 1500
       hesscli train mlp --optimizer momentum --lr 0.05 --batch-size 32 --monitor-every 50
       hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
+      hesscli train mlp --batch-size 32 --devices all   # data sharded over every device
     """
     from hesscli.cli.train_run import run_command
 

@@ -107,10 +107,12 @@ def check_inputs(kw: dict[str, Any]) -> None:
 
 
 def run_command(kw: dict[str, Any]) -> None:
-    from hesscli.cli.session import load, meta
+    from hesscli.cli.session import curvature_for, load, meta, parallel_of, start
     from hesscli.training.loop import TrainConfig, minibatch_for
 
     check_inputs(kw)
+    per_process = start(kw["devices"], kw["coordinator"], kw["num_processes"],
+                        kw["process_id"])
     fmt, seed, dtype = kw["fmt"], kw["seed"], kw["dtype"]
     resume = None
     if kw["resume"] is not None:
@@ -123,9 +125,8 @@ def run_command(kw: dict[str, Any]) -> None:
         why = obj.why_untraceable or "--method fd"
         raise InputError(f"train needs JAX derivatives of the objective, and {why}; "
                          "write the objective with jax.numpy")
-    from hesscli.curvature.exact import ExactCurvature
-
-    curvature = ExactCurvature(obj)
+    curvature, _ = curvature_for(obj, "exact", devices=per_process)
+    parallel = parallel_of(curvature)
     minibatch = minibatch_for(obj, kw["batch_size"]) if kw["batch_size"] else None
     steps = kw["steps"]
     if kw["epochs"] is not None:
@@ -174,7 +175,7 @@ def run_command(kw: dict[str, Any]) -> None:
                if k not in ("fmt", "seed", "dtype") and not isinstance(v, tuple)}
     options.update(params=list(kw["params"]), opt=list(kw["opt_extra"]), steps=steps,
                    monitor_every=every)
-    finish(summaries, kw, obj, meta(seed, dtype, **options))
+    finish(summaries, kw, obj, meta(seed, dtype, parallel=parallel, **options))
 
 
 def check_resume(resume: Any, start: dict[str, Any], config: Any) -> None:
@@ -202,10 +203,11 @@ class Runner:
         self.last_step = 0
 
     def open_log(self, configs: list[tuple[str, Any]], resume: Any) -> None:
+        from hesscli.cli.session import primary
         from hesscli.training.runlog import RunLog, header_line
 
         out = self.kw["out"] or (self.kw["resume"] if resume is not None else None)
-        if out is None:
+        if out is None or not primary():  # only process 0 writes files
             return
         if resume is not None:
             same = self.kw["resume"] is not None and Path(out).resolve() == Path(
@@ -229,7 +231,9 @@ class Runner:
 
         self.open_log(configs, resume)
         summaries: list[Any] = []
-        progress = TrainProgress(quiet=False)
+        from hesscli.cli.session import primary
+
+        progress = TrainProgress(quiet=not primary())
         try:
             with progress:
                 for label, config in configs:
@@ -298,11 +302,14 @@ class Runner:
 
 
 def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, Any]) -> None:
-    if kw["save_point"] is not None:
+    from hesscli.cli.session import primary
+
+    show = primary()  # only process 0 prints and writes files; the others computed alongside
+    if kw["save_point"] is not None and show:
         from hesscli.points import write_point
 
         write_point(kw["save_point"], obj.unravel(summaries[0].result.x))
-    if kw["plot"] is not None:
+    if kw["plot"] is not None and show:
         from hesscli.render.plot_train import plot_training
 
         plot_training(summaries, kw["plot"])
@@ -314,7 +321,9 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
     else:
         doc = compare_document(summaries, meta)
     pending = expectations(kw.get("expects", ()), doc)
-    if kw["fmt"] == "json":
+    if not show:
+        pass
+    elif kw["fmt"] == "json":
         from hesscli.render.jsonout import dump
 
         dump(doc)

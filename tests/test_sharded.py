@@ -325,3 +325,21 @@ def test_train_devices_all_follows_the_same_trajectory(four, name):
     if name == "train":  # curvature monitored through the sharded backend too
         lam = [h["lambda_max"] for h in a["history"]]
         assert rel([h["lambda_max"] for h in b["history"]], lam) <= TOL
+
+
+def test_lanczos_takes_the_sharded_data_as_arguments(four):
+    # the 10 samples (padded to 12) of 32 inputs enter the kernel as an operand, not a constant
+    assert four["lanczos_data_constants"] == 0
+    assert four["lanczos_data_arguments"] >= 1
+    res = four["param_sharding"]
+    assert res["lanczos"] <= TOL  # same extremes from the parameter-sharded backend
+    assert res["lanczos_shards"] == 4
+
+
+def test_lanczos_basis_budget_is_per_device():
+    from hesscli.curvature.lanczos import BASIS_BUDGET, max_steps_for
+
+    n = BASIS_BUDGET // 8 // 32  # a float64 basis of 32 rows fills the budget on one device
+    one, four = max_steps_for(n, "float64"), max_steps_for(n, "float64", shards=4)
+    assert one == 31 and four == 4 * 32 - 1  # one row for the next Lanczos vector
+    assert max_steps_for(n, "float64", 10, shards=4) == 10  # --max-steps still wins

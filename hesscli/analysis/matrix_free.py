@@ -38,10 +38,29 @@ def extremes_of(
     hvp_fn = getattr(curvature, "hvp_fn", None)
     if hvp_fn is None:
         hvp_fn, solver = (lambda x_, v: curvature.hvp(x_, v)), "arpack"
+    extra: dict[str, Any] = {}
+    if solver == "lanczos":
+        extra["basis_sharding"], extra["shards"] = basis_sharding(curvature)
     return SOLVERS[solver](
         hvp_fn, x, k, seed=seed, rtol=rtol, max_steps=max_steps, dtype=curvature.dtype,
-        f=linearizable(curvature),
+        f=linearizable(curvature), **extra,
     )
+
+
+def basis_sharding(curvature: Any) -> tuple[Any, int]:
+    """(sharding of a Lanczos basis, devices it splits n over) for a backend.
+
+    A parameter-sharded backend (flat vectors split in blocks over the mesh)
+    gets its basis split the same way along n, and the basis budget counts
+    n/devices per device; every other backend: (None, 1).
+    """
+    vector = getattr(curvature, "vector_sharding", None)
+    parallel = getattr(curvature, "parallel", None)
+    if vector is None or parallel is None or vector.is_fully_replicated:
+        return None, 1
+    from hesscli.curvature.sharded import basis_sharding_of
+
+    return basis_sharding_of(parallel), parallel.devices
 
 
 def spectrum_function(

@@ -44,7 +44,8 @@ from hesscli.cli.options import devices_options, expect_option, objective_option
 @click.option("--monitor-every", type=int, default=None,
               help="Log value, gradient norm and curvature every N steps [default: steps/100].")
 @click.option("--curvature/--no-curvature", "curvature_on", default=True, show_default=True,
-              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian, n ≤ 2000).")
+              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian up to "
+              "n = 2000, Lanczos above).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
               "(default √ε·max(1,|f|), as analyze).")

@@ -123,3 +123,4 @@ def test_expect_passes_and_fails(hess, command):
     assert fail.stdout  # the report is printed first
     typo = hess(*command, "--expect", "lamda=1")
     assert typo.exit_code == 2, typo.output
+    assert typo.stderr.startswith("error: --expect 'lamda=1': no field 'lamda'")

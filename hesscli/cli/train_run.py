@@ -106,11 +106,27 @@ def check_inputs(kw: dict[str, Any]) -> None:
         raise InputError("give --steps or --epochs, not both")
 
 
+def check_expect_keys(items: tuple[str, ...]) -> None:
+    """A misspelt top-level ``--expect`` key: exit 2 before training, not after it."""
+    from hesscli.errors import closest
+    from hesscli.expect import key_steps, parse
+    from hesscli.schemas import load_schema
+
+    fields = list(load_schema("train")["$defs"]["run"]["properties"])
+    for text in items:
+        root = key_steps(parse(text).key)[0]
+        if root not in fields:
+            raise InputError(f"--expect {text!r}: no field {root!r} in the hesscli.train/1 "
+                             f"document{closest(str(root), fields, n=1)}")
+
+
 def run_command(kw: dict[str, Any]) -> None:
     from hesscli.cli.session import curvature_for, load, meta, parallel_of, start
     from hesscli.training.loop import TrainConfig, minibatch_for
 
     check_inputs(kw)
+    if kw.get("expects") and not kw["compare"]:
+        check_expect_keys(kw["expects"])
     per_process = start(kw["devices"], kw["coordinator"], kw["num_processes"],
                         kw["process_id"])
     fmt, seed, dtype = kw["fmt"], kw["seed"], kw["dtype"]

@@ -288,3 +288,58 @@ def test_two_processes_on_localhost(tmp_path):
     np.testing.assert_allclose(doc["eigenvalues"], want, rtol=1e-12)
     assert any("padded to 12" in note for note in doc["notes"])
     jsonschema.validate(doc, SCHEMA)
+
+
+# --- spectrum and train with --devices all against --devices 1 (computed by the worker) ---
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def pair(four, name):
+    one, all_ = four[name]["1"], four[name]["all"]
+    assert one["exit_code"] == 0, one["stderr"]
+    assert all_["exit_code"] == 0, all_["stderr"]
+    assert one["doc"]["meta"]["parallel"]["devices"] == 1
+    assert all_["doc"]["meta"]["parallel"]["devices"] == 4
+    return one["doc"], all_["doc"]
+
+
+@pytest.mark.parametrize("name", ["spectrum_dense", "spectrum_free"])
+def test_spectrum_devices_all_matches_devices_1(four, name):
+    a, b = pair(four, name)
+    assert a["path"] == b["path"] == ("dense" if name == "spectrum_dense" else "matrix-free")
+    assert abs(b["lambda_min"] - a["lambda_min"]) <= TOL * abs(a["lambda_max"])
+    assert abs(b["lambda_max"] - a["lambda_max"]) <= TOL * abs(a["lambda_max"])
+    assert a["inertia"] == b["inertia"]
+
+
+@pytest.mark.parametrize("name", ["train", "train_full"])
+def test_train_devices_all_follows_the_same_trajectory(four, name):
+    a, b = pair(four, name)
+    assert a["steps"] == b["steps"] and len(a["history"]) == len(b["history"])
+    assert rel([h["value"] for h in b["history"]], [h["value"] for h in a["history"]]) <= TOL
+    assert rel(b["final_point"], a["final_point"]) <= TOL
+    if name == "train":  # curvature monitored through the sharded backend too
+        lam = [h["lambda_max"] for h in a["history"]]
+        assert rel([h["lambda_max"] for h in b["history"]], lam) <= TOL
+
+
+def test_lanczos_takes_the_sharded_data_as_arguments(four):
+    # the 10 samples (padded to 12) of 32 inputs enter the kernel as an operand, not a constant
+    assert four["lanczos_data_constants"] == 0
+    assert four["lanczos_data_arguments"] >= 1
+    res = four["param_sharding"]
+    assert res["lanczos"] <= TOL  # same extremes from the parameter-sharded backend
+    assert res["lanczos_shards"] == 4
+
+
+def test_lanczos_basis_budget_is_per_device():
+    from hesscli.curvature.lanczos import BASIS_BUDGET, max_steps_for
+
+    n = BASIS_BUDGET // 8 // 32  # a float64 basis of 32 rows fills the budget on one device
+    one, four = max_steps_for(n, "float64"), max_steps_for(n, "float64", shards=4)
+    assert one == 31 and four == 4 * 32 - 1  # one row for the next Lanczos vector
+    assert max_steps_for(n, "float64", 10, shards=4) == 10  # --max-steps still wins

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.lanczos import BLOCK, lanczos_kernel, tridiag_eigh
+from hesscli.curvature.lanczos import BLOCK, lanczos_kernel, split_operator, tridiag_eigh
 from hesscli.jaxconf import jax_module
 
 DEFAULT_PROBES = 8
@@ -131,17 +131,23 @@ _KERNELS: dict[Any, Any] = {}
 
 
 def _hutchinson_kernel(hvp_fn: Any, dtype: str) -> Any:
-    key_ = (hvp_fn, dtype)
+    """Jitted ``samples(x, keys)``; a Partial ``hvp_fn`` (sharded data) is an argument
+    rather than a constant (see :func:`hesscli.curvature.lanczos.split_operator`)."""
+    jax = jax_module()
+    (static, _), (dynamic, _) = split_operator(hvp_fn, None)
+    key_ = (static, jax.tree_util.tree_structure(dynamic), dtype)
     if key_ not in _KERNELS:
-        jax = jax_module()
         jnp = jax.numpy
 
-        def samples(x: Any, keys: Any) -> Any:
+        def samples(ops: Any, x: Any, keys: Any) -> Any:
+            fn = static if ops is None else ops
+
             def one(key: Any) -> Any:
                 z = jax.random.rademacher(key, x.shape, dtype=jnp.dtype(dtype))
-                return jnp.vdot(z, hvp_fn(x, z))
+                return jnp.vdot(z, fn(x, z))
 
             return jax.lax.map(one, keys)
 
         _KERNELS[key_] = jax.jit(samples)
-    return _KERNELS[key_]
+    compiled = _KERNELS[key_]
+    return lambda x, keys: compiled(dynamic, x, keys)

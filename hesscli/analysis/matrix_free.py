@@ -38,10 +38,49 @@ def extremes_of(
     hvp_fn = getattr(curvature, "hvp_fn", None)
     if hvp_fn is None:
         hvp_fn, solver = (lambda x_, v: curvature.hvp(x_, v)), "arpack"
+    extra: dict[str, Any] = {}
+    if solver == "lanczos":
+        extra["basis_sharding"], extra["shards"] = basis_sharding(curvature)
     return SOLVERS[solver](
         hvp_fn, x, k, seed=seed, rtol=rtol, max_steps=max_steps, dtype=curvature.dtype,
-        f=linearizable(curvature),
+        f=linearizable(curvature), **extra,
     )
+
+
+def basis_sharding(curvature: Any) -> tuple[Any, int]:
+    """(sharding of a Lanczos basis, devices it splits n over) for a backend.
+
+    A parameter-sharded backend (flat vectors split in blocks over the mesh)
+    gets its basis split the same way along n, and the basis budget counts
+    n/devices per device; every other backend: (None, 1).
+    """
+    vector = getattr(curvature, "vector_sharding", None)
+    parallel = getattr(curvature, "parallel", None)
+    if vector is None or parallel is None or vector.is_fully_replicated:
+        return None, 1
+    from hesscli.curvature.sharded import basis_sharding_of
+
+    return basis_sharding_of(parallel), parallel.devices
+
+
+def spectrum_function(
+    *, k: int = 1, seed: int = 0, solver: str = "lanczos", rtol: float | None = None,
+    max_steps: int | None = None,
+) -> Any:
+    """A ``spectrum_fn(curvature, x, layout) -> Spectrum`` on the matrix-free path.
+
+    For analyses that take the spectrum as a function of the point (the
+    convexity test's eigenvalue test): :func:`extremes_of` then
+    :func:`matrix_free_spectrum`, so the residuals widen the tolerance.
+    """
+
+    def spectrum_at(curvature: Any, x: np.ndarray, layout: Any = None) -> Spectrum:
+        del layout
+        ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, rtol=rtol,
+                         max_steps=max_steps)
+        return matrix_free_spectrum(ex, curvature.dtype)
+
+    return spectrum_at
 
 
 def linearizable(curvature: Any) -> Any:

@@ -77,6 +77,7 @@ def command(
       hesscli convexity mlp -p width=4 --around random --radius 0.5
       hesscli convexity my_loss.py --box -1,1 --box 0,2 --format json
     """
+    from hesscli.analysis import convexity as cx
     from hesscli.analysis.convexity import ball, box, convexity, hessian_backend
     from hesscli.cli import session
 
@@ -106,9 +107,17 @@ def command(
         notes = (f"region: ball of radius {radius:g} around the default point "
                  "(give --box or --around to choose)",)
     curvature, skipped, backend_notes = hessian_backend(obj, method, session.curvature_for)
+    spectrum_fn = None
+    if curvature is not None and skipped is None and hessian_points and obj.n > cx.DENSE_LIMIT:
+        from hesscli.analysis.matrix_free import spectrum_function
+
+        spectrum_fn = spectrum_function(seed=seed)
+        notes += (f"eigenvalue test matrix-free: n = {obj.n} > {cx.DENSE_LIMIT}, λmin at each "
+                  "point by Lanczos on Hessian-vector products (residuals widen the tolerance)",)
     result = convexity(
         obj, curvature, region, pairs=samples, hessian_points=hessian_points, seed=seed,
-        rtol=rtol, atol=atol, hessian_skipped=skipped, notes=notes + backend_notes,
+        rtol=rtol, atol=atol, hessian_skipped=skipped, spectrum_fn=spectrum_fn,
+        notes=notes + backend_notes,
     )
     from hesscli.expect import expectations
     from hesscli.render.convexity_view import convexity_document

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from hesscli.cli.fd_options import fd_accuracy_option
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import expect_option, objective_options
 
 
 @click.command("gradcheck")
@@ -13,9 +13,10 @@ from hesscli.cli.options import objective_options
 @fd_accuracy_option
 @click.option("--top", type=int, default=5, show_default=True,
               help="How many of the worst entries to list per comparison.")
+@expect_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, fd_accuracy: str, top: int,
+    seed: int, fmt: str, fd_accuracy: str, top: int, expects: tuple[str, ...] = (),
 ) -> None:
     """Check the objective's exact derivatives (JAX, custom_jvp/custom_vjp rules)
     against finite differences: the gradient against central differences of
@@ -39,13 +40,17 @@ def command(
         raise InputError(f"--top must be at least 1; got {top}")
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     result = gradcheck(obj, fd_accuracy, top=top)
+    from hesscli.expect import expectations
+    from hesscli.render.gradcheck_view import gradcheck_document
+
+    doc = gradcheck_document(result, meta(seed, dtype, method=method, at=at,
+                                          params=list(params), fd_accuracy=fd_accuracy,
+                                          top=top), top)
+    pending = expectations(expects, doc)
     if fmt == "json":
-        from hesscli.render.gradcheck_view import gradcheck_document
         from hesscli.render.jsonout import dump
 
-        dump(gradcheck_document(result, meta(seed, dtype, method=method, at=at,
-                                             params=list(params), fd_accuracy=fd_accuracy,
-                                             top=top), top))
+        dump(doc)
     else:
         from hesscli.render.console import stdout_console
         from hesscli.render.gradcheck_view import render_gradcheck
@@ -54,3 +59,4 @@ def command(
     if not result.passed:
         bad = [c.key for c in result.checks if c.passed is False]
         raise CheckFailed(f"gradcheck failed: {', '.join(bad)} disagree with finite differences")
+    pending.enforce()

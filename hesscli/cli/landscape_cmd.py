@@ -58,7 +58,7 @@ def command(
       hesscli landscape mlp --format json
     """
     from hesscli.analysis.landscape import landscape
-    from hesscli.cli.session import curvature_for, load, meta, positive
+    from hesscli.cli.session import curvature_for, load, meta, positive, spectrum_for
     from hesscli.errors import InputError
 
     positive("--lr", lr)
@@ -74,8 +74,11 @@ def command(
         pyplot()  # fail early when matplotlib is missing
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     curvature, notes = curvature_for(obj, method)
+    # the dense path (None: analyze forms H) or, when H would not fit, the matrix-free
+    # extremes: the slices need only λmax, λmin and their eigenvectors
+    spectrum, _, path_notes = spectrum_for(obj, curvature, k=1, seed=seed)
     result = landscape(obj, curvature, lr=lr, radius=radius, plane=chosen, points=points,
-                       grid=grid_size, notes=notes)
+                       grid=grid_size, spectrum=spectrum, notes=notes + path_notes)
     if fmt == "json":
         from hesscli.render.jsonout import dump
         from hesscli.render.landscape_view import landscape_document

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import devices_options, expect_option, objective_options
 from hesscli.cli.path_options import path_options
 
 
 @click.command("spectrum")
 @objective_options
+@devices_options
 @path_options(default_k=3)
 @click.option("--density", is_flag=True,
               help="Matrix-free: estimate the eigenvalue density by stochastic Lanczos "
@@ -28,11 +29,14 @@ from hesscli.cli.path_options import path_options
               help="Bins of the terminal histogram.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a figure of the spectrum (PNG or SVG by suffix; needs matplotlib).")
+@expect_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, path: str | None, k: int, eigensolver: str, rtol: float | None,
+    seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
+    process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
+    expects: tuple[str, ...] = (),
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), Hutchinson's trace and, with
@@ -44,9 +48,19 @@ def command(
       hesscli spectrum mlp --density --plot spectrum.png
       hesscli spectrum mlp -p width=2048 --k 5 --format json
       hesscli spectrum saddle -p n=10000 --k 1
+      hesscli spectrum mlp -p width=2048 --devices all   # data sharded over every device
+      hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
     """
     from hesscli.analysis.spectrum_report import spectrum_report
-    from hesscli.cli.session import chunked, curvature_for, load, meta
+    from hesscli.cli.session import (
+        chunked,
+        curvature_for,
+        load,
+        meta,
+        parallel_of,
+        primary,
+        start,
+    )
     from hesscli.curvature.paths import choose_path
 
     if sigma is not None and not sigma > 0:
@@ -57,9 +71,11 @@ def command(
         from hesscli.render.plotting import check_plot_path
 
         check_plot_path(plot)
+    per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
-    curvature, notes = curvature_for(obj, method)
+    curvature, notes = curvature_for(obj, method, devices=per_process)
+    parallel = parallel_of(curvature)
     choice = choose_path(obj.n, path or "auto")
     notes = notes + chunk_notes
     if density and choice.path == "dense":
@@ -71,22 +87,30 @@ def command(
         max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, notes=notes,
     )
-    if plot is not None:
+    if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
 
         plot_spectrum(report, plot)
-    if fmt == "json":
+    from hesscli.expect import expectations
+    from hesscli.render.spectrum_view import spectrum_document
+
+    doc = spectrum_document(report, meta(
+        seed, dtype, parallel=parallel, method=method, devices=devices, at=at,
+        params=list(params), path=path or "auto", k=k,
+        eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
+        density=density, probes=probes, steps=steps, sigma=sigma,
+        trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
+    ))
+    pending = expectations(expects, doc)
+    if not primary():
+        pass  # only process 0 prints; the others computed alongside it
+    elif fmt == "json":
         from hesscli.render.jsonout import dump
-        from hesscli.render.spectrum_view import spectrum_document
 
-        dump(spectrum_document(report, meta(
-            seed, dtype, method=method, at=at, params=list(params), path=path or "auto", k=k,
-            eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-            density=density, probes=probes, steps=steps, sigma=sigma,
-            trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
-        )))
-        return
-    from hesscli.render.console import stdout_console
-    from hesscli.render.spectrum_view import render_spectrum
+        dump(doc)
+    else:
+        from hesscli.render.console import stdout_console
+        from hesscli.render.spectrum_view import render_spectrum
 
-    render_spectrum(report, stdout_console(), plot)
+        render_spectrum(report, stdout_console(), plot)
+    pending.enforce()

@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import devices_options, expect_option, objective_options
 
 
 @click.command("train")
 @objective_options
+@devices_options
 @click.option("--optimizer", "optimizer", default="sgd", show_default=True, metavar="NAME",
               help="sgd, momentum, nesterov, adam, adamw, nadam, amsgrad, adamax, adabelief, "
               "radam, yogi, rmsprop, adagrad, adadelta, lion, lamb, novograd, sign_sgd (optax).")
@@ -43,7 +44,8 @@ from hesscli.cli.options import objective_options
 @click.option("--monitor-every", type=int, default=None,
               help="Log value, gradient norm and curvature every N steps [default: steps/100].")
 @click.option("--curvature/--no-curvature", "curvature_on", default=True, show_default=True,
-              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian, n ≤ 2000).")
+              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian up to "
+              "n = 2000, Lanczos above).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
               "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1), as analyze).")
@@ -66,6 +68,7 @@ from hesscli.cli.options import objective_options
               help="Plot value, ‖∇f‖, λmin/λmax against 2/lr, with events (.png/.svg).")
 @click.option("--fail-on", default=None, metavar="KINDS",
               help="Exit 1 when any of these events happened (e.g. diverged,unstable).")
+@expect_option
 def command(**kw: Any) -> None:
     """Train with an optax optimizer (optionally noisy) and watch the curvature.
 
@@ -86,6 +89,7 @@ def command(**kw: Any) -> None:
       hesscli train tensor --noisy --lr 0.05 --steps 2000 --noise-steps 1500
       hesscli train mlp --optimizer momentum --lr 0.05 --batch-size 32 --monitor-every 50
       hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
+      hesscli train mlp --batch-size 32 --devices all   # data sharded over every device
     """
     from hesscli.cli.train_run import run_command
 

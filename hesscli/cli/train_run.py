@@ -122,11 +122,29 @@ def check_out(kw: dict[str, Any]) -> None:
                      "overwrite, or --resume it to continue that run)")
 
 
+def check_expect_keys(items: tuple[str, ...]) -> None:
+    """A misspelt top-level ``--expect`` key: exit 2 before training, not after it."""
+    from hesscli.errors import closest
+    from hesscli.expect import key_steps, parse
+    from hesscli.schemas import load_schema
+
+    fields = list(load_schema("train")["$defs"]["run"]["properties"])
+    for text in items:
+        root = key_steps(parse(text).key)[0]
+        if root not in fields:
+            raise InputError(f"--expect {text!r}: no field {root!r} in the hesscli.train/1 "
+                             f"document{closest(str(root), fields, n=1)}")
+
+
 def run_command(kw: dict[str, Any]) -> None:
-    from hesscli.cli.session import load, meta
+    from hesscli.cli.session import curvature_for, load, meta, parallel_of, start
     from hesscli.training.loop import TrainConfig, minibatch_for
 
     check_inputs(kw)
+    if kw.get("expects") and not kw["compare"]:
+        check_expect_keys(kw["expects"])
+    per_process = start(kw["devices"], kw["coordinator"], kw["num_processes"],
+                        kw["process_id"])
     fmt, seed, dtype = kw["fmt"], kw["seed"], kw["dtype"]
     resume = None
     if kw["resume"] is not None:
@@ -139,9 +157,8 @@ def run_command(kw: dict[str, Any]) -> None:
         why = obj.why_untraceable or "--method fd"
         raise InputError(f"train needs JAX derivatives of the objective, and {why}; "
                          "write the objective with jax.numpy")
-    from hesscli.curvature.exact import ExactCurvature
-
-    curvature = ExactCurvature(obj)
+    curvature, _ = curvature_for(obj, "exact", devices=per_process)
+    parallel = parallel_of(curvature)
     minibatch = minibatch_for(obj, kw["batch_size"]) if kw["batch_size"] else None
     steps = kw["steps"]
     if kw["epochs"] is not None:
@@ -190,7 +207,7 @@ def run_command(kw: dict[str, Any]) -> None:
                if k not in ("fmt", "seed", "dtype") and not isinstance(v, tuple)}
     options.update(params=list(kw["params"]), opt=list(kw["opt_extra"]), steps=steps,
                    monitor_every=every)
-    finish(summaries, kw, obj, meta(seed, dtype, **options))
+    finish(summaries, kw, obj, meta(seed, dtype, parallel=parallel, **options))
 
 
 def check_resume(resume: Any, start: dict[str, Any], config: Any) -> None:
@@ -218,10 +235,11 @@ class Runner:
         self.last_step = 0
 
     def open_log(self, configs: list[tuple[str, Any]], resume: Any) -> None:
+        from hesscli.cli.session import primary
         from hesscli.training.runlog import RunLog, header_line
 
         out = self.kw["out"] or (self.kw["resume"] if resume is not None else None)
-        if out is None:
+        if out is None or not primary():  # only process 0 writes files
             return
         if resume is not None:
             same = self.kw["resume"] is not None and Path(out).resolve() == Path(
@@ -245,7 +263,9 @@ class Runner:
 
         self.open_log(configs, resume)
         summaries: list[Any] = []
-        progress = TrainProgress(quiet=False)
+        from hesscli.cli.session import primary
+
+        progress = TrainProgress(quiet=not primary())
         try:
             with progress:
                 for label, config in configs:
@@ -314,22 +334,31 @@ class Runner:
 
 
 def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, Any]) -> None:
-    if kw["save_point"] is not None:
+    from hesscli.cli.session import primary
+
+    show = primary()  # only process 0 prints and writes files; the others computed alongside
+    if kw["save_point"] is not None and show:
         from hesscli.points import write_point
 
         write_point(kw["save_point"], obj.unravel(summaries[0].result.x))
-    if kw["plot"] is not None:
+    if kw["plot"] is not None and show:
         from hesscli.render.plot_train import plot_training
 
         plot_training(summaries, kw["plot"])
-    if kw["fmt"] == "json":
-        from hesscli.render.jsonout import dump
-        from hesscli.render.train_view import compare_document, train_document
+    from hesscli.expect import expectations
+    from hesscli.render.train_view import compare_document, train_document
 
-        if len(summaries) == 1:
-            dump(train_document(summaries[0], meta))
-        else:
-            dump(compare_document(summaries, meta))
+    if len(summaries) == 1:
+        doc = train_document(summaries[0], meta)
+    else:
+        doc = compare_document(summaries, meta)
+    pending = expectations(kw.get("expects", ()), doc)
+    if not show:
+        pass
+    elif kw["fmt"] == "json":
+        from hesscli.render.jsonout import dump
+
+        dump(doc)
     else:
         from hesscli.render.console import stdout_console
         from hesscli.render.train_view import render_compare, render_train
@@ -347,3 +376,4 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
             where = f"{name}: " if name else ""
             raise CheckFailed(f"--fail-on: {where}{event.kind} at step {event.step} "
                               f"({event.message})")
+    pending.enforce()

@@ -92,9 +92,15 @@ def start_vector(n: int, seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def max_steps_for(n: int, dtype: str, requested: int | None = None) -> int:
-    """Steps allowed: ≤ n, ≤ MAX_STEPS and a basis within :data:`BASIS_BUDGET`."""
-    by_memory = max(BASIS_BUDGET // (n * np.dtype(dtype).itemsize) - 1, 8)
+def max_steps_for(n: int, dtype: str, requested: int | None = None, shards: int = 1) -> int:
+    """Steps allowed: ≤ n, ≤ MAX_STEPS and a basis within :data:`BASIS_BUDGET`.
+
+    ``shards``: devices the basis is split over along n (parameter-sharded
+    vectors, :mod:`hesscli.curvature.sharded`); the budget is per device, so
+    each holds rows × n/shards entries.
+    """
+    per_device = math.ceil(n / max(shards, 1))
+    by_memory = max(BASIS_BUDGET // (per_device * np.dtype(dtype).itemsize) - 1, 8)
     cap = requested if requested is not None else MAX_STEPS
     return int(max(1, min(n, cap, by_memory)))
 
@@ -114,13 +120,49 @@ def operator_at(hvp_fn: Any, f: Any | None) -> Any:
     return lambda x: jax.linearize(jax.grad(f), x)[1]
 
 
-@lru_cache(maxsize=16)
+def split_operator(hvp_fn: Any, f: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """((static hvp_fn, static f), (dynamic hvp_fn, dynamic f)): what a kernel closes
+    over and what it takes as an argument.
+
+    A :class:`jax.tree_util.Partial` (the sharded backend's functions, whose
+    leaves are the sharded data) travels as a jit argument, so its leaves stay
+    sharded operands instead of being embedded in the program as constants,
+    replicated on every device. Anything else (a plain jitted function) is
+    closed over, as before.
+    """
+    partial = jax_module().tree_util.Partial
+    fns = (hvp_fn, f)
+    dynamic = tuple(fn if isinstance(fn, partial) else None for fn in fns)
+    static = tuple(None if isinstance(fn, partial) else fn for fn in fns)
+    return static, dynamic  # type: ignore[return-value]
+
+
 def lanczos_kernel(hvp_fn: Any, n: int, dtype: str, rows: int, f: Any = None) -> Any:
-    """Compiled ``extend(x, V, alpha, beta, j0, j1, seed)``: Lanczos steps j0..j1."""
+    """Compiled ``extend(x, V, alpha, beta, j0, j1, seed)``: Lanczos steps j0..j1.
+
+    One compiled program per (static functions, structure of the Partials, n,
+    dtype, rows); the Partials' leaves are arguments (see :func:`split_operator`).
+    """
+    static, dynamic = split_operator(hvp_fn, f)
+    structure = jax_module().tree_util.tree_structure(dynamic)
+    compiled = _lanczos_program(static[0], static[1], structure, n, dtype, rows)
+
+    def extend(x: Any, basis: Any, alpha: Any, beta: Any, j0: Any, j1: Any, key: Any) -> Any:
+        return compiled(dynamic, x, basis, alpha, beta, j0, j1, key)
+
+    return extend
+
+
+@lru_cache(maxsize=16)
+def _lanczos_program(
+    static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str, rows: int
+) -> Any:
+    """The jitted ``extend(ops, x, V, alpha, beta, j0, j1, seed)`` behind :func:`lanczos_kernel`."""
     jax = jax_module()
     jnp, lax = jax.numpy, jax.lax
     dt = jnp.dtype(dtype)
     tiny = 1e3 * float(np.finfo(dtype).eps)
+    del structure  # part of the cache key only: the Partials' functions and shapes
 
     def project(basis: Any, w: Any, nblocks: Any) -> tuple[Any, Any]:
         """w − Vᵀ(V w) over the first nblocks·BLOCK rows; returns (w, V w)."""
@@ -138,10 +180,11 @@ def lanczos_kernel(hvp_fn: Any, n: int, dtype: str, rows: int, f: Any = None) ->
 
         return lax.fori_loop(0, nblocks, subtract, w), c
 
-    make_op = operator_at(hvp_fn, f)
-
-    def extend(x: Any, basis: Any, alpha: Any, beta: Any, j0: Any, j1: Any, key: Any) -> Any:
-        op = make_op(x)
+    def extend(ops: Any, x: Any, basis: Any, alpha: Any, beta: Any, j0: Any, j1: Any,
+               key: Any) -> Any:
+        hvp_fn = static_hvp if ops[0] is None else ops[0]
+        f = static_f if ops[1] is None else ops[1]
+        op = operator_at(hvp_fn, f)(x)
 
         def step(j: Any, state: Any) -> Any:
             basis, alpha, beta = state
@@ -175,7 +218,7 @@ def lanczos_kernel(hvp_fn: Any, n: int, dtype: str, rows: int, f: Any = None) ->
 
         return lax.fori_loop(j0, j1, step, (basis, alpha, beta))
 
-    return jax.jit(extend, donate_argnums=(1, 2, 3))
+    return jax.jit(extend, donate_argnums=(2, 3, 4))
 
 
 def ritz_pairs(
@@ -214,6 +257,7 @@ def _ends(j: int, k: int) -> np.ndarray:
 def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
     max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
+    basis_sharding: Any = None, shards: int = 1,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by Lanczos (see module docstring).
 
@@ -223,17 +267,24 @@ def lanczos_extremes(
     ``hvp_fn(x, v)`` is a jitted JAX HVP; ``f``, when given, the flat objective
     whose gradient is linearized once instead (see :func:`operator_at`). Stops when
     both ends' Ritz estimates meet ``rtol·max|θ|``, or after ``max_steps``
-    (default: :func:`max_steps_for`).
+    (default: :func:`max_steps_for`). ``basis_sharding`` (with ``shards``, the
+    devices it splits n over): where the basis lives, for parameter-sharded
+    vectors; the memory budget is then per device.
     """
     n = int(np.size(x))
     rtol = default_rtol(dtype) if rtol is None else rtol
-    m = max_steps_for(n, dtype, max_steps)
+    m = max_steps_for(n, dtype, max_steps, shards if basis_sharding is not None else 1)
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
     extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
     # NumPy inputs: eager JAX ops (zeros, .at[].set) would each compile
     xj = np.asarray(x, dtype=dtype)
     basis = np.zeros((rows, n), dtype)
     basis[0] = start_vector(n, seed)
+    if basis_sharding is not None:
+        host = basis
+        basis = jax_module().make_array_from_callback(host.shape, basis_sharding,
+                                                      lambda index: host[index])
+        del host
     alpha = np.zeros(rows, dtype)
     beta = np.zeros(rows, dtype)
     key = float(seed % 1000) * 0.618

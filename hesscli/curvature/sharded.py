@@ -34,7 +34,8 @@ other compiled code, the data stay sharded. Closed over by another ``jit``
 (Lanczos, Hutchinson) it still works and the work is still partitioned (the
 kernel's shardings propagate: a Krylov basis built from parameter-sharded
 vectors comes out sharded along n), but JAX then embeds the data in that
-program as a constant, replicated: pass the Partial as an argument to avoid it.
+program as a constant, replicated: pass the Partial as an argument to avoid it,
+as the Lanczos kernels do (:func:`hesscli.curvature.lanczos.split_operator`).
 ``f`` is the jitted value program, so ``jax.linearize(jax.grad(f), x)`` keeps
 the shardings too.
 """
@@ -326,6 +327,12 @@ def _hvp(f: Any, x: Any, v: Any, mode: str) -> Any:
     if mode == "forward-over-reverse":
         return jax.jvp(jax.grad(f), (x,), (v,))[1]
     return jax.grad(lambda y: jax.numpy.vdot(jax.grad(f)(y), v))(x)
+
+
+def basis_sharding_of(parallel: Parallel) -> Any:
+    """Rows of n-vectors (a Krylov basis), each row split along n like the flat vectors."""
+    jax = jax_module()
+    return jax.sharding.NamedSharding(parallel.mesh, jax.sharding.PartitionSpec(None, AXIS))
 
 
 def check_mean(curvature: ShardedCurvature) -> None:

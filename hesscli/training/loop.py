@@ -197,6 +197,74 @@ def build_chunk(
     return jax.jit(chunk, static_argnames="length")
 
 
+def batch_indices(data_key: Any, step: int, samples: int, batch: int, per_epoch: int) -> Any:
+    """The samples of minibatch ``step``: as :func:`build_chunk` draws them, eagerly."""
+    epoch, i = divmod(step, per_epoch)
+    perm = np.asarray(jax.random.permutation(jax.random.fold_in(data_key, epoch), samples))
+    return perm[i * batch:(i + 1) * batch]
+
+
+def stepped_chunk(
+    obj: Objective, curvature: Any, optimizer: optax.GradientTransformation,
+    minibatch: Minibatch | None,
+) -> Callable[..., Any]:
+    """:func:`build_chunk`'s contract, one step at a time from Python, for a sharded backend.
+
+    Each step's value and gradient come from the sharded programs
+    (``curvature.batch_value_and_gradient`` on the step's minibatch, drawn as
+    the compiled chunk draws it, or ``value_and_gradient`` for full batch), so
+    the data stay split over the devices; the optimizer update is one jitted
+    call. Same divergence checks, same outputs, so the trajectory equals the
+    single-device one up to summation order.
+    """
+    per_epoch = minibatch.per_epoch if minibatch else 1
+    batch = minibatch.batch_size if minibatch else 0
+    samples = minibatch.samples if minibatch else 0
+    host_data = jax.tree_util.tree_map(np.asarray, minibatch.data) if minibatch else None
+    update = jax.jit(optimizer.update)
+
+    def chunk(carry: Any, data: Any, data_key: Any, ceiling: Any, length: int) -> Any:
+        del data
+        x, opt_state, step, alive, reason, bad = carry
+        x, step, alive = np.asarray(x, dtype=obj.dtype), int(step), bool(alive)
+        reason, bad = int(reason), int(bad)
+        values, gnorms, valid = [], [], []
+        for _ in range(length):
+            if minibatch is None:
+                value, grad = curvature.value_and_gradient(x)
+            else:
+                idx = batch_indices(data_key, step, samples, batch, per_epoch)
+                part = jax.tree_util.tree_map(lambda a, idx=idx: a[idx], host_data)
+                value, grad = curvature.batch_value_and_gradient(x, part)
+            grad = np.asarray(grad, dtype=obj.dtype)
+            updates, new_state = update(jnp.asarray(grad), opt_state, jnp.asarray(x))
+            updates = np.asarray(updates)
+            x_new = x + updates
+            fin_v, fin_g = bool(np.isfinite(value)), bool(np.all(np.isfinite(grad)))
+            fin_x = bool(np.all(np.isfinite(x_new)))
+            ok = alive and fin_v and fin_g and fin_x and not value > float(ceiling)
+            if alive and not ok:
+                reason = 1 if not fin_v else 2 if not fin_g else 3 if not fin_x else 4
+                bad = int(np.argmax(~np.isfinite(x_new)) if not fin_x else
+                          np.argmax(~np.isfinite(grad)) if not fin_g else
+                          np.argmax(np.where(np.isfinite(updates), np.abs(updates), np.inf)))
+            values.append(value)
+            gnorms.append(float(np.linalg.norm(grad)))
+            valid.append(alive)
+            if ok:
+                x, opt_state, step = x_new, new_state, step + 1
+            alive = ok
+        out = (np.asarray(values), np.asarray(gnorms), np.asarray(valid, dtype=bool))
+        return (x, opt_state, step, alive, reason, bad), out
+
+    return chunk
+
+
+def sharded(curvature: Any) -> bool:
+    """True when ``curvature`` runs over several devices (``--devices``)."""
+    return bool(getattr(getattr(curvature, "parallel", None), "sharded", False))
+
+
 _CHUNKS: dict[tuple[Any, ...], tuple[Any, Callable[..., Any]]] = {}
 _CHUNK_CACHE_SIZE = 8
 
@@ -258,18 +326,21 @@ def train(
     history: list[Record] | None = None,
     curvature_on: bool = True,
     callback: Callable[[Progress], None] | None = None,
+    dense_limit: int = DENSE_LIMIT,
 ) -> TrainResult:
     """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
 
     ``curvature`` is an :class:`~hesscli.curvature.exact.ExactCurvature` of
-    ``obj``; it computes the monitored quantities. Pass ``state``, ``tracker``
+    ``obj``; it computes the monitored quantities. A sharded one
+    (:class:`~hesscli.curvature.sharded.ShardedCurvature`) also computes the
+    steps' gradients (:func:`stepped_chunk`). Pass ``state``, ``tracker``
     and ``history`` (from a log) to resume: the step at ``state.step`` is then
-    already logged and is not logged again.
+    already logged and is not logged again. Above ``dense_limit`` parameters
+    the monitored eigenvalues are the matrix-free extremes (Lanczos).
     """
     notes: list[str] = []
-    if curvature_on and obj.n > DENSE_LIMIT:
-        curvature_on = False
-        notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=DENSE_LIMIT))
+    if curvature_on and obj.n > dense_limit:
+        notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=dense_limit))
     tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr)
     history = list(history or [])
     t0 = time.perf_counter()
@@ -279,7 +350,8 @@ def train(
         nonlocal monitor_seconds
         tm = time.perf_counter()
         record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
-                               mean_step_loss=mean_loss, elapsed=tm - t0)
+                               mean_step_loss=mean_loss, elapsed=tm - t0,
+                               dense_limit=dense_limit)
         events = tracker.feed(record)
         history.append(record)
         monitor_seconds += time.perf_counter() - tm
@@ -294,7 +366,10 @@ def train(
         if callback:
             callback(Progress(record, tuple(events), state, config.steps))
 
-    chunk = cached_chunk(obj, optimizer, config, minibatch)
+    if sharded(curvature):
+        chunk = stepped_chunk(obj, curvature, optimizer, minibatch)
+    else:
+        chunk = cached_chunk(obj, optimizer, config, minibatch)
     data = minibatch.data if minibatch else None
     _, data_key = keys(config.seed)
     bounds = value_bounds(state.start_value)

@@ -21,18 +21,26 @@ from hesscli.objective import describe_exception
 
 
 def final_analysis(obj: Objective, curvature: Any, x: np.ndarray, lr: float, *,
-                   gtol: float | None = None, tol: float | None = None) -> Analysis | None:
-    """``analyze`` at the final point; None when the point is not finite or too large.
+                   gtol: float | None = None, tol: float | None = None,
+                   dense_limit: int | None = None) -> Analysis | None:
+    """``analyze`` at the final point; None when the point is not finite.
 
-    Above the dense limit the spectrum would need the matrix-free path (see
-    :func:`hesscli.training.monitor.extreme_eigenvalues`), so no verdict is given.
+    Above ``dense_limit`` (default :data:`hesscli.training.monitor.DENSE_LIMIT`)
+    the verdict works from the matrix-free extremes (k = 1 at each end, as the
+    monitor uses), like ``analyze`` on the matrix-free path.
     """
     from hesscli.training.monitor import DENSE_LIMIT
 
-    if obj.n > DENSE_LIMIT or not np.all(np.isfinite(x)):
+    if not np.all(np.isfinite(x)):
         return None
+    at = obj.with_point(x)
     try:
-        return analyze(obj.with_point(x), curvature, lr=lr, gtol=gtol, tol=tol)
+        spectrum = None
+        if at.n > (DENSE_LIMIT if dense_limit is None else dense_limit):
+            from hesscli.analysis.matrix_free import extremes_of, matrix_free_spectrum
+
+            spectrum = matrix_free_spectrum(extremes_of(curvature, at.x, k=1, seed=0), at.dtype)
+        return analyze(at, curvature, lr=lr, gtol=gtol, tol=tol, spectrum=spectrum)
     except ObjectiveError:
         return None
 

@@ -109,7 +109,7 @@ def normalize(output: str) -> str:
                   r"\1 <version>", text)
     text = re.sub(r"(/tmp|/var/folders|/private)[^\s'\"]*", "<path>", text)
     text = re.sub(r"^.*monitoring share.*$",  # time shares vary from run to run
-                  lambda m: re.sub(r"\d+%", "<share>", m.group(0)), text, flags=re.M)
+                  lambda m: re.sub(r"\s*\d+%", " <share>", m.group(0)), text, flags=re.M)
     return text
 
 

@@ -223,8 +223,9 @@ def stepped_chunk(
     host_data = jax.tree_util.tree_map(np.asarray, minibatch.data) if minibatch else None
     update = jax.jit(optimizer.update)
 
-    def chunk(carry: Any, data: Any, data_key: Any, ceiling: Any, length: int) -> Any:
+    def chunk(carry: Any, data: Any, data_key: Any, bounds: Any, length: int) -> Any:
         del data
+        floor, ceiling = (float(b) for b in bounds)
         x, opt_state, step, alive, reason, bad = carry
         x, step, alive = np.asarray(x, dtype=obj.dtype), int(step), bool(alive)
         reason, bad = int(reason), int(bad)
@@ -242,9 +243,11 @@ def stepped_chunk(
             x_new = x + updates
             fin_v, fin_g = bool(np.isfinite(value)), bool(np.all(np.isfinite(grad)))
             fin_x = bool(np.all(np.isfinite(x_new)))
-            ok = alive and fin_v and fin_g and fin_x and not value > float(ceiling)
-            if alive and not ok:
-                reason = 1 if not fin_v else 2 if not fin_g else 3 if not fin_x else 4
+            explode, sink = bool(value > ceiling), bool(value < floor)
+            ok = alive and fin_v and fin_g and fin_x and not explode and not sink
+            if alive and not ok:  # the same codes as the compiled body (REASONS)
+                reason = (1 if not fin_v else 2 if not fin_g else 3 if not fin_x
+                          else 4 if explode else 5)
                 bad = int(np.argmax(~np.isfinite(x_new)) if not fin_x else
                           np.argmax(~np.isfinite(grad)) if not fin_g else
                           np.argmax(np.where(np.isfinite(updates), np.abs(updates), np.inf)))

@@ -23,6 +23,30 @@ from hesscli.curvature.base import DenseHessian, symmetrize
 from hesscli.jaxconf import jax_module
 
 DEFAULT_CHUNK = 128
+HVP_BATCH_BYTES = 12 * 2**20  # working memory of one batch of HVPs (about an L2/L3 slice)
+
+
+def hvp_batch_size(hvp_jitted: Any, example: Any, n: int) -> int:
+    """How many HVPs to batch when forming the dense Hessian.
+
+    Measured (``tests/benchmarks/bench_dense_hessian.py``): the best batch
+    depends on the HVP's working memory, not on n. A quadratic's HVP is a
+    matrix-vector product with a few n-vectors of temporaries, and batching
+    512 of them turns it into a fast matrix-matrix product; an MLP's HVP holds
+    the activations and their tangents for every sample, and batches above 32
+    fall out of cache and run 1.5–3× slower. So the batch is the power of two
+    whose total working memory (XLA's memory analysis of one HVP) fits
+    ``HVP_BATCH_BYTES``, between 8 and 512.
+    """
+    try:
+        mem = hvp_jitted.lower(example, example).compile().memory_analysis()
+        per_hvp = int(mem.temp_size_in_bytes) + int(mem.output_size_in_bytes)
+    except Exception:  # noqa: BLE001 - not every backend reports memory
+        return min(DEFAULT_CHUNK, n)
+    per_hvp = max(per_hvp, 8 * n)
+    fits = max(HVP_BATCH_BYTES // per_hvp, 1)
+    batch = 1 << (int(fits).bit_length() - 1)  # largest power of two that fits
+    return int(min(max(batch, 8), 512, n))
 
 
 def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
@@ -67,7 +91,7 @@ class ExactCurvature:
 
     method = "exact"
 
-    def __init__(self, objective: Objective, chunk: int = DEFAULT_CHUNK) -> None:
+    def __init__(self, objective: Objective, chunk: int | None = None) -> None:
         jax = jax_module()
         self.objective = objective
         self.n = objective.n
@@ -80,7 +104,10 @@ class ExactCurvature:
         self.value_fn = jax.jit(f)
         self.value_and_grad_fn = jax.jit(jax.value_and_grad(f))
         self.grad_fn = jax.jit(jax.grad(f))
-        self.hessian_fn = jax.jit(dense_from_hvp(hvp, self.n, jax.numpy.dtype(self.dtype), chunk))
+        self._hvp = hvp
+        self._example = example
+        self._chunk = chunk
+        self._hessian_fn: Any = None
 
     def _x(self, x: np.ndarray) -> Any:
         return np.asarray(x, dtype=self.dtype)
@@ -97,6 +124,22 @@ class ExactCurvature:
 
     def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.asarray(self.hvp_fn(self._x(x), self._x(v)), dtype=np.float64)
+
+    @property
+    def hessian_fn(self) -> Any:
+        """The jitted ``x -> H``, built on first use (choosing the HVP batch costs a compile)."""
+        if self._hessian_fn is None:
+            jax = jax_module()
+            chunk = self._chunk or hvp_batch_size(self.hvp_fn, self._example, self.n)
+            self.hessian_chunk = chunk
+            self._hessian_fn = jax.jit(
+                dense_from_hvp(self._hvp, self.n, jax.numpy.dtype(self.dtype), chunk)
+            )
+        return self._hessian_fn
+
+    @hessian_fn.setter
+    def hessian_fn(self, fn: Any) -> None:
+        self._hessian_fn = fn
 
     def hessian(self, x: np.ndarray) -> DenseHessian:
         matrix = np.asarray(self.hessian_fn(self._x(x)), dtype=np.float64)

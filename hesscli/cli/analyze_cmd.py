@@ -58,6 +58,7 @@ def command(
     from hesscli.cli.session import (
         chunked,
         curvature_for,
+        emit,
         fd_reason,
         load,
         meta,
@@ -114,18 +115,10 @@ def command(
         extra={"devices": parallel.devices, "processes": parallel.processes},
     )
     pending = expectations(expects, doc)
-    if not primary():
-        pass  # only process 0 prints; the others computed alongside it
-    elif fmt == "json":
-        from hesscli.render.jsonout import dump
+    from hesscli.render.analyze_view import render_analysis
 
-        dump(doc)
-    else:
-        from hesscli.render.analyze_view import render_analysis
-        from hesscli.render.console import stdout_console
-
-        rows = [("devices", parallel.describe())] if parallel.sharded else []
-        render_analysis(result, stdout_console(), rows=rows)
+    rows = [("devices", parallel.describe())] if parallel.sharded else []
+    emit(doc, fmt, lambda console: render_analysis(result, console, rows=rows))
     if verification is not None and verification.passed is False:
         from hesscli.errors import CheckFailed
 

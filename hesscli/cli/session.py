@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from hesscli import __version__
@@ -61,6 +62,23 @@ def native_stdout_to_stderr() -> None:
     os.dup2(2, 1)
     replace_report_stream(os.fdopen(saved, "w", encoding=getattr(old, "encoding", None)
                                     or "utf-8", buffering=1))
+
+
+def emit(doc: dict[str, Any], fmt: str, table: Callable[[Any], None]) -> None:
+    """Print the command's result: the JSON document, or ``table(console)``.
+
+    Only process 0 prints; in a multi-process run the others computed alongside it.
+    """
+    if not primary():
+        return
+    if fmt == "json":
+        from hesscli.render.jsonout import dump
+
+        dump(doc)
+    else:
+        from hesscli.render.console import stdout_console
+
+        table(stdout_console())
 
 
 def primary() -> bool:

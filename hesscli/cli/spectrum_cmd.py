@@ -55,6 +55,7 @@ def command(
     from hesscli.cli.session import (
         chunked,
         curvature_for,
+        emit,
         load,
         meta,
         parallel_of,
@@ -102,15 +103,7 @@ def command(
         trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
     ))
     pending = expectations(expects, doc)
-    if not primary():
-        pass  # only process 0 prints; the others computed alongside it
-    elif fmt == "json":
-        from hesscli.render.jsonout import dump
+    from hesscli.render.spectrum_view import render_spectrum
 
-        dump(doc)
-    else:
-        from hesscli.render.console import stdout_console
-        from hesscli.render.spectrum_view import render_spectrum
-
-        render_spectrum(report, stdout_console(), plot)
+    emit(doc, fmt, lambda console: render_spectrum(report, console, plot))
     pending.enforce()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +18,7 @@ from hesscli.analysis.verdicts import (
     eigen_tolerance,
     gradient_tolerance,
     inertia,
+    rounding_dimension,
 )
 from hesscli.analysis.verify import Verification
 from hesscli.bind import Objective
@@ -119,10 +119,7 @@ def analyze(
     lam = spectrum.eigenvalues
     x_norm = float(np.linalg.norm(x))
     scale = curvature_scale(lam, value, gnorm, x_norm)
-    # The dense eigensolver's backward error grows like n·ε·‖H‖; the matrix-free
-    # extremes carry their own residuals (spectrum.error) and HVP rounding that
-    # grows like √n·ε·‖H‖, so n there would widen float32 tolerances to ~‖H‖.
-    n_eff = objective.n if spectrum.complete else math.isqrt(objective.n - 1) + 1
+    n_eff = rounding_dimension(objective.n, spectrum.complete)
     tol_used = tol if tol is not None else eigen_tolerance(
         scale, n_eff, objective.dtype, spectrum.error
     )

@@ -17,7 +17,13 @@ import numpy as np
 from hesscli.analysis.density import Density, Trace, hutchinson_trace, slq_density
 from hesscli.analysis.matrix_free import extremes_of, linearizable, matrix_free_spectrum
 from hesscli.analysis.spectrum import Spectrum, dense_spectrum
-from hesscli.analysis.verdicts import Inertia, eigen_tolerance, inertia
+from hesscli.analysis.verdicts import (
+    Inertia,
+    curvature_scale,
+    eigen_tolerance,
+    inertia,
+    rounding_dimension,
+)
 from hesscli.bind import Objective
 from hesscli.curvature.lanczos import Extremes
 
@@ -98,8 +104,10 @@ def spectrum_report(
         else:
             hist = histogram(sp.eigenvalues, None, bins)
     lam = sp.eigenvalues
-    scale = float(np.max(np.abs(lam))) if lam.size else 0.0
-    tol = eigen_tolerance(scale, obj.n, obj.dtype, sp.error)
+    # the same zero tolerance as analyze (curvature scale, rounding dimension)
+    value, grad = curvature.value(x), curvature.gradient(x)
+    scale = curvature_scale(lam, value, float(np.linalg.norm(grad)), float(np.linalg.norm(x)))
+    tol = eigen_tolerance(scale, rounding_dimension(obj.n, sp.complete), obj.dtype, sp.error)
     return SpectrumReport(
         objective=obj.label, n=obj.n, method=curvature.method, dtype=obj.dtype, path=path,
         path_reason=path_reason, dense_bytes=dense_bytes, spectrum=sp, tolerance=tol,

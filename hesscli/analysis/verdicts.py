@@ -43,6 +43,14 @@ def curvature_scale(
                abs(gradient_norm) / length)
 
 
+def rounding_dimension(n: int, complete: bool) -> int:
+    """The n in :func:`eigen_tolerance`: n for a dense eigensolver (its backward
+    error grows like n·ε·‖H‖), ⌈√n⌉ for matrix-free extremes, which carry their own
+    residuals and whose HVP rounding grows like √n·ε·‖H‖ (n there would widen
+    float32 tolerances to about ‖H‖ at 10⁵ parameters)."""
+    return n if complete else math.isqrt(max(n, 1) - 1) + 1
+
+
 def eigen_tolerance(scale: float, n: int, dtype: str, error: float = 0.0) -> float:
     """The zero tolerance for eigenvalues: ``10·n·ε·scale + error``.
 

@@ -112,18 +112,23 @@ class ExactCurvature:
     def _x(self, x: np.ndarray) -> Any:
         return np.asarray(x, dtype=self.dtype)
 
+    @staticmethod
+    def _host(array: Any) -> np.ndarray:
+        """A result as a float64 NumPy array (the sharded backend gathers first)."""
+        return np.asarray(array, dtype=np.float64)
+
     def value(self, x: np.ndarray) -> float:
-        return float(self.value_fn(self._x(x)))
+        return float(self._host(self.value_fn(self._x(x))))
 
     def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = self.value_and_grad_fn(self._x(x))
-        return float(value), np.asarray(grad, dtype=np.float64)
+        return float(self._host(value)), self._host(grad)
 
     def gradient(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.grad_fn(self._x(x)), dtype=np.float64)
+        return self._host(self.grad_fn(self._x(x)))
 
     def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.asarray(self.hvp_fn(self._x(x), self._x(v)), dtype=np.float64)
+        return self._host(self.hvp_fn(self._x(x), self._x(v)))
 
     @property
     def hessian_fn(self) -> Any:
@@ -142,8 +147,7 @@ class ExactCurvature:
         self._hessian_fn = fn
 
     def hessian(self, x: np.ndarray) -> DenseHessian:
-        matrix = np.asarray(self.hessian_fn(self._x(x)), dtype=np.float64)
-        sym, _ = symmetrize(matrix)
+        sym, _ = symmetrize(self._host(self.hessian_fn(self._x(x))))
         # Autodiff's H is symmetric up to rounding in the last bits (≈1e-16 relative,
         # machine-dependent); DESIGN.md fixes symmetry_error = 0 for exact dense
         # Hessians, and the rounding is covered by the eigenvalue tolerance.

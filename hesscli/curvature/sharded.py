@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 
 from hesscli.bind import Objective
-from hesscli.curvature.base import DenseHessian, symmetrize
 from hesscli.curvature.exact import DEFAULT_CHUNK, ExactCurvature, dense_from_hvp
 from hesscli.devices import AXIS, Parallel
 from hesscli.errors import InputError
@@ -280,23 +279,11 @@ class ShardedCurvature(ExactCurvature):
     def _x(self, x: Any) -> Any:
         return put_global(np.asarray(x, dtype=self.dtype).reshape(-1), self.vector_sharding)
 
-    def value(self, x: np.ndarray) -> float:
-        return float(to_host(self.value_fn(self._x(x))))
-
-    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = self.value_and_grad_fn(self._x(x))
-        return float(to_host(value)), to_host(grad)
+    _host = staticmethod(to_host)  # value, gradient, HVP, Hessian: ExactCurvature's, gathered
 
     def gradient(self, x: np.ndarray) -> np.ndarray:
         # the value-and-gradient program serves both (one compile fewer; same cost to run)
         return self.value_and_gradient(x)[1]
-
-    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return to_host(self.hvp_fn(self._x(x), self._x(v)))
-
-    def hessian(self, x: np.ndarray) -> DenseHessian:
-        sym, asym = symmetrize(to_host(self.hessian_fn(self._x(x))))
-        return DenseHessian(sym, symmetry_error=asym)
 
 
 def hvp_mode(f: Any, operands: Any, example: Any) -> str:

@@ -305,11 +305,8 @@ def value_hessian(f: Values, x: np.ndarray, plan: Ladder, fx: float | None = Non
         rungs.append(d)
         rho.append(r)
         steps.append(h)
-    rungs_a, rho_a = np.array(rungs), np.array(rho)
-    out = combine(rungs_a, rho_a, plan)
-    kinks, error = _kinks(rungs_a, rho_a, out.error, steps[0], plan.ratio, jump_factor=2.0)
-    error = _cross_check(pilot, out.estimate, error, steps[0], diagonal=True)
-    return Estimate(out.estimate, error, f.count - start, kinks)
+    return _finish_ladder(rungs, rho, steps, plan, pilot, f.count - start,
+                          jump_factor=2.0, diagonal=True)
 
 
 def value_hvp(f: Values, x: np.ndarray, v: np.ndarray, dtype: str,
@@ -366,12 +363,9 @@ def gradient_hessian(g: Gradients, x: np.ndarray, plan: Ladder, pilot: Pilot | N
         rungs.append(d)
         rho.append(ROUND_GRADIENTS * e * np.broadcast_to(big / h, (n, n)))
         steps.append(h)
-    rungs_a, rho_a = np.array(rungs), np.array(rho)
-    ensure_finite(rungs_a[0], "finite-difference Hessian")
-    out = combine(rungs_a, rho_a, plan)
-    kinks, error = _kinks(rungs_a, rho_a, out.error, steps[0], plan.ratio, jump_factor=4.0)
-    error = _cross_check(pilot, out.estimate, error, steps[0], diagonal=False)
-    return Estimate(out.estimate, error, g.count - start, kinks)
+    ensure_finite(rungs[0], "finite-difference Hessian")
+    return _finish_ladder(rungs, rho, steps, plan, pilot, g.count - start,
+                          jump_factor=4.0, diagonal=False)
 
 
 def gradient_hvp(g: Gradients, x: np.ndarray, v: np.ndarray, plan: Ladder,
@@ -394,6 +388,19 @@ def gradient_hvp(g: Gradients, x: np.ndarray, v: np.ndarray, plan: Ladder,
 
 
 # ----------------------------------------------------------------------- kinks
+
+
+def _finish_ladder(
+    rungs: list[np.ndarray], rho: list[np.ndarray], steps: list[np.ndarray], plan: Ladder,
+    pilot: Pilot, evaluations: int, *, jump_factor: float, diagonal: bool,
+) -> Estimate:
+    """Extrapolate a Hessian ladder, flag kinks, cross-check against the pilot."""
+    rungs_a, rho_a = np.array(rungs), np.array(rho)
+    out = combine(rungs_a, rho_a, plan)
+    kinks, error = _kinks(rungs_a, rho_a, out.error, steps[0], plan.ratio,
+                          jump_factor=jump_factor)
+    error = _cross_check(pilot, out.estimate, error, steps[0], diagonal=diagonal)
+    return Estimate(out.estimate, error, evaluations, kinks)
 
 
 def _kinks(

@@ -6,9 +6,9 @@ import itertools
 from pathlib import Path
 
 from hesscli.analysis.analyze import Analysis, analyze
-from hesscli.bind import Objective, bind
 from hesscli.curvature.exact import ExactCurvature
-from hesscli.objective import load_file
+from hesscli.objective.bind import Objective, bind
+from hesscli.objective.files import load_file
 
 _count = itertools.count()
 

@@ -177,8 +177,8 @@ def main() -> None:
         res["basis"] = max_rel(np.asarray(basis), np.array(want))
         # Lanczos through the sharded backend: the Partial's data are arguments of the
         # kernel (not constants), the basis is split along n, the extremes are unchanged
-        from hesscli.analysis.matrix_free import basis_sharding, extremes_of
-        from hesscli.curvature.lanczos import _lanczos_program, split_operator
+        from hesscli.spectra.lanczos import _lanczos_program, split_operator
+        from hesscli.spectra.matrix_free import basis_sharding, extremes_of
 
         ex_sh = extremes_of(shp, objp.x, k=2, seed=0)
         ex_ref = extremes_of(refp, objp.x, k=2, seed=0)

@@ -196,7 +196,7 @@ def objective(x):
 x0 = jnp.zeros(1)
 """)
     code = (
-        "from hesscli.objective import load_file\n"
+        "from hesscli.objective.files import load_file\n"
         f"f = load_file({str(path)!r})\n"
         "print(f.module.c.dtype)\n"
     )
@@ -234,7 +234,7 @@ def test_float32_says_tolerances_widened():
 
 
 def test_identity_hessian_end_vectors_are_orthogonal():
-    from hesscli.analysis.spectrum import spectrum_of_matrix
+    from hesscli.spectra.spectrum import spectrum_of_matrix
 
     for m in (np.eye(3), np.zeros((2, 2))):
         sp = spectrum_of_matrix(m)

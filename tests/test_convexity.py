@@ -15,9 +15,9 @@ from hesscli.analysis.convexity import (
     convexity,
     dyadic,
 )
-from hesscli.bind import bind
 from hesscli.curvature.exact import ExactCurvature
-from hesscli.objective import load_file
+from hesscli.objective.bind import bind
+from hesscli.objective.files import load_file
 from hesscli.schemas import load_schema
 
 SCHEMA = load_schema("convexity")
@@ -322,7 +322,7 @@ def test_cli_numpy_objective_uses_values(hess, write):
 def test_spectrum_fn_plugs_in_and_lifts_the_dense_limit(monkeypatch):
     """A matrix-free spectrum can replace the dense one (and the dense size limit)."""
     import hesscli.analysis.convexity as cx
-    from hesscli.analysis.spectrum import spectrum_of_matrix
+    from hesscli.spectra.spectrum import spectrum_of_matrix
 
     obj, curv = bound("saddle", {"n": "3"})
     monkeypatch.setattr(cx, "DENSE_LIMIT", 2)

@@ -117,7 +117,7 @@ def test_kink_hinge_margin_one_in_analyze(hess, write):
 
 
 def test_kink_on_builtin_svm_at_a_margin(hess):
-    from hesscli.objective import load_file
+    from hesscli.objective.files import load_file
 
     svm = load_file("svm", {})
     X, y = np.asarray(svm.module.X), np.asarray(svm.module.y)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hesscli.bind import bind
 from hesscli.curvature import finite_diff
-from hesscli.objective import load_file
+from hesscli.objective.bind import bind
+from hesscli.objective.files import load_file
 
 C = 2 * np.pi * 159155
 TRUE_H = np.diag([0.2 - np.cos(C), 2.0])  # cos C = 1 to 1e-10: diag(−0.8, 2)

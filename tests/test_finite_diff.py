@@ -1,6 +1,6 @@
 """Finite-difference backends against analytic Hessians.
 
-Tolerances follow from the step-size analysis in ``hesscli.curvature.steps``
+Tolerances follow from the step-size analysis in ``hesscli.curvature.fd_steps``
 (ε = 2.2e-16, scales max(1, |xᵢ|) ≈ 1 here):
 
 * second differences of values, ``normal``: h = ε^(1/4) ≈ 1.2e-4, so the error
@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hesscli.bind import bind
 from hesscli.curvature import finite_diff
-from hesscli.curvature.steps import coordinate_steps, ladder, representable
-from hesscli.objective import load_file
+from hesscli.curvature.fd_steps import coordinate_steps, ladder, representable
+from hesscli.objective.bind import bind
+from hesscli.objective.files import load_file
 from tests.fd_helpers import (
     JAX_HINGE,
     JAX_SMOOTH,

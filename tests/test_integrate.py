@@ -80,7 +80,7 @@ def test_convexity_eigenvalue_test_goes_matrix_free_above_the_limit(hess, monkey
 
 
 def test_landscape_uses_the_matrix_free_spectrum_when_the_chooser_says_so(hess, monkeypatch):
-    import hesscli.curvature.paths as paths
+    import hesscli.spectra.paths as paths
 
     args = ("landscape", "mlp", "-p", "width=2", "-p", "samples=32", "--points", "5",
             "--grid", "3", "--format", "json")

@@ -16,12 +16,12 @@ import jsonschema
 import numpy as np
 import pytest
 
-from hesscli.analysis.density import hutchinson_trace, slq_density
-from hesscli.analysis.matrix_free import matrix_free_spectrum
-from hesscli.curvature.lanczos import arpack_extremes, lanczos_extremes
-from hesscli.curvature.paths import choose_path, dense_bytes
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
+from hesscli.spectra.density import hutchinson_trace, slq_density
+from hesscli.spectra.lanczos import arpack_extremes, lanczos_extremes
+from hesscli.spectra.matrix_free import matrix_free_spectrum
+from hesscli.spectra.paths import choose_path, dense_bytes
 
 jax = jax_module()
 jnp = jax.numpy
@@ -289,9 +289,9 @@ def test_lanczos_honours_float32(known):
 
 def test_chunked_objective_matches_full_data():
     """mean of chunk losses weighted by size == the full-data mean (3×16 + remainder 2)."""
-    from hesscli.chunked import with_chunks
     from hesscli.cli.session import load
     from hesscli.curvature.exact import ExactCurvature
+    from hesscli.objective.chunked import with_chunks
 
     obj = load("mlp", None, ("width=3", "samples=50"), seed=0, dtype="float64",
                method="auto")

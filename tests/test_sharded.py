@@ -337,7 +337,7 @@ def test_lanczos_takes_the_sharded_data_as_arguments(four):
 
 
 def test_lanczos_basis_budget_is_per_device():
-    from hesscli.curvature.lanczos import BASIS_BUDGET, max_steps_for
+    from hesscli.spectra.lanczos import BASIS_BUDGET, max_steps_for
 
     n = BASIS_BUDGET // 8 // 32  # a float64 basis of 32 rows fills the budget on one device
     one, four = max_steps_for(n, "float64"), max_steps_for(n, "float64", shards=4)

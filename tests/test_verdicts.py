@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from hesscli.analysis.spectrum import fix_sign, spectrum_of_matrix
 from hesscli.analysis.verdicts import (
     classify,
     condition_number,
@@ -11,6 +10,7 @@ from hesscli.analysis.verdicts import (
     eigen_tolerance,
     inertia,
 )
+from hesscli.spectra.spectrum import fix_sign, spectrum_of_matrix
 
 TOL = 1e-10
 
@@ -85,7 +85,7 @@ def test_fix_sign_is_deterministic():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 40])
 def test_end_vectors_match_full_eigh(n):
-    from hesscli.analysis.spectrum import eigvals_and_end_vectors
+    from hesscli.spectra.spectrum import eigvals_and_end_vectors
 
     rng = np.random.default_rng(n)
     a = rng.standard_normal((n, n))

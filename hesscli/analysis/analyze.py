@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hesscli.analysis.escape import Escape, escape_direction
-from hesscli.analysis.spectrum import Spectrum, dense_spectrum
 from hesscli.analysis.step import Stability, StepPrediction, predict_step, stability
 from hesscli.analysis.verdicts import (
     Inertia,
@@ -21,9 +20,10 @@ from hesscli.analysis.verdicts import (
     rounding_dimension,
 )
 from hesscli.analysis.verify import Verification
-from hesscli.bind import Objective
 from hesscli.curvature.base import Curvature, ensure_finite
-from hesscli.layout import Layout, top_entries
+from hesscli.objective.bind import Objective
+from hesscli.objective.layout import Layout, top_entries
+from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 
 
 @dataclass(frozen=True)

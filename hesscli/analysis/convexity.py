@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.analysis.spectrum import Spectrum, dense_spectrum
 from hesscli.analysis.verdicts import curvature_scale, eigen_tolerance, length_scale
-from hesscli.bind import Objective
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
-from hesscli.layout import Layout, top_entries
+from hesscli.objective.bind import Objective
+from hesscli.objective.layout import Layout, top_entries
+from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 
 DENSE_LIMIT = 2000  # n above which the dense eigenvalue test is skipped (n² memory, n HVPs)
 RTOL_FACTOR = 256.0  # rtol = RTOL_FACTOR · ε (see the module docstring)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hesscli.layout import Layout, leaf_shares, top_entries
+from hesscli.objective.layout import Layout, leaf_shares, top_entries
 
 
 @dataclass(frozen=True)

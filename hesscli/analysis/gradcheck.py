@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hesscli.bind import Objective
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
+from hesscli.objective.bind import Objective
 
 if TYPE_CHECKING:
     from hesscli.curvature.stencils import Estimate
@@ -141,8 +141,8 @@ def gradcheck(objective: Objective, accuracy: str = "normal", top: int = 5) -> G
         )
     from hesscli.curvature.evaluators import Gradients, Values
     from hesscli.curvature.exact import ExactCurvature
+    from hesscli.curvature.fd_steps import ladder
     from hesscli.curvature.stencils import gradient_hessian, value_gradient, value_hessian
-    from hesscli.curvature.steps import ladder
 
     x = np.asarray(objective.x, dtype=np.float64)
     n, dtype, layout = objective.n, objective.dtype, objective.layout

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from hesscli.analysis.analyze import Analysis, analyze
-from hesscli.analysis.spectrum import Spectrum
-from hesscli.bind import Objective
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
+from hesscli.objective.bind import Objective
+from hesscli.spectra.spectrum import Spectrum
 
 DIRECTIONS = ("grad", "max", "min")
 LABELS = {"grad": "−∇f/‖∇f‖", "max": "v(λmax)", "min": "v(λmin)"}

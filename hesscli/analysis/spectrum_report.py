@@ -2,7 +2,7 @@
 
 Dense path: every eigenvalue (LAPACK), the exact trace, the histogram of the
 eigenvalues themselves. Matrix-free path: the ``k`` extremes with residuals
-(:mod:`hesscli.curvature.lanczos`), Hutchinson's trace with its standard error
+(:mod:`hesscli.spectra.lanczos`), Hutchinson's trace with its standard error
 and, with ``density=True``, the SLQ density (:mod:`.density`), whose
 quadrature mass gives the histogram as *estimated* counts.
 """
@@ -14,9 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.analysis.density import Density, Trace, hutchinson_trace, slq_density
-from hesscli.analysis.matrix_free import extremes_of, linearizable, matrix_free_spectrum
-from hesscli.analysis.spectrum import Spectrum, dense_spectrum
 from hesscli.analysis.verdicts import (
     Inertia,
     curvature_scale,
@@ -24,8 +21,11 @@ from hesscli.analysis.verdicts import (
     inertia,
     rounding_dimension,
 )
-from hesscli.bind import Objective
-from hesscli.curvature.lanczos import Extremes
+from hesscli.objective.bind import Objective
+from hesscli.spectra.density import Density, Trace, hutchinson_trace, slq_density
+from hesscli.spectra.lanczos import Extremes
+from hesscli.spectra.matrix_free import extremes_of, linearizable, matrix_free_spectrum
+from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 
 BINS = 12
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hesscli.bind import Objective
 from hesscli.jaxconf import eps
+from hesscli.objective.bind import Objective
 
 SAFETY = 10.0
 
@@ -75,8 +75,8 @@ def verify_derivatives(objective: Objective, seed: int = 0) -> Verification:
         )
     from hesscli.curvature.evaluators import Gradients, Values
     from hesscli.curvature.exact import ExactCurvature
+    from hesscli.curvature.fd_steps import ladder
     from hesscli.curvature.stencils import gradient_hvp, gradient_pilot, value_directional
-    from hesscli.curvature.steps import ladder
 
     x = np.asarray(objective.x, dtype=np.float64)
     v = np.random.default_rng(seed).standard_normal(objective.n)

@@ -98,7 +98,7 @@ def command(
                 f"--save-escape {save_escape}: there is no escape direction here "
                 f"(no eigenvalue below −tol; classification {result.classification})"
             )
-        from hesscli.points import write_point
+        from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
             write_point(save_escape, obj.unravel(result.escape.direction))

@@ -109,7 +109,7 @@ def command(
     curvature, skipped, backend_notes = hessian_backend(obj, method, session.curvature_for)
     spectrum_fn = None
     if curvature is not None and skipped is None and hessian_points and obj.n > cx.DENSE_LIMIT:
-        from hesscli.analysis.matrix_free import spectrum_function
+        from hesscli.spectra.matrix_free import spectrum_function
 
         spectrum_fn = spectrum_function(seed=seed)
         notes += (f"eigenvalue test matrix-free: n = {obj.n} > {cx.DENSE_LIMIT}, λmin at each "

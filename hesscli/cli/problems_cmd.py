@@ -15,7 +15,7 @@ def command(fmt: str) -> None:
     Each built-in problem is an ordinary objective file; read it to learn the
     protocol (its path is shown with --format json).
     """
-    from hesscli.problems_index import all_problems
+    from hesscli.objective.problems_index import all_problems
 
     problems = all_problems()
     if fmt == "json":

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from hesscli import __version__
-from hesscli.bind import Objective, bind
 from hesscli.devices import Parallel
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
-from hesscli.objective import load_file
-from hesscli.params import parse_assignments
+from hesscli.objective.bind import Objective, bind
+from hesscli.objective.files import load_file
+from hesscli.objective.params import parse_assignments
 
 
 def load(
@@ -199,10 +199,10 @@ def nonnegative(name: str, value: float | None) -> float | None:
 
 
 def chunked(obj: Objective, chunk_size: int | None) -> tuple[Objective, tuple[str, ...]]:
-    """``--chunk-size``: the full-data objective in chunks (see :mod:`hesscli.chunked`)."""
+    """``--chunk-size``: the full-data objective in chunks (:mod:`hesscli.objective.chunked`)."""
     if chunk_size is None:
         return obj, ()
-    from hesscli.chunked import with_chunks
+    from hesscli.objective.chunked import with_chunks
 
     obj, note = with_chunks(obj, chunk_size)
     return obj, (note,)
@@ -218,12 +218,12 @@ def spectrum_for(
     ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``); ``--dense``
     beyond the available memory raises InputError (exit 2) with the size needed.
     """
-    from hesscli.curvature.paths import choose_path
+    from hesscli.spectra.paths import choose_path
 
     choice = choose_path(obj.n, path)
     if choice.path == "dense":
         return None, choice, ()
-    from hesscli.analysis.matrix_free import extremes_of, matrix_free_spectrum
+    from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
 
     ex = extremes_of(curvature, obj.x, k=k, seed=seed, solver=solver, rtol=rtol,
                      max_steps=max_steps)

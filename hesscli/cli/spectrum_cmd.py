@@ -62,7 +62,7 @@ def command(
         primary,
         start,
     )
-    from hesscli.curvature.paths import choose_path
+    from hesscli.spectra.paths import choose_path
 
     if sigma is not None and not sigma > 0:
         from hesscli.errors import InputError

@@ -35,7 +35,7 @@ def _value(text: str) -> Any:
 
 
 def optimizer_options(kw: dict[str, Any]) -> dict[str, Any]:
-    from hesscli.params import parse_assignments
+    from hesscli.objective.params import parse_assignments
 
     options = {k: kw[k] for k in OPT_FLAGS if kw.get(k) is not None}
     for key, raw in parse_assignments(kw["opt_extra"], "--opt").items():
@@ -245,7 +245,7 @@ class Runner:
             same = self.kw["resume"] is not None and Path(out).resolve() == Path(
                 self.kw["resume"]).resolve()
             if not same or resume.skipped:
-                from hesscli.points import atomic_write
+                from hesscli.objective.points import atomic_write
 
                 text = "".join(line + "\n" for line in resume.kept_lines)
                 atomic_write(Path(out), lambda fh: fh.write(text), mode="w")
@@ -338,7 +338,7 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
 
     show = primary()  # only process 0 prints and writes files; the others computed alongside
     if kw["save_point"] is not None and show:
-        from hesscli.points import write_point
+        from hesscli.objective.points import write_point
 
         write_point(kw["save_point"], obj.unravel(summaries[0].result.x))
     if kw["plot"] is not None and show:

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from hesscli.errors import ObjectiveError
-from hesscli.layout import Layout
+from hesscli.objective.layout import Layout
 
 
 @dataclass(frozen=True)

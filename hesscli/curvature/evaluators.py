@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.bind import Objective
 from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.jaxconf import jax_module
-from hesscli.objective import describe_exception
+from hesscli.objective.bind import Objective
+from hesscli.objective.files import describe_exception
 
 CHUNK = 256
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.bind import Objective
 from hesscli.curvature.base import DenseHessian, symmetrize
 from hesscli.jaxconf import jax_module
+from hesscli.objective.bind import Objective
 
 DEFAULT_CHUNK = 128
 HVP_BATCH_BYTES = 12 * 2**20  # working memory of one batch of HVPs (about an L2/L3 slice)

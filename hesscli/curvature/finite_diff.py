@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.bind import Objective
 from hesscli.curvature.base import DenseHessian, symmetrize
 from hesscli.curvature.evaluators import Gradients, Values
+from hesscli.curvature.fd_steps import ACCURACIES, ladder
 from hesscli.curvature.stencils import (
     PILOT_ABOVE,
     Estimate,
@@ -36,8 +36,8 @@ from hesscli.curvature.stencils import (
     value_hvp,
     value_pilot,
 )
-from hesscli.curvature.steps import ACCURACIES, ladder
 from hesscli.jaxconf import jax_module
+from hesscli.objective.bind import Objective
 
 
 def _dense(est: Estimate) -> DenseHessian:

@@ -35,7 +35,7 @@ other compiled code, the data stay sharded. Closed over by another ``jit``
 kernel's shardings propagate: a Krylov basis built from parameter-sharded
 vectors comes out sharded along n), but JAX then embeds the data in that
 program as a constant, replicated: pass the Partial as an argument to avoid it,
-as the Lanczos kernels do (:func:`hesscli.curvature.lanczos.split_operator`).
+as the Lanczos kernels do (:func:`hesscli.spectra.lanczos.split_operator`).
 ``f`` is the jitted value program, so ``jax.linearize(jax.grad(f), x)`` keeps
 the shardings too.
 """
@@ -47,11 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.bind import Objective
 from hesscli.curvature.exact import DEFAULT_CHUNK, ExactCurvature, dense_from_hvp
 from hesscli.devices import AXIS, Parallel
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
+from hesscli.objective.bind import Objective
 
 
 def padded_size(samples: int, devices: int) -> int:

@@ -35,7 +35,7 @@ import numpy as np
 
 from hesscli.curvature.base import Kinks, ensure_finite
 from hesscli.curvature.evaluators import Gradients, Values
-from hesscli.curvature.steps import (
+from hesscli.curvature.fd_steps import (
     Ladder,
     combine,
     coordinate_steps,

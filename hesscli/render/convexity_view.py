@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hesscli.analysis.convexity import NOT_CONVEX, Box, Convexity, Witness
-from hesscli.layout import Layout
+from hesscli.objective.layout import Layout
 from hesscli.render.numbers import num
 
 SHOW = 6  # coordinates of a point shown in the table

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hesscli.errors import InputError
-from hesscli.points import atomic_write
+from hesscli.objective.points import atomic_write
 
 FORMATS = (".png", ".svg")
 

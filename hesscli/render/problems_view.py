@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hesscli.problems_index import ProblemInfo
+from hesscli.objective.problems_index import ProblemInfo
 
 
 def render_problems(problems: list[ProblemInfo], console: Console) -> None:

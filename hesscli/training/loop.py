@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hesscli.bind import Objective
 from hesscli.errors import InputError
+from hesscli.objective.bind import Objective
 from hesscli.training.events import Event, EventTracker
 from hesscli.training.monitor import DENSE_LIMIT, MATRIX_FREE_NOTE, Record, monitor
 

@@ -4,7 +4,7 @@ The eigenvalues come from :func:`extreme_eigenvalues`, the one place that picks
 how: the dense Hessian's eigenvalues (exact backend, LAPACK) up to
 ``DENSE_LIMIT`` parameters, and above it the matrix-free extremes (Lanczos on
 Hessian-vector products, k = 1 at each end, the same solver as ``spectrum`` and
-``analyze`` use: :func:`hesscli.analysis.matrix_free.extremes_of`), whose
+``analyze`` use: :func:`hesscli.spectra.matrix_free.extremes_of`), whose
 largest residual is the error band.
 
 The step prediction is the article's Taylor argument for the plain gradient
@@ -63,8 +63,8 @@ def extreme_eigenvalues(
 
 
 def matrix_free_extremes(curvature: object, x: np.ndarray) -> Extremes:
-    """λmin and λmax from :func:`hesscli.analysis.matrix_free.extremes_of` (k = 1)."""
-    from hesscli.analysis.matrix_free import extremes_of
+    """λmin and λmax from :func:`hesscli.spectra.matrix_free.extremes_of` (k = 1)."""
+    from hesscli.spectra.matrix_free import extremes_of
 
     ex = extremes_of(curvature, np.asarray(x), k=1, seed=0)
     ensure_finite(ex.eigenvalues, "Hessian eigenvalues")

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from hesscli.analysis.analyze import Analysis, analyze
-from hesscli.bind import Objective
 from hesscli.errors import HesscliError, ObjectiveError
-from hesscli.objective import describe_exception
+from hesscli.objective.bind import Objective
+from hesscli.objective.files import describe_exception
 
 
 def final_analysis(obj: Objective, curvature: Any, x: np.ndarray, lr: float, *,
@@ -37,7 +37,7 @@ def final_analysis(obj: Objective, curvature: Any, x: np.ndarray, lr: float, *,
     try:
         spectrum = None
         if at.n > (DENSE_LIMIT if dense_limit is None else dense_limit):
-            from hesscli.analysis.matrix_free import extremes_of, matrix_free_spectrum
+            from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
 
             spectrum = matrix_free_spectrum(extremes_of(curvature, at.x, k=1, seed=0), at.dtype)
         return analyze(at, curvature, lr=lr, gtol=gtol, tol=tol, spectrum=spectrum)

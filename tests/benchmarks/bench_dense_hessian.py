@@ -101,7 +101,7 @@ def bench_hessians() -> list[dict[str, Any]]:
 def bench_eigen() -> list[dict[str, Any]]:
     import scipy.linalg
 
-    from hesscli.analysis.spectrum import eigvals_and_end_vectors
+    from hesscli.spectra.spectrum import eigvals_and_end_vectors
 
     rows = []
     rng = np.random.default_rng(1)

@@ -62,9 +62,9 @@ def _median_time(fn: Any, repeat: int = 3) -> tuple[float, Any]:
 def _case(name: str, source: str, exact_fn: Any, tmp: Path) -> list[dict[str, Any]]:
     import numdifftools as nd
 
-    from hesscli.bind import bind
     from hesscli.curvature.finite_diff import ValueDifferences
-    from hesscli.objective import load_file
+    from hesscli.objective.bind import bind
+    from hesscli.objective.files import load_file
 
     path = tmp / f"{name.replace(' ', '_').replace('=', '')}.py"
     path.write_text(source)

@@ -97,8 +97,8 @@ def reference(cur: Any, x: np.ndarray) -> dict[str, float]:
 
 def hesscli_runs(cur: Any, x: np.ndarray, ref: dict[str, float]) -> list[dict[str, Any]]:
     """Lanczos per end at several rtol, and ARPACK (hesscli's other solver)."""
-    from hesscli.analysis.matrix_free import linearizable
-    from hesscli.curvature.lanczos import arpack_extremes, lanczos_extremes
+    from hesscli.spectra.lanczos import arpack_extremes, lanczos_extremes
+    from hesscli.spectra.matrix_free import linearizable
 
     f = linearizable(cur)
     scale = abs(ref["lambda_max"])

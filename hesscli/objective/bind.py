@@ -16,9 +16,9 @@ import numpy as np
 
 from hesscli.errors import HesscliError, InputError, ObjectiveError
 from hesscli.jaxconf import jax_module
-from hesscli.layout import Layout, layout_of
-from hesscli.objective import ObjectiveFile, describe_exception
-from hesscli.points import read_point
+from hesscli.objective.files import ObjectiveFile, describe_exception
+from hesscli.objective.layout import Layout, layout_of
+from hesscli.objective.points import read_point
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,7 @@ def write_point(path: Path, tree: Any) -> None:
     """
     import jax
 
-    from hesscli.layout import path_to_str
+    from hesscli.objective.layout import path_to_str
 
     path = Path(path)
     suffix = path.suffix.lower()

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.bind import Objective
 from hesscli.errors import InputError, ObjectiveError
 from hesscli.jaxconf import eps, jax_module
-from hesscli.objective import describe_exception
+from hesscli.objective.bind import Objective
+from hesscli.objective.files import describe_exception
 
 
 def _samples(data: Any) -> int:

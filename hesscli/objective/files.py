@@ -3,7 +3,7 @@
 The result is an :class:`ObjectiveFile`: the user's function, the module it came
 from, its default point (if any), optional ``data``/``loss`` for stochastic
 training, and whether JAX can trace it. Turning it into a flat-vector function
-at a concrete point is :mod:`hesscli.bind`'s job.
+at a concrete point is :mod:`hesscli.objective.bind`'s job.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from types import ModuleType
 from typing import Any
 
 from hesscli.errors import HesscliError, InputError, ObjectiveError, closest
-from hesscli.params import overriding
-from hesscli.problems_index import problem_names, problem_path
+from hesscli.objective.params import overriding
+from hesscli.objective.problems_index import problem_names, problem_path
 
 _counter = itertools.count()
 

@@ -1,7 +1,7 @@
 """The matrix-free spectrum: extreme eigenpairs from HVPs, packaged for the verdicts.
 
-:func:`matrix_free_spectrum` turns an :class:`~hesscli.curvature.lanczos.Extremes`
-into a :class:`~hesscli.analysis.spectrum.Spectrum` with ``complete=False``,
+:func:`matrix_free_spectrum` turns an :class:`~hesscli.spectra.lanczos.Extremes`
+into a :class:`~hesscli.spectra.spectrum.Spectrum` with ``complete=False``,
 ``path="matrix-free"``, the residuals, and ``error`` = the largest residual:
 for a symmetric matrix every Ritz value θ with residual ‖Hv − θv‖ = r has an
 eigenvalue within r of it, so the verdict tolerance (which adds ``error``)
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.analysis.spectrum import Spectrum, fix_sign
-from hesscli.curvature.lanczos import SOLVERS, Extremes
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
+from hesscli.spectra.lanczos import SOLVERS, Extremes
+from hesscli.spectra.spectrum import Spectrum, fix_sign
 
 
 def extremes_of(

@@ -18,7 +18,7 @@ import scipy.linalg
 import scipy.linalg.lapack
 
 from hesscli.curvature.base import Curvature, Kinks, ensure_finite
-from hesscli.layout import Layout
+from hesscli.objective.layout import Layout
 
 
 @dataclass(frozen=True)

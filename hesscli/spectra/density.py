@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.lanczos import BLOCK, lanczos_kernel, split_operator, tridiag_eigh
 from hesscli.jaxconf import jax_module
+from hesscli.spectra.lanczos import BLOCK, lanczos_kernel, split_operator, tridiag_eigh
 
 DEFAULT_PROBES = 8
 DEFAULT_STEPS = 80
@@ -132,7 +132,7 @@ _KERNELS: dict[Any, Any] = {}
 
 def _hutchinson_kernel(hvp_fn: Any, dtype: str) -> Any:
     """Jitted ``samples(x, keys)``; a Partial ``hvp_fn`` (sharded data) is an argument
-    rather than a constant (see :func:`hesscli.curvature.lanczos.split_operator`)."""
+    rather than a constant (see :func:`hesscli.spectra.lanczos.split_operator`)."""
     jax = jax_module()
     (static, _), (dynamic, _) = split_operator(hvp_fn, None)
     key_ = (static, jax.tree_util.tree_structure(dynamic), dtype)

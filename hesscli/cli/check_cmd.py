@@ -34,27 +34,15 @@ def command(spec: str, fmt: str) -> None:
             step_increases_loss: false
             convexity: {box: [-3, 3], samples: 500, verdict: no_violation_found}
     """
-    from hesscli.checks.run import run_spec
-    from hesscli.checks.spec import read_spec
-    from hesscli.cli import session
+    from hesscli import api
+    from hesscli.cli.session import emit
     from hesscli.errors import CheckFailed
 
-    parsed = read_spec(spec)
-    report = run_spec(parsed, session)  # type: ignore[arg-type]
-    if fmt == "json":
-        from hesscli.render.check_view import report_document
-        from hesscli.render.jsonout import dump
+    res = api.check(spec)
+    report = res.value
+    from hesscli.render.check_view import render_report
 
-        seeds = sorted({c.seed for c in parsed.checks})
-        dtypes = sorted({c.dtype for c in parsed.checks})
-        dump(report_document(report, session.meta(
-            seeds[0] if len(seeds) == 1 else None,  # type: ignore[arg-type]
-            dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec)))
-    else:
-        from hesscli.render.check_view import render_report
-        from hesscli.render.console import stdout_console
-
-        render_report(report, stdout_console())
+    emit(res.document(), fmt, lambda console: render_report(report, console))
     if not report.passed:
         ok, total = report.counts
         from hesscli.render.check_view import measured_text

@@ -160,3 +160,42 @@ def test_example_spec_passes(hess):
 def test_missing_spec_file(hess, tmp_path):
     res = hess("check", tmp_path / "nope.yaml")
     assert res.exit_code == 2 and "does not exist" in res.stderr
+
+
+def test_check_goes_matrix_free_above_the_dense_budget_like_analyze(hess, tmp_path,
+                                                                   monkeypatch):
+    """saddle n=6: H = diag(1, 1, 1, 1, 1, −1) at zeros; over budget the check's analysis
+    is the matrix-free one (the same path analyze takes), and its verdicts still hold."""
+    import hesscli.spectra.matrix_free as matrix_free
+    import hesscli.spectra.paths as paths
+
+    spec = tmp_path / "big.yaml"
+    spec.write_text("""
+checks:
+  - objective: saddle
+    params: {n: 6}
+    at: zeros
+    expect:
+      classification: saddle_point
+      lambda_min: {min: -1.000001, max: -0.999999}
+      lambda_max: {min: 0.999999, max: 1.000001}
+""")
+    runs = []
+    real = matrix_free.extremes_of
+
+    def spy(*args, **kwargs):
+        runs.append(kwargs.get("k"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(matrix_free, "extremes_of", spy)
+    dense = hess("check", spec, "--format", "json")
+    assert dense.exit_code == 0, dense.output
+    assert runs == []  # within the budget: the dense Hessian
+    monkeypatch.setattr(paths, "DENSE_BUDGET", 0)
+    free = hess("check", spec, "--format", "json")
+    assert free.exit_code == 0, free.output
+    assert runs == [1]  # one matrix-free run, k = 1 at each end (analyze's default)
+    analyze = hess("analyze", "saddle", "-p", "n=6", "--at", "zeros", "--format", "json")
+    assert analyze.json()["path"] == "matrix-free"
+    measured = {r["key"]: r["measured"] for r in free.json()["checks"][0]["results"]}
+    assert measured["lambda_min"] == pytest.approx(analyze.json()["lambda_min"], abs=1e-9)

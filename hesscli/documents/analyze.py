@@ -26,6 +26,8 @@ def analysis_document(
         "gradient_tolerance": a.gtol,
         "eigenvalues": a.spectrum.eigenvalues,
         "eigenvalues_complete": a.spectrum.complete,
+        "lambda_min": a.spectrum.lambda_min,
+        "lambda_max": a.spectrum.lambda_max,
         "inertia": a.inertia,
         "tolerance": a.tolerance,
         "symmetry_error": a.spectrum.symmetry_error,

@@ -62,3 +62,49 @@ class FDSource(StrEnum):
 
     VALUES = "function values"
     GRADIENTS = "gradient differences"
+
+
+class Classification(StrEnum):
+    """What the point is (``classification`` in analyze, landscape, train)."""
+
+    LOCAL_MINIMUM = "local_minimum"
+    LOCAL_MAXIMUM = "local_maximum"
+    SADDLE_POINT = "saddle_point"
+    DEGENERATE = "degenerate"  # critical, but the second-order test is silent
+    NOT_CRITICAL = "not_critical"
+    UNDETERMINED = "undetermined"  # the numbers cannot support any of the above
+
+
+class Definiteness(StrEnum):
+    """The Hessian's definiteness (``definiteness`` in analyze)."""
+
+    POSITIVE_DEFINITE = "positive_definite"
+    POSITIVE_SEMIDEFINITE = "positive_semidefinite"
+    NEGATIVE_DEFINITE = "negative_definite"
+    NEGATIVE_SEMIDEFINITE = "negative_semidefinite"
+    INDEFINITE = "indefinite"
+    ZERO = "zero"
+    UNDETERMINED = "undetermined"
+
+
+class ConvexityVerdict(StrEnum):
+    """The convexity test's verdict: a proof of non-convexity, or evidence only."""
+
+    NOT_CONVEX = "not_convex"
+    NO_VIOLATION_FOUND = "no_violation_found"
+
+
+class EventKind(StrEnum):
+    """What ``train`` reports along a run (``events[].kind``, ``--fail-on``)."""
+
+    STALLED = "stalled"
+    AT_SADDLE = "at_saddle"
+    ESCAPED_SADDLE = "escaped_saddle"
+    REACHED_MINIMUM = "reached_minimum"
+    UNSTABLE = "unstable"
+    DIVERGED = "diverged"
+
+
+def words(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The enum's strings, in declaration order (for choices and messages)."""
+    return tuple(member.value for member in enum)

@@ -25,6 +25,7 @@ from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
 from hesscli.spectra.spectrum import Spectrum
+from hesscli.vocab import Classification, Definiteness, Dtype, FDAccuracy, FDSource, Method
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class NonSmooth:
 class FDInfo:
     """How finite differences were used: from what, how hard, at what cost, and why."""
 
-    source: str  # "function values" | "gradient differences"
-    accuracy: str  # "normal" | "high"
+    source: FDSource
+    accuracy: FDAccuracy
     evaluations: int  # function (or gradient) evaluations
     hessian_error: float  # ‖E‖_F estimate, added to the eigenvalue tolerance
     why: str
@@ -58,7 +59,7 @@ class FDInfo:
 class Analysis:
     objective: str
     n: int
-    method: str
+    method: Method
     dtype: str
     value: float
     gradient_norm: float
@@ -67,9 +68,9 @@ class Analysis:
     spectrum: Spectrum
     tolerance: float
     inertia: Inertia
-    definiteness: str
+    definiteness: Definiteness
     critical: bool
-    classification: str
+    classification: Classification
     condition_number: float | None
     step: StepPrediction | None
     stability: Stability
@@ -141,7 +142,7 @@ def analyze(
     critical = gnorm <= gtol_used
     if nonsmooth is not None:
         critical = gnorm <= gtol_used + nonsmooth.gradient_band
-        kind = "degenerate" if critical else "not_critical"
+        kind = Classification.DEGENERATE if critical else Classification.NOT_CRITICAL
 
     step = None
     if gnorm > grad_error:  # an FD gradient inside its error band is no direction
@@ -192,7 +193,7 @@ def analyze(
 
 def precision_notes(dtype: str, tol: float, gtol: float) -> tuple[str, ...]:
     """What float32 costs: the tolerances scale with ε, 5·10⁸ times float64's."""
-    if dtype != "float32":
+    if dtype != Dtype.FLOAT32:
         return ()
     from hesscli.jaxconf import eps
 

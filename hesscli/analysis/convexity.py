@@ -47,14 +47,14 @@ from hesscli.objective.layout import Layout, top_entries
 from hesscli.spectra.paths import PathChoice
 from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
 from hesscli.spectra.spectrum import Spectrum
-from hesscli.vocab import Path
+from hesscli.vocab import ConvexityVerdict, Path
 
 RTOL_FACTOR = 256.0  # rtol = RTOL_FACTOR · ε (see the module docstring)
 SHORT_FRACTION = 0.1  # short pairs: y within this fraction of the region's size of x
 BATCH = 256  # points per vmapped evaluation
 
-NOT_CONVEX = "not_convex"
-NO_VIOLATION = "no_violation_found"
+NOT_CONVEX = ConvexityVerdict.NOT_CONVEX
+NO_VIOLATION = ConvexityVerdict.NO_VIOLATION_FOUND
 EVIDENCE = (
     "No violation found in the samples. Sampling is evidence, not proof: a violation "
     "in a part of the region the samples missed is still possible."
@@ -200,11 +200,11 @@ class HessianTest:
 class Convexity:
     objective: str
     n: int
-    method: str
+    method: str  # a Method, or "values" when no curvature backend ran
     dtype: str
     region: Region
     seed: int
-    verdict: str
+    verdict: ConvexityVerdict
     midpoint: MidpointTest
     hessian: HessianTest
     witness: Witness | None

@@ -33,6 +33,7 @@ from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
 from hesscli.spectra.policy import SpectrumPolicy
 from hesscli.spectra.spectrum import Spectrum
+from hesscli.vocab import Classification, Method
 
 DIRECTIONS = ("grad", "max", "min")
 LABELS = {"grad": "−∇f/‖∇f‖", "max": "v(λmax)", "min": "v(λmin)"}
@@ -95,11 +96,11 @@ class Grid:
 class Landscape:
     objective: str
     n: int
-    method: str
+    method: Method
     dtype: str
     value: float
     gradient_norm: float
-    classification: str
+    classification: Classification
     lambda_min: float
     lambda_max: float
     radius: float

@@ -27,7 +27,7 @@ from hesscli.spectra.lanczos import Extremes
 from hesscli.spectra.paths import PathChoice
 from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
 from hesscli.spectra.spectrum import Spectrum
-from hesscli.vocab import Path
+from hesscli.vocab import Method, Path
 
 BINS = 12
 
@@ -45,9 +45,9 @@ class Histogram:
 class SpectrumReport:
     objective: str
     n: int
-    method: str
+    method: Method
     dtype: str
-    path: str
+    path: Path
     path_reason: str
     dense_bytes: int
     spectrum: Spectrum

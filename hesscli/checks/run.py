@@ -15,19 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hesscli import api
-from hesscli.checks.registry import KINDS, Measured
+from hesscli.checks.registry import ANALYSES, measure
 from hesscli.checks.spec import CheckSpec, Spec
 from hesscli.errors import HesscliError, InputError
-
-
-@dataclass(frozen=True)
-class Outcome:
-    key: str
-    path: str
-    expected: str
-    measured: Any
-    passed: bool
-    detail: str
+from hesscli.expect import Expectation, Outcome
 
 
 @dataclass(frozen=True)
@@ -67,15 +58,18 @@ class CheckContext:
         self.obj = api.load(check.objective, check.at, check.params, seed=check.seed,
                             dtype=check.dtype, method=check.method)
         self._analysis: api.Result | None = None
+        self._document: dict[str, Any] = {}
         self._convexity: dict[str, Any] = {}
         self._gradcheck: Any = None
 
-    def analysis(self) -> Any:
+    def analysis(self) -> dict[str, Any]:
+        """The ``hesscli.analyze/1`` document of the check's point (what ``analyze`` prints)."""
         if self._analysis is None:
             c = self.check
             self._analysis = api.analyze(self.obj, method=c.method, dtype=c.dtype, seed=c.seed,
                                          lr=c.lr, gtol=c.gtol, tol=c.tol)
-        return self._analysis.value
+            self._document = self._analysis.to_json()
+        return self._document
 
     def convexity(self, options: dict[str, Any]) -> Any:
         key = json.dumps({k: v for k, v in options.items() if k != "verdict"}, sort_keys=True)
@@ -107,10 +101,13 @@ def run_check(check: CheckSpec) -> CheckResult:
         ctx = CheckContext(check)
         outcomes = []
         for exp in check.expectations:
-            kind = KINDS[exp.key]
-            measured: Measured = kind.measure(ctx, exp.value)
-            outcomes.append(Outcome(exp.key, exp.path, kind.expected_text(exp.value),
-                                    measured.value, measured.passed, measured.detail))
+            if exp.expectation is not None:
+                outcomes.append(measure(ctx, exp.expectation))
+                continue
+            kind = ANALYSES[exp.key]
+            value, passed, detail = kind.measure(ctx, exp.value)
+            said = Expectation(exp.path, exp.key, "=", kind.expected_text(exp.value))
+            outcomes.append(Outcome(said, value, passed, detail=detail))
     except HesscliError as exc:
         exc.args = (f"check {check.name!r}: {exc}",)
         raise

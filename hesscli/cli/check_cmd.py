@@ -14,11 +14,14 @@ def command(spec: str, fmt: str) -> None:
     """Run the checks of SPEC.yaml and report pass/fail per expectation.
 
     Each check names an objective, a point, options (method, dtype, seed, lr,
-    params) and expectations: classification, definiteness, critical, lambda_min /
-    lambda_max / condition_number / gradient_norm / value bounds ({min, max}),
-    negative_eigenvalues, step_increases_loss, stable, a convexity verdict over a
-    region. Exit 1 when an expectation fails (after the report), 2 when the spec is
-    invalid (nothing runs), 3 when an objective fails.
+    params) and expectations: dotted paths of the analyze JSON document, as
+    --expect takes them (classification, definiteness, critical, lambda_min,
+    inertia.negative, stability.stable, step.increases_loss, ...) with a word,
+    a list of words, true/false or {min, max} bounds as the field's type asks;
+    the aliases negative_eigenvalues, stable and step_increases_loss; a
+    convexity verdict over a region; gradcheck passed/failed. Exit 1 when an
+    expectation fails (after the report), 2 when the spec is invalid (nothing
+    runs), 3 when an objective fails.
 
     \b
     Example checks.yaml:
@@ -31,7 +34,7 @@ def command(spec: str, fmt: str) -> None:
             definiteness: positive_definite
             lambda_min: {min: 0.1}
             condition_number: {max: 1.0e4}
-            step_increases_loss: false
+            step.increases_loss: false
             convexity: {box: [-3, 3], samples: 500, verdict: no_violation_found}
     """
     from hesscli import api

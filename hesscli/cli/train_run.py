@@ -14,11 +14,11 @@ from typing import Any
 import click
 
 from hesscli.errors import CheckFailed, InputError
+from hesscli.vocab import EventKind, words
 
 OPT_FLAGS = ("momentum", "nesterov", "b1", "b2", "eps", "weight_decay", "decay")
 SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv")
-EVENT_KINDS = ("stalled", "at_saddle", "escaped_saddle", "reached_minimum", "unstable",
-               "diverged")
+EVENT_KINDS = words(EventKind)
 
 
 def _value(text: str) -> Any:

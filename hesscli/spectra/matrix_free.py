@@ -20,6 +20,7 @@ from hesscli.errors import InputError
 from hesscli.jaxconf import eps
 from hesscli.spectra.lanczos import SOLVERS, Extremes
 from hesscli.spectra.spectrum import Spectrum, fix_sign
+from hesscli.vocab import Dtype, Path
 
 
 def extremes_of(
@@ -89,7 +90,7 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
             f"NOT CONVERGED: {len(bad)} eigenpair(s) above the residual target: {listed}; "
             "their residuals widen the verdict tolerance. Raise --max-steps or --rtol"
         )
-    if dtype == "float32":
+    if dtype == Dtype.FLOAT32:
         notes.append(
             f"float32: tolerances widened (ε = {num(eps('float32'))}, residual target "
             f"rtol {num(ex.rtol)})"
@@ -107,6 +108,6 @@ def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
         symmetry_error=0.0,
         error=float(np.max(ex.residuals)) if ex.residuals.size else 0.0,
         residuals=np.asarray(ex.residuals, dtype=np.float64),
-        path="matrix-free",
+        path=Path.MATRIX_FREE,
         notes=extremes_notes(ex, dtype),
     )

@@ -34,7 +34,7 @@ from hesscli.objective.bind import Objective
 from hesscli.spectra.paths import choose_path
 from hesscli.training.events import Event, EventTracker
 from hesscli.training.monitor import MATRIX_FREE_NOTE, Record, monitor
-from hesscli.vocab import Path, PathRequest
+from hesscli.vocab import EventKind, Path, PathRequest
 
 EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above (or below) its start is no longer training
 
@@ -401,7 +401,7 @@ def train(
             name = obj.layout.name(index)
             what = REASONS.get(code, "diverged")
             last = float(np.asarray(values)[valid_np.sum() - 1]) if valid_np.any() else None
-            event = Event(new_step, "diverged",
+            event = Event(new_step, EventKind.DIVERGED,
                           f"diverged at step {new_step}: {what}; {name} blew up first",
                           {"reason": what, "parameter": name, "index": index,
                            "value": last})

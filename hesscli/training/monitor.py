@@ -39,7 +39,7 @@ class Extremes:
 
     lambda_min: float
     lambda_max: float
-    path: str  # "dense" | "matrix-free"
+    path: Path
     error: float = 0.0  # absolute error band beyond rounding (Lanczos residuals, fd)
 
 

@@ -130,6 +130,38 @@ def _point_text(at: Any) -> str | None:
     return at if at is None or isinstance(at, str) else "<python object>"
 
 
+NOT_OPTIONS = ("objective", "seed", "dtype", "curvature")  # recorded elsewhere, or not data
+
+
+def _meta(call: dict[str, Any], parallel: Parallel | None = None,
+          **resolved: Any) -> dict[str, Any]:
+    """The ``meta`` block from a call's arguments (``call``: the function's ``locals()``
+    on entry), as JSON-able values; ``resolved`` replaces defaults worked out later."""
+    from hesscli.documents.meta import meta
+
+    options: dict[str, Any] = {}
+    for name, value in call.items():
+        if name in NOT_OPTIONS:
+            continue
+        if name in ("at", "around"):
+            value = _point_text(value)
+        elif name == "params":
+            value = list(_assignments(value))
+        elif name == "devices":
+            value = str(value)
+        elif name == "path":
+            value = value or "auto"
+        elif name == "plot":
+            value = str(value) if value else None
+        elif name == "boxes":
+            value = [b if isinstance(b, str) else f"{b[0]!r},{b[1]!r}" for b in value]
+        elif name == "options":
+            value = dict(value or {})
+        options[name] = value
+    options.update(resolved)
+    return meta(call.get("seed"), call.get("dtype", "float64"), parallel=parallel, **options)
+
+
 def _backend(
     obj: Objective, method: str, accuracy: str = "normal", devices: int | str = 1,
     curvature: Curvature | None = None,
@@ -159,10 +191,10 @@ def analyze(
     The spectrum is dense when it fits the memory budget, else the ``k``
     extremes from Hessian-vector products (``path`` forces dense|matrix-free).
     """
+    call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
     from hesscli.documents.analyze import analysis_document
-    from hesscli.documents.meta import meta
     from hesscli.spectra.policy import SpectrumPolicy
     from hesscli.validate import nonnegative, positive
 
@@ -184,11 +216,7 @@ def analyze(
     result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
                           policy=policy, notes=notes + chunk_notes, verification=verification,
                           fd_why=fd_reason(obj, method))
-    info = meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol,
-                at=_point_text(at), params=list(_assignments(params)), escape_step=escape_step,
-                fd_accuracy=fd_accuracy, verify=verify, devices=str(devices),
-                path=path or "auto", k=k, eigensolver=eigensolver, rtol=rtol,
-                max_steps=max_steps, chunk_size=chunk_size)
+    info = _meta(call, parallel)
     with_direction = obj.n <= 1000
     extra = {"devices": parallel.devices, "processes": parallel.processes}
 
@@ -212,9 +240,9 @@ def spectrum(
 
     ``plot`` is only recorded in ``meta`` (the CLI draws the figure).
     """
+    call = dict(locals())
     from hesscli.analysis.spectrum_report import spectrum_report
     from hesscli.curvature.choose import chunked
-    from hesscli.documents.meta import meta
     from hesscli.documents.spectrum import spectrum_document
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy, choose
@@ -235,12 +263,7 @@ def spectrum(
     report = spectrum_report(obj, backend, policy=policy, choice=choice, density=density,
                              probes=probes, steps=steps, sigma=sigma,
                              trace_probes=trace_probes, bins=bins, notes=notes)
-    info = meta(seed, dtype, parallel=backend.parallel, method=method, devices=str(devices),
-                at=_point_text(at), params=list(_assignments(params)), path=path or "auto",
-                k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
-                chunk_size=chunk_size, density=density, probes=probes, steps=steps,
-                sigma=sigma, trace_probes=trace_probes, bins=bins,
-                plot=str(plot) if plot else None)
+    info = _meta(call, backend.parallel)
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
 
 
@@ -253,10 +276,10 @@ def gradcheck(
 
     ``res.passed`` is False when they disagree (the CLI then exits 1).
     """
+    call = dict(locals())
     from hesscli.analysis.gradcheck import gradcheck as run_gradcheck
     from hesscli.devices import Parallel
     from hesscli.documents.gradcheck import gradcheck_document
-    from hesscli.documents.meta import meta
     from hesscli.errors import InputError
 
     if method == "fd":
@@ -266,8 +289,7 @@ def gradcheck(
         raise InputError(f"--top must be at least 1; got {top}")
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     result = run_gradcheck(obj, fd_accuracy, top=top)
-    info = meta(seed, dtype, method=method, at=_point_text(at),
-                params=list(_assignments(params)), fd_accuracy=fd_accuracy, top=top)
+    info = _meta(call)
 
     def document(r: Any, m: dict[str, Any]) -> dict[str, Any]:
         return gradcheck_document(r, m, top)
@@ -304,11 +326,11 @@ def convexity(
     coordinate), or the ball of ``radius`` around ``around`` (default: the
     objective's own point).
     """
+    call = dict(locals())
     from hesscli.analysis.convexity import ball, box
     from hesscli.analysis.convexity import convexity as run_convexity
     from hesscli.curvature.choose import curvature_for
     from hesscli.documents.convexity import convexity_document
-    from hesscli.documents.meta import meta
     from hesscli.errors import InputError
     from hesscli.validate import nonnegative
 
@@ -344,11 +366,7 @@ def convexity(
         backend, backend_notes = curvature_for(obj, method)
     result = run_convexity(obj, backend, region, pairs=samples, hessian_points=hessian_points,
                            seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes)
-    info = meta(seed, dtype, method=method,
-                boxes=[b if isinstance(b, str) else f"{b[0]!r},{b[1]!r}" for b in boxes],
-                around=_point_text(around), radius=radius, samples=samples,
-                hessian_points=hessian_points, rtol=rtol, atol=atol,
-                params=list(_assignments(params)))
+    info = _meta(call)
     with_points = obj.n <= 1000
 
     def document(c: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -382,9 +400,9 @@ def landscape(
 ) -> Result:
     """``hesscli landscape``: slices of f along the gradient and the extreme eigenvectors,
     and on a plane of two of them, with the quadratic model and the gradient step."""
+    call = dict(locals())
     from hesscli.analysis.landscape import landscape as run_landscape
     from hesscli.documents.landscape import landscape_document
-    from hesscli.documents.meta import meta
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy
     from hesscli.validate import positive
@@ -400,8 +418,7 @@ def landscape(
     # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
     result = run_landscape(obj, backend, lr=lr, radius=radius, plane=chosen, points=points,
                            grid=grid, policy=SpectrumPolicy(k=1, seed=seed), notes=notes)
-    info = meta(seed, dtype, method=method, lr=lr, radius=radius, plane=plane, points=points,
-                grid=grid, at=_point_text(at), params=list(_assignments(params)))
+    info = _meta(call)
     with_direction = obj.n <= 1000
 
     def document(ls: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -424,7 +441,7 @@ def train(
     is the radius of Ge et al.'s sphere noise (None: none). The progress bar,
     the JSONL log, ``--resume`` and ``--compare`` are the command's.
     """
-    from hesscli.documents.meta import meta
+    call = dict(locals())
     from hesscli.documents.train import train_document
     from hesscli.errors import InputError
     from hesscli.training.loop import TrainConfig, minibatch_for
@@ -448,11 +465,7 @@ def train(
     resolved_options(config.optimizer, config.options)
     summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
                   curvature_on=curvature_on)
-    info = meta(seed, dtype, parallel=backend.parallel, optimizer=optimizer, lr=lr,
-                steps=steps, options=dict(options or {}), batch_size=batch_size, noise=noise,
-                noise_steps=noise_steps, monitor_every=every, curvature_on=curvature_on,
-                gtol=gtol, tol=tol, devices=str(devices), at=_point_text(at),
-                params=list(_assignments(params)))
+    info = _meta(call, backend.parallel, monitor_every=every)
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 

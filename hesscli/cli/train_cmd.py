@@ -91,6 +91,6 @@ def command(**kw: Any) -> None:
       hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
       hesscli train mlp --batch-size 32 --devices all   # data sharded over every device
     """
-    from hesscli.cli.train_run import run_command
+    from hesscli.cli.train_run import TrainOptions, run_command
 
-    run_command(kw)
+    run_command(TrainOptions(**kw))

@@ -69,7 +69,7 @@ from hesscli.cli.options import devices_options, expect_option, objective_option
 @click.option("--fail-on", default=None, metavar="KINDS",
               help="Exit 1 when any of these events happened (e.g. diverged,unstable).")
 @expect_option
-def command(**kw: Any) -> None:
+def command(**_options: Any) -> None:
     """Train with an optax optimizer (optionally noisy) and watch the curvature.
 
     Every --monitor-every steps the run logs the value, the gradient norm, the
@@ -91,6 +91,7 @@ def command(**kw: Any) -> None:
       hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
       hesscli train mlp --batch-size 32 --devices all   # data sharded over every device
     """
+    from hesscli.cli.context import App
     from hesscli.cli.train_run import TrainOptions, run_command
 
-    run_command(TrainOptions(**kw))
+    run_command(TrainOptions(**App.current().params))

@@ -2,7 +2,7 @@
 
 Commands are imported lazily (``hesscli --help`` must not import JAX), and every
 exit goes through :class:`HessGroup.invoke`, which turns :class:`HesscliError`
-into ``error: <message>`` on stderr and DESIGN.md's exit code.
+into ``error: <message>`` on stderr and the error's exit code.
 """
 
 from __future__ import annotations

@@ -46,17 +46,17 @@ __all__ = [
 class Result:
     """What one analysis returned, and how to write it as the command's JSON document.
 
-    ``value`` is the analysis's own frozen result (:class:`~hesscli.analysis.analyze.Analysis`,
+    ``output`` is the analysis's own frozen result (:class:`~hesscli.analysis.analyze.Analysis`,
     :class:`~hesscli.analysis.spectrum_report.SpectrumReport`, ...); its attributes
-    are readable on the result itself (``res.classification``). ``objective`` is
-    the bound objective, ``curvature`` the backend (pass it as ``curvature=`` to
-    a later call on the same objective to skip compiling again), ``parallel`` who
-    computed.
+    are readable on the result itself (``res.classification``, ``res.value``).
+    ``bound`` is the bound objective (pass it as the objective of a later call to
+    skip loading), ``curvature`` the backend (pass it as ``curvature=`` to skip
+    compiling again), ``parallel`` who computed.
     """
 
     command: str
-    value: Any
-    objective: Objective | None  # None for check (one objective per check)
+    output: Any
+    bound: Objective | None  # None for check (one objective per check)
     curvature: Curvature | None
     parallel: Parallel
     meta: dict[str, Any] = field(repr=False)
@@ -66,16 +66,16 @@ class Result:
         """The command's JSON document (plain JSON types, ``None`` for non-finite numbers)."""
         from hesscli.documents.jsonable import jsonable
 
-        return jsonable(self._document(self.value, self.meta))
+        return jsonable(self._document(self.output, self.meta))
 
     def document(self) -> dict[str, Any]:
         """The document before conversion to plain JSON types (NumPy arrays kept)."""
-        return self._document(self.value, self.meta)
+        return self._document(self.output, self.meta)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name in ("value", "command"):
+        if name.startswith("_") or name in ("output", "command"):
             raise AttributeError(name)
-        return getattr(self.value, name)
+        return getattr(self.output, name)
 
 
 # ---- loading ---------------------------------------------------------------------------

@@ -86,13 +86,13 @@ class CheckContext:
                 seed=options.get("seed", c.seed), rtol=options.get("rtol"),
                 atol=options.get("atol", 0.0), method=c.method, dtype=c.dtype,
                 curvature=self._analysis.curvature if self._analysis is not None else None,
-            ).value
+            ).output
         return self._convexity[key]
 
     def gradcheck(self) -> Any:
         if self._gradcheck is None:
             self._gradcheck = api.gradcheck(self.obj, dtype=self.check.dtype,
-                                            seed=self.check.seed).value
+                                            seed=self.check.seed).output
         return self._gradcheck
 
 

@@ -55,7 +55,7 @@ def command(**_options: Any) -> None:
     app = App.current()
     app.start()
     res = app.call(api.analyze)
-    result, parallel = res.value, res.parallel
+    result, parallel = res.output, res.parallel
     save_escape = app.params["save_escape"]
     if save_escape is not None:
         if result.escape is None:
@@ -67,7 +67,7 @@ def command(**_options: Any) -> None:
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, res.objective.unravel(result.escape.direction))
+            write_point(save_escape, res.bound.unravel(result.escape.direction))
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []

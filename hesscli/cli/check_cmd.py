@@ -46,7 +46,7 @@ def command(**_options: Any) -> None:
 
     app = App.current()
     res = app.call(api.check)
-    report = res.value
+    report = res.output
     app.report(res, lambda console: render_report(report, console))
     if not report.passed:
         ok, total = report.counts

@@ -35,7 +35,7 @@ def command(**_options: Any) -> None:
 
     app = App.current()
     res = app.call(api.gradcheck)
-    result = res.value
+    result = res.output
     pending = app.report(res, lambda console: render_gradcheck(result, console))
     if not result.passed:
         bad = [c.key for c in result.checks if c.passed is False]

@@ -51,10 +51,10 @@ def command(**_options: Any) -> None:
         check_plot_path(plot)
         pyplot()  # fail early when matplotlib is missing
     res = app.call(api.landscape)
-    pending = app.report(res, lambda console: render_landscape(res.value, console))
+    pending = app.report(res, lambda console: render_landscape(res.output, console))
     if plot is not None:
         from hesscli.render.plot_landscape import plot_landscape
 
-        plot_landscape(res.value, plot)
+        plot_landscape(res.output, plot)
         click.echo(f"wrote {plot}", err=True)
     pending.enforce()

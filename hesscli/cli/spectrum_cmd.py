@@ -57,7 +57,7 @@ def command(**_options: Any) -> None:
         check_plot_path(plot)
     app.start()
     res = app.call(api.spectrum)
-    report = res.value
+    report = res.output
     if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
 

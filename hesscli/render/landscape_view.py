@@ -112,10 +112,18 @@ def shade_maps(grid: Grid, radius: float, step: StepMark | None,
     height = width // 2 + 1  # terminal cells are about twice as tall as wide
     cols = _cell_index(width, grid.a.size)
     rows = _cell_index(height, grid.b.size)[::-1]  # top row: b = +r
-    edges = np.quantile(grid.values, np.linspace(0.1, 0.9, 9))
+    # Levels compare values snapped to 1e-9 of the grid's range: symmetric grid points
+    # have equal values in exact arithmetic, and the last bits XLA's kernels give them
+    # differ between processors; without the snap a tie would shade either way.
+    low, span = float(np.min(grid.values)), float(np.ptp(grid.values)) or 1.0
+
+    def snap(v: np.ndarray | float) -> np.ndarray:
+        return np.round((np.asarray(v) - low) / span, 9)
+
+    edges = snap(np.quantile(grid.values, np.linspace(0.1, 0.9, 9)))
 
     def shade(v: float) -> tuple[str, str]:
-        k = int(np.searchsorted(edges, v, side="right"))
+        k = int(np.searchsorted(edges, snap(v), side="right"))
         return SHADES[k], SHADE_STYLES[k]
 
     def mark_cell(a: float, b: float) -> tuple[int, int] | None:

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hesscli.vocab import MethodRequest
+
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from hesscli.curvature.base import Curvature
     from hesscli.devices import Parallel
@@ -282,7 +284,7 @@ def gradcheck(
     from hesscli.documents.gradcheck import gradcheck_document
     from hesscli.errors import InputError
 
-    if method == "fd":
+    if method == MethodRequest.FD:
         raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
                          "differences; use --method auto or exact")
     if top < 1:
@@ -456,7 +458,7 @@ def train(
     if not obj.traceable:
         raise InputError(f"train needs JAX derivatives of the objective, and "
                          f"{obj.why_untraceable}; write the objective with jax.numpy")
-    backend, _ = _backend(obj, "exact", devices=devices, curvature=curvature)
+    backend, _ = _backend(obj, MethodRequest.EXACT, devices=devices, curvature=curvature)
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
     every = monitor_every or max(1, steps // 100)
     config = TrainConfig(optimizer=optimizer, options=dict(options or {}), lr=lr, noise=noise,

@@ -1,10 +1,12 @@
-"""Generate docs/json.md (JSON fields) and docs/checks.md (checks.yaml keys) from the source.
+"""Generate docs/json.md, docs/checks.md and the README's options table from the source.
 
 The JSON reference walks the packaged schemas (``hesscli/schemas/*.schema.json``);
 the checks reference reads the spec keys (:mod:`hesscli.checks.spec`) and the
 ``expect:`` keys (:mod:`hesscli.checks.registry`: the analyze document's dotted
-paths typed by its schema, the aliases, the analyses). ``make docs`` writes
-them; ``tests/test_docs.py`` fails when they are stale.
+paths typed by its schema, the aliases, the analyses); the options table
+(between ``<!-- options -->`` and ``<!-- /options -->`` in README.md) reads the
+Click commands. ``make docs`` writes them; ``tests/test_docs.py`` fails when
+they are stale.
 
     python tools/reference.py            # write docs/json.md and docs/checks.md
     python tools/reference.py --check    # exit 1 when either is stale
@@ -13,6 +15,7 @@ them; ``tests/test_docs.py`` fails when they are stale.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -197,6 +200,61 @@ def checks_reference() -> str:
     return "\n".join(out)
 
 
+#: The options several commands share, as the README's table lists them.
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "`--format`": ("--format",),
+    "`--seed`": ("--seed",),
+    "`--expect`": ("--expect",),
+    "`-p`": ("--param",),
+    "`--at`": ("--at",),
+    "`--method` `--dtype`": ("--method", "--dtype"),
+    "`--devices` ¹": ("--devices", "--coordinator", "--num-processes", "--process-id"),
+    "path ²": ("--dense", "--matrix-free", "--k", "--eigensolver", "--rtol", "--max-steps",
+               "--chunk-size"),
+    "`--fd-accuracy`": ("--fd-accuracy",),
+    "`--lr`": ("--lr",),
+    "`--plot`": ("--plot",),
+}
+OPTIONS_BLOCK = re.compile(r"(<!-- options -->\n).*?(<!-- /options -->)", re.S)
+
+
+def command_options() -> dict[str, set[str]]:
+    """Each command's long option names (from the Click commands themselves)."""
+    import click
+
+    from hesscli.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    out = {}
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        out[name] = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
+    return out
+
+
+def options_table() -> str:
+    """The README's table: which command takes which shared option."""
+    have = command_options()
+    lines = ["| command | " + " | ".join(OPTION_GROUPS) + " |",
+             "|---|" + "---|" * len(OPTION_GROUPS)]
+    for name, options in have.items():
+        cells = ["✓" if set(group) <= options else "" for group in OPTION_GROUPS.values()]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "¹ with `--coordinator`, `--num-processes`, `--process-id` for several hosts.",
+        "² `--dense`, `--matrix-free`, `--k`, `--eigensolver`, `--rtol`, `--max-steps`, "
+        "`--chunk-size`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def readme_with_options(text: str) -> str:
+    """README text with its options block regenerated (unchanged when it has none)."""
+    return OPTIONS_BLOCK.sub(lambda m: m.group(1) + options_table() + m.group(2), text)
+
+
 FILES = {"docs/json.md": json_reference, "docs/checks.md": checks_reference}
 
 
@@ -216,6 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         tmp = path.with_suffix(".md.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
+    readme = ROOT / "README.md"
+    if readme.is_file():
+        text = readme.read_text(encoding="utf-8")
+        new = readme_with_options(text)
+        if args.check and new != text:
+            stale.append("README.md (options table)")
+        elif new != text:
+            readme.write_text(new, encoding="utf-8")
     if stale:
         print(f"stale: {', '.join(stale)}; run 'make docs'", file=sys.stderr)
         return 1

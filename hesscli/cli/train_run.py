@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from hesscli.errors import CheckFailed, InputError
-from hesscli.vocab import EventKind, words
+from hesscli.vocab import EventKind, MethodRequest, words
 
 OPT_FLAGS = ("momentum", "nesterov", "b1", "b2", "eps", "weight_decay", "decay")
 SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv")
@@ -202,11 +202,11 @@ def run_command(o: TrainOptions) -> None:
         resume = read_log(o.resume)
     obj = load(o.objective, o.at, o.params, seed=seed, dtype=dtype,
                method=o.method)
-    if o.method == "fd" or not obj.traceable:
+    if o.method == MethodRequest.FD or not obj.traceable:
         why = obj.why_untraceable or "--method fd"
         raise InputError(f"train needs JAX derivatives of the objective, and {why}; "
                          "write the objective with jax.numpy")
-    curvature, _ = curvature_for(obj, "exact", devices=per_process)
+    curvature, _ = curvature_for(obj, MethodRequest.EXACT, devices=per_process)
     parallel = curvature.parallel
     minibatch = minibatch_for(obj, o.batch_size) if o.batch_size else None
     steps = o.steps

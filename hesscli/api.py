@@ -471,22 +471,28 @@ def train(
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 
-def check(spec: str) -> Result:
+def check(spec: str | Mapping[str, Any]) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 
-    ``res.passed`` is False when an expectation fails (the CLI then exits 1); an
-    invalid spec raises :class:`~hesscli.errors.InputError` before anything runs.
+    ``spec`` is the file's path, or the same content as a mapping (``{"checks":
+    [...]}``). ``res.passed`` is False when an expectation fails (the CLI then
+    exits 1); an invalid spec raises :class:`~hesscli.errors.InputError` before
+    anything runs.
     """
     from hesscli.checks.run import run_spec
-    from hesscli.checks.spec import read_spec
+    from hesscli.checks.spec import parse_spec, read_spec
     from hesscli.devices import Parallel
     from hesscli.documents.check import report_document
     from hesscli.documents.meta import meta
 
-    parsed = read_spec(spec)
+    if isinstance(spec, Mapping):
+        parsed = parse_spec(dict(spec), "<python>")
+        label = "<python>"
+    else:
+        parsed, label = read_spec(spec), str(spec)
     report = run_spec(parsed)
     seeds = sorted({c.seed for c in parsed.checks})
     dtypes = sorted({c.dtype for c in parsed.checks})
     info = meta(seeds[0] if len(seeds) == 1 else None,
-                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec)
+                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=label)
     return Result("check", report, None, None, Parallel(), info, report_document)

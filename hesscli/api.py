@@ -51,14 +51,14 @@ class Result:
     ``output`` is the analysis's own frozen result (:class:`~hesscli.analysis.analyze.Analysis`,
     :class:`~hesscli.analysis.spectrum_report.SpectrumReport`, ...); its attributes
     are readable on the result itself (``res.classification``, ``res.value``).
-    ``bound`` is the bound objective (pass it as the objective of a later call to
-    skip loading), ``curvature`` the backend (pass it as ``curvature=`` to skip
-    compiling again), ``parallel`` who computed.
+    ``objective`` is the bound :class:`Objective` (its name is ``.label``; pass it
+    as the objective of a later call to skip loading), ``curvature`` the backend
+    (pass it as ``curvature=`` to skip compiling again), ``parallel`` who computed.
     """
 
     command: str
     output: Any
-    bound: Objective | None  # None for check (one objective per check)
+    objective: Objective | None  # None for check (one objective per check)
     curvature: Curvature | None
     parallel: Parallel
     meta: dict[str, Any] = field(repr=False)

@@ -67,7 +67,7 @@ def command(**_options: Any) -> None:
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, res.bound.unravel(result.escape.direction))
+            write_point(save_escape, res.objective.unravel(result.escape.direction))
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []

@@ -69,5 +69,5 @@ def command(**_options: Any) -> None:
 
     app = App.current()
     res = app.call(api.convexity)
-    app.report(res, lambda console: render_convexity(res.output, res.bound.layout,
+    app.report(res, lambda console: render_convexity(res.output, res.objective.layout,
                                                      console)).enforce()

@@ -54,7 +54,7 @@ def command(**_options: Any) -> None:
 
     app = App.current()
     app.start()
-    res = app.call(api.analyze)
+    res = app.call(api.analyze, cli_only=("save_escape",))
     result, parallel = res.output, res.parallel
     save_escape = app.params["save_escape"]
     if save_escape is not None:

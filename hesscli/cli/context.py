@@ -18,6 +18,9 @@ from typing import Any
 
 import click
 
+#: Options every command may have that belong to the command line, not to the API.
+CLI_OPTIONS = frozenset({"fmt", "expects", "coordinator", "num_processes", "process_id"})
+
 
 @dataclass
 class App:
@@ -50,9 +53,18 @@ class App:
             start(p["devices"], p.get("coordinator"), p.get("num_processes"),
                   p.get("process_id"))
 
-    def call(self, fn: Callable[..., Any], **overrides: Any) -> Any:
-        """``fn(**options)`` with the command's options that ``fn`` takes, by name."""
+    def call(self, fn: Callable[..., Any], *, cli_only: tuple[str, ...] = (),
+             **overrides: Any) -> Any:
+        """``fn(**options)`` with the command's options that ``fn`` takes, by name.
+
+        Every option must be taken by ``fn``, be one of :data:`CLI_OPTIONS`, or be
+        named in ``cli_only`` (the command handles it): an option that matches
+        nothing is a programming error, not something to drop silently.
+        """
         names = inspect.signature(fn).parameters
+        stray = set(self.params) - set(names) - CLI_OPTIONS - set(cli_only)
+        if stray:
+            raise TypeError(f"{fn.__name__} takes no option {', '.join(sorted(stray))}")
         kwargs = {k: v for k, v in self.params.items() if k in names}
         kwargs.update(overrides)
         return fn(**kwargs)

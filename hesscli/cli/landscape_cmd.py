@@ -50,7 +50,7 @@ def command(**_options: Any) -> None:
 
         check_plot_path(plot)
         pyplot()  # fail early when matplotlib is missing
-    res = app.call(api.landscape)
+    res = app.call(api.landscape, cli_only=("plot",))
     pending = app.report(res, lambda console: render_landscape(res.output, console))
     if plot is not None:
         from hesscli.render.plot_landscape import plot_landscape

@@ -160,3 +160,22 @@ def test_example_spec_passes(hess):
 def test_missing_spec_file(hess, tmp_path):
     res = hess("check", tmp_path / "nope.yaml")
     assert res.exit_code == 2 and "does not exist" in res.stderr
+
+
+def test_spec_paths_are_relative_to_the_spec_file(hess, tmp_path, monkeypatch):
+    """objective and at: files beside the spec, whatever the working directory."""
+    import numpy as np
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "bowl.py").write_text(
+        "import jax.numpy as jnp\n\ndef objective(x):\n    return jnp.sum((x - 1.0) ** 2)\n")
+    np.save(folder / "one.npy", np.ones(3))
+    (folder / "c.yaml").write_text(
+        "checks:\n  - objective: bowl.py\n    at: one.npy\n"
+        "    expect: {classification: local_minimum, lambda_min: {min: 1.9, max: 2.1}}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = hess("check", folder / "c.yaml")
+    assert res.exit_code == 0, res.output

@@ -321,11 +321,10 @@ def test_cli_numpy_objective_uses_values(hess, write):
 
 def test_spectrum_fn_plugs_in_and_lifts_the_dense_limit(monkeypatch):
     """A matrix-free spectrum can replace the dense one (and the dense size limit)."""
-    import hesscli.analysis.convexity as cx
     from hesscli.spectra.spectrum import spectrum_of_matrix
 
     obj, curv = bound("saddle", {"n": "3"})
-    monkeypatch.setattr(cx, "DENSE_LIMIT", 2)
+    monkeypatch.setenv("HESSCLI_DENSE_BUDGET", "128")  # 4·8·2² bytes: dense up to n = 2
     skipped = convexity(obj, curv, box([(-0.5, 0.5)], 3), pairs=0, hessian_points=2, seed=0)
     assert skipped.hessian.skipped and "dense limit" in skipped.hessian.skipped
     calls = []

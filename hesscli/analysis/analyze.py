@@ -165,7 +165,7 @@ def analyze(
         gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > grad_error else (),
         spectrum=spectrum,
         tolerance=tol_used,
-        inertia=inertia(lam, tol_used),
+        inertia=inertia(lam, tol_used, spectrum.complete),
         definiteness=definiteness(lam, tol_used, spectrum.complete),
         critical=critical,
         classification=kind,

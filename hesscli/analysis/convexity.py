@@ -8,8 +8,9 @@ Two tests, both on seeded random samples of a convex region (a box or a ball):
   span the region, half are short (a tenth of its size) to probe local
   curvature. The values are computed in batches (``jax.vmap`` of the flat
   objective, compiled once).
-- **the smallest Hessian eigenvalue** at random points (dense spectrum, so up
-  to :data:`DENSE_LIMIT` parameters).
+- **the smallest Hessian eigenvalue** at random points (dense spectrum up to
+  the dense limit of :mod:`hesscli.spectra.paths`, the one size policy every
+  command uses; above it the matrix-free λmin of :func:`eigen_test_spectrum`).
 
 A violation beyond the rounding tolerance at any sample proves ``not_convex``
 and is returned as a :class:`Witness`; none found is ``no_violation_found``:
@@ -44,7 +45,6 @@ from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 
-DENSE_LIMIT = 2000  # n above which the dense eigenvalue test is skipped (n² memory, n HVPs)
 RTOL_FACTOR = 256.0  # rtol = RTOL_FACTOR · ε (see the module docstring)
 SHORT_FRACTION = 0.1  # short pairs: y within this fraction of the region's size of x
 BATCH = 256  # points per vmapped evaluation
@@ -305,18 +305,22 @@ def confirmed_by_values(curvature: Any, p: np.ndarray, v: np.ndarray, lam: float
 def hessian_test(
     objective: Objective, curvature: Curvature | None, region: Region, points: int,
     rng: np.random.Generator, *, skipped: str | None = None,
-    spectrum_fn: SpectrumFn | None = None,
+    spectrum_fn: SpectrumFn | None = None, dense_limit: int | None = None,
 ) -> HessianTest:
     """The smallest eigenvalue of the Hessian at ``points`` random points.
 
     ``spectrum_fn(curvature, x, layout) -> Spectrum`` computes it; the default is
-    the dense spectrum, skipped above :data:`DENSE_LIMIT` parameters. A matrix-free
-    one (Lanczos on HVPs, whose residuals go into ``Spectrum.error`` and so into
-    the tolerance) lifts the limit.
+    the dense spectrum, skipped above the dense limit
+    (:func:`hesscli.spectra.paths.dense_limit`). A matrix-free one (Lanczos on
+    HVPs, whose residuals go into ``Spectrum.error`` and so into the tolerance)
+    lifts the limit: see :func:`eigen_test_spectrum`.
     """
-    if skipped is None and points > 0 and spectrum_fn is None and objective.n > DENSE_LIMIT:
+    from hesscli.spectra import paths
+
+    limit = paths.dense_limit() if dense_limit is None else dense_limit
+    if skipped is None and points > 0 and spectrum_fn is None and objective.n > limit:
         skipped = (
-            f"n = {objective.n} is above the dense limit {DENSE_LIMIT}: the eigenvalue test "
+            f"n = {objective.n} is above the dense limit {limit}: the eigenvalue test "
             "is skipped (the midpoint test still ran)"
         )
     if skipped is None and curvature is None:
@@ -367,6 +371,7 @@ def convexity(
     hessian_skipped: str | None = None,
     spectrum_fn: SpectrumFn | None = None,
     notes: tuple[str, ...] = (),
+    dense_limit: int | None = None,
 ) -> Convexity:
     """Sampled convexity test of ``objective`` over ``region`` (see the module docstring).
 
@@ -383,7 +388,8 @@ def convexity(
     rng_mid, rng_hess = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     mid = midpoint_test(objective, region, pairs, rng_mid, rtol=rtol, atol=atol)
     hess = hessian_test(objective, curvature, region, hessian_points, rng_hess,
-                        skipped=hessian_skipped, spectrum_fn=spectrum_fn)
+                        skipped=hessian_skipped, spectrum_fn=spectrum_fn,
+                        dense_limit=dense_limit)
     witness = mid.witness or hess.witness
     verdict = NOT_CONVEX if witness is not None else NO_VIOLATION
     if witness is None:
@@ -405,6 +411,28 @@ def convexity(
         dtype=objective.dtype, region=region, seed=seed, verdict=verdict,
         midpoint=mid, hessian=hess, witness=witness, statement=statement,
         notes=notes + extra,
+    )
+
+
+def eigen_test_spectrum(
+    objective: Objective, seed: int, budget: Any = None,
+) -> tuple[SpectrumFn | None, tuple[str, ...]]:
+    """The eigenvalue test's spectrum: None (dense) within the dense budget, else the
+    matrix-free λmin (Lanczos on HVPs) with a note saying so.
+
+    ``budget`` is a :class:`hesscli.spectra.paths.Budget` (default: the
+    ``--dense-budget``/environment/default policy every command shares).
+    """
+    from hesscli.spectra.paths import dense_limit
+
+    limit = dense_limit(budget)
+    if objective.n <= limit:
+        return None, ()
+    from hesscli.spectra.matrix_free import spectrum_function
+
+    return spectrum_function(seed=seed), (
+        f"eigenvalue test matrix-free: n = {objective.n} > {limit} (dense limit), λmin at "
+        "each point by Lanczos on Hessian-vector products (residuals widen the tolerance)",
     )
 
 

@@ -111,6 +111,6 @@ def spectrum_report(
     return SpectrumReport(
         objective=obj.label, n=obj.n, method=curvature.method, dtype=obj.dtype, path=path,
         path_reason=path_reason, dense_bytes=dense_bytes, spectrum=sp, tolerance=tol,
-        inertia=inertia(lam, tol), extremes=ex, density=dens, trace=tr,
+        inertia=inertia(lam, tol, sp.complete), extremes=ex, density=dens, trace=tr,
         trace_exact=trace_exact, histogram=hist, notes=notes + sp.notes,
     )

@@ -184,6 +184,17 @@ def analysis_flag(get: Callable[[Any], bool]) -> Callable[[Context, Any], Measur
     return measure
 
 
+def measure_negative(ctx: Context, b: Any) -> Measured:
+    """The count of negative eigenvalues; a partial count (matrix-free path) fails."""
+    a = ctx.analysis()
+    value = a.inertia.negative
+    if not a.inertia.complete:
+        return Measured(value, False, "partial: counts only the computed (extreme) "
+                        "eigenvalues on the matrix-free path; raise HESSCLI_DENSE_BUDGET "
+                        "for the full count")
+    return Measured(value, within(value, b))
+
+
 def _step_increases(a: Any) -> bool:
     return a.step.increases_loss if a.step is not None else False  # zero gradient: no step
 
@@ -312,7 +323,7 @@ KINDS: dict[str, Kind] = {
                   analysis_number(lambda a: a.value)),
     "negative_eigenvalues": Kind(
         "{min, max} bounds on the number of eigenvalues below −tol", bounds, bounds_text,
-        analysis_number(lambda a: a.inertia.negative)),
+        measure_negative),
     "step_increases_loss": Kind(
         "true or false: the quadratic model says a gradient step with lr raises f",
         boolean, bool_text, analysis_flag(_step_increases)),

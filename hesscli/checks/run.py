@@ -5,7 +5,10 @@ what its expectations need: :func:`hesscli.analysis.analyze.analyze` (the
 ``analyze`` command's numbers), :func:`hesscli.analysis.convexity.convexity`
 (the ``convexity`` command's test, once per distinct region) and gradcheck.
 Loading and backend choice come from the CLI's session glue, passed in as
-``session`` so this module imports neither click nor the CLI.
+``session`` so this module imports neither click nor the CLI. The dense or
+matrix-free choice is the one every command makes
+(:func:`hesscli.spectra.paths.choose_path`, from ``$HESSCLI_DENSE_BUDGET`` or
+the default budget), so a check measures what ``analyze`` prints.
 """
 
 from __future__ import annotations
@@ -86,17 +89,32 @@ class CheckContext:
     def analysis(self) -> Any:
         if self._analysis is None:
             from hesscli.analysis.analyze import analyze
+            from hesscli.spectra.paths import choose_path
 
             curvature, notes = self.curvature()
             c = self.check
+            spectrum = None  # dense: analyze forms H itself
+            choice = choose_path(self.obj.n)
+            if choice.path == "matrix-free":
+                from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
+
+                ex = extremes_of(curvature, self.obj.x, k=1, seed=c.seed)
+                spectrum = matrix_free_spectrum(ex, self.obj.dtype)
+                notes = notes + (choice.reason,)
             self._analysis = analyze(self.obj, curvature, lr=c.lr, gtol=c.gtol, tol=c.tol,
-                                     notes=notes)
+                                     spectrum=spectrum, notes=notes)
         return self._analysis
 
     def convexity(self, options: dict[str, Any]) -> Any:
         key = json.dumps({k: v for k, v in options.items() if k != "verdict"}, sort_keys=True)
         if key not in self._convexity:
-            from hesscli.analysis.convexity import ball, box, convexity, hessian_backend
+            from hesscli.analysis.convexity import (
+                ball,
+                box,
+                convexity,
+                eigen_test_spectrum,
+                hessian_backend,
+            )
 
             obj = self.obj
             if "box" in options:
@@ -111,11 +129,17 @@ class CheckContext:
                 region = ball(center, options.get("radius", 1.0))
             curvature, skipped, notes = hessian_backend(
                 obj, self.check.method, lambda o, m: self.curvature())
+            spectrum_fn = None
+            if curvature is not None and skipped is None:
+                seed = options.get("seed", self.check.seed)
+                spectrum_fn, free_notes = eigen_test_spectrum(obj, seed)
+                notes = notes + free_notes
             self._convexity[key] = convexity(
                 obj, curvature, region, pairs=options.get("samples", 1000),
                 hessian_points=options.get("hessian_points", 20),
                 seed=options.get("seed", self.check.seed), rtol=options.get("rtol"),
                 atol=options.get("atol", 0.0), hessian_skipped=skipped, notes=notes,
+                spectrum_fn=spectrum_fn,
             )
         return self._convexity[key]
 

@@ -37,6 +37,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
+    dense_budget: str | None = None,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -75,14 +76,17 @@ def command(
     positive("--escape-step", escape_step)
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
+    from hesscli.spectra.paths import dense_budget as check_budget
+
+    check_budget(dense_budget)  # a malformed size is exit 2 before any work
     per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
     curvature, notes = curvature_for(obj, method, fd_accuracy, devices=per_process)
     parallel = parallel_of(curvature)
-    spectrum, _, path_notes = spectrum_for(
+    spectrum, choice, path_notes = spectrum_for(
         obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps,
+        max_steps=max_steps, dense_budget=dense_budget,
     )
     verification = None
     if verify:
@@ -107,10 +111,12 @@ def command(
 
     doc = analysis_document(
         result,
-        meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
+        meta(seed, dtype, parallel=parallel, path_choice=choice, method=method, lr=lr,
+             gtol=gtol, tol=tol, at=at,
              params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
              verify=verify, devices=devices, path=path or "auto", k=k,
-             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size),
+             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
+             dense_budget=choice.budget.bytes),
         with_direction=obj.n <= 1000,
         extra={"devices": parallel.devices, "processes": parallel.processes},
     )

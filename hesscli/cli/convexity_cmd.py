@@ -14,6 +14,7 @@ from hesscli.cli.options import (
     param_option,
     seed_option,
 )
+from hesscli.cli.path_options import dense_budget_option
 from hesscli.errors import InputError
 
 convexity_options = compose(
@@ -40,6 +41,7 @@ convexity_options = compose(
                  help="Midpoint test: allowed absolute violation (for objectives that cancel "
                  "large terms)."),
     param_option, method_option, dtype_option, seed_option, format_option, expect_option,
+    dense_budget_option,
 )
 
 
@@ -60,6 +62,7 @@ def command(
     objective: str, boxes: tuple[str, ...], around: str | None, radius: float, samples: int,
     hessian_points: int, rtol: float | None, atol: float, params: tuple[str, ...],
     method: str, dtype: str, seed: int, fmt: str, expects: tuple[str, ...],
+    dense_budget: str | None = None,
 ) -> None:
     """Is OBJECTIVE convex over a region? Tests Jensen's midpoint inequality on random
     pairs and the Hessian's smallest eigenvalue at random points.
@@ -77,8 +80,13 @@ def command(
       hesscli convexity mlp -p width=4 --around random --radius 0.5
       hesscli convexity my_loss.py --box -1,1 --box 0,2 --format json
     """
-    from hesscli.analysis import convexity as cx
-    from hesscli.analysis.convexity import ball, box, convexity, hessian_backend
+    from hesscli.analysis.convexity import (
+        ball,
+        box,
+        convexity,
+        eigen_test_spectrum,
+        hessian_backend,
+    )
     from hesscli.cli import session
 
     if boxes and around is not None:
@@ -88,6 +96,7 @@ def command(
     session.nonnegative("--rtol", rtol)
     session.nonnegative("--atol", atol)
     bounds = [parse_box(b) for b in boxes]
+    budget = session.budget(dense_budget)
     try:
         obj = session.load(objective, around, params, seed=seed, dtype=dtype, method=method)
     except InputError as exc:
@@ -108,16 +117,13 @@ def command(
                  "(give --box or --around to choose)",)
     curvature, skipped, backend_notes = hessian_backend(obj, method, session.curvature_for)
     spectrum_fn = None
-    if curvature is not None and skipped is None and hessian_points and obj.n > cx.DENSE_LIMIT:
-        from hesscli.spectra.matrix_free import spectrum_function
-
-        spectrum_fn = spectrum_function(seed=seed)
-        notes += (f"eigenvalue test matrix-free: n = {obj.n} > {cx.DENSE_LIMIT}, λmin at each "
-                  "point by Lanczos on Hessian-vector products (residuals widen the tolerance)",)
+    if curvature is not None and skipped is None and hessian_points:
+        spectrum_fn, free_notes = eigen_test_spectrum(obj, seed, budget)
+        notes += free_notes
     result = convexity(
         obj, curvature, region, pairs=samples, hessian_points=hessian_points, seed=seed,
         rtol=rtol, atol=atol, hessian_skipped=skipped, spectrum_fn=spectrum_fn,
-        notes=notes + backend_notes,
+        notes=notes + backend_notes, dense_limit=budget.limit,
     )
     from hesscli.expect import expectations
     from hesscli.render.convexity_view import convexity_document
@@ -125,7 +131,8 @@ def command(
     doc = convexity_document(
         result, session.meta(seed, dtype, method=method, boxes=list(boxes), around=around,
                              radius=radius, samples=samples, hessian_points=hessian_points,
-                             rtol=rtol, atol=atol, params=list(params)),
+                             rtol=rtol, atol=atol, params=list(params),
+                             dense_budget=budget.bytes),
         with_points=obj.n <= 1000,
     )
     pending = expectations(expects, doc)

@@ -6,6 +6,7 @@ import click
 
 from hesscli.cli.fd_options import fd_accuracy_option
 from hesscli.cli.options import expect_option, objective_options
+from hesscli.cli.path_options import dense_budget_option
 
 
 @click.command("gradcheck")
@@ -14,9 +15,11 @@ from hesscli.cli.options import expect_option, objective_options
 @click.option("--top", type=int, default=5, show_default=True,
               help="How many of the worst entries to list per comparison.")
 @expect_option
+@dense_budget_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, fd_accuracy: str, top: int, expects: tuple[str, ...] = (),
+    dense_budget: str | None = None,
 ) -> None:
     """Check the objective's exact derivatives (JAX, custom_jvp/custom_vjp rules)
     against finite differences: the gradient against central differences of
@@ -30,7 +33,7 @@ def command(
       hesscli gradcheck mlp --fd-accuracy high
     """
     from hesscli.analysis.gradcheck import gradcheck
-    from hesscli.cli.session import load, meta
+    from hesscli.cli.session import budget, load, meta
     from hesscli.errors import CheckFailed, InputError
 
     if method == "fd":
@@ -38,14 +41,15 @@ def command(
                          "differences; use --method auto or exact")
     if top < 1:
         raise InputError(f"--top must be at least 1; got {top}")
+    limits = budget(dense_budget)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    result = gradcheck(obj, fd_accuracy, top=top)
+    result = gradcheck(obj, fd_accuracy, top=top, dense_limit=limits.limit)
     from hesscli.expect import expectations
     from hesscli.render.gradcheck_view import gradcheck_document
 
     doc = gradcheck_document(result, meta(seed, dtype, method=method, at=at,
                                           params=list(params), fd_accuracy=fd_accuracy,
-                                          top=top), top)
+                                          top=top, dense_budget=limits.bytes), top)
     pending = expectations(expects, doc)
     if fmt == "json":
         from hesscli.render.jsonout import dump

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hesscli.cli.options import objective_options
+from hesscli.cli.path_options import dense_budget_option
 
 PLANE_CHOICES = ("grad", "max", "min")
 
@@ -41,10 +42,11 @@ def parse_plane(value: str | None) -> tuple[str, str] | None:
               help="Evaluations per side of the plane's grid.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the slices and the contour to FILE (.png or .svg).")
+@dense_budget_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, lr: float, radius: float | None, plane: str | None, points: int,
-    grid_size: int, plot: Path | None,
+    grid_size: int, plot: Path | None, dense_budget: str | None = None,
 ) -> None:
     """The objective along the gradient and the eigenvectors of λmax and λmin around
     a point (1-D slices), and on the plane of two of them, with the quadratic model
@@ -67,6 +69,9 @@ def command(
     if points < 3 or grid_size < 3:
         raise InputError("--points and --grid must be at least 3")
     chosen = parse_plane(plane)
+    from hesscli.cli.session import budget
+
+    budget(dense_budget)  # a malformed size is exit 2 before any work
     if plot is not None:
         from hesscli.render.plotting import check_plot_path, pyplot
 
@@ -76,7 +81,8 @@ def command(
     curvature, notes = curvature_for(obj, method)
     # the dense path (None: analyze forms H) or, when H would not fit, the matrix-free
     # extremes: the slices need only λmax, λmin and their eigenvectors
-    spectrum, _, path_notes = spectrum_for(obj, curvature, k=1, seed=seed)
+    spectrum, choice, path_notes = spectrum_for(obj, curvature, k=1, seed=seed,
+                                                dense_budget=dense_budget)
     result = landscape(obj, curvature, lr=lr, radius=radius, plane=chosen, points=points,
                        grid=grid_size, spectrum=spectrum, notes=notes + path_notes)
     if fmt == "json":
@@ -85,8 +91,8 @@ def command(
 
         dump(landscape_document(
             result,
-            meta(seed, dtype, method=method, lr=lr, radius=radius, plane=plane, points=points,
-                 grid=grid_size, at=at, params=list(params)),
+            meta(seed, dtype, path_choice=choice, method=method, lr=lr, radius=radius,
+                 plane=plane, points=points, grid=grid_size, at=at, params=list(params)),
             with_direction=obj.n <= 1000,
         ))
     else:

@@ -161,12 +161,14 @@ def sharded_curvature(
 
 
 def meta(
-    seed: int, dtype: str, *, parallel: Parallel | None = None, **options: Any
+    seed: int, dtype: str, *, parallel: Parallel | None = None, path_choice: Any = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """The ``meta`` block every JSON document carries (for reproducing a CI log).
 
     ``parallel`` records how many devices and processes took part (one of each
-    when not given).
+    when not given); ``path_choice`` (a :class:`hesscli.spectra.paths.PathChoice`)
+    the curvature path, the dense budget and why.
     """
     import jax
     import numpy
@@ -181,6 +183,7 @@ def meta(
         "argv": sys.argv[1:],
         "options": options,
         "parallel": (parallel or Parallel()).as_dict(),
+        **({"path_choice": path_choice.as_meta()} if path_choice is not None else {}),
     }
 
 
@@ -208,19 +211,28 @@ def chunked(obj: Objective, chunk_size: int | None) -> tuple[Objective, tuple[st
     return obj, (note,)
 
 
+def budget(option: str | None) -> Any:
+    """``--dense-budget`` (or ``$HESSCLI_DENSE_BUDGET``, or the default) as a Budget."""
+    from hesscli.spectra.paths import dense_budget
+
+    return dense_budget(option)
+
+
 def spectrum_for(
     obj: Objective, curvature: Any, *, path: str = "auto", k: int = 3, seed: int = 0,
     solver: str = "lanczos", rtol: float | None = None, max_steps: int | None = None,
+    dense_budget: str | None = None,
 ) -> tuple[Any, Any, tuple[str, ...]]:
     """The spectrum ``analyze`` should use: None on the dense path (it forms H itself),
     the matrix-free extremes otherwise; with the :class:`PathChoice` and notes.
 
     ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``); ``--dense``
     beyond the available memory raises InputError (exit 2) with the size needed.
+    ``dense_budget`` is ``--dense-budget`` (see :mod:`hesscli.spectra.paths`).
     """
     from hesscli.spectra.paths import choose_path
 
-    choice = choose_path(obj.n, path)
+    choice = choose_path(obj.n, path, budget=budget(dense_budget))
     if choice.path == "dense":
         return None, choice, ()
     from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum

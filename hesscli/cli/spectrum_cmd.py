@@ -36,7 +36,7 @@ def command(
     process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (),
+    expects: tuple[str, ...] = (), dense_budget: str | None = None,
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), Hutchinson's trace and, with
@@ -63,7 +63,9 @@ def command(
         start,
     )
     from hesscli.spectra.paths import choose_path
+    from hesscli.spectra.paths import dense_budget as budget_of
 
+    budget = budget_of(dense_budget)  # a malformed size is exit 2 before any work
     if sigma is not None and not sigma > 0:
         from hesscli.errors import InputError
 
@@ -77,7 +79,7 @@ def command(
     obj, chunk_notes = chunked(obj, chunk_size)
     curvature, notes = curvature_for(obj, method, devices=per_process)
     parallel = parallel_of(curvature)
-    choice = choose_path(obj.n, path or "auto")
+    choice = choose_path(obj.n, path or "auto", budget=budget)
     notes = notes + chunk_notes
     if density and choice.path == "dense":
         notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
@@ -96,7 +98,7 @@ def command(
     from hesscli.render.spectrum_view import spectrum_document
 
     doc = spectrum_document(report, meta(
-        seed, dtype, parallel=parallel, method=method, devices=devices, at=at,
+        seed, dtype, parallel=parallel, path_choice=choice, method=method, devices=devices, at=at,
         params=list(params), path=path or "auto", k=k,
         eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
         density=density, probes=probes, steps=steps, sigma=sigma,

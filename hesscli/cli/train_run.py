@@ -82,9 +82,15 @@ def check_inputs(kw: dict[str, Any]) -> None:
 
     positive("--lr", kw["lr"])
     positive("--noise-scale", kw["noise_scale"])
-    for key in ("steps", "epochs", "batch_size", "monitor_every"):
+    for key in ("steps", "epochs", "batch_size", "monitor_every", "checkpoint_every"):
         if kw.get(key) is not None and kw[key] < 1:
             raise InputError(f"--{key.replace('_', '-')} must be at least 1; got {kw[key]}")
+    from hesscli.cli.session import budget
+
+    budget(kw.get("dense_budget"))  # a malformed size is exit 2 before any work
+    if kw.get("checkpoint_every") is not None and kw["out"] is None:
+        raise InputError("--checkpoint-every sets how often --out logs the state; give "
+                         "--out FILE.jsonl too")
     if kw["noise_steps"] is not None and kw["noise_steps"] < 0:
         raise InputError(f"--noise-steps must be 0 or more; got {kw['noise_steps']}")
     if kw["plot"] is not None:
@@ -233,6 +239,29 @@ class Runner:
         self.kw, self.start, self.fmt = kw, start, fmt
         self.log: Any = None
         self.last_step = 0
+        self.state: Any = None  # the newest state seen (logged on an interrupt)
+        self.state_step: int | None = None  # the step of the newest state in the log
+        from hesscli.cli.session import budget
+
+        self.dense_limit = budget(kw.get("dense_budget")).limit
+
+    def log_state(self, state: Any) -> None:
+        """Write ``state`` (what --resume continues from) unless it is already logged."""
+        from hesscli.training.runlog import state_line
+
+        if self.log is not None and state is not None and self.state_step != state.step:
+            self.log.write(state_line(state))
+            self.state_step = state.step
+
+    def state_due(self, step: int, last: int) -> bool:
+        """A state goes into the log every --checkpoint-every steps and at the end."""
+        every = self.kw.get("checkpoint_every")
+        if step >= last:
+            return True
+        if not every:
+            return False
+        before = 0 if self.state_step is None else self.state_step
+        return step // every > before // every
 
     def open_log(self, configs: list[tuple[str, Any]], resume: Any) -> None:
         from hesscli.cli.session import primary
@@ -272,6 +301,7 @@ class Runner:
                     summaries.append(self.run_one(label, config, resume, progress))
         except KeyboardInterrupt:
             if self.log is not None:
+                self.log_state(self.state)
                 self.log.write({"record": "end", "reason": "interrupted",
                                 "step": self.last_step})
                 self.log.close()
@@ -289,7 +319,7 @@ class Runner:
         from hesscli.training.events import EventTracker
         from hesscli.training.loop import optimizer_for, train
         from hesscli.training.report import RunSummary, final_analysis, problem_report
-        from hesscli.training.runlog import event_line, record_line, restore_state, state_line
+        from hesscli.training.runlog import event_line, record_line, restore_state
 
         obj, kw = self.obj, self.kw
         optimizer = optimizer_for(config)
@@ -299,6 +329,7 @@ class Runner:
             import jax.numpy as jnp
 
             state = restore_state(resume.state_line, optimizer.init(jnp.asarray(obj.x)))
+            self.state_step = state.step
             history = list(resume.records)
             for record in history:
                 tracker.feed(record)
@@ -312,13 +343,18 @@ class Runner:
                 for event in p.events:
                     self.log.write(event_line(event, variant))
                 if variant is None:
-                    self.log.write(state_line(p.state))
+                    self.state = p.state
+                    if self.state_due(p.state.step, config.steps):
+                        self.log_state(p.state)
             progress.update(p, label)
 
         result = train(obj, self.curvature, optimizer, config, minibatch=self.minibatch,
                        state=state, tracker=tracker, history=history,
-                       curvature_on=kw["curvature_on"], callback=callback)
+                       curvature_on=kw["curvature_on"], callback=callback,
+                       dense_limit=self.dense_limit)
         if self.log is not None:
+            if variant is None:
+                self.log_state(result.state)  # a run that stopped early (diverged) ends here
             end = {"record": "end", "reason": "diverged" if result.diverged else "completed",
                    "step": result.steps}
             if variant:
@@ -327,7 +363,8 @@ class Runner:
         analysis = None  # --no-curvature: no Hessian work at all, so no final verdict
         if kw["curvature_on"]:
             analysis = final_analysis(obj, self.curvature, result.x, config.lr,
-                                      gtol=kw["gtol"], tol=kw["tol"])
+                                      gtol=kw["gtol"], tol=kw["tol"],
+                                      dense_limit=self.dense_limit)
         names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
         return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,
                           problem_report(obj, result.x), config.steps, names)

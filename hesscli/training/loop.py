@@ -31,7 +31,7 @@ import optax
 from hesscli.errors import InputError
 from hesscli.objective.bind import Objective
 from hesscli.training.events import Event, EventTracker
-from hesscli.training.monitor import DENSE_LIMIT, MATRIX_FREE_NOTE, Record, monitor
+from hesscli.training.monitor import MATRIX_FREE_NOTE, Record, monitor
 
 EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above (or below) its start is no longer training
 
@@ -329,7 +329,7 @@ def train(
     history: list[Record] | None = None,
     curvature_on: bool = True,
     callback: Callable[[Progress], None] | None = None,
-    dense_limit: int = DENSE_LIMIT,
+    dense_limit: int | None = None,
 ) -> TrainResult:
     """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
 
@@ -339,8 +339,13 @@ def train(
     steps' gradients (:func:`stepped_chunk`). Pass ``state``, ``tracker``
     and ``history`` (from a log) to resume: the step at ``state.step`` is then
     already logged and is not logged again. Above ``dense_limit`` parameters
-    the monitored eigenvalues are the matrix-free extremes (Lanczos).
+    the monitored eigenvalues are the matrix-free extremes (Lanczos); the
+    default is the shared policy, :func:`hesscli.spectra.paths.dense_limit`.
     """
+    if dense_limit is None:
+        from hesscli.spectra.paths import dense_limit as shared_limit
+
+        dense_limit = shared_limit()
     notes: list[str] = []
     if curvature_on and obj.n > dense_limit:
         notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=dense_limit))

@@ -1,8 +1,9 @@
 """What is watched at each logged step: value, gradient, extreme eigenvalues, step model.
 
 The eigenvalues come from :func:`extreme_eigenvalues`, the one place that picks
-how: the dense Hessian's eigenvalues (exact backend, LAPACK) up to
-``DENSE_LIMIT`` parameters, and above it the matrix-free extremes (Lanczos on
+how: the dense Hessian's eigenvalues (exact backend, LAPACK) up to the dense
+limit every command shares (:func:`hesscli.spectra.paths.dense_limit`, from
+the dense budget), and above it the matrix-free extremes (Lanczos on
 Hessian-vector products, k = 1 at each end, the same solver as ``spectrum`` and
 ``analyze`` use: :func:`hesscli.spectra.matrix_free.extremes_of`), whose
 largest residual is the error band.
@@ -22,8 +23,6 @@ import scipy.linalg
 from hesscli.analysis.step import predict_step
 from hesscli.curvature.base import ensure_finite
 from hesscli.errors import ObjectiveError
-
-DENSE_LIMIT = 2000  # above this, forming H (n HVPs + an O(n³) eigensolve) per log is too slow
 
 MATRIX_FREE_NOTE = (
     "curvature monitored matrix-free: n = {n} > {limit}, so λmin and λmax come from Lanczos "
@@ -47,12 +46,14 @@ def extreme_eigenvalues(
     """λmin and λmax of the Hessian at ``x``.
 
     Dense (every eigenvalue, LAPACK) up to ``dense_limit`` parameters
-    (default :data:`DENSE_LIMIT`); above it the matrix-free extremes (k = 1 at
+    (default :func:`hesscli.spectra.paths.dense_limit`); above it the matrix-free extremes (k = 1 at
     each end, seed 0 so every log step starts alike), with the largest
     residual ‖Hv − λv‖ as ``error``.
     """
+    from hesscli.spectra import paths
+
     n = int(np.asarray(x).size)
-    if n > (DENSE_LIMIT if dense_limit is None else dense_limit):
+    if n > (paths.dense_limit() if dense_limit is None else dense_limit):
         return matrix_free_extremes(curvature, x)
     hess = curvature.hessian(x)  # type: ignore[attr-defined]
     ensure_finite(hess.matrix, "Hessian")

@@ -25,18 +25,18 @@ def final_analysis(obj: Objective, curvature: Any, x: np.ndarray, lr: float, *,
                    dense_limit: int | None = None) -> Analysis | None:
     """``analyze`` at the final point; None when the point is not finite.
 
-    Above ``dense_limit`` (default :data:`hesscli.training.monitor.DENSE_LIMIT`)
+    Above ``dense_limit`` (default :func:`hesscli.spectra.paths.dense_limit`)
     the verdict works from the matrix-free extremes (k = 1 at each end, as the
     monitor uses), like ``analyze`` on the matrix-free path.
     """
-    from hesscli.training.monitor import DENSE_LIMIT
+    from hesscli.spectra import paths
 
     if not np.all(np.isfinite(x)):
         return None
     at = obj.with_point(x)
     try:
         spectrum = None
-        if at.n > (DENSE_LIMIT if dense_limit is None else dense_limit):
+        if at.n > (paths.dense_limit() if dense_limit is None else dense_limit):
             from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
 
             spectrum = matrix_free_spectrum(extremes_of(curvature, at.x, k=1, seed=0), at.dtype)

@@ -177,7 +177,8 @@ def analyze(
         step=step,
         stability=stability(lr, spectrum.lambda_max),
         escape=escape,
-        notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used),
+        notes=objective.notes + notes + spectrum.notes
+        + precision_notes(objective.dtype, tol_used, gtol_used),
         smooth=(nonsmooth is None) if curvature.method == "fd" else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),

@@ -112,5 +112,5 @@ def spectrum_report(
         objective=obj.label, n=obj.n, method=curvature.method, dtype=obj.dtype, path=path,
         path_reason=path_reason, dense_bytes=dense_bytes, spectrum=sp, tolerance=tol,
         inertia=inertia(lam, tol, sp.complete), extremes=ex, density=dens, trace=tr,
-        trace_exact=trace_exact, histogram=hist, notes=notes + sp.notes,
+        trace_exact=trace_exact, histogram=hist, notes=obj.notes + notes + sp.notes,
     )

@@ -25,7 +25,8 @@ from hesscli.cli.path_options import path_options
 @click.option("--escape-step", type=float, default=0.1, show_default=True,
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+              help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
+              ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -79,6 +80,10 @@ def command(
     from hesscli.spectra.paths import dense_budget as check_budget
 
     check_budget(dense_budget)  # a malformed size is exit 2 before any work
+    if save_escape is not None:
+        from hesscli.objective.checkpoints import check_writer
+
+        check_writer(save_escape, "--save-escape")
     per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
@@ -105,7 +110,8 @@ def command(
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, obj.unravel(result.escape.direction))
+            direction = result.escape.direction
+            write_point(save_escape, obj.unravel(direction), obj.params_of(direction))
     from hesscli.expect import expectations
     from hesscli.render.analyze_view import analysis_document
 

@@ -68,7 +68,8 @@ from hesscli.cli.path_options import dense_budget_option
               help="Let --out overwrite an existing file (without it train refuses, so no "
               "log is lost; --resume FILE appends to FILE and needs no --force).")
 @click.option("--save-point", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the final parameters (same pytree) to .npz/.json/.npy/.txt/.csv.")
+              help="Write the final parameters (same pytree) to .npz/.json/.npy/.txt/.csv, "
+              ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Plot value, ‖∇f‖, λmin/λmax against 2/lr, with events (.png/.svg).")
 @click.option("--fail-on", default=None, metavar="KINDS",

@@ -16,7 +16,8 @@ import click
 from hesscli.errors import CheckFailed, InputError
 
 OPT_FLAGS = ("momentum", "nesterov", "b1", "b2", "eps", "weight_decay", "decay")
-SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv")
+SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv", ".msgpack", ".safetensors", ".eqx",
+                 "")  # "": a folder, written as an orbax checkpoint
 EVENT_KINDS = ("stalled", "at_saddle", "escaped_saddle", "reached_minimum", "unstable",
                "diverged")
 
@@ -99,7 +100,11 @@ def check_inputs(kw: dict[str, Any]) -> None:
         check_plot_path(kw["plot"])
     if kw["save_point"] is not None and kw["save_point"].suffix.lower() not in SAVE_SUFFIXES:
         raise InputError(f"--save-point {str(kw['save_point'])!r}: use one of "
-                         f"{', '.join(SAVE_SUFFIXES)}")
+                         f"{', '.join(s for s in SAVE_SUFFIXES if s)} or a folder (orbax)")
+    if kw["save_point"] is not None:
+        from hesscli.objective.checkpoints import check_writer
+
+        check_writer(kw["save_point"], "--save-point")
     if kw["compare"] and (kw["resume"] or kw["save_point"]):
         raise InputError("--compare runs several variants; --resume and --save-point take one "
                          "run (drop --compare)")
@@ -377,7 +382,8 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
     if kw["save_point"] is not None and show:
         from hesscli.objective.points import write_point
 
-        write_point(kw["save_point"], obj.unravel(summaries[0].result.x))
+        x = summaries[0].result.x
+        write_point(kw["save_point"], obj.unravel(x), obj.params_of(x))
     if kw["plot"] is not None and show:
         from hesscli.render.plot_train import plot_training
 

@@ -49,7 +49,8 @@ EXTRAS = {  # import name -> (pip extra, distribution)
 
 def install_hint(module: str) -> str:
     """How to install what provides ``module`` into the Python hesscli runs in."""
-    extra, dist = EXTRAS.get(module, (None, module.split(".")[0]))
+    top = module.split(".")[0]
+    extra, dist = EXTRAS.get(module) or EXTRAS.get(top) or (None, top)
     what = f"'hesscli[{extra}]'" if extra else dist
     return f"{sys.executable} -m pip install {what}"
 
@@ -194,9 +195,13 @@ def read_orbax(path: Path) -> Any:
     """An orbax PyTree checkpoint directory (or a CheckpointManager's newest step)."""
     name = str(path)
     ocp = require("orbax.checkpoint", f"reading {name} (an orbax checkpoint directory)")
+    import warnings
+
     folder = _orbax_item(path)
     try:
-        return ocp.PyTreeCheckpointer().restore(str(folder.resolve()))
+        with warnings.catch_warnings():  # restoring to this host's single device is intended
+            warnings.filterwarnings("ignore", message="Sharding info not provided")
+            return ocp.PyTreeCheckpointer().restore(str(folder.resolve()))
     except Exception as exc:  # noqa: BLE001 - orbax raises many kinds
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot read {name!r} as an orbax checkpoint: {detail}") from None

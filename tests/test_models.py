@@ -327,3 +327,32 @@ def test_json_written_for_equinox_params_reads_back(eqx_model, tmp_path):
     assert set(json.loads(path.read_text())) == {"layers"}
     obj = load(EQX, str(path), (), seed=0, dtype="float64", method="auto")
     np.testing.assert_array_equal(obj.x, ravel(params))
+
+
+def test_missing_import_in_an_objective_names_the_interpreter(hess, write):
+    import sys
+
+    path = write("needs.py", "import sklearn_missing_xyz\n\ndef objective(x):\n"
+                             "    return (x ** 2).sum()\n")
+    res = hess("analyze", path, "--at", "1,2")
+    assert res.exit_code == 3, res.output
+    assert "No module named 'sklearn_missing_xyz'" in res.stderr
+    assert f"{sys.executable} -m pip install sklearn_missing_xyz" in res.stderr
+
+
+def test_plot_without_matplotlib_fails_before_loading(hess, monkeypatch, write, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    marker = tmp_path / "imported"
+    path = write("slow.py", f"open({str(marker)!r}, 'w').close()\n\n"
+                            "def objective(x):\n    return (x ** 2).sum()\n")
+    for command in ("spectrum", "landscape"):
+        res = hess(command, path, "--at", "1,2", "--plot", tmp_path / "p.png")
+        assert res.exit_code == 2, res.output
+        assert "hesscli[plot]" in res.stderr
+    res = hess("train", path, "--at", "1,2", "--steps", "2", "--plot", tmp_path / "p.png")
+    assert res.exit_code == 2 and "hesscli[plot]" in res.stderr
+    assert not marker.exists()  # the objective was never imported

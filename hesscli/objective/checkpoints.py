@@ -47,10 +47,14 @@ EXTRAS = {  # import name -> (pip extra, distribution)
 }
 
 
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml",
+                 "cv2": "opencv-python", "haiku": "dm-haiku"}  # import name != pip name
+
+
 def install_hint(module: str) -> str:
     """How to install what provides ``module`` into the Python hesscli runs in."""
     top = module.split(".")[0]
-    extra, dist = EXTRAS.get(module) or EXTRAS.get(top) or (None, top)
+    extra, dist = EXTRAS.get(module) or EXTRAS.get(top) or (None, DISTRIBUTIONS.get(top, top))
     what = f"'hesscli[{extra}]'" if extra else dist
     return f"{sys.executable} -m pip install {what}"
 

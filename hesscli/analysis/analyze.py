@@ -143,7 +143,10 @@ def analyze(
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
         after = curvature.value(x - lr * grad)
-        step = predict_step(lr, grad, hg, value, after)
+        from hesscli.jaxconf import eps
+
+        step = predict_step(lr, grad, hg, value, after, eps=eps(objective.dtype),
+                            gtol=gtol_used, hessian_norm=hess_norm)
 
     escape = None
     if spectrum.lambda_min < -tol_used:
@@ -162,7 +165,10 @@ def analyze(
         value=value,
         gradient_norm=gnorm,
         gtol=gtol_used,
-        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > grad_error else (),
+        # a gradient within gtol is rounding noise: naming its largest entries would
+        # present noise as information
+        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > max(grad_error, gtol_used)
+        else (),
         spectrum=spectrum,
         tolerance=tol_used,
         inertia=inertia(lam, tol_used, spectrum.complete),

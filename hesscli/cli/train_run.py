@@ -328,7 +328,8 @@ class Runner:
 
         obj, kw = self.obj, self.kw
         optimizer = optimizer_for(config)
-        tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=kw["gtol"], tol=kw["tol"])
+        tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=kw["gtol"], tol=kw["tol"],
+                               optimizer=config.optimizer)
         state = history = None
         if resume is not None:
             import jax.numpy as jnp

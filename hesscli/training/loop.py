@@ -349,7 +349,11 @@ def train(
     notes: list[str] = []
     if curvature_on and obj.n > dense_limit:
         notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=dense_limit))
-    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr)
+    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr, optimizer=config.optimizer)
+    from hesscli.training.optimizers import GD_ONLY_NOTE, plain_gd
+
+    if curvature_on and not plain_gd(config.optimizer):
+        notes.append(GD_ONLY_NOTE.format(name=config.optimizer))
     history = list(history or [])
     t0 = time.perf_counter()
     monitor_seconds = 0.0

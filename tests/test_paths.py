@@ -130,3 +130,18 @@ def test_expect_on_partial_inertia_fails_and_says_so(hess):
     dense = hess("analyze", "saddle", "-p", "n=6", "--at", "zeros", "--expect",
                  "inertia.negative=1", "--expect", "inertia.complete=true")
     assert dense.exit_code == 0, dense.output
+
+
+def test_check_follows_the_policy_and_refuses_a_partial_count(hess, write, monkeypatch):
+    spec = write("c.yaml", "checks:\n  - objective: saddle\n    params: {n: 4}\n"
+                           "    at: zeros\n    expect: {negative_eigenvalues: {max: 1}, "
+                           "lambda_min: {max: -0.5}}\n")
+    ok = hess("check", spec, "--format", "json")
+    assert ok.exit_code == 0, ok.output
+    monkeypatch.setenv("HESSCLI_DENSE_BUDGET", "1")  # matrix-free: extremes only
+    res = hess("check", spec, "--format", "json")
+    assert res.exit_code == 1, res.output
+    outcomes = {o["key"]: o for c in res.json()["checks"] for o in c["results"]}
+    assert outcomes["negative_eigenvalues"]["passed"] is False
+    assert "partial" in outcomes["negative_eigenvalues"]["detail"]
+    assert outcomes["lambda_min"]["passed"] is True  # an extreme is computed either way

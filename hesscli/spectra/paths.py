@@ -195,7 +195,7 @@ def choose_path(
         return PathChoice("dense", need, avail, "--dense requested", request, budget)
     if request != "auto":
         raise InputError(f"unknown curvature path {request!r}; use auto, dense or matrix-free")
-    where = "" if budget.source == "default" else f", {budget.source}"
+    where = "" if budget.source == "default" else f" from {budget.source}"
     if need <= budget.bytes:
         return PathChoice(
             "dense", need, None,
@@ -204,8 +204,8 @@ def choose_path(
         )
     return PathChoice(
         "matrix-free", need, None,
-        f"matrix-free: a dense Hessian would need about {human_bytes(need)} "
-        f"(> {human_bytes(budget.bytes)} dense budget{where}, including eigensolver "
-        f"workspace; dense up to n = {budget.limit}; --dense-budget or {BUDGET_ENV} "
-        "raise it)", request, budget,
+        f"matrix-free: a dense Hessian would need about {human_bytes(need)} with the "
+        f"eigensolver's workspace (> {human_bytes(budget.bytes)} dense budget{where}: dense "
+        f"up to n = {budget.limit}; raise it with --dense-budget or {BUDGET_ENV})",
+        request, budget,
     )

@@ -6,6 +6,9 @@ A point may be a whole model, not only a pytree of parameters:
   floating-point arrays are the parameters, everything else (activation
   functions, integer buffers, static fields) is held fixed and put back with
   ``eqx.combine`` before every call, so the objective receives the module;
+- a **Flax NNX module**: ``nnx.split(model, nnx.Param, ...)``; the ``nnx.Param``
+  variables are the parameters (named as in ``State.to_pure_dict()``), the rest
+  (``BatchStat``, RNG state, …) is held fixed and ``nnx.merge`` rebuilds the module;
 - a **Flax linen variables dict** ``{"params": ..., "batch_stats": ..., ...}``:
   the ``params`` collection is the parameters; the other collections
   (``batch_stats``, ``cache``, ``constants``, …) are held fixed at their values
@@ -48,6 +51,11 @@ def is_equinox_module(point: Any) -> bool:
     return eqx is not None and isinstance(point, eqx.Module)
 
 
+def is_nnx_module(point: Any) -> bool:
+    nnx = sys.modules.get("flax.nnx")
+    return nnx is not None and isinstance(point, nnx.Module)
+
+
 def is_flax_variables(point: Any) -> bool:
     """A mapping with a ``params`` collection and at least one other collection.
 
@@ -70,19 +78,23 @@ def split_point(point: Any) -> Split:
         import jax
 
         params, static = eqx.partition(point, eqx.is_inexact_array)
-        held = []
-        for path, leaf in jax.tree_util.tree_flatten_with_path(static)[0]:
-            from hesscli.objective.layout import path_to_str
-
-            kind = type(leaf).__name__
-            if hasattr(leaf, "shape"):
-                kind = f"{getattr(leaf, 'dtype', '')} array {tuple(leaf.shape)}".strip()
-            held.append(f"{path_to_str(path)} ({kind})")
 
         def combine(p: Any) -> Any:
             return eqx.combine(p, static)
 
-        return Split(params, combine, tuple(held), "equinox")
+        return Split(params, combine, _held_leaves(static), "equinox")
+    if is_nnx_module(point):
+        import jax
+        from flax import nnx
+
+        graph, state, others = nnx.split(point, nnx.Param, ...)
+        treedef = jax.tree_util.tree_structure(state)
+
+        def merge(p: Any) -> Any:
+            leaves = jax.tree_util.tree_leaves(p)
+            return nnx.merge(graph, jax.tree_util.tree_unflatten(treedef, leaves), others)
+
+        return Split(state.to_pure_dict(), merge, _held_leaves(others), "nnx")
     if is_flax_variables(point):
         rest = {k: v for k, v in point.items() if k != "params"}
 
@@ -92,6 +104,21 @@ def split_point(point: Any) -> Split:
         held = tuple(f"{k} ({_count(v)} values)" for k, v in rest.items())
         return Split(point["params"], combine_vars, held, "flax")
     return Split(point)
+
+
+def _held_leaves(tree: Any) -> tuple[str, ...]:
+    """``name (what)`` for every leaf of the held part."""
+    import jax
+
+    from hesscli.objective.layout import path_to_str
+
+    held = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        kind = type(leaf).__name__
+        if hasattr(leaf, "shape"):
+            kind = f"{getattr(leaf, 'dtype', '')} array {tuple(leaf.shape)}".strip()
+        held.append(f"{path_to_str(path)} ({kind})")
+    return tuple(held)
 
 
 def _count(tree: Any) -> int:
@@ -105,8 +132,9 @@ def held_note(split: Split) -> str | None:
     """The line the output shows about what is held fixed (None when nothing is)."""
     if split.kind is None or not split.held:
         return None
-    what = "Equinox module" if split.kind == "equinox" else "Flax variables"
-    params = ("its floating-point arrays" if split.kind == "equinox"
-              else "the 'params' collection")
+    what = {"equinox": "Equinox module", "nnx": "Flax NNX module"}.get(split.kind,
+                                                                      "Flax variables")
+    params = {"equinox": "its floating-point arrays", "nnx": "its nnx.Param variables"}.get(
+        split.kind, "the 'params' collection")
     return (f"{what}: the parameters are {params}; held fixed: {', '.join(split.held[:6])}"
             + (" …" if len(split.held) > 6 else ""))

@@ -214,14 +214,13 @@ def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
     """Save a point in the format named by ``path``'s suffix, atomically.
 
     ``tree`` is what the objective takes (the parameters, or a whole model);
-    ``params`` its parameters alone when they differ (a model point). A model
-    format gets the whole model (``.eqx`` needs the module; ``.msgpack``, an
-    orbax directory (no suffix), ``.safetensors``, ``.npz`` and ``.json`` get a
-    Flax ``variables`` dict whole, collections included); where the model holds
-    non-array parts (an Equinox module's functions) the array formats get the
-    parameters. ``.npz`` keeps the leaf paths as keys (readable back by
-    ``--at``); ``.json`` keeps the nesting; ``.npy``/``.txt``/``.csv`` take a
-    single array and are refused for multi-leaf pytrees.
+    ``params`` its parameters alone when they differ (a model point). ``.eqx``
+    gets the whole Equinox module; a Flax ``variables`` dict goes whole into
+    every other format (collections included); for a module (Equinox, NNX)
+    those formats get its parameters, keyed by their leaf paths. ``.npz`` keeps
+    the leaf paths as keys (readable back by ``--at``); ``.json`` keeps the
+    nesting; ``.npy``/``.txt``/``.csv`` take a single array and are refused for
+    multi-leaf pytrees.
     """
     import jax
 
@@ -233,18 +232,15 @@ def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
     if suffix == ".eqx":  # the whole module: its leaves, read back into the objective's model
         write_checkpoint(path, tree, {})
         return
-    if params is not None and not all(
-        hasattr(leaf, "shape") or isinstance(leaf, (int, float))
-        for leaf in jax.tree_util.tree_leaves(tree)
-    ):
-        tree = params  # the model's non-array parts cannot go into an array format
+    if params is not None and not isinstance(tree, (dict, list, tuple)):
+        tree = params  # a module's non-array parts cannot go into an array format
     flat_leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     arrays = {path_to_str(p): np.asarray(leaf, dtype=np.float64) for p, leaf in flat_leaves}
     single = len(arrays) == 1 and "x" in arrays
-    if write_checkpoint(path, tree, arrays):
-        return
     if not isinstance(tree, (dict, list, tuple, np.ndarray)) and not hasattr(tree, "shape"):
         tree = nest(arrays, str(path))  # a module's parameters: their leaf paths as nesting
+    if write_checkpoint(path, tree, arrays):
+        return
     if suffix == ".npz":
         atomic_write(path, lambda fh: np.savez(fh, **arrays))
     elif suffix == ".json":

@@ -94,7 +94,8 @@ def split_point(point: Any) -> Split:
             leaves = jax.tree_util.tree_leaves(p)
             return nnx.merge(graph, jax.tree_util.tree_unflatten(treedef, leaves), others)
 
-        return Split(state.to_pure_dict(), merge, _held_leaves(others), "nnx")
+        pure = nnx.to_pure_dict(state) if hasattr(nnx, "to_pure_dict") else state.to_pure_dict()
+        return Split(pure, merge, _held_leaves(others), "nnx")
     if is_flax_variables(point):
         rest = {k: v for k, v in point.items() if k != "params"}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hesscli.cli.session import load
+from hesscli.api import load
 from hesscli.curvature.exact import ExactCurvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module

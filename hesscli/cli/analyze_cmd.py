@@ -56,51 +56,22 @@ def command(
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
     """
-    from hesscli.analysis.analyze import analyze
-    from hesscli.cli.session import (
-        chunked,
-        curvature_for,
-        emit,
-        fd_reason,
-        load,
-        meta,
-        nonnegative,
-        parallel_of,
-        positive,
-        primary,
-        spectrum_for,
-        start,
-    )
+    from hesscli import api
+    from hesscli.cli.session import emit, primary, start
     from hesscli.errors import InputError
 
-    positive("--lr", lr)
-    positive("--escape-step", escape_step)
-    nonnegative("--gtol", gtol)
-    nonnegative("--tol", tol)
-    from hesscli.spectra.paths import dense_budget as check_budget
-
-    check_budget(dense_budget)  # a malformed size is exit 2 before any work
     if save_escape is not None:
         from hesscli.objective.checkpoints import check_writer
 
-        check_writer(save_escape, "--save-escape")
-    per_process = start(devices, coordinator, num_processes, process_id)
-    obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    obj, chunk_notes = chunked(obj, chunk_size)
-    curvature, notes = curvature_for(obj, method, fd_accuracy, devices=per_process)
-    parallel = parallel_of(curvature)
-    spectrum, choice, path_notes = spectrum_for(
-        obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps, dense_budget=dense_budget,
+        check_writer(save_escape, "--save-escape")  # its package, before any work
+    start(devices, coordinator, num_processes, process_id)
+    res = api.analyze(
+        objective, at, params=params, method=method, dtype=dtype, seed=seed, lr=lr, gtol=gtol,
+        tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy, verify=verify,
+        devices=devices, path=path, k=k, eigensolver=eigensolver, rtol=rtol,
+        max_steps=max_steps, chunk_size=chunk_size, dense_budget=dense_budget,
     )
-    verification = None
-    if verify:
-        from hesscli.analysis.verify import verify_derivatives
-
-        verification = verify_derivatives(obj, seed)
-    result = analyze(obj, curvature, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
-                     spectrum=spectrum, notes=notes + chunk_notes + path_notes,
-                     verification=verification, fd_why=fd_reason(obj, method))
+    result, parallel = res.value, res.parallel
     if save_escape is not None:
         if result.escape is None:
             raise InputError(
@@ -111,27 +82,17 @@ def command(
 
         if primary():  # only process 0 writes files
             direction = result.escape.direction
-            write_point(save_escape, obj.unravel(direction), obj.params_of(direction))
+            write_point(save_escape, res.objective.unravel(direction),
+                        res.objective.params_of(direction))
     from hesscli.expect import expectations
-    from hesscli.render.analyze_view import analysis_document
 
-    doc = analysis_document(
-        result,
-        meta(seed, dtype, parallel=parallel, path_choice=choice, method=method, lr=lr,
-             gtol=gtol, tol=tol, at=at,
-             params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
-             verify=verify, devices=devices, path=path or "auto", k=k,
-             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-             dense_budget=choice.budget.bytes),
-        with_direction=obj.n <= 1000,
-        extra={"devices": parallel.devices, "processes": parallel.processes},
-    )
+    doc = res.document()
     pending = expectations(expects, doc)
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []
     emit(doc, fmt, lambda console: render_analysis(result, console, rows=rows))
-    if verification is not None and verification.passed is False:
+    if result.verification is not None and result.verification.passed is False:
         from hesscli.errors import CheckFailed
 
         raise CheckFailed("--verify: the exact derivatives disagree with finite differences "

@@ -1,6 +1,7 @@
 """Bind an objective file to a point: the flat-vector :class:`Objective`.
 
-This is where the user's function is checked before any work (STYLE habit 3):
+This is where the user's function is checked before any work (fail early, with
+the reason):
 the point's structure must match the default point's, the function is
 shape-evaluated with ``jax.eval_shape`` and must return a floating-point scalar,
 and a function JAX cannot trace (NumPy, ``float()``, a simulator) is marked as a
@@ -168,13 +169,20 @@ def check_scalar(out: Any, where: str) -> None:
 
 def bind(
     file: ObjectiveFile,
-    at: str | None,
+    at: str | Any | None,
     *,
     seed: int = 0,
     dtype: str = "float64",
     method: str = "auto",
 ) -> Objective:
-    """Parse POINT, match it to the objective's parameters and check the function."""
+    """Parse POINT, match it to the objective's parameters and check the function.
+
+    ``at`` is POINT as the command line takes it (a string), a pytree of arrays
+    or a model (from Python), or None for the file's default point. A model
+    point (an Equinox or NNX module, a Flax variables dict) is split into its
+    parameters and what is held fixed (:mod:`hesscli.objective.models`); a
+    model read from a file brings its own held parts (its ``batch_stats``).
+    """
     jax = jax_module()
     jnp = jax.numpy
     full = file.default_point(seed) if file.has_default_point else None
@@ -190,12 +198,16 @@ def bind(
             )
         point = template
     else:
-        raw = read_point(at, template, seed, like=full)
+        if isinstance(at, str):
+            raw, where = read_point(at, template, seed, like=full), f"--at {at}"
+        else:
+            raw, where = at, "the point"
         given = split_point(raw)
         if given.kind is not None and (split is None or split.kind == given.kind):
             split = given  # the file's own held parts (its batch_stats, its statics)
-            raw = _arrays(given.params, file)
-        point = _match_template(raw, template, f"--at {at}") if template is not None else raw
+            raw = given.params
+        raw = _arrays(raw, file)
+        point = _match_template(raw, template, where) if template is not None else raw
     if split is not None and split.kind is None:
         split = None
     leaves, treedef = jax.tree_util.tree_flatten(point)

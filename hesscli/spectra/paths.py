@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hesscli.errors import InputError
+from hesscli.vocab import Path, PathRequest
 
 MATRICES = 4  # Hessian, symmetrized copy, sum temporary / LAPACK copy, workspace
 HOST_BYTES = 8  # the eigensolver works in float64
@@ -71,19 +72,19 @@ class Budget:
 class PathChoice:
     """The chosen path, the memory the dense one would take, the budget, and why."""
 
-    path: str  # "dense" | "matrix-free"
+    path: Path
     dense_bytes: int
     available_bytes: int | None  # consulted only for an explicit --dense
     reason: str
-    requested: str = "auto"
+    requested: str = PathRequest.AUTO
     budget: Budget | None = None
 
     def as_meta(self) -> dict[str, Any]:
         """What ``meta.path_choice`` records: enough to see and reproduce the choice."""
         budget = self.budget or dense_budget()
         return {
-            "path": self.path,
-            "requested": self.requested,
+            "path": str(self.path),
+            "requested": str(self.requested),
             "reason": self.reason,
             "dense_bytes": self.dense_bytes,
             "dense_budget": budget.bytes,
@@ -179,10 +180,10 @@ def choose_path(
     """
     budget = budget or dense_budget()
     need = dense_bytes(n)
-    if request == "matrix-free":
-        return PathChoice("matrix-free", need, None, "--matrix-free requested", request,
+    if request == PathRequest.MATRIX_FREE:
+        return PathChoice(Path.MATRIX_FREE, need, None, "--matrix-free requested", request,
                           budget)
-    if request == "dense":
+    if request == PathRequest.DENSE:
         avail = available_memory() if available is None else available
         if avail is not None and need > avail:
             raise InputError(
@@ -192,18 +193,18 @@ def choose_path(
                 "Use --matrix-free (or drop --dense) for the extreme eigenvalues from "
                 "Hessian-vector products"
             )
-        return PathChoice("dense", need, avail, "--dense requested", request, budget)
-    if request != "auto":
+        return PathChoice(Path.DENSE, need, avail, "--dense requested", request, budget)
+    if request != PathRequest.AUTO:
         raise InputError(f"unknown curvature path {request!r}; use auto, dense or matrix-free")
     where = "" if budget.source == "default" else f" from {budget.source}"
     if need <= budget.bytes:
         return PathChoice(
-            "dense", need, None,
+            Path.DENSE, need, None,
             f"dense Hessian needs about {human_bytes(need)} "
             f"(≤ {human_bytes(budget.bytes)} dense budget{where})", request, budget,
         )
     return PathChoice(
-        "matrix-free", need, None,
+        Path.MATRIX_FREE, need, None,
         f"matrix-free: a dense Hessian would need about {human_bytes(need)} with the "
         f"eigensolver's workspace (> {human_bytes(budget.bytes)} dense budget{where}: dense "
         f"up to n = {budget.limit}; raise it with --dense-budget or {BUDGET_ENV})",

@@ -15,31 +15,33 @@ from typing import Any
 import numpy as np
 
 from hesscli.analysis.analyze import Analysis, analyze
+from hesscli.curvature.base import Curvature
 from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.objective.bind import Objective
 from hesscli.objective.files import describe_exception
+from hesscli.vocab import PathRequest
 
 
-def final_analysis(obj: Objective, curvature: Any, x: np.ndarray, lr: float, *,
+def final_analysis(obj: Objective, curvature: Curvature, x: np.ndarray, lr: float, *,
                    gtol: float | None = None, tol: float | None = None,
-                   dense_limit: int | None = None) -> Analysis | None:
+                   path: str = PathRequest.AUTO,
+                   dense_budget: str | int | None = None) -> Analysis | None:
     """``analyze`` at the final point; None when the point is not finite.
 
-    Above ``dense_limit`` (default :func:`hesscli.spectra.paths.dense_limit`)
-    the verdict works from the matrix-free extremes (k = 1 at each end, as the
-    monitor uses), like ``analyze`` on the matrix-free path.
+    The spectrum comes by the monitor's policy (:data:`hesscli.training.monitor.MONITOR_POLICY`:
+    matrix-free extremes k = 1 at each end when the dense path is over budget),
+    like ``analyze`` on the matrix-free path.
     """
-    from hesscli.spectra import paths
+    from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
+    from hesscli.training.monitor import MONITOR_POLICY
 
     if not np.all(np.isfinite(x)):
         return None
     at = obj.with_point(x)
     try:
-        spectrum = None
-        if at.n > (paths.dense_limit() if dense_limit is None else dense_limit):
-            from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
-
-            spectrum = matrix_free_spectrum(extremes_of(curvature, at.x, k=1, seed=0), at.dtype)
+        policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
+                                dense_budget=dense_budget)
+        spectrum = spectrum_at(curvature, at.x, at.layout, policy).spectrum
         return analyze(at, curvature, lr=lr, gtol=gtol, tol=tol, spectrum=spectrum)
     except ObjectiveError:
         return None

@@ -19,6 +19,9 @@ from flax import linen as nn
 
 
 class MLP(nn.Module):
+    """Dense, BatchNorm (running averages), tanh, Dense; float64 parameters, as hesscli
+    computes in float64 (float32 parameters work too, and are promoted)."""
+
     width: int = 4
 
     @nn.compact

@@ -63,10 +63,6 @@ class Budget:
         """The largest n whose dense path fits the budget."""
         return dense_limit(self)
 
-    def describe(self) -> str:
-        where = "default" if self.source == "default" else self.source
-        return f"{human_bytes(self.bytes)} ({where}; dense up to n = {self.limit})"
-
 
 @dataclass(frozen=True)
 class PathChoice:
@@ -127,15 +123,8 @@ def dense_bytes(n: int) -> int:
 def dense_limit(budget: Budget | None = None) -> int:
     """The largest n with ``dense_bytes(n) <= budget`` (default: :func:`dense_budget`)."""
     size = (budget or dense_budget()).bytes
-    n = math.isqrt(size // (MATRICES * HOST_BYTES))
-    while dense_bytes(n + 1) <= size:  # pragma: no cover - isqrt is exact; belt and braces
-        n += 1
-    return n
-
-
-def fits_dense(n: int, budget: Budget | None = None) -> bool:
-    """True when the automatic choice for n parameters is the dense path."""
-    return n <= dense_limit(budget)
+    # 32·n² ≤ size  ⟺  n² ≤ ⌊size/32⌋ for integers, so the integer square root is exact
+    return math.isqrt(size // (MATRICES * HOST_BYTES))
 
 
 def available_memory() -> int | None:

@@ -190,7 +190,7 @@ def choose_path(
         return PathChoice(
             Path.DENSE, need, None,
             f"dense Hessian needs about {human_bytes(need)} "
-            f"(≤ {human_bytes(budget.bytes)} dense budget{where})", request, budget,
+            f"(≤ {human_bytes(budget.bytes)} budget{where})", request, budget,
         )
     return PathChoice(
         Path.MATRIX_FREE, need, None,

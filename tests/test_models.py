@@ -403,3 +403,21 @@ def test_nnx_module_point_and_npz_round_trip(write, tmp_path):
     write_point(out, obj.unravel(obj.x + 1.0), obj.params_of(obj.x + 1.0))
     back = load(path, str(out), (), seed=0, dtype="float64", method="auto")
     np.testing.assert_array_equal(back.x, obj.x + 1.0)
+
+
+def test_api_takes_an_equinox_module_as_the_point(eqx_model):
+    """hesscli.analyze(fn, model): the module is split like an objective file's x0."""
+    from jax.flatten_util import ravel_pytree
+
+    import hesscli
+
+    eqx, module, model = eqx_model
+    res = hesscli.analyze(module.objective, model)
+    params = eqx.filter(model, eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(params)
+    static = eqx.filter(model, eqx.is_inexact_array, inverse=True)
+    dense = jax.hessian(lambda x: module.objective(eqx.combine(unravel(x), static)))(flat)
+    lam = np.linalg.eigvalsh(np.asarray(dense))
+    assert res.n == flat.size
+    np.testing.assert_allclose(res.to_json()["eigenvalues"], lam,
+                               atol=1e-10 * max(1.0, float(abs(lam).max())))

@@ -3,7 +3,7 @@
 :class:`SpectrumPolicy` says how to get the Hessian's spectrum (the path
 request, and for the matrix-free path how many eigenpairs at each end, which
 eigensolver, its residual target, its step budget and its seed);
-:func:`spectrum_at` applies it: the path is chosen once by the memory budget
+:func:`spectrum_at` applies it: the path is chosen once by the dense budget
 (:func:`hesscli.spectra.paths.choose_path`: a fixed dense budget, never the
 free memory of the moment), then either the dense Hessian's
 eigenvalues (:func:`hesscli.spectra.spectrum.dense_spectrum`) or the
@@ -35,7 +35,7 @@ class SpectrumPolicy:
     """How to compute the spectrum at a point.
 
     ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``; auto: by
-    the memory budget). The rest applies to the matrix-free path: ``k``
+    the dense budget). The rest applies to the matrix-free path: ``k``
     eigenpairs at each end, ``solver`` lanczos|arpack, residual target ``rtol``
     (None: the solver's default for the dtype), at most ``max_steps`` HVPs per
     run (None: the solver's budget), start vectors from ``seed``.

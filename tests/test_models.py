@@ -421,3 +421,25 @@ def test_api_takes_an_equinox_module_as_the_point(eqx_model):
     assert res.n == flat.size
     np.testing.assert_allclose(res.to_json()["eigenvalues"], lam,
                                atol=1e-10 * max(1.0, float(abs(lam).max())))
+
+
+@pytest.mark.parametrize("name", ["bad.msgpack", "bad.safetensors", "bad.eqx", "folder"])
+def test_unreadable_checkpoints_are_input_errors(hess, tmp_path, name):
+    """One error line and exit 2 for a corrupt file or a folder that is no checkpoint."""
+    pytest.importorskip("flax")
+    pytest.importorskip("equinox")
+    if name.endswith(".safetensors"):
+        pytest.importorskip("safetensors")
+    if name == "folder":
+        pytest.importorskip("orbax.checkpoint")
+    path = tmp_path / name
+    if name == "folder":
+        path.mkdir()
+        (path / "notes.txt").write_text("not a checkpoint")
+    else:
+        path.write_bytes(b"\x93 this is not the format \x00\x01")
+    target = EQX if name.endswith(".eqx") else FLAX
+    res = hess("analyze", target, "--at", path)
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("error: ") and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -479,22 +479,26 @@ def train(
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 
-def check(spec: str) -> Result:
+def check(spec: str, *, dense_budget: str | int | None = None) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 
     ``res.passed`` is False when an expectation fails (the CLI then exits 1); an
     invalid spec raises :class:`~hesscli.errors.InputError` before anything runs.
+    ``dense_budget`` is the dense path's budget for every check (as ``--dense-budget``).
     """
     from hesscli.checks.run import run_spec
     from hesscli.checks.spec import read_spec
     from hesscli.devices import Parallel
     from hesscli.documents.check import report_document
     from hesscli.documents.meta import meta
+    from hesscli.spectra.paths import dense_budget as budget_of
 
+    budget = budget_of(dense_budget)
     parsed = read_spec(spec)
-    report = run_spec(parsed)
+    report = run_spec(parsed, dense_budget=budget.bytes)
     seeds = sorted({c.seed for c in parsed.checks})
     dtypes = sorted({c.dtype for c in parsed.checks})
     info = meta(seeds[0] if len(seeds) == 1 else None,
-                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec)
+                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec,
+                dense_budget=budget.bytes)
     return Result("check", report, None, None, Parallel(), info, report_document)

@@ -145,3 +145,14 @@ def test_check_follows_the_policy_and_refuses_a_partial_count(hess, write, monke
     assert outcomes["negative_eigenvalues"]["passed"] is False
     assert "partial" in outcomes["negative_eigenvalues"]["detail"]
     assert outcomes["lambda_min"]["passed"] is True  # an extreme is computed either way
+
+
+def test_check_takes_the_dense_budget_option(hess, write):
+    spec = write("c.yaml", "checks:\n  - objective: saddle\n    params: {n: 4}\n"
+                           "    at: zeros\n    expect: {inertia.negative: 1}\n")
+    ok = hess("check", spec, "--format", "json")
+    assert ok.exit_code == 0, ok.output
+    res = hess("check", spec, "--dense-budget", "1", "--format", "json")
+    assert res.exit_code == 1, res.output  # the matrix-free count is partial: refused
+    assert res.json()["meta"]["options"]["dense_budget"] == 1
+    assert hess("check", spec, "--dense-budget", "lots").exit_code == 2

@@ -102,7 +102,7 @@ def split_point(point: Any) -> Split:
         def combine_vars(p: Any) -> Any:
             return {**rest, "params": p}
 
-        held = tuple(f"{k} ({_count(v)} values)" for k, v in rest.items())
+        held = tuple(f"{k} ({_names(v)}: {_count(v)} values)" for k, v in rest.items())
         return Split(point["params"], combine_vars, held, "flax")
     return Split(point)
 
@@ -120,6 +120,16 @@ def _held_leaves(tree: Any) -> tuple[str, ...]:
             kind = f"{getattr(leaf, 'dtype', '')} array {tuple(leaf.shape)}".strip()
         held.append(f"{path_to_str(path)} ({kind})")
     return tuple(held)
+
+
+def _names(tree: Any, most: int = 3) -> str:
+    """The first leaf paths of ``tree`` (``BatchNorm_0.mean, BatchNorm_0.var``)."""
+    import jax
+
+    from hesscli.objective.layout import path_to_str
+
+    paths = [path_to_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    return ", ".join(paths[:most]) + (", …" if len(paths) > most else "")
 
 
 def _count(tree: Any) -> int:

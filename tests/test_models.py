@@ -136,6 +136,9 @@ def test_flax_checkpoint_loads_with_its_values_and_gradient(flax_model, fmt, tmp
     assert value == pytest.approx(float(f(want)), rel=1e-13, abs=1e-15)
     np.testing.assert_allclose(grad, ravel(grad_params(want)), rtol=1e-12, atol=1e-14)
     assert any("batch_stats" in note for note in obj.notes)
+    from_file = any("held collections from the objective's default point" in note
+                    for note in obj.notes)
+    assert from_file is (fmt in ("msgpack-params", "variables::params"))
 
 
 def test_flax_variables_analyze_holds_batch_stats_fixed(flax_model, hess, tmp_path):

@@ -185,6 +185,7 @@ def bind(
     """
     jax = jax_module()
     jnp = jax.numpy
+    held_from: str | None = None
     full = file.default_point(seed) if file.has_default_point else None
     if isinstance(full, (list, tuple)) and all(isinstance(v, (int, float)) for v in full):
         full = np.asarray(full, dtype=np.float64)  # x0 = [1.0, 2.0] means an array
@@ -206,6 +207,9 @@ def bind(
         if given.kind is not None and (split is None or split.kind == given.kind):
             split = given  # the file's own held parts (its batch_stats, its statics)
             raw = given.params
+        elif split is not None and split.kind == "flax":
+            held_from = ("the parameters come from the point; the held collections from the "
+                         "objective's default point (x0/init)")
         raw = _arrays(raw, file)
         point = _match_template(raw, template, where) if template is not None else raw
     if split is not None and split.kind is None:
@@ -222,7 +226,8 @@ def bind(
         raise InputError(f"{file.label}: the point has no parameters (size 0)")
     if not np.all(np.isfinite(flat)):
         raise InputError(f"{file.label}: the point has non-finite entries")
-    notes = (held_note(split),) if split is not None and held_note(split) else ()
+    note = held_note(split) if split is not None else None
+    notes = tuple(n for n in (note, held_from if note else None) if n)
     obj = Objective(file, flat, layout, treedef, dtype, traceable=True, split=split, notes=notes)
     where = f"{file.path.name}:{file.function_name}"
 

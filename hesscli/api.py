@@ -135,10 +135,11 @@ def _point_text(at: Any) -> str | None:
 NOT_OPTIONS = ("objective", "seed", "dtype", "curvature")  # recorded elsewhere, or not data
 
 
-def _meta(call: dict[str, Any], parallel: Parallel | None = None,
+def _meta(call: dict[str, Any], parallel: Parallel | None = None, path_choice: Any = None,
           **resolved: Any) -> dict[str, Any]:
     """The ``meta`` block from a call's arguments (``call``: the function's ``locals()``
-    on entry), as JSON-able values; ``resolved`` replaces defaults worked out later."""
+    on entry), as JSON-able values; ``resolved`` replaces values worked out later (the
+    dense budget in bytes); ``path_choice`` is the dense/matrix-free choice made."""
     from hesscli.documents.meta import meta
 
     options: dict[str, Any] = {}
@@ -161,7 +162,8 @@ def _meta(call: dict[str, Any], parallel: Parallel | None = None,
             value = dict(value or {})
         options[name] = value
     options.update(resolved)
-    return meta(call.get("seed"), call.get("dtype", "float64"), parallel=parallel, **options)
+    return meta(call.get("seed"), call.get("dtype", "float64"), parallel=parallel,
+                path_choice=path_choice, **options)
 
 
 def _backend(
@@ -186,30 +188,33 @@ def analyze(
     fd_accuracy: str = "normal", verify: bool = False, devices: int | str = 1,
     path: str | None = None, k: int = 1, eigensolver: str = "lanczos",
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
-    curvature: Curvature | None = None,
+    curvature: Curvature | None = None, dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
 
-    The spectrum is dense when it fits the memory budget, else the ``k``
-    extremes from Hessian-vector products (``path`` forces dense|matrix-free).
+    The spectrum is dense when it fits the dense budget (``dense_budget``, e.g.
+    ``"1GiB"``; default ``$HESSCLI_DENSE_BUDGET`` or 512 MiB, never the free
+    memory), else the ``k`` extremes from Hessian-vector products (``path``
+    forces dense|matrix-free).
     """
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
     from hesscli.documents.analyze import analysis_document
-    from hesscli.spectra.policy import SpectrumPolicy
+    from hesscli.spectra.policy import SpectrumPolicy, choose
     from hesscli.validate import nonnegative, positive
 
     positive("--lr", lr)
     positive("--escape-step", escape_step)
+    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
     backend, notes = _backend(obj, method, fd_accuracy, devices, curvature)
     parallel = backend.parallel
-    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed)
     verification = None
     if verify:
         from hesscli.analysis.verify import verify_derivatives
@@ -218,7 +223,8 @@ def analyze(
     result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
                           policy=policy, notes=notes + chunk_notes, verification=verification,
                           fd_why=fd_reason(obj, method))
-    info = _meta(call, parallel)
+    info = _meta(call, parallel, path_choice=choose(obj.n, policy),
+                 dense_budget=policy.budget.bytes)
     with_direction = obj.n <= 1000
     extra = {"devices": parallel.devices, "processes": parallel.processes}
 
@@ -235,7 +241,7 @@ def spectrum(
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     density: bool = False, probes: int = 8, steps: int = 80, sigma: float | None = None,
     trace_probes: int = 30, bins: int = 12, plot: str | None = None,
-    curvature: Curvature | None = None,
+    curvature: Curvature | None = None, dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
     extremes with residuals, Hutchinson's trace and (``density``) the SLQ density.
@@ -252,11 +258,12 @@ def spectrum(
 
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
+    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
     backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
-    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed)
     choice = choose(obj.n, policy)
     notes = notes + chunk_notes
     if density and choice.path == Path.DENSE:
@@ -265,33 +272,37 @@ def spectrum(
     report = spectrum_report(obj, backend, policy=policy, choice=choice, density=density,
                              probes=probes, steps=steps, sigma=sigma,
                              trace_probes=trace_probes, bins=bins, notes=notes)
-    info = _meta(call, backend.parallel)
+    info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes)
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
 
 
 def gradcheck(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, fd_accuracy: str = "normal",
-    top: int = 5,
+    top: int = 5, dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli gradcheck``: the exact derivatives against finite differences.
 
-    ``res.passed`` is False when they disagree (the CLI then exits 1).
+    ``res.passed`` is False when they disagree (the CLI then exits 1). The
+    Hessian comparisons need the dense Hessian: they run within the dense
+    budget every command uses (``dense_budget``).
     """
     call = dict(locals())
     from hesscli.analysis.gradcheck import gradcheck as run_gradcheck
     from hesscli.devices import Parallel
     from hesscli.documents.gradcheck import gradcheck_document
     from hesscli.errors import InputError
+    from hesscli.spectra.paths import dense_budget as budget_of
 
     if method == MethodRequest.FD:
         raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
                          "differences; use --method auto or exact")
     if top < 1:
         raise InputError(f"--top must be at least 1; got {top}")
+    budget = budget_of(dense_budget)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
-    result = run_gradcheck(obj, fd_accuracy, top=top)
-    info = _meta(call)
+    result = run_gradcheck(obj, fd_accuracy, top=top, dense_limit=budget.limit)
+    info = _meta(call, dense_budget=budget.bytes)
 
     def document(r: Any, m: dict[str, Any]) -> dict[str, Any]:
         return gradcheck_document(r, m, top)
@@ -320,6 +331,7 @@ def convexity(
     rtol: float | None = None, atol: float = 0.0,
     params: Mapping[str, Any] | Iterable[str] | None = None, method: str = "auto",
     dtype: str = "float64", seed: int = 0, curvature: Curvature | None = None,
+    dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli convexity``: Jensen's midpoint test and the smallest Hessian eigenvalue
     on seeded samples of a region, with a witness when convexity fails.
@@ -343,6 +355,9 @@ def convexity(
         raise InputError("--samples and --hessian-points must be ≥ 0")
     nonnegative("--rtol", rtol)
     nonnegative("--atol", atol)
+    from hesscli.spectra.paths import dense_budget as budget_of
+
+    budget = budget_of(dense_budget)
     bounds = [_box(b) for b in boxes]
     try:
         obj = load(objective, around, params=params, seed=seed, dtype=dtype, method=method)
@@ -367,8 +382,9 @@ def convexity(
     if backend is None:
         backend, backend_notes = curvature_for(obj, method)
     result = run_convexity(obj, backend, region, pairs=samples, hessian_points=hessian_points,
-                           seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes)
-    info = _meta(call)
+                           seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes,
+                           dense_budget=budget.bytes)
+    info = _meta(call, dense_budget=budget.bytes)
     with_points = obj.n <= 1000
 
     def document(c: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -399,6 +415,7 @@ def landscape(
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
     radius: float | None = None, plane: str | None = None, points: int = 101,
     grid: int = 41, curvature: Curvature | None = None,
+    dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli landscape``: slices of f along the gradient and the extreme eigenvectors,
     and on a plane of two of them, with the quadratic model and the gradient step."""
@@ -415,12 +432,16 @@ def landscape(
     if points < 3 or grid < 3:
         raise InputError("--points and --grid must be at least 3")
     chosen = _plane(plane)
+    policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
+    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     backend, notes = _backend(obj, method, curvature=curvature)
     # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
     result = run_landscape(obj, backend, lr=lr, radius=radius, plane=chosen, points=points,
-                           grid=grid, policy=SpectrumPolicy(k=1, seed=seed), notes=notes)
-    info = _meta(call)
+                           grid=grid, policy=policy, notes=notes)
+    from hesscli.spectra.policy import choose
+
+    info = _meta(call, path_choice=choose(obj.n, policy), dense_budget=policy.budget.bytes)
     with_direction = obj.n <= 1000
 
     def document(ls: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -436,6 +457,7 @@ def train(
     noise: float | None = None, noise_steps: int | None = None,
     monitor_every: int | None = None, curvature_on: bool = True, gtol: float | None = None,
     tol: float | None = None, devices: int | str = 1, curvature: Curvature | None = None,
+    dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli train`` (one run): an optax optimizer from the point, curvature watched.
 
@@ -466,33 +488,40 @@ def train(
                          monitor_every=every, steps=steps)
     resolved_options(config.optimizer, config.options)
     summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
-                  curvature_on=curvature_on)
-    info = _meta(call, backend.parallel, monitor_every=every)
+                  curvature_on=curvature_on, dense_budget=dense_budget)
+    from hesscli.spectra.paths import dense_budget as budget_of
+
+    info = _meta(call, backend.parallel, monitor_every=every,
+                 dense_budget=budget_of(dense_budget).bytes)
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 
-def check(spec: str | Mapping[str, Any]) -> Result:
+def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = None) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 
     ``spec`` is the file's path, or the same content as a mapping (``{"checks":
     [...]}``). ``res.passed`` is False when an expectation fails (the CLI then
     exits 1); an invalid spec raises :class:`~hesscli.errors.InputError` before
-    anything runs.
+    anything runs. ``dense_budget`` is the dense path's budget for every check
+    (as ``--dense-budget``).
     """
     from hesscli.checks.run import run_spec
     from hesscli.checks.spec import parse_spec, read_spec
     from hesscli.devices import Parallel
     from hesscli.documents.check import report_document
     from hesscli.documents.meta import meta
+    from hesscli.spectra.paths import dense_budget as budget_of
 
+    budget = budget_of(dense_budget)
     if isinstance(spec, Mapping):
         parsed = parse_spec(dict(spec), "<python>")
         label = "<python>"
     else:
         parsed, label = read_spec(spec), str(spec)
-    report = run_spec(parsed)
+    report = run_spec(parsed, dense_budget=budget.bytes)
     seeds = sorted({c.seed for c in parsed.checks})
     dtypes = sorted({c.dtype for c in parsed.checks})
     info = meta(seeds[0] if len(seeds) == 1 else None,
-                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=label)
+                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=label,
+                dense_budget=budget.bytes)
     return Result("check", report, None, None, Parallel(), info, report_document)

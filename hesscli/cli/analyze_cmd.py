@@ -26,7 +26,8 @@ from hesscli.cli.path_options import path_options
 @click.option("--escape-step", type=float, default=0.1, show_default=True,
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+              help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
+              ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -53,10 +54,14 @@ def command(**_options: Any) -> None:
     from hesscli.errors import InputError
 
     app = App.current()
+    save_escape = app.params["save_escape"]
+    if save_escape is not None:
+        from hesscli.objective.checkpoints import check_writer
+
+        check_writer(save_escape, "--save-escape")  # its package, before any work
     app.start()
     res = app.call(api.analyze, cli_only=("save_escape",))
     result, parallel = res.output, res.parallel
-    save_escape = app.params["save_escape"]
     if save_escape is not None:
         if result.escape is None:
             raise InputError(
@@ -67,7 +72,9 @@ def command(**_options: Any) -> None:
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, res.objective.unravel(result.escape.direction))
+            direction = result.escape.direction
+            write_point(save_escape, res.objective.unravel(direction),
+                        res.objective.params_of(direction))
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []

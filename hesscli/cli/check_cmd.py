@@ -7,11 +7,13 @@ from typing import Any
 import click
 
 from hesscli.cli.options import format_option
+from hesscli.cli.path_options import dense_budget_option
 
 
 @click.command("check")
 @click.argument("spec", metavar="SPEC.yaml")
 @format_option
+@dense_budget_option
 def command(**_options: Any) -> None:
     """Run the checks of SPEC.yaml and report pass/fail per expectation.
 
@@ -23,7 +25,9 @@ def command(**_options: Any) -> None:
     the aliases negative_eigenvalues, stable and step_increases_loss; a
     convexity verdict over a region; gradcheck passed/failed. Exit 1 when an
     expectation fails (after the report), 2 when the spec is invalid (nothing
-    runs), 3 when an objective fails.
+    runs), 3 when an objective fails. Paths in the spec are relative to its
+    folder; --dense-budget (or HESSCLI_DENSE_BUDGET) sets the dense/matrix-free
+    choice as for every command.
 
     \b
     Example checks.yaml:

@@ -16,6 +16,7 @@ from hesscli.cli.options import (
     param_option,
     seed_option,
 )
+from hesscli.cli.path_options import dense_budget_option
 
 convexity_options = compose(
     objective_argument,
@@ -41,6 +42,7 @@ convexity_options = compose(
                  help="Midpoint test: allowed absolute violation (for objectives that cancel "
                  "large terms)."),
     param_option, method_option, dtype_option, seed_option, format_option, expect_option,
+    dense_budget_option,
 )
 
 

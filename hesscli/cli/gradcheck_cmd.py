@@ -8,6 +8,7 @@ import click
 
 from hesscli.cli.fd_options import fd_accuracy_option
 from hesscli.cli.options import expect_option, objective_options
+from hesscli.cli.path_options import dense_budget_option
 
 
 @click.command("gradcheck")
@@ -16,6 +17,7 @@ from hesscli.cli.options import expect_option, objective_options
 @click.option("--top", type=int, default=5, show_default=True,
               help="How many of the worst entries to list per comparison.")
 @expect_option
+@dense_budget_option
 def command(**_options: Any) -> None:
     """Check the objective's exact derivatives (JAX, custom_jvp/custom_vjp rules)
     against finite differences: the gradient against central differences of

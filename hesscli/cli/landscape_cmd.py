@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from hesscli.cli.options import expect_option, objective_options
+from hesscli.cli.path_options import dense_budget_option
 
 
 @click.command("landscape")
@@ -26,6 +27,7 @@ from hesscli.cli.options import expect_option, objective_options
               help="Evaluations per side of the plane's grid.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the slices and the contour to FILE (.png or .svg).")
+@dense_budget_option
 @expect_option
 def command(**_options: Any) -> None:
     """The objective along the gradient and the eigenvectors of λmax and λmin around

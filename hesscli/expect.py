@@ -30,6 +30,7 @@ from typing import Any
 
 from hesscli.errors import CheckFailed, InputError, closest
 
+UNDETERMINED = "undetermined"
 OPERATORS = ("<=", ">=", "!=", "==", "<", ">", "=")
 _SPLIT = re.compile(r"(<=|>=|!=|==|<|>|=)")
 _STEP = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
@@ -167,6 +168,9 @@ class Pending:
         parts = []
         for o in failed:
             got = json.dumps(o.measured) if o.present else "absent from this document"
+            if o.present and undecided(o.measured, o.expectation.value):
+                got += (", which hesscli could not decide here: see the notes (unconverged "
+                        "extremes: raise --max-steps; a kink: no second-order verdict)")
             parts.append(f"{o.expectation.text} (measured {o.expectation.key} = {got})"
                          if o.present else f"{o.expectation.text} ({o.expectation.key} is "
                          f"{got})")
@@ -211,8 +215,24 @@ def expectations(
                 f"--expect {text!r}: {exp.key} is {json.dumps(measured)[:60]}, not a number; "
                 "use = or != for it"
             )
-        outcomes.append(Outcome(exp, measured, compare(measured, exp.op, exp.value)))
+        if undecided(measured, exp.value):
+            passed = exp.op == "=" and exp.value == measured
+        else:
+            passed = compare(measured, exp.op, exp.value)
+        outcomes.append(Outcome(exp, measured, passed))
     return Pending(tuple(outcomes))
+
+
+def undecided(measured: Any, expected: Any) -> bool:
+    """Whether ``measured`` is a verdict hesscli could not decide.
+
+    ``"undetermined"`` (a classification or definiteness the evidence leaves
+    open) and ``null`` where a true/false answer is expected (``stability.stable``
+    on an unconverged λmax) satisfy no expectation, not even ``!=``: "not a
+    saddle" is as unproven as "a saddle". Only ``KEY=undetermined`` (or
+    ``KEY=null``) matches them.
+    """
+    return measured == UNDETERMINED or (measured is None and isinstance(expected, bool))
 
 
 def load_schema(name: Any) -> dict[str, Any] | None:

@@ -7,8 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hesscli.analysis.escape import Escape, escape_direction
-from hesscli.analysis.step import Stability, StepPrediction, predict_step, stability
+from hesscli.analysis.step import (
+    Stability,
+    StepPrediction,
+    gradient_step,
+    predict_step,
+    stability,
+)
 from hesscli.analysis.verdicts import (
+    UNDETERMINED,
     Inertia,
     classify,
     condition_number,
@@ -131,18 +138,19 @@ def analyze(
     grad_error = float(np.linalg.norm(grad_error)) if grad_error is not None else 0.0
     if gtol is None:
         gtol_used += grad_error  # a finite-difference gradient is only known to ± its error
-    kind = classify(gnorm, gtol_used, lam, tol_used)
+    kind = classify(gnorm, gtol_used, lam, tol_used, spectrum.converged)
     nonsmooth = _nonsmooth(spectrum, layout)
     critical = gnorm <= gtol_used
     if nonsmooth is not None:
         critical = gnorm <= gtol_used + nonsmooth.gradient_band
         kind = "degenerate" if critical else "not_critical"
 
+    shape = definiteness(lam, tol_used, spectrum.complete, spectrum.converged)
     step = None
     if gnorm > grad_error:  # an FD gradient inside its error band is no direction
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
-        after = curvature.value(x - lr * grad)
+        after = curvature.value(gradient_step(x, lr, grad))
         step = predict_step(lr, grad, hg, value, after)
 
     escape = None
@@ -166,23 +174,60 @@ def analyze(
         spectrum=spectrum,
         tolerance=tol_used,
         inertia=inertia(lam, tol_used),
-        definiteness=definiteness(lam, tol_used, spectrum.complete),
+        definiteness=shape,
         critical=critical,
         classification=kind,
-        condition_number=condition_number(lam, tol_used) if spectrum.complete else (
-            condition_number(lam, tol_used)
-            if float(lam.min()) > tol_used or float(lam.max()) < -tol_used
-            else None
-        ),
+        condition_number=_condition(spectrum, tol_used),
         step=step,
-        stability=stability(lr, spectrum.lambda_max),
+        stability=stability(lr, spectrum.lambda_max, spectrum.max_converged),
         escape=escape,
-        notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used),
+        notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used)
+        + undetermined_notes(spectrum, tol_used, kind, shape),
         smooth=(nonsmooth is None) if curvature.method == "fd" else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
     )
+
+
+def _condition(spectrum: Spectrum, tol: float) -> float | None:
+    """max|λ|/min|λ| when both ends are known and min|λ| is beyond tol, else None.
+
+    On the matrix-free path only a definite spectrum (both extremes of one
+    sign) bounds min|λ|; an unconverged end leaves the ratio unknown.
+    """
+    lam = spectrum.eigenvalues
+    if not (spectrum.min_converged and spectrum.max_converged):
+        return None
+    if spectrum.complete or float(lam.min()) > tol or float(lam.max()) < -tol:
+        return condition_number(lam, tol)
+    return None
+
+
+def undetermined_notes(
+    spectrum: Spectrum, tol: float, classification: str, shape: str
+) -> tuple[str, ...]:
+    """Why a verdict is ``undetermined`` on unconverged extremes, and what to do."""
+    if spectrum.min_converged and spectrum.max_converged:
+        return ()
+    words = [w for w, undecided in (("classification", classification == UNDETERMINED),
+                                    ("definiteness", shape == UNDETERMINED)) if undecided]
+    ends = [e for e, ok in (("λmin", spectrum.min_converged),
+                            ("λmax", spectrum.max_converged)) if not ok]
+    proven = []
+    if spectrum.lambda_min < -tol:
+        proven.append(f"negative curvature (a Ritz value {spectrum.lambda_min:.4g} < −tol)")
+    if spectrum.lambda_max > tol:
+        proven.append(f"positive curvature (a Ritz value {spectrum.lambda_max:.4g} > tol)")
+    text = (
+        f"{' and '.join(ends)} not converged: a Ritz value bounds λmin only from above and "
+        "λmax only from below, so claims that need the other side (positive/negative "
+        "(semi)definite, a local minimum or maximum, zero, stable) are not proven"
+    )
+    text += "; proven: " + ", ".join(proven) if proven else "; nothing is proven about the sign"
+    if words:
+        text += f"; {' and '.join(words)} undetermined"
+    return (text + ". Raise --max-steps (or --rtol) until the end converges",)
 
 
 def precision_notes(dtype: str, tol: float, gtol: float) -> tuple[str, ...]:

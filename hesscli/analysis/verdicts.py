@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,18 +67,31 @@ def eigen_tolerance(scale: float, n: int, dtype: str, error: float = 0.0) -> flo
 def gradient_tolerance(
     value: float, dtype: str, *, x_norm: float = 0.0, hessian_norm: float = 0.0
 ) -> float:
-    """The default ``gtol``: ``√ε·|f|/L + ε·‖H‖₂·L`` with ``L = max(‖x‖, 1)``.
+    """The default ``gtol``: ``ε·‖H‖₂·L + √(2ε·|f|·‖H‖₂)`` with ``L = max(‖x‖, 1)``.
 
-    Two things keep a computed gradient from being exactly zero at a critical
-    point. Evaluation: a gradient is trusted to about ``√ε`` relative to the
-    function's own slope scale ``|f|/L`` (where central differences also lose
-    their digits). Representation: ``x`` itself is only known to ``ε·L``, which
-    moves the gradient by ``‖H‖·ε·L``. Both scale with the problem, so scaling
-    ``f`` or ``x`` by a constant does not change the verdict.
+    What keeps a computed gradient at a critical point from being exactly zero,
+    and what a gradient below it could still be worth:
+
+    - *Representation*: ``x`` itself is only known to ``ε·L``, which moves the
+      gradient by ``‖H‖·ε·L`` (autodiff's own rounding in ``∇f`` is of the same
+      order: the terms that make the gradient are products of curvature and
+      distances, ``ε·‖H‖·‖x‖``).
+    - *Resolution of f*: a gradient step with the best step size lowers the
+      quadratic model by at least ``½‖g‖²/‖H‖``; when that is below the rounding
+      of ``f`` itself (``ε·|f|``), no descent the gradient points to can be seen
+      in the values, so the point is critical as far as ``f`` can tell. Solving
+      ``½‖g‖²/‖H‖ = ε·|f|`` gives the second term.
+
+    No term is ``|f|`` alone: an additive constant changes no derivative, and
+    ``f = 10¹² + ‖x − 1‖²`` at ``(30, 30)`` (‖g‖ = 82, a gradient step visibly
+    lowers f by 66) is not critical (gtol ≈ 0.03). Both terms scale like the
+    gradient when ``f`` or ``x`` is scaled, so ``10⁻¹²·f`` keeps its verdicts.
+    A finite-difference gradient adds its own error estimate (see ``analyze``).
     """
     length = length_scale(x_norm)
     e = eps(dtype)
-    return math.sqrt(e) * abs(value) / length + e * abs(hessian_norm) * length
+    h = abs(hessian_norm)
+    return e * h * length + math.sqrt(2.0 * e * abs(value) * h)
 
 
 @dataclass(frozen=True)
@@ -96,40 +110,126 @@ def inertia(eigenvalues: np.ndarray, tol: float) -> Inertia:
     )
 
 
-def definiteness(eigenvalues: np.ndarray, tol: float, complete: bool = True) -> str:
+UNDETERMINED = "undetermined"
+SIGNS = ("negative", "zero", "positive")  # beyond −tol, within ±tol, beyond tol
+
+
+@dataclass(frozen=True)
+class Ends:
+    """What is known of λmin and λmax: ``λmin ∈ [lo[0], lo[1]]``, ``λmax ∈ [hi[0], hi[1]]``.
+
+    A converged (or dense) end is known: both bounds are the computed value (its
+    error is in the tolerance). An unconverged matrix-free end is known on one
+    side only: a Rayleigh quotient θ of unit vectors satisfies
+    ``λmin ≤ θ ≤ λmax`` whatever its residual, so the smallest Ritz value bounds
+    λmin from above and the largest bounds λmax from below; the other side is
+    open (a Krylov method can still miss a more extreme eigenvalue).
+    """
+
+    lo: tuple[float, float]
+    hi: tuple[float, float]
+
+    @classmethod
+    def of(
+        cls, eigenvalues: Any, converged: Any = None
+    ) -> Ends:
+        """From computed eigenvalues and per-eigenvalue ``converged`` flags (None: all)."""
+        lam = np.asarray(eigenvalues, dtype=np.float64)
+        lo, hi = float(lam.min()), float(lam.max())
+        conv_lo, conv_hi = end_converged(lam, converged)
+        return cls((lo if conv_lo else -math.inf, lo), (hi, hi if conv_hi else math.inf))
+
+    @property
+    def known(self) -> bool:
+        return self.lo[0] == self.lo[1] and self.hi[0] == self.hi[1]
+
+
+def end_converged(eigenvalues: Any, converged: Any) -> tuple[bool, bool]:
+    """(λmin end converged, λmax end converged) from per-eigenvalue flags (None: both)."""
+    if converged is None:
+        return True, True
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    flags = np.asarray(converged, dtype=bool)
+    return bool(flags[int(np.argmin(lam))]), bool(flags[int(np.argmax(lam))])
+
+
+def possible_signs(bounds: tuple[float, float], tol: float) -> tuple[str, ...]:
+    """The signs (``SIGNS``) an eigenvalue in ``[a, b]`` may have, with ``|λ| ≤ tol`` zero."""
+    a, b = bounds
+    out = []
+    if a < -tol:
+        out.append("negative")
+    if a <= tol and b >= -tol:
+        out.append("zero")
+    if b > tol:
+        out.append("positive")
+    return tuple(out)
+
+
+def _decide(ends: Ends, tol: float, verdict: Any) -> str:
+    """``verdict(sign_min, sign_max)`` if every possible combination agrees, else undetermined."""
+    rank = {name: i for i, name in enumerate(SIGNS)}
+    answers = {
+        verdict(a, b)
+        for a in possible_signs(ends.lo, tol)
+        for b in possible_signs(ends.hi, tol)
+        if rank[a] <= rank[b]
+    }
+    return answers.pop() if len(answers) == 1 else UNDETERMINED
+
+
+_DEFINITENESS = {
+    ("positive", "positive"): "positive_definite",
+    ("zero", "positive"): "positive_semidefinite",
+    ("negative", "positive"): "indefinite",
+    ("zero", "zero"): "zero",
+    ("negative", "zero"): "negative_semidefinite",
+    ("negative", "negative"): "negative_definite",
+}
+
+
+def definiteness(
+    eigenvalues: np.ndarray, tol: float, complete: bool = True, converged: Any = None
+) -> str:
     """One of DESIGN.md's definiteness words, from the extremes of the spectrum.
 
-    With only the extremes computed (``complete=False``) the answer is still
-    exact in kind: definiteness depends only on λmin and λmax, except that an
-    unseen zero eigenvalue between them cannot be ruled out for "definite"
-    claims, which the caller states by the tolerance band.
+    Definiteness depends only on λmin and λmax, so the matrix-free extremes
+    answer it as well as all eigenvalues do (``complete`` is accepted for
+    callers that know it). With ``converged`` flags, an unconverged end is
+    bounded on one side only (:class:`Ends`): "positive (semi)definite" needs a
+    lower bound on λmin, "negative (semi)definite" an upper bound on λmax,
+    "zero" both, while "indefinite" is proven by Rayleigh quotients alone.
+    What the known bounds cannot decide is ``undetermined``.
     """
-    lo, hi = float(np.min(eigenvalues)), float(np.max(eigenvalues))
-    if lo > tol:
-        return "positive_definite"
-    if hi < -tol:
-        return "negative_definite"
-    if lo < -tol and hi > tol:
-        return "indefinite"
-    if lo >= -tol and hi > tol:
-        return "positive_semidefinite"
-    if hi <= tol and lo < -tol:
-        return "negative_semidefinite"
-    return "zero"
+    del complete
+    ends = Ends.of(eigenvalues, converged)
+    return _decide(ends, tol, lambda a, b: _DEFINITENESS[(a, b)])
 
 
-def classify(gradient_norm: float, gtol: float, eigenvalues: np.ndarray, tol: float) -> str:
-    """DESIGN.md's classification; ``degenerate`` when the second-order test is silent."""
-    if gradient_norm > gtol:
-        return "not_critical"
-    lo, hi = float(np.min(eigenvalues)), float(np.max(eigenvalues))
-    if lo > tol:
+def _second_order(a: str, b: str) -> str:
+    if a == "positive":
         return "local_minimum"
-    if hi < -tol:
+    if b == "negative":
         return "local_maximum"
-    if lo < -tol and hi > tol:
+    if a == "negative" and b == "positive":
         return "saddle_point"
     return "degenerate"
+
+
+def classify(
+    gradient_norm: float, gtol: float, eigenvalues: np.ndarray, tol: float,
+    converged: Any = None,
+) -> str:
+    """DESIGN.md's classification; ``degenerate`` when the second-order test is silent.
+
+    ``undetermined`` when the gradient vanishes but unconverged extremes
+    (``converged`` flags, see :func:`definiteness`) leave more than one answer
+    open: a local minimum needs a proven lower bound on λmin, a maximum an
+    upper bound on λmax; a strict saddle is proven by the Ritz values alone.
+    """
+    if gradient_norm > gtol:
+        return "not_critical"
+    return _decide(Ends.of(eigenvalues, converged), tol, _second_order)
 
 
 def condition_number(eigenvalues: np.ndarray, tol: float) -> float | None:

@@ -18,9 +18,11 @@ from typing import Any, Protocol
 from hesscli.errors import InputError, closest
 
 CLASSIFICATIONS = ("local_minimum", "local_maximum", "saddle_point", "degenerate",
-                   "not_critical")
+                   "not_critical", "undetermined")
 DEFINITENESS = ("positive_definite", "positive_semidefinite", "negative_definite",
-                "negative_semidefinite", "indefinite", "zero")
+                "negative_semidefinite", "indefinite", "zero", "undetermined")
+UNDECIDED = ("undetermined: the evidence (unconverged matrix-free extremes or a kink) does "
+             "not decide it; see the analysis notes")
 VERDICTS = ("not_convex", "no_violation_found")
 
 
@@ -171,15 +173,19 @@ def analysis_number(get: Callable[[Any], float | None], why_none: str = "") -> C
 def analysis_word(get: Callable[[Any], str]) -> Callable[[Context, Any], Measured]:
     def measure(ctx: Context, words: Any) -> Measured:
         value = get(ctx.analysis())
-        return Measured(value, value in words)
+        return Measured(value, value in words, UNDECIDED if value == "undetermined" else "")
 
     return measure
 
 
-def analysis_flag(get: Callable[[Any], bool]) -> Callable[[Context, Any], Measured]:
+def analysis_flag(get: Callable[[Any], bool | None]) -> Callable[[Context, Any], Measured]:
+    """A true/false measurement; None (undetermined) satisfies neither expectation."""
+
     def measure(ctx: Context, flag: Any) -> Measured:
-        value = bool(get(ctx.analysis()))
-        return Measured(value, value == flag)
+        value = get(ctx.analysis())
+        if value is None:
+            return Measured(None, False, UNDECIDED)
+        return Measured(bool(value), bool(value) == flag)
 
     return measure
 

@@ -18,7 +18,37 @@ KIND_STYLE = {
     "saddle_point": "bold yellow",
     "degenerate": "bold magenta",
     "not_critical": "bold cyan",
+    "undetermined": "bold magenta",
 }
+
+
+def unconverged_ends(a: Analysis) -> str:
+    """"λmin", "λmax" or "λmin and λmax": the ends the matrix-free run did not converge."""
+    sp = a.spectrum
+    ends = [e for e, ok in (("λmin", sp.min_converged), ("λmax", sp.max_converged)) if not ok]
+    return " and ".join(ends)
+
+
+def proven_curvature(a: Analysis) -> str:
+    """What the Ritz values prove whatever their residuals (one-sided bounds)."""
+    sp = a.spectrum
+    proven = []
+    if sp.lambda_min < -a.tolerance:
+        proven.append(f"negative curvature (λmin ≤ {num(sp.lambda_min)})")
+    if sp.lambda_max > a.tolerance:
+        proven.append(f"positive curvature (λmax ≥ {num(sp.lambda_max)})")
+    return " and ".join(proven) if proven else "nothing about the sign of the curvature"
+
+
+def undetermined_headline(a: Analysis) -> str:
+    return (
+        f"Undetermined: the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol), but "
+        f"the matrix-free {unconverged_ends(a)} did not converge, so the second-order test "
+        f"cannot be completed. Proven: {proven_curvature(a)}. Not proven: the far side of "
+        f"the unconverged end{'s' if ' and ' in unconverged_ends(a) else ''} (a minimum "
+        "needs a lower bound on λmin, a maximum an upper bound on λmax). Raise --max-steps "
+        "(or --rtol) and run again."
+    )
 
 
 def nonsmooth_headline(a: Analysis) -> str:
@@ -67,6 +97,8 @@ def headline(a: Analysis) -> str:
             f"{'decreases' if best < 0 else 'changes'} f by {num(abs(best))} "
             f"(quadratic model: {num(e.predicted_change)})."
         )
+    if a.classification == "undetermined":
+        return undetermined_headline(a)
     if a.classification == "degenerate":
         return (
             f"Degenerate critical point: the gradient vanishes and {zero} eigenvalue"
@@ -75,11 +107,13 @@ def headline(a: Analysis) -> str:
             "positive beyond it: the second-order test is inconclusive and "
             "higher-order terms decide. hesscli does not guess."
         )
-    curv = a.definiteness.replace("_", " ")
-    return (
-        f"Not a critical point: ‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}. "
-        f"The Hessian here is {curv}."
-    )
+    text = f"Not a critical point: ‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}. "
+    if a.definiteness == "undetermined":
+        return text + (
+            f"The Hessian's definiteness is undetermined: {unconverged_ends(a)} did not "
+            f"converge; proven: {proven_curvature(a)}. Raise --max-steps to decide it."
+        )
+    return text + f"The Hessian here is {a.definiteness.replace('_', ' ')}."
 
 
 def step_lines(a: Analysis) -> list[Text]:
@@ -123,7 +157,14 @@ def step_lines(a: Analysis) -> list[Text]:
                 )
             )
     st = a.stability
-    if st.max_stable_lr is not None:
+    if st.max_stable_lr is not None and st.stable is None:
+        lines.append(Text(
+            f"lr·λmax ≥ {num(st.lr_times_lambda_max)} (λmax not converged: the true λmax may "
+            "be larger), so stability is undetermined: gradient descent is stable only if "
+            f"lr < 2/λmax ≤ {num(st.max_stable_lr)}. Raise --max-steps to decide it.",
+            style="bold yellow",
+        ))
+    elif st.max_stable_lr is not None:
         ok = st.stable
         lines.append(
             Text(

@@ -2,11 +2,17 @@
 
 :func:`matrix_free_spectrum` turns an :class:`~hesscli.spectra.lanczos.Extremes`
 into a :class:`~hesscli.spectra.spectrum.Spectrum` with ``complete=False``,
-``path="matrix-free"``, the residuals, and ``error`` = the largest residual:
-for a symmetric matrix every Ritz value θ with residual ‖Hv − θv‖ = r has an
-eigenvalue within r of it, so the verdict tolerance (which adds ``error``)
-never calls a sign that the residuals cannot support. Unconverged pairs are
-kept (they widen ``error``) and named in the notes.
+``path="matrix-free"``, the residuals (also as ``eigenvalue_errors``), the
+``converged`` flags, and ``error`` = the largest residual of a *converged*
+pair: for a symmetric matrix every Ritz value θ with residual ‖Hv − θv‖ = r
+has an eigenvalue within r of it, so the verdict tolerance (which adds
+``error``) never calls a sign that the residuals cannot support.
+
+Unconverged pairs are kept and named in the notes, but their residuals do not
+widen the tolerance: a large residual says nothing about the *extreme*
+eigenvalue (the missing side is what is unknown, not the band around θ). The
+verdicts instead use them one-sidedly (a Ritz value bounds λmin from above
+and λmax from below) and say ``undetermined`` where that is not enough.
 """
 
 from __future__ import annotations
@@ -114,7 +120,8 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
         )
         notes.append(
             f"NOT CONVERGED: {len(bad)} eigenpair(s) above the residual target: {listed}; "
-            "their residuals widen the verdict tolerance. Raise --max-steps or --rtol"
+            "verdicts that need the far side of an unconverged end are undetermined. "
+            "Raise --max-steps or --rtol"
         )
     if dtype == "float32":
         notes.append(
@@ -126,14 +133,19 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
 
 def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
     """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring)."""
+    residuals = np.asarray(ex.residuals, dtype=np.float64)
+    converged = np.asarray(ex.converged, dtype=bool)
+    certified = residuals[converged]
     return Spectrum(
         eigenvalues=np.asarray(ex.eigenvalues, dtype=np.float64),
         complete=False,
         vec_min=fix_sign(ex.vec_min),
         vec_max=fix_sign(ex.vec_max),
         symmetry_error=0.0,
-        error=float(np.max(ex.residuals)) if ex.residuals.size else 0.0,
-        residuals=np.asarray(ex.residuals, dtype=np.float64),
+        error=float(np.max(certified)) if certified.size else 0.0,
+        residuals=residuals,
         path="matrix-free",
         notes=extremes_notes(ex, dtype),
+        eigenvalue_errors=residuals.copy(),
+        converged=converged,
     )

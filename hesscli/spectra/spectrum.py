@@ -26,7 +26,12 @@ class Spectrum:
     """Computed eigenvalues (ascending) and the eigenvectors of the two ends.
 
     ``error`` is an absolute error band for the eigenvalues beyond rounding
-    (finite-difference error, Lanczos residuals); verdict tolerances add it.
+    (finite-difference error, residuals of converged Lanczos pairs); verdict
+    tolerances add it. ``eigenvalue_errors`` is a half-width per eigenvalue
+    (None: exact/dense) and ``converged`` a flag per eigenvalue (None: all
+    converged). An unconverged end is bounded on one side only (a Ritz value
+    bounds λmin from above and λmax from below), and the verdicts treat it so
+    (:class:`hesscli.analysis.verdicts.Ends`).
     """
 
     eigenvalues: np.ndarray
@@ -40,6 +45,8 @@ class Spectrum:
     notes: tuple[str, ...] = field(default_factory=tuple)
     kinks: Kinks | None = None  # finite differences found the objective not smooth here
     evaluations: int = 0  # function/gradient evaluations spent (finite differences)
+    eigenvalue_errors: np.ndarray | None = None  # half-width per eigenvalue; None: exact
+    converged: np.ndarray | None = None  # per eigenvalue; None: all converged
 
     @property
     def lambda_min(self) -> float:
@@ -48,6 +55,16 @@ class Spectrum:
     @property
     def lambda_max(self) -> float:
         return float(self.eigenvalues[-1])
+
+    @property
+    def min_converged(self) -> bool:
+        """Whether λmin is known from below too (dense, or a converged Lanczos end)."""
+        return self.converged is None or bool(self.converged[0])
+
+    @property
+    def max_converged(self) -> bool:
+        """Whether λmax is known from above too (dense, or a converged Lanczos end)."""
+        return self.converged is None or bool(self.converged[-1])
 
 
 def dense_spectrum(

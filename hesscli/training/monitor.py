@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from hesscli.analysis.step import predict_step
+from hesscli.analysis.step import gradient_step, predict_step
 from hesscli.curvature.base import ensure_finite
 from hesscli.errors import ObjectiveError
 
@@ -38,7 +38,9 @@ class Extremes:
     lambda_min: float
     lambda_max: float
     path: str  # "dense" | "matrix-free"
-    error: float = 0.0  # absolute error band beyond rounding (Lanczos residuals, fd)
+    error: float = 0.0  # absolute error band beyond rounding (converged Lanczos residuals, fd)
+    min_converged: bool = True  # False: λmin only bounded from above (unconverged Lanczos)
+    max_converged: bool = True  # False: λmax only bounded from below
 
 
 def extreme_eigenvalues(
@@ -68,8 +70,11 @@ def matrix_free_extremes(curvature: object, x: np.ndarray) -> Extremes:
 
     ex = extremes_of(curvature, np.asarray(x), k=1, seed=0)
     ensure_finite(ex.eigenvalues, "Hessian eigenvalues")
-    error = float(np.max(ex.residuals)) if ex.residuals.size else 0.0
-    return Extremes(float(ex.eigenvalues[0]), float(ex.eigenvalues[-1]), "matrix-free", error)
+    converged = np.asarray(ex.converged, dtype=bool)
+    certified = np.asarray(ex.residuals)[converged]  # an unconverged residual bounds nothing
+    error = float(np.max(certified)) if certified.size else 0.0
+    return Extremes(float(ex.eigenvalues[0]), float(ex.eigenvalues[-1]), "matrix-free", error,
+                    bool(converged[0]), bool(converged[-1]))
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,10 @@ class Record:
     model_error: float | None = None  # actual − predicted
     mean_step_loss: float | None = None  # mean loss over the steps since the last log
     elapsed: float = 0.0  # seconds since the run (or resumed run) started
+    x_norm: float | None = None  # ‖x‖, the length scale of the gradient tolerance
+    curvature_error: float | None = None  # error band of λmin/λmax beyond rounding
+    lambda_min_converged: bool | None = None  # None: dense (known); False: upper bound only
+    lambda_max_converged: bool | None = None  # None: dense (known); False: lower bound only
 
 
 def monitor(
@@ -116,12 +125,16 @@ def monitor(
                 lambda_min=ext.lambda_min,
                 lambda_max=ext.lambda_max,
                 lr_times_lambda_max=lr * ext.lambda_max,
+                curvature_error=ext.error,
             )
+            if ext.path == "matrix-free":
+                fields.update(lambda_min_converged=ext.min_converged,
+                              lambda_max_converged=ext.max_converged)
         else:
             ext = None
         if gnorm > 0:
             hg = curvature.hvp(x, grad)  # type: ignore[attr-defined]
-            after = curvature.value(x - lr * grad)  # type: ignore[attr-defined]
+            after = curvature.value(gradient_step(x, lr, grad))  # type: ignore[attr-defined]
             pred = predict_step(lr, grad, hg, value, after)
             fields.update(
                 predicted_change=pred.predicted_change,
@@ -130,6 +143,6 @@ def monitor(
             )
     record = Record(
         step=step, value=float(value), gradient_norm=gnorm, mean_step_loss=mean_step_loss,
-        elapsed=elapsed, **fields,
+        elapsed=elapsed, x_norm=float(np.linalg.norm(x)), **fields,  # type: ignore[arg-type]
     )
     return record, grad, ext

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hesscli.analysis.escape import Escape, escape_direction
+from hesscli.analysis.kinks import Direction, Kink, Probe, probe_kinks
 from hesscli.analysis.step import (
     Stability,
     StepPrediction,
@@ -25,6 +26,7 @@ from hesscli.analysis.verdicts import (
     gradient_tolerance,
     inertia,
     rounding_dimension,
+    smallest_curvature,
 )
 from hesscli.analysis.verify import Verification
 from hesscli.curvature.base import Curvature, ensure_finite
@@ -35,17 +37,23 @@ from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 
 @dataclass(frozen=True)
 class NonSmooth:
-    """The objective is not smooth at the point (finite differences found a kink).
+    """The objective is not smooth at the point (a kink was found).
 
     ``parameters`` are the names involved; ``slope_jump`` the estimated jump of
-    the one-sided slopes per named parameter; ``gradient_band`` = ‖jump‖/2, how
-    far the central-difference gradient may be from any one-sided gradient.
+    the one-sided slopes per named parameter (NaN: not measured along it alone).
+    Finite differences: ``gradient_band`` = ‖jump‖/2, how far the
+    central-difference gradient may be from any one-sided gradient. The probe of
+    exact derivatives (``source="probe"``): the largest gap between a one-sided
+    slope and the gradient's prediction; ``kinks`` lists each direction's finding.
     """
 
     parameters: tuple[str, ...]
     slope_jump: tuple[float, ...]
     gradient_band: float
     disagreement: float
+    source: str = "finite differences"  # or "probe" (exact derivatives, see .kinks)
+    kinks: tuple[Kink, ...] = ()  # the probe's findings per direction
+    evaluations: int = 0  # function values the probe spent
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ def analyze(
     notes: tuple[str, ...] = (),
     verification: Verification | None = None,
     fd_why: str | None = None,
+    kink_probe: bool = True,
 ) -> Analysis:
     """Value, gradient, spectrum, verdicts, step prediction and escape direction at ``x``.
 
@@ -110,9 +119,12 @@ def analyze(
     ``gtol``/``tol`` override the derived tolerances (see :mod:`.verdicts`).
 
     When finite differences find a kink (estimates at two step sizes disagree
-    beyond their error model) the point is not smooth: the classification is
-    ``degenerate`` (never a confident verdict) unless the gradient exceeds
-    ``gtol`` by more than the kink's slope jump can explain (``not_critical``).
+    beyond their error model), or, for exact derivatives, the one-sided probe
+    of :mod:`.kinks` does (``kink_probe``), the point is not smooth: the
+    classification and definiteness are ``undetermined`` (never a confident
+    verdict from a Hessian that does not exist) unless the gradient exceeds
+    ``gtol`` by more than the kink's slope mismatch can explain
+    (``not_critical``).
     """
     x = objective.x
     layout = objective.layout
@@ -132,26 +144,41 @@ def analyze(
     )
     hess_norm = float(np.max(np.abs(lam))) if lam.size else 0.0
     gtol_used = gtol if gtol is not None else gradient_tolerance(
-        value, objective.dtype, x_norm=x_norm, hessian_norm=hess_norm
+        value, objective.dtype, x_norm=x_norm, hessian_norm=hess_norm,
+        smallest_curvature=smallest_curvature(lam, tol_used, spectrum.complete,
+                                              spectrum.converged),
+        n=objective.n,
     )
     grad_error = getattr(curvature, "last_gradient_error", None)
     grad_error = float(np.linalg.norm(grad_error)) if grad_error is not None else 0.0
     if gtol is None:
         gtol_used += grad_error  # a finite-difference gradient is only known to ± its error
     kind = classify(gnorm, gtol_used, lam, tol_used, spectrum.converged)
-    nonsmooth = _nonsmooth(spectrum, layout)
-    critical = gnorm <= gtol_used
-    if nonsmooth is not None:
-        critical = gnorm <= gtol_used + nonsmooth.gradient_band
-        kind = "degenerate" if critical else "not_critical"
-
     shape = definiteness(lam, tol_used, spectrum.complete, spectrum.converged)
     step = None
+    hg = None
     if gnorm > grad_error:  # an FD gradient inside its error band is no direction
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
         after = curvature.value(gradient_step(x, lr, grad))
         step = predict_step(lr, grad, hg, value, after)
+
+    nonsmooth = _nonsmooth(spectrum, layout)
+    probe = None
+    if nonsmooth is None and kink_probe and curvature.method != "fd":
+        probe = probe_kinks(
+            curvature.value, curvature.hvp, x, value, grad,
+            _probe_directions(spectrum, grad, step), gtol=gtol_used, tol=tol_used,
+            dtype=objective.dtype, layout=layout,
+        )
+        nonsmooth = _probe_nonsmooth(probe)
+    critical = gnorm <= gtol_used
+    if nonsmooth is not None:
+        # No Hessian exists at a kink: no second-order verdict, and the gradient is
+        # only known to within the one-sided slopes' spread.
+        critical = gnorm <= gtol_used + nonsmooth.gradient_band
+        kind = UNDETERMINED if critical else "not_critical"
+        shape = UNDETERMINED
 
     escape = None
     if spectrum.lambda_min < -tol_used:
@@ -183,10 +210,42 @@ def analyze(
         escape=escape,
         notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used)
         + undetermined_notes(spectrum, tol_used, kind, shape),
-        smooth=(nonsmooth is None) if curvature.method == "fd" else None,
+        smooth=(nonsmooth is None) if curvature.method == "fd" or probe is not None else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
+    )
+
+
+def _probe_directions(
+    spectrum: Spectrum, grad: np.ndarray, step: StepPrediction | None
+) -> list[Direction]:
+    """The directions the kink probe walks along, each with its curvature ``dᵀHd``.
+
+    The gradient (curvature from the step prediction's HVP) and the two extreme
+    eigenvectors (their Ritz values): the directions the verdicts rest on.
+    """
+    dirs = []
+    if step is not None:
+        dirs.append(Direction("the gradient", grad / np.linalg.norm(grad),
+                              step.curvature_along_gradient))
+    dirs.append(Direction("the λmin eigenvector", spectrum.vec_min, spectrum.lambda_min))
+    if spectrum.eigenvalues.size > 1:
+        dirs.append(Direction("the λmax eigenvector", spectrum.vec_max, spectrum.lambda_max))
+    return dirs
+
+
+def _probe_nonsmooth(probe: Probe) -> NonSmooth | None:
+    if probe.smooth:
+        return None
+    return NonSmooth(
+        parameters=probe.parameters,
+        slope_jump=probe.parameter_jumps,
+        gradient_band=probe.gradient_band,
+        disagreement=max(k.significance for k in probe.kinks),
+        source="probe",
+        kinks=probe.kinks,
+        evaluations=probe.evaluations,
     )
 
 

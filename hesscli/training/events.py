@@ -33,6 +33,7 @@ from hesscli.analysis.verdicts import (
     eigen_tolerance,
     gradient_tolerance,
     rounding_dimension,
+    smallest_curvature,
 )
 from hesscli.training.monitor import Record
 
@@ -71,14 +72,20 @@ class EventTracker:
         lams = [abs(v) for v in (record.lambda_min, record.lambda_max) if v is not None]
         hess_norm = max(lams) if lams else 0.0
         x_norm = record.x_norm or 0.0
-        gtol = self.gtol if self.gtol is not None else gradient_tolerance(
-            record.value, self.dtype, x_norm=x_norm, hessian_norm=hess_norm)
         if record.lambda_min is None or record.lambda_max is None:
+            gtol = self.gtol if self.gtol is not None else gradient_tolerance(
+                record.value, self.dtype, x_norm=x_norm, hessian_norm=hess_norm, n=self.n)
             return gtol, None
         scale = curvature_scale(np.array(lams), record.value, record.gradient_norm, x_norm)
         dense = record.lambda_min_converged is None and record.lambda_max_converged is None
         tol = self.tol if self.tol is not None else eigen_tolerance(
             scale, rounding_dimension(self.n, dense), self.dtype, record.curvature_error or 0.0)
+        ends = [record.lambda_min, record.lambda_max]
+        # only the extremes are logged: min|λ| is known when they share a sign
+        sigma = smallest_curvature(np.array(ends), tol, False, self.converged(record))
+        gtol = self.gtol if self.gtol is not None else gradient_tolerance(
+            record.value, self.dtype, x_norm=x_norm, hessian_norm=hess_norm,
+            smallest_curvature=sigma, n=self.n)
         return gtol, tol
 
     @staticmethod

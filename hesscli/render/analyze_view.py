@@ -56,10 +56,22 @@ def nonsmooth_headline(a: Analysis) -> str:
     assert ns is not None
     names = ", ".join(ns.parameters[:6]) + (f" and {len(ns.parameters) - 6} more"
                                              if len(ns.parameters) > 6 else "")
-    text = (
-        f"Not smooth at this point: finite differences at two step sizes disagree far "
-        f"beyond their error model ({num(ns.disagreement, 3)}× what it allows) in {names}. "
-        "The objective has a kink here (a hinge margin, a ReLU, |x| at 0), so the Hessian "
+    if ns.source == "probe":
+        k = max(ns.kinks, key=lambda k: k.significance)
+        what = ("the one-sided slope" if k.kind == "slope" else "the one-sided curvature")
+        evidence = (
+            f"Not smooth at this point: along {k.direction} ({'+' if k.side == '+' else '−'} "
+            f"side) {what} differs from what the derivatives predict by {num(k.mismatch, 3)}, "
+            f"at every probe step ({num(k.significance, 3)}× the rounding allowance); "
+            f"involved: {names}. Autodiff returns one side's derivative at a kink"
+        )
+    else:
+        evidence = (
+            f"Not smooth at this point: finite differences at two step sizes disagree far "
+            f"beyond their error model ({num(ns.disagreement, 3)}× what it allows) in {names}"
+        )
+    text = evidence + (
+        ". The objective has a kink here (a hinge margin, a ReLU, |x| at 0), so the Hessian "
         "does not exist and hesscli gives no second-order verdict."
     )
     if a.critical:
@@ -210,8 +222,11 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
             t.add_row("why fd", a.fd.why)
     if a.smooth is False and a.nonsmooth is not None:
         t.add_row("not smooth in", ", ".join(
-            f"{n} (slope jump {num(j, 3)})" for n, j in
+            f"{n} (slope jump {num(j, 3)})" if j == j else n for n, j in
             zip(a.nonsmooth.parameters[:6], a.nonsmooth.slope_jump[:6], strict=False)))
+        for k in a.nonsmooth.kinks[:4]:
+            t.add_row("kink probe", f"{k.direction}, {k.side} side: {k.kind} mismatch "
+                      f"{num(k.mismatch, 3)} (jump across {num(k.jump, 3)})")
     v = a.verification
     if v is not None:
         if not v.performed:
@@ -318,7 +333,16 @@ def analysis_document(
             "slope_jump": list(ns.slope_jump),
             "gradient_band": ns.gradient_band,
             "disagreement": ns.disagreement,
+            "source": ns.source,
         }
+        if ns.kinks:
+            doc["nonsmooth"]["kinks"] = [
+                {"direction": k.direction, "side": k.side, "kind": k.kind,
+                 "mismatch": k.mismatch, "jump": k.jump, "significance": k.significance,
+                 "top_parameters": [{"name": n, "weight": w} for n, w in k.top_parameters]}
+                for k in ns.kinks
+            ]
+            doc["nonsmooth"]["evaluations"] = ns.evaluations
     if a.fd is not None:
         doc["fd"] = a.fd
     if a.verification is not None:

@@ -199,7 +199,8 @@ def _probe_line(
         if kind == "slope":
             jump = (res + other[0]) / s  # D₊ − D₋ along d
         else:
-            jump = 2.0 * (res + other[0]) / (s * s)
+            jump = 2.0 * (res - other[0]) / (s * s)  # c₊ − c₋ along d (sides as on + side)
+            jump = jump if side == "+" else -jump
         found.append((side, kind, mismatch, jump, abs(res) / band if band > 0 else math.inf))
     return found, count
 

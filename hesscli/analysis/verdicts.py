@@ -182,7 +182,8 @@ def end_converged(eigenvalues: Any, converged: Any) -> tuple[bool, bool]:
         return True, True
     lam = np.asarray(eigenvalues, dtype=np.float64)
     flags = np.asarray(converged, dtype=bool)
-    return bool(flags[int(np.argmin(lam))]), bool(flags[int(np.argmax(lam))])
+    order = np.argsort(lam, kind="stable")  # ties: the first is the λmin end
+    return bool(flags[int(order[0])]), bool(flags[int(order[-1])])
 
 
 def possible_signs(bounds: tuple[float, float], tol: float) -> tuple[str, ...]:

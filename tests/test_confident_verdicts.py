@@ -377,3 +377,20 @@ def test_cli_huge_lr_reports_an_increase_without_warnings(hess):
     step = res.json()["step"]
     assert step["increases_loss"] is True and step["actually_increases"] is True
     assert res.stderr == ""
+
+
+def test_check_kinds_fail_on_undetermined():
+    from types import SimpleNamespace
+
+    from hesscli.checks.registry import KINDS
+
+    analysis = SimpleNamespace(classification="undetermined", definiteness="undetermined",
+                               stability=SimpleNamespace(stable=None))
+    ctx = SimpleNamespace(analysis=lambda: analysis)
+    stable_true = KINDS["stable"].measure(ctx, True)
+    stable_false = KINDS["stable"].measure(ctx, False)
+    assert not stable_true.passed and not stable_false.passed
+    assert stable_true.value is None and "undetermined" in stable_true.detail
+    word = KINDS["classification"].measure(ctx, ("local_minimum", "saddle_point"))
+    assert not word.passed and "undetermined" in word.detail
+    assert KINDS["classification"].measure(ctx, ("undetermined",)).passed

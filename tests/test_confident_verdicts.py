@@ -379,18 +379,18 @@ def test_cli_huge_lr_reports_an_increase_without_warnings(hess):
     assert res.stderr == ""
 
 
-def test_check_kinds_fail_on_undetermined():
+def test_check_expectations_fail_on_undetermined():
     from types import SimpleNamespace
 
-    from hesscli.checks.registry import KINDS
+    from hesscli.checks.registry import document_expectation, measure
 
-    analysis = SimpleNamespace(classification="undetermined", definiteness="undetermined",
-                               stability=SimpleNamespace(stable=None))
-    ctx = SimpleNamespace(analysis=lambda: analysis)
-    stable_true = KINDS["stable"].measure(ctx, True)
-    stable_false = KINDS["stable"].measure(ctx, False)
-    assert not stable_true.passed and not stable_false.passed
-    assert stable_true.value is None and "undetermined" in stable_true.detail
-    word = KINDS["classification"].measure(ctx, ("local_minimum", "saddle_point"))
-    assert not word.passed and "undetermined" in word.detail
-    assert KINDS["classification"].measure(ctx, ("undetermined",)).passed
+    doc = {"classification": "undetermined", "definiteness": "undetermined",
+           "stability": {"stable": None}}
+    ctx = SimpleNamespace(analysis=lambda: doc)
+    for key, value in (("stable", True), ("stable", False),
+                       ("classification", ["local_minimum", "saddle_point"]),
+                       ("definiteness", "positive_definite")):
+        outcome = measure(ctx, document_expectation(key, value, "checks[0].expect"))
+        assert not outcome.passed and "could not decide" in outcome.detail, key
+    ok = measure(ctx, document_expectation("classification", "undetermined", "c"))
+    assert ok.passed

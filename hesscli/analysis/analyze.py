@@ -16,7 +16,6 @@ from hesscli.analysis.step import (
     stability,
 )
 from hesscli.analysis.verdicts import (
-    UNDETERMINED,
     Inertia,
     classify,
     condition_number,
@@ -32,7 +31,9 @@ from hesscli.analysis.verify import Verification
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
-from hesscli.spectra.spectrum import Spectrum, dense_spectrum
+from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
+from hesscli.spectra.spectrum import Spectrum
+from hesscli.vocab import Classification, Definiteness, Dtype, FDAccuracy, FDSource, Method
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ class NonSmooth:
 class FDInfo:
     """How finite differences were used: from what, how hard, at what cost, and why."""
 
-    source: str  # "function values" | "gradient differences"
-    accuracy: str  # "normal" | "high"
+    source: FDSource
+    accuracy: FDAccuracy
     evaluations: int  # function (or gradient) evaluations
     hessian_error: float  # ‖E‖_F estimate, added to the eigenvalue tolerance
     why: str
@@ -72,7 +73,7 @@ class FDInfo:
 class Analysis:
     objective: str
     n: int
-    method: str
+    method: Method
     dtype: str
     value: float
     gradient_norm: float
@@ -81,9 +82,9 @@ class Analysis:
     spectrum: Spectrum
     tolerance: float
     inertia: Inertia
-    definiteness: str
+    definiteness: Definiteness
     critical: bool
-    classification: str
+    classification: Classification
     condition_number: float | None
     step: StepPrediction | None
     stability: Stability
@@ -105,6 +106,7 @@ def analyze(
     *,
     lr: float = 0.01,
     spectrum: Spectrum | None = None,
+    policy: SpectrumPolicy | None = None,
     gtol: float | None = None,
     tol: float | None = None,
     escape_distance: float = 0.1,
@@ -115,7 +117,8 @@ def analyze(
 ) -> Analysis:
     """Value, gradient, spectrum, verdicts, step prediction and escape direction at ``x``.
 
-    ``spectrum`` defaults to the dense one; pass a matrix-free one for large n.
+    ``spectrum`` defaults to :func:`hesscli.spectra.policy.spectrum_at` by
+    ``policy`` (default: auto path, k = 1), whose path note joins ``notes``.
     ``gtol``/``tol`` override the derived tolerances (see :mod:`.verdicts`).
 
     When finite differences find a kink (estimates at two step sizes disagree
@@ -134,7 +137,8 @@ def analyze(
     ensure_finite(grad, "gradient", layout)
     gnorm = float(np.linalg.norm(grad))
     if spectrum is None:
-        spectrum = dense_spectrum(curvature, x, layout)
+        point = spectrum_at(curvature, x, layout, policy or SpectrumPolicy())
+        spectrum, notes = point.spectrum, notes + point.notes
     lam = spectrum.eigenvalues
     x_norm = float(np.linalg.norm(x))
     scale = curvature_scale(lam, value, gnorm, x_norm)
@@ -149,8 +153,9 @@ def analyze(
                                               spectrum.converged),
         n=objective.n,
     )
-    grad_error = getattr(curvature, "last_gradient_error", None)
-    grad_error = float(np.linalg.norm(grad_error)) if grad_error is not None else 0.0
+    fd = curvature.fd
+    grad_error = (float(np.linalg.norm(fd.gradient_error))
+                  if fd is not None and fd.gradient_error is not None else 0.0)
     if gtol is None:
         gtol_used += grad_error  # a finite-difference gradient is only known to ± its error
     kind = classify(gnorm, gtol_used, lam, tol_used, spectrum.converged)
@@ -165,7 +170,7 @@ def analyze(
 
     nonsmooth = _nonsmooth(spectrum, layout)
     probe = None
-    if nonsmooth is None and kink_probe and curvature.method != "fd":
+    if nonsmooth is None and kink_probe and curvature.fd is None:
         probe = probe_kinks(
             curvature.value, curvature.hvp, x, value, grad,
             _probe_directions(spectrum, grad, step), gtol=gtol_used, tol=tol_used,
@@ -177,8 +182,8 @@ def analyze(
         # No Hessian exists at a kink: no second-order verdict, and the gradient is
         # only known to within the one-sided slopes' spread.
         critical = gnorm <= gtol_used + nonsmooth.gradient_band
-        kind = UNDETERMINED if critical else "not_critical"
-        shape = UNDETERMINED
+        kind = Classification.UNDETERMINED if critical else Classification.NOT_CRITICAL
+        shape = Definiteness.UNDETERMINED
 
     escape = None
     if spectrum.lambda_min < -tol_used:
@@ -210,7 +215,7 @@ def analyze(
         escape=escape,
         notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used)
         + undetermined_notes(spectrum, tol_used, kind, shape),
-        smooth=(nonsmooth is None) if curvature.method == "fd" or probe is not None else None,
+        smooth=(nonsmooth is None) if curvature.fd is not None or probe is not None else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
@@ -269,8 +274,9 @@ def undetermined_notes(
     """Why a verdict is ``undetermined`` on unconverged extremes, and what to do."""
     if spectrum.min_converged and spectrum.max_converged:
         return ()
-    words = [w for w, undecided in (("classification", classification == UNDETERMINED),
-                                    ("definiteness", shape == UNDETERMINED)) if undecided]
+    words = [w for w, undecided in (
+        ("classification", classification == Classification.UNDETERMINED),
+        ("definiteness", shape == Definiteness.UNDETERMINED)) if undecided]
     ends = [e for e, ok in (("λmin", spectrum.min_converged),
                             ("λmax", spectrum.max_converged)) if not ok]
     proven = []
@@ -291,7 +297,7 @@ def undetermined_notes(
 
 def precision_notes(dtype: str, tol: float, gtol: float) -> tuple[str, ...]:
     """What float32 costs: the tolerances scale with ε, 5·10⁸ times float64's."""
-    if dtype != "float32":
+    if dtype != Dtype.FLOAT32:
         return ()
     from hesscli.jaxconf import eps
 
@@ -318,12 +324,13 @@ def _nonsmooth(spectrum: Spectrum, layout: Layout) -> NonSmooth | None:
 def _fd_info(
     curvature: Curvature, spectrum: Spectrum, why: str | None, gradient_error: float
 ) -> FDInfo | None:
-    if curvature.method != "fd":
+    fd = curvature.fd
+    if fd is None:
         return None
     return FDInfo(
-        source=str(getattr(curvature, "source", "finite differences")),
-        accuracy=str(getattr(curvature, "accuracy", "normal")),
-        evaluations=int(getattr(curvature, "evaluations", spectrum.evaluations)),
+        source=fd.source,
+        accuracy=fd.accuracy,
+        evaluations=fd.evaluations,
         hessian_error=spectrum.error,
         why=why or "--method fd",
         gradient_error=gradient_error,

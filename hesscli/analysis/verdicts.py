@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.jaxconf import eps
+from hesscli.vocab import Classification, Definiteness
 
 TOL_SAFETY = 10.0
 
@@ -142,7 +143,7 @@ def inertia(eigenvalues: np.ndarray, tol: float) -> Inertia:
     )
 
 
-UNDETERMINED = "undetermined"
+UNDETERMINED = Classification.UNDETERMINED  # == Definiteness.UNDETERMINED == "undetermined"
 SIGNS = ("negative", "zero", "positive")  # beyond −tol, within ±tol, beyond tol
 
 
@@ -199,7 +200,7 @@ def possible_signs(bounds: tuple[float, float], tol: float) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _decide(ends: Ends, tol: float, verdict: Any) -> str:
+def _decide(ends: Ends, tol: float, verdict: Any, undetermined: Any) -> Any:
     """``verdict(sign_min, sign_max)`` if every possible combination agrees, else undetermined."""
     rank = {name: i for i, name in enumerate(SIGNS)}
     answers = {
@@ -208,23 +209,23 @@ def _decide(ends: Ends, tol: float, verdict: Any) -> str:
         for b in possible_signs(ends.hi, tol)
         if rank[a] <= rank[b]
     }
-    return answers.pop() if len(answers) == 1 else UNDETERMINED
+    return answers.pop() if len(answers) == 1 else undetermined
 
 
 _DEFINITENESS = {
-    ("positive", "positive"): "positive_definite",
-    ("zero", "positive"): "positive_semidefinite",
-    ("negative", "positive"): "indefinite",
-    ("zero", "zero"): "zero",
-    ("negative", "zero"): "negative_semidefinite",
-    ("negative", "negative"): "negative_definite",
+    ("positive", "positive"): Definiteness.POSITIVE_DEFINITE,
+    ("zero", "positive"): Definiteness.POSITIVE_SEMIDEFINITE,
+    ("negative", "positive"): Definiteness.INDEFINITE,
+    ("zero", "zero"): Definiteness.ZERO,
+    ("negative", "zero"): Definiteness.NEGATIVE_SEMIDEFINITE,
+    ("negative", "negative"): Definiteness.NEGATIVE_DEFINITE,
 }
 
 
 def definiteness(
     eigenvalues: np.ndarray, tol: float, complete: bool = True, converged: Any = None
-) -> str:
-    """One of DESIGN.md's definiteness words, from the extremes of the spectrum.
+) -> Definiteness:
+    """The definiteness (:class:`~hesscli.vocab.Definiteness`), from the spectrum's extremes.
 
     Definiteness depends only on λmin and λmax, so the matrix-free extremes
     answer it as well as all eigenvalues do (``complete`` is accepted for
@@ -236,24 +237,26 @@ def definiteness(
     """
     del complete
     ends = Ends.of(eigenvalues, converged)
-    return _decide(ends, tol, lambda a, b: _DEFINITENESS[(a, b)])
+    return _decide(ends, tol, lambda a, b: _DEFINITENESS[(a, b)], Definiteness.UNDETERMINED)
 
 
-def _second_order(a: str, b: str) -> str:
+def _second_order(a: str, b: str) -> Classification:
     if a == "positive":
-        return "local_minimum"
+        return Classification.LOCAL_MINIMUM
     if b == "negative":
-        return "local_maximum"
+        return Classification.LOCAL_MAXIMUM
     if a == "negative" and b == "positive":
-        return "saddle_point"
-    return "degenerate"
+        return Classification.SADDLE_POINT
+    return Classification.DEGENERATE
 
 
 def classify(
     gradient_norm: float, gtol: float, eigenvalues: np.ndarray, tol: float,
     converged: Any = None,
-) -> str:
-    """DESIGN.md's classification; ``degenerate`` when the second-order test is silent.
+) -> Classification:
+    """The classification (:class:`~hesscli.vocab.Classification`).
+
+    ``degenerate`` when the second-order test is silent.
 
     ``undetermined`` when the gradient vanishes but unconverged extremes
     (``converged`` flags, see :func:`definiteness`) leave more than one answer
@@ -261,8 +264,9 @@ def classify(
     upper bound on λmax; a strict saddle is proven by the Ritz values alone.
     """
     if gradient_norm > gtol:
-        return "not_critical"
-    return _decide(Ends.of(eigenvalues, converged), tol, _second_order)
+        return Classification.NOT_CRITICAL
+    return _decide(Ends.of(eigenvalues, converged), tol, _second_order,
+                   Classification.UNDETERMINED)
 
 
 def condition_number(eigenvalues: np.ndarray, tol: float) -> float | None:

@@ -144,7 +144,7 @@ def analyze(
     scale = curvature_scale(lam, value, gnorm, x_norm)
     n_eff = rounding_dimension(objective.n, spectrum.complete)
     tol_used = tol if tol is not None else eigen_tolerance(
-        scale, n_eff, objective.dtype, spectrum.error
+        scale, n_eff, objective.dtype, spectrum.certified_error
     )
     hess_norm = float(np.max(np.abs(lam))) if lam.size else 0.0
     gtol_used = gtol if gtol is not None else gradient_tolerance(

@@ -3,16 +3,18 @@
 :func:`matrix_free_spectrum` turns an :class:`~hesscli.spectra.lanczos.Extremes`
 into a :class:`~hesscli.spectra.spectrum.Spectrum` with ``complete=False``,
 ``path="matrix-free"``, the residuals (also as ``eigenvalue_errors``), the
-``converged`` flags, and ``error`` = the largest residual of a *converged*
-pair: for a symmetric matrix every Ritz value θ with residual ‖Hv − θv‖ = r
-has an eigenvalue within r of it, so the verdict tolerance (which adds
-``error``) never calls a sign that the residuals cannot support.
+``converged`` flags, and ``error`` = the largest residual: for a symmetric
+matrix every Ritz value θ with residual ‖Hv − θv‖ = r has an eigenvalue within
+r of it, so a tolerance that adds ``error`` never calls a sign that the
+residuals cannot support.
 
-Unconverged pairs are kept and named in the notes, but their residuals do not
-widen the tolerance: a large residual says nothing about the *extreme*
-eigenvalue (the missing side is what is unknown, not the band around θ). The
-verdicts instead use them one-sidedly (a Ritz value bounds λmin from above
-and λmax from below) and say ``undetermined`` where that is not enough.
+The verdicts of ``analyze`` and ``train`` add only the residuals of
+*converged* pairs (:attr:`Spectrum.certified_error`): an unconverged
+residual says nothing about the *extreme* eigenvalue (the missing side is what
+is unknown, not the band around θ). They use an unconverged end one-sidedly
+instead (a Ritz value bounds λmin from above and λmax from below) and say
+``undetermined`` where that is not enough. Unconverged pairs are named in the
+notes.
 """
 
 from __future__ import annotations
@@ -109,14 +111,13 @@ def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
     """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring)."""
     residuals = np.asarray(ex.residuals, dtype=np.float64)
     converged = np.asarray(ex.converged, dtype=bool)
-    certified = residuals[converged]
     return Spectrum(
         eigenvalues=np.asarray(ex.eigenvalues, dtype=np.float64),
         complete=False,
         vec_min=fix_sign(ex.vec_min),
         vec_max=fix_sign(ex.vec_max),
         symmetry_error=0.0,
-        error=float(np.max(certified)) if certified.size else 0.0,
+        error=float(np.max(residuals)) if residuals.size else 0.0,
         residuals=residuals,
         path=Path.MATRIX_FREE,
         notes=extremes_notes(ex, dtype),

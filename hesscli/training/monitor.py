@@ -61,7 +61,7 @@ def extreme_eigenvalues(
     sp = point.spectrum
     if sp.path == Path.MATRIX_FREE:
         ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
-    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.error,
+    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.certified_error,
                     sp.min_converged, sp.max_converged)
 
 

@@ -176,13 +176,16 @@ def step_lines(a: Analysis) -> list[Text]:
         ))
     elif st.max_stable_lr is not None:
         ok = st.stable
+        # an unconverged λmax is a lower bound: lr·λmax ≥ …, 2/λmax ≤ …
+        rel = "=" if st.lambda_max_converged else "≥"
+        bound = "=" if st.lambda_max_converged else "≤"
         lines.append(
             Text(
-                f"lr·λmax = {num(st.lr_times_lambda_max)} "
+                f"lr·λmax {rel} {num(st.lr_times_lambda_max)} "
                 + ("< 2: gradient descent is stable near here."
                    if ok else
                    f"> 2: gradient descent is unstable along the top eigenvector; "
-                   f"use lr < 2/λmax = {num(st.max_stable_lr)}."),
+                   f"use lr < 2/λmax {bound} {num(st.max_stable_lr)}."),
                 style="" if ok else "bold red",
             )
         )

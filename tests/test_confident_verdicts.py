@@ -394,3 +394,24 @@ def test_check_expectations_fail_on_undetermined():
         assert not outcome.passed and "could not decide" in outcome.detail, key
     ok = measure(ctx, document_expectation("classification", "undetermined", "c"))
     assert ok.passed
+
+
+def test_convexity_counts_points_where_lambda_min_did_not_converge(known_path):
+    """One Lanczos step gives a Ritz value, only an upper bound on λmin: the eigenvalue
+    test says how many of its points rest on such a bound."""
+    from hesscli.analysis.convexity import ball, hessian_test
+    from hesscli.curvature.exact import ExactCurvature
+    from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
+    from tests.helpers import bound
+
+    obj = bound(known_path)
+    cur = ExactCurvature(obj)
+
+    def one_step(curvature, x, layout=None):
+        return matrix_free_spectrum(extremes_of(curvature, x, k=1, max_steps=1), obj.dtype)
+
+    test = hessian_test(obj, cur, ball(np.zeros(obj.n), 1.0), 2, np.random.default_rng(0),
+                        spectrum_fn=one_step)
+    assert test.unconverged == 2
+    # a violation found anyway is still a proof: θ ≥ λmin = −3.35 (Rayleigh quotient)
+    assert test.smallest_eigenvalue >= -3.35 - 1e-9

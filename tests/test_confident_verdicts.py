@@ -415,3 +415,25 @@ def test_convexity_counts_points_where_lambda_min_did_not_converge(known_path):
     assert test.unconverged == 2
     # a violation found anyway is still a proof: θ ≥ λmin = −3.35 (Rayleigh quotient)
     assert test.smallest_eigenvalue >= -3.35 - 1e-9
+
+
+def test_landscape_huge_lr_is_quiet_and_valid(hess):
+    res = hess("landscape", "rosenbrock", "--at", "0,0", "--lr", "1e308", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert res.stderr == ""
+    doc = res.json()
+    validate(doc, "landscape")
+    assert doc["step"]["increases_loss"] is True
+
+
+def test_train_events_on_unconverged_extremes_are_not_a_minimum():
+    from hesscli.training.events import EventTracker
+    from hesscli.training.monitor import Record
+
+    # a vanishing gradient where the monitored λmin did not converge: 0.7 only bounds
+    # λmin from above, so "reached_minimum" would be a guess
+    tracker = EventTracker(n=5000, dtype="float64", lr=0.01)
+    record = Record(step=0, value=1.0, gradient_norm=0.0, lambda_min=0.7, lambda_max=3.0,
+                    x_norm=1.0, lambda_min_converged=False, lambda_max_converged=True)
+    (event,) = tracker.feed(record)
+    assert event.kind == "stalled" and event.data["classification"] == "undetermined"

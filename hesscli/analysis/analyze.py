@@ -90,7 +90,7 @@ class Analysis:
     stability: Stability
     escape: Escape | None
     notes: tuple[str, ...] = field(default_factory=tuple)
-    smooth: bool | None = True  # None: not checked (exact autodiff assumes smoothness)
+    smooth: bool | None = True  # None: not checked (kink probe off); see .kinks
     nonsmooth: NonSmooth | None = None
     fd: FDInfo | None = None
     verification: Verification | None = None

@@ -437,3 +437,17 @@ def test_train_events_on_unconverged_extremes_are_not_a_minimum():
                     x_norm=1.0, lambda_min_converged=False, lambda_max_converged=True)
     (event,) = tracker.feed(record)
     assert event.kind == "stalled" and event.data["classification"] == "undetermined"
+
+
+def test_exact_path_finds_the_hinge_kink_of_svm_at_a_margin():
+    """At a margin yₙxₙᵀw = 1 the hinge's slope along e_i jumps by |yₙ·xₙ[i]| (convex)."""
+    from hesscli.objective.files import load_file
+
+    svm = load_file("svm", {})
+    X, y = np.asarray(svm.module.X), np.asarray(svm.module.y)
+    w = y[0] * X[0] / (X[0] @ X[0])  # margin of sample 0 exactly 1 (up to rounding)
+    a, _, _ = analyzed("svm", ",".join(repr(float(v)) for v in w))
+    assert a.smooth is False and a.nonsmooth.source == "probe"
+    for name, jump in zip(a.nonsmooth.parameters, a.nonsmooth.slope_jump, strict=True):
+        i = int(name[2:-1])  # "x[i]"
+        assert jump == pytest.approx(abs(X[0, i]), rel=1e-6)

@@ -451,3 +451,12 @@ def test_exact_path_finds_the_hinge_kink_of_svm_at_a_margin():
     for name, jump in zip(a.nonsmooth.parameters, a.nonsmooth.slope_jump, strict=True):
         i = int(name[2:-1])  # "x[i]"
         assert jump == pytest.approx(abs(X[0, i]), rel=1e-6)
+
+
+def test_train_on_a_huge_constant_reports_no_minimum_at_the_start(hess, tmp_path):
+    path = objective_file(tmp_path, SHIFTED.format(c="1e12") + "x0 = jnp.array([30.0, 30.0])\n")
+    res = hess("train", str(path), "--steps", "3", "--lr", "0.01", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    validate(doc, "train")
+    assert doc["events"] == [] and doc["final_classification"] == "not_critical"

@@ -161,7 +161,6 @@ def analyze(
     kind = classify(gnorm, gtol_used, lam, tol_used, spectrum.converged)
     shape = definiteness(lam, tol_used, spectrum.complete, spectrum.converged)
     step = None
-    hg = None
     if gnorm > grad_error:  # an FD gradient inside its error band is no direction
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)

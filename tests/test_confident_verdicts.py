@@ -260,7 +260,28 @@ def test_probe_silent_on_a_smooth_numpy_function():
         Direction("g", grad / np.linalg.norm(grad),
                   float(grad @ hess @ grad / (grad @ grad))),
         Direction("vmin", v[:, 0], w[0]), Direction("vmax", v[:, 1], w[1])])
-    assert probe.smooth and probe.evaluations == 4 * 6
+    assert probe.smooth and probe.evaluations == 4 * 8  # 3 steps + the noise step, 2 sides
+
+
+def test_probe_ignores_evaluation_noise_beyond_the_rounding_model():
+    """f = ‖x‖² + deterministic noise of 10⁻⁸ (a sum that cancels): no kink, though
+    the noise is 10⁸× the ε·|f| rounding model; a real kink of slope 1 still shows."""
+    import hashlib
+
+    def noise(z):
+        h = hashlib.sha256(np.asarray(z, np.float64).tobytes()).digest()
+        return (int.from_bytes(h[:8], "little") / 2**64 - 0.5) * 1e-8
+
+    h = 2 * np.eye(3)
+    for seed in range(40):
+        x = np.random.default_rng(seed).standard_normal(3)
+        probe = _numpy_probe(lambda z: float(z @ z) + noise(z), 2 * x, h, x,
+                             [Direction("e0", np.eye(3)[0], 2.0)])
+        assert probe.smooth, seed
+    x = np.r_[0.0, 0.5, -0.3]
+    probe = _numpy_probe(lambda z: float(z @ z) + noise(z) + abs(z[0]), 2 * x + [1, 0, 0], h,
+                         x, [Direction("e0", np.eye(3)[0], 2.0)])
+    assert not probe.smooth and probe.parameter_jumps[0] == pytest.approx(2.0, rel=1e-3)
 
 
 # --- 3. unconverged matrix-free extremes -------------------------------------------------------

@@ -17,7 +17,9 @@ slope is not ``gᵀd``) and ``O(s²)`` across a curvature jump. At three steps
 ``s, s/4, s/16`` (``s = 10⁻³·max(‖x‖, 1)``) a kink shows as residuals that are
 
 - *significant*: beyond what rounding and the verdict's own tolerances allow,
-  ``32ε(|f(x+sd)| + |f(x)| + |s gᵀd|) + |s|·gtol + ½s²·tol``, at every step;
+  ``32ε(|f(x+sd)| + |f(x)| + |s gᵀd|) + |s|·gtol + ½s²·tol``, and beyond 8× the
+  evaluation noise measured at a step 4096× smaller still (where a kink's
+  residual has all but vanished), at every step;
 - *of one sign* on that side; and
 - *shrinking like s or s²*: each 4× smaller step divides ``|r|`` by 2 to 32
   (slope jump: 4, curvature jump: 16). Smooth functions divide it by ≥ 64 once
@@ -27,9 +29,9 @@ A kink farther than ``s/16`` from the point does not pass the test (the
 residual vanishes at the small steps), so kinks *near* a smooth point (a hinge
 margin a little way off) do not count; only those at the point itself.
 
-Cost: 6 values per direction (24 in all) and one HVP, plus, when a kink is
-found, 6 values and one HVP per named parameter (at most :data:`NAMED`) to
-attribute it to coordinates.
+Cost: 8 values per direction (32 for the usual four) and one HVP, plus, when
+a kink is found, 8 values and one HVP per named parameter (at most
+:data:`NAMED`) to attribute it to coordinates.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ STEPS = 3
 ROUNDING_FACTOR = 32.0  # rounding of a residual of values, in units of ε·|values|
 RATIO_RANGE = (2.0, 32.0)  # |r(s)| / |r(s/4)| for a kink: 4 (slope) or 16 (curvature)
 NAMED = 3  # coordinates probed to name the parameters of a kink
+NOISE_STEP = SHRINK ** -(STEPS - 1) / 4096.0  # relative step where only noise is left
+NOISE_FACTOR = 8.0  # residuals must exceed 8× the largest noise-step residual
 
 
 @dataclass(frozen=True)
@@ -124,20 +128,26 @@ def probe_kinks(
     g = np.asarray(gradient, dtype=np.float64)
     n = x.size
     steps = tuple(RELATIVE_STEP * length_scale(float(np.linalg.norm(x))) / SHRINK**k
-                  for k in range(STEPS))
+                  for k in range(STEPS)) + (RELATIVE_STEP * length_scale(
+                      float(np.linalg.norm(x))) * NOISE_STEP,)
     rng = np.random.default_rng(seed)
     r = rng.standard_normal(n)
     r /= np.linalg.norm(r)
     all_dirs = [d for d in directions if np.linalg.norm(d.vector) > 0]
     all_dirs.append(Direction("a random direction", r, float(r @ hvp(x, r))))
     count = 0
-    kinks: list[Kink] = []
+    lines = []
     for d in all_dirs:
-        found, used = _probe_line(value, x, f0, g, d, steps, gtol, tol, dtype)
+        rows, used = _line_residuals(value, x, f0, g, d, steps, gtol, tol, dtype)
         count += used
+        if rows is not None:
+            lines.append((d, rows))
+    floor = _noise_floor([rows for _, rows in lines])
+    kinks: list[Kink] = []
+    for d, rows in lines:
         kinks.extend(
             Kink(d.label, side, kind, mismatch, jump, sig, tuple(top_entries(d.vector, layout, 3)))
-            for side, kind, mismatch, jump, sig in found
+            for side, kind, mismatch, jump, sig in _line_kinks(rows, floor)
         )
     names: list[str] = []
     jumps: list[float] = []
@@ -149,9 +159,10 @@ def probe_kinks(
             unit = np.zeros(n)
             unit[i] = 1.0
             c = float(hvp(x, unit)[i])
-            found, used = _probe_line(value, x, f0, g, Direction("", unit, c), steps, gtol,
-                                      tol, dtype)
+            rows, used = _line_residuals(value, x, f0, g, Direction("", unit, c), steps, gtol,
+                                         tol, dtype)
             count += used
+            found = _line_kinks(rows, max(floor, _noise_floor([rows]))) if rows else []
             if found:
                 names.append(layout.name(int(i)))
                 jumps.append(max((f[3] for f in found), key=abs))
@@ -159,16 +170,20 @@ def probe_kinks(
             names = [name for name, _ in worst.top_parameters]
             jumps = [math.nan] * len(names)
     band = max((abs(k.mismatch) for k in kinks if k.kind == "slope"), default=0.0)
-    return Probe(tuple(kinks), tuple(names), tuple(jumps), band, count, steps)
+    return Probe(tuple(kinks), tuple(names), tuple(jumps), band, count, steps[:STEPS])
 
 
-def _probe_line(
+Rows = dict[str, list[tuple[float, float, float]]]  # side -> [(residual, band, |s|)]
+
+
+def _line_residuals(
     value: Callable[[np.ndarray], float], x: np.ndarray, f0: float, g: np.ndarray,
     d: Direction, steps: tuple[float, ...], gtol: float, tol: float, dtype: str,
-) -> tuple[list[tuple[str, str, float, float, float]], int]:
-    """Both sides of one line: [(side, kind, mismatch, jump, significance)], evaluations."""
+) -> tuple[Rows | None, int]:
+    """Residuals from the quadratic model on both sides of one line, at every step
+    (the last one is the noise step); None when the objective fails there."""
     e = eps(dtype)
-    residuals: dict[str, list[tuple[float, float, float]]] = {"+": [], "−": []}
+    rows: Rows = {"+": [], "−": []}
     count = 0
     with np.errstate(all="ignore"):
         for side, sign in (("+", 1.0), ("−", -1.0)):
@@ -181,28 +196,49 @@ def _probe_line(
                 try:
                     fs = float(value(point))
                 except HesscliError:  # the objective fails next to x: no evidence here
-                    return [], count + 1
+                    return None, count + 1
                 count += 1
                 slope = float(g @ delta)
                 res = fs - f0 - slope - 0.5 * s * s * d.curvature
                 band = (ROUNDING_FACTOR * e * (abs(fs) + abs(f0) + abs(slope))
                         + abs(s) * gtol + 0.5 * s * s * tol)
-                residuals[side].append((res, band, abs(s)))
+                rows[side].append((res, band, abs(s)))
+    return rows, count
+
+
+def _noise_floor(lines: list[Rows]) -> float:
+    """:data:`NOISE_FACTOR` × the largest residual at the noise step, over all lines.
+
+    At ``s·``:data:`NOISE_STEP` a kink's residual is 4096× (slope) or 4096²×
+    (curvature) below its value at the smallest probe step, and a smooth
+    function's is far smaller still, so what is left there is the evaluation
+    noise of ``f`` itself, which can exceed the ``ε·|f|`` rounding model (sums
+    that cancel, ``(10⁸ + x²) − 10⁸``). Residuals below this floor are no evidence.
+    """
+    noise = [abs(rows[side][-1][0]) for rows in lines for side in rows if rows[side]]
+    finite = [v for v in noise if math.isfinite(v)]
+    return NOISE_FACTOR * max(finite, default=0.0)
+
+
+def _line_kinks(rows: Rows, floor: float) -> list[tuple[str, str, float, float, float]]:
+    """Both sides of one line: [(side, kind, mismatch, jump, significance)]."""
+    probe = {side: [(res, max(band, floor), s) for res, band, s in r[:STEPS]]
+             for side, r in rows.items()}
     found = []
-    for side, rows in residuals.items():
-        kind = _kink_kind(rows)
+    for side, side_rows in probe.items():
+        kind = _kink_kind(side_rows)
         if kind is None:
             continue
-        res, band, s = rows[-1]
+        res, band, s = side_rows[-1]
         mismatch = res / s if kind == "slope" else 2.0 * res / (s * s)
-        other = residuals["−" if side == "+" else "+"][-1]
+        other = probe["−" if side == "+" else "+"][-1]
         if kind == "slope":
             jump = (res + other[0]) / s  # D₊ − D₋ along d
         else:
             jump = 2.0 * (res - other[0]) / (s * s)  # c₊ − c₋ along d (sides as on + side)
             jump = jump if side == "+" else -jump
         found.append((side, kind, mismatch, jump, abs(res) / band if band > 0 else math.inf))
-    return found, count
+    return found
 
 
 def _kink_kind(rows: list[tuple[float, float, float]]) -> str | None:

@@ -213,7 +213,7 @@ def analyze(
         stability=stability(lr, spectrum.lambda_max, spectrum.max_converged),
         escape=escape,
         notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used)
-        + undetermined_notes(spectrum, tol_used, kind, shape),
+        + undetermined_notes(spectrum, tol_used, kind, shape) + kink_notes(nonsmooth),
         smooth=(nonsmooth is None) if curvature.fd is not None or probe is not None else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
@@ -251,6 +251,22 @@ def _probe_nonsmooth(probe: Probe) -> NonSmooth | None:
         kinks=probe.kinks,
         evaluations=probe.evaluations,
     )
+
+
+def kink_notes(nonsmooth: NonSmooth | None) -> tuple[str, ...]:
+    """The kink in words: where, how found, which parameters (for the JSON notes too)."""
+    if nonsmooth is None:
+        return ()
+    names = ", ".join(nonsmooth.parameters[:6]) + (
+        f" and {len(nonsmooth.parameters) - 6} more" if len(nonsmooth.parameters) > 6 else "")
+    if nonsmooth.source == "probe":
+        k = max(nonsmooth.kinks, key=lambda k: k.significance)
+        how = (f"the one-sided probe found a {k.kind} jump along {k.direction} "
+               f"({k.side} side, {k.kind} off the derivatives' prediction by {k.mismatch:.4g})")
+    else:
+        how = "finite differences at two step sizes disagree beyond their error model"
+    return (f"not smooth here: {how}; parameters {names}. The Hessian does not exist at a "
+            "kink, so classification and definiteness are undetermined",)
 
 
 def _condition(spectrum: Spectrum, tol: float) -> float | None:

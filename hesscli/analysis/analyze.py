@@ -165,7 +165,10 @@ def analyze(
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
         after = curvature.value(gradient_step(x, lr, grad))
-        step = predict_step(lr, grad, hg, value, after)
+        from hesscli.jaxconf import eps
+
+        step = predict_step(lr, grad, hg, value, after, eps=eps(objective.dtype),
+                            gtol=gtol_used, hessian_norm=hess_norm)
 
     nonsmooth = _nonsmooth(spectrum, layout)
     probe = None
@@ -201,10 +204,13 @@ def analyze(
         value=value,
         gradient_norm=gnorm,
         gtol=gtol_used,
-        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > grad_error else (),
+        # a gradient within gtol is rounding noise: naming its largest entries would
+        # present noise as information
+        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > max(grad_error, gtol_used)
+        else (),
         spectrum=spectrum,
         tolerance=tol_used,
-        inertia=inertia(lam, tol_used),
+        inertia=inertia(lam, tol_used, spectrum.complete),
         definiteness=shape,
         critical=critical,
         classification=kind,
@@ -212,7 +218,8 @@ def analyze(
         step=step,
         stability=stability(lr, spectrum.lambda_max, spectrum.max_converged),
         escape=escape,
-        notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used)
+        notes=objective.notes + notes + spectrum.notes
+        + precision_notes(objective.dtype, tol_used, gtol_used)
         + undetermined_notes(spectrum, tol_used, kind, shape) + kink_notes(nonsmooth),
         smooth=(nonsmooth is None) if curvature.fd is not None or probe is not None else None,
         nonsmooth=nonsmooth,

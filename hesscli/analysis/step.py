@@ -36,21 +36,35 @@ class StepPrediction:
     optimal_lr: float | None  # gᵀg / gᵀHg
     lr_ratio: float | None  # lr / optimal_lr
     model_error: float  # actual − predicted
+    rounding_level: float = 0.0  # changes of f this small are rounding noise (see predict_step)
+
+    def below_rounding(self, change: float) -> bool:
+        """True when ``change`` (a change of f) is within the rounding level (an
+        infinite change, from an overflowing step, never is)."""
+        return math.isfinite(change) and abs(change) <= self.rounding_level
 
 
 def predict_step(
-    lr: float, gradient: np.ndarray, hg: np.ndarray, value: float, value_after: float
+    lr: float, gradient: np.ndarray, hg: np.ndarray, value: float, value_after: float,
+    *, eps: float = 0.0, gtol: float = 0.0, hessian_norm: float = 0.0,
 ) -> StepPrediction:
     """Compare the quadratic model's change with the actual ``f(x − lr·g) − f(x)``.
 
     ``hg`` is ``H g`` (one HVP); ``value_after`` is ``f(x − lr·g)``. Computed in
     the overflow-safe scaled form of the module docstring: no NumPy warning,
     ``increases_loss`` exact in sign whatever the size of ``lr``.
+
+    ``rounding_level`` is how small a change of f is noise: the difference of
+    two values each rounded to ε·|f| (4ε·max|f|), plus what a gradient known
+    only to ±gtol moves f by in the model (lr·gtol² + ½lr²‖H‖gtol²). At an
+    exact minimum both changes are below it and are shown as 0, not as the
+    digits of rounding (``eps``, ``gtol``, ``hessian_norm`` default to 0: no level).
     """
     g = np.asarray(gradient, dtype=np.float64)
     gmax = float(np.max(np.abs(g))) if g.size else 0.0
     if gmax == 0.0:
-        return _no_gradient(lr, value, value_after)
+        return _no_gradient(lr, value, value_after,
+                            _rounding_level(lr, value, value_after, eps, gtol, hessian_norm))
     gs = g / gmax  # entries in [−1, 1]: its products cannot overflow
     gsgs = float(np.dot(gs, gs))
     with np.errstate(over="ignore", invalid="ignore"):
@@ -78,7 +92,18 @@ def predict_step(
         optimal_lr=optimal,
         lr_ratio=ratio,
         model_error=_difference(actual, predicted),
+        rounding_level=_rounding_level(lr, value, value_after, eps, gtol, hessian_norm),
     )
+
+
+def _rounding_level(
+    lr: float, value: float, value_after: float, eps: float, gtol: float, hessian_norm: float
+) -> float:
+    """See :func:`predict_step`; a non-finite ``f(x')`` contributes nothing (it is no
+    rounding), and the sum saturates at inf quietly for a huge lr."""
+    values = [abs(v) for v in (float(value), float(value_after)) if math.isfinite(v)]
+    return (4.0 * eps * max(values, default=0.0)
+            + _product(lr, gtol * gtol) + _product(0.5 * lr * lr, hessian_norm * gtol * gtol))
 
 
 def gradient_step(x: np.ndarray, lr: float, gradient: np.ndarray) -> np.ndarray:
@@ -110,12 +135,13 @@ def _actual_change(value: float, value_after: float) -> float:
     return after - float(value)
 
 
-def _no_gradient(lr: float, value: float, value_after: float) -> StepPrediction:
+def _no_gradient(lr: float, value: float, value_after: float, level: float) -> StepPrediction:
     actual = _actual_change(value, value_after)
     return StepPrediction(lr=lr, predicted_change=0.0, actual_change=actual,
                           increases_loss=False, actually_increases=actual > 0,
                           curvature_along_gradient=0.0, max_decreasing_lr=None,
-                          optimal_lr=None, lr_ratio=None, model_error=actual)
+                          optimal_lr=None, lr_ratio=None, model_error=actual,
+                          rounding_level=level)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from hesscli.cli.path_options import path_options
               help="Learning rate for the step prediction and the 2/λmax stability check.")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm below which the point counts as critical "
-              "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1)).")
+              "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1); no |f| "
+              "term, so an additive constant changes nothing).")
 @click.option("--tol", type=float, default=None,
               help="Eigenvalues with |λ| ≤ tol count as zero (default derived from dtype, "
               "n and the Hessian's scale).")

@@ -49,7 +49,7 @@ from hesscli.cli.path_options import dense_budget_option
               "--dense-budget, n ≤ 4096 by default; Lanczos above).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
-              "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1), as analyze).")
+              "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1), as analyze).")
 @click.option("--tol", type=float, default=None,
               help="Eigenvalues with |λ| ≤ tol count as zero (default as analyze).")
 @click.option("--compare", default=None, metavar="LIST",

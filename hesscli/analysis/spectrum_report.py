@@ -23,7 +23,7 @@ from hesscli.analysis.verdicts import (
 )
 from hesscli.objective.bind import Objective
 from hesscli.spectra.density import Density, Trace, hutchinson_trace, slq_density
-from hesscli.spectra.lanczos import Extremes
+from hesscli.spectra.lanczos import Extremes, Target
 from hesscli.spectra.matrix_free import extremes_of, linearizable, matrix_free_spectrum
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 
@@ -74,12 +74,17 @@ def histogram(values: np.ndarray, weights: np.ndarray | None, bins: int = BINS) 
 
 def spectrum_report(
     obj: Objective, curvature: Any, *, path: str, path_reason: str, dense_bytes: int,
-    k: int = 3, seed: int = 0, solver: str = "lanczos", rtol: float | None = None,
+    k: int = 3, seed: int = 0, solver: str = "auto", rtol: float | None = None,
     max_steps: int | None = None, density: bool = False, probes: int = 8, steps: int = 80,
     sigma: float | None = None, trace_probes: int = 30, bins: int = BINS,
-    notes: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (), ends: str = "both",
 ) -> SpectrumReport:
-    """Compute what ``hesscli spectrum`` reports (see module docstring)."""
+    """Compute what ``hesscli spectrum`` reports (see module docstring).
+
+    The extremes stop on :meth:`~hesscli.spectra.lanczos.Target.verdict` (each
+    eigenvalue to ``rtol``·max|λ|, default 1e-3, and the sign of λmin) for the
+    ``ends`` asked for.
+    """
     x = obj.x
     ex = dens = tr = None
     trace_exact = None
@@ -88,8 +93,8 @@ def spectrum_report(
         trace_exact = float(np.sum(sp.eigenvalues))
         hist = histogram(sp.eigenvalues, None, bins)
     else:
-        ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, rtol=rtol,
-                         max_steps=max_steps)
+        ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, max_steps=max_steps,
+                         ends=ends, target=Target.verdict(obj.dtype, rtol))
         sp = matrix_free_spectrum(ex, obj.dtype)
         hvp_fn = getattr(curvature, "hvp_fn", None)
         if hvp_fn is not None:

@@ -37,6 +37,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
+    ends: str = "both",
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -53,6 +54,7 @@ def command(
       hesscli analyze mlp --devices all             # data sharded over every device
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
+      hesscli analyze mlp -p width=2048 --ends max   # λmax only: pays for one end
     """
     from hesscli.analysis.analyze import analyze
     from hesscli.cli.session import (
@@ -82,7 +84,7 @@ def command(
     parallel = parallel_of(curvature)
     spectrum, _, path_notes = spectrum_for(
         obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps,
+        max_steps=max_steps, ends=ends,
     )
     verification = None
     if verify:
@@ -110,7 +112,8 @@ def command(
         meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
              params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
              verify=verify, devices=devices, path=path or "auto", k=k,
-             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size),
+             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
+             ends=ends, eigensolver_used=None if spectrum is None else spectrum.solver),
         with_direction=obj.n <= 1000,
         extra={"devices": parallel.devices, "processes": parallel.processes},
     )

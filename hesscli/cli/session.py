@@ -210,21 +210,25 @@ def chunked(obj: Objective, chunk_size: int | None) -> tuple[Objective, tuple[st
 
 def spectrum_for(
     obj: Objective, curvature: Any, *, path: str = "auto", k: int = 3, seed: int = 0,
-    solver: str = "lanczos", rtol: float | None = None, max_steps: int | None = None,
+    solver: str = "auto", rtol: float | None = None, max_steps: int | None = None,
+    ends: str = "both",
 ) -> tuple[Any, Any, tuple[str, ...]]:
     """The spectrum ``analyze`` should use: None on the dense path (it forms H itself),
     the matrix-free extremes otherwise; with the :class:`PathChoice` and notes.
 
     ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``); ``--dense``
     beyond the available memory raises InputError (exit 2) with the size needed.
+    The matrix-free extremes stop on what the verdicts need
+    (:meth:`~hesscli.spectra.lanczos.Target.verdict`; ``rtol`` asks for more).
     """
     from hesscli.spectra.paths import choose_path
 
     choice = choose_path(obj.n, path)
     if choice.path == "dense":
         return None, choice, ()
+    from hesscli.spectra.lanczos import Target
     from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
 
-    ex = extremes_of(curvature, obj.x, k=k, seed=seed, solver=solver, rtol=rtol,
-                     max_steps=max_steps)
+    ex = extremes_of(curvature, obj.x, k=k, seed=seed, solver=solver, max_steps=max_steps,
+                     ends=ends, target=Target.verdict(obj.dtype, rtol))
     return matrix_free_spectrum(ex, obj.dtype), choice, (choice.reason,)

@@ -36,7 +36,7 @@ def command(
     process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (),
+    expects: tuple[str, ...] = (), ends: str = "both",
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), Hutchinson's trace and, with
@@ -86,7 +86,7 @@ def command(
         obj, curvature, path=choice.path, path_reason=choice.reason,
         dense_bytes=choice.dense_bytes, k=k, seed=seed, solver=eigensolver, rtol=rtol,
         max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, notes=notes,
+        trace_probes=trace_probes, bins=bins, notes=notes, ends=ends,
     )
     if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
@@ -99,7 +99,8 @@ def command(
         seed, dtype, parallel=parallel, method=method, devices=devices, at=at,
         params=list(params), path=path or "auto", k=k,
         eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-        density=density, probes=probes, steps=steps, sigma=sigma,
+        ends=ends, eigensolver_used=report.spectrum.solver, density=density, probes=probes,
+        steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
     ))
     pending = expectations(expects, doc)

@@ -153,6 +153,15 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
         f"{a.inertia.positive} positive, {a.inertia.negative} negative, {a.inertia.zero} zero"
         + ("" if sp.complete else " (of those computed)"),
     )
+    if sp.eigenvalue_errors is not None:
+        t.add_row("certified errors", eigen_list([float(v) for v in sp.eigenvalue_errors])
+                  + "  (residual ‖Hv−θv‖)")
+    if sp.error_estimates is not None:
+        t.add_row("estimated errors", eigen_list([float(v) for v in sp.error_estimates])
+                  + "  (Kato–Temple, Ritz gap)")
+    if sp.converged is not None and not bool(sp.converged.all()):
+        t.add_row("converged", ", ".join("yes" if c else "[bold red]NO[/]"
+                                         for c in sp.converged))
     t.add_row("tolerance", f"|λ| ≤ {num(a.tolerance)} counts as zero")
     t.add_row("definiteness", a.definiteness.replace("_", " "))
     t.add_row("condition number", num(a.condition_number))
@@ -282,8 +291,17 @@ def analysis_document(
         doc["fd"] = a.fd
     if a.verification is not None:
         doc["verify"] = verification_document(a.verification)
-    if a.spectrum.residuals is not None:
-        doc["residuals"] = a.spectrum.residuals
+    sp = a.spectrum
+    if sp.residuals is not None:
+        doc["residuals"] = sp.residuals
+    # certified half-width per eigenvalue: the residual bound on the matrix-free
+    # path, the spectrum's known error band (0 when exact) on the dense one
+    doc["eigenvalue_errors"] = (sp.eigenvalue_errors if sp.eigenvalue_errors is not None
+                                else [sp.error] * len(sp.eigenvalues))
+    if sp.error_estimates is not None:
+        doc["eigenvalue_error_estimates"] = sp.error_estimates
+    if sp.converged is not None:
+        doc["converged"] = sp.converged
     if a.step is not None:
         doc["step"] = a.step
     if a.escape is not None:

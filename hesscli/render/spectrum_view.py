@@ -45,7 +45,10 @@ def eigen_table(r: SpectrumReport) -> Table:
     t.add_column("#", justify="right")
     t.add_column("λ", justify="right")
     if sp.residuals is not None:
-        t.add_column("residual ‖Hv−λv‖", justify="right")
+        t.add_column("certified ± (‖Hv−λv‖)", justify="right")
+    if sp.error_estimates is not None:
+        t.add_column("estimated ± (Kato–Temple)", justify="right")
+    if sp.residuals is not None:
         t.add_column("converged")
     lam = sp.eigenvalues
     for i, value in enumerate(lam):
@@ -53,10 +56,12 @@ def eigen_table(r: SpectrumReport) -> Table:
             f"min {i + 1}" if i < lam.size // 2 else f"max {lam.size - i}"
         )
         row = [label, num(float(value), 6)]
+        if sp.residuals is not None:
+            row.append(num(float(sp.residuals[i])))
+        if sp.error_estimates is not None:
+            row.append(num(float(sp.error_estimates[i])))
         if sp.residuals is not None and r.extremes is not None:
-            ok = bool(r.extremes.converged[i])
-            row += [num(float(sp.residuals[i])),
-                    "yes" if ok else "[bold red]NO[/]"]
+            row.append("yes" if bool(r.extremes.converged[i]) else "[bold red]NO[/]")
         t.add_row(*row)
     return t
 
@@ -80,9 +85,13 @@ def numbers_table(r: SpectrumReport) -> Table:
         def hv(v: int | None) -> str:
             return "not converged" if v is None else str(v)
 
-        t.add_row("Lanczos" if ex.solver == "lanczos" else "ARPACK",
+        label = {"lanczos": "Lanczos", "restarted-lanczos": "restarted Lanczos"}.get(
+            ex.solver, "ARPACK")
+        extra = (f"; basis ≤ {ex.basis_rows} vectors, {ex.restarts} restarts"
+                 if ex.solver == "restarted-lanczos" else "")
+        t.add_row(label,
                   f"{ex.hvps} HVPs ({ex.steps} steps); to λmax end {hv(ex.hvps_max)}, "
-                  f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}")
+                  f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}{extra}")
     if r.trace is not None:
         t.add_row("trace", f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
                   f"(Hutchinson, {r.trace.probes} Rademacher probes)")
@@ -151,6 +160,9 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
         "error": sp.error,
         "inertia": r.inertia,
         "residuals": sp.residuals,
+        "eigenvalue_errors": (sp.eigenvalue_errors if sp.eigenvalue_errors is not None
+                              else [sp.error] * len(sp.eigenvalues)),
+        "eigenvalue_error_estimates": sp.error_estimates,
         "converged": r.extremes.converged if r.extremes is not None else None,
         "trace": None,
         "histogram": {"edges": r.histogram.edges, "counts": r.histogram.counts,
@@ -170,7 +182,9 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
             "solver": ex.solver, "k": ex.k, "steps": ex.steps, "hvps": ex.hvps,
             "hvps_max": ex.hvps_max, "hvps_min": ex.hvps_min, "rtol": ex.rtol,
             "residual_target": ex.tolerance, "all_converged": ex.all_converged,
-            "seed": ex.seed,
+            "seed": ex.seed, "target_measure": ex.measure, "ends": ex.ends,
+            "sign_decided": ex.sign_decided, "complete": ex.complete,
+            "basis_rows": ex.basis_rows, "restarts": ex.restarts, "choice": ex.choice,
         }
     d = r.density
     if d is not None:

@@ -76,7 +76,8 @@ def command(
     curvature, notes = curvature_for(obj, method)
     # the dense path (None: analyze forms H) or, when H would not fit, the matrix-free
     # extremes: the slices need only λmax, λmin and their eigenvectors
-    spectrum, _, path_notes = spectrum_for(obj, curvature, k=1, seed=seed)
+    spectrum, _, path_notes = spectrum_for(obj, curvature, k=1, seed=seed,
+                                           stop="residual")
     result = landscape(obj, curvature, lr=lr, radius=radius, plane=chosen, points=points,
                        grid=grid_size, spectrum=spectrum, notes=notes + path_notes)
     if fmt == "json":

@@ -211,15 +211,17 @@ def chunked(obj: Objective, chunk_size: int | None) -> tuple[Objective, tuple[st
 def spectrum_for(
     obj: Objective, curvature: Any, *, path: str = "auto", k: int = 3, seed: int = 0,
     solver: str = "auto", rtol: float | None = None, max_steps: int | None = None,
-    ends: str = "both",
+    ends: str = "both", stop: str = "verdict",
 ) -> tuple[Any, Any, tuple[str, ...]]:
     """The spectrum ``analyze`` should use: None on the dense path (it forms H itself),
     the matrix-free extremes otherwise; with the :class:`PathChoice` and notes.
 
     ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``); ``--dense``
     beyond the available memory raises InputError (exit 2) with the size needed.
-    The matrix-free extremes stop on what the verdicts need
-    (:meth:`~hesscli.spectra.lanczos.Target.verdict`; ``rtol`` asks for more).
+    The matrix-free extremes stop on what the verdicts need (``stop="verdict"``,
+    :meth:`~hesscli.spectra.lanczos.Target.verdict`; ``rtol`` asks for more) or,
+    where the eigenvectors themselves are drawn on (``stop="residual"``,
+    landscape), on the residual target.
     """
     from hesscli.spectra.paths import choose_path
 
@@ -230,5 +232,6 @@ def spectrum_for(
     from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
 
     ex = extremes_of(curvature, obj.x, k=k, seed=seed, solver=solver, max_steps=max_steps,
-                     ends=ends, target=Target.verdict(obj.dtype, rtol))
+                     ends=ends, target=(Target.verdict(obj.dtype, rtol) if stop == "verdict"
+                                        else Target.residual(obj.dtype, rtol)))
     return matrix_free_spectrum(ex, obj.dtype), choice, (choice.reason,)

@@ -171,6 +171,9 @@ def test_verdict_target_stops_early_and_decides_the_sign(bulk):
                             target=Target.verdict("float64"))
     assert ex.all_converged and ex.sign_decided
     assert ex.eigenvalues[0] < 0  # a Rayleigh quotient below zero proves it
+    top = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M, ends="max",
+                             target=Target.verdict("float64"))
+    assert top.converged[-1] and top.hvps_max is not None
     scale = float(np.max(np.abs(lam)))
     # the estimate met 1e-3·max|λ| and the true error is within the certified bound
     assert np.all(ex.error_estimates <= 1e-3 * scale * 1.0001)

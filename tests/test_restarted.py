@@ -303,6 +303,8 @@ def test_all_eigenvalues_found_are_reported_as_complete(hess):
     jsonschema.validate(doc, schema("spectrum.schema.json"))
     assert doc["eigenvalues"] == pytest.approx([-1, 1, 1, 1, 1, 1], abs=1e-12)
     assert doc["eigenvalues_complete"] is True
+    assert doc["trace"]["exact"] is True and doc["trace"]["estimate"] == pytest.approx(4.0)
+    assert doc["inertia"] == {"positive": 5, "negative": 1, "zero": 0}
 
 
 def test_dense_documents_carry_zero_errors(hess):

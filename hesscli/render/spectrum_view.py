@@ -22,7 +22,8 @@ LIST_ALL = 12  # list every eigenvalue in a table up to this many
 def headline(r: SpectrumReport) -> str:
     sp = r.spectrum
     where = (
-        f"all {r.n} eigenvalues (dense)" if sp.complete
+        f"all {r.n} eigenvalues ({'dense' if r.path == 'dense' else 'matrix-free'})"
+        if sp.complete
         else f"the {r.extremes.k if r.extremes else '?'} smallest and largest of {r.n} "
         "eigenvalues (matrix-free)"
     )

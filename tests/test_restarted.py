@@ -174,6 +174,7 @@ def test_verdict_target_stops_early_and_decides_the_sign(bulk):
     top = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M, ends="max",
                              target=Target.verdict("float64"))
     assert top.converged[-1] and top.hvps_max is not None
+    assert top.steps == top.hvps_max  # stopped when the top end met the target
     scale = float(np.max(np.abs(lam)))
     # the estimate met 1e-3·max|λ| and the true error is within the certified bound
     assert np.all(ex.error_estimates <= 1e-3 * scale * 1.0001)

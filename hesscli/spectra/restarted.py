@@ -188,7 +188,7 @@ def _advance(run: Any, x: np.ndarray, state: Any, budget: int, params: np.ndarra
 def _wanted(converged: np.ndarray, k: int, ends: str) -> np.ndarray:
     """The converged flags of the pairs the ``ends`` request is about."""
     size = converged.size
-    if size <= 2 * k or ends == "both":
+    if size < 2 * k or ends == "both":
         return converged
     return converged[:k] if ends == "min" else converged[size - k:]
 

@@ -157,16 +157,23 @@ class Extremes:
 
 
 def kato_temple(values: np.ndarray, residuals: np.ndarray, ritz: np.ndarray,
-                index: np.ndarray) -> np.ndarray:
-    """``min(r, r²/gap)`` per reported value, gap to the nearest other Ritz value.
+                index: np.ndarray, ritz_residuals: np.ndarray | None = None) -> np.ndarray:
+    """``min(r, r²/gap)`` per reported value: the Kato–Temple *estimate*.
 
     ``ritz``: all Ritz values of the final basis, ascending; ``index[i]``: the
-    position of reported value i among them.
+    position of reported value i among them; ``ritz_residuals``: their residual
+    estimates ``|β s|``. The gap is to the nearest other Ritz value, shrunk by
+    that value's own residual: interlacing puts the true neighbour *beyond* the
+    Ritz one (θ₂ ≤ λ₂ at the top end), so an unconverged neighbour (large
+    residual) must not make the gap look wide — that is what lets a poorly
+    resolved early basis claim an accuracy it does not have.
     """
     ritz = np.asarray(ritz, dtype=np.float64)
+    rr = (np.zeros_like(ritz) if ritz_residuals is None
+          else np.asarray(ritz_residuals, dtype=np.float64))
     out = np.empty(len(index))
     for i, p in enumerate(index):
-        near = [abs(ritz[q] - values[i]) for q in (p - 1, p + 1) if 0 <= q < ritz.size]
+        near = [abs(ritz[q] - values[i]) - rr[q] for q in (p - 1, p + 1) if 0 <= q < ritz.size]
         gap = min(near) if near else math.inf
         r = float(residuals[i])
         out[i] = min(r, r * r / gap) if gap > 0 else r
@@ -176,7 +183,7 @@ def kato_temple(values: np.ndarray, residuals: np.ndarray, ritz: np.ndarray,
 def certify(
     *, values: np.ndarray, residuals: np.ndarray, ritz: np.ndarray, index: np.ndarray,
     vectors: np.ndarray, target: Target, n: int, k: int, dtype: str, ends: str,
-    complete: bool,
+    complete: bool, ritz_residuals: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The common fields of an :class:`Extremes` from the reported pairs.
 
@@ -186,7 +193,7 @@ def certify(
     """
     values = np.asarray(values, dtype=np.float64)
     residuals = np.asarray(residuals, dtype=np.float64)
-    estimates = kato_temple(values, residuals, ritz, index)
+    estimates = kato_temple(values, residuals, ritz, index, ritz_residuals)
     scale = float(np.max(np.abs(values))) if values.size else 0.0
     scale = scale or 1.0
     goal = max(target.rtol, 100 * eps(dtype)) * scale
@@ -206,10 +213,17 @@ def certify(
 
 
 def judge(theta: np.ndarray, est: np.ndarray, k: int, target: Target, n: int,
-          dtype: str) -> tuple[bool, bool]:
+          dtype: str, before: np.ndarray | None = None) -> tuple[bool, bool]:
     """(min end done, max end done) from Ritz values and residual estimates |β s|.
 
     The host-side twin of the test inside :mod:`hesscli.spectra.restarted`.
+    Under the Kato–Temple measure an end also has to have *settled*: its k
+    values moved by at most the target since ``before`` (the end values 4
+    steps earlier, see :func:`end_values`). The Ritz gap can look wide while
+    the top Ritz value still mixes two close eigenvalues: on a 10⁵-parameter
+    MLP, 12 steps gave θmax with residual 0.28, a Ritz gap of 9 and a
+    Kato–Temple estimate of 0.016, while the true error was 0.25; θmax had
+    moved by 0.16 in the last 4 steps.
     """
     j = theta.size
     kk = min(k, j)
@@ -217,9 +231,15 @@ def judge(theta: np.ndarray, est: np.ndarray, k: int, target: Target, n: int,
     goal = max(target.rtol, 100 * eps(dtype)) * scale
     err = est
     if target.estimate:
-        err = kato_temple(theta, est, theta, np.arange(j))
+        err = kato_temple(theta, est, theta, np.arange(j), est)
     min_ok = bool(np.all(err[:kk] <= goal))
     max_ok = bool(np.all(err[j - kk:] <= goal))
+    if target.estimate:
+        if before is None or before.size != 2 * kk:
+            min_ok = max_ok = False
+        else:
+            moved = np.abs(end_values(theta, kk) - before) <= goal
+            min_ok, max_ok = min_ok and bool(moved[:kk].all()), max_ok and bool(moved[kk:].all())
     if target.sign and min_ok:
         min_ok = sign_decided(float(theta[0]), float(est[0]), goal, n, dtype, scale)
     return min_ok, max_ok
@@ -394,6 +414,11 @@ def _ends(j: int, k: int) -> np.ndarray:
     return np.concatenate([np.arange(k), np.arange(j - k, j)])
 
 
+def end_values(theta: np.ndarray, k: int) -> np.ndarray:
+    """The k smallest then the k largest of ascending Ritz values (2k entries)."""
+    return np.concatenate([theta[:k], theta[theta.size - k:]])
+
+
 def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
     max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
@@ -430,6 +455,7 @@ def lanczos_extremes(
     beta = np.zeros(rows, dtype)
     key = float(seed % 1000) * 0.618
     j, hvps_max, hvps_min = 0, None, None
+    before = None
     first = min(m, max(2 * k + 2, 8))
     while j < m:
         j1 = first if j == 0 else min(m, j + CHECK_EVERY)
@@ -440,7 +466,10 @@ def lanczos_extremes(
         est = np.abs(b_host[j - 1] * s[j - 1, :])
         if j >= n:  # the basis spans the space: T is similar to H
             est = np.zeros_like(est)
-        min_ok, max_ok = judge(theta, est, k, target, n, dtype)
+        if j >= n:  # nothing left to settle
+            before = end_values(theta, min(k, j))
+        min_ok, max_ok = judge(theta, est, k, target, n, dtype, before)
+        before = end_values(theta, min(k, j))
         if hvps_min is None and min_ok:
             hvps_min = j
         if hvps_max is None and max_ok:
@@ -451,7 +480,8 @@ def lanczos_extremes(
     theta_sel = theta[idx]
     vecs, res = ritz_pairs(hvp_fn, xj, basis, s[:, idx], theta_sel, dtype)
     fields = certify(values=theta_sel, residuals=res, ritz=theta, index=idx, vectors=vecs,
-                     target=target, n=n, k=k, dtype=dtype, ends=ends, complete=j >= n)
+                     target=target, n=n, k=k, dtype=dtype, ends=ends, complete=j >= n,
+                     ritz_residuals=est)
     return Extremes(
         **fields, k=k, solver="lanczos", steps=j, hvps=j + idx.size, hvps_max=hvps_max,
         hvps_min=hvps_min, seed=seed, basis_rows=j,

@@ -138,7 +138,8 @@ def restarted_extremes(
         del host
     t = np.zeros((size.m + 1, size.m + 1))
     state = (v, t, np.int32(0), np.int32(0), np.int32(0), np.int32(-1), np.int32(-1),
-             np.bool_(False), np.float64(np.inf), np.float64(np.inf))
+             np.bool_(False), np.float64(np.inf), np.float64(np.inf),
+             np.full((2, 2 * k), np.inf))
     params = np.array([target.rtol, 1.0 if target.estimate else 0.0,
                        1.0 if target.sign else 0.0, float(seed % 1000) * 0.618])
     checks = 0
@@ -151,9 +152,11 @@ def restarted_extremes(
         report = _report_indices(j, k)
         vecs, res = ritz_pairs(hvp_fn, xj, v, s[:, report], theta[report], dtype)
         checks += int(report.size)
+        beta = float(np.asarray(t)[j, j - 1])
         ex = certify(
             values=theta[report], residuals=res, ritz=theta, index=report, vectors=vecs,
             target=target, n=n, k=k, dtype=dtype, ends=ends, complete=False,
+            ritz_residuals=np.abs(beta * s[j - 1, :]),
         )
         wanted = _wanted(ex["converged"], k, ends)
         # the loop stops on the Lanczos estimates |β s|; if the true residuals disagree
@@ -279,18 +282,21 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
         theta, s = jnp.linalg.eigh(0.5 * (a + a.T))
         return theta, s
 
-    def judge(theta: Any, s: Any, beta: Any, j: Any, params: Any) -> tuple[Any, ...]:
-        """(min end done, max end done, bound_min, bound_max) from the Ritz estimates."""
+    def judge(theta: Any, s: Any, beta: Any, j: Any, params: Any, before: Any) -> tuple[Any, ...]:
+        """(min end done, max end done, bound_min, bound_max, the 2k end values) from
+        the Ritz estimates; ``before``: the end values two checks (4 steps) ago."""
         rtol, use_estimate, use_sign = params[0], params[1] > 0.5, params[2] > 0.5
         last = s[jnp.maximum(j - 1, 0)]  # row j-1 of S: the components along v_{j-1}
         res = jnp.abs(beta * last)
         active = idx_m < j
         theta_a = jnp.where(active, theta, jnp.nan)
-        diff = jnp.nan_to_num(theta_a[1:] - theta_a[:-1], nan=jnp.inf)  # inf next to pads
-        up = jnp.concatenate([diff, jnp.array([jnp.inf])])
-        down = jnp.concatenate([jnp.array([jnp.inf]), diff])
+        # gap to the nearest other Ritz value shrunk by that value's residual (see
+        # hesscli.spectra.lanczos.kato_temple); inf next to the padding
+        diff = jnp.nan_to_num(theta_a[1:] - theta_a[:-1], nan=jnp.inf)
+        up = jnp.concatenate([diff - res[1:], jnp.array([jnp.inf])])
+        down = jnp.concatenate([jnp.array([jnp.inf]), diff - res[:-1]])
         gap = jnp.minimum(up, down)
-        kato = res**2 / jnp.maximum(gap, jnp.finfo(f64).tiny)
+        kato = jnp.where(gap > 0, res**2 / jnp.maximum(gap, jnp.finfo(f64).tiny), res)
         err = jnp.where(use_estimate, jnp.minimum(res, kato), res)
         lo, hi = theta[0], theta[jnp.maximum(j - 1, 0)]
         scale = jnp.maximum(jnp.maximum(jnp.abs(lo), jnp.abs(hi)), jnp.finfo(f64).tiny)
@@ -299,13 +305,19 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
         high = (idx_m >= j - k) & active
         min_ok = jnp.all(jnp.where(low, err <= goal, True))
         max_ok = jnp.all(jnp.where(high, err <= goal, True))
+        # the estimate rests on the Ritz gap; a value still moving by more than the
+        # target over 4 steps has not resolved its neighbourhood (see lanczos.settled)
+        now = jnp.concatenate([theta[:k], lax.dynamic_slice_in_dim(theta, j - k, k)])
+        moved = jnp.abs(now - before) <= goal
+        min_ok = min_ok & (jnp.all(moved[:k]) | ~use_estimate)
+        max_ok = max_ok & (jnp.all(moved[k:]) | ~use_estimate)
         rounding = sign_rounding * scale
         sign_ok = (lo < -rounding) | (lo - res[0] > rounding) | (jnp.abs(lo) + res[0] <= goal)
         min_ok = min_ok & (sign_ok | ~use_sign)
         ready = j >= min(max(2 * k + 2, 8), m)
         bmin = jnp.max(jnp.where(low, err, 0.0))
         bmax = jnp.max(jnp.where(high, err, 0.0))
-        return min_ok & ready, max_ok & ready, bmin, bmax
+        return min_ok & ready, max_ok & ready, bmin, bmax, now
 
     def restart(basis: Any, t: Any, theta: Any, s: Any, beta: Any, a: Any) -> tuple[Any, Any]:
         """Keep ``a`` Ritz vectors of the low end and ``keep − a`` of the high end."""
@@ -341,7 +353,7 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
         key = params[3]
 
         def step(state: Any) -> Any:
-            basis, t, j, hvps, restarts, hmin, hmax, done, bmin, bmax = state
+            basis, t, j, hvps, restarts, hmin, hmax, done, bmin, bmax, hist = state
             v = basis[j]
             hv = op(v)
             w, c = project(basis, hv, j)
@@ -365,10 +377,11 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
             j, hvps = j + 1, hvps + 1
 
             def check(args: Any) -> Any:
-                basis, t, restarts, hmin, hmax, j, bmin, bmax = args
+                basis, t, restarts, hmin, hmax, j, bmin, bmax, hist = args
                 theta, s = ritz(t, j)
                 beta = t[j, j - 1]
-                min_ok, max_ok, bmin, bmax = judge(theta, s, beta, j, params)
+                min_ok, max_ok, bmin, bmax, now = judge(theta, s, beta, j, params, hist[1])
+                hist = jnp.stack([now, hist[0]])
                 hmin = jnp.where((hmin < 0) & min_ok, hvps, hmin)
                 hmax = jnp.where((hmax < 0) & max_ok, hvps, hmax)
                 fin = ((min_ok | (ends == 2)) & (max_ok | (ends == 1)))
@@ -384,16 +397,16 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
 
                 basis, t, j, restarts = lax.cond(
                     (j == m) & ~fin, do_restart, lambda args: (*args, j, restarts), (basis, t))
-                return basis, t, restarts, hmin, hmax, j, fin, bmin, bmax
+                return basis, t, restarts, hmin, hmax, j, fin, bmin, bmax, hist
 
             def skip(args: Any) -> Any:
-                basis, t, restarts, hmin, hmax, j, bmin, bmax = args
-                return basis, t, restarts, hmin, hmax, j, jnp.bool_(False), bmin, bmax
+                basis, t, restarts, hmin, hmax, j, bmin, bmax, hist = args
+                return basis, t, restarts, hmin, hmax, j, jnp.bool_(False), bmin, bmax, hist
 
-            basis, t, restarts, hmin, hmax, j, done, bmin, bmax = lax.cond(
+            basis, t, restarts, hmin, hmax, j, done, bmin, bmax, hist = lax.cond(
                 (j % CHECK_EVERY == 0) | (j == m) | broke, check, skip,
-                (basis, t, restarts, hmin, hmax, j, bmin, bmax))
-            return basis, t, j, hvps, restarts, hmin, hmax, done, bmin, bmax
+                (basis, t, restarts, hmin, hmax, j, bmin, bmax, hist))
+            return basis, t, j, hvps, restarts, hmin, hmax, done, bmin, bmax, hist
 
         def going(state: Any) -> Any:
             return ~state[7] & (state[3] < stop)

@@ -10,13 +10,15 @@ symmetric case of Stewart's Krylov–Schur):
 1. Expand the basis ``V`` (rows ``0..m``) by Lanczos steps from the current
    size ``j`` to ``m``: ``w = H v_j``, then classical Gram–Schmidt against the
    ``j + 1`` rows held (a second pass only when the first cancelled all but
-   :data:`REORTH` of ``Hv``, a Daniel–Gragg–Kaufman–Stewart test). The coefficients are
-   column ``j`` of the projected matrix ``T = VᵀHV``, so the relation
+   :data:`REORTH` of ``Hv``, a Daniel–Gragg–Kaufman–Stewart test). The
+   coefficients are column ``j`` of the projected matrix ``T = VᵀHV``, so the relation
    ``H V_j = V_j T_j + β_j v_j e_jᵀ`` holds after a restart as before it.
 2. Every :data:`CHECK_EVERY` steps (and at ``j = m``) diagonalize the small
    ``T`` (inside the compiled program) and test the stopping rule of
    :class:`~hesscli.spectra.lanczos.Target` on the Ritz estimates
-   ``|β_j s_{j,i}|``: the k pairs of each wanted end, and the sign of λmin.
+   ``|β_j s_{j,i}|``: the k pairs of each wanted end (under the Kato–Temple
+   measure also settled: moved by at most the target over the last 4 steps,
+   see :func:`hesscli.spectra.lanczos.judge`), and the sign of λmin.
 3. At ``j = m`` restart: keep ``l = m/2`` Ritz vectors taken from *both* ends
    (``V[:l] ← Sᵀ V[:m]``, done in column blocks so no second basis is ever
    allocated), the residual vector as row ``l``, and the arrow-shaped ``T``
@@ -205,14 +207,14 @@ def restarted_kernel(hvp_fn: Any, f: Any, n: int, dtype: str, rows: int, m: int,
                      k: int, ends: int, chunked: bool) -> Any:
     """Compiled ``run(x, state, stop_hvps, params)``: the restart cycle until it stops.
 
-    One compiled pair per (static functions, structure of the Partials, n,
+    One compiled program per (static functions, structure of the Partials, n,
     dtype, sizes); the Partials' leaves are arguments, as in
     :func:`hesscli.spectra.lanczos.lanczos_kernel`.
     """
     static, dynamic = split_operator(hvp_fn, f)
     structure = jax_module().tree_util.tree_structure(dynamic)
-    run_c = _program(static[0], static[1], structure, n, dtype, rows, m, keep, k,
-                                ends, chunked)
+    run_c = _program(static[0], static[1], structure, n, dtype, rows, m, keep, k, ends,
+                     chunked)
 
     def run(x: Any, state: Any, stop: Any, params: Any) -> Any:
         return run_c(dynamic, x, state, stop, params)

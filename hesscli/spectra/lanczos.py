@@ -423,6 +423,7 @@ def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
     max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
     basis_sharding: Any = None, shards: int = 1, target: Target | None = None,
+    progress: Any = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by Lanczos (see module docstring).
 
@@ -435,7 +436,9 @@ def lanczos_extremes(
     the wanted ends meet the target, or after ``max_steps``
     (default: :func:`max_steps_for`). ``basis_sharding`` (with ``shards``, the
     devices it splits n over): where the basis lives, for parameter-sharded
-    vectors; the memory budget is then per device.
+    vectors; the memory budget is then per device. ``progress``, when given, is
+    called after every convergence check with ``{hvps, restarts, bound_min,
+    bound_max}`` (the residual estimates of each end).
     """
     n = int(np.size(x))
     target = target if target is not None else Target.residual(dtype, rtol)
@@ -470,6 +473,10 @@ def lanczos_extremes(
             before = end_values(theta, min(k, j))
         min_ok, max_ok = judge(theta, est, k, target, n, dtype, before)
         before = end_values(theta, min(k, j))
+        if progress is not None:
+            kk = min(k, j)
+            progress({"hvps": j, "restarts": 0, "bound_min": float(np.max(est[:kk])),
+                      "bound_max": float(np.max(est[j - kk:]))})
         if hvps_min is None and min_ok:
             hvps_min = j
         if hvps_max is None and max_ok:

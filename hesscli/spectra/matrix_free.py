@@ -78,8 +78,9 @@ def extremes_of(
     ``target`` defaults to :meth:`Target.residual` with ``rtol`` (the residual
     criterion); ``analyze`` and ``spectrum`` pass :meth:`Target.verdict`.
     ``ends`` = both|min|max: which ends must meet it (the other is still
-    reported). ``progress`` reaches the restarted solver (see
-    :func:`hesscli.spectra.restarted.restarted_extremes`).
+    reported). ``progress`` is called by both Lanczos solvers with ``{hvps,
+    restarts, bound_min, bound_max}`` (per restart cycle / per check; see
+    :func:`hesscli.spectra.restarted.restarted_extremes`); ARPACK ignores it.
     """
     if k < 1:
         raise InputError(f"--k must be at least 1; got {k}")
@@ -102,7 +103,8 @@ def extremes_of(
         ex = restarted_extremes(hvp_fn, x, k, basis_sharding=sharding, shards=shards,
                                 progress=progress, **common)
     elif chosen == "lanczos":
-        ex = SOLVERS["lanczos"](hvp_fn, x, k, basis_sharding=sharding, shards=shards, **common)
+        ex = SOLVERS["lanczos"](hvp_fn, x, k, basis_sharding=sharding, shards=shards,
+                                progress=progress, **common)
     else:
         ex = SOLVERS["arpack"](hvp_fn, x, k, **common)
     import dataclasses

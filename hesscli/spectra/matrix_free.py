@@ -28,7 +28,12 @@ from hesscli.spectra.spectrum import Spectrum, fix_sign
 
 EIGENSOLVERS = ("auto", "lanczos", "restarted", "arpack")
 ENDS = ("both", "min", "max")
-FULL_BASIS_MAX_N = 20_000  # auto: full-basis Lanczos up to this n (measured crossover)
+# auto: full-basis Lanczos up to this n. Measured (tests/benchmarks/bench_restarted.py,
+# tanh MLP, k = 1, both ends, CPU seconds restarted/full in one run): n = 10⁴ and 2·10⁴
+# at the verdict target 1.13 and 1.07 warm but 1.58 and 1.56 on the first (compiling)
+# call, the same HVPs (60/60); n = 10⁵: 0.95 warm, 1.04 cold at the verdict target and
+# 0.57 with rtol 1e-6 (302 vs 292 HVPs, 8 restarts), where a full basis grows past 64.
+FULL_BASIS_MAX_N = 20_000
 
 
 def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: int = 1,

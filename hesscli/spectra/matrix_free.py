@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
 from hesscli.spectra.lanczos import SOLVERS, Extremes, Target, max_steps_for
 from hesscli.spectra.spectrum import Spectrum, fix_sign
+from hesscli.vocab import Dtype, Path
 
 EIGENSOLVERS = ("auto", "lanczos", "restarted", "arpack")
 ENDS = ("both", "min", "max")
@@ -74,7 +76,7 @@ def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: i
 
 
 def extremes_of(
-    curvature: Any, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "auto",
+    curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "auto",
     rtol: float | None = None, max_steps: int | None = None, ends: str = "both",
     target: Target | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> Extremes:
@@ -93,7 +95,7 @@ def extremes_of(
         raise InputError(f"--ends must be one of {', '.join(ENDS)}; got {ends!r}")
     if solver == "lanczos-full":
         solver = "lanczos"
-    hvp_fn = getattr(curvature, "hvp_fn", None)
+    hvp_fn = curvature.hvp_fn
     sharding, shards = basis_sharding(curvature) if hvp_fn is not None else (None, 1)
     n = int(np.size(x))
     chosen, reason = choose_solver(n, k, curvature.dtype, solver, shards, hvp_fn is not None)
@@ -101,7 +103,7 @@ def extremes_of(
         hvp_fn = lambda x_, v: curvature.hvp(x_, v)  # noqa: E731
     target = target if target is not None else Target.residual(curvature.dtype, rtol)
     common: dict[str, Any] = {"seed": seed, "max_steps": max_steps, "dtype": curvature.dtype,
-                              "f": linearizable(curvature), "ends": ends, "target": target}
+                              "f": curvature.linearizable, "ends": ends, "target": target}
     if chosen == "restarted":
         from hesscli.spectra.restarted import restarted_extremes
 
@@ -117,47 +119,19 @@ def extremes_of(
     return dataclasses.replace(ex, choice=reason)
 
 
-def basis_sharding(curvature: Any) -> tuple[Any, int]:
+def basis_sharding(curvature: Curvature) -> tuple[Any, int]:
     """(sharding of a Lanczos basis, devices it splits n over) for a backend.
 
     A parameter-sharded backend (flat vectors split in blocks over the mesh)
     gets its basis split the same way along n, and the basis budget counts
     n/devices per device; every other backend: (None, 1).
     """
-    vector = getattr(curvature, "vector_sharding", None)
-    parallel = getattr(curvature, "parallel", None)
-    if vector is None or parallel is None or vector.is_fully_replicated:
+    vector, parallel = curvature.vector_sharding, curvature.parallel
+    if vector is None or not parallel.sharded or vector.is_fully_replicated:
         return None, 1
     from hesscli.curvature.sharded import basis_sharding_of
 
     return basis_sharding_of(parallel), parallel.devices
-
-
-def spectrum_function(
-    *, k: int = 1, seed: int = 0, solver: str = "auto", rtol: float | None = None,
-    max_steps: int | None = None,
-) -> Any:
-    """A ``spectrum_fn(curvature, x, layout) -> Spectrum`` on the matrix-free path.
-
-    For analyses that take the spectrum as a function of the point (the
-    convexity test's eigenvalue test): :func:`extremes_of` then
-    :func:`matrix_free_spectrum`, so the residuals widen the tolerance.
-    """
-
-    def spectrum_at(curvature: Any, x: np.ndarray, layout: Any = None) -> Spectrum:
-        del layout
-        ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, rtol=rtol,
-                         max_steps=max_steps)
-        return matrix_free_spectrum(ex, curvature.dtype)
-
-    return spectrum_at
-
-
-def linearizable(curvature: Any) -> Any:
-    """The flat objective when its gradient can be linearized (forward mode), else None."""
-    if getattr(curvature, "hvp_mode", "") == "forward-over-reverse":
-        return getattr(curvature, "f", None)
-    return None
 
 
 def num(value: float) -> str:
@@ -213,7 +187,7 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
             f"sign of λmin UNDECIDED: θmin = {num(float(ex.eigenvalues[0]))} is within its "
             f"certified error {num(float(ex.residuals[0]))} of zero"
         )
-    if dtype == "float32":
+    if dtype == Dtype.FLOAT32:
         notes.append(
             f"float32: tolerances widened (ε = {num(eps('float32'))}, target "
             f"rtol {num(ex.rtol)})"
@@ -231,7 +205,7 @@ def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
         symmetry_error=0.0,
         error=float(np.max(ex.residuals)) if ex.residuals.size else 0.0,
         residuals=np.asarray(ex.residuals, dtype=np.float64),
-        path="matrix-free",
+        path=Path.MATRIX_FREE,
         notes=extremes_notes(ex, dtype),
         eigenvalue_errors=np.asarray(ex.residuals, dtype=np.float64),
         converged=np.asarray(ex.converged, dtype=bool),

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from hesscli.cli.options import compose
+from hesscli.vocab import EigensolverRequest, Ends, words
 
 
 def path_options(default_k: int) -> Any:
@@ -26,14 +27,14 @@ def path_options(default_k: int) -> Any:
             help="Matrix-free: how many of the largest and of the smallest eigenvalues.",
         ),
         click.option(
-            "--ends", type=click.Choice(["both", "min", "max"]), default="both",
+            "--ends", type=click.Choice(words(Ends)), default=Ends.BOTH.value,
             show_default=True,
             help="Matrix-free: which end(s) of the spectrum must meet the target (the other "
             "is still reported, unconverged); one end costs only its own HVPs.",
         ),
         click.option(
-            "--eigensolver", type=click.Choice(["auto", "lanczos", "restarted", "arpack"]),
-            default="auto", show_default=True,
+            "--eigensolver", type=click.Choice(words(EigensolverRequest)),
+            default=EigensolverRequest.AUTO.value, show_default=True,
             help="Matrix-free: full-basis Lanczos (small n), thick-restart Lanczos (bounded "
             "memory, large n), ARPACK (scipy eigsh) over the compiled HVP; auto picks and "
             "says which.",

@@ -38,6 +38,7 @@ import numpy as np
 import scipy.linalg
 
 from hesscli.jaxconf import eps, jax_module
+from hesscli.vocab import Eigensolver
 
 BLOCK = 16  # rows of the basis projected per inner iteration
 CHECK_EVERY = 4  # Lanczos steps between convergence checks on the host
@@ -490,7 +491,7 @@ def lanczos_extremes(
                      target=target, n=n, k=k, dtype=dtype, ends=ends, complete=j >= n,
                      ritz_residuals=est)
     return Extremes(
-        **fields, k=k, solver="lanczos", steps=j, hvps=j + idx.size, hvps_max=hvps_max,
+        **fields, k=k, solver=Eigensolver.LANCZOS, steps=j, hvps=j + idx.size, hvps_max=hvps_max,
         hvps_min=hvps_min, seed=seed, basis_rows=j,
     )
 
@@ -549,7 +550,7 @@ def arpack_extremes(
                      vectors=vecs.T, target=target, n=n, k=k, dtype=dtype, ends=ends,
                      complete=theta.size >= n)
     return Extremes(
-        **fields, k=k, solver="arpack", steps=sum(e[2] for e in runs), hvps=count[0],
+        **fields, k=k, solver=Eigensolver.ARPACK, steps=sum(e[2] for e in runs), hvps=count[0],
         hvps_max=runs[-1][3], hvps_min=runs[0][3], seed=seed,
     )
 

@@ -61,6 +61,7 @@ from hesscli.spectra.lanczos import (
     split_operator,
     start_vector,
 )
+from hesscli.vocab import Eigensolver
 
 CHECK_EVERY = 2  # steps between convergence tests inside the loop (an m×m eigh each)
 MAX_HVPS = 600  # default HVP budget of the restarted solver (both ends together)
@@ -168,7 +169,7 @@ def restarted_extremes(
         params = params.copy()
         params[0] *= 0.1
     return Extremes(
-        **ex, k=k, solver="restarted-lanczos", steps=int(hvps),
+        **ex, k=k, solver=Eigensolver.RESTARTED, steps=int(hvps),
         hvps=int(hvps) + checks,
         hvps_max=None if int(hmax) < 0 else int(hmax),
         hvps_min=None if int(hmin) < 0 else int(hmin),

@@ -1,11 +1,17 @@
 """Extreme eigenvalues from Hessian-vector products: Lanczos and ARPACK.
 
-Both return an :class:`Extremes`: the ``k`` smallest and ``k`` largest
-*algebraic* eigenvalues (never "largest magnitude"), Ritz vectors for the two
-ends, the true residual ``‖Hv − λv‖`` of every pair (one extra HVP each, not the
-cheap estimate), which pairs converged, and the HVPs each end took.
+Both (and the thick-restart solver, :mod:`hesscli.spectra.restarted`) return an
+:class:`Extremes`: the ``k`` smallest and ``k`` largest *algebraic* eigenvalues
+(never "largest magnitude"), Ritz vectors for the two ends, the true residual
+``‖Hv − λv‖`` of every pair (one extra HVP each, not the cheap estimate) — the
+certified error: some eigenvalue lies within it — the Kato–Temple estimate
+``r²/gap`` (:func:`kato_temple`, an estimate), which pairs met the
+:class:`Target`, and the HVPs each end took. What to stop on is a
+:class:`Target`: the residual (certified), or what a verdict needs (each
+eigenvalue to rtol·max|λ| by the Kato–Temple estimate, and the sign of λmin
+decided: :func:`sign_decided`).
 
-Lanczos (the default) runs with full reorthogonalization inside one compiled
+Full-basis Lanczos runs with full reorthogonalization inside one compiled
 loop (``lax.fori_loop``): the bookkeeping (projecting the new vector against
 the basis) is what costs at 10⁵ parameters, as much as the HVP, so it must not
 run step by step from Python, and it is done once per step after the
@@ -13,8 +19,8 @@ three-term recurrence (a second pass doubled the cost and changed no result
 we measured). The projection reads only
 the rows of the basis filled so far, in blocks of :data:`BLOCK` rows, so a step
 costs O(j·n) at step j rather than O(m_max·n). Every :data:`CHECK_EVERY` steps
-the host diagonalizes the small tridiagonal matrix and stops once the Ritz
-residual estimates ``|β_j s_ji|`` of both ends are below ``rtol·max|θ|``. A
+the host diagonalizes the small tridiagonal matrix and stops once the wanted
+ends meet the target by the Ritz residual estimates ``|β_j s_ji|`` (:func:`judge`). A
 breakdown (an invariant subspace, e.g. a Hessian with two distinct
 eigenvalues) restarts from a fresh seeded vector orthogonal to the basis.
 

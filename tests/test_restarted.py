@@ -313,3 +313,23 @@ def test_dense_documents_carry_zero_errors(hess):
     doc = res.json()
     jsonschema.validate(doc, schema("analyze.schema.json"))
     assert doc["eigenvalue_errors"] == [0.0, 0.0, 0.0]
+
+
+def test_float32_basis_with_float64_projected_matrix():
+    lam = bulk_spectrum(5)
+    rng = np.random.default_rng(6)
+    u = rng.standard_normal(lam.size)
+    u /= np.linalg.norm(u)
+    uj, lj = jnp.asarray(u, jnp.float32), jnp.asarray(lam, jnp.float32)
+
+    def hvp(x, v):  # H = (I − 2uuᵀ) diag(λ) (I − 2uuᵀ) in float32
+        w = v - 2.0 * uj * (uj @ v)
+        w = lj * w
+        return w - 2.0 * uj * (uj @ w)
+
+    ex = restarted_extremes(jax.jit(hvp), np.zeros(N, np.float32), 2, seed=0, basis=M,
+                            dtype="float32", target=Target.verdict("float32"))
+    assert ex.all_converged and ex.eigenvalues[0] < 0
+    # float32 rounding of the HVP and the Ritz vectors: ~√n·ε·‖H‖
+    assert weyl_holds(ex.eigenvalues, ex.residuals + 1e-4, lam, 10.0)
+    assert ex.eigenvalues[-1] == pytest.approx(10.0, abs=ex.residuals[-1] + 1e-4)

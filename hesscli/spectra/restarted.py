@@ -247,6 +247,7 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
     def project(basis: Any, w: Any, j: Any) -> tuple[Any, Any]:
         """w − Vᵀ(V w) over rows 0..j (blocks of BLOCK rows); returns (w, V w)."""
         nblocks = j // BLOCK + 1
+        w = w.astype(dt)
 
         def coeffs(b: Any, c: Any) -> Any:
             vb = lax.dynamic_slice_in_dim(basis, b * BLOCK, BLOCK, 0)

@@ -217,8 +217,13 @@ def test_basis_size_from_memory_and_k():
     # 10⁷ float32 parameters: 1 GiB holds 26 vectors
     small = basis_size(10**7, 3, "float32")
     assert (small.m + 2) * 10**7 * 4 <= 2**30 and small.keep == small.m // 2
-    with pytest.raises(ValueError, match="at least 24"):
-        basis_size(10**8, 5, "float64")
+    # 10⁸ float64 parameters: 1 GiB holds one vector; k = 5 needs 24 (+2 rows),
+    # taken when they fit in half the memory, refused otherwise
+    assert basis_size(10**8, 5, "float64", available=64 * 2**30).m == 24
+    with pytest.raises(ValueError, match="lower --k"):
+        basis_size(10**8, 5, "float64", available=16 * 2**30)
+    with pytest.raises(ValueError, match="at least 16"):
+        basis_size(12, 3, "float64")
 
 
 # ---------------------------------------------------------------- the policy

@@ -66,7 +66,9 @@ def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: i
     full_steps = max_steps_for(n, dtype, None, shards)
     try:
         m = basis_size(n, k, dtype, shards).m
-    except ValueError:
+    except ValueError as exc:
+        if n > FULL_BASIS_MAX_N:
+            raise InputError(str(exc)) from None
         m = None
     if m is None or (n <= FULL_BASIS_MAX_N and full_steps >= min(n, 400)):
         return EigensolverRequest.LANCZOS, (

@@ -84,21 +84,37 @@ class Basis:
 
 
 def basis_size(n: int, k: int, dtype: str, shards: int = 1, requested: int | None = None,
-               budget: int = BASIS_BUDGET) -> Basis:
-    """``m = max(64, 8k + 16)`` vectors, fewer when ``(m+1)·n`` entries exceed ``budget``.
+               budget: int = BASIS_BUDGET, available: int | None = None) -> Basis:
+    """``m = max(64, 8k + 16)`` vectors, fewer when ``(m+2)·n`` entries exceed ``budget``.
 
-    At least ``4k + 4`` (each end keeps k pairs plus room to grow); ``shards``
-    divides n per device as in :func:`hesscli.spectra.lanczos.max_steps_for`.
+    Never fewer than ``4k + 4`` (each end keeps k pairs plus room to grow): when
+    the budget holds fewer, the minimum is used if it takes at most half the
+    ``available`` memory (default: what the system reports), else ValueError.
+    ``shards`` divides n per device as in
+    :func:`hesscli.spectra.lanczos.max_steps_for`.
     """
     per_device = math.ceil(n / max(shards, 1))
-    by_memory = budget // (per_device * np.dtype(dtype).itemsize) - 2
+    vector = per_device * np.dtype(dtype).itemsize
+    by_memory = budget // vector - 2
+    least = 4 * k + 4
     want = requested if requested is not None else max(MIN_BASIS, 8 * k + 16)
-    m = int(min(want, by_memory, n - 1))
-    if m < 4 * k + 4:
+    m = int(min(want, max(by_memory, least), n - 1))
+    if m < least:
         raise ValueError(
-            f"thick-restart Lanczos needs a basis of at least {4 * k + 4} vectors for k = {k}; "
-            f"n = {n} and the memory budget allow {m}"
+            f"thick-restart Lanczos needs a basis of at least {least} vectors for k = {k}; "
+            f"n = {n} allows {m}"
         )
+    if by_memory < least:
+        from hesscli.spectra.paths import available_memory, human_bytes
+
+        avail = available_memory() if available is None else available
+        need = (least + 2) * vector
+        if avail is not None and need > avail // 2:
+            raise ValueError(
+                f"thick-restart Lanczos needs {least + 2} basis vectors for k = {k}: "
+                f"{human_bytes(need)}, more than half the {human_bytes(avail)} available; "
+                "lower --k or use --dtype float32"
+            )
     return Basis(m=m, keep=m // 2)
 
 

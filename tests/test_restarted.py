@@ -338,3 +338,10 @@ def test_float32_basis_with_float64_projected_matrix():
     # float32 rounding of the HVP and the Ritz vectors: ~√n·ε·‖H‖
     assert weyl_holds(ex.eigenvalues, ex.residuals + 1e-4, lam, 10.0)
     assert ex.eigenvalues[-1] == pytest.approx(10.0, abs=ex.residuals[-1] + 1e-4)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1e-3", "nan"])
+def test_bad_rtol_is_an_input_error(hess, bad):
+    res = hess("spectrum", "saddle", "-p", "n=30", "--matrix-free", f"--rtol={bad}")
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("error: --rtol must be a positive finite number")

@@ -16,6 +16,7 @@ spanned the whole space (then the eigenvalues are all n of them).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +98,9 @@ def extremes_of(
         raise InputError(f"--k must be at least 1; got {k}")
     if ends not in ENDS:
         raise InputError(f"--ends must be one of {', '.join(ENDS)}; got {ends!r}")
+    for given in (rtol, target.rtol if target is not None else None):
+        if given is not None and not (given > 0 and math.isfinite(given)):
+            raise InputError(f"--rtol must be a positive finite number; got {given}")
     hvp_fn = curvature.hvp_fn
     sharding, shards = basis_sharding(curvature) if hvp_fn is not None else (None, 1)
     n = int(np.size(x))

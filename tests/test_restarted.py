@@ -126,8 +126,9 @@ def test_basis_stays_within_m_rows_while_steps_exceed_it(bulk_runs):
     assert rows == {(32, N)}
     assert re.basis_rows == M + 1
     assert re.restarts >= 3 and re.steps > 3 * M  # many more HVPs than basis vectors
+    # progress: reported from inside the loop at every convergence test (every 2 steps)
     hvps = [s[1] for s in shapes if s[0] == "progress"]
-    assert hvps == sorted(hvps) and hvps[-1] == re.steps  # progress once per cycle
+    assert len(hvps) >= re.steps // 2 - 1 and re.steps - 2 <= max(hvps) <= re.steps
 
 
 def test_every_certified_bound_contains_a_true_eigenvalue(bulk, bulk_runs):

@@ -30,7 +30,8 @@ symmetric case of Stewart's Krylov–Schur):
 
 The expand/check/restart cycle is one ``lax.while_loop`` in one compiled
 program: no Python step loop and no host round trip until it stops (or, with
-a ``progress`` callback, once per restart cycle). Memory is ``(m+1)·n``
+a ``progress`` callback, a non-blocking host callback at every convergence
+test). Memory is ``(m+1)·n``
 entries whatever the number of steps, each step costs O(m·n) besides the HVP,
 and "not converged" can only mean that the HVP budget ran out.
 
@@ -133,9 +134,9 @@ def restarted_extremes(
     ``max_steps`` is the HVP budget of the loop (default :data:`MAX_HVPS`);
     ``ends`` = both|min|max which ends must meet the target; ``basis`` the
     basis size m (default :func:`basis_size`). ``progress``, when given, is
-    called after every restart cycle with ``{hvps, restarts, bound_min,
-    bound_max}`` (the current Ritz estimates); without it the whole solve is
-    one compiled call.
+    called from inside the compiled loop (``jax.debug.callback``) at every
+    convergence test with ``{hvps, restarts, bound_min, bound_max}`` (the
+    current error measure of each end); the solve stays one compiled call.
     """
     if ends not in ENDS:
         raise ValueError(f"ends must be one of {', '.join(ENDS)}; got {ends!r}")
@@ -146,7 +147,7 @@ def restarted_extremes(
     budget = max(budget, 2 * k + 2)
     rows = BLOCK * math.ceil((size.m + 1) / BLOCK)
     run = restarted_kernel(hvp_fn, f, n, dtype, rows, size.m, size.keep, k, ENDS[ends],
-                           basis_sharding is None)
+                           basis_sharding is None, progress is not None)
     xj = np.asarray(x, dtype=dtype)
     v = np.zeros((rows, n), dtype)
     v[0] = start_vector(n, seed)
@@ -163,7 +164,7 @@ def restarted_extremes(
                        1.0 if target.sign else 0.0, float(seed % 1000) * 0.618])
     checks = 0
     while True:
-        state = _advance(run, xj, state, budget, params, size, progress)
+        state = _advance(run, xj, state, budget, params, progress)
         v, t, j, hvps, restarts, hmin, hmax = state[:7]
         j = int(j)
         t_host = np.asarray(t)[:j, :j]
@@ -194,17 +195,29 @@ def restarted_extremes(
 
 
 def _advance(run: Any, x: np.ndarray, state: Any, budget: int, params: np.ndarray,
-             size: Basis, progress: Callable[[dict[str, Any]], None] | None) -> Any:
-    """Run the compiled loop until it stops or the budget ends (per cycle with ``progress``)."""
-    if progress is None:
-        return run(x, state, np.int32(budget), params)
-    while True:
-        hvps = int(state[3])
-        state = run(x, state, np.int32(min(budget, hvps + size.m - size.keep)), params)
-        progress({"hvps": int(state[3]), "restarts": int(state[4]),
-                  "bound_min": float(state[8]), "bound_max": float(state[9])})
-        if bool(state[7]) or int(state[3]) >= budget:
-            return state
+             progress: Callable[[dict[str, Any]], None] | None) -> Any:
+    """Run the compiled loop until it stops or the budget ends; ``progress`` (if any)
+    receives the loop's reports while it runs."""
+    global _PROGRESS
+    _PROGRESS = progress
+    try:
+        state = run(x, state, np.int32(budget), params)
+        jax_module().block_until_ready(state)
+        if progress is not None:
+            jax_module().effects_barrier()
+    finally:
+        _PROGRESS = None
+    return state
+
+
+_PROGRESS: Callable[[dict[str, Any]], None] | None = None
+
+
+def _report(hvps: Any, restarts: Any, bmin: Any, bmax: Any) -> None:
+    """Host side of the loop's progress callback (see :func:`restarted_extremes`)."""
+    if _PROGRESS is not None:
+        _PROGRESS({"hvps": int(hvps), "restarts": int(restarts), "bound_min": float(bmin),
+                   "bound_max": float(bmax)})
 
 
 def _wanted(converged: np.ndarray, k: int, ends: str) -> np.ndarray:
@@ -221,7 +234,7 @@ def _report_indices(j: int, k: int) -> np.ndarray:
 
 
 def restarted_kernel(hvp_fn: Any, f: Any, n: int, dtype: str, rows: int, m: int, keep: int,
-                     k: int, ends: int, chunked: bool) -> Any:
+                     k: int, ends: int, chunked: bool, report: bool = False) -> Any:
     """Compiled ``run(x, state, stop_hvps, params)``: the restart cycle until it stops.
 
     One compiled program per (static functions, structure of the Partials, n,
@@ -231,7 +244,7 @@ def restarted_kernel(hvp_fn: Any, f: Any, n: int, dtype: str, rows: int, m: int,
     static, dynamic = split_operator(hvp_fn, f)
     structure = jax_module().tree_util.tree_structure(dynamic)
     run_c = _program(static[0], static[1], structure, n, dtype, rows, m, keep, k, ends,
-                     chunked)
+                     chunked, report)
 
     def run(x: Any, state: Any, stop: Any, params: Any) -> Any:
         return run_c(dynamic, x, state, stop, params)
@@ -241,7 +254,7 @@ def restarted_kernel(hvp_fn: Any, f: Any, n: int, dtype: str, rows: int, m: int,
 
 @lru_cache(maxsize=8)
 def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str, rows: int,
-              m: int, keep: int, k: int, ends: int, chunked: bool) -> Any:
+              m: int, keep: int, k: int, ends: int, chunked: bool, report: bool) -> Any:
     """The jitted program behind :func:`restarted_kernel` (see the module docstring)."""
     jax = jax_module()
     jnp, lax = jax.numpy, jax.lax
@@ -401,6 +414,8 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
                 theta, s = ritz(t, j)
                 beta = t[j, j - 1]
                 min_ok, max_ok, bmin, bmax, now = judge(theta, s, beta, j, params, hist[1])
+                if report:  # progress: a host callback that does not stop the loop
+                    jax.debug.callback(_report, hvps, restarts, bmin, bmax)
                 hist = jnp.stack([now, hist[0]])
                 hmin = jnp.where((hmin < 0) & min_ok, hvps, hmin)
                 hmax = jnp.where((hmax < 0) & max_ok, hvps, hmax)

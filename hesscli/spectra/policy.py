@@ -17,6 +17,7 @@ objective too large for the dense path goes matrix-free in every command alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -87,14 +88,16 @@ def choose(n: int, policy: SpectrumPolicy) -> PathChoice:
 def spectrum_at(
     curvature: Curvature, x: np.ndarray, layout: Layout | None = None,
     policy: SpectrumPolicy = SpectrumPolicy(), *, vectors: bool = True,
-    choice: PathChoice | None = None,
+    choice: PathChoice | None = None, progress: Any = None,
 ) -> PointSpectrum:
     """The Hessian's spectrum at ``x`` by ``policy`` (see the module docstring).
 
     ``vectors=False`` is for callers that only need the eigenvalues (the
     training monitor): the dense path then skips the eigenvectors (one LAPACK
     ``eigvalsh``) and the spectrum's ``vec_min``/``vec_max`` are empty.
-    ``choice`` reuses a path already chosen for this objective.
+    ``choice`` reuses a path already chosen for this objective. ``progress``
+    reaches the matrix-free eigensolver (``{hvps, restarts, bound_min,
+    bound_max}`` while it runs; see :func:`hesscli.spectra.matrix_free.extremes_of`).
     """
     x = np.asarray(x)
     choice = choice or choose(int(x.size), policy)
@@ -115,6 +118,6 @@ def spectrum_at(
 
     ex = extremes_of(curvature, x, k=policy.k, seed=policy.seed, solver=policy.solver,
                      max_steps=policy.max_steps, ends=policy.ends,
-                     target=policy.target(curvature.dtype))
+                     target=policy.target(curvature.dtype), progress=progress)
     return PointSpectrum(matrix_free_spectrum(ex, curvature.dtype), choice, ex)
 

@@ -172,11 +172,13 @@ def restarted_extremes(
         report = _report_indices(j, k)
         vecs, res = ritz_pairs(hvp_fn, xj, v, s[:, report], theta[report], dtype)
         checks += int(report.size)
-        beta = float(np.asarray(t)[j, j - 1])
+        # residual estimates of all Ritz pairs: the coupling row of v_j times S
+        # (only β_j·s_j after a Lanczos step; the whole arrow right after a restart)
+        couple = np.asarray(t)[j, :j]
         ex = certify(
             values=theta[report], residuals=res, ritz=theta, index=report, vectors=vecs,
             target=target, n=n, k=k, dtype=dtype, ends=ends, complete=False,
-            ritz_residuals=np.abs(beta * s[j - 1, :]),
+            ritz_residuals=np.abs(couple @ s),
         )
         wanted = _wanted(ex["converged"], k, ends)
         # the loop stops on the Lanczos estimates |β s|; if the true residuals disagree

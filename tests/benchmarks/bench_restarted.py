@@ -39,11 +39,12 @@ def measure(cur: Any, x: Any, solver: str, rtol: float | None) -> dict[str, Any]
 
 
 def main() -> dict[str, Any]:
-    from hesscli.cli.session import curvature_for, load
+    from hesscli.api import load
+    from hesscli.curvature.choose import curvature_for
 
     rows, results = [], []
     for width in WIDTHS:
-        obj = load("mlp", None, (f"width={width}",), seed=0, dtype="float64", method="auto")
+        obj = load("mlp", None, (f"width={width}",), seed=0, dtype="float64")
         cur, _ = curvature_for(obj, "auto", "normal", devices=1)
         for label in RTOLS:
             rtol = None if label == "verdict" else float(label)

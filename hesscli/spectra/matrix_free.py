@@ -32,10 +32,11 @@ from hesscli.vocab import Dtype, Eigensolver, EigensolverRequest, Ends, Path, wo
 EIGENSOLVERS = words(EigensolverRequest)
 ENDS = words(Ends)
 # auto: full-basis Lanczos up to this n. Measured (tests/benchmarks/bench_restarted.py,
-# tanh MLP, k = 1, both ends, CPU seconds restarted/full in one run): n = 10⁴ and 2·10⁴
-# at the verdict target 1.13 and 1.07 warm but 1.58 and 1.56 on the first (compiling)
-# call, the same HVPs (60/60); n = 10⁵: 0.95 warm, 1.04 cold at the verdict target and
-# 0.57 with rtol 1e-6 (302 vs 292 HVPs, 8 restarts), where a full basis grows past 64.
+# tanh MLP, k = 1, both ends, CPU time restarted/full in one run, same HVPs ±3%):
+# warm 0.54 / 0.77 / 0.67 at n = 10⁴ / 2·10⁴ / 10⁵ (verdict target) and 0.35 at 10⁵ with
+# rtol 1e-6 (302 vs 292 HVPs, 8 restarts); but the first, compiling call costs 1.67 and
+# 1.55× at 10⁴ and 2·10⁴ (about 1.3 s more), which the warm saving (< 0.1 s) there never
+# repays, and 1.12× at 10⁵.
 FULL_BASIS_MAX_N = 20_000
 
 

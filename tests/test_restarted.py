@@ -311,7 +311,18 @@ def test_all_eigenvalues_found_are_reported_as_complete(hess):
     assert doc["eigenvalues"] == pytest.approx([-1, 1, 1, 1, 1, 1], abs=1e-12)
     assert doc["eigenvalues_complete"] is True
     assert doc["trace"]["exact"] is True and doc["trace"]["estimate"] == pytest.approx(4.0)
-    assert doc["inertia"] == {"positive": 5, "negative": 1, "zero": 0}
+    assert doc["inertia"] == {"positive": 5, "negative": 1, "zero": 0, "complete": True}
+
+
+def test_a_spanning_basis_reports_every_eigenvalue_even_for_small_k(hess):
+    res = hess("analyze", "saddle", "-p", "n=6", "--at", "zeros", "--matrix-free", "--format",
+               "json")
+    doc = res.json()
+    assert doc["eigenvalues"] == pytest.approx([-1, 1, 1, 1, 1, 1], abs=1e-12)
+    assert doc["eigenvalues_complete"] is True and doc["inertia"]["complete"] is True
+    big = hess("analyze", "saddle", "-p", "n=40", "--at", "zeros", "--matrix-free",
+               "--format", "json").json()
+    assert len(big["eigenvalues"]) == 2 and big["eigenvalues_complete"] is False
 
 
 def test_dense_documents_carry_zero_errors(hess):

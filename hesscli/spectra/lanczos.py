@@ -491,7 +491,8 @@ def lanczos_extremes(
             hvps_max = j
         if (min_ok or ends == "max") and (max_ok or ends == "min"):
             break
-    idx = _ends(j, k)
+    # a basis that spans the space has every eigenvalue: report all n (complete)
+    idx = np.arange(j) if j >= n else _ends(j, k)
     theta_sel = theta[idx]
     vecs, res = ritz_pairs(hvp_fn, xj, basis, s[:, idx], theta_sel, dtype)
     fields = certify(values=theta_sel, residuals=res, ritz=theta, index=idx, vectors=vecs,

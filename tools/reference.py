@@ -48,6 +48,7 @@ def type_text(node: dict[str, Any], root: dict[str, Any]) -> str:
     types = [types] if isinstance(types, str) else types
     if "array" in types and isinstance(node.get("items"), dict):
         items = type_text(node["items"], root)
+        items = f"({items})" if "|" in items else items
         rest = [t for t in types if t != "array"]
         return " \\| ".join([f"array of {items}"] + rest)
     return " \\| ".join(types)

@@ -3,8 +3,11 @@
 The article's advice made concrete: plot the sharpness λmax next to the
 stability bound 2/lr (gradient descent diverges along the top eigenvector once
 λmax > 2/lr) and the most negative eigenvalue (a saddle's signature), with the
-events of the run drawn as vertical lines. Several summaries (``--compare``)
-share the axes, one colour each.
+events of the run drawn as vertical lines. The band around 2/lr in which an
+edge of stability is recognised (Cohen et al. 2021: λmax hovering at 2/lr while
+f falls) is shaded, and span events (progressive sharpening, edge of
+stability, unstable, above the edge) are shaded over their steps. Several
+summaries (``--compare``) share the axes, one colour each.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from typing import Any
 import numpy as np
 
 from hesscli.render.plotting import pyplot, save_figure
+from hesscli.training.dynamics import EDGE_BAND, STABILITY_BOUND
 
 EVENT_COLOURS = {"at_saddle": "tab:orange", "escaped_saddle": "tab:green",
                  "reached_minimum": "tab:green", "stalled": "tab:olive",
-                 "unstable": "tab:red", "diverged": "black"}
+                 "unstable": "tab:red", "diverged": "black",
+                 "progressive_sharpening": "tab:purple", "edge_of_stability": "tab:blue",
+                 "above_edge": "tab:pink"}
+SPAN_KINDS = ("progressive_sharpening", "edge_of_stability", "unstable", "above_edge")
 
 
 def _series(history: Any, field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -50,8 +57,12 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
         lrs.add(s.result.config.lr)
         for event in s.result.events:
             ec = EVENT_COLOURS.get(event.kind, "grey")
+            end = event.data.get("end") if event.kind in SPAN_KINDS else None
             for ax in axes:
-                ax.axvline(event.step, color=ec, alpha=0.5, linewidth=1)
+                if end is not None and end > event.step:
+                    ax.axvspan(event.step, end, color=ec, alpha=0.12, linewidth=0)
+                else:
+                    ax.axvline(event.step, color=ec, alpha=0.5, linewidth=1)
             ax_f.annotate(event.kind, (event.step, 1.0), xycoords=("data", "axes fraction"),
                           rotation=90, va="top", ha="right", fontsize=7, color=ec)
     lo_data, hi_data = ax_l.get_ylim()
@@ -59,6 +70,9 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
         bound = 2.0 / lr
         if bound <= hi_data + 0.5 * (hi_data - lo_data):
             ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"2/lr = {bound:.3g}")
+            ax_l.axhspan((STABILITY_BOUND - EDGE_BAND) / lr, (STABILITY_BOUND + EDGE_BAND) / lr,
+                         color="tab:blue", alpha=0.1, linewidth=0,
+                         label=f"edge-of-stability band (2 ± {EDGE_BAND:g})/lr")
         else:  # far above the spectrum: say so instead of squashing the curves
             ax_l.annotate(f"2/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
                           xycoords="axes fraction", va="top", fontsize=8, color="tab:red")

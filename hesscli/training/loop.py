@@ -366,6 +366,8 @@ def train(
         state = initial_state(obj, optimizer, start_value)
     if fresh or not history:
         record, events = observe(state.x, state.step, None)
+        if state.step >= config.steps:  # nothing to run: the spans end here
+            events = events + tracker.finish()
         if callback:
             callback(Progress(record, tuple(events), state, config.steps))
 
@@ -404,13 +406,15 @@ def train(
             new_events.append(event)
         record, events = observe(state.x, state.step, mean_loss)
         new_events.extend(events)
+        if state.step >= config.steps or diverged:  # the last record: close the open spans
+            new_events.extend(tracker.finish())
         if callback:
             callback(Progress(record, tuple(new_events), state, config.steps))
 
     elapsed = time.perf_counter() - t0
     return TrainResult(
         config=config, steps=state.step, x=state.x, history=tuple(history),
-        events=tuple(tracker.events), diverged=diverged,
+        events=tuple(sorted(tracker.events, key=lambda e: e.step)), diverged=diverged,
         train_seconds=elapsed - monitor_seconds, monitor_seconds=monitor_seconds,
         notes=tuple(notes), state=state,
     )

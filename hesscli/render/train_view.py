@@ -282,8 +282,11 @@ def render_compare(summaries: list[Any], console: Console) -> None:
     row("final λmin", lambda s: num(s.result.final.lambda_min))
     row("classification", lambda s: s.analysis.classification.replace("_", " ")
         if s.analysis is not None else "—")
-    for kind in ("at_saddle", "escaped_saddle", "reached_minimum", "progressive_sharpening",
-                 "edge_of_stability", "above_edge", "unstable", "diverged"):
+    seen = {e.kind for s in summaries for e in s.result.events}
+    dynamics = [k for k in ("progressive_sharpening", "edge_of_stability", "above_edge")
+                if k in seen]  # shown only when some run has them
+    for kind in ("at_saddle", "escaped_saddle", "reached_minimum", *dynamics, "unstable",
+                 "diverged"):
         row(kind, lambda s, k=kind: ", ".join(str(e.step) for e in s.result.events
                                                if e.kind == k) or "—")
     row("monitoring share", lambda s: f"{100 * s.result.monitor_share:.0f}%")

@@ -2,9 +2,11 @@
 
 Dense path: every eigenvalue (LAPACK), the exact trace, the histogram of the
 eigenvalues themselves. Matrix-free path: the ``k`` extremes with residuals
-(:mod:`hesscli.spectra.lanczos`), Hutchinson's trace with its standard error
-and, with ``density=True``, the SLQ density (:mod:`.density`), whose
-quadrature mass gives the histogram as *estimated* counts.
+(:mod:`hesscli.spectra.lanczos`), a stochastic trace estimate (Hutchinson,
+Hutch++ or whichever has the smaller error on this problem:
+:mod:`hesscli.spectra.trace`) with its standard error and, with
+``density=True``, the SLQ density (:mod:`.density`), whose quadrature mass gives
+the histogram as *estimated* counts.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from hesscli.analysis.verdicts import (
     rounding_dimension,
 )
 from hesscli.objective.bind import Objective
-from hesscli.spectra.density import Density, Trace, hutchinson_trace, slq_density
+from hesscli.spectra.density import Density, slq_density
 from hesscli.spectra.lanczos import Extremes
 from hesscli.spectra.matrix_free import extremes_of, linearizable, matrix_free_spectrum
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
+from hesscli.spectra.trace import Trace, estimate_trace, hvp_matmat
 
 BINS = 12
 
@@ -77,9 +80,14 @@ def spectrum_report(
     k: int = 3, seed: int = 0, solver: str = "lanczos", rtol: float | None = None,
     max_steps: int | None = None, density: bool = False, probes: int = 8, steps: int = 80,
     sigma: float | None = None, trace_probes: int = 30, bins: int = BINS,
-    notes: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (), trace_estimator: str = "auto", estimate_trace_dense: bool = False,
 ) -> SpectrumReport:
-    """Compute what ``hesscli spectrum`` reports (see module docstring)."""
+    """Compute what ``hesscli spectrum`` reports (see module docstring).
+
+    ``trace_probes`` is the trace estimate's budget of HVPs, spent by
+    ``trace_estimator``; ``estimate_trace_dense`` also estimates it on the dense
+    path, beside the exact trace (to see an estimator's error on a small problem).
+    """
     x = obj.x
     ex = dens = tr = None
     trace_exact = None
@@ -87,13 +95,18 @@ def spectrum_report(
         sp = dense_spectrum(curvature, x, obj.layout)
         trace_exact = float(np.sum(sp.eigenvalues))
         hist = histogram(sp.eigenvalues, None, bins)
+        hvp_fn = getattr(curvature, "hvp_fn", None)
+        if estimate_trace_dense and hvp_fn is not None:
+            tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
+                                estimator=trace_estimator, hvps=trace_probes, seed=seed)
     else:
         ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, rtol=rtol,
                          max_steps=max_steps)
         sp = matrix_free_spectrum(ex, obj.dtype)
         hvp_fn = getattr(curvature, "hvp_fn", None)
         if hvp_fn is not None:
-            tr = hutchinson_trace(hvp_fn, x, probes=trace_probes, seed=seed, dtype=obj.dtype)
+            tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
+                                estimator=trace_estimator, hvps=trace_probes, seed=seed)
             if density:
                 dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,
                                    seed=seed, dtype=obj.dtype, f=linearizable(curvature))

@@ -24,7 +24,14 @@ from hesscli.cli.path_options import path_options
 @click.option("--sigma", type=float, default=None,
               help="--density: Gaussian smoothing width (default 1% of the spectrum's span).")
 @click.option("--trace-probes", type=click.IntRange(min=2), default=30, show_default=True,
-              help="Matrix-free: Rademacher probes for Hutchinson's trace estimate.")
+              help="HVPs spent on the stochastic trace estimate (Hutchinson: one per probe; "
+              "Hutch++: a third each for sketch, basis and residual probes; needs 3).")
+@click.option("--estimator", "trace_estimator", type=click.Choice(["auto", "hutchinson",
+              "hutch++"]), default="auto", show_default=True,
+              help="Trace estimator; auto keeps the one with the smaller standard error at "
+              "the same HVPs on this problem, and says so.")
+@click.option("--trace", "estimate_trace", is_flag=True,
+              help="Also estimate the trace on the dense path, beside the exact one.")
 @click.option("--bins", type=click.IntRange(min=2, max=40), default=12, show_default=True,
               help="Bins of the terminal histogram.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -35,11 +42,12 @@ def command(
     seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
     process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
-    sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (),
+    sigma: float | None, trace_probes: int, trace_estimator: str, estimate_trace: bool,
+    bins: int, plot: Path | None, expects: tuple[str, ...] = (),
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
-    the --k largest and smallest (with residuals), Hutchinson's trace and, with
+    the --k largest and smallest (with residuals), a trace estimate (Hutchinson or
+    Hutch++) and, with
     --density, the spectral density by stochastic Lanczos quadrature.
 
     \b
@@ -50,6 +58,7 @@ def command(
       hesscli spectrum saddle -p n=10000 --k 1
       hesscli spectrum mlp -p width=2048 --devices all   # data sharded over every device
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
+      hesscli spectrum mlp --trace --estimator hutch++ --trace-probes 60
     """
     from hesscli.analysis.spectrum_report import spectrum_report
     from hesscli.cli.session import (
@@ -86,7 +95,8 @@ def command(
         obj, curvature, path=choice.path, path_reason=choice.reason,
         dense_bytes=choice.dense_bytes, k=k, seed=seed, solver=eigensolver, rtol=rtol,
         max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, notes=notes,
+        trace_probes=trace_probes, bins=bins, notes=notes, trace_estimator=trace_estimator,
+        estimate_trace_dense=estimate_trace,
     )
     if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
@@ -100,7 +110,8 @@ def command(
         params=list(params), path=path or "auto", k=k,
         eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
         density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
+        trace_probes=trace_probes, trace_estimator=trace_estimator, trace=estimate_trace,
+        bins=bins, plot=str(plot) if plot else None,
     ))
     pending = expectations(expects, doc)
     from hesscli.render.spectrum_view import render_spectrum

@@ -29,13 +29,22 @@ def headline(r: SpectrumReport) -> str:
     text = f"Hessian spectrum, {where}: λmin = {num(sp.lambda_min)}, λmax = {num(sp.lambda_max)}."
     if r.trace_exact is not None:
         text += f" Trace = {num(r.trace_exact)}."
+        if r.trace is not None:
+            text += f" Estimated: {trace_text(r.trace)}."
     elif r.trace is not None:
-        text += (f" Trace ≈ {num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
-                 f"(Hutchinson, {r.trace.probes} probes).")
+        text += f" Trace ≈ {trace_text(r.trace)}."
+    if r.trace is not None and r.trace.choice:
+        text += f" {r.trace.choice[0].upper()}{r.trace.choice[1:]}."
     if r.density is not None:
         frac = r.density.fraction_below(-r.tolerance)
         text += f" About {num(100 * frac, 3)}% of the eigenvalues are negative (SLQ)."
     return text
+
+
+def trace_text(tr: Any) -> str:
+    """``12.3 ± 0.4 (Hutch++, 30 HVPs)``."""
+    name = {"hutchinson": "Hutchinson", "hutch++": "Hutch++"}.get(tr.estimator, tr.estimator)
+    return f"{num(tr.estimate)} ± {num(tr.standard_error)} ({name}, {tr.hvps} HVPs)"
 
 
 def eigen_table(r: SpectrumReport) -> Table:
@@ -83,11 +92,11 @@ def numbers_table(r: SpectrumReport) -> Table:
         t.add_row("Lanczos" if ex.solver == "lanczos" else "ARPACK",
                   f"{ex.hvps} HVPs ({ex.steps} steps); to λmax end {hv(ex.hvps_max)}, "
                   f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}")
-    if r.trace is not None:
-        t.add_row("trace", f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
-                  f"(Hutchinson, {r.trace.probes} Rademacher probes)")
-    elif r.trace_exact is not None:
+    if r.trace_exact is not None:
         t.add_row("trace", num(r.trace_exact))
+    if r.trace is not None:
+        t.add_row("trace estimate" if r.trace_exact is not None else "trace",
+                  trace_text(r.trace))
     d = r.density
     if d is not None:
         t.add_row("density", f"SLQ: {d.probes} probes × {d.steps} Lanczos steps, "
@@ -157,13 +166,19 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
                       "estimated": r.histogram.estimated},
         "notes": list(r.notes),
     }
+    estimated = None
+    if r.trace is not None:
+        estimated = {"estimate": r.trace.estimate, "standard_error": r.trace.standard_error,
+                     "probes": r.trace.probes, "exact": False, "estimator": r.trace.estimator,
+                     "hvps": r.trace.hvps, "choice": r.trace.choice,
+                     "alternative_standard_error": r.trace.alternative_standard_error}
     if r.trace_exact is not None:
         doc["trace"] = {"estimate": r.trace_exact, "standard_error": 0.0, "probes": 0,
                         "exact": True}
-    elif r.trace is not None:
-        doc["trace"] = {"estimate": r.trace.estimate,
-                        "standard_error": r.trace.standard_error,
-                        "probes": r.trace.probes, "exact": False}
+        if estimated is not None:
+            doc["trace"]["stochastic"] = estimated
+    elif estimated is not None:
+        doc["trace"] = estimated
     ex = r.extremes
     if ex is not None:
         doc["extremes"] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,6 +27,12 @@ from hesscli.cli.path_options import path_options
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+@click.option("--blocks", "blocks", is_flag=False, flag_value="leaf", default=None,
+              metavar="[leaf|DEPTH|PREFIX,...]",
+              help="Per parameter group: the diagonal Hessian block's λmin, λmax, trace, share "
+              "of the trace and coupling to the rest, sharpest first. Groups: one per pytree "
+              "leaf (default), leaves grouped by the first DEPTH path components, or by "
+              "comma-separated prefixes such as layer1,layer2.")
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -37,6 +44,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
+    blocks: str | None = None,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -53,6 +61,8 @@ def command(
       hesscli analyze mlp --devices all             # data sharded over every device
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
+      hesscli analyze mlp --blocks                  # which layer is sharpest
+      hesscli analyze mlp --blocks 1                # grouped: hidden, head
     """
     from hesscli.analysis.analyze import analyze
     from hesscli.cli.session import (
@@ -102,6 +112,16 @@ def command(
 
         if primary():  # only process 0 writes files
             write_point(save_escape, obj.unravel(result.escape.direction))
+    extra: dict = {}
+    block_report = None
+    if blocks is not None:
+        from hesscli.analysis.blocks import analyze_blocks
+        from hesscli.render.structure_view import blocks_document
+
+        dense = (curvature.hessian(obj.x).matrix if spectrum is None and obj.n > 0
+                 and curvature.method == "exact" else None)
+        block_report = analyze_blocks(obj, curvature, blocks, dense=dense, seed=seed)
+        extra["blocks"] = blocks_document(block_report)
     from hesscli.expect import expectations
     from hesscli.render.analyze_view import analysis_document
 
@@ -110,15 +130,23 @@ def command(
         meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
              params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
              verify=verify, devices=devices, path=path or "auto", k=k,
-             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size),
+             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
+             blocks=blocks),
         with_direction=obj.n <= 1000,
-        extra={"devices": parallel.devices, "processes": parallel.processes},
+        extra={"devices": parallel.devices, "processes": parallel.processes, **extra},
     )
     pending = expectations(expects, doc)
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []
-    emit(doc, fmt, lambda console: render_analysis(result, console, rows=rows))
+    def show(console: Any) -> None:
+        render_analysis(result, console, rows=rows)
+        if block_report is not None:
+            from hesscli.render.structure_view import render_blocks
+
+            render_blocks(block_report, console)
+
+    emit(doc, fmt, show)
     if verification is not None and verification.passed is False:
         from hesscli.errors import CheckFailed
 

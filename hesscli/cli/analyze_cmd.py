@@ -33,6 +33,10 @@ from hesscli.cli.path_options import path_options
               "of the trace and coupling to the rest, sharpest first. Groups: one per pytree "
               "leaf (default), leaves grouped by the first DEPTH path components, or by "
               "comma-separated prefixes such as layer1,layer2.")
+@click.option("--null-space", "null_space", is_flag=True,
+              help="The dimension of the zero eigenspace (exact when dense, an SLQ estimate "
+              "with an error bar matrix-free) and where it lives: dead units, unused inputs, "
+              "shift and scale symmetries.")
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -44,7 +48,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
-    blocks: str | None = None,
+    blocks: str | None = None, null_space: bool = False,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -63,6 +67,7 @@ def command(
       hesscli analyze mlp -p width=64 --matrix-free --k 5
       hesscli analyze mlp --blocks                  # which layer is sharpest
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
+      hesscli analyze mlp --null-space              # zero eigenvalues and their causes
     """
     from hesscli.analysis.analyze import analyze
     from hesscli.cli.session import (
@@ -113,15 +118,23 @@ def command(
         if primary():  # only process 0 writes files
             write_point(save_escape, obj.unravel(result.escape.direction))
     extra: dict = {}
-    block_report = None
+    block_report = null_report = None
+    dense = None
+    if (blocks is not None or null_space) and spectrum is None:  # the dense path
+        dense = curvature.hessian(obj.x).matrix
     if blocks is not None:
         from hesscli.analysis.blocks import analyze_blocks
         from hesscli.render.structure_view import blocks_document
 
-        dense = (curvature.hessian(obj.x).matrix if spectrum is None and obj.n > 0
-                 and curvature.method == "exact" else None)
         block_report = analyze_blocks(obj, curvature, blocks, dense=dense, seed=seed)
         extra["blocks"] = blocks_document(block_report)
+    if null_space:
+        from hesscli.analysis.null_space import analyze_null_space
+        from hesscli.render.structure_view import null_space_document
+
+        null_report = analyze_null_space(obj, curvature, result.tolerance,
+                                         result.spectrum.eigenvalues, dense=dense, seed=seed)
+        extra["null_space"] = null_space_document(null_report)
     from hesscli.expect import expectations
     from hesscli.render.analyze_view import analysis_document
 
@@ -131,7 +144,7 @@ def command(
              params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
              verify=verify, devices=devices, path=path or "auto", k=k,
              eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-             blocks=blocks),
+             blocks=blocks, null_space=null_space),
         with_direction=obj.n <= 1000,
         extra={"devices": parallel.devices, "processes": parallel.processes, **extra},
     )
@@ -145,6 +158,10 @@ def command(
             from hesscli.render.structure_view import render_blocks
 
             render_blocks(block_report, console)
+        if null_report is not None:
+            from hesscli.render.structure_view import render_null_space
+
+            render_null_space(null_report, console)
 
     emit(doc, fmt, show)
     if verification is not None and verification.passed is False:

@@ -138,3 +138,29 @@ def test_analyze_blocks_cli(hess):
     assert f"The sharpest block is {blocks[0]['name']}" in table.stdout
     bad = hess("analyze", "mlp", *[a for p in MLP for a in ("-p", p)], "--blocks", "layer9")
     assert bad.exit_code == 2 and bad.stderr.startswith("error: --blocks layer9")
+
+
+def test_train_monitors_each_block(hess, mlp):
+    obj, _, _ = mlp
+    schema = json.loads((Path(__file__).resolve().parent.parent /
+                         "hesscli/schemas/train.schema.json").read_text())
+    res = hess("train", "mlp", *[a for p in MLP for a in ("-p", p)], "--lr", "0.1",
+               "--steps", "40", "--monitor-every", "20", "--monitor-blocks", "1",
+               "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    import jsonschema
+
+    jsonschema.validate(doc, schema)
+    last = doc["history"][-1]["block_lambda_max"]
+    assert set(last) == {"hidden", "head"}
+    # against the dense Hessian at the logged final point, formed independently
+    x = jax.numpy.asarray(doc["final_point"])
+    h = np.asarray(jax.hessian(obj.flat_fn)(x))
+    _, blocks = group_blocks(obj.layout, "1")
+    for b in blocks:
+        lam = np.linalg.eigvalsh(h[np.ix_(b.indices, b.indices)])
+        assert last[b.name] == pytest.approx(lam[-1], rel=1e-10)
+    bad = hess("train", "mlp", *[a for p in MLP for a in ("-p", p)], "--steps", "2",
+               "--monitor-blocks", "layer9")
+    assert bad.exit_code == 2 and "--monitor-blocks layer9" in bad.stderr

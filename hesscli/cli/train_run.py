@@ -17,7 +17,8 @@ from hesscli.errors import CheckFailed, InputError
 
 OPT_FLAGS = ("momentum", "nesterov", "b1", "b2", "eps", "weight_decay", "decay")
 SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv")
-EVENT_KINDS = ("stalled", "at_saddle", "escaped_saddle", "reached_minimum", "unstable",
+EVENT_KINDS = ("stalled", "at_saddle", "escaped_saddle", "reached_minimum",
+               "progressive_sharpening", "edge_of_stability", "above_edge", "unstable",
                "diverged")
 
 
@@ -315,9 +316,17 @@ class Runner:
                     self.log.write(state_line(p.state))
             progress.update(p, label)
 
+        blocks = None
+        if kw.get("monitor_blocks") is not None and kw["curvature_on"]:
+            from hesscli.spectra.blocks import group_blocks
+
+            try:
+                _, blocks = group_blocks(obj.layout, kw["monitor_blocks"])
+            except ValueError as exc:
+                raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
         result = train(obj, self.curvature, optimizer, config, minibatch=self.minibatch,
                        state=state, tracker=tracker, history=history,
-                       curvature_on=kw["curvature_on"], callback=callback)
+                       curvature_on=kw["curvature_on"], callback=callback, blocks=blocks)
         if self.log is not None:
             end = {"record": "end", "reason": "diverged" if result.diverged else "completed",
                    "step": result.steps}

@@ -54,6 +54,12 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
         _, hi = _series(hist, "lambda_max")
         ax_l.plot(x, hi, color=colour, label=f"{label}: λmax")
         ax_l.plot(x, lo, color=colour, linestyle="--", label=f"{label}: λmin")
+        names = sorted({k for r in hist if r.block_lambda_max for k in r.block_lambda_max})
+        for j, name in enumerate(names):  # per-block λmax (--monitor-blocks): thin lines
+            ys = [np.nan if not r.block_lambda_max else r.block_lambda_max.get(name, np.nan)
+                  for r in hist]
+            ax_l.plot(x, ys, color=colour, linewidth=0.8, alpha=0.7,
+                      linestyle=(0, (1, 1 + j)), label=f"{label}: λmax of {name}")
         lrs.add(s.result.config.lr)
         for event in s.result.events:
             ec = EVENT_COLOURS.get(event.kind, "grey")

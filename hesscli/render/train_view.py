@@ -131,6 +131,15 @@ def _headline(s: Any) -> str:
     if esc:
         parts.append(f"Escaped the saddle at step {esc[0].step}.")
     parts += _dynamics_sentences(r)
+    last = r.history[-1].block_lambda_max if r.history else None
+    if last:
+        name, lam = max(last.items(), key=lambda kv: kv[1])
+        first = next((h.block_lambda_max for h in r.history if h.block_lambda_max), {})
+        grew = max(first, key=lambda k: last[k] - first[k]) if first else None
+        parts.append(f"Sharpest block at the end: {name} (λmax = {num(lam)}, lr·λmax = "
+                     f"{num(r.config.lr * lam, 3)})"
+                     + (f"; {grew} sharpened most ({num(first[grew])} → {num(last[grew])})."
+                        if grew is not None else "."))
     if a is not None:
         verdict = a.classification.replace("_", " ")
         if a.classification == "saddle_point":

@@ -145,7 +145,7 @@ def restricted(matmat: MatMat, n: int, idx: np.ndarray) -> MatMat:
     return block_matmat
 
 
-def _extremes_iterative(op: MatMat, size: int, seed: int) -> tuple[float, float, np.ndarray,
+def extremes_iterative(op: MatMat, size: int, seed: int) -> tuple[float, float, np.ndarray,
                                                                    float, int]:
     """λmin, λmax, the eigenvector of the larger |λ|, the largest residual, products."""
     from scipy.sparse.linalg import LinearOperator, eigsh
@@ -205,7 +205,7 @@ def block_spectra(
             tr = Trace(float(np.trace(hb)), 0.0, 0, seed, 0, "exact")
             method, residual = "dense", 0.0
         else:
-            lo, hi, top, residual, used = _extremes_iterative(op, b.size, seed)
+            lo, hi, top, residual, used = extremes_iterative(op, b.size, seed)
             top = top.reshape(-1, 1)
             tr = estimate_trace(op, b.size, estimator="auto", hvps=trace_hvps, seed=seed)
             used += tr.hvps

@@ -330,6 +330,7 @@ def train(
     curvature_on: bool = True,
     callback: Callable[[Progress], None] | None = None,
     dense_limit: int = DENSE_LIMIT,
+    blocks: list | None = None,
 ) -> TrainResult:
     """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
 
@@ -339,7 +340,9 @@ def train(
     steps' gradients (:func:`stepped_chunk`). Pass ``state``, ``tracker``
     and ``history`` (from a log) to resume: the step at ``state.step`` is then
     already logged and is not logged again. Above ``dense_limit`` parameters
-    the monitored eigenvalues are the matrix-free extremes (Lanczos).
+    the monitored eigenvalues are the matrix-free extremes (Lanczos). ``blocks``
+    (from :func:`hesscli.spectra.blocks.group_blocks`) adds each diagonal block's
+    λmax to every record.
     """
     notes: list[str] = []
     if curvature_on and obj.n > dense_limit:
@@ -354,7 +357,7 @@ def train(
         tm = time.perf_counter()
         record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
                                mean_step_loss=mean_loss, elapsed=tm - t0,
-                               dense_limit=dense_limit)
+                               dense_limit=dense_limit, blocks=blocks)
         events = tracker.feed(record)
         history.append(record)
         monitor_seconds += time.perf_counter() - tm

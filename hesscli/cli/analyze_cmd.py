@@ -69,44 +69,18 @@ def command(
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes
     """
-    from hesscli.analysis.analyze import analyze
-    from hesscli.cli.session import (
-        chunked,
-        curvature_for,
-        emit,
-        fd_reason,
-        load,
-        meta,
-        nonnegative,
-        parallel_of,
-        positive,
-        primary,
-        spectrum_for,
-        start,
-    )
+    from hesscli import api
+    from hesscli.cli.session import emit, primary, start
     from hesscli.errors import InputError
 
-    positive("--lr", lr)
-    positive("--escape-step", escape_step)
-    nonnegative("--gtol", gtol)
-    nonnegative("--tol", tol)
-    per_process = start(devices, coordinator, num_processes, process_id)
-    obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    obj, chunk_notes = chunked(obj, chunk_size)
-    curvature, notes = curvature_for(obj, method, fd_accuracy, devices=per_process)
-    parallel = parallel_of(curvature)
-    spectrum, _, path_notes = spectrum_for(
-        obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps,
+    start(devices, coordinator, num_processes, process_id)
+    res = api.analyze(
+        objective, at, params=params, method=method, dtype=dtype, seed=seed, lr=lr, gtol=gtol,
+        tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy, verify=verify,
+        devices=devices, path=path, k=k, eigensolver=eigensolver, rtol=rtol,
+        max_steps=max_steps, chunk_size=chunk_size, blocks=blocks, null_space=null_space,
     )
-    verification = None
-    if verify:
-        from hesscli.analysis.verify import verify_derivatives
-
-        verification = verify_derivatives(obj, seed)
-    result = analyze(obj, curvature, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
-                     spectrum=spectrum, notes=notes + chunk_notes + path_notes,
-                     verification=verification, fd_why=fd_reason(obj, method))
+    result, parallel = res.value, res.parallel
     if save_escape is not None:
         if result.escape is None:
             raise InputError(
@@ -116,55 +90,27 @@ def command(
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, obj.unravel(result.escape.direction))
-    extra: dict = {}
-    block_report = null_report = None
-    dense = None
-    if (blocks is not None or null_space) and spectrum is None:  # the dense path
-        dense = curvature.hessian(obj.x).matrix
-    if blocks is not None:
-        from hesscli.analysis.blocks import analyze_blocks
-        from hesscli.render.structure_view import blocks_document
-
-        block_report = analyze_blocks(obj, curvature, blocks, dense=dense, seed=seed)
-        extra["blocks"] = blocks_document(block_report)
-    if null_space:
-        from hesscli.analysis.null_space import analyze_null_space
-        from hesscli.render.structure_view import null_space_document
-
-        null_report = analyze_null_space(obj, curvature, result.tolerance,
-                                         result.spectrum.eigenvalues, dense=dense, seed=seed)
-        extra["null_space"] = null_space_document(null_report)
+            write_point(save_escape, res.objective.unravel(result.escape.direction))
     from hesscli.expect import expectations
-    from hesscli.render.analyze_view import analysis_document
 
-    doc = analysis_document(
-        result,
-        meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
-             params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
-             verify=verify, devices=devices, path=path or "auto", k=k,
-             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-             blocks=blocks, null_space=null_space),
-        with_direction=obj.n <= 1000,
-        extra={"devices": parallel.devices, "processes": parallel.processes, **extra},
-    )
+    doc = res.document()
     pending = expectations(expects, doc)
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []
     def show(console: Any) -> None:
         render_analysis(result, console, rows=rows)
-        if block_report is not None:
+        if "blocks" in res.parts:
             from hesscli.render.structure_view import render_blocks
 
-            render_blocks(block_report, console)
-        if null_report is not None:
+            render_blocks(res.parts["blocks"], console)
+        if "null_space" in res.parts:
             from hesscli.render.structure_view import render_null_space
 
-            render_null_space(null_report, console)
+            render_null_space(res.parts["null_space"], console)
 
     emit(doc, fmt, show)
-    if verification is not None and verification.passed is False:
+    if result.verification is not None and result.verification.passed is False:
         from hesscli.errors import CheckFailed
 
         raise CheckFailed("--verify: the exact derivatives disagree with finite differences "

@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from hesscli.vocab import EventKind
+
 STABILITY_BOUND = 2.0
 EDGE_BAND = 0.1  # half-width of the band around lr·λmax = 2 (5% of the bound)
 MIN_RECORDS = 3  # a span shorter than this says nothing about a trend
@@ -56,7 +58,7 @@ RISE_SLACK = 0.02  # ... tolerating dips of this much (Lanczos noise, small osci
 class Span:
     """A finished span of logged steps with its verdict (see the module docstring)."""
 
-    kind: str
+    kind: EventKind
     start: int
     end: int
     message: str
@@ -137,7 +139,7 @@ class DynamicsWatch:
         msg = (f"progressive sharpening over steps {s0}–{s1}: λmax rose from {lam0:.4g} to "
                f"{lam1:.4g} (lr·λmax {r0:.3f} → {r1:.3f}), toward the stability bound "
                f"2/lr = {STABILITY_BOUND / self.lr:.4g}")
-        return [Span("progressive_sharpening", s0, s1, msg, {
+        return [Span(EventKind.PROGRESSIVE_SHARPENING, s0, s1, msg, {
             "start": s0, "end": s1, "records": len(run), "lambda_max_start": lam0,
             "lambda_max_end": lam1, "lr_times_lambda_max_start": r0,
             "lr_times_lambda_max_end": r1})]
@@ -164,7 +166,7 @@ class DynamicsWatch:
         rising = f1 > f0 and slope > 0
         if above.any() and (diverged or rising):
             why = "the run diverged" if diverged else f"f rose from {f0:.6g} to {f1:.6g}"
-            return [Span("unstable", start, steps[-1],
+            return [Span(EventKind.UNSTABLE, start, steps[-1],
                          f"unstable over steps {start}–{steps[-1]}: lr·λmax up to {hi:.4g} > 2 "
                          f"and {why}: gradient descent with lr = {self.lr:g} blows up along "
                          f"the top eigenvector (stable below lr = "
@@ -174,14 +176,14 @@ class DynamicsWatch:
         median = float(np.median(ratios))
         if (len(ep) >= MIN_RECORDS and abs(median - STABILITY_BOUND) <= self.band
                 and in_band >= IN_BAND_SHARE and f1 < f0 and slope < 0):
-            return [Span("edge_of_stability", steps[0], steps[-1],
+            return [Span(EventKind.EDGE_OF_STABILITY, steps[0], steps[-1],
                          f"edge of stability over steps {steps[0]}–{steps[-1]}: lr·λmax hovered "
                          f"at {lo:.4g}–{hi:.4g} (median {median:.4g}, band 2 ± {self.band:g}) "
                          f"while f fell from {f0:.6g} to {f1:.6g} on average: not divergence, "
                          "the regime of Cohen et al. 2021 where gradient descent regulates its "
                          "own sharpness", data)]
         if len(ep) >= MIN_RECORDS and median > STABILITY_BOUND + self.band and not rising:
-            return [Span("above_edge", start, steps[-1],
+            return [Span(EventKind.ABOVE_EDGE, start, steps[-1],
                          f"above the edge over steps {start}–{steps[-1]}: lr·λmax {lo:.4g}–"
                          f"{hi:.4g} (median {median:.4g}) > 2 without diverging (f {f0:.6g} → "
                          f"{f1:.6g}): gradient descent is unstable along the top eigenvector "

@@ -40,6 +40,7 @@ from hesscli.analysis.verdicts import (
 )
 from hesscli.training.dynamics import STABILITY_BOUND, DynamicsWatch, Span
 from hesscli.training.monitor import Record
+from hesscli.vocab import Classification, EventKind
 
 ESCAPE_DISTANCE = 0.1
 __all__ = ["ESCAPE_DISTANCE", "STABILITY_BOUND", "Event", "EventTracker"]
@@ -48,7 +49,7 @@ __all__ = ["ESCAPE_DISTANCE", "STABILITY_BOUND", "Event", "EventTracker"]
 @dataclass(frozen=True)
 class Event:
     step: int
-    kind: str
+    kind: EventKind
     message: str
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -85,25 +86,25 @@ class EventTracker:
         if g <= gtol:
             if not self.in_stall:
                 self.in_stall = True
-                kind = "degenerate"
+                kind = Classification.DEGENERATE
                 if tol is not None:
                     kind = classify(g, gtol, [record.lambda_min, record.lambda_max], tol)
-                if kind == "saddle_point":
+                if kind == Classification.SADDLE_POINT:
                     lam = float(record.lambda_min)  # type: ignore[arg-type]
                     self.saddle = (step, record.value, lam)
-                    new.append(Event(step, "at_saddle",
+                    new.append(Event(step, EventKind.AT_SADDLE,
                                      f"at a strict saddle: ‖∇f‖ = {g:.3g} ≤ gtol and λmin = "
                                      f"{lam:.4g} < 0", {"value": record.value,
                                                         "gradient_norm": g, "lambda_min": lam}))
-                elif kind == "local_minimum":
-                    new.append(Event(step, "reached_minimum",
+                elif kind == Classification.LOCAL_MINIMUM:
+                    new.append(Event(step, EventKind.REACHED_MINIMUM,
                                      f"at a local minimum: ‖∇f‖ = {g:.3g} ≤ gtol, λmin = "
                                      f"{record.lambda_min:.4g} > 0",
                                      {"value": record.value, "gradient_norm": g,
                                       "lambda_min": record.lambda_min}))
                 else:
                     why = "curvature not monitored" if tol is None else kind.replace("_", " ")
-                    new.append(Event(step, "stalled",
+                    new.append(Event(step, EventKind.STALLED,
                                      f"stalled: ‖∇f‖ = {g:.3g} ≤ gtol = {gtol:.3g} ({why})",
                                      {"value": record.value, "gradient_norm": g,
                                       "classification": kind if tol is not None else None}))
@@ -114,7 +115,7 @@ class EventTracker:
             drop = 0.5 * abs(s_lam) * ESCAPE_DISTANCE**2
             if record.value < s_value - drop:
                 self.saddle = None
-                new.append(Event(step, "escaped_saddle",
+                new.append(Event(step, EventKind.ESCAPED_SADDLE,
                                  f"escaped the saddle of step {s_step}: f fell from "
                                  f"{s_value:.6g} to {record.value:.6g}",
                                  {"saddle_step": s_step, "saddle_value": s_value,
@@ -126,7 +127,7 @@ class EventTracker:
 
     def add(self, event: Event) -> None:
         """Record an event decided elsewhere; ``diverged`` first closes the open spans."""
-        if event.kind == "diverged":
+        if event.kind == EventKind.DIVERGED:
             self.events.extend(self._spans(self._watch().close(diverged=True)))
         self.events.append(event)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hesscli.analysis.blocks import analyze_blocks
-from hesscli.cli.session import load
+from hesscli.api import load
 from hesscli.curvature.exact import ExactCurvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module

@@ -117,3 +117,17 @@ def test_no_null_space(hess):
     res = hess("analyze", "rosenbrock", "--at", "1,1", "--null-space")
     assert res.exit_code == 0, res.output
     assert "0 zero eigenvalues (|λ| ≤" in " ".join(res.stdout.split())
+
+
+@pytest.mark.parametrize("dead,unused", [(2, 2), (3, -1)])
+def test_relunet_problem_has_its_documented_null_space(hess, dead, unused):
+    """problems/relunet.py: dead·(inputs + 1 + classes) + live·[unused ≥ 0] + live + 1."""
+    inputs, width, classes = 5, 6, 3
+    live = width - dead
+    expect = dead * (inputs + 1 + classes) + live * (unused >= 0) + live + 1
+    res = hess("analyze", "relunet", "-p", f"dead={dead}", "-p", f"unused={unused}",
+               "--null-space", "--format", "json")
+    assert res.exit_code == 0, res.output
+    ns = res.json()["null_space"]
+    assert ns["dimension"] == expect == ns["explained"]
+    assert [s["kind"] for s in ns["sources"]].count("unused_input") == (unused >= 0)

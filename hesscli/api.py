@@ -456,11 +456,14 @@ def train(
     noise: float | None = None, noise_steps: int | None = None,
     monitor_every: int | None = None, curvature_on: bool = True, gtol: float | None = None,
     tol: float | None = None, devices: int | str = 1, curvature: Curvature | None = None,
+    monitor_blocks: str | None = None,
 ) -> Result:
     """``hesscli train`` (one run): an optax optimizer from the point, curvature watched.
 
     ``options`` are the optimizer's own options (``{"momentum": 0.9}``); ``noise``
-    is the radius of Ge et al.'s sphere noise (None: none). The progress bar,
+    is the radius of Ge et al.'s sphere noise (None: none). ``monitor_blocks``
+    (leaf, a depth or prefixes, as ``analyze --blocks``) logs each diagonal
+    block's λmax. The progress bar,
     the JSONL log, ``--resume`` and ``--compare`` are the command's.
     """
     from hesscli.documents.meta import meta
@@ -485,8 +488,16 @@ def train(
                          noise_steps=noise_steps, seed=seed, batch_size=batch_size,
                          monitor_every=every, steps=steps)
     resolved_options(config.optimizer, config.options)
+    blocks = None
+    if monitor_blocks is not None and curvature_on:
+        from hesscli.spectra.blocks import group_blocks
+
+        try:
+            _, blocks = group_blocks(obj.layout, monitor_blocks)
+        except ValueError as exc:
+            raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
     summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
-                  curvature_on=curvature_on)
+                  curvature_on=curvature_on, blocks=blocks)
     info = meta(seed, dtype, parallel=backend.parallel, optimizer=optimizer, lr=lr,
                 steps=steps, options=dict(options or {}), batch_size=batch_size, noise=noise,
                 noise_steps=noise_steps, monitor_every=every, curvature_on=curvature_on,

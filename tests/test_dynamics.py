@@ -110,24 +110,30 @@ def test_tracker_replay_gives_the_same_events():
 
 # tanh network, 32 samples, 408 parameters; λmax at the start is 15.75 = 2/0.127, falls in the
 # first steps, sharpens back to 2/lr by step ~160, then hovers (measured with this seed).
-EOS_RUN = ("train", "mlp", "-p", "width=8", "-p", "samples=32", "--lr", "0.127",
-           "--steps", "600", "--monitor-every", "20", "--format", "json")
+EOS_RUN = dict(params=["width=8", "samples=32"], lr=0.127, steps=600, monitor_every=20)
 
 
 @pytest.fixture(scope="module")
-def eos_doc(tmp_path_factory):
-    from tests.conftest import run_cli
+def eos_run(tmp_path_factory):
+    """One run through the API: its JSON document, its summary as text, its plot."""
+    from rich.console import Console
 
+    from hesscli import api
+    from hesscli.render.plot_train import plot_training
+    from hesscli.render.train_view import render_train
+
+    res = api.train("mlp", **EOS_RUN)
+    console = Console(record=True, width=100, color_system=None)
+    render_train(res.value, console)
     plot = tmp_path_factory.mktemp("eos") / "train.png"
-    res = run_cli(*EOS_RUN, "--plot", plot)
-    assert res.exit_code == 0, res.output
-    return res.json(), plot
+    plot_training([res.value], plot)
+    return res.to_json(), " ".join(console.export_text().split()), plot
 
 
-def test_full_batch_gd_at_large_lr_is_one_edge_of_stability(eos_doc):
+def test_full_batch_gd_at_large_lr_is_one_edge_of_stability(eos_run):
     import jsonschema
 
-    doc, plot = eos_doc
+    doc, _, plot = eos_run
     jsonschema.validate(doc, SCHEMA)
     assert plot.stat().st_size > 0
     kinds = [e["kind"] for e in doc["events"]]
@@ -155,10 +161,8 @@ def test_full_batch_gd_at_large_lr_is_one_edge_of_stability(eos_doc):
     assert doc["events"][0]["end"] <= hover_start
 
 
-def test_edge_of_stability_is_said_in_the_summary(hess):
-    res = hess(*EOS_RUN[:-2])
-    assert res.exit_code == 0, res.output
-    text = " ".join(res.stdout.split())
+def test_edge_of_stability_is_said_in_the_summary(eos_run):
+    _, text, _ = eos_run
     assert "Edge of stability over steps" in text and "not diverging" in text
     assert "Progressive sharpening over steps" in text
 

@@ -131,3 +131,10 @@ def test_relunet_problem_has_its_documented_null_space(hess, dead, unused):
     ns = res.json()["null_space"]
     assert ns["dimension"] == expect == ns["explained"]
     assert [s["kind"] for s in ns["sources"]].count("unused_input") == (unused >= 0)
+
+
+def test_expect_on_the_null_space(hess):
+    ok = hess("analyze", "relunet", "--null-space", "--expect", "null_space.dimension==27")
+    assert ok.exit_code == 0, ok.output
+    bad = hess("analyze", "relunet", "--null-space", "--expect", "null_space.dimension<27")
+    assert bad.exit_code == 1 and "null_space.dimension = 27" in bad.stderr

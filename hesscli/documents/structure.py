@@ -15,6 +15,7 @@ def blocks_document(r: Any) -> dict[str, Any]:
             "name": b.name, "size": b.size, "lambda_min": b.lambda_min,
             "lambda_max": b.lambda_max, "trace": b.trace,
             "trace_standard_error": b.trace_standard_error, "trace_exact": b.trace_exact,
+            "trace_estimator": b.trace_estimator,
             "share": b.share, "leak": b.leak, "coupling": dict(b.coupling),
             "method": b.method, "residual": b.residual, "hvps": b.hvps,
         } for b in r.blocks],

@@ -65,6 +65,7 @@ class BlockResult:
     trace: float
     trace_standard_error: float  # 0 when exact
     trace_exact: bool
+    trace_estimator: str  # "exact" | "hutchinson" | "hutch++"
     share: float  # trace / Σ traces (the full trace)
     leak: float  # ‖off-block part of H u‖ / ‖H u‖ for the block's top eigenvector u
     coupling: dict[str, float]  # ‖H_ji u_i‖ per other block j
@@ -229,6 +230,7 @@ def block_spectra(
         results.append(BlockResult(
             name=b.name, size=b.size, lambda_min=lo, lambda_max=hi, trace=tr.estimate,
             trace_standard_error=tr.standard_error, trace_exact=tr.estimator == "exact",
+            trace_estimator=tr.estimator,
             share=tr.estimate / total if total != 0 else math.nan,
             leak=off / norm if norm > 0 else 0.0, coupling=coupling, method=method,
             residual=residual, hvps=used))

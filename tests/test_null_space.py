@@ -138,3 +138,42 @@ def test_expect_on_the_null_space(hess):
     assert ok.exit_code == 0, ok.output
     bad = hess("analyze", "relunet", "--null-space", "--expect", "null_space.dimension<27")
     assert bad.exit_code == 1 and "null_space.dimension = 27" in bad.stderr
+
+
+NORMALIZED = '''
+import jax.numpy as jnp
+import numpy as np
+
+_r = np.random.default_rng(0)
+X = jnp.asarray(_r.standard_normal((20, 4)))
+Y = jnp.asarray(_r.standard_normal(20))
+
+
+def objective(p):
+    w = p["w"] / jnp.linalg.norm(p["w"])
+    return jnp.mean((X @ w + p["b"] - Y) ** 2)
+
+
+x0 = {"w": jnp.array([1.0, -0.5, 0.3, 2.0]), "b": jnp.array(0.1)}
+'''
+
+
+def test_scale_invariance_off_a_critical_point_is_named_but_not_counted(hess, write):
+    """f(c·w) = f(w) for the normalized weights: H w = −∇_w f, not 0, away from a minimum."""
+    res = hess("analyze", write("normalized.py", NORMALIZED), "--null-space",
+               "--format", "json")
+    assert res.exit_code == 0, res.output
+    ns = res.json()["null_space"]
+    assert ns["dimension"] == 0 and ns["explained"] == 0
+    assert [(s["kind"], s["where"], s["dimension"]) for s in ns["sources"]] == \
+        [("scale", "w", 0)]
+    assert "gradient along w is not zero here" in ns["summary"]
+
+
+def test_a_network_without_symmetries_names_none(hess):
+    res = hess("analyze", "mlp", "-p", "width=3", "-p", "inputs=4", "-p", "outputs=2",
+               "--null-space", "--format", "json")
+    assert res.exit_code == 0, res.output
+    ns = res.json()["null_space"]
+    assert ns["dimension"] == res.json()["inertia"]["zero"] == 0
+    assert ns["sources"] == []

@@ -18,7 +18,9 @@ A network's Hessian has large null spaces that say something about the model:
   nothing), the shift of each row of a 2-D leaf across its outputs (the
   softmax shift through the kernel), and the scale of each leaf and of each
   layer (weights before a normalization: f(c·w) = f(w), a null direction only
-  where the point is also critical). The independent ones that pass count.
+  where the point is also critical). The independent ones that pass count; a
+  scale invariance off a critical point (H w = −∇_w f ≠ 0) is named with
+  dimension 0.
 
 The dimension itself is exact on the dense path (eigenvalues with
 |λ| ≤ the verdict tolerance). Matrix-free it is estimated by stochastic
@@ -182,9 +184,16 @@ def symmetry_candidates(layout: Layout, x: np.ndarray) -> list[tuple[str, str, i
 
 
 def find_symmetries(matmat: Any, layout: Layout, x: np.ndarray, vanish: np.ndarray,
-                    tol: float) -> tuple[list[Source], int, int]:
+                    tol: float, gradient: np.ndarray | None = None,
+                    ) -> tuple[list[Source], int, int]:
     """The candidates that are null vectors (‖Hv‖ ≤ tol·‖v‖ after removing the vanishing
-    coordinates), grouped per leaf and kind; returns (sources, rank of their span, HVPs)."""
+    coordinates), grouped per leaf and kind; returns (sources, rank of their span, HVPs).
+
+    With the ``gradient`` g, a scale candidate w that is not a null vector is still
+    reported (dimension 0) when H w = −g on w's support: differentiating
+    f(c·w) = f(w) at c = 1 gives exactly that, so the loss is scale-invariant
+    there, and the direction becomes a zero eigenvalue only where g vanishes on it.
+    """
     cands = []
     for kind, where, row, v in symmetry_candidates(layout, np.asarray(x, dtype=np.float64)):
         v = np.where(vanish, 0.0, v)
@@ -197,8 +206,9 @@ def find_symmetries(matmat: Any, layout: Layout, x: np.ndarray, vanish: np.ndarr
     hv = np.asarray(matmat(v), dtype=np.float64)
     ok = np.linalg.norm(hv, axis=0) <= tol
     passed = [c for c, good in zip(cands, ok, strict=True) if good]
+    off_critical = _scale_off_critical(cands, hv, ok, x, gradient, tol)
     if not passed:
-        return [], 0, len(cands)
+        return off_critical, 0, len(cands)
     basis = np.stack([c[3] for c in passed], axis=1)
     sv = np.linalg.svd(basis, compute_uv=False)
     rank = int(np.sum(sv > 1e-8 * sv[0]))
@@ -213,7 +223,30 @@ def find_symmetries(matmat: Any, layout: Layout, x: np.ndarray, vanish: np.ndarr
             groups.setdefault((kind, where), []).append(row)
     sources = [Source(kind, where, len(rows), tuple(r for r in rows if r >= 0), (where,))
                for (kind, where), rows in groups.items()]
-    return sources, rank, len(cands)
+    return sources + off_critical, rank, len(cands)
+
+
+def _scale_off_critical(cands: list, hv: np.ndarray, ok: np.ndarray, x: np.ndarray,
+                        gradient: np.ndarray | None, tol: float) -> list[Source]:
+    """Scale candidates with H w = −g on their support but g ≠ 0 there (see above)."""
+    if gradient is None:
+        return []
+    g = np.asarray(gradient, dtype=np.float64)
+    eps = float(np.finfo(np.float64).eps)
+    out = []
+    for k, (kind, where, _, vec) in enumerate(cands):
+        if kind != "scale" or ok[k]:
+            continue
+        support = vec != 0
+        w_norm = float(np.linalg.norm(np.where(support, x, 0.0)))
+        if w_norm == 0:
+            continue
+        g_part = np.where(support, g, 0.0) / w_norm  # −H v̂ if the loss is scale-invariant
+        slack = tol + 10 * x.size * eps * float(np.linalg.norm(g_part))
+        if (float(np.linalg.norm(g_part)) > tol
+                and float(np.linalg.norm(hv[:, k] + g_part)) <= slack):
+            out.append(Source("scale", where, 0, (), (where,)))
+    return out
 
 
 def vanishing_dense(hessian: np.ndarray, tol: float) -> np.ndarray:
@@ -252,19 +285,21 @@ def vanishing_matrix_free(matmat: Any, layout: Layout, tol: float, seed: int = 0
 
 
 def null_space_dense(hessian: np.ndarray, eigenvalues: np.ndarray, tol: float,
-                     layout: Layout, x: np.ndarray) -> NullSpace:
+                     layout: Layout, x: np.ndarray, gradient: np.ndarray | None = None
+                     ) -> NullSpace:
     """Exact dimension from the dense eigenvalues; attribution from H itself."""
     dim = int(np.sum(np.abs(eigenvalues) <= tol))
     vanish = vanishing_dense(hessian, tol)
     sources = attribute_vanishing(vanish, layout)
-    sym, rank, hvps = find_symmetries(lambda v: hessian @ v, layout, x, vanish, tol)
+    sym, rank, hvps = find_symmetries(lambda v: hessian @ v, layout, x, vanish, tol, gradient)
     return NullSpace(float(dim), 0.0, True, tol, x.size, tuple(sources + sym),
                      int(vanish.sum()), rank, 0)
 
 
 def null_space_matrix_free(matmat: Any, hvp_fn: Any, x: np.ndarray, tol: float,
                            layout: Layout, *, probes: int = 8, steps: int = 80, seed: int = 0,
-                           dtype: str = "float64") -> NullSpace:
+                           dtype: str = "float64", gradient: np.ndarray | None = None
+                           ) -> NullSpace:
     """SLQ estimate of the dimension with its standard error; attribution by slices."""
     from hesscli.spectra.density import slq_density
 
@@ -275,7 +310,7 @@ def null_space_matrix_free(matmat: Any, hvp_fn: Any, x: np.ndarray, tol: float,
     se = float(np.std(per_probe, ddof=1) / math.sqrt(probes)) if probes > 1 else math.inf
     vanish, slice_hvps, complete = vanishing_matrix_free(matmat, layout, tol, seed)
     sources = attribute_vanishing(vanish, layout)
-    sym, rank, sym_hvps = find_symmetries(matmat, layout, x, vanish, tol)
+    sym, rank, sym_hvps = find_symmetries(matmat, layout, x, vanish, tol, gradient)
     notes = []
     if not complete:
         notes.append(f"vanishing rows tested on the first {MAX_SLICE_HVPS} slices only")
@@ -291,11 +326,12 @@ def analyze_null_space(obj: Any, curvature: Any, tol: float, eigenvalues: np.nda
     from hesscli.errors import InputError
 
     x = np.asarray(obj.x, dtype=np.float64)
+    gradient = np.asarray(curvature.gradient(obj.x), dtype=np.float64)
     if dense is not None:
-        return null_space_dense(dense, np.asarray(eigenvalues), tol, obj.layout, x)
+        return null_space_dense(dense, np.asarray(eigenvalues), tol, obj.layout, x, gradient)
     hvp_fn = getattr(curvature, "hvp_fn", None)
     if hvp_fn is None:
         raise InputError("--null-space on the matrix-free path needs exact (JAX) "
                          "Hessian-vector products; use --dense for this objective")
     return null_space_matrix_free(operator_of(curvature, x, obj.dtype), hvp_fn, x, tol,
-                                  obj.layout, seed=seed, dtype=obj.dtype)
+                                  obj.layout, seed=seed, dtype=obj.dtype, gradient=gradient)

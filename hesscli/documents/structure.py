@@ -67,6 +67,10 @@ def describe(ns: Any) -> str:
         elif s.kind == "shift":
             parts.append(f"{s.dimension} from shift invariance of {s.where} (adding a "
                          "constant across its outputs changes nothing: a softmax's shift)")
+        elif s.kind == "scale" and s.dimension == 0:
+            parts.append(f"none yet from scale invariance of {s.where} (f(c·w) = f(w), but "
+                         "the gradient along w is not zero here: H·w = −∇_w f; a zero "
+                         "eigenvalue at critical points)")
         elif s.kind == "scale":
             parts.append(f"{s.dimension} from scale invariance of {s.where}")
     text = head + ": " + "; ".join(parts) if parts else head

@@ -140,3 +140,12 @@ def test_spectrum_trace_with_an_estimator(hess):
     assert table.exit_code == 0, table.output
     text = " ".join(table.stdout.replace("│", " ").split())
     assert "Auto: Hutch" in text and "from the same 24 HVPs" in text
+
+
+def test_hutch_plus_plus_is_exact_once_the_sketch_spans_everything():
+    """k = n sketch columns: Q spans Rⁿ, tr(QᵀAQ) = tr A and the residual is zero."""
+    lam = np.linspace(-1.0, 4.0, 10)
+    a = known(lam, 5)
+    tr = hutch_plus_plus(lambda v: a @ v, 10, hvps=40, seed=0)
+    assert tr.estimate == pytest.approx(lam.sum(), abs=1e-12)
+    assert tr.standard_error <= 1e-12 and tr.hvps == 40

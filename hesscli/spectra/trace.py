@@ -90,7 +90,7 @@ class _HutchPPParts:
 def _hutch_pp(matmat: MatMat, n: int, hvps: int, seed: int) -> _HutchPPParts:
     if hvps < 3:
         raise ValueError(f"Hutch++ needs at least 3 products; got {hvps}")
-    k = hvps // 3
+    k = min(hvps // 3, n)  # a sketch wider than n adds nothing
     r = hvps - 2 * k  # the residual probes get the remainder (r ≥ k)
     rng = np.random.default_rng(seed)
     s = rademacher_matrix(n, k, rng)

@@ -178,3 +178,37 @@ def test_lr_far_beyond_the_edge_is_unstable_and_diverges(hess):
     unstable = next(e for e in doc["events"] if e["kind"] == "unstable")
     assert unstable["step"] == 0 and unstable["lr_times_lambda_max"] > 2
     assert doc["diverged"] is True
+
+
+def test_momentum_moves_the_bound():
+    """Heavy-ball β on λ: x_{t+1} = x_t − lr·m_{t+1}, m_{t+1} = λx_t + βm_t; with a = lr·λ
+    and u = lr·m the recurrence is [[1 − a, −β], [a, β]], of spectral radius 1 exactly at
+    a = 2(1 + β)."""
+    from hesscli.training.dynamics import stability_bound
+
+    assert stability_bound("sgd") == 2.0 and stability_bound("adam") == 2.0
+    beta = 0.9
+    for name, opts in (("momentum", {}), ("sgd", {"momentum": beta})):
+        bound = stability_bound(name, opts)
+        assert bound == pytest.approx(2 * (1 + beta))
+        for s, inside in ((0.999, True), (1.001, False)):
+            lr_lam = s * bound
+            radius = max(abs(np.linalg.eigvals([[1 - lr_lam, -beta], [lr_lam, beta]])))
+            assert (radius < 1) == inside
+    # Nesterov (optax): x_{t+1} = x_t − lr(g + βm_{t+1}): [[1 − a(1 + β), −β²], [a, β]]
+    bound = stability_bound("nesterov")
+    for s, inside in ((0.999, True), (1.001, False)):
+        a = s * bound
+        radius = max(abs(np.linalg.eigvals([[1 - a * (1 + beta), -beta**2], [a, beta]])))
+        assert (radius < 1) == inside
+    # hovering at 2(1 + β) is an edge of stability for momentum, not above the edge
+    bound = stability_bound("momentum")
+    ratios = [bound * r for r in (0.7, 0.8, 0.9, 0.99, 1.01, 0.99, 1.02, 0.98)]
+    values = [1.0, 0.9, 0.8, 0.7, 0.69, 0.66, 0.65, 0.6]
+    watch = DynamicsWatch(0.1, bound=bound)
+    out = []
+    for i, (r, f) in enumerate(zip(ratios, values, strict=True)):
+        out += watch.feed(10 * i, r, f)
+    out += watch.close()
+    assert [s.kind for s in out] == ["progressive_sharpening", "edge_of_stability"]
+    assert out[1].data["bound"] == bound and out[1].data["band"] == pytest.approx(0.05 * bound)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.render.plotting import pyplot, save_figure
-from hesscli.training.dynamics import EDGE_BAND, STABILITY_BOUND
+from hesscli.training.dynamics import EDGE_SHARE, STABILITY_BOUND, stability_bound
 
 EVENT_COLOURS = {"at_saddle": "tab:orange", "escaped_saddle": "tab:green",
                  "reached_minimum": "tab:green", "stalled": "tab:olive",
@@ -41,7 +41,7 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
     fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
     ax_f, ax_g, ax_l = axes
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    lrs = set()
+    lrs: set[tuple[float, float]] = set()
     for i, s in enumerate(summaries):
         colour = colours[i % len(colours)]
         label = s.name or s.result.config.optimizer
@@ -60,7 +60,8 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
                   for r in hist]
             ax_l.plot(x, ys, color=colour, linewidth=0.8, alpha=0.7,
                       linestyle=(0, (1, 1 + j)), label=f"{label}: λmax of {name}")
-        lrs.add(s.result.config.lr)
+        config = s.result.config
+        lrs.add((config.lr, stability_bound(config.optimizer, config.options)))
         for event in s.result.events:
             ec = EVENT_COLOURS.get(event.kind, "grey")
             end = event.data.get("end") if event.kind in SPAN_KINDS else None
@@ -72,15 +73,17 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
             ax_f.annotate(event.kind, (event.step, 1.0), xycoords=("data", "axes fraction"),
                           rotation=90, va="top", ha="right", fontsize=7, color=ec)
     lo_data, hi_data = ax_l.get_ylim()
-    for lr in sorted(lrs):
-        bound = 2.0 / lr
+    for lr, factor in sorted(lrs):
+        bound = factor / lr
+        name = "2" if factor == STABILITY_BOUND else f"{factor:.3g}"
         if bound <= hi_data + 0.5 * (hi_data - lo_data):
-            ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"2/lr = {bound:.3g}")
-            ax_l.axhspan((STABILITY_BOUND - EDGE_BAND) / lr, (STABILITY_BOUND + EDGE_BAND) / lr,
+            ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"{name}/lr = {bound:.3g}")
+            band = EDGE_SHARE * factor
+            ax_l.axhspan((factor - band) / lr, (factor + band) / lr,
                          color="tab:blue", alpha=0.1, linewidth=0,
-                         label=f"edge-of-stability band (2 ± {EDGE_BAND:g})/lr")
+                         label=f"edge-of-stability band ({name} ± {band:.3g})/lr")
         else:  # far above the spectrum: say so instead of squashing the curves
-            ax_l.annotate(f"2/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
+            ax_l.annotate(f"{name}/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
                           xycoords="axes fraction", va="top", fontsize=8, color="tab:red")
     ax_l.axhline(0.0, color="grey", linewidth=0.5)
     values = np.concatenate([_series(s.result.history, "value")[1] for s in summaries])

@@ -31,7 +31,8 @@ exactly wrong, so the spans are judged as wholes:
     the top eigenvector, yet the run tolerates it (an overshoot of the
     sharpness before it settles, or an iterate bouncing across a valley).
 
-Episodes of a single record are not judged (one sample says nothing about a
+For momentum the bound is 2(1 + β) instead of 2 (:func:`stability_bound`), and
+the band scales with it. Episodes of a single record are not judged (one sample says nothing about a
 trend); after ``diverged`` nothing more is judged. Every event's ``step`` is the
 span's first step, and ``data`` carries ``start``/``end`` steps, the range of
 lr·λmax and f at both ends.
@@ -48,6 +49,7 @@ from hesscli.vocab import EventKind
 
 STABILITY_BOUND = 2.0
 EDGE_BAND = 0.1  # half-width of the band around lr·λmax = 2 (5% of the bound)
+EDGE_SHARE = EDGE_BAND / STABILITY_BOUND  # the band's half-width relative to any bound
 MIN_RECORDS = 3  # a span shorter than this says nothing about a trend
 IN_BAND_SHARE = 0.5  # the share of an edge-of-stability episode inside the band
 MIN_RISE = 0.2  # progressive sharpening: lr·λmax must rise by at least this (10% of 2)
@@ -85,17 +87,22 @@ class DynamicsWatch:
     """
 
     lr: float
-    band: float = EDGE_BAND
+    band: float | None = None  # default: EDGE_SHARE of the bound (0.1 around 2)
+    bound: float = STABILITY_BOUND  # lr·λ above which the optimizer is unstable on a quadratic
     rise: list[tuple[int, float, float]] = field(default_factory=list)  # (step, ratio, f)
     episode: list[tuple[int, float, float]] = field(default_factory=list)
     done: bool = False  # set after a divergence: nothing more to judge
+
+    def __post_init__(self) -> None:
+        if self.band is None:
+            self.band = EDGE_SHARE * self.bound
 
     def feed(self, step: int, ratio: float | None, value: float) -> list[Span]:
         if self.done or ratio is None or not np.isfinite(ratio) or not np.isfinite(value):
             return []
         out: list[Span] = []
         point = (step, float(ratio), float(value))
-        low = STABILITY_BOUND - self.band
+        low = self.bound - self.band
         # progressive sharpening: a rising run below the band
         if self.rise:
             peak = max(r for _, r, _ in self.rise)
@@ -138,7 +145,7 @@ class DynamicsWatch:
         lam0, lam1 = r0 / self.lr, r1 / self.lr
         msg = (f"progressive sharpening over steps {s0}–{s1}: λmax rose from {lam0:.4g} to "
                f"{lam1:.4g} (lr·λmax {r0:.3f} → {r1:.3f}), toward the stability bound "
-               f"2/lr = {STABILITY_BOUND / self.lr:.4g}")
+               f"{self.bound:.3g}/lr = {self.bound / self.lr:.4g}")
         return [Span(EventKind.PROGRESSIVE_SHARPENING, s0, s1, msg, {
             "start": s0, "end": s1, "records": len(run), "lambda_max_start": lam0,
             "lambda_max_end": lam1, "lr_times_lambda_max_start": r0,
@@ -153,40 +160,69 @@ class DynamicsWatch:
         values = [v for _, _, v in ep]
         slope = _slope(steps, values)
         f0, f1 = values[0], values[-1]
-        in_band = float(np.mean(np.abs(ratios - STABILITY_BOUND) <= self.band))
-        above = ratios > STABILITY_BOUND
+        in_band = float(np.mean(np.abs(ratios - self.bound) <= self.band))
+        above = ratios > self.bound
         start = steps[int(np.argmax(above))] if above.any() else steps[0]
         data = {"start": steps[0], "end": steps[-1], "records": len(ep),
                 "lr_times_lambda_max_min": float(ratios.min()),
                 "lr_times_lambda_max_max": float(ratios.max()),
                 "lr_times_lambda_max_median": float(np.median(ratios)),
-                "value_start": f0, "value_end": f1, "band": self.band,
+                "value_start": f0, "value_end": f1, "band": self.band, "bound": self.bound,
                 "share_in_band": in_band}
         lo, hi = float(ratios.min()), float(ratios.max())
         rising = f1 > f0 and slope > 0
         if above.any() and (diverged or rising):
             why = "the run diverged" if diverged else f"f rose from {f0:.6g} to {f1:.6g}"
             return [Span(EventKind.UNSTABLE, start, steps[-1],
-                         f"unstable over steps {start}–{steps[-1]}: lr·λmax up to {hi:.4g} > 2 "
+                         f"unstable over steps {start}–{steps[-1]}: lr·λmax up to {hi:.4g} > "
+                         f"{self.bound:.3g} "
                          f"and {why}: gradient descent with lr = {self.lr:g} blows up along "
                          f"the top eigenvector (stable below lr = "
-                         f"{STABILITY_BOUND * self.lr / hi:.4g})",
+                         f"{self.bound * self.lr / hi:.4g})",
                          {**data, "start": start, "diverged": diverged,
                           "lr_times_lambda_max": hi, "lambda_max": hi / self.lr})]
         median = float(np.median(ratios))
-        if (len(ep) >= MIN_RECORDS and abs(median - STABILITY_BOUND) <= self.band
+        if (len(ep) >= MIN_RECORDS and abs(median - self.bound) <= self.band
                 and in_band >= IN_BAND_SHARE and f1 < f0 and slope < 0):
             return [Span(EventKind.EDGE_OF_STABILITY, steps[0], steps[-1],
                          f"edge of stability over steps {steps[0]}–{steps[-1]}: lr·λmax hovered "
-                         f"at {lo:.4g}–{hi:.4g} (median {median:.4g}, band 2 ± {self.band:g}) "
+                         f"at {lo:.4g}–{hi:.4g} (median {median:.4g}, band "
+                         f"{self.bound:.3g} ± {self.band:.3g}) "
                          f"while f fell from {f0:.6g} to {f1:.6g} on average: not divergence, "
                          "the regime of Cohen et al. 2021 where gradient descent regulates its "
                          "own sharpness", data)]
-        if len(ep) >= MIN_RECORDS and median > STABILITY_BOUND + self.band and not rising:
+        if len(ep) >= MIN_RECORDS and median > self.bound + self.band and not rising:
             return [Span(EventKind.ABOVE_EDGE, start, steps[-1],
                          f"above the edge over steps {start}–{steps[-1]}: lr·λmax {lo:.4g}–"
-                         f"{hi:.4g} (median {median:.4g}) > 2 without diverging (f {f0:.6g} → "
+                         f"{hi:.4g} (median {median:.4g}) > {self.bound:.3g} without diverging (f "
+                         f"{f0:.6g} → "
                          f"{f1:.6g}): gradient descent is unstable along the top eigenvector "
-                         f"and the run tolerates it; lr below {STABILITY_BOUND * self.lr / hi:.4g}"
+                         f"and the run tolerates it; lr below {self.bound * self.lr / hi:.4g}"
                          " would be stable", {**data, "start": start})]
         return []
+
+
+def stability_bound(optimizer: str, options: dict[str, Any] | None = None) -> float:
+    """The value of lr·λ above which ``optimizer`` diverges on a quadratic with curvature λ.
+
+    Plain gradient descent: 2. Heavy-ball momentum β (optax's ``sgd`` trace
+    m ← g + βm, x ← x − lr·m): 2(1 + β); Nesterov's variant: 2(1 + β)/(1 + 2β)
+    (both from the 2×2 recurrence's eigenvalues; Cohen et al. 2021 observe the
+    edge of stability at the momentum bound). Adaptive optimizers rescale each
+    coordinate's step, so no bound in lr·λmax applies; 2 is kept as the
+    plain-GD reference.
+    """
+    opts = dict(options or {})
+    if optimizer == "momentum":
+        opts.setdefault("momentum", 0.9)
+    if optimizer == "nesterov":
+        opts.setdefault("momentum", 0.9)
+        opts.setdefault("nesterov", True)
+    if optimizer not in ("sgd", "momentum", "nesterov"):
+        return STABILITY_BOUND
+    beta = float(opts.get("momentum") or 0.0)
+    if beta <= 0.0:
+        return STABILITY_BOUND
+    if opts.get("nesterov"):
+        return 2.0 * (1.0 + beta) / (1.0 + 2.0 * beta)
+    return 2.0 * (1.0 + beta)

@@ -64,6 +64,7 @@ class EventTracker:
     gtol: float | None = None
     tol: float | None = None
     in_stall: bool = False
+    bound: float = STABILITY_BOUND  # the optimizer's lr·λ bound (dynamics.stability_bound)
     dynamics: DynamicsWatch | None = None
     saddle: tuple[int, float, float] | None = None  # (step, value, λmin)
     events: list[Event] = field(default_factory=list)
@@ -139,7 +140,7 @@ class EventTracker:
 
     def _watch(self) -> DynamicsWatch:
         if self.dynamics is None:
-            self.dynamics = DynamicsWatch(self.lr)
+            self.dynamics = DynamicsWatch(self.lr, bound=self.bound)
         return self.dynamics
 
     @staticmethod

@@ -12,6 +12,7 @@ from typing import Any
 
 from hesscli.curvature.base import Curvature
 from hesscli.objective.bind import Objective
+from hesscli.training.dynamics import stability_bound
 from hesscli.training.events import EventTracker
 from hesscli.training.loop import (
     Minibatch,
@@ -45,7 +46,8 @@ def run(
     :func:`hesscli.spectra.blocks.group_blocks`) logs each diagonal block's λmax.
     """
     optimizer = optimizer_for(config)
-    tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol)
+    tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol,
+                           bound=stability_bound(config.optimizer, config.options))
     state = resume_state(optimizer) if resume_state is not None else None
     history = list(history) if history is not None else None
     for record in history or ():

@@ -27,16 +27,19 @@ def blocks_table(r: Any) -> Table:
     t = Table(title="Diagonal Hessian blocks, sharpest first", title_justify="left")
     for col, just in (("block", "left"), ("size", "right"), ("λmin", "right"),
                       ("λmax", "right"), ("trace", "right"), ("share", "right"),
-                      ("leak", "right")):
+                      ("leak", "right"), ("coupled to", "left")):
         t.add_column(col, justify=just)
     for b in r.blocks:
         trace = num(b.trace) if b.trace_exact else \
             f"{num(b.trace)} ± {num(b.trace_standard_error)}"
         share = f"{num(100 * b.share, 3)}%" if b.share == b.share else "—"
+        partner = max(b.coupling.items(), key=lambda kv: kv[1]) if b.coupling else None
         t.add_row(b.name, str(b.size), num(b.lambda_min), num(b.lambda_max), trace, share,
-                  num(b.leak, 2))
+                  num(b.leak, 2),
+                  partner[0] if partner else "—")
     t.caption = ("leak: share of ‖H u‖ outside the block for its top eigenvector u "
-                 "(0: decoupled, 1: the coupling dominates)")
+                 "(0: decoupled, 1: the coupling dominates); coupled to: the block j with "
+                 "the largest ‖H_ji u‖")
     return t
 
 

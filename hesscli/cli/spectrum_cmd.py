@@ -44,6 +44,7 @@ def command(
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, trace_estimator: str, estimate_trace: bool,
     bins: int, plot: Path | None, expects: tuple[str, ...] = (),
+    dense_budget: str | None = None,
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), a trace estimate (Hutchinson or
@@ -73,7 +74,7 @@ def command(
         path=path, k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
         chunk_size=chunk_size, density=density, probes=probes, steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
-        estimator=trace_estimator, trace=estimate_trace,
+        dense_budget=dense_budget, estimator=trace_estimator, trace=estimate_trace,
     )
     report = res.value
     if plot is not None and primary():  # only process 0 writes files

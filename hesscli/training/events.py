@@ -63,6 +63,7 @@ class EventTracker:
     lr: float
     gtol: float | None = None
     tol: float | None = None
+    optimizer: str = "sgd"  # the GD stability bound is labelled as such for other optimizers
     in_stall: bool = False
     bound: float = STABILITY_BOUND  # the optimizer's lr·λ bound (dynamics.stability_bound)
     dynamics: DynamicsWatch | None = None
@@ -143,6 +144,10 @@ class EventTracker:
             self.dynamics = DynamicsWatch(self.lr, bound=self.bound)
         return self.dynamics
 
-    @staticmethod
-    def _spans(spans: list[Span]) -> list[Event]:
-        return [Event(s.start, s.kind, s.message, s.data) for s in spans]
+    def _spans(self, spans: list[Span]) -> list[Event]:
+        from hesscli.training.optimizers import plain_gd
+
+        suffix = ""
+        if not plain_gd(self.optimizer) and self.bound == STABILITY_BOUND:
+            suffix = f"; a plain-GD bound: {self.optimizer} scales its own steps"
+        return [Event(s.start, s.kind, s.message + suffix, s.data) for s in spans]

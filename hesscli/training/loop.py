@@ -32,7 +32,7 @@ from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.objective.bind import Objective
 from hesscli.spectra.paths import choose_path
-from hesscli.training.dynamics import stability_bound
+from hesscli.training.dynamics import STABILITY_BOUND, stability_bound
 from hesscli.training.events import Event, EventTracker
 from hesscli.training.monitor import MATRIX_FREE_NOTE, Record, monitor
 from hesscli.vocab import EventKind, Path, PathRequest
@@ -361,8 +361,13 @@ def train(
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
     if curvature_on and not plain_gd(config.optimizer):
         notes.append(GD_ONLY_NOTE.format(name=config.optimizer))
+    bound = stability_bound(config.optimizer, config.options)
+    if curvature_on and bound != STABILITY_BOUND:
+        notes.append(f"the span events (progressive sharpening, edge of stability, unstable) "
+                     f"judge lr·λmax against {config.optimizer}'s own stability bound "
+                     f"{bound:.4g} (momentum β: 2(1 + β), Nesterov 2(1 + β)/(1 + 2β)), not 2")
     tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr, optimizer=config.optimizer,
-                                      bound=stability_bound(config.optimizer, config.options))
+                                      bound=bound)
     history = list(history or [])
     t0 = time.perf_counter()
     monitor_seconds = 0.0

@@ -177,3 +177,15 @@ def test_a_network_without_symmetries_names_none(hess):
     ns = res.json()["null_space"]
     assert ns["dimension"] == res.json()["inertia"]["zero"] == 0
     assert ns["sources"] == []
+
+
+def test_check_spec_runs_the_reports_its_expectations_read(hess, write):
+    spec = write("spec.yaml", "checks:\n  - objective: relunet\n    expect:\n"
+                 "      null_space.dimension: {min: 27, max: 27}\n"
+                 "      blocks.sharpest: head.b\n")
+    res = hess("check", spec, "--format", "json")
+    assert res.exit_code == 0, res.output
+    bad = write("bad.yaml", "checks:\n  - objective: relunet\n    expect:\n"
+                "      null_space.dimension: {max: 26}\n")
+    res = hess("check", bad)
+    assert res.exit_code == 1, res.output

@@ -124,9 +124,9 @@ def eos_run(tmp_path_factory):
 
     res = api.train("mlp", **EOS_RUN)
     console = Console(record=True, width=100, color_system=None)
-    render_train(res.value, console)
+    render_train(res.output, console)
     plot = tmp_path_factory.mktemp("eos") / "train.png"
-    plot_training([res.value], plot)
+    plot_training([res.output], plot)
     return res.to_json(), " ".join(console.export_text().split()), plot
 
 

@@ -53,7 +53,7 @@ from hesscli.cli.path_options import dense_budget_option
               "as analyze --blocks), to see which layer sharpens.")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
-              "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1), as analyze).")
+              "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1), as analyze).")
 @click.option("--tol", type=float, default=None,
               help="Eigenvalues with |λ| ≤ tol count as zero (default as analyze).")
 @click.option("--compare", default=None, metavar="LIST",
@@ -80,7 +80,7 @@ from hesscli.cli.path_options import dense_budget_option
               help="Exit 1 when any of these events happened (e.g. diverged,unstable).")
 @expect_option
 @dense_budget_option
-def command(**kw: Any) -> None:
+def command(**_options: Any) -> None:
     """Train with an optax optimizer (optionally noisy) and watch the curvature.
 
     Every --monitor-every steps the run logs the value, the gradient norm, the
@@ -106,6 +106,7 @@ def command(**kw: Any) -> None:
       hesscli train mlp -p width=32 --lr 0.3 --steps 6000 --monitor-every 200  # edge of stability
       hesscli train mlp --monitor-blocks --plot run.png  # which layer sharpens
     """
-    from hesscli.cli.train_run import run_command
+    from hesscli.cli.context import App
+    from hesscli.cli.train_run import TrainOptions, run_command
 
-    run_command(kw)
+    run_command(TrainOptions(**App.current().params))

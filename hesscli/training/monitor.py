@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.analysis.step import predict_step
+from hesscli.analysis.step import gradient_step, predict_step
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import ObjectiveError
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
@@ -42,7 +42,9 @@ class Extremes:
     lambda_min: float
     lambda_max: float
     path: Path
-    error: float = 0.0  # absolute error band beyond rounding (Lanczos residuals, fd)
+    error: float = 0.0  # absolute error band beyond rounding (converged Lanczos residuals, fd)
+    min_converged: bool = True  # False: λmin only bounded from above (unconverged Lanczos)
+    max_converged: bool = True  # False: λmax only bounded from below
     blocks: dict[str, float] | None = None  # λmax of each diagonal block, when asked
 
 
@@ -91,7 +93,8 @@ def extreme_eigenvalues(
         ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
     per_block = (block_maxima(curvature, np.asarray(x), blocks, sp.path == Path.DENSE)
                  if blocks else None)
-    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.error, per_block)
+    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.certified_error,
+                    sp.min_converged, sp.max_converged, per_block)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,10 @@ class Record:
     model_error: float | None = None  # actual − predicted
     mean_step_loss: float | None = None  # mean loss over the steps since the last log
     elapsed: float = 0.0  # seconds since the run (or resumed run) started
+    x_norm: float | None = None  # ‖x‖, the length scale of the gradient tolerance
+    curvature_error: float | None = None  # error band of λmin/λmax beyond rounding
+    lambda_min_converged: bool | None = None  # None: dense (known); False: upper bound only
+    lambda_max_converged: bool | None = None  # None: dense (known); False: lower bound only
     block_lambda_max: dict[str, float] | None = None  # per diagonal block (--monitor-blocks)
 
 
@@ -142,14 +149,18 @@ def monitor(
                 lambda_min=ext.lambda_min,
                 lambda_max=ext.lambda_max,
                 lr_times_lambda_max=lr * ext.lambda_max,
+                curvature_error=ext.error,
             )
+            if ext.path == Path.MATRIX_FREE:
+                fields.update(lambda_min_converged=ext.min_converged,
+                              lambda_max_converged=ext.max_converged)
             if ext.blocks is not None:
                 fields["block_lambda_max"] = ext.blocks
         else:
             ext = None
         if gnorm > 0:
             hg = curvature.hvp(x, grad)
-            after = curvature.value(x - lr * grad)
+            after = curvature.value(gradient_step(x, lr, grad))
             pred = predict_step(lr, grad, hg, value, after)
             fields.update(
                 predicted_change=pred.predicted_change,
@@ -158,6 +169,6 @@ def monitor(
             )
     record = Record(
         step=step, value=float(value), gradient_norm=gnorm, mean_step_loss=mean_step_loss,
-        elapsed=elapsed, **fields,
+        elapsed=elapsed, x_norm=float(np.linalg.norm(x)), **fields,  # type: ignore[arg-type]
     )
     return record, grad, ext

@@ -188,9 +188,10 @@ def analyze(
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
     gtol: float | None = None, tol: float | None = None, escape_step: float = 0.1,
     fd_accuracy: str = "normal", verify: bool = False, devices: int | str = 1,
-    path: str | None = None, k: int = 1, eigensolver: str = "lanczos",
+    path: str | None = None, k: int = 1, eigensolver: str = "auto",
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
+    ends: str = "both",
     blocks: str | None = None, null_space: bool = False,
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
@@ -198,7 +199,9 @@ def analyze(
     The spectrum is dense when it fits the dense budget (``dense_budget``, e.g.
     ``"1GiB"``; default ``$HESSCLI_DENSE_BUDGET`` or 512 MiB, never the free
     memory), else the ``k`` extremes from Hessian-vector products (``path``
-    forces dense|matrix-free). ``blocks`` (leaf, a depth, or prefixes:
+    forces dense|matrix-free), computed until each meets ``rtol``·max|λ|
+    (default 1e-3) by the Kato–Temple estimate and the sign of λmin is
+    decided, for the ``ends`` asked for. ``blocks`` (leaf, a depth, or prefixes:
     :func:`hesscli.spectra.blocks.group_blocks`) adds the per-block report,
     ``null_space`` the zero eigenspace and its sources; both are in ``res.parts``
     and the document.
@@ -213,7 +216,8 @@ def analyze(
     positive("--lr", lr)
     positive("--escape-step", escape_step)
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget,
+                            ends=ends, stop="verdict")
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
@@ -230,7 +234,7 @@ def analyze(
                           policy=policy, notes=notes + chunk_notes, verification=verification,
                           fd_why=fd_reason(obj, method))
     info = _meta(call, parallel, path_choice=choose(obj.n, policy),
-                 dense_budget=policy.budget.bytes)
+                 dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver)
     with_direction = obj.n <= 1000
     extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
     parts = _structure(obj, backend, result, blocks, null_space, seed)
@@ -272,11 +276,12 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
 def spectrum(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, devices: int | str = 1,
-    path: str | None = None, k: int = 3, eigensolver: str = "lanczos",
+    path: str | None = None, k: int = 3, eigensolver: str = "auto",
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     density: bool = False, probes: int = 8, steps: int = 80, sigma: float | None = None,
     trace_probes: int = 30, bins: int = 12, plot: str | None = None,
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
+    ends: str = "both",
     estimator: str = "auto", trace: bool = False,
 ) -> Result:
     """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
@@ -298,7 +303,8 @@ def spectrum(
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget,
+                            ends=ends, stop="verdict")
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
@@ -312,7 +318,8 @@ def spectrum(
                              probes=probes, steps=steps, sigma=sigma,
                              trace_probes=trace_probes, bins=bins, notes=notes,
                              trace_estimator=estimator, estimate_trace_dense=trace)
-    info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes)
+    info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes,
+                 eigensolver_used=report.spectrum.solver)
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
 
 

@@ -109,7 +109,12 @@ def spectrum_report(
                                 estimator=trace_estimator, hvps=trace_probes, seed=seed)
     else:
         hvp_fn = curvature.hvp_fn
-        if hvp_fn is not None:
+        if sp.complete:  # the Krylov basis spanned the space: every eigenvalue is known
+            trace_exact = float(np.sum(sp.eigenvalues))
+            if density:
+                notes = notes + ("--density: the Lanczos basis spanned the space, so every "
+                                 "eigenvalue is known; the histogram shows them exactly",)
+        elif hvp_fn is not None:
             tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
                                 estimator=trace_estimator, hvps=trace_probes, seed=seed)
             if density:

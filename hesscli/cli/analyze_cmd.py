@@ -59,6 +59,7 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --devices all             # data sharded over every device
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
+      hesscli analyze mlp -p width=2048 --ends max   # λmax only: pays for one end
       hesscli analyze mlp --blocks                  # which layer is sharpest
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes

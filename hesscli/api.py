@@ -63,6 +63,8 @@ class Result:
     parallel: Parallel
     meta: dict[str, Any] = field(repr=False)
     _document: Callable[[Any, dict[str, Any]], dict[str, Any]] = field(repr=False)
+    #: further reports asked for alongside ``value`` (analyze: ``blocks``, ``null_space``)
+    parts: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The command's JSON document (plain JSON types, ``None`` for non-finite numbers)."""
@@ -190,6 +192,7 @@ def analyze(
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
     ends: str = "both",
+    blocks: str | None = None, null_space: bool = False,
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
 
@@ -198,7 +201,10 @@ def analyze(
     memory), else the ``k`` extremes from Hessian-vector products (``path``
     forces dense|matrix-free), computed until each meets ``rtol``·max|λ|
     (default 1e-3) by the Kato–Temple estimate and the sign of λmin is
-    decided, for the ``ends`` asked for.
+    decided, for the ``ends`` asked for. ``blocks`` (leaf, a depth, or prefixes:
+    :func:`hesscli.spectra.blocks.group_blocks`) adds the per-block report,
+    ``null_space`` the zero eigenspace and its sources; both are in ``res.parts``
+    and the document.
     """
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
@@ -230,12 +236,41 @@ def analyze(
     info = _meta(call, parallel, path_choice=choose(obj.n, policy),
                  dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver)
     with_direction = obj.n <= 1000
-    extra = {"devices": parallel.devices, "processes": parallel.processes}
+    extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
+    parts = _structure(obj, backend, result, blocks, null_space, seed)
+    if parts:
+        from hesscli.documents.structure import blocks_document, null_space_document
+
+        if "blocks" in parts:
+            extra["blocks"] = blocks_document(parts["blocks"])
+        if "null_space" in parts:
+            extra["null_space"] = null_space_document(parts["null_space"])
 
     def document(a: Any, m: dict[str, Any]) -> dict[str, Any]:
         return analysis_document(a, m, with_direction=with_direction, extra=extra)
 
-    return Result("analyze", result, obj, backend, parallel, info, document)
+    return Result("analyze", result, obj, backend, parallel, info, document, parts)
+
+
+def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | None,
+               null_space: bool, seed: int) -> dict[str, Any]:
+    """The ``--blocks`` and ``--null-space`` reports (the dense Hessian formed once for both
+    on the dense path)."""
+    parts: dict[str, Any] = {}
+    if blocks is None and not null_space:
+        return parts
+    dense = backend.hessian(obj.x).matrix if result.spectrum.complete else None
+    if blocks is not None:
+        from hesscli.analysis.blocks import analyze_blocks
+
+        parts["blocks"] = analyze_blocks(obj, backend, blocks, dense=dense, seed=seed)
+    if null_space:
+        from hesscli.analysis.null_space import analyze_null_space
+
+        parts["null_space"] = analyze_null_space(obj, backend, result.tolerance,
+                                                 result.spectrum.eigenvalues, dense=dense,
+                                                 seed=seed)
+    return parts
 
 
 def spectrum(
@@ -247,9 +282,13 @@ def spectrum(
     trace_probes: int = 30, bins: int = 12, plot: str | None = None,
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
     ends: str = "both",
+    estimator: str = "auto", trace: bool = False,
 ) -> Result:
     """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
-    extremes with residuals, Hutchinson's trace and (``density``) the SLQ density.
+    extremes with residuals, a stochastic trace estimate and (``density``) the SLQ density.
+
+    ``estimator`` (hutchinson|hutch++|auto) spends ``trace_probes`` HVPs on the
+    trace; ``trace`` also estimates it on the dense path, beside the exact one.
 
     ``plot`` is only recorded in ``meta`` (the CLI draws the figure).
     """
@@ -277,7 +316,8 @@ def spectrum(
                          "shows them exactly",)
     report = spectrum_report(obj, backend, policy=policy, choice=choice, density=density,
                              probes=probes, steps=steps, sigma=sigma,
-                             trace_probes=trace_probes, bins=bins, notes=notes)
+                             trace_probes=trace_probes, bins=bins, notes=notes,
+                             trace_estimator=estimator, estimate_trace_dense=trace)
     info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes,
                  eigensolver_used=report.spectrum.solver)
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
@@ -464,12 +504,14 @@ def train(
     noise: float | None = None, noise_steps: int | None = None,
     monitor_every: int | None = None, curvature_on: bool = True, gtol: float | None = None,
     tol: float | None = None, devices: int | str = 1, curvature: Curvature | None = None,
-    dense_budget: str | int | None = None,
+    dense_budget: str | int | None = None, monitor_blocks: str | None = None,
 ) -> Result:
     """``hesscli train`` (one run): an optax optimizer from the point, curvature watched.
 
     ``options`` are the optimizer's own options (``{"momentum": 0.9}``); ``noise``
-    is the radius of Ge et al.'s sphere noise (None: none). The progress bar,
+    is the radius of Ge et al.'s sphere noise (None: none). ``monitor_blocks``
+    (leaf, a depth or prefixes, as ``analyze --blocks``) logs each diagonal
+    block's λmax. The progress bar,
     the JSONL log, ``--resume`` and ``--compare`` are the command's.
     """
     call = dict(locals())
@@ -494,8 +536,16 @@ def train(
                          noise_steps=noise_steps, seed=seed, batch_size=batch_size,
                          monitor_every=every, steps=steps)
     resolved_options(config.optimizer, config.options)
+    blocks = None
+    if monitor_blocks is not None and curvature_on:
+        from hesscli.spectra.blocks import group_blocks
+
+        try:
+            _, blocks = group_blocks(obj.layout, monitor_blocks)
+        except ValueError as exc:
+            raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
     summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
-                  curvature_on=curvature_on, dense_budget=dense_budget)
+                  curvature_on=curvature_on, dense_budget=dense_budget, blocks=blocks)
     from hesscli.spectra.paths import dense_budget as budget_of
 
     info = _meta(call, backend.parallel, monitor_every=every,

@@ -29,6 +29,16 @@ from hesscli.cli.path_options import path_options
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
               ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
+@click.option("--blocks", "blocks", is_flag=False, flag_value="leaf", default=None,
+              metavar="[leaf|DEPTH|PREFIX,...]",
+              help="Per parameter group: the diagonal Hessian block's λmin, λmax, trace, share "
+              "of the trace and coupling to the rest, sharpest first. Groups: one per pytree "
+              "leaf (default), leaves grouped by the first DEPTH path components, or by "
+              "comma-separated prefixes such as layer1,layer2.")
+@click.option("--null-space", "null_space", is_flag=True,
+              help="The dimension of the zero eigenspace (exact when dense, an SLQ estimate "
+              "with an error bar matrix-free) and where it lives: dead units, unused inputs, "
+              "shift and scale symmetries.")
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -50,6 +60,9 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
       hesscli analyze mlp -p width=2048 --ends max   # λmax only: pays for one end
+      hesscli analyze mlp --blocks                  # which layer is sharpest
+      hesscli analyze mlp --blocks 1                # grouped: hidden, head
+      hesscli analyze mlp --null-space              # zero eigenvalues and their causes
     """
     from hesscli import api
     from hesscli.cli.context import App
@@ -80,7 +93,18 @@ def command(**_options: Any) -> None:
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []
-    pending = app.report(res, lambda console: render_analysis(result, console, rows=rows))
+    def show(console: Any) -> None:
+        render_analysis(result, console, rows=rows)
+        if "blocks" in res.parts:
+            from hesscli.render.structure_view import render_blocks
+
+            render_blocks(res.parts["blocks"], console)
+        if "null_space" in res.parts:
+            from hesscli.render.structure_view import render_null_space
+
+            render_null_space(res.parts["null_space"], console)
+
+    pending = app.report(res, show)
     if result.verification is not None and result.verification.passed is False:
         from hesscli.errors import CheckFailed
 

@@ -67,6 +67,7 @@ class TrainOptions:
     fail_on: str | None
     expects: tuple[str, ...] = ()
     dense_budget: str | None = None
+    monitor_blocks: str | None = None
 
 
 def _value(text: str) -> Any:
@@ -411,10 +412,19 @@ class Runner:
                     end["variant"] = variant
                 self.log.write(end)
 
+        blocks = None
+        if o.monitor_blocks is not None and o.curvature_on:
+            from hesscli.spectra.blocks import group_blocks
+
+            try:
+                _, blocks = group_blocks(obj.layout, o.monitor_blocks)
+            except ValueError as exc:
+                raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
         return run(obj, self.curvature, config, label=label, minibatch=self.minibatch,
                    gtol=o.gtol, tol=o.tol, curvature_on=o.curvature_on,
                    resume_state=resume_state, history=history, callback=callback,
-                   started=started, trained=trained, dense_budget=o.dense_budget)
+                   started=started, trained=trained, dense_budget=o.dense_budget,
+                   blocks=blocks)
 
 
 def finish(summaries: list[Any], o: TrainOptions, obj: Any, meta: dict[str, Any]) -> None:

@@ -92,3 +92,50 @@ def test_no_file_refers_to_documents_outside_the_repository():
         except UnicodeDecodeError:
             continue
     assert not offenders, offenders
+
+
+def readme_table() -> dict[str, dict[str, bool]]:
+    """The README's options table: {command: {column: ticked}}."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- options -->\n(.*?)<!-- /options -->", text, re.S)
+    assert block, "README.md has no options table (<!-- options --> ... <!-- /options -->)"
+    lines = [line for line in block.group(1).splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")][1:]
+    table = {}
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        table[cells[0].strip("`")] = {h: c == "✓" for h, c in zip(header, cells[1:],
+                                                                  strict=True)}
+    return table
+
+
+def help_options(text: str) -> set[str]:
+    """The option names a --help text lists in its Options section."""
+    section = text.split("\nOptions:\n", 1)[1]
+    names = set()
+    for line in section.splitlines():
+        m = re.match(r"\s{2}(-\S.*?)(\s{2,}|$)", line)
+        if m:
+            names |= set(re.findall(r"--?[A-Za-z][\w-]*", m.group(1)))
+    return names
+
+
+def test_readme_options_table_is_current():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert reference.readme_with_options(text) == text, "run 'make docs'"
+
+
+def test_every_command_accepts_the_options_the_readme_says(hess):
+    """Read from each command's --help, independently of how the table was made."""
+    table = readme_table()
+    from hesscli.cli import COMMANDS
+
+    assert set(table) == set(COMMANDS)
+    for command, row in table.items():
+        shown = help_options(hess(command, "--help").stdout)
+        for column, ticked in row.items():
+            present = [o in shown for o in reference.OPTION_GROUPS[column]]
+            if ticked:
+                assert all(present), (command, column, shown)
+            else:
+                assert not all(present), (command, column)

@@ -1,7 +1,7 @@
-"""The README's tour cannot go stale: every tour command is run and its output compared.
+"""The tour cannot go stale: every tour command is run and its output compared.
 
-The tour blocks are README.md's (``<!-- tour: CMD -->`` + a console block, see
-``tools/tour.py``); while README.md has none, docs/tour.md's. Commands run
+The tour blocks are docs/tour.md's (``<!-- tour: CMD -->`` + a console block, see
+``tools/tour.py``), or README.md's if it holds any. Commands run
 in-process at 80 columns without color, as ``make docs`` runs them, in a
 temporary directory (so ``--plot docs/...`` does not touch the repository).
 Outputs are compared modulo timings, versions and temporary paths.

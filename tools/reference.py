@@ -212,6 +212,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
     "`--devices` ¹": ("--devices", "--coordinator", "--num-processes", "--process-id"),
     "path ²": ("--dense", "--matrix-free", "--k", "--eigensolver", "--rtol", "--max-steps",
                "--chunk-size"),
+    "`--dense-budget`": ("--dense-budget",),
     "`--fd-accuracy`": ("--fd-accuracy",),
     "`--lr`": ("--lr",),
     "`--plot`": ("--plot",),

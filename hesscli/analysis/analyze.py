@@ -68,7 +68,7 @@ class Analysis:
     inertia: Inertia
     definiteness: str
     critical: bool
-    classification: str
+    classification: str | None  # None: the curvature is not the Hessian (see ``curvature``)
     condition_number: float | None
     step: StepPrediction | None
     stability: Stability
@@ -78,6 +78,7 @@ class Analysis:
     nonsmooth: NonSmooth | None = None
     fd: FDInfo | None = None
     verification: Verification | None = None
+    curvature: str = "hessian"  # "hessian" | "ggn" | "fisher" | "empirical-fisher"
 
     @property
     def eigenvalues(self) -> np.ndarray:
@@ -106,7 +107,14 @@ def analyze(
     beyond their error model) the point is not smooth: the classification is
     ``degenerate`` (never a confident verdict) unless the gradient exceeds
     ``gtol`` by more than the kink's slope jump can explain (``not_critical``).
+
+    A backend whose ``kind`` is not the Hessian (Gauss–Newton, Fisher: positive
+    semidefinite by construction) yields its spectrum, definiteness,
+    conditioning, stability and step model, but no classification (None) and
+    no escape direction: minimum-versus-saddle is a statement about the
+    Hessian, and a PSD matrix cannot show a saddle.
     """
+    kind_used = str(getattr(curvature, "kind", "hessian"))
     x = objective.x
     layout = objective.layout
     value = curvature.value(x)
@@ -146,7 +154,7 @@ def analyze(
         step = predict_step(lr, grad, hg, value, after)
 
     escape = None
-    if spectrum.lambda_min < -tol_used:
+    if spectrum.lambda_min < -tol_used and kind_used == "hessian":
         v = spectrum.vec_min
         plus = curvature.value(x + escape_distance * v)
         minus = curvature.value(x - escape_distance * v)
@@ -168,7 +176,7 @@ def analyze(
         inertia=inertia(lam, tol_used),
         definiteness=definiteness(lam, tol_used, spectrum.complete),
         critical=critical,
-        classification=kind,
+        classification=kind if kind_used == "hessian" else None,
         condition_number=condition_number(lam, tol_used) if spectrum.complete else (
             condition_number(lam, tol_used)
             if float(lam.min()) > tol_used or float(lam.max()) < -tol_used
@@ -177,11 +185,28 @@ def analyze(
         step=step,
         stability=stability(lr, spectrum.lambda_max),
         escape=escape,
-        notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used),
+        notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used)
+        + curvature_notes(curvature, kind_used),
         smooth=(nonsmooth is None) if curvature.method == "fd" else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
+        curvature=kind_used,
+    )
+
+
+def curvature_notes(curvature: Curvature, kind: str) -> tuple[str, ...]:
+    """What a curvature other than the Hessian can and cannot say."""
+    if kind == "hessian":
+        return ()
+    from hesscli.curvature.ggn import PSD_REASON, TITLES
+
+    title = TITLES.get(kind, kind)
+    return tuple(getattr(curvature, "notes", ())) + (
+        f"{PSD_REASON.get(kind, title + ' is not the Hessian')}, so it cannot show a saddle: "
+        "no classification (minimum, saddle) and no escape direction are reported from it; "
+        "run with --curvature hessian for those",
+        f"the step model uses gᵀMg with M the {title} (a Gauss–Newton-type quadratic model)",
     )
 
 

@@ -57,6 +57,14 @@ class SpectrumReport:
     trace_exact: float | None
     histogram: Histogram
     notes: tuple[str, ...] = field(default_factory=tuple)
+    curvature: str = "hessian"  # the matrix: hessian, ggn, fisher, empirical-fisher, residual
+
+    @property
+    def title(self) -> str:
+        """The matrix's name for people ("Hessian", "GGN", "Hessian − GGN", ...)."""
+        from hesscli.curvature.ggn import TITLES
+
+        return TITLES.get(self.curvature, self.curvature)
 
 
 def histogram(values: np.ndarray, weights: np.ndarray | None, bins: int = BINS) -> Histogram:
@@ -81,6 +89,8 @@ def spectrum_report(
 ) -> SpectrumReport:
     """Compute what ``hesscli spectrum`` reports (see module docstring)."""
     x = obj.x
+    if getattr(curvature, "kind", "hessian") != "hessian":  # how the GGN/Fisher was computed
+        notes = notes + tuple(getattr(curvature, "notes", ()))
     ex = dens = tr = None
     trace_exact = None
     if path == "dense":
@@ -113,4 +123,5 @@ def spectrum_report(
         path_reason=path_reason, dense_bytes=dense_bytes, spectrum=sp, tolerance=tol,
         inertia=inertia(lam, tol), extremes=ex, density=dens, trace=tr,
         trace_exact=trace_exact, histogram=hist, notes=notes + sp.notes,
+        curvature=str(getattr(curvature, "kind", "hessian")),
     )

@@ -7,7 +7,12 @@ from pathlib import Path
 import click
 
 from hesscli.cli.fd_options import fd_accuracy_option, verify_option
-from hesscli.cli.options import devices_options, expect_option, objective_options
+from hesscli.cli.options import (
+    curvature_option,
+    devices_options,
+    expect_option,
+    objective_options,
+)
 from hesscli.cli.path_options import path_options
 
 
@@ -26,6 +31,7 @@ from hesscli.cli.path_options import path_options
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+@curvature_option()
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -37,6 +43,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
+    curvature_kind: str = "hessian",
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -53,6 +60,7 @@ def command(
       hesscli analyze mlp --devices all             # data sharded over every device
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
+      hesscli analyze classifier --curvature ggn      # Gauss–Newton: PSD by construction
     """
     from hesscli.analysis.analyze import analyze
     from hesscli.cli.session import (
@@ -69,8 +77,10 @@ def command(
         spectrum_for,
         start,
     )
+    from hesscli.curvature.ggn import single_kind
     from hesscli.errors import InputError
 
+    kind = single_kind(curvature_kind)
     positive("--lr", lr)
     positive("--escape-step", escape_step)
     nonnegative("--gtol", gtol)
@@ -78,7 +88,7 @@ def command(
     per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
-    curvature, notes = curvature_for(obj, method, fd_accuracy, devices=per_process)
+    curvature, notes = curvature_for(obj, method, fd_accuracy, devices=per_process, kind=kind)
     parallel = parallel_of(curvature)
     spectrum, _, path_notes = spectrum_for(
         obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver, rtol=rtol,
@@ -110,7 +120,8 @@ def command(
         meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
              params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
              verify=verify, devices=devices, path=path or "auto", k=k,
-             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size),
+             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
+             curvature=kind),
         with_direction=obj.n <= 1000,
         extra={"devices": parallel.devices, "processes": parallel.processes},
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import curvature_option, objective_options
 
 PLANE_CHOICES = ("grad", "max", "min")
 
@@ -41,10 +41,11 @@ def parse_plane(value: str | None) -> tuple[str, str] | None:
               help="Evaluations per side of the plane's grid.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the slices and the contour to FILE (.png or .svg).")
+@curvature_option()
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, lr: float, radius: float | None, plane: str | None, points: int,
-    grid_size: int, plot: Path | None,
+    grid_size: int, plot: Path | None, curvature_kind: str = "hessian",
 ) -> None:
     """The objective along the gradient and the eigenvectors of λmax and λmin around
     a point (1-D slices), and on the plane of two of them, with the quadratic model
@@ -56,11 +57,14 @@ def command(
       hesscli landscape saddle --at zeros
       hesscli landscape rosenbrock --at 1,1 --plane max,min --plot valley.png
       hesscli landscape mlp --format json
+      hesscli landscape classifier --curvature ggn   # the Gauss–Newton quadratic model
     """
     from hesscli.analysis.landscape import landscape
     from hesscli.cli.session import curvature_for, load, meta, positive, spectrum_for
+    from hesscli.curvature.ggn import single_kind
     from hesscli.errors import InputError
 
+    kind = single_kind(curvature_kind)
     positive("--lr", lr)
     if radius is not None:
         positive("--radius", radius)
@@ -73,7 +77,7 @@ def command(
         check_plot_path(plot)
         pyplot()  # fail early when matplotlib is missing
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    curvature, notes = curvature_for(obj, method)
+    curvature, notes = curvature_for(obj, method, kind=kind)
     # the dense path (None: analyze forms H) or, when H would not fit, the matrix-free
     # extremes: the slices need only λmax, λmin and their eigenvectors
     spectrum, _, path_notes = spectrum_for(obj, curvature, k=1, seed=seed)
@@ -86,7 +90,7 @@ def command(
         dump(landscape_document(
             result,
             meta(seed, dtype, method=method, lr=lr, radius=radius, plane=plane, points=points,
-                 grid=grid_size, at=at, params=list(params)),
+                 grid=grid_size, at=at, params=list(params), curvature=kind),
             with_direction=obj.n <= 1000,
         ))
     else:

@@ -94,6 +94,20 @@ def parallel_of(curvature: Any) -> Parallel:
 
 
 def curvature_for(
+    obj: Objective, method: str, accuracy: str = "normal", *, devices: int | None = 1,
+    kind: str = "hessian",
+) -> tuple[Any, tuple[str, ...]]:
+    """The backend (see :func:`hessian_backend`), or for ``kind`` ggn, fisher or
+    empirical-fisher (``--curvature``) that matrix's operator on top of it."""
+    curvature, notes = hessian_backend(obj, method, accuracy, devices=devices)
+    if kind == "hessian":
+        return curvature, notes
+    from hesscli.curvature.ggn import operator_curvature
+
+    return operator_curvature(obj, curvature, kind), notes
+
+
+def hessian_backend(
     obj: Objective, method: str, accuracy: str = "normal", *, devices: int | None = 1
 ) -> tuple[Any, tuple[str, ...]]:
     """The backend that ``--method``, ``--devices`` and the objective call for, with notes.

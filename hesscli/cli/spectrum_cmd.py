@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from hesscli.cli.options import devices_options, expect_option, objective_options
+from hesscli.cli.options import (
+    curvature_option,
+    devices_options,
+    expect_option,
+    objective_options,
+)
 from hesscli.cli.path_options import path_options
 
 
@@ -29,6 +34,7 @@ from hesscli.cli.path_options import path_options
               help="Bins of the terminal histogram.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a figure of the spectrum (PNG or SVG by suffix; needs matplotlib).")
+@curvature_option(several=True)
 @expect_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
@@ -36,7 +42,7 @@ def command(
     process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (),
+    expects: tuple[str, ...] = (), curvature_kind: str = "hessian",
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), Hutchinson's trace and, with
@@ -50,6 +56,7 @@ def command(
       hesscli spectrum saddle -p n=10000 --k 1
       hesscli spectrum mlp -p width=2048 --devices all   # data sharded over every device
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
+      hesscli spectrum classifier --curvature hessian,ggn   # side by side, and H − G
     """
     from hesscli.analysis.spectrum_report import spectrum_report
     from hesscli.cli.session import (
@@ -62,8 +69,10 @@ def command(
         primary,
         start,
     )
+    from hesscli.curvature.ggn import operator_curvature, parse_kinds
     from hesscli.spectra.paths import choose_path
 
+    kinds = parse_kinds(curvature_kind)
     if sigma is not None and not sigma > 0:
         from hesscli.errors import InputError
 
@@ -77,17 +86,42 @@ def command(
     obj, chunk_notes = chunked(obj, chunk_size)
     curvature, notes = curvature_for(obj, method, devices=per_process)
     parallel = parallel_of(curvature)
+    backends = {kind: operator_curvature(obj, curvature, kind) for kind in kinds}
     choice = choose_path(obj.n, path or "auto")
     notes = notes + chunk_notes
     if density and choice.path == "dense":
         notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
                          "shows them exactly",)
-    report = spectrum_report(
-        obj, curvature, path=choice.path, path_reason=choice.reason,
+    options = dict(
+        path=choice.path, path_reason=choice.reason,
         dense_bytes=choice.dense_bytes, k=k, seed=seed, solver=eigensolver, rtol=rtol,
         max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, notes=notes,
     )
+    run_meta = meta(
+        seed, dtype, parallel=parallel, method=method, devices=devices, at=at,
+        params=list(params), path=path or "auto", k=k,
+        eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
+        density=density, probes=probes, steps=steps, sigma=sigma,
+        trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
+        curvature=",".join(kinds),
+    )
+    if len(kinds) > 1:
+        from hesscli.analysis.spectrum_compare import compare_spectra
+        from hesscli.expect import expectations
+        from hesscli.render.spectrum_view import comparison_document, render_comparison
+
+        comparison = compare_spectra(obj, backends, **options)
+        if plot is not None and primary():
+            from hesscli.render.plot_spectrum import plot_comparison
+
+            plot_comparison(comparison, plot)
+        doc = comparison_document(comparison, run_meta)
+        pending = expectations(expects, doc)
+        emit(doc, fmt, lambda console: render_comparison(comparison, console, plot))
+        pending.enforce()
+        return
+    report = spectrum_report(obj, backends[kinds[0]], **options)
     if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
 
@@ -95,13 +129,7 @@ def command(
     from hesscli.expect import expectations
     from hesscli.render.spectrum_view import spectrum_document
 
-    doc = spectrum_document(report, meta(
-        seed, dtype, parallel=parallel, method=method, devices=devices, at=at,
-        params=list(params), path=path or "auto", k=k,
-        eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-        density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
-    ))
+    doc = spectrum_document(report, run_meta)
     pending = expectations(expects, doc)
     from hesscli.render.spectrum_view import render_spectrum
 

@@ -43,9 +43,13 @@ from hesscli.cli.options import devices_options, expect_option, objective_option
               "(noise keeps ‖∇f‖ from vanishing, so the final verdict can't be a minimum).")
 @click.option("--monitor-every", type=int, default=None,
               help="Log value, gradient norm and curvature every N steps [default: steps/100].")
-@click.option("--curvature/--no-curvature", "curvature_on", default=True, show_default=True,
-              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian up to "
-              "n = 2000, Lanczos above).")
+@click.option("--curvature", "curvature_kind", is_flag=False, flag_value="hessian",
+              default="hessian", show_default=True, metavar="[KIND]",
+              help="Monitor λmin, λmax, lr·λmax and the step model of this matrix (dense up "
+              "to n = 2000, Lanczos above): hessian, or for a file with model, output_loss "
+              "and data: ggn, fisher, empirical-fisher. The final verdict is the Hessian's.")
+@click.option("--no-curvature", "no_curvature", is_flag=True,
+              help="Monitor no curvature at all (value and gradient norm only).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
               "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1), as analyze).")
@@ -90,6 +94,7 @@ def command(**kw: Any) -> None:
       hesscli train mlp --optimizer momentum --lr 0.05 --batch-size 32 --monitor-every 50
       hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
       hesscli train mlp --batch-size 32 --devices all   # data sharded over every device
+      hesscli train classifier --monitor-every 50 --curvature ggn
     """
     from hesscli.cli.train_run import run_command
 

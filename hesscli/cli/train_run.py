@@ -138,8 +138,11 @@ def check_expect_keys(items: tuple[str, ...]) -> None:
 
 def run_command(kw: dict[str, Any]) -> None:
     from hesscli.cli.session import curvature_for, load, meta, parallel_of, start
+    from hesscli.curvature.ggn import single_kind
     from hesscli.training.loop import TrainConfig, minibatch_for
 
+    kw["curvature_on"] = not kw.pop("no_curvature", False)
+    kind = kw["curvature_kind"] = single_kind(kw.get("curvature_kind") or "hessian")
     check_inputs(kw)
     if kw.get("expects") and not kw["compare"]:
         check_expect_keys(kw["expects"])
@@ -159,6 +162,11 @@ def run_command(kw: dict[str, Any]) -> None:
                          "write the objective with jax.numpy")
     curvature, _ = curvature_for(obj, "exact", devices=per_process)
     parallel = parallel_of(curvature)
+    monitored = curvature
+    if kind != "hessian" and kw["curvature_on"]:
+        from hesscli.curvature.ggn import operator_curvature
+
+        monitored = operator_curvature(obj, curvature, kind)
     minibatch = minibatch_for(obj, kw["batch_size"]) if kw["batch_size"] else None
     steps = kw["steps"]
     if kw["epochs"] is not None:
@@ -201,7 +209,7 @@ def run_command(kw: dict[str, Any]) -> None:
              "dtype": dtype}
     if resume is not None:
         check_resume(resume, start, configs[0][1])
-    runner = Runner(obj, curvature, minibatch, kw, start, fmt)
+    runner = Runner(obj, monitored, minibatch, kw, start, fmt)
     summaries = runner.run_all(configs, resume)
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()
                if k not in ("fmt", "seed", "dtype") and not isinstance(v, tuple)}
@@ -326,7 +334,9 @@ class Runner:
             self.log.write(end)
         analysis = None  # --no-curvature: no Hessian work at all, so no final verdict
         if kw["curvature_on"]:
-            analysis = final_analysis(obj, self.curvature, result.x, config.lr,
+            # the verdict at the end is the Hessian's whatever curvature was monitored
+            final = getattr(self.curvature, "base", self.curvature)
+            analysis = final_analysis(obj, final, result.x, config.lr,
                                       gtol=kw["gtol"], tol=kw["tol"])
         names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
         return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,

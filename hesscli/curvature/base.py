@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,6 +44,22 @@ class DenseHessian:
     error: float = 0.0
     evaluations: int = 0
     kinks: Kinks | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class OperatorAt:
+    """``x -> (v -> M(x) v)``: a curvature matrix linearized once per point.
+
+    ``fn(x)`` does the work that depends only on the point (a forward pass and
+    its linearization) and returns the matvec, which reuses it; traceable, so
+    the eigensolvers call it once inside their compiled loop and then apply
+    the matvec at every step. Compared by identity (a cache key).
+    """
+
+    fn: Callable[[Any], Callable[[Any], Any]]
+
+    def __call__(self, x: Any) -> Callable[[Any], Any]:
+        return self.fn(x)
 
 
 class Curvature(Protocol):

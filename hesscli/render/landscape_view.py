@@ -181,14 +181,14 @@ def headline(ls: Landscape) -> str:
         return (f"Local minimum: f rises along every slice, ½λt² near x: for the same step "
                 f"{num(ls.lambda_max / ls.lambda_min)}× faster along λmax's eigenvector than "
                 "along λmin's (the condition number).")
-    return (f"{a.classification.replace('_', ' ').capitalize()}: compare f (*) with its "
+    return (f"{ls.verdict.capitalize()}: compare f (*) with its "
             "quadratic model (·) along each slice.")
 
 
 def render_landscape(ls: Landscape, console: Console) -> None:
     """Everything in 80 columns: headline, one plot per slice, the plane maps."""
     console.print(Text(
-        f"{ls.objective}: {ls.classification.replace('_', ' ')} "
+        f"{ls.objective}: {ls.verdict} "
         f"(n = {ls.n}, method {ls.method}, {ls.dtype})", style="bold"))
     console.print(Text(
         f"f(x) = {num(ls.value)}, ‖∇f‖ = {num(ls.gradient_norm)}, "
@@ -250,7 +250,7 @@ def landscape_document(ls: Landscape, meta: dict[str, Any], with_direction: bool
         "schema": "hesscli.landscape/1",
         "objective": ls.objective, "n": ls.n, "method": ls.method, "dtype": ls.dtype,
         "value": ls.value, "gradient_norm": ls.gradient_norm,
-        "classification": ls.classification,
+        "classification": ls.classification, "curvature": ls.curvature,
         "lambda_min": ls.lambda_min, "lambda_max": ls.lambda_max,
         "radius": ls.radius, "radius_reason": ls.radius_reason,
         "slices": slices, "step": ls.step, "grid": grid, "notes": list(ls.notes),

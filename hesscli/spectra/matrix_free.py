@@ -84,7 +84,13 @@ def spectrum_function(
 
 
 def linearizable(curvature: Any) -> Any:
-    """The flat objective when its gradient can be linearized (forward mode), else None."""
+    """What the eigensolvers linearize once per point: the backend's
+    :class:`~hesscli.curvature.base.OperatorAt` (curvatures other than the
+    Hessian), else the flat objective when its gradient can be linearized
+    (forward mode), else None."""
+    operator = getattr(curvature, "operator_at", None)
+    if operator is not None:
+        return operator
     if getattr(curvature, "hvp_mode", "") == "forward-over-reverse":
         return getattr(curvature, "f", None)
     return None

@@ -342,6 +342,13 @@ def train(
     the monitored eigenvalues are the matrix-free extremes (Lanczos).
     """
     notes: list[str] = []
+    kind = getattr(curvature, "kind", "hessian")
+    if curvature_on and kind != "hessian":
+        from hesscli.curvature.ggn import TITLES
+
+        notes.append(f"curvature monitored: the {TITLES.get(kind, kind)} (λmin, λmax, "
+                     "lr·λmax and the step model's error are its own); the final verdict "
+                     "is the Hessian's")
     if curvature_on and obj.n > dense_limit:
         notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=dense_limit))
     tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr)

@@ -103,6 +103,10 @@ def command(
                      spectrum=spectrum, notes=notes + chunk_notes + path_notes,
                      verification=verification, fd_why=fd_reason(obj, method))
     if save_escape is not None:
+        if result.escape is None and kind != "hessian":
+            raise InputError(f"--save-escape {save_escape}: escape directions come from the "
+                             f"Hessian, and --curvature {kind} is positive semidefinite; "
+                             "drop --curvature")
         if result.escape is None:
             raise InputError(
                 f"--save-escape {save_escape}: there is no escape direction here "

@@ -51,16 +51,19 @@ def plot_comparison(c: Comparison, path: Path) -> None:
         a, b = c.difference_of
         reports.append((f"{TITLES.get(a, a)} − {TITLES.get(b, b)}", c.difference, "--"))
     log_axis = False
+    complete = [r.spectrum.eigenvalues for _, r, _ in reports if r.spectrum.complete]
+    if complete:  # one set of bins for every matrix, so the bars compare
+        lo = min(float(lam.min()) for lam in complete)
+        hi = max(float(lam.max()) for lam in complete)
+        pad = max(hi - lo, 1e-12) * 0.02
+        edges = np.linspace(lo - pad, hi + pad, 41)
     for i, (label, r, style) in enumerate(reports):
         if r.density is not None:
             d = r.density
             ax.plot(d.grid, np.maximum(d.density, 1e-12), style, color=f"C{i}", label=label)
             log_axis = True
         elif r.spectrum.complete:
-            lam = r.spectrum.eigenvalues
-            lo, hi = float(lam.min()), float(lam.max())
-            pad = max(hi - lo, 1e-12) * 0.02
-            counts, edges = np.histogram(lam, bins=40, range=(lo - pad, hi + pad))
+            counts, _ = np.histogram(r.spectrum.eigenvalues, bins=edges)
             ax.stairs(counts, edges, linestyle=style, color=f"C{i}", label=label)
         else:
             for j, value in enumerate(r.spectrum.eigenvalues):

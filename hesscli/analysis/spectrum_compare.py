@@ -42,9 +42,8 @@ def difference_description(a: str, b: str) -> str:
 
 def operator_of(curvature: Any, obj: Objective) -> OperatorAt:
     """The backend's matvec linearized once per point (the Hessian's: ∇f linearized)."""
-    op = getattr(curvature, "operator_at", None)
-    if op is not None:
-        return op
+    if isinstance(curvature.linearizable, OperatorAt):
+        return curvature.linearizable
     from hesscli.curvature.ggn import hessian_at
 
     return hessian_at(obj.flat_fn)

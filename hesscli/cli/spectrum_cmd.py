@@ -58,80 +58,33 @@ def command(
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
       hesscli spectrum classifier --curvature hessian,ggn   # side by side, and H − G
     """
-    from hesscli.analysis.spectrum_report import spectrum_report
-    from hesscli.cli.session import (
-        chunked,
-        curvature_for,
-        emit,
-        load,
-        meta,
-        parallel_of,
-        primary,
-        start,
-    )
-    from hesscli.curvature.ggn import operator_curvature, parse_kinds
-    from hesscli.spectra.paths import choose_path
+    from hesscli import api
+    from hesscli.analysis.spectrum_compare import Comparison
+    from hesscli.cli.session import emit, primary, start
 
-    kinds = parse_kinds(curvature_kind)
-    if sigma is not None and not sigma > 0:
-        from hesscli.errors import InputError
-
-        raise InputError(f"--sigma must be positive; got {sigma}")
     if plot is not None:
         from hesscli.render.plotting import check_plot_path
 
         check_plot_path(plot)
-    per_process = start(devices, coordinator, num_processes, process_id)
-    obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    obj, chunk_notes = chunked(obj, chunk_size)
-    curvature, notes = curvature_for(obj, method, devices=per_process)
-    parallel = parallel_of(curvature)
-    backends = {kind: operator_curvature(obj, curvature, kind) for kind in kinds}
-    choice = choose_path(obj.n, path or "auto")
-    notes = notes + chunk_notes
-    if density and choice.path == "dense":
-        notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
-                         "shows them exactly",)
-    options = dict(
-        path=choice.path, path_reason=choice.reason,
-        dense_bytes=choice.dense_bytes, k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, notes=notes,
-    )
-    run_meta = meta(
-        seed, dtype, parallel=parallel, method=method, devices=devices, at=at,
-        params=list(params), path=path or "auto", k=k,
-        eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-        density=density, probes=probes, steps=steps, sigma=sigma,
+    start(devices, coordinator, num_processes, process_id)
+    res = api.spectrum(
+        objective, at, params=params, method=method, dtype=dtype, seed=seed, devices=devices,
+        path=path, k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
+        chunk_size=chunk_size, density=density, probes=probes, steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
-        curvature=",".join(kinds),
+        curvature_kind=curvature_kind,
     )
-    if len(kinds) > 1:
-        from hesscli.analysis.spectrum_compare import compare_spectra
-        from hesscli.expect import expectations
-        from hesscli.render.spectrum_view import comparison_document, render_comparison
-
-        comparison = compare_spectra(obj, backends, **options)
-        if plot is not None and primary():
-            from hesscli.render.plot_spectrum import plot_comparison
-
-            plot_comparison(comparison, plot)
-        doc = comparison_document(comparison, run_meta)
-        pending = expectations(expects, doc)
-        emit(doc, fmt, lambda console: render_comparison(comparison, console, plot))
-        pending.enforce()
-        return
-    report = spectrum_report(obj, backends[kinds[0]], **options)
+    report = res.value
     if plot is not None and primary():  # only process 0 writes files
-        from hesscli.render.plot_spectrum import plot_spectrum
+        from hesscli.render.plot_spectrum import plot_comparison, plot_spectrum
 
-        plot_spectrum(report, plot)
+        (plot_comparison if isinstance(report, Comparison) else plot_spectrum)(report, plot)
     from hesscli.expect import expectations
-    from hesscli.render.spectrum_view import spectrum_document
 
-    doc = spectrum_document(report, run_meta)
+    doc = res.document()
     pending = expectations(expects, doc)
-    from hesscli.render.spectrum_view import render_spectrum
+    from hesscli.render.spectrum_view import render_comparison, render_spectrum
 
-    emit(doc, fmt, lambda console: render_spectrum(report, console, plot))
+    render = render_comparison if isinstance(report, Comparison) else render_spectrum
+    emit(doc, fmt, lambda console: render(report, console, plot))
     pending.enforce()

@@ -30,20 +30,22 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.base import DenseHessian, OperatorAt, symmetrize
+from hesscli.curvature.base import Curvature, DenseHessian, OperatorAt, symmetrize
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
 from hesscli.objective.files import ModelSplit
+from hesscli.vocab import CurvatureKind, Method
 
-KINDS = ("hessian", "ggn", "fisher", "empirical-fisher")
+KINDS = (CurvatureKind.HESSIAN, CurvatureKind.GGN, CurvatureKind.FISHER,
+         CurvatureKind.EMPIRICAL_FISHER)  # what --curvature accepts
 TITLES = {
-    "hessian": "Hessian",
-    "ggn": "GGN",
-    "fisher": "Fisher",
-    "empirical-fisher": "empirical Fisher",
-    "residual": "Hessian − GGN",
-    "difference": "difference",
+    CurvatureKind.HESSIAN: "Hessian",
+    CurvatureKind.GGN: "GGN",
+    CurvatureKind.FISHER: "Fisher",
+    CurvatureKind.EMPIRICAL_FISHER: "empirical Fisher",
+    CurvatureKind.RESIDUAL: "Hessian − GGN",
+    CurvatureKind.DIFFERENCE: "difference",
 }
 PSD_REASON = {
     "ggn": "the GGN JᵀH_ℓJ is positive semidefinite by construction (for a loss convex in "
@@ -97,27 +99,29 @@ def residual_at(hessian: OperatorAt, ggn: OperatorAt) -> OperatorAt:
     return OperatorAt(at)
 
 
-class OperatorCurvature:
+class OperatorCurvature(Curvature):
     """A curvature matrix given as an :class:`OperatorAt`, behind the backend interface.
 
     ``hvp``/``hvp_fn``/``hessian`` are the *operator's* matvec and dense
-    matrix; everything else (value, gradient, minibatch gradients, the
-    objective) is the base backend's, so training and step predictions keep
-    working on the same objective. ``kind`` names the matrix (``ggn``,
-    ``fisher``, ``empirical-fisher``, ``residual``); ``notes`` say how it was
-    computed.
+    matrix, and ``linearizable`` is the operator itself (the eigensolvers
+    linearize it once per point); value and gradient (and anything else the
+    base backend offers, such as its compiled gradient) are the base backend's,
+    so training and step predictions keep working on the same objective.
+    ``kind`` names the matrix (``ggn``, ``fisher``, ``empirical-fisher``,
+    ``residual``, ``difference``); ``notes`` say how it was computed.
     """
 
-    method = "exact"
-
-    def __init__(self, base: Any, kind: str, operator_at: OperatorAt,
+    def __init__(self, base: Curvature, kind: str, operator_at: OperatorAt,
                  notes: tuple[str, ...] = ()) -> None:
         jax = jax_module()
         self.base = base
+        self.method = base.method
         self.kind = kind
         self.n = base.n
         self.dtype = base.dtype
+        self.parallel = base.parallel
         self.operator_at = operator_at
+        self.linearizable = operator_at
         self.notes = notes
         self.hvp_mode = f"{kind} operator (linearized once per point)"
         self.hvp_fn = jax.jit(lambda x, v: operator_at(x)(v))
@@ -125,10 +129,19 @@ class OperatorCurvature:
         self._hessian_fn: Any = None
 
     def __getattr__(self, name: str) -> Any:
-        # value, gradient, value_and_gradient, batch_value_and_gradient, objective, ...
+        # what only the base backend has (its objective, compiled gradient, ...)
         if name == "base":
             raise AttributeError(name)
         return getattr(self.base, name)
+
+    def value(self, x: np.ndarray) -> float:
+        return self.base.value(x)
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        return self.base.gradient(x)
+
+    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.base.value_and_gradient(x)
 
     def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``M(x) v`` as float64 NumPy."""
@@ -186,13 +199,13 @@ def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
         return base
     if kind not in (*KINDS, "residual"):  # "difference" is built by the comparison itself
         raise InputError(f"unknown curvature {kind!r}; choose from {', '.join(KINDS)}")
-    if getattr(base, "method", "") != "exact" or not obj.traceable:
+    if base.method != Method.EXACT or not obj.traceable:
         why = obj.why_untraceable or "--method fd"
         raise InputError(
             f"--curvature {kind} needs exact JAX derivatives of the model, but {why}; "
             "use --method exact (or auto) with a JAX model"
         )
-    if getattr(getattr(base, "parallel", None), "sharded", False):
+    if base.parallel.sharded:
         raise InputError(f"--curvature {kind} runs on one device; use --devices 1")
     split = require_split(obj, kind)
     if kind in ("ggn", "residual"):
@@ -221,12 +234,14 @@ def parse_kinds(text: str) -> tuple[str, ...]:
     """``"hessian,ggn"`` -> ("hessian", "ggn"); unknown or repeated names are input errors."""
     from hesscli.errors import closest
 
-    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    kinds = tuple(CurvatureKind(k.strip()) if k.strip() in KINDS else k.strip()
+                  for k in text.split(",") if k.strip())
     if not kinds:
         raise InputError(f"--curvature {text!r}: name one of {', '.join(KINDS)}")
     for kind in kinds:
         if kind not in KINDS:
-            raise InputError(f"--curvature: unknown curvature {kind!r}{closest(kind, KINDS)}; "
+            hint = closest(kind, [str(k) for k in KINDS])
+            raise InputError(f"--curvature: unknown curvature {kind!r}{hint}; "
                              f"choose from {', '.join(KINDS)}")
     if len(set(kinds)) != len(kinds):
         raise InputError(f"--curvature {text!r}: each curvature at most once")

@@ -139,3 +139,19 @@ def test_split_that_disagrees_with_objective_exits_3(hess, write):
     res = hess("analyze", str(path))
     assert res.exit_code == 3, res.output
     assert "objective(params) = 27" in res.stderr and "= 9" in res.stderr
+
+
+def strip_argv(doc):
+    doc = dict(doc)
+    doc["meta"] = {k: v for k, v in doc["meta"].items() if k != "argv"}
+    return doc
+
+
+@pytest.mark.parametrize("kinds", ["ggn", "hessian,ggn"])
+def test_the_api_document_is_the_cli_document(hess, kinds):
+    import hesscli
+
+    cli = hess("spectrum", *SMALL, "--curvature", kinds, "--format", "json")
+    assert cli.exit_code == 0, cli.output
+    api = hesscli.spectrum("classifier", params=list(SMALL[2::2]), curvature_kind=kinds)
+    assert strip_argv(api.to_json()) == strip_argv(cli.json())

@@ -40,9 +40,10 @@ BATCH = 10  # matvecs per linearization in the amortized timings
 
 
 def load_mlp(width: int) -> tuple[Any, Any, Any]:
-    from hesscli.cli.session import curvature_for, load
+    from hesscli.api import load
+    from hesscli.curvature.choose import curvature_for
 
-    obj = load("mlp", None, (f"width={width}",), seed=0, dtype="float64", method="auto")
+    obj = load("mlp", None, params=[f"width={width}"], seed=0, dtype="float64", method="auto")
     hessian, _ = curvature_for(obj, "auto")
     ggn, _ = curvature_for(obj, "auto", kind="ggn")
     return obj, hessian, ggn
@@ -169,10 +170,10 @@ def torch_worker(folder: str) -> None:
     grad_s = timeit(grad, repeat=5)
     hvp_s = timeit(hvp, repeat=5)
     ggn_s = timeit(matvec, repeat=5)
-    import curvlinops
+    from importlib.metadata import version
 
     (tmp / "out.json").write_text(json.dumps({
-        "curvlinops": getattr(curvlinops, "__version__", "?"), "torch": torch.__version__,
+        "curvlinops": version("curvlinops-for-pytorch"), "torch": torch.__version__,
         "grad_s": grad_s, "hvp_s": hvp_s, "ggn_s": ggn_s,
         "ggn_over_hvp": ggn_s / hvp_s, "ggn_over_grad": ggn_s / grad_s,
         "matvec_rel_difference_vs_hesscli": rel,

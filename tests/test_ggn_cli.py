@@ -155,3 +155,34 @@ def test_the_api_document_is_the_cli_document(hess, kinds):
     assert cli.exit_code == 0, cli.output
     api = hesscli.spectrum("classifier", params=list(SMALL[2::2]), curvature_kind=kinds)
     assert strip_argv(api.to_json()) == strip_argv(cli.json())
+
+
+LINEAR = """
+import jax.numpy as jnp
+import numpy as np
+
+_rng = np.random.default_rng(3)
+data = (jnp.asarray(_rng.standard_normal((20, 2))), jnp.asarray(_rng.standard_normal(20)))
+x0 = jnp.zeros(2)
+
+
+def model(params, inputs):
+    return inputs @ params
+
+
+def output_loss(outputs, targets):
+    return 0.5 * jnp.mean((outputs - targets) ** 2)
+"""
+
+
+@pytest.mark.parametrize("kind, event", [("hessian", "reached_minimum"), ("ggn", "stalled")])
+def test_train_events_give_no_minimum_verdict_from_the_ggn(hess, write, kind, event):
+    # least squares: GD converges to the minimum; the Hessian says so, the GGN may not
+    path = write("lsq.py", LINEAR)
+    res = hess("train", str(path), "--lr", "0.5", "--steps", "400", "--monitor-every", "50",
+               "--curvature", kind, "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    kinds = [e["kind"] for e in doc["events"]]
+    assert event in kinds and not ({"reached_minimum", "stalled"} - {event}) & set(kinds)
+    assert doc["final_classification"] == "local_minimum"  # the final verdict: Hessian's

@@ -356,7 +356,8 @@ def train(
     choice = choose_path(obj.n, path)
     if curvature_on and choice.path == Path.MATRIX_FREE:
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
-    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr)
+    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr,
+                                      hessian=curvature.kind == "hessian")
     history = list(history or [])
     t0 = time.perf_counter()
     monitor_seconds = 0.0

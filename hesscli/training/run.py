@@ -43,7 +43,8 @@ def run(
     last one (before the final analysis).
     """
     optimizer = optimizer_for(config)
-    tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol)
+    tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol,
+                           hessian=curvature.kind == "hessian")
     state = resume_state(optimizer) if resume_state is not None else None
     history = list(history) if history is not None else None
     for record in history or ():

@@ -186,3 +186,15 @@ def test_train_events_give_no_minimum_verdict_from_the_ggn(hess, write, kind, ev
     kinds = [e["kind"] for e in doc["events"]]
     assert event in kinds and not ({"reached_minimum", "stalled"} - {event}) & set(kinds)
     assert doc["final_classification"] == "local_minimum"  # the final verdict: Hessian's
+
+
+def test_fisher_equals_ggn_for_softmax_cross_entropy_side_by_side(hess):
+    # the categorical likelihood is an exponential family in the logits: F = GGN exactly
+    res = hess("spectrum", *SMALL, "--curvature", "ggn,fisher", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    jsonschema.validate(doc, load_schema("spectrum"))
+    diff = doc["difference"]
+    assert diff["curvature"] == "difference" and diff["of"] == ["ggn", "fisher"]
+    top = doc["curvatures"][0]["lambda_max"]
+    assert max(abs(diff["lambda_min"]), abs(diff["lambda_max"])) <= 1e-12 * top

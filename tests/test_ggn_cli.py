@@ -198,3 +198,36 @@ def test_fisher_equals_ggn_for_softmax_cross_entropy_side_by_side(hess):
     assert diff["curvature"] == "difference" and diff["of"] == ["ggn", "fisher"]
     top = doc["curvatures"][0]["lambda_max"]
     assert max(abs(diff["lambda_min"]), abs(diff["lambda_max"])) <= 1e-12 * top
+
+
+CUSTOM_VJP = """
+import jax
+import jax.numpy as jnp
+
+data = (jnp.arange(6.0).reshape(3, 2), jnp.array([1.0, -1.0, 0.5]))
+x0 = jnp.array([0.3, -0.2])
+
+
+@jax.custom_vjp
+def act(z):
+    return jnp.tanh(z)
+
+
+act.defvjp(lambda z: (jnp.tanh(z), z), lambda z, g: (g * (1 - jnp.tanh(z) ** 2),))
+
+
+def model(params, inputs):
+    return act(inputs @ params)
+
+
+def output_loss(outputs, targets):
+    return jnp.mean((outputs - targets) ** 2)
+"""
+
+
+def test_a_model_forward_mode_cannot_linearize_is_one_clear_error(hess, write):
+    path = write("cvjp.py", CUSTOM_VJP)
+    res = hess("analyze", str(path), "--curvature", "ggn")
+    assert res.exit_code == 2, res.output
+    assert "cannot linearize" in res.stderr and "Traceback" not in res.stderr
+    assert hess("analyze", str(path)).exit_code == 0  # the Hessian: reverse-over-reverse

@@ -151,7 +151,19 @@ def likelihood_of(obj: Objective, split: ModelSplit) -> Likelihood:
         raise ObjectiveError(
             f"{name}: likelihood = {declared!r}; expected one of {', '.join(LIKELIHOODS)}"
         )
-    outputs = np.asarray(split.model(obj.unravel(obj.x), split.inputs), dtype=np.float64)
+    try:
+        raw = split.model(obj.unravel(obj.x), split.inputs)
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's model failed
+        raise ObjectiveError(f"{name}: model(params, inputs) raised "
+                             f"{describe_exception(exc)}") from exc
+    if not hasattr(raw, "shape"):
+        raise InputError(
+            f"--curvature fisher: {name}'s model returns {type(raw).__name__}, not one array "
+            "of outputs; the closed-form Fisher needs one (use --curvature ggn)"
+        )
+    outputs = np.asarray(raw, dtype=np.float64)
     targets = np.asarray(split.targets)
     rtol = split_tolerance(obj.dtype)
 

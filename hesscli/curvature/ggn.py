@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, OperatorAt, symmetrize
-from hesscli.errors import InputError
+from hesscli.errors import HesscliError, InputError, ObjectiveError, closest
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
 from hesscli.objective.files import ModelSplit
@@ -188,6 +188,35 @@ def require_split(obj: Objective, kind: str) -> ModelSplit:
     return split
 
 
+def checked(curvature: OperatorCurvature, obj: Objective) -> OperatorCurvature:
+    """Trace the operator once (``lower``, no compilation) so that a model JAX cannot
+    linearize fails here with one clear line instead of deep inside a solver.
+
+    Forward mode refused (``jax.custom_vjp`` in the model) is an
+    :class:`InputError` (exit 2: choose another curvature); anything else the
+    user's functions raise while traced is an :class:`ObjectiveError` (exit 3).
+    """
+    from hesscli.objective.files import describe_exception
+
+    name = obj.file.path.name
+    try:
+        curvature.hvp_fn.lower(curvature._example, curvature._example)
+    except HesscliError:
+        raise
+    except TypeError as exc:
+        raise InputError(
+            f"--curvature {curvature.kind}: JAX cannot linearize {name}'s model in forward "
+            f"mode ({describe_exception(exc)[:200]}); the GGN and Fisher need jax.linearize "
+            "of the model (a jax.custom_vjp rule blocks it): use --curvature hessian"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - the user's model or loss failed when traced
+        raise ObjectiveError(
+            f"{name}: building the {TITLES.get(curvature.kind, curvature.kind)} matvec raised "
+            f"{describe_exception(exc)}"
+        ) from exc
+    return curvature
+
+
 def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
     """The backend for ``--curvature kind`` on top of the exact backend ``base``.
 
@@ -215,25 +244,25 @@ def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
             "matvec (J never formed)",
         )
         if kind == "residual":
-            return OperatorCurvature(base, kind, residual_at(hessian_at(obj.flat_fn), op), (
-                "Hessian − GGN: the residual Σ(∂ℓ/∂m)·∇²m the GGN drops, matvec H v − G v",))
-        return OperatorCurvature(base, kind, op, notes)
+            return checked(OperatorCurvature(
+                base, kind, residual_at(hessian_at(obj.flat_fn), op),
+                ("Hessian − GGN: the residual Σ(∂ℓ/∂m)·∇²m the GGN drops, matvec H v − G v",),
+            ), obj)
+        return checked(OperatorCurvature(base, kind, op, notes), obj)
     from hesscli.curvature.fisher import empirical_fisher_at, fisher_at, likelihood_of
 
     if kind == "fisher":
         likelihood = likelihood_of(obj, split)
-        return OperatorCurvature(base, kind, fisher_at(split, obj.unravel, likelihood), (
+        return checked(OperatorCurvature(base, kind, fisher_at(split, obj.unravel, likelihood), (
             f"Fisher of the {likelihood.describe()}: Jᵀ F_out J v with the closed-form "
-            "output-space Fisher per sample",))
-    return OperatorCurvature(base, kind, empirical_fisher_at(obj, split), (
+            "output-space Fisher per sample",)), obj)
+    return checked(OperatorCurvature(base, kind, empirical_fisher_at(obj, split), (
         f"empirical Fisher (1/N)Σ gᵢgᵢᵀ over N = {split.samples} per-sample gradients, "
-        "as a matvec (one jvp and one vjp of the per-sample losses)",))
+        "as a matvec (one jvp and one vjp of the per-sample losses)",)), obj)
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
     """``"hessian,ggn"`` -> ("hessian", "ggn"); unknown or repeated names are input errors."""
-    from hesscli.errors import closest
-
     kinds = tuple(CurvatureKind(k.strip()) if k.strip() in KINDS else k.strip()
                   for k in text.split(",") if k.strip())
     if not kinds:

@@ -234,3 +234,12 @@ def test_a_model_forward_mode_cannot_linearize_is_one_clear_error(hess, write):
     assert res.exit_code == 2, res.output
     assert "cannot linearize" in res.stderr and "Traceback" not in res.stderr
     assert hess("analyze", str(path)).exit_code == 0  # the Hessian: reverse-over-reverse
+
+
+def test_expect_reads_the_side_by_side_blocks(hess):
+    ok = hess("spectrum", *SMALL, "--curvature", "hessian,ggn",
+              "--expect", "curvatures[1].inertia.negative=0", "--expect", "difference.lambda_min<0")
+    assert ok.exit_code == 0, ok.output
+    bad = hess("spectrum", *SMALL, "--curvature", "hessian,ggn",
+               "--expect", "difference.lambda_min>0")
+    assert bad.exit_code == 1 and "difference.lambda_min" in bad.stderr

@@ -30,7 +30,8 @@ from hesscli.cli.path_options import path_options
 @click.option("--escape-step", type=float, default=0.1, show_default=True,
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+              help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
+              ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @curvature_option()
 @expect_option
 @fd_accuracy_option
@@ -43,7 +44,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
-    curvature_kind: str = "hessian",
+    dense_budget: str | None = None, curvature_kind: str = "hessian",
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -68,12 +69,17 @@ def command(
     from hesscli.errors import InputError
 
     kind = single_kind(curvature_kind)
+    if save_escape is not None:
+        from hesscli.objective.checkpoints import check_writer
+
+        check_writer(save_escape, "--save-escape")  # its package, before any work
     start(devices, coordinator, num_processes, process_id)
     res = api.analyze(
         objective, at, params=params, method=method, dtype=dtype, seed=seed, lr=lr, gtol=gtol,
         tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy, verify=verify,
         devices=devices, path=path, k=k, eigensolver=eigensolver, rtol=rtol,
-        max_steps=max_steps, chunk_size=chunk_size, curvature_kind=kind,
+        max_steps=max_steps, chunk_size=chunk_size, dense_budget=dense_budget,
+        curvature_kind=kind,
     )
     result, parallel = res.value, res.parallel
     if save_escape is not None:
@@ -89,7 +95,9 @@ def command(
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, res.objective.unravel(result.escape.direction))
+            direction = result.escape.direction
+            write_point(save_escape, res.objective.unravel(direction),
+                        res.objective.params_of(direction))
     from hesscli.expect import expectations
 
     doc = res.document()

@@ -42,7 +42,8 @@ def command(
     process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (), curvature_kind: str = "hessian",
+    expects: tuple[str, ...] = (), dense_budget: str | None = None,
+    curvature_kind: str = "hessian",
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), Hutchinson's trace and, with
@@ -72,7 +73,7 @@ def command(
         path=path, k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
         chunk_size=chunk_size, density=density, probes=probes, steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
-        curvature_kind=curvature_kind,
+        dense_budget=dense_budget, curvature_kind=curvature_kind,
     )
     report = res.value
     if plot is not None and primary():  # only process 0 writes files

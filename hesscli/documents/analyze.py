@@ -49,13 +49,31 @@ def analysis_document(
             "slope_jump": list(ns.slope_jump),
             "gradient_band": ns.gradient_band,
             "disagreement": ns.disagreement,
+            "source": ns.source,
         }
+        if ns.kinks:
+            doc["nonsmooth"]["kinks"] = [
+                {"direction": k.direction, "side": k.side, "kind": k.kind,
+                 "mismatch": k.mismatch, "jump": k.jump, "significance": k.significance,
+                 "top_parameters": [{"name": n, "weight": w} for n, w in k.top_parameters]}
+                for k in ns.kinks
+            ]
+            doc["nonsmooth"]["evaluations"] = ns.evaluations
     if a.fd is not None:
         doc["fd"] = a.fd
     if a.verification is not None:
         doc["verify"] = verification_document(a.verification)
-    if a.spectrum.residuals is not None:
-        doc["residuals"] = a.spectrum.residuals
+    sp = a.spectrum
+    if sp.residuals is not None:
+        doc["residuals"] = sp.residuals
+    # certified half-width per eigenvalue: the residual bound on the matrix-free
+    # path, the spectrum's known error band (0 when exact) on the dense one
+    doc["eigenvalue_errors"] = (sp.eigenvalue_errors if sp.eigenvalue_errors is not None
+                                else [sp.error] * len(sp.eigenvalues))
+    if sp.error_estimates is not None:  # Kato–Temple with the Ritz gap: an estimate
+        doc["eigenvalue_error_estimates"] = sp.error_estimates
+    if sp.converged is not None:
+        doc["converged"] = sp.converged
     if a.step is not None:
         doc["step"] = a.step
     if a.escape is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -22,20 +23,30 @@ LIST_ALL = 12  # list every eigenvalue in a table up to this many
 def headline(r: SpectrumReport) -> str:
     sp = r.spectrum
     where = (
-        f"all {r.n} eigenvalues (dense)" if sp.complete
+        f"all {r.n} eigenvalues ({'dense' if r.path == 'dense' else 'matrix-free'})"
+        if sp.complete
         else f"the {r.extremes.k if r.extremes else '?'} smallest and largest of {r.n} "
         "eigenvalues (matrix-free)"
     )
     text = f"{r.title} spectrum, {where}: λmin = {num(sp.lambda_min)}, λmax = {num(sp.lambda_max)}."
     if r.trace_exact is not None:
         text += f" Trace = {num(r.trace_exact)}."
+        if r.trace is not None:
+            text += f" Estimated: {trace_text(r.trace)}."
     elif r.trace is not None:
-        text += (f" Trace ≈ {num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
-                 f"(Hutchinson, {r.trace.probes} probes).")
+        text += f" Trace ≈ {trace_text(r.trace)}."
+    if r.trace is not None and r.trace.choice:
+        text += f" {r.trace.choice[0].upper()}{r.trace.choice[1:]}."
     if r.density is not None:
         frac = r.density.fraction_below(-r.tolerance)
         text += f" About {num(100 * frac, 3)}% of the eigenvalues are negative (SLQ)."
     return text
+
+
+def trace_text(tr: Any) -> str:
+    """``12.3 ± 0.4 (Hutch++, 30 HVPs)``."""
+    name = {"hutchinson": "Hutchinson", "hutch++": "Hutch++"}.get(tr.estimator, tr.estimator)
+    return f"{num(tr.estimate)} ± {num(tr.standard_error)} ({name}, {tr.hvps} HVPs)"
 
 
 def eigen_table(r: SpectrumReport) -> Table:
@@ -45,7 +56,10 @@ def eigen_table(r: SpectrumReport) -> Table:
     t.add_column("#", justify="right")
     t.add_column("λ", justify="right")
     if sp.residuals is not None:
-        t.add_column("residual ‖Hv−λv‖", justify="right")
+        t.add_column("certified ± (‖Hv−λv‖)", justify="right")
+    if sp.error_estimates is not None:
+        t.add_column("estimated ± (Kato–Temple)", justify="right")
+    if sp.residuals is not None:
         t.add_column("converged")
     lam = sp.eigenvalues
     for i, value in enumerate(lam):
@@ -53,10 +67,12 @@ def eigen_table(r: SpectrumReport) -> Table:
             f"min {i + 1}" if i < lam.size // 2 else f"max {lam.size - i}"
         )
         row = [label, num(float(value), 6)]
+        if sp.residuals is not None:
+            row.append(num(float(sp.residuals[i])))
+        if sp.error_estimates is not None:
+            row.append(num(float(sp.error_estimates[i])))
         if sp.residuals is not None and r.extremes is not None:
-            ok = bool(r.extremes.converged[i])
-            row += [num(float(sp.residuals[i])),
-                    "yes" if ok else "[bold red]NO[/]"]
+            row.append("yes" if bool(r.extremes.converged[i]) else "[bold red]NO[/]")
         t.add_row(*row)
     return t
 
@@ -80,14 +96,18 @@ def numbers_table(r: SpectrumReport) -> Table:
         def hv(v: int | None) -> str:
             return "not converged" if v is None else str(v)
 
-        t.add_row("Lanczos" if ex.solver == "lanczos" else "ARPACK",
+        label = {"lanczos": "Lanczos", "restarted-lanczos": "restarted Lanczos"}.get(
+            ex.solver, "ARPACK")
+        extra = (f"; basis ≤ {ex.basis_rows} vectors, {ex.restarts} restarts"
+                 if ex.solver == "restarted-lanczos" else "")
+        t.add_row(label,
                   f"{ex.hvps} HVPs ({ex.steps} steps); to λmax end {hv(ex.hvps_max)}, "
-                  f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}")
-    if r.trace is not None:
-        t.add_row("trace", f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
-                  f"(Hutchinson, {r.trace.probes} Rademacher probes)")
-    elif r.trace_exact is not None:
+                  f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}{extra}")
+    if r.trace_exact is not None:
         t.add_row("trace", num(r.trace_exact))
+    if r.trace is not None:
+        t.add_row("trace estimate" if r.trace_exact is not None else "trace",
+                  trace_text(r.trace))
     d = r.density
     if d is not None:
         t.add_row("density", f"SLQ: {d.probes} probes × {d.steps} Lanczos steps, "

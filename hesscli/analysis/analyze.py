@@ -180,7 +180,9 @@ def analyze(
 
     nonsmooth = _nonsmooth(spectrum, layout)
     probe = None
-    if nonsmooth is None and kink_probe and curvature.fd is None:
+    # the probe checks f's one-sided second differences against the curvatures used,
+    # which only the Hessian predicts (a GGN's dᵀGd is not f's curvature): Hessian only
+    if nonsmooth is None and kink_probe and curvature.fd is None and kind_used == "hessian":
         probe = probe_kinks(
             curvature.value, curvature.hvp, x, value, grad,
             _probe_directions(spectrum, grad, step), gtol=gtol_used, tol=tol_used,

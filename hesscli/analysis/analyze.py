@@ -247,7 +247,7 @@ def curvature_notes(curvature: Curvature, kind: str) -> tuple[str, ...]:
     from hesscli.curvature.ggn import PSD_REASON, TITLES
 
     title = TITLES.get(kind, kind)
-    return tuple(getattr(curvature, "notes", ())) + (
+    return tuple(curvature.notes) + (
         f"{PSD_REASON.get(kind, title + ' is not the Hessian')}, so it cannot show a saddle: "
         "no classification (minimum, saddle) and no escape direction are reported from it; "
         "run with --curvature hessian for those",

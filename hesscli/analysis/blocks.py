@@ -20,7 +20,7 @@ from hesscli.spectra.blocks import BlockReport, block_spectra, group_blocks
 def operator_of(curvature: Any, x: np.ndarray, dtype: str = "float64") -> Any:
     """``matmat(V) -> H V`` for a curvature backend: its jitted HVP mapped over columns
     when it has one (exact JAX), else one ``curvature.hvp`` per column."""
-    hvp_fn = getattr(curvature, "hvp_fn", None)
+    hvp_fn = curvature.hvp_fn
     if hvp_fn is not None:
         from hesscli.spectra.trace import hvp_matmat
 

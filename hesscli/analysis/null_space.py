@@ -329,7 +329,7 @@ def analyze_null_space(obj: Any, curvature: Any, tol: float, eigenvalues: np.nda
     gradient = np.asarray(curvature.gradient(obj.x), dtype=np.float64)
     if dense is not None:
         return null_space_dense(dense, np.asarray(eigenvalues), tol, obj.layout, x, gradient)
-    hvp_fn = getattr(curvature, "hvp_fn", None)
+    hvp_fn = curvature.hvp_fn
     if hvp_fn is None:
         raise InputError("--null-space on the matrix-free path needs exact (JAX) "
                          "Hessian-vector products; use --dense for this objective")

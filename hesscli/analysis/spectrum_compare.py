@@ -64,7 +64,7 @@ def compare_spectra(
     if len(kinds) < 2:
         return Comparison(reports, None, None, None)
     a, b = kinds[0], kinds[1]
-    base = getattr(curvatures[a], "base", curvatures[a])
+    base = curvatures[a].base or curvatures[a]
     description = difference_description(a, b)
     kind = "residual" if (a, b) == ("hessian", "ggn") else "difference"
     op = residual_at(operator_of(curvatures[a], obj), operator_of(curvatures[b], obj))

@@ -103,7 +103,7 @@ def spectrum_report(
     policy = policy or SpectrumPolicy(k=3)
     x = obj.x
     if curvature.kind != "hessian":  # say how the GGN/Fisher was computed
-        notes = notes + tuple(getattr(curvature, "notes", ()))
+        notes = notes + tuple(curvature.notes)
     dens = tr = None
     trace_exact = None
     choice = choice or choose(obj.n, policy)
@@ -113,7 +113,7 @@ def spectrum_report(
     if choice.path == Path.DENSE:
         trace_exact = float(np.sum(sp.eigenvalues))
         hist = histogram(sp.eigenvalues, None, bins)
-        hvp_fn = getattr(curvature, "hvp_fn", None)
+        hvp_fn = curvature.hvp_fn
         if estimate_trace_dense and hvp_fn is not None:
             tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
                                 estimator=trace_estimator, hvps=trace_probes, seed=seed)

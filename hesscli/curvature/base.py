@@ -113,6 +113,8 @@ class Curvature(ABC):
     n: int
     dtype: str
     kind: str = "hessian"  # the matrix hvp/hessian give: hessian, ggn, fisher, ...
+    base: Curvature | None = None  # the Hessian backend an operator wraps (None: itself)
+    notes: tuple[str, ...] = ()  # what the output must say about how this backend computes
     hvp_fn: Callable[[Any, Any], Any] | None = None
     linearizable: Callable[[Any], Any] | None = None
     parallel: Parallel = Parallel()

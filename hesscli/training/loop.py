@@ -356,7 +356,7 @@ def train(
     from hesscli.training.optimizers import GD_ONLY_NOTE, plain_gd
 
     notes: list[str] = []
-    kind = getattr(curvature, "kind", "hessian")
+    kind = curvature.kind
     if curvature_on and kind != "hessian":
         from hesscli.curvature.ggn import TITLES
 

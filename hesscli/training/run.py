@@ -67,8 +67,7 @@ def run(
     analysis = None
     if curvature_on:
         # the verdict at the end is the Hessian's, whatever curvature was monitored
-        hessian = getattr(curvature, "base", curvature) if curvature.kind != "hessian" \
-            else curvature
+        hessian = (curvature.base or curvature) if curvature.kind != "hessian" else curvature
         analysis = final_analysis(obj, hessian, result.x, config.lr, gtol=gtol, tol=tol,
                                   dense_budget=dense_budget)
     names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()

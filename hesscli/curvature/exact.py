@@ -36,8 +36,12 @@ def hvp_batch_size(hvp_jitted: Any, example: Any, n: int) -> int:
     the activations and their tangents for every sample, and batches above 32
     fall out of cache and run 1.5–3× slower. So the batch is the power of two
     whose total working memory (XLA's memory analysis of one HVP) fits
-    ``HVP_BATCH_BYTES``, between 8 and 512.
+    ``HVP_BATCH_BYTES``, between 8 and 512. Up to n = 8 that rule gives n
+    whatever the measurement, so nothing is compiled to find it out (for a 2-D
+    problem the measuring compile was most of the work).
     """
+    if n <= 8:
+        return n
     try:
         mem = hvp_jitted.lower(example, example).compile().memory_analysis()
         per_hvp = int(mem.temp_size_in_bytes) + int(mem.output_size_in_bytes)

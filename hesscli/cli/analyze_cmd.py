@@ -37,6 +37,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
+    progress: bool | None = None,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -80,10 +81,13 @@ def command(
     obj, chunk_notes = chunked(obj, chunk_size)
     curvature, notes = curvature_for(obj, method, fd_accuracy, devices=per_process)
     parallel = parallel_of(curvature)
-    spectrum, _, path_notes = spectrum_for(
-        obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps,
-    )
+    from hesscli.render.progress_view import progress_line
+
+    with progress_line(progress if primary() else False):
+        spectrum, _, path_notes = spectrum_for(
+            obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver,
+            rtol=rtol, max_steps=max_steps,
+        )
     verification = None
     if verify:
         from hesscli.analysis.verify import verify_derivatives

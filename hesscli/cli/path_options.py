@@ -41,6 +41,11 @@ def path_options(default_k: int) -> Any:
             "basis would exceed 1 GiB).",
         ),
         click.option(
+            "--progress/--no-progress", "progress", default=None,
+            help="Matrix-free: a progress line on stderr (HVPs, restarts, each end's bound) "
+            "once a run takes over a second. Default: only when stderr is a terminal.",
+        ),
+        click.option(
             "--chunk-size", type=click.IntRange(min=1), default=None,
             help="Evaluate the full-data objective as loss over DATA in chunks of this many "
             "samples (needs `data` and `loss` in the file; checked against the objective).",

@@ -36,7 +36,7 @@ def command(
     process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (),
+    expects: tuple[str, ...] = (), progress: bool | None = None,
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), Hutchinson's trace and, with
@@ -82,12 +82,15 @@ def command(
     if density and choice.path == "dense":
         notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
                          "shows them exactly",)
-    report = spectrum_report(
-        obj, curvature, path=choice.path, path_reason=choice.reason,
-        dense_bytes=choice.dense_bytes, k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, notes=notes,
-    )
+    from hesscli.render.progress_view import progress_line
+
+    with progress_line(progress if primary() else False):
+        report = spectrum_report(
+            obj, curvature, path=choice.path, path_reason=choice.reason,
+            dense_bytes=choice.dense_bytes, k=k, seed=seed, solver=eigensolver, rtol=rtol,
+            max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
+            trace_probes=trace_probes, bins=bins, notes=notes,
+        )
     if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
 

@@ -38,11 +38,13 @@ import numpy as np
 import scipy.linalg
 
 from hesscli.jaxconf import eps, jax_module
+from hesscli.spectra.progress import OnProgress, Progress, report, sink
 
 BLOCK = 16  # rows of the basis projected per inner iteration
 CHECK_EVERY = 4  # Lanczos steps between convergence checks on the host
 BASIS_BUDGET = 1 << 30  # bytes of Lanczos basis allowed (caps the number of steps)
 MAX_STEPS = 400
+ARPACK_REPORT_EVERY = 10  # HVPs between progress reports of ARPACK (it says nothing else)
 
 
 def default_rtol(dtype: str) -> float:
@@ -257,9 +259,13 @@ def _ends(j: int, k: int) -> np.ndarray:
 def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
     max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
-    basis_sharding: Any = None, shards: int = 1,
+    basis_sharding: Any = None, shards: int = 1, on_progress: OnProgress | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by Lanczos (see module docstring).
+
+    ``on_progress`` (or the sink of :func:`hesscli.spectra.progress.reporting`)
+    gets a :class:`~hesscli.spectra.progress.Progress` at every convergence check:
+    HVPs so far, the ends' Ritz values and residual estimates against the target.
 
     ``ends`` = "max" or "min" stops as soon as that end has converged (the other
     end is still reported, flagged by its residual): used to time each end.
@@ -303,6 +309,11 @@ def lanczos_extremes(
         if j >= n:
             est = np.zeros_like(est)
         kk = min(k, j)
+        report(on_progress, Progress(
+            solver="lanczos", hvps=j, lambda_min=float(theta[0]), lambda_max=float(theta[-1]),
+            bound_min=float(np.max(est[:kk])), bound_max=float(np.max(est[j - kk:])),
+            target=target,
+        ))
         if hvps_min is None and np.all(est[:kk] <= target):
             hvps_min = j
         if hvps_max is None and np.all(est[j - kk :] <= target):
@@ -334,6 +345,7 @@ def lanczos_extremes(
 def arpack_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
     max_steps: int | None = None, dtype: str = "float64", f: Any = None,
+    on_progress: OnProgress | None = None,
 ) -> Extremes:
     """The same as :func:`lanczos_extremes` by ARPACK, each end separately.
 
@@ -350,9 +362,12 @@ def arpack_extremes(
     rtol = default_rtol(dtype) if rtol is None else rtol
     xj = np.asarray(x, dtype=dtype)
     count = [0]
+    listener = sink(on_progress)
 
     def matvec(v: np.ndarray) -> np.ndarray:
         count[0] += 1
+        if listener is not None and count[0] % ARPACK_REPORT_EVERY == 0:
+            listener(Progress(solver="arpack", hvps=count[0]))
         return np.asarray(hvp_fn(xj, np.asarray(v, dtype=dtype).reshape(-1)), dtype=np.float64)
 
     op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)

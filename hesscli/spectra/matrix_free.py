@@ -18,14 +18,18 @@ import numpy as np
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
 from hesscli.spectra.lanczos import SOLVERS, Extremes
+from hesscli.spectra.progress import OnProgress
 from hesscli.spectra.spectrum import Spectrum, fix_sign
 
 
 def extremes_of(
     curvature: Any, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "lanczos",
     rtol: float | None = None, max_steps: int | None = None,
+    on_progress: OnProgress | None = None,
 ) -> Extremes:
     """Run ``solver`` on the backend's HVP at ``x``.
+
+    ``on_progress``: see :mod:`hesscli.spectra.progress` (None: the installed sink).
 
     Lanczos needs the compiled JAX HVP (``curvature.hvp_fn``); a backend without
     one (finite differences, black-box objectives) goes through ARPACK with the
@@ -43,7 +47,7 @@ def extremes_of(
         extra["basis_sharding"], extra["shards"] = basis_sharding(curvature)
     return SOLVERS[solver](
         hvp_fn, x, k, seed=seed, rtol=rtol, max_steps=max_steps, dtype=curvature.dtype,
-        f=linearizable(curvature), **extra,
+        f=linearizable(curvature), on_progress=on_progress, **extra,
     )
 
 

@@ -14,6 +14,7 @@ chunks (``lax.map(..., batch_size=chunk)``): measured faster than
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,47 @@ def dense_from_hvp(hvp: Any, n: int, dtype: Any, chunk: int = DEFAULT_CHUNK) -> 
         return jax.lax.map(column, jnp.arange(n), batch_size=min(chunk, n))
 
     return hessian
+
+
+@lru_cache(maxsize=32)
+def _linearizer(f: Any) -> Any:
+    """Jitted ``x -> Partial(v -> H(x) v)`` for a static ``f`` (or, for None, taking ``f``
+    as its first argument: a :class:`jax.tree_util.Partial` whose leaves are operands)."""
+    jax = jax_module()
+    if f is None:
+        return jax.jit(lambda f, x: jax.linearize(jax.grad(f), x)[1])
+    return jax.jit(lambda x: jax.linearize(jax.grad(f), x)[1])
+
+
+@lru_cache(maxsize=1)
+def _apply_linearized() -> Any:
+    jax = jax_module()
+    return jax.jit(lambda lin, x, v: lin(v))
+
+
+def linearized_hvp(f: Any, x: Any) -> Any:
+    """``(x, v) -> H(x) v`` at this one ``x``, from a single linearization of ∇f.
+
+    ``jax.linearize(grad f, x)`` runs the forward and backward pass once and
+    keeps what the tangent map needs (the activations and their derivatives);
+    every HVP after that is the tangent map alone. Returned as a
+    :class:`jax.tree_util.Partial` whose leaves are those residuals, so it can be
+    passed as an argument into compiled solver loops (which then never
+    recompute the primal, across calls and restarts) and called from the host
+    (one compiled program). The ``x`` it is called with is ignored: the point is
+    the one linearized here. Its structure is the same for every point of the
+    same shape, so programs taking it compile once.
+
+    ``f`` must allow forward-mode differentiation (``hvp_mode`` =
+    "forward-over-reverse"); a :class:`~jax.tree_util.Partial` ``f`` (the
+    sharded backend's) travels as an operand, keeping its data sharded.
+    """
+    jax = jax_module()
+    if isinstance(f, jax.tree_util.Partial):
+        lin = _linearizer(None)(f, x)
+    else:
+        lin = _linearizer(f)(x)
+    return jax.tree_util.Partial(_apply_linearized(), lin)
 
 
 class ExactCurvature:

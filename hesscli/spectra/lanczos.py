@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import eps, jax_module
 from hesscli.spectra.progress import OnProgress, Progress, report, sink
 
@@ -279,11 +280,14 @@ def lanczos_extremes(
     """
     n = int(np.size(x))
     rtol = default_rtol(dtype) if rtol is None else rtol
+    xj = np.asarray(x, dtype=dtype)
+    if f is not None:
+        # one linearization of ∇f at x serves every step, restart and residual check
+        hvp_fn, f = linearized_hvp(f, xj), None
     m = max_steps_for(n, dtype, max_steps, shards if basis_sharding is not None else 1)
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
     extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
     # NumPy inputs: eager JAX ops (zeros, .at[].set) would each compile
-    xj = np.asarray(x, dtype=dtype)
     basis = np.zeros((rows, n), dtype)
     basis[0] = start_vector(n, seed)
     if basis_sharding is not None:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from hesscli.spectra.progress import OnProgress, Progress, reporting
+
+if TYPE_CHECKING:  # Rich is imported only when a line is shown (JSON runs never need it)
+    from rich.console import Console
+    from rich.text import Text
 
 DELAY = 1.0  # seconds: shorter runs show nothing
 
@@ -52,6 +54,8 @@ def progress_text(p: Progress) -> str:
 
 def line(text: str) -> Text:
     """One terminal line: cut with an ellipsis rather than wrapped (it is redrawn)."""
+    from rich.text import Text
+
     return Text(text, no_wrap=True, overflow="ellipsis")
 
 
@@ -112,13 +116,14 @@ def progress_line(enabled: bool | None, console: Console | None = None,
     ``enabled``: True (``--progress``), False (``--no-progress``) or None (only
     when stderr is a terminal). Yields the sink (None when nothing is shown).
     """
+    terminal = console.is_terminal if console is not None else sys.stderr.isatty()
+    if not (terminal if enabled is None else enabled):
+        yield None
+        return
     if console is None:
         from hesscli.render.console import stderr_console
 
         console = stderr_console()
-    if not (console.is_terminal if enabled is None else enabled):
-        yield None
-        return
     line = ProgressLine(console, delay=DELAY if delay is None else delay)
     try:
         with reporting(line):

@@ -356,15 +356,16 @@ def arpack_extremes(
     ``eigsh(which="LA")`` then ``which="SA"``, ``tol=rtol`` (ARPACK's own
     criterion is relative to each Ritz value, so residuals are recomputed
     here against ``rtol·max|λ|`` like Lanczos'), same seeded start vector.
-    ``hvp_fn`` may be any callable ``(x, v) -> Hv`` (NumPy or JAX); ``f`` is
-    unused (each matvec is a separate call).
+    ``hvp_fn`` may be any callable ``(x, v) -> Hv`` (NumPy or JAX); with ``f``
+    the gradient is linearized once at x and every product reuses it.
     """
-    del f
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     n = int(np.size(x))
     rtol = default_rtol(dtype) if rtol is None else rtol
     xj = np.asarray(x, dtype=dtype)
+    if f is not None:
+        hvp_fn = linearized_hvp(f, xj)
     count = [0]
     listener = sink(on_progress)
 

@@ -1,21 +1,31 @@
-"""Matrix-free curvature at scale: hesscli vs PyHessian and hessian-eigenthings.
+"""Matrix-free curvature at scale: whole processes against PyHessian on the same network.
 
-The network is the built-in ``mlp`` problem (tanh, 32 inputs, 16 outputs, 256
-samples, MSE summed over outputs, mean over samples): ``width=2048`` has
-100 368 parameters, ``width=20480`` has 1 003 536. The same weights and data go
-into an identical float64 PyTorch model for PyHessian (``eigenvalues()``, power
-iteration) and hessian-eigenthings (``power_iteration_one``, its ``lanczos``).
+The issue's table (``make bench BENCH=scale``): per network and size, one fresh
+``hesscli analyze NET -p width=W --format json`` process (default settings, both
+ends; and ``--ends max --rtol 1e-4`` when the option exists) and one fresh
+process running PyHessian's default top eigenvalue (``eigenvalues()``: power
+iteration, maxIter 100, tol 1e-3) on the identical float64 PyTorch network
+(same weights, same data), each with wall and CPU time, peak resident memory
+(the child's own ``ru_maxrss``), HVPs per end (from the analyze notes), and the
+*achieved* error of each end against ARPACK at tol 1e-12 (cached in
+``bench-results/``: the networks and the point are seeded). Also the HVP cost as
+a ratio to one gradient (``jvp(grad)`` and the linearized HVP the solvers use).
 
-Measured, per size: HVP cost as a ratio to one gradient (JAX ``jvp(grad)`` and
-the linearized HVP hesscli's Lanczos uses; torch double-backward); time and
-HVPs to λmax and to λmin; the *achieved* error against ARPACK at tol 1e-10
-(not the stopping tolerance); and whole-process time of ``hesscli analyze`` vs
-a fresh-process PyHessian script. Torch, pyhessian and hessian-eigenthings are
-benchmark-only (``pip install torch==2.13.0``, ``pip install --no-deps
-pyhessian hessian-eigenthings``); without them those columns are skipped.
+Networks: the built-in ``mlp`` (tanh, 32 inputs, 16 outputs, 256 samples, summed
+squared error, mean over samples; n = 49·width + 16: width 2048 ≈ 10⁵, 20480 ≈
+10⁶) and ``softmax_mlp.py`` beside this file (tanh, 32 inputs, 10 classes, mean
+cross-entropy; n = 43·width + 10: 2325 ≈ 10⁵, 23255 ≈ 10⁶). ``BENCH_SCALE_ROWS``
+picks rows (``mlp:2048,softmax:2325``); each row is saved on its own
+(``bench-results/scale_row_*.json``) so sizes can run one at a time, and the
+final table shows every row measured so far. Compare ratios (÷ PyHessian, the
+two processes run back to back), not seconds: the machine is shared.
 
-``BENCH_SCALE_WIDTHS=2048`` (comma list) picks the sizes. Timings on a shared
-machine are noisy: the load average is recorded with the results.
+``BENCH_SCALE_DETAIL=1`` runs the older in-process comparison instead (Lanczos
+at several rtol, ARPACK, PyHessian and hessian-eigenthings at several
+tolerances; sizes from ``BENCH_SCALE_WIDTHS``). Torch, pyhessian and
+hessian-eigenthings are benchmark-only (``pip install torch==2.13.0``, ``pip
+install --no-deps pyhessian hessian-eigenthings``); without them those columns
+are skipped.
 """
 
 from __future__ import annotations

@@ -289,7 +289,7 @@ def test_lanczos_honours_float32(known):
 
 def test_chunked_objective_matches_full_data():
     """mean of chunk losses weighted by size == the full-data mean (3×16 + remainder 2)."""
-    from hesscli.cli.session import load
+    from hesscli.api import load
     from hesscli.curvature.exact import ExactCurvature
     from hesscli.objective.chunked import with_chunks
 
@@ -309,7 +309,7 @@ def test_chunked_hvp_memory_is_bounded_by_the_chunk():
     of the compiled programs' temporaries: memory, not time). 4096 samples, width 64:
     the activations of all samples alone are 4096·64·8 B = 2 MiB, per chunk of 128 1/32
     of that."""
-    from hesscli.cli.session import load
+    from hesscli.api import load
     from hesscli.curvature.exact import ExactCurvature, linearized_hvp
     from hesscli.objective.chunked import with_chunks
 

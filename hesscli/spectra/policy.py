@@ -17,16 +17,18 @@ objective too large for the dense path goes matrix-free in every command alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.linalg
 
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.layout import Layout
-from hesscli.spectra.lanczos import Extremes
 from hesscli.spectra.paths import PathChoice, choose_path
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 from hesscli.vocab import Path, PathRequest
+
+if TYPE_CHECKING:  # SciPy (under lanczos) is imported only on the paths that use it
+    from hesscli.spectra.lanczos import Extremes
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def spectrum_at(
             return PointSpectrum(dense_spectrum(curvature, x, layout), choice)
         hess = curvature.hessian(x)
         ensure_finite(hess.matrix, "Hessian", layout)
+        import scipy.linalg
+
         lam = scipy.linalg.eigh(hess.matrix, eigvals_only=True, check_finite=False)
         empty = np.zeros(0)
         return PointSpectrum(

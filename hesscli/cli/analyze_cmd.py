@@ -25,7 +25,8 @@ from hesscli.cli.path_options import path_options
 @click.option("--escape-step", type=float, default=0.1, show_default=True,
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+              help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
+              ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -37,7 +38,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
-    progress: bool | None = None,
+    progress: bool | None = None, dense_budget: str | None = None,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -59,6 +60,10 @@ def command(
     from hesscli.cli.session import emit, primary, start
     from hesscli.errors import InputError
 
+    if save_escape is not None:
+        from hesscli.objective.checkpoints import check_writer
+
+        check_writer(save_escape, "--save-escape")  # its package, before any work
     start(devices, coordinator, num_processes, process_id)
     from hesscli.render.progress_view import progress_line
 
@@ -68,6 +73,7 @@ def command(
             gtol=gtol, tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy,
             verify=verify, devices=devices, path=path, k=k, eigensolver=eigensolver,
             rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
+            dense_budget=dense_budget,
         )
     result, parallel = res.value, res.parallel
     if save_escape is not None:
@@ -79,7 +85,9 @@ def command(
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, res.objective.unravel(result.escape.direction))
+            direction = result.escape.direction
+            write_point(save_escape, res.objective.unravel(direction),
+                        res.objective.params_of(direction))
     from hesscli.expect import expectations
 
     doc = res.document()

@@ -9,6 +9,12 @@ import click
 
 from hesscli.cli.options import compose
 
+dense_budget_option = click.option(
+    "--dense-budget", "dense_budget", metavar="SIZE", default=None,
+    help="Memory the dense Hessian path may use (e.g. 512MiB, 1GiB; default 512MiB or "
+    "$HESSCLI_DENSE_BUDGET): dense exactly when 4·8·n² bytes fit, whatever memory is free.",
+)
+
 
 def path_options(default_k: int) -> Any:
     """The options, with ``--k`` defaulting to ``default_k``."""
@@ -17,6 +23,7 @@ def path_options(default_k: int) -> Any:
             "--dense", "path", flag_value="dense",
             help="Force the dense Hessian (refused when it would not fit in memory).",
         ),
+        dense_budget_option,
         click.option(
             "--matrix-free", "path", flag_value="matrix-free",
             help="Force the matrix-free path: extreme eigenvalues from Hessian-vector products.",

@@ -632,16 +632,19 @@ def fmt(v: Any, spec: str = ".3g") -> str:
 def print_rows(rows: list[dict[str, Any]]) -> None:
     table = []
     for row in rows:
+        label = f"{row['network']} n={row['n']:.3g}"
+        if row.get("solver_note"):
+            label += f" ({row['solver_note']})"
         for r in row["runs"]:
             table.append([
-                f"{row['network']} n={row['n']:.3g}", r["tool"], fmt(r["wall_s"]),
+                label, r["tool"], fmt(r["wall_s"]),
                 fmt(r.get("wall_over_pyhessian")), fmt(r["peak_mib"], ".0f"),
                 f"{fmt(r.get('hvps_max'), 'd')} / {fmt(r.get('hvps_min'), 'd')}",
                 fmt(r.get("hvps"), "d"), fmt(r.get("err_max"), ".1e"),
                 fmt(r.get("err_min"), ".1e"),
             ])
         c = row["costs"]
-        table.append([f"{row['network']} n={row['n']:.3g}", "HVP/gradient: jvp(grad) "
+        table.append([label, "HVP/gradient: jvp(grad) "
                       f"{c['hvp_over_grad']:.2f}, linearized {c['linearized_hvp_over_grad']:.2f}",
                       "", "", "", "", "", "", ""])
     from rich.console import Console
@@ -668,8 +671,12 @@ def main() -> dict[str, Any]:
     for item in spec.split(","):
         name, width = item.split(":")
         row = one_row(name, int(width), with_torch)
+        tag = os.environ.get("BENCH_SCALE_TAG", "")
+        if tag:  # e.g. which solver was on the branch when the row was measured
+            row["solver_note"] = tag
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"scale_row_{name}_{width}.json").write_text(json.dumps(row, indent=2))
+        suffix = f"_{tag.split()[0]}" if tag else ""
+        (RESULTS / f"scale_row_{name}_{width}{suffix}.json").write_text(json.dumps(row, indent=2))
         rows.append(row)
         print_rows([row])
     # every row measured so far (one heavy run at a time, in separate invocations)

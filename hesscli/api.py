@@ -150,16 +150,19 @@ def analyze(
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
     gtol: float | None = None, tol: float | None = None, escape_step: float = 0.1,
     fd_accuracy: str = "normal", verify: bool = False, devices: int | str = 1,
-    path: str | None = None, k: int = 1, eigensolver: str = "lanczos",
+    path: str | None = None, k: int = 1, eigensolver: str = "auto",
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
+    ends: str = "both",
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
 
     The spectrum is dense when it fits the dense budget (``dense_budget``, e.g.
     ``"1GiB"``; default ``$HESSCLI_DENSE_BUDGET`` or 512 MiB, never the free
     memory), else the ``k`` extremes from Hessian-vector products (``path``
-    forces dense|matrix-free).
+    forces dense|matrix-free), computed until each meets ``rtol``·max|λ|
+    (default 1e-3) by the Kato–Temple estimate and the sign of λmin is
+    decided, for the ``ends`` asked for.
     """
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
@@ -171,7 +174,8 @@ def analyze(
     positive("--lr", lr)
     positive("--escape-step", escape_step)
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget,
+                            ends=ends, stop="verdict")
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
@@ -192,7 +196,8 @@ def analyze(
                 at=_point_text(at), params=list(_assignments(params)), escape_step=escape_step,
                 fd_accuracy=fd_accuracy, verify=verify, devices=str(devices),
                 path=path or "auto", k=k, eigensolver=eigensolver, rtol=rtol,
-                max_steps=max_steps, chunk_size=chunk_size, dense_budget=policy.budget.bytes)
+                max_steps=max_steps, chunk_size=chunk_size, dense_budget=policy.budget.bytes,
+                ends=ends, eigensolver_used=result.spectrum.solver)
     with_direction = obj.n <= 1000
     extra = {"devices": parallel.devices, "processes": parallel.processes}
 
@@ -205,11 +210,12 @@ def analyze(
 def spectrum(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, devices: int | str = 1,
-    path: str | None = None, k: int = 3, eigensolver: str = "lanczos",
+    path: str | None = None, k: int = 3, eigensolver: str = "auto",
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     density: bool = False, probes: int = 8, steps: int = 80, sigma: float | None = None,
     trace_probes: int = 30, bins: int = 12, plot: str | None = None,
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
+    ends: str = "both",
 ) -> Result:
     """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
     extremes with residuals, Hutchinson's trace and (``density``) the SLQ density.
@@ -227,7 +233,8 @@ def spectrum(
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget,
+                            ends=ends, stop="verdict")
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
@@ -244,7 +251,8 @@ def spectrum(
                 devices=str(devices),
                 at=_point_text(at), params=list(_assignments(params)), path=path or "auto",
                 k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
-                chunk_size=chunk_size, density=density, probes=probes, steps=steps,
+                chunk_size=chunk_size, ends=ends, eigensolver_used=report.spectrum.solver,
+                density=density, probes=probes, steps=steps,
                 sigma=sigma, trace_probes=trace_probes, bins=bins,
                 plot=str(plot) if plot else None, dense_budget=policy.budget.bytes)
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)

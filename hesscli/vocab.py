@@ -105,6 +105,31 @@ class EventKind(StrEnum):
     DIVERGED = "diverged"
 
 
+class Eigensolver(StrEnum):
+    """The matrix-free eigensolver that ran (``extremes.solver``, ``meta.eigensolver_used``)."""
+
+    LANCZOS = "lanczos"  # full basis, full reorthogonalization
+    RESTARTED = "restarted-lanczos"  # thick restart, basis of at most m vectors
+    ARPACK = "arpack"  # scipy eigsh over the HVP
+
+
+class EigensolverRequest(StrEnum):
+    """``--eigensolver``: auto picks by n and memory (and says which)."""
+
+    AUTO = "auto"
+    LANCZOS = "lanczos"
+    RESTARTED = "restarted"
+    ARPACK = "arpack"
+
+
+class Ends(StrEnum):
+    """``--ends``: which ends of the spectrum must meet the eigensolver's target."""
+
+    BOTH = "both"
+    MIN = "min"
+    MAX = "max"
+
+
 def words(enum: type[StrEnum]) -> tuple[str, ...]:
     """The enum's strings, in declaration order (for choices and messages)."""
     return tuple(member.value for member in enum)

@@ -52,7 +52,7 @@ class Clock:
 def test_lanczos_reports_converge_to_the_known_ends(known):
     hvp, f, lam = known
     seen: list[Progress] = []
-    ex = lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=f, on_progress=seen.append)
+    ex = lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=f, progress=seen.append)
     assert len(seen) >= 2
     counts = [p.hvps for p in seen]
     assert counts == sorted(counts) and counts[-1] == ex.steps
@@ -66,6 +66,27 @@ def test_lanczos_reports_converge_to_the_known_ends(known):
     # Ritz values are interior: θmax ≤ λmax and θmin ≥ λmin at every report
     eps = 1e-12 * abs(lam).max()
     assert all(p.lambda_max <= lam[-1] + eps and p.lambda_min >= lam[0] - eps for p in seen)
+
+
+def test_restarted_reports_from_the_compiled_loop(known):
+    """The thick-restart solver reports from inside its compiled loop: restarts counted,
+    Ritz values inside the spectrum and at the known ends when it stops."""
+    from hesscli.spectra.restarted import restarted_extremes
+
+    hvp, f, lam = known
+    seen: list[Progress] = []
+    ex = restarted_extremes(hvp, np.zeros(N), 1, seed=0, f=f, basis=16, rtol=1e-8,
+                            progress=seen.append)
+    assert seen and all(p.solver == "thick-restart lanczos" for p in seen)
+    counts = [p.hvps for p in seen]
+    assert counts == sorted(counts) and counts[-1] == ex.steps
+    assert seen[-1].restarts == ex.restarts > 0  # a basis of 16 must restart here
+    assert seen[-1]["hvps"] == seen[-1].hvps  # mapping access, as callers may use it
+    eps = 1e-12 * abs(lam).max()
+    assert all(p.lambda_max <= lam[-1] + eps and p.lambda_min >= lam[0] - eps for p in seen)
+    last = seen[-1]
+    assert last.lambda_max == pytest.approx(lam[-1], abs=max(last.target, 1e-8))
+    assert last.lambda_min == pytest.approx(lam[0], abs=max(last.target, 1e-8))
 
 
 def test_installed_sink_is_used_and_removed(known):
@@ -84,7 +105,7 @@ def test_installed_sink_is_used_and_removed(known):
 def test_arpack_reports_hvp_counts(known):
     hvp, _, _ = known
     seen: list[Progress] = []
-    ex = arpack_extremes(hvp, np.zeros(N), 1, seed=0, on_progress=seen.append)
+    ex = arpack_extremes(hvp, np.zeros(N), 1, seed=0, progress=seen.append)
     assert [p.hvps for p in seen] == list(range(10, ex.hvps + 1, 10))
     assert all(p.solver == "arpack" and math.isnan(p.bound_max) for p in seen)
 

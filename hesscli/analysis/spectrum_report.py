@@ -98,7 +98,12 @@ def spectrum_report(
         hist = histogram(sp.eigenvalues, None, bins)
     else:
         hvp_fn = curvature.hvp_fn
-        if hvp_fn is not None:
+        if sp.complete:  # the Krylov basis spanned the space: every eigenvalue is known
+            trace_exact = float(np.sum(sp.eigenvalues))
+            if density:
+                notes = notes + ("--density: the Lanczos basis spanned the space, so every "
+                                 "eigenvalue is known; the histogram shows them exactly",)
+        elif hvp_fn is not None:
             tr = hutchinson_trace(hvp_fn, x, probes=trace_probes, seed=seed, dtype=obj.dtype)
             if density:
                 dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,

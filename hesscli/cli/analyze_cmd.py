@@ -38,7 +38,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
-    progress: bool | None = None, dense_budget: str | None = None,
+    progress: bool | None = None, dense_budget: str | None = None, ends: str = "both",
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -55,6 +55,7 @@ def command(
       hesscli analyze mlp --devices all             # data sharded over every device
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
+      hesscli analyze mlp -p width=2048 --ends max   # λmax only: pays for one end
     """
     from hesscli import api
     from hesscli.cli.session import emit, primary, start
@@ -73,7 +74,7 @@ def command(
             gtol=gtol, tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy,
             verify=verify, devices=devices, path=path, k=k, eigensolver=eigensolver,
             rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-            dense_budget=dense_budget,
+            dense_budget=dense_budget, ends=ends,
         )
     result, parallel = res.value, res.parallel
     if save_escape is not None:

@@ -27,6 +27,9 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
         "error": sp.error,
         "inertia": r.inertia,
         "residuals": sp.residuals,
+        "eigenvalue_errors": (sp.eigenvalue_errors if sp.eigenvalue_errors is not None
+                              else [sp.error] * len(sp.eigenvalues)),
+        "eigenvalue_error_estimates": sp.error_estimates,
         "converged": r.extremes.converged if r.extremes is not None else None,
         "trace": None,
         "histogram": {"edges": r.histogram.edges, "counts": r.histogram.counts,
@@ -46,7 +49,9 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
             "solver": ex.solver, "k": ex.k, "steps": ex.steps, "hvps": ex.hvps,
             "hvps_max": ex.hvps_max, "hvps_min": ex.hvps_min, "rtol": ex.rtol,
             "residual_target": ex.tolerance, "all_converged": ex.all_converged,
-            "seed": ex.seed,
+            "seed": ex.seed, "target_measure": ex.measure, "ends": ex.ends,
+            "sign_decided": ex.sign_decided, "complete": ex.complete,
+            "basis_rows": ex.basis_rows, "restarts": ex.restarts, "choice": ex.choice,
         }
     d = r.density
     if d is not None:

@@ -157,6 +157,15 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
         f"{a.inertia.positive} positive, {a.inertia.negative} negative, {a.inertia.zero} zero"
         + ("" if sp.complete else " (of those computed)"),
     )
+    if sp.eigenvalue_errors is not None:
+        t.add_row("certified errors", eigen_list([float(v) for v in sp.eigenvalue_errors])
+                  + "  (residual ‖Hv−θv‖)")
+    if sp.error_estimates is not None:
+        t.add_row("estimated errors", eigen_list([float(v) for v in sp.error_estimates])
+                  + "  (Kato–Temple, Ritz gap)")
+    if sp.converged is not None and not bool(sp.converged.all()):
+        t.add_row("converged", ", ".join("yes" if c else "[bold red]NO[/]"
+                                         for c in sp.converged))
     t.add_row("tolerance", f"|λ| ≤ {num(a.tolerance)} counts as zero")
     t.add_row("definiteness", a.definiteness.replace("_", " "))
     t.add_row("condition number", num(a.condition_number))

@@ -30,9 +30,7 @@ DELAY = 1.0  # seconds: shorter runs show nothing
 
 def end_text(name: str, value: float, bound: float, target: float) -> str:
     """'λmax 12.34 ±3.1e-05 ✓' (the tick once the bound meets the target)."""
-    if math.isnan(value):
-        return f"{name} …"
-    text = f"{name} {value:.6g}"
+    text = f"{name} …" if math.isnan(value) else f"{name} {value:.6g}"
     if not math.isnan(bound):
         text += f" ±{bound:.1e}"
         if not math.isnan(target) and bound <= target:

@@ -21,7 +21,8 @@ LIST_ALL = 12  # list every eigenvalue in a table up to this many
 def headline(r: SpectrumReport) -> str:
     sp = r.spectrum
     where = (
-        f"all {r.n} eigenvalues (dense)" if sp.complete
+        f"all {r.n} eigenvalues ({'dense' if r.path == 'dense' else 'matrix-free'})"
+        if sp.complete
         else f"the {r.extremes.k if r.extremes else '?'} smallest and largest of {r.n} "
         "eigenvalues (matrix-free)"
     )
@@ -44,7 +45,10 @@ def eigen_table(r: SpectrumReport) -> Table:
     t.add_column("#", justify="right")
     t.add_column("λ", justify="right")
     if sp.residuals is not None:
-        t.add_column("residual ‖Hv−λv‖", justify="right")
+        t.add_column("certified ± (‖Hv−λv‖)", justify="right")
+    if sp.error_estimates is not None:
+        t.add_column("estimated ± (Kato–Temple)", justify="right")
+    if sp.residuals is not None:
         t.add_column("converged")
     lam = sp.eigenvalues
     for i, value in enumerate(lam):
@@ -52,10 +56,12 @@ def eigen_table(r: SpectrumReport) -> Table:
             f"min {i + 1}" if i < lam.size // 2 else f"max {lam.size - i}"
         )
         row = [label, num(float(value), 6)]
+        if sp.residuals is not None:
+            row.append(num(float(sp.residuals[i])))
+        if sp.error_estimates is not None:
+            row.append(num(float(sp.error_estimates[i])))
         if sp.residuals is not None and r.extremes is not None:
-            ok = bool(r.extremes.converged[i])
-            row += [num(float(sp.residuals[i])),
-                    "yes" if ok else "[bold red]NO[/]"]
+            row.append("yes" if bool(r.extremes.converged[i]) else "[bold red]NO[/]")
         t.add_row(*row)
     return t
 
@@ -79,9 +85,13 @@ def numbers_table(r: SpectrumReport) -> Table:
         def hv(v: int | None) -> str:
             return "not converged" if v is None else str(v)
 
-        t.add_row("Lanczos" if ex.solver == "lanczos" else "ARPACK",
+        label = {"lanczos": "Lanczos", "restarted-lanczos": "restarted Lanczos"}.get(
+            ex.solver, "ARPACK")
+        extra = (f"; basis ≤ {ex.basis_rows} vectors, {ex.restarts} restarts"
+                 if ex.solver == "restarted-lanczos" else "")
+        t.add_row(label,
                   f"{ex.hvps} HVPs ({ex.steps} steps); to λmax end {hv(ex.hvps_max)}, "
-                  f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}")
+                  f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}{extra}")
     if r.trace is not None:
         t.add_row("trace", f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
                   f"(Hutchinson, {r.trace.probes} Rademacher probes)")

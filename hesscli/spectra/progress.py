@@ -1,16 +1,17 @@
 """Progress of an eigensolver: what it reports, and how a report leaves compiled code.
 
-An eigensolver accepts ``on_progress``, a callable taking one :class:`Progress`,
-and calls it at its natural checkpoints (a convergence check of the full-basis
-Lanczos loop, a restart of a restarted one, every few ARPACK products). The
-numerics never print: what to do with a report (a Rich line on stderr) is the
+An eigensolver accepts ``progress``, an ``OnProgress`` callable taking one
+:class:`Progress`, and calls it at its natural checkpoints (each convergence
+check of either Lanczos loop, every few ARPACK products). The numerics never
+print: what to do with a report (a Rich line on stderr) is the
 caller's business (:mod:`hesscli.render.progress_view`).
 
 Two ways to deliver a report:
 
 - from the host (a solver loop in Python): :func:`report`;
-- from inside ``jit`` (a restart cycle compiled as a whole): :func:`device_report`,
-  a ``jax.debug.callback`` to the sink installed by :func:`reporting`. The
+- from inside ``jit`` (a restart cycle compiled as a whole): a
+  ``jax.debug.callback`` to a fixed host function (the thick-restart solver's
+  own, or :func:`device_report` to the sink installed by :func:`reporting`). The
   compiled program calls one fixed host function whatever the sink, so it is
   compiled (and cached on disk) once, with or without anyone listening; a
   report costs a few scalars copied to the host. The callbacks are not
@@ -19,7 +20,7 @@ Two ways to deliver a report:
   they reordered in practice, and a late report would only show an older
   count for a moment.
 
-``on_progress=None`` means "the sink installed by :func:`reporting`, if any":
+``progress=None`` means "the sink installed by :func:`reporting`, if any":
 the command line installs one around a whole command without threading it
 through every layer, and a library caller can pass its own callable.
 """
@@ -53,6 +54,12 @@ class Progress:
     bound_max: float = math.nan
     target: float = math.nan
 
+    def __getitem__(self, name: str) -> Any:
+        """``progress["hvps"]``: the fields by name, as a mapping would give them."""
+        if name not in self.__dataclass_fields__:
+            raise KeyError(name)
+        return getattr(self, name)
+
     def done(self, end: str) -> bool:
         """True when ``end`` ('min' or 'max') is within the target."""
         bound = self.bound_min if end == "min" else self.bound_max
@@ -66,7 +73,7 @@ _SINK: ContextVar[OnProgress | None] = ContextVar("hesscli_progress_sink", defau
 
 @contextlib.contextmanager
 def reporting(on_progress: OnProgress | None) -> Iterator[None]:
-    """Install ``on_progress`` as the sink of solvers called with ``on_progress=None``."""
+    """Install ``on_progress`` as the sink of solvers called with ``progress=None``."""
     token = _SINK.set(on_progress)
     try:
         yield

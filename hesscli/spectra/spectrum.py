@@ -31,6 +31,14 @@ class Spectrum:
 
     ``error`` is an absolute error band for the eigenvalues beyond rounding
     (finite-difference error, Lanczos residuals); verdict tolerances add it.
+
+    Matrix-free spectra also carry, per eigenvalue: ``eigenvalue_errors``, a
+    certified half-width (the true residual ‖Hv − θv‖: *some* eigenvalue lies
+    within it, Weyl); ``error_estimates``, the Kato–Temple estimate
+    ``min(r, r²/gap)`` with the Ritz gap (an estimate, never a verdict's sole
+    ground); ``converged``, whether the eigensolver's target was met (for λmin
+    including that its sign was decided). None means exact (dense) or all
+    converged. ``solver`` names the eigensolver used (None on the dense path).
     """
 
     eigenvalues: np.ndarray
@@ -44,6 +52,10 @@ class Spectrum:
     notes: tuple[str, ...] = field(default_factory=tuple)
     kinks: Kinks | None = None  # finite differences found the objective not smooth here
     evaluations: int = 0  # function/gradient evaluations spent (finite differences)
+    eigenvalue_errors: np.ndarray | None = None  # certified half-width per eigenvalue
+    converged: np.ndarray | None = None  # bool per eigenvalue; None = all converged
+    error_estimates: np.ndarray | None = None  # Kato–Temple estimate per eigenvalue
+    solver: str | None = None  # "lanczos" | "restarted-lanczos" | "arpack"; None = dense
 
     @property
     def lambda_min(self) -> float:

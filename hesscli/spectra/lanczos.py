@@ -41,7 +41,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import eps, jax_module
@@ -415,6 +414,8 @@ def tridiag_eigh(alpha: np.ndarray, beta: np.ndarray, j: int) -> tuple[np.ndarra
     b = np.asarray(beta[: j - 1], dtype=np.float64)
     if j == 1:
         return a.copy(), np.ones((1, 1))
+    import scipy.linalg  # here, not at import: the dense path of a small problem never needs it
+
     return scipy.linalg.eigh_tridiagonal(a, b)
 
 

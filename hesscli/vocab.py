@@ -101,7 +101,10 @@ class EventKind(StrEnum):
     AT_SADDLE = "at_saddle"
     ESCAPED_SADDLE = "escaped_saddle"
     REACHED_MINIMUM = "reached_minimum"
-    UNSTABLE = "unstable"
+    PROGRESSIVE_SHARPENING = "progressive_sharpening"  # lr·λmax rising toward 2
+    EDGE_OF_STABILITY = "edge_of_stability"  # hovering at 2 while f falls (Cohen et al. 2021)
+    ABOVE_EDGE = "above_edge"  # above the band without f rising
+    UNSTABLE = "unstable"  # above 2 with f rising, or diverging
     DIVERGED = "diverged"
 
 

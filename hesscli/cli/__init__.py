@@ -2,7 +2,7 @@
 
 Commands are imported lazily (``hesscli --help`` must not import JAX), and every
 exit goes through :class:`HessGroup.invoke`, which turns :class:`HesscliError`
-into ``error: <message>`` on stderr and DESIGN.md's exit code.
+into ``error: <message>`` on stderr and the error's exit code.
 """
 
 from __future__ import annotations
@@ -108,8 +108,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
       hesscli analyze saddle --at zeros
       hesscli analyze my_loss.py --at x.npy --format json
     """
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+    from hesscli.cli.context import App
+
+    ctx.obj = App(debug=debug)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,7 +19,8 @@ from hesscli.cli.path_options import path_options
               help="Learning rate for the step prediction and the 2/λmax stability check.")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm below which the point counts as critical "
-              "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1)).")
+              "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1); no |f| "
+              "term, so an additive constant changes nothing).")
 @click.option("--tol", type=float, default=None,
               help="Eigenvalues with |λ| ≤ tol count as zero (default derived from dtype, "
               "n and the Hessian's scale).")
@@ -27,19 +29,21 @@ from hesscli.cli.path_options import path_options
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
               ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
+@click.option("--blocks", "blocks", is_flag=False, flag_value="leaf", default=None,
+              metavar="[leaf|DEPTH|PREFIX,...]",
+              help="Per parameter group: the diagonal Hessian block's λmin, λmax, trace, share "
+              "of the trace and coupling to the rest, sharpest first. Groups: one per pytree "
+              "leaf (default), leaves grouped by the first DEPTH path components, or by "
+              "comma-separated prefixes such as layer1,layer2.")
+@click.option("--null-space", "null_space", is_flag=True,
+              help="The dimension of the zero eigenspace (exact when dense, an SLQ estimate "
+              "with an error bar matrix-free) and where it lives: dead units, unused inputs, "
+              "shift and scale symmetries.")
 @expect_option
 @fd_accuracy_option
 @verify_option
 @path_options(default_k=1)
-def command(
-    objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
-    process_id: int | None, lr: float, gtol: float | None, tol: float | None,
-    escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
-    path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
-    chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
-    progress: bool | None = None, dense_budget: str | None = None, ends: str = "both",
-) -> None:
+def command(**_options: Any) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
 
@@ -56,27 +60,27 @@ def command(
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
       hesscli analyze mlp -p width=2048 --ends max   # λmax only: pays for one end
+      hesscli analyze mlp --blocks                  # which layer is sharpest
+      hesscli analyze mlp --blocks 1                # grouped: hidden, head
+      hesscli analyze mlp --null-space              # zero eigenvalues and their causes
     """
     from hesscli import api
-    from hesscli.cli.session import emit, primary, start
+    from hesscli.cli.context import App
     from hesscli.errors import InputError
 
+    app = App.current()
+    save_escape = app.params["save_escape"]
     if save_escape is not None:
         from hesscli.objective.checkpoints import check_writer
 
         check_writer(save_escape, "--save-escape")  # its package, before any work
-    start(devices, coordinator, num_processes, process_id)
+    app.start()
+    from hesscli.cli.session import primary
     from hesscli.render.progress_view import progress_line
 
-    with progress_line(progress if primary() else False):
-        res = api.analyze(
-            objective, at, params=params, method=method, dtype=dtype, seed=seed, lr=lr,
-            gtol=gtol, tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy,
-            verify=verify, devices=devices, path=path, k=k, eigensolver=eigensolver,
-            rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-            dense_budget=dense_budget, ends=ends,
-        )
-    result, parallel = res.value, res.parallel
+    with progress_line(app.params.get("progress") if primary() else False):
+        res = app.call(api.analyze, cli_only=("save_escape",))
+    result, parallel = res.output, res.parallel
     if save_escape is not None:
         if result.escape is None:
             raise InputError(
@@ -89,14 +93,21 @@ def command(
             direction = result.escape.direction
             write_point(save_escape, res.objective.unravel(direction),
                         res.objective.params_of(direction))
-    from hesscli.expect import expectations
-
-    doc = res.document()
-    pending = expectations(expects, doc)
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []
-    emit(doc, fmt, lambda console: render_analysis(result, console, rows=rows))
+    def show(console: Any) -> None:
+        render_analysis(result, console, rows=rows)
+        if "blocks" in res.parts:
+            from hesscli.render.structure_view import render_blocks
+
+            render_blocks(res.parts["blocks"], console)
+        if "null_space" in res.parts:
+            from hesscli.render.structure_view import render_null_space
+
+            render_null_space(res.parts["null_space"], console)
+
+    pending = app.report(res, show)
     if result.verification is not None and result.verification.passed is False:
         from hesscli.errors import CheckFailed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,23 +25,23 @@ from hesscli.cli.path_options import path_options
 @click.option("--sigma", type=float, default=None,
               help="--density: Gaussian smoothing width (default 1% of the spectrum's span).")
 @click.option("--trace-probes", type=click.IntRange(min=2), default=30, show_default=True,
-              help="Matrix-free: Rademacher probes for Hutchinson's trace estimate.")
+              help="HVPs spent on the stochastic trace estimate (Hutchinson: one per probe; "
+              "Hutch++: a third each for sketch, basis and residual probes; needs 3).")
+@click.option("--estimator", "estimator", type=click.Choice(["auto", "hutchinson",
+              "hutch++"]), default="auto", show_default=True,
+              help="Trace estimator; auto keeps the one with the smaller standard error from "
+              "the same HVPs on this problem, and says so.")
+@click.option("--trace", "trace", is_flag=True,
+              help="Also estimate the trace on the dense path, beside the exact one.")
 @click.option("--bins", type=click.IntRange(min=2, max=40), default=12, show_default=True,
               help="Bins of the terminal histogram.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a figure of the spectrum (PNG or SVG by suffix; needs matplotlib).")
 @expect_option
-def command(
-    objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
-    process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
-    max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
-    sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (), progress: bool | None = None,
-    dense_budget: str | None = None, ends: str = "both",
-) -> None:
+def command(**_options: Any) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
-    the --k largest and smallest (with residuals), Hutchinson's trace and, with
+    the --k largest and smallest (with residuals), a trace estimate (Hutchinson or
+    Hutch++) and, with
     --density, the spectral density by stochastic Lanczos quadrature.
 
     \b
@@ -51,36 +52,28 @@ def command(
       hesscli spectrum saddle -p n=10000 --k 1
       hesscli spectrum mlp -p width=2048 --devices all   # data sharded over every device
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
+      hesscli spectrum mlp --trace --estimator hutch++ --trace-probes 60
     """
     from hesscli import api
-    from hesscli.cli.session import emit, primary, start
+    from hesscli.cli.context import App
+    from hesscli.cli.session import primary
 
+    app = App.current()
+    plot = app.params["plot"]
     if plot is not None:
         from hesscli.render.plotting import check_plot_path
 
         check_plot_path(plot)
-    start(devices, coordinator, num_processes, process_id)
+    app.start()
     from hesscli.render.progress_view import progress_line
 
-    with progress_line(progress if primary() else False):
-        res = api.spectrum(
-            objective, at, params=params, method=method, dtype=dtype, seed=seed,
-            devices=devices, path=path, k=k, eigensolver=eigensolver, rtol=rtol,
-            max_steps=max_steps, chunk_size=chunk_size, density=density, probes=probes,
-            steps=steps, sigma=sigma, trace_probes=trace_probes, bins=bins,
-            plot=str(plot) if plot else None, dense_budget=dense_budget,
-            ends=ends,
-        )
-    report = res.value
+    with progress_line(app.params.get("progress") if primary() else False):
+        res = app.call(api.spectrum)
+    report = res.output
     if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
 
         plot_spectrum(report, plot)
-    from hesscli.expect import expectations
-
-    doc = res.document()
-    pending = expectations(expects, doc)
     from hesscli.render.spectrum_view import render_spectrum
 
-    emit(doc, fmt, lambda console: render_spectrum(report, console, plot))
-    pending.enforce()
+    app.report(res, lambda console: render_spectrum(report, console, plot)).enforce()

@@ -47,9 +47,13 @@ from hesscli.cli.path_options import dense_budget_option
 @click.option("--curvature/--no-curvature", "curvature_on", default=True, show_default=True,
               help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian within "
               "--dense-budget, n ≤ 4096 by default; Lanczos above).")
+@click.option("--monitor-blocks", "monitor_blocks", is_flag=False, flag_value="leaf",
+              default=None, metavar="[leaf|DEPTH|PREFIX,...]",
+              help="Also log each parameter group's λmax (its diagonal Hessian block; groups "
+              "as analyze --blocks), to see which layer sharpens.")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
-              "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1), as analyze).")
+              "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1), as analyze).")
 @click.option("--tol", type=float, default=None,
               help="Eigenvalues with |λ| ≤ tol count as zero (default as analyze).")
 @click.option("--compare", default=None, metavar="LIST",
@@ -76,14 +80,16 @@ from hesscli.cli.path_options import dense_budget_option
               help="Exit 1 when any of these events happened (e.g. diverged,unstable).")
 @expect_option
 @dense_budget_option
-def command(**kw: Any) -> None:
+def command(**_options: Any) -> None:
     """Train with an optax optimizer (optionally noisy) and watch the curvature.
 
     Every --monitor-every steps the run logs the value, the gradient norm, the
     Hessian's λmin and λmax, lr·λmax against 2 (gradient descent is unstable
     above it) and the error of the quadratic model's prediction of a gradient
     step, and reports events: stalled, at_saddle, escaped_saddle,
-    reached_minimum, unstable, diverged. Between logged steps the optimizer
+    reached_minimum, progressive_sharpening, edge_of_stability (lr·λmax hovering
+    at 2 while f falls, Cohen et al. 2021), above_edge, unstable (f rising with
+    lr·λmax > 2), diverged. Between logged steps the optimizer
     runs compiled (one jax.lax.scan per chunk). Everything is seeded. An
     objective file may define report(params) -> dict (see problems/tensor.py);
     train shows it for the final point.
@@ -97,7 +103,10 @@ def command(**kw: Any) -> None:
       hesscli train mlp --optimizer momentum --lr 0.05 --batch-size 32 --monitor-every 50
       hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
       hesscli train mlp --batch-size 32 --devices all   # data sharded over every device
+      hesscli train mlp -p width=32 --lr 0.3 --steps 6000 --monitor-every 200  # edge of stability
+      hesscli train mlp --monitor-blocks --plot run.png  # which layer sharpens
     """
-    from hesscli.cli.train_run import run_command
+    from hesscli.cli.context import App
+    from hesscli.cli.train_run import TrainOptions, run_command
 
-    run_command(kw)
+    run_command(TrainOptions(**App.current().params))

@@ -36,13 +36,19 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
                       "estimated": r.histogram.estimated},
         "notes": list(r.notes),
     }
+    estimated = None
+    if r.trace is not None:
+        estimated = {"estimate": r.trace.estimate, "standard_error": r.trace.standard_error,
+                     "probes": r.trace.probes, "exact": False, "estimator": r.trace.estimator,
+                     "hvps": r.trace.hvps, "choice": r.trace.choice,
+                     "alternative_standard_error": r.trace.alternative_standard_error}
     if r.trace_exact is not None:
         doc["trace"] = {"estimate": r.trace_exact, "standard_error": 0.0, "probes": 0,
                         "exact": True}
-    elif r.trace is not None:
-        doc["trace"] = {"estimate": r.trace.estimate,
-                        "standard_error": r.trace.standard_error,
-                        "probes": r.trace.probes, "exact": False}
+        if estimated is not None:
+            doc["trace"]["stochastic"] = estimated
+    elif estimated is not None:
+        doc["trace"] = estimated
     ex = r.extremes
     if ex is not None:
         doc["extremes"] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -29,13 +30,22 @@ def headline(r: SpectrumReport) -> str:
     text = f"Hessian spectrum, {where}: λmin = {num(sp.lambda_min)}, λmax = {num(sp.lambda_max)}."
     if r.trace_exact is not None:
         text += f" Trace = {num(r.trace_exact)}."
+        if r.trace is not None:
+            text += f" Estimated: {trace_text(r.trace)}."
     elif r.trace is not None:
-        text += (f" Trace ≈ {num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
-                 f"(Hutchinson, {r.trace.probes} probes).")
+        text += f" Trace ≈ {trace_text(r.trace)}."
+    if r.trace is not None and r.trace.choice:
+        text += f" {r.trace.choice[0].upper()}{r.trace.choice[1:]}."
     if r.density is not None:
         frac = r.density.fraction_below(-r.tolerance)
         text += f" About {num(100 * frac, 3)}% of the eigenvalues are negative (SLQ)."
     return text
+
+
+def trace_text(tr: Any) -> str:
+    """``12.3 ± 0.4 (Hutch++, 30 HVPs)``."""
+    name = {"hutchinson": "Hutchinson", "hutch++": "Hutch++"}.get(tr.estimator, tr.estimator)
+    return f"{num(tr.estimate)} ± {num(tr.standard_error)} ({name}, {tr.hvps} HVPs)"
 
 
 def eigen_table(r: SpectrumReport) -> Table:
@@ -92,11 +102,11 @@ def numbers_table(r: SpectrumReport) -> Table:
         t.add_row(label,
                   f"{ex.hvps} HVPs ({ex.steps} steps); to λmax end {hv(ex.hvps_max)}, "
                   f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}{extra}")
-    if r.trace is not None:
-        t.add_row("trace", f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
-                  f"(Hutchinson, {r.trace.probes} Rademacher probes)")
-    elif r.trace_exact is not None:
+    if r.trace_exact is not None:
         t.add_row("trace", num(r.trace_exact))
+    if r.trace is not None:
+        t.add_row("trace estimate" if r.trace_exact is not None else "trace",
+                  trace_text(r.trace))
     d = r.density
     if d is not None:
         t.add_row("density", f"SLQ: {d.probes} probes × {d.steps} Lanczos steps, "

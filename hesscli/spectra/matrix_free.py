@@ -12,6 +12,13 @@ within r of it, so the verdict tolerance (which adds ``error``) never calls a
 sign that the residuals cannot support. Unconverged pairs are kept (they widen
 ``error``) and named in the notes. ``complete`` is true only when the basis
 spanned the whole space (then the eigenvalues are all n of them).
+
+The verdicts of ``analyze`` and ``train`` add only the residuals of
+*converged* pairs (:attr:`Spectrum.certified_error`): an unconverged
+residual says nothing about the *extreme* eigenvalue (the missing side is what
+is unknown, not the band around θ). They use an unconverged end one-sidedly
+instead (a Ritz value bounds λmin from above and λmax from below) and say
+``undetermined`` where that is not enough.
 """
 
 from __future__ import annotations
@@ -188,7 +195,8 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
         )
         notes.append(
             f"NOT CONVERGED: {len(wanted)} eigenpair(s) short of the target: {listed}; "
-            "their residuals widen the verdict tolerance. Raise --max-steps or --rtol"
+            "verdicts that need the far side of an unconverged end are undetermined. "
+            "Raise --max-steps or --rtol"
         )
     if ex.measure != "residual" and ex.ends != "max" and not ex.sign_decided:
         notes.append(
@@ -205,18 +213,20 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
 
 def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
     """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring)."""
+    residuals = np.asarray(ex.residuals, dtype=np.float64)
+    converged = np.asarray(ex.converged, dtype=bool)
     return Spectrum(
         eigenvalues=np.asarray(ex.eigenvalues, dtype=np.float64),
         complete=bool(ex.complete),
         vec_min=fix_sign(ex.vec_min),
         vec_max=fix_sign(ex.vec_max),
         symmetry_error=0.0,
-        error=float(np.max(ex.residuals)) if ex.residuals.size else 0.0,
-        residuals=np.asarray(ex.residuals, dtype=np.float64),
+        error=float(np.max(residuals)) if residuals.size else 0.0,
+        residuals=residuals,
         path=Path.MATRIX_FREE,
         notes=extremes_notes(ex, dtype),
-        eigenvalue_errors=np.asarray(ex.residuals, dtype=np.float64),
-        converged=np.asarray(ex.converged, dtype=bool),
+        eigenvalue_errors=residuals.copy(),
+        converged=converged,
         error_estimates=(None if ex.error_estimates is None
                          else np.asarray(ex.error_estimates, dtype=np.float64)),
         solver=ex.solver,

@@ -30,15 +30,19 @@ class Spectrum:
     """Computed eigenvalues (ascending) and the eigenvectors of the two ends.
 
     ``error`` is an absolute error band for the eigenvalues beyond rounding
-    (finite-difference error, Lanczos residuals); verdict tolerances add it.
+    (finite-difference error, Lanczos residuals); verdict tolerances add its
+    certified part (:attr:`certified_error`). ``eigenvalue_errors`` is a half-width per eigenvalue
+    (None: exact/dense) and ``converged`` a flag per eigenvalue (None: all
+    converged). An unconverged end is bounded on one side only (a Ritz value
+    bounds λmin from above and λmax from below), and the verdicts treat it so
+    (:class:`hesscli.analysis.verdicts.Ends`).
 
-    Matrix-free spectra also carry, per eigenvalue: ``eigenvalue_errors``, a
-    certified half-width (the true residual ‖Hv − θv‖: *some* eigenvalue lies
-    within it, Weyl); ``error_estimates``, the Kato–Temple estimate
-    ``min(r, r²/gap)`` with the Ritz gap (an estimate, never a verdict's sole
-    ground); ``converged``, whether the eigensolver's target was met (for λmin
-    including that its sign was decided). None means exact (dense) or all
-    converged. ``solver`` names the eigensolver used (None on the dense path).
+    On the matrix-free path ``eigenvalue_errors`` is the true residual
+    ‖Hv − θv‖ (certified: *some* eigenvalue lies within it, Weyl),
+    ``error_estimates`` the Kato–Temple estimate ``min(r, r²/gap)`` with the
+    Ritz gap (an estimate, never a verdict's sole ground), ``converged`` whether
+    the eigensolver's target was met (for λmin including that its sign was
+    decided), and ``solver`` the eigensolver that ran (None on the dense path).
     """
 
     eigenvalues: np.ndarray
@@ -52,8 +56,8 @@ class Spectrum:
     notes: tuple[str, ...] = field(default_factory=tuple)
     kinks: Kinks | None = None  # finite differences found the objective not smooth here
     evaluations: int = 0  # function/gradient evaluations spent (finite differences)
-    eigenvalue_errors: np.ndarray | None = None  # certified half-width per eigenvalue
-    converged: np.ndarray | None = None  # bool per eigenvalue; None = all converged
+    eigenvalue_errors: np.ndarray | None = None  # half-width per eigenvalue; None: exact
+    converged: np.ndarray | None = None  # per eigenvalue; None: all converged
     error_estimates: np.ndarray | None = None  # Kato–Temple estimate per eigenvalue
     solver: str | None = None  # "lanczos" | "restarted-lanczos" | "arpack"; None = dense
 
@@ -64,6 +68,30 @@ class Spectrum:
     @property
     def lambda_max(self) -> float:
         return float(self.eigenvalues[-1])
+
+    @property
+    def certified_error(self) -> float:
+        """The error band the verdicts add: the largest half-width of a *converged*
+        eigenvalue (``error`` when per-eigenvalue errors or flags are unknown).
+
+        An unconverged pair's residual bounds the distance to *some* eigenvalue,
+        not to the extreme one, so it certifies nothing about the end it sits at;
+        the verdicts treat such an end one-sidedly instead.
+        """
+        if self.eigenvalue_errors is None or self.converged is None:
+            return self.error
+        errs = np.asarray(self.eigenvalue_errors)[np.asarray(self.converged, dtype=bool)]
+        return float(np.max(errs)) if errs.size else 0.0
+
+    @property
+    def min_converged(self) -> bool:
+        """Whether λmin is known from below too (dense, or a converged Lanczos end)."""
+        return self.converged is None or bool(self.converged[0])
+
+    @property
+    def max_converged(self) -> bool:
+        """Whether λmax is known from above too (dense, or a converged Lanczos end)."""
+        return self.converged is None or bool(self.converged[-1])
 
 
 def dense_spectrum(

@@ -170,14 +170,20 @@ def _meta(call: dict[str, Any], parallel: Parallel | None = None, path_choice: A
 
 def _backend(
     obj: Objective, method: str, accuracy: str = "normal", devices: int | str = 1,
-    curvature: Curvature | None = None,
+    curvature: Curvature | None = None, kind: str = "hessian",
 ) -> tuple[Curvature, tuple[str, ...]]:
+    """The backend for ``obj``: ``curvature`` when given (with ``kind``'s operator on
+    top of it), else the one :func:`~hesscli.curvature.choose.curvature_for` chooses."""
     from hesscli.curvature.choose import curvature_for
     from hesscli.devices import parse_devices
 
     if curvature is not None:
-        return curvature, ()
-    return curvature_for(obj, method, accuracy, devices=parse_devices(devices))
+        if kind == "hessian":
+            return curvature, ()
+        from hesscli.curvature.ggn import operator_curvature
+
+        return operator_curvature(obj, curvature, kind), ()
+    return curvature_for(obj, method, accuracy, devices=parse_devices(devices), kind=kind)
 
 
 # ---- the analyses ----------------------------------------------------------------------
@@ -193,6 +199,7 @@ def analyze(
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
     ends: str = "both",
     blocks: str | None = None, null_space: bool = False,
+    curvature_kind: str = "hessian",
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
 
@@ -204,11 +211,15 @@ def analyze(
     decided, for the ``ends`` asked for. ``blocks`` (leaf, a depth, or prefixes:
     :func:`hesscli.spectra.blocks.group_blocks`) adds the per-block report,
     ``null_space`` the zero eigenspace and its sources; both are in ``res.parts``
-    and the document.
+    and the document. ``curvature_kind`` (``--curvature``): hessian, or for a
+    model split ggn, fisher or empirical-fisher, whose spectrum then replaces the
+    Hessian's (no classification and no escape direction: they are PSD by
+    construction).
     """
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
+    from hesscli.curvature.ggn import single_kind
     from hesscli.documents.analyze import analysis_document
     from hesscli.spectra.policy import SpectrumPolicy, choose
     from hesscli.validate import nonnegative, positive
@@ -223,7 +234,8 @@ def analyze(
     nonnegative("--tol", tol)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
-    backend, notes = _backend(obj, method, fd_accuracy, devices, curvature)
+    kind = single_kind(curvature_kind)
+    backend, notes = _backend(obj, method, fd_accuracy, devices, curvature, kind)
     parallel = backend.parallel
     verification = None
     if verify:
@@ -234,7 +246,8 @@ def analyze(
                           policy=policy, notes=notes + chunk_notes, verification=verification,
                           fd_why=fd_reason(obj, method))
     info = _meta(call, parallel, path_choice=choose(obj.n, policy),
-                 dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver)
+                 dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver,
+                 curvature=kind)
     with_direction = obj.n <= 1000
     extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
     parts = _structure(obj, backend, result, blocks, null_space, seed)
@@ -283,6 +296,7 @@ def spectrum(
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
     ends: str = "both",
     estimator: str = "auto", trace: bool = False,
+    curvature_kind: str = "hessian",
 ) -> Result:
     """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
     extremes with residuals, a stochastic trace estimate and (``density``) the SLQ density.
@@ -290,11 +304,16 @@ def spectrum(
     ``estimator`` (hutchinson|hutch++|auto) spends ``trace_probes`` HVPs on the
     trace; ``trace`` also estimates it on the dense path, beside the exact one.
 
+    ``curvature_kind``: one matrix (hessian, ggn, fisher, empirical-fisher), or a
+    comma list (``"hessian,ggn"``): then the value is a
+    :class:`~hesscli.analysis.spectrum_compare.Comparison`, every matrix with the
+    same settings plus the spectrum of the first two's difference.
     ``plot`` is only recorded in ``meta`` (the CLI draws the figure).
     """
     call = dict(locals())
     from hesscli.analysis.spectrum_report import spectrum_report
     from hesscli.curvature.choose import chunked
+    from hesscli.curvature.ggn import parse_kinds
     from hesscli.documents.spectrum import spectrum_document
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy, choose
@@ -308,18 +327,31 @@ def spectrum(
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
+    kinds = parse_kinds(curvature_kind)
     backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
     choice = choose(obj.n, policy)
     notes = notes + chunk_notes
     if density and choice.path == Path.DENSE:
         notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
                          "shows them exactly",)
-    report = spectrum_report(obj, backend, policy=policy, choice=choice, density=density,
-                             probes=probes, steps=steps, sigma=sigma,
-                             trace_probes=trace_probes, bins=bins, notes=notes,
-                             trace_estimator=estimator, estimate_trace_dense=trace)
+    options = dict(policy=policy, choice=choice, density=density, probes=probes, steps=steps,
+                   sigma=sigma, trace_probes=trace_probes, bins=bins, notes=notes,
+                   trace_estimator=estimator, estimate_trace_dense=trace)
+    backends = {kind: _backend(obj, method, curvature=backend, kind=kind)[0] for kind in kinds}
+    if len(kinds) > 1:
+        from hesscli.analysis.spectrum_compare import compare_spectra
+        from hesscli.documents.spectrum import comparison_document
+
+        comparison = compare_spectra(obj, backends, **options)
+        info = _meta(call, backend.parallel, path_choice=choice,
+                     dense_budget=policy.budget.bytes,
+                     eigensolver_used=comparison.reports[0].spectrum.solver,
+                     curvature=",".join(kinds))
+        return Result("spectrum", comparison, obj, backend, backend.parallel, info,
+                      comparison_document)
+    report = spectrum_report(obj, backends[kinds[0]], **options)
     info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes,
-                 eigensolver_used=report.spectrum.solver)
+                 eigensolver_used=report.spectrum.solver, curvature=kinds[0])
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
 
 
@@ -462,12 +494,16 @@ def landscape(
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
     radius: float | None = None, plane: str | None = None, points: int = 101,
     grid: int = 41, curvature: Curvature | None = None,
-    dense_budget: str | int | None = None,
+    dense_budget: str | int | None = None, curvature_kind: str = "hessian",
 ) -> Result:
     """``hesscli landscape``: slices of f along the gradient and the extreme eigenvectors,
-    and on a plane of two of them, with the quadratic model and the gradient step."""
+    and on a plane of two of them, with the quadratic model and the gradient step.
+
+    ``curvature_kind`` other than hessian: the eigenvectors and the quadratic model
+    are that matrix's (the Gauss–Newton model of f)."""
     call = dict(locals())
     from hesscli.analysis.landscape import landscape as run_landscape
+    from hesscli.curvature.ggn import single_kind
     from hesscli.documents.landscape import landscape_document
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy
@@ -482,13 +518,15 @@ def landscape(
     policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
-    backend, notes = _backend(obj, method, curvature=curvature)
+    kind = single_kind(curvature_kind)
+    backend, notes = _backend(obj, method, curvature=curvature, kind=kind)
     # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
     result = run_landscape(obj, backend, lr=lr, radius=radius, plane=chosen, points=points,
                            grid=grid, policy=policy, notes=notes)
     from hesscli.spectra.policy import choose
 
-    info = _meta(call, path_choice=choose(obj.n, policy), dense_budget=policy.budget.bytes)
+    info = _meta(call, path_choice=choose(obj.n, policy), dense_budget=policy.budget.bytes,
+                 curvature=kind)
     with_direction = obj.n <= 1000
 
     def document(ls: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -505,8 +543,12 @@ def train(
     monitor_every: int | None = None, curvature_on: bool = True, gtol: float | None = None,
     tol: float | None = None, devices: int | str = 1, curvature: Curvature | None = None,
     dense_budget: str | int | None = None, monitor_blocks: str | None = None,
+    curvature_kind: str = "hessian",
 ) -> Result:
     """``hesscli train`` (one run): an optax optimizer from the point, curvature watched.
+
+    ``curvature_kind`` picks the monitored matrix (hessian, ggn, fisher,
+    empirical-fisher); the final verdict is the Hessian's.
 
     ``options`` are the optimizer's own options (``{"momentum": 0.9}``); ``noise``
     is the radius of Ge et al.'s sphere noise (None: none). ``monitor_blocks``
@@ -529,7 +571,10 @@ def train(
     if not obj.traceable:
         raise InputError(f"train needs JAX derivatives of the objective, and "
                          f"{obj.why_untraceable}; write the objective with jax.numpy")
-    backend, _ = _backend(obj, MethodRequest.EXACT, devices=devices, curvature=curvature)
+    from hesscli.curvature.ggn import single_kind
+
+    backend, _ = _backend(obj, MethodRequest.EXACT, devices=devices, curvature=curvature,
+                          kind=single_kind(curvature_kind) if curvature_on else "hessian")
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
     every = monitor_every or max(1, steps // 100)
     config = TrainConfig(optimizer=optimizer, options=dict(options or {}), lr=lr, noise=noise,
@@ -549,7 +594,7 @@ def train(
     from hesscli.spectra.paths import dense_budget as budget_of
 
     info = _meta(call, backend.parallel, monitor_every=every,
-                 dense_budget=budget_of(dense_budget).bytes)
+                 dense_budget=budget_of(dense_budget).bytes, curvature=curvature_kind)
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 

@@ -43,6 +43,22 @@ class PathRequest(StrEnum):
     MATRIX_FREE = "matrix-free"
 
 
+class CurvatureKind(StrEnum):
+    """``--curvature``: the matrix whose spectrum is reported (``curvature`` in documents).
+
+    All but the Hessian need a model split (``model``, ``output_loss``, ``data``)
+    and are positive semidefinite by construction. ``residual`` and ``difference``
+    name the side-by-side difference blocks of ``spectrum --curvature A,B``.
+    """
+
+    HESSIAN = "hessian"
+    GGN = "ggn"  # generalized Gauss–Newton JᵀH_ℓJ
+    FISHER = "fisher"  # the true Fisher of the output likelihood
+    EMPIRICAL_FISHER = "empirical-fisher"  # (1/N) Σ gᵢgᵢᵀ
+    RESIDUAL = "residual"  # Hessian − GGN = Σ(∂ℓ/∂m)·∇²m
+    DIFFERENCE = "difference"  # A − B for other pairs
+
+
 class Dtype(StrEnum):
     """Floating-point precision of the objective's evaluations."""
 

@@ -62,6 +62,14 @@ class SpectrumReport:
     trace_exact: float | None
     histogram: Histogram
     notes: tuple[str, ...] = field(default_factory=tuple)
+    curvature: str = "hessian"  # the matrix: hessian, ggn, fisher, empirical-fisher, residual
+
+    @property
+    def title(self) -> str:
+        """The matrix's name for people ("Hessian", "GGN", "Hessian − GGN", ...)."""
+        from hesscli.curvature.ggn import TITLES
+
+        return TITLES.get(self.curvature, self.curvature)
 
 
 def histogram(values: np.ndarray, weights: np.ndarray | None, bins: int = BINS) -> Histogram:
@@ -94,6 +102,8 @@ def spectrum_report(
     """
     policy = policy or SpectrumPolicy(k=3)
     x = obj.x
+    if curvature.kind != "hessian":  # say how the GGN/Fisher was computed
+        notes = notes + tuple(getattr(curvature, "notes", ()))
     dens = tr = None
     trace_exact = None
     choice = choice or choose(obj.n, policy)
@@ -137,4 +147,5 @@ def spectrum_report(
         spectrum=sp, tolerance=tol,
         inertia=inertia(lam, tol, sp.complete), extremes=ex, density=dens, trace=tr,
         trace_exact=trace_exact, histogram=hist, notes=obj.notes + notes + sp.notes,
+        curvature=curvature.kind,
     )

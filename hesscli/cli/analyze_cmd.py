@@ -8,7 +8,12 @@ from typing import Any
 import click
 
 from hesscli.cli.fd_options import fd_accuracy_option, verify_option
-from hesscli.cli.options import devices_options, expect_option, objective_options
+from hesscli.cli.options import (
+    curvature_option,
+    devices_options,
+    expect_option,
+    objective_options,
+)
 from hesscli.cli.path_options import path_options
 
 
@@ -39,6 +44,7 @@ from hesscli.cli.path_options import path_options
               help="The dimension of the zero eigenspace (exact when dense, an SLQ estimate "
               "with an error bar matrix-free) and where it lives: dead units, unused inputs, "
               "shift and scale symmetries.")
+@curvature_option()
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -63,6 +69,7 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --blocks                  # which layer is sharpest
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes
+      hesscli analyze classifier --curvature ggn    # Gauss–Newton: PSD by construction
     """
     from hesscli import api
     from hesscli.cli.context import App
@@ -82,6 +89,11 @@ def command(**_options: Any) -> None:
         res = app.call(api.analyze, cli_only=("save_escape",))
     result, parallel = res.output, res.parallel
     if save_escape is not None:
+        kind = app.params.get("curvature_kind", "hessian")
+        if result.escape is None and kind != "hessian":
+            raise InputError(f"--save-escape {save_escape}: escape directions come from the "
+                             f"Hessian, and --curvature {kind} is positive semidefinite; "
+                             "drop --curvature")
         if result.escape is None:
             raise InputError(
                 f"--save-escape {save_escape}: there is no escape direction here "

@@ -7,7 +7,12 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import devices_options, expect_option, objective_options
+from hesscli.cli.options import (
+    curvature_option,
+    devices_options,
+    expect_option,
+    objective_options,
+)
 from hesscli.cli.path_options import path_options
 
 
@@ -37,6 +42,7 @@ from hesscli.cli.path_options import path_options
               help="Bins of the terminal histogram.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a figure of the spectrum (PNG or SVG by suffix; needs matplotlib).")
+@curvature_option(several=True)
 @expect_option
 def command(**_options: Any) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
@@ -53,6 +59,7 @@ def command(**_options: Any) -> None:
       hesscli spectrum mlp -p width=2048 --devices all   # data sharded over every device
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
       hesscli spectrum mlp --trace --estimator hutch++ --trace-probes 60
+      hesscli spectrum classifier --curvature hessian,ggn   # side by side, and H − G
     """
     from hesscli import api
     from hesscli.cli.context import App
@@ -70,10 +77,14 @@ def command(**_options: Any) -> None:
     with progress_line(app.params.get("progress") if primary() else False):
         res = app.call(api.spectrum)
     report = res.output
+    from hesscli.analysis.spectrum_compare import Comparison
+
+    several = isinstance(report, Comparison)  # --curvature A,B: side by side
     if plot is not None and primary():  # only process 0 writes files
-        from hesscli.render.plot_spectrum import plot_spectrum
+        from hesscli.render.plot_spectrum import plot_comparison, plot_spectrum
 
-        plot_spectrum(report, plot)
-    from hesscli.render.spectrum_view import render_spectrum
+        (plot_comparison if several else plot_spectrum)(report, plot)
+    from hesscli.render.spectrum_view import render_comparison, render_spectrum
 
-    app.report(res, lambda console: render_spectrum(report, console, plot)).enforce()
+    render = render_comparison if several else render_spectrum
+    app.report(res, lambda console: render(report, console, plot)).enforce()

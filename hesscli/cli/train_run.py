@@ -68,6 +68,7 @@ class TrainOptions:
     expects: tuple[str, ...] = ()
     dense_budget: str | None = None
     monitor_blocks: str | None = None
+    curvature_kind: str = "hessian"  # the monitored matrix (--curvature KIND)
 
 
 def _value(text: str) -> Any:
@@ -200,9 +201,11 @@ def run_command(o: TrainOptions) -> None:
     from hesscli.api import load
     from hesscli.cli.session import start
     from hesscli.curvature.choose import curvature_for
+    from hesscli.curvature.ggn import single_kind
     from hesscli.documents.meta import meta
     from hesscli.training.loop import TrainConfig, minibatch_for
 
+    o = replace(o, curvature_kind=single_kind(o.curvature_kind or "hessian"))
     check_inputs(o)
     if o.expects and not o.compare:
         check_expect_keys(o.expects)
@@ -222,6 +225,10 @@ def run_command(o: TrainOptions) -> None:
                          "write the objective with jax.numpy")
     curvature, _ = curvature_for(obj, MethodRequest.EXACT, devices=per_process)
     parallel = curvature.parallel
+    if o.curvature_kind != "hessian" and o.curvature_on:  # the final verdict stays the Hessian's
+        from hesscli.curvature.ggn import operator_curvature
+
+        curvature = operator_curvature(obj, curvature, o.curvature_kind)
     minibatch = minibatch_for(obj, o.batch_size) if o.batch_size else None
     steps = o.steps
     if o.epochs is not None:

@@ -34,6 +34,7 @@ def analysis_document(
         "definiteness": a.definiteness,
         "critical": a.critical,
         "classification": a.classification,
+        "curvature": a.curvature,
         "condition_number": a.condition_number,
         "stability": a.stability,
         "path": a.spectrum.path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
 
 
@@ -12,6 +13,7 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
     sp = r.spectrum
     doc: dict[str, Any] = {
         "schema": "hesscli.spectrum/1",
+        "curvature": r.curvature,
         "objective": r.objective,
         "n": r.n,
         "method": r.method,
@@ -67,5 +69,28 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
             "nodes": d.nodes, "weights": d.weights,
             "negative_fraction": d.fraction_below(-r.tolerance),
         }
+    doc["meta"] = meta
+    return doc
+
+
+def comparison_block(r: SpectrumReport) -> dict[str, Any]:
+    """One matrix's part of a side-by-side document: its spectrum fields, no meta."""
+    block = spectrum_document(r, {})
+    del block["schema"], block["meta"]
+    return block
+
+
+def comparison_document(c: Comparison, meta: dict[str, Any]) -> dict[str, Any]:
+    """``hesscli.spectrum/1`` for several curvatures: the top-level fields are the
+    first matrix's (so a reader of the one-matrix document keeps working), then
+    ``curvatures`` (one block per matrix) and ``difference`` (the first two's)."""
+    doc = spectrum_document(c.reports[0], meta)
+    del doc["meta"]
+    doc["curvatures"] = [comparison_block(r) for r in c.reports]
+    if c.difference is not None and c.difference_of is not None:
+        diff = comparison_block(c.difference)
+        diff["of"] = list(c.difference_of)
+        diff["description"] = c.description
+        doc["difference"] = diff
     doc["meta"] = meta
     return doc

@@ -82,9 +82,29 @@ def nonsmooth_headline(a: Analysis) -> str:
     return text
 
 
+def curvature_headline(a: Analysis) -> str:
+    """The verdict line when the spectrum is a GGN or Fisher, not the Hessian's."""
+    from hesscli.curvature.ggn import TITLES
+
+    title = TITLES.get(a.curvature, a.curvature)
+    lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
+    grad = (f"the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol)" if a.critical
+            else f"‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}")
+    cond = (f", condition number {num(a.condition_number, 3)}"
+            if a.condition_number is not None else "")
+    return (
+        f"{title} curvature: λmin = {num(lam_min)}, λmax = {num(lam_max)}{cond}; {grad}. "
+        f"The {title} is positive semidefinite by construction, so it says how sharp the "
+        "model and loss are here, not whether this is a minimum or a saddle: rerun with "
+        "--curvature hessian for that verdict."
+    )
+
+
 def headline(a: Analysis) -> str:
     if a.smooth is False and a.nonsmooth is not None:
         return nonsmooth_headline(a)
+    if a.curvature != "hessian":
+        return curvature_headline(a)
     lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
     zero = a.inertia.zero
     if a.classification == "local_minimum":
@@ -295,8 +315,9 @@ def render_analysis(
     rows: list[tuple[str, str]] | None = None,
 ) -> None:
     """The report; ``rows`` are extra (label, text) rows for the numbers table."""
-    style = KIND_STYLE.get(a.classification, "bold")
-    console.print(Panel(Text(headline(a)), title=a.classification.replace("_", " "),
+    style = KIND_STYLE.get(a.classification or "", "bold blue")
+    title = (a.classification or f"{a.curvature} (no classification)").replace("_", " ")
+    console.print(Panel(Text(headline(a)), title=title,
                         title_align="left", border_style=style.split()[-1]))
     for line in step_lines(a):
         console.print(line)

@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
 from hesscli.render.numbers import eigen_list, num
 
@@ -27,7 +28,7 @@ def headline(r: SpectrumReport) -> str:
         else f"the {r.extremes.k if r.extremes else '?'} smallest and largest of {r.n} "
         "eigenvalues (matrix-free)"
     )
-    text = f"Hessian spectrum, {where}: λmin = {num(sp.lambda_min)}, λmax = {num(sp.lambda_max)}."
+    text = f"{r.title} spectrum, {where}: λmin = {num(sp.lambda_min)}, λmax = {num(sp.lambda_max)}."
     if r.trace_exact is not None:
         text += f" Trace = {num(r.trace_exact)}."
         if r.trace is not None:
@@ -148,3 +149,69 @@ def render_spectrum(r: SpectrumReport, console: Console, plot: Path | None = Non
         console.print(Text(f"plot written to {plot}", style="dim"))
     for note in r.notes:
         console.print(Text(f"note: {note}", style="dim"))
+
+
+def comparison_table(c: Comparison) -> Table:
+    """One row per matrix and one for the difference: extremes, trace, inertia."""
+    t = Table(title="Side by side", title_justify="left")
+    for name, justify in (("matrix", "left"), ("λmin", "right"), ("λmax", "right"),
+                          ("trace", "right"), ("negative", "right"), ("zero", "right")):
+        t.add_column(name, justify=justify)
+    density = any(r.density is not None for r in c.reports)
+    if density:
+        t.add_column("negative mass (SLQ)", justify="right")
+    rows = [(r.title, r) for r in c.reports]
+    if c.difference is not None and c.difference_of is not None:
+        from hesscli.curvature.ggn import TITLES
+
+        a, b = c.difference_of
+        rows.append((f"{TITLES.get(a, a)} − {TITLES.get(b, b)}", c.difference))
+    for label, r in rows:
+        sp = r.spectrum
+        trace = (num(r.trace_exact) if r.trace_exact is not None else
+                 f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)}"
+                 if r.trace is not None else "—")
+        suffix = "" if sp.complete else " (of computed)"
+        row = [label, num(sp.lambda_min, 6), num(sp.lambda_max, 6), trace,
+               f"{r.inertia.negative}{suffix}", str(r.inertia.zero)]
+        if density:
+            row.append(f"{num(100 * r.density.fraction_below(-r.tolerance), 3)}%"
+                       if r.density is not None else "—")
+        t.add_row(*row)
+    return t
+
+
+def comparison_headline(c: Comparison) -> str:
+    """The comparison in words: do the matrices agree, and what the difference holds."""
+    first = c.reports[0]
+    parts = [f"{len(c.reports)} curvature matrices of {first.objective} at the same point "
+             f"(n = {first.n}, {first.path})."]
+    d = c.difference
+    if d is not None and c.description is not None:
+        sp = d.spectrum
+        parts.append(f"{c.description}: λ from {num(sp.lambda_min)} to {num(sp.lambda_max)}"
+                     + (f", {d.inertia.negative} negative" if sp.complete else "") + ".")
+        hess = next((r for r in c.reports if r.curvature == "hessian"), None)
+        if hess is not None and hess.inertia.negative and c.difference_of == ("hessian", "ggn"):
+            parts.append(f"The Hessian's {hess.inertia.negative} negative eigenvalue"
+                         f"{'s' if hess.inertia.negative != 1 else ''} come from this "
+                         "residual: the GGN, PSD by construction, cannot show them.")
+    return " ".join(parts)
+
+
+def render_comparison(c: Comparison, console: Console, plot: Path | None = None) -> None:
+    """The side-by-side report: headline, table, then each matrix's notes."""
+    border = "yellow" if any(r.inertia.negative for r in c.reports) else "green"
+    console.print(Panel(Text(comparison_headline(c)), title="spectrum, side by side",
+                        title_align="left", border_style=border))
+    console.print(comparison_table(c))
+    if plot is not None:
+        console.print(Text(f"plot written to {plot}", style="dim"))
+    seen: set[str] = set()
+    reports = [*c.reports, *([c.difference] if c.difference is not None else [])]
+    for r in reports:
+        for note in r.notes:
+            if note not in seen:
+                seen.add(note)
+                label = "" if note.startswith(r.title) else f"{r.title}: "
+                console.print(Text(f"note: {label}{note}", style="dim"))

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from hesscli.curvature.base import OperatorAt
 from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import jax_module
 from hesscli.spectra.lanczos import (
@@ -148,7 +149,7 @@ def restarted_extremes(
     budget = max(budget, 2 * k + 2)
     rows = size.m + 1
     xj = np.asarray(x, dtype=dtype)
-    if f is not None:
+    if f is not None and not isinstance(f, OperatorAt):  # a Hessian: linearize ∇f here
         # one linearization of ∇f at x serves every step, restart and residual check
         hvp_fn, f = linearized_hvp(f, xj), None
     run = restarted_kernel(hvp_fn, f, n, dtype, rows, size.m, size.keep, k, ENDS[ends],

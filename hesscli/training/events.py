@@ -19,6 +19,10 @@
 - ``diverged``: decided inside the compiled loop (non-finite, exploding
   loss or a loss unbounded below); see :mod:`hesscli.training.loop`.
 
+When the monitored curvature is not the Hessian (``hessian=False``: a GGN or
+Fisher, PSD by construction) a stall is only ``stalled``: minimum and saddle are
+statements about the Hessian.
+
 Each of stalled / at_saddle / reached_minimum fires once per episode (again only
 after the gradient rose above ``gtol``). Span events carry ``start``/``end`` in
 their data and are emitted when the span ends (or by :meth:`EventTracker.finish`
@@ -66,6 +70,7 @@ class EventTracker:
     lr: float
     gtol: float | None = None
     tol: float | None = None
+    hessian: bool = True  # False: the monitored λ are a GGN's/Fisher's (no min/saddle verdict)
     optimizer: str = "sgd"  # the GD stability bound is labelled as such for other optimizers
     in_stall: bool = False
     bound: float = STABILITY_BOUND  # the optimizer's lr·λ bound (dynamics.stability_bound)
@@ -112,7 +117,7 @@ class EventTracker:
             if not self.in_stall:
                 self.in_stall = True
                 kind = Classification.DEGENERATE
-                if tol is not None:
+                if tol is not None and self.hessian:
                     kind = classify(g, gtol, [record.lambda_min, record.lambda_max], tol,
                                     self.converged(record))
                 if kind == Classification.SADDLE_POINT:
@@ -129,11 +134,14 @@ class EventTracker:
                                      {"value": record.value, "gradient_norm": g,
                                       "lambda_min": record.lambda_min}))
                 else:
-                    why = "curvature not monitored" if tol is None else kind.replace("_", " ")
+                    why = ("curvature not monitored" if tol is None else
+                           kind.replace("_", " ") if self.hessian else
+                           "the monitored curvature is not the Hessian: no minimum/saddle verdict")
                     new.append(Event(step, EventKind.STALLED,
                                      f"stalled: ‖∇f‖ = {g:.3g} ≤ gtol = {gtol:.3g} ({why})",
                                      {"value": record.value, "gradient_norm": g,
-                                      "classification": kind if tol is not None else None}))
+                                      "classification": kind if tol is not None and self.hessian
+                                      else None}))
         else:
             self.in_stall = False
         if self.saddle is not None:

@@ -356,6 +356,13 @@ def train(
     from hesscli.training.optimizers import GD_ONLY_NOTE, plain_gd
 
     notes: list[str] = []
+    kind = getattr(curvature, "kind", "hessian")
+    if curvature_on and kind != "hessian":
+        from hesscli.curvature.ggn import TITLES
+
+        notes.append(f"curvature monitored: the {TITLES.get(kind, kind)} (λmin, λmax, "
+                     "lr·λmax and the step model's error are its own); the final verdict "
+                     "is the Hessian's")
     choice = choose_path(obj.n, path, budget=budget_of(dense_budget))
     if curvature_on and choice.path == Path.MATRIX_FREE:
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
@@ -367,7 +374,7 @@ def train(
                      f"judge lr·λmax against {config.optimizer}'s own stability bound "
                      f"{bound:.4g} (momentum β: 2(1 + β), Nesterov 2(1 + β)/(1 + 2β)), not 2")
     tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr, optimizer=config.optimizer,
-                                      bound=bound)
+                                      bound=bound, hessian=curvature.kind == "hessian")
     history = list(history or [])
     t0 = time.perf_counter()
     monitor_seconds = 0.0

@@ -51,7 +51,8 @@ def run(
     optimizer = optimizer_for(config)
     tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol,
                            optimizer=config.optimizer,
-                           bound=stability_bound(config.optimizer, config.options))
+                           bound=stability_bound(config.optimizer, config.options),
+                           hessian=curvature.kind == "hessian")
     state = resume_state(optimizer) if resume_state is not None else None
     history = list(history) if history is not None else None
     for record in history or ():
@@ -65,7 +66,10 @@ def run(
         trained(result)
     analysis = None
     if curvature_on:
-        analysis = final_analysis(obj, curvature, result.x, config.lr, gtol=gtol, tol=tol,
+        # the verdict at the end is the Hessian's, whatever curvature was monitored
+        hessian = getattr(curvature, "base", curvature) if curvature.kind != "hessian" \
+            else curvature
+        analysis = final_analysis(obj, hessian, result.x, config.lr, gtol=gtol, tol=tol,
                                   dense_budget=dense_budget)
     names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
     return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,

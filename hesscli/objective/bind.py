@@ -9,6 +9,7 @@ black box so that finite differences take over.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,9 @@ class Objective:
     dtype: str
     traceable: bool
     why_untraceable: str | None = None
+    # JAX traces the function for values though not for derivatives (while_loop,
+    # host callbacks): finite differences may then evaluate it compiled and batched
+    values_traceable: bool = False
 
     @property
     def n(self) -> int:
@@ -65,10 +69,7 @@ class Objective:
         x = np.asarray(x, dtype=self.dtype).reshape(-1)
         if x.size != self.n:
             raise InputError(f"point has {x.size} entries; this objective has {self.n}")
-        return Objective(
-            self.file, x, self.layout, self.treedef, self.dtype, self.traceable,
-            self.why_untraceable,
-        )
+        return dataclasses.replace(self, x=x)
 
 
 def _structure(tree: Any) -> dict[str, tuple[int, ...]]:
@@ -214,4 +215,33 @@ def bind(
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's function failed
         raise ObjectiveError(f"{where} raised {describe_exception(exc)}") from exc
     check_scalar(out, where)
+    why = not_differentiable(obj.flat_fn, flat.shape, dtype)
+    if why is not None:
+        if method == "exact":
+            raise ObjectiveError(
+                f"--method exact: JAX cannot differentiate {where} ({why}); use --method fd "
+                "(finite differences) or --method auto"
+            )
+        # traceable but not differentiable: a black box for derivatives, as NumPy code is
+        return Objective(file, flat, layout, treedef, dtype, traceable=False,
+                         why_untraceable=f"JAX cannot differentiate it ({why})",
+                         values_traceable=True)
     return obj
+
+
+def not_differentiable(fn: Any, shape: tuple[int, ...], dtype: str) -> str | None:
+    """Why JAX cannot take the gradient of ``fn`` (None when it can).
+
+    ``lax.while_loop`` and ``fori_loop`` with traced bounds refuse reverse mode,
+    host callbacks refuse every derivative; both only show when the gradient is
+    traced, which ``eval_shape`` of the gradient does without computing anything.
+    """
+    jax = jax_module()
+    try:
+        jax.eval_shape(jax.grad(fn), jax.ShapeDtypeStruct(shape, jax.numpy.dtype(dtype)))
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - JAX refuses the transformation
+        text = str(exc).strip().splitlines()[0] if str(exc) else ""
+        return f"{type(exc).__name__}: {text[:160]}"
+    return None

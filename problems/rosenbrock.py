@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import hesscli
 
 P = hesscli.params({
-    "n": (2, "number of variables (at least 2)"),
+    "n": (2, "number of variables (at least 2)", {"min": 2}),
     "a": (1.0, "the valley's minimizer coordinate"),
     "b": (100.0, "steepness of the valley walls"),
 })

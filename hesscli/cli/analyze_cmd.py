@@ -75,6 +75,11 @@ def command(
     positive("--escape-step", escape_step)
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
+    if save_escape is not None:  # checked before the work, not after it
+        from hesscli.files import check_output
+        from hesscli.objective.points import FILE_SUFFIXES
+
+        check_output(save_escape, "--save-escape", FILE_SUFFIXES)
     per_process = start(devices, coordinator, num_processes, process_id)
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)

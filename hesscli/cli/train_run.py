@@ -94,6 +94,13 @@ def check_inputs(kw: dict[str, Any]) -> None:
     if kw["save_point"] is not None and kw["save_point"].suffix.lower() not in SAVE_SUFFIXES:
         raise InputError(f"--save-point {str(kw['save_point'])!r}: use one of "
                          f"{', '.join(SAVE_SUFFIXES)}")
+    from hesscli.files import check_outputs
+
+    # every file the run will write, checked now: a missing folder or two options
+    # naming one file must not cost a finished run (or its log)
+    log_option = "--out" if kw["out"] is not None else "--resume"
+    check_outputs({log_option: kw["out"] or kw["resume"], "--save-point": kw["save_point"],
+                   "--plot": kw["plot"]})
     if kw["compare"] and (kw["resume"] or kw["save_point"]):
         raise InputError("--compare runs several variants; --resume and --save-point take one "
                          "run (drop --compare)")
@@ -251,7 +258,7 @@ class Runner:
                 atomic_write(Path(out), lambda fh: fh.write(text), mode="w")
             self.log = RunLog(Path(out), mode="a")
             return
-        self.log = RunLog(Path(out), mode="w")
+        self.log = RunLog(Path(out), mode="w" if self.kw.get("force") else "x")
         config = configs[0][1]
         extra: dict[str, Any] = {"start": self.start, "steps": config.steps}
         if len(configs) > 1:

@@ -7,18 +7,38 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import compose
+from hesscli.cli.options import compose, finite_positive
+
+
+def _path_flag(value: str) -> Any:
+    """Callback of ``--dense``/``--matrix-free``: both set ``path``; giving both is an error.
+
+    (Two flags sharing one destination would silently let the last one win.)
+    """
+
+    def callback(ctx: click.Context, param: click.Parameter, given: bool) -> None:
+        chosen = ctx.params.setdefault("path", None)
+        if not given:
+            return
+        if chosen is not None and chosen != value:
+            raise click.UsageError("--dense and --matrix-free exclude each other; give one",
+                                   ctx=ctx)
+        ctx.params["path"] = value
+
+    return callback
 
 
 def path_options(default_k: int) -> Any:
     """The options, with ``--k`` defaulting to ``default_k``."""
     return compose(
         click.option(
-            "--dense", "path", flag_value="dense",
+            "--dense", "dense_flag", is_flag=True, expose_value=False,
+            callback=_path_flag("dense"),
             help="Force the dense Hessian (refused when it would not fit in memory).",
         ),
         click.option(
-            "--matrix-free", "path", flag_value="matrix-free",
+            "--matrix-free", "matrix_free_flag", is_flag=True, expose_value=False,
+            callback=_path_flag("matrix-free"),
             help="Force the matrix-free path: extreme eigenvalues from Hessian-vector products.",
         ),
         click.option(
@@ -32,7 +52,7 @@ def path_options(default_k: int) -> Any:
             "ARPACK (scipy eigsh) over the compiled HVP.",
         ),
         click.option(
-            "--rtol", type=float, default=None,
+            "--rtol", type=finite_positive, default=None,
             help="Matrix-free: residual target ‖Hv−λv‖ ≤ rtol·max|λ| (default 1e-6; float32 1e-3).",
         ),
         click.option(

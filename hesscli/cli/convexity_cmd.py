@@ -101,6 +101,12 @@ def command(
             ) from None
         centers = ",".join(repr(0.5 * (lo + hi)) for lo, hi in bounds)
         obj = session.load(objective, centers, params, seed=seed, dtype=dtype, method=method)
+    from hesscli.budget import convexity_bytes, require
+
+    require(convexity_bytes(obj.n, samples, hessian_points, cx.DENSE_LIMIT),
+            f"convexity at n = {obj.n} with --samples {samples} --hessian-points "
+            f"{hessian_points}", "ask for fewer --samples or --hessian-points (0 skips the "
+            "eigenvalue test)")
     region = box(bounds, obj.n) if bounds else ball(obj.x, radius)
     notes: tuple[str, ...] = ()
     if not bounds and around is None:

@@ -39,6 +39,11 @@ def command(
     if top < 1:
         raise InputError(f"--top must be at least 1; got {top}")
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
+    from hesscli.budget import gradcheck_bytes, require
+
+    require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (it compares dense n×n Hessians)",
+            "check a smaller instance of the objective, or use 'hesscli analyze --verify', "
+            "which checks Hessian-vector products")
     result = gradcheck(obj, fd_accuracy, top=top)
     from hesscli.expect import expectations
     from hesscli.render.gradcheck_view import gradcheck_document

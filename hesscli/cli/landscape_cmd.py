@@ -72,7 +72,14 @@ def command(
 
         check_plot_path(plot)
         pyplot()  # fail early when matplotlib is missing
+    from hesscli.budget import landscape_bytes, require
+
+    require(landscape_bytes(1, points, grid_size), f"landscape --points {points} --grid "
+            f"{grid_size}", "ask for fewer points (the default --points 101 --grid 41 "
+            "resolve a slice well)")
     obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
+    require(landscape_bytes(obj.n, points, grid_size), f"landscape at n = {obj.n}",
+            "ask for fewer points")
     curvature, notes = curvature_for(obj, method)
     # the dense path (None: analyze forms H) or, when H would not fit, the matrix-free
     # extremes: the slices need only λmax, λmin and their eigenvectors

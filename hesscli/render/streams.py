@@ -16,6 +16,12 @@ from collections.abc import Iterator
 from typing import IO
 
 _report: list[IO[str]] = []
+_fd_redirected: list[bool] = []
+
+
+def stdout_fd_redirected() -> bool:
+    """True while fd 1 points at stderr (reports keep the real stdout)."""
+    return bool(_fd_redirected and _fd_redirected[-1])
 
 
 def report_stream() -> IO[str]:
@@ -54,11 +60,13 @@ def user_output_to_stderr() -> Iterator[None]:
                                  buffering=1, closefd=False))
     else:
         _report.append(sys.stdout)
+    _fd_redirected.append(saved is not None)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
         stream = _report.pop()
+        _fd_redirected.pop()
         try:
             stream.flush()
         finally:

@@ -225,8 +225,20 @@ def bind(
         # traceable but not differentiable: a black box for derivatives, as NumPy code is
         return Objective(file, flat, layout, treedef, dtype, traceable=False,
                          why_untraceable=f"JAX cannot differentiate it ({why})",
-                         values_traceable=True)
+                         values_traceable=batches(obj.flat_fn, flat.shape, dtype))
     return obj
+
+
+def batches(fn: Any, shape: tuple[int, ...], dtype: str) -> bool:
+    """Whether ``vmap(fn)`` traces (a host callback without a ``vmap_method`` does not)."""
+    jax = jax_module()
+    try:
+        jax.eval_shape(jax.vmap(fn), jax.ShapeDtypeStruct((2, *shape), jax.numpy.dtype(dtype)))
+    except HesscliError:
+        raise
+    except Exception:  # noqa: BLE001 - evaluate it point by point instead
+        return False
+    return True
 
 
 def not_differentiable(fn: Any, shape: tuple[int, ...], dtype: str) -> str | None:

@@ -24,7 +24,7 @@ def objective(x):
 x0 = jnp.array([0.0, 0.0])
 """
 SUFFIXES = [".npy", ".npz", ".json", ".txt", ".csv", ".bin", ""]
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

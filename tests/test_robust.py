@@ -463,3 +463,16 @@ def test_help_stays_light():
 def test_exit_code_4_is_documented():
     readme = (ROOT / "README.md").read_text()
     assert "| 4 |" in readme and "rerun with --debug" in readme
+
+
+def test_matrix_free_spectrum_with_both_ends_meeting_is_complete(hess):
+    """2k ≥ n: the k smallest and k largest are every eigenvalue, so say so."""
+    res = hess("spectrum", "saddle", "-p", "n=4", "--k", "2", "--matrix-free",
+               "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    np.testing.assert_allclose(sorted(doc["eigenvalues"]), [-1.0, 1.0, 1.0, 1.0], atol=1e-10)
+    assert doc["eigenvalues_complete"] is True
+    partial = hess("spectrum", "saddle", "-p", "n=8", "--k", "2", "--matrix-free",
+                   "--format", "json")
+    assert partial.json()["eigenvalues_complete"] is False

@@ -26,8 +26,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
-import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,6 +125,8 @@ def finish(exc: BaseException, debug: bool, argv: list[str] | None = None) -> in
         return 0
     code, message = classify(exc)
     if debug and not isinstance(exc, (click.UsageError, Interrupted, KeyboardInterrupt)):
+        import traceback
+
         cause = exc.cause if isinstance(exc, Unexpected) else exc
         traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
     click.echo(f"error: {message}", err=True)
@@ -142,6 +142,8 @@ def interrupts_end_cleanly() -> Iterator[None]:
     ``threading``. After an interrupt the hard handler stays installed until the
     process ends; otherwise the previous handler is restored.
     """
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -126,9 +126,13 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
 
 def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
     """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring)."""
+    # when 2k ≥ n the two ends meet: every eigenvalue is there, and converged it is
+    # the whole spectrum (inertia counts are then exact, not bounds)
+    n = int(np.size(ex.vec_min))
+    complete = bool(ex.eigenvalues.size >= n and np.all(ex.converged))
     return Spectrum(
         eigenvalues=np.asarray(ex.eigenvalues, dtype=np.float64),
-        complete=False,
+        complete=complete,
         vec_min=fix_sign(ex.vec_min),
         vec_max=fix_sign(ex.vec_max),
         symmetry_error=0.0,

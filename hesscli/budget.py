@@ -13,7 +13,7 @@ only requests that are far out of reach.
 from __future__ import annotations
 
 from hesscli.errors import InputError
-from hesscli.spectra.paths import available_memory, dense_bytes, human_bytes
+from hesscli.spectra.paths import available_memory, choose_path, dense_bytes, human_bytes
 
 FLOAT = 8  # bytes per float64 entry (analyses work in float64 on the host)
 # Peak of one matrix-free λmin (Lanczos, up to 400 steps with their basis and its
@@ -36,15 +36,16 @@ def gradcheck_bytes(n: int) -> float:
     return 1.5 * dense_bytes(n)
 
 
-def convexity_bytes(n: int, samples: int, hessian_points: int, dense_limit: int) -> float:
+def convexity_bytes(n: int, samples: int, hessian_points: int) -> float:
     """Midpoint test: each sampled pair holds its two ends, the midpoint and the
     dyadic-rounded copies (about six n-vectors per pair). Eigenvalue test: the
-    sampled points, plus per point either the dense path (n ≤ ``dense_limit``) or
-    a Lanczos basis (:data:`MATRIX_FREE_FLOATS` per parameter)."""
+    sampled points, plus per point either the dense path (when the path policy
+    picks it for n) or a Lanczos basis (:data:`MATRIX_FREE_FLOATS` per parameter)."""
     pairs = 6.0 * FLOAT * n * samples
     if hessian_points <= 0:
         return pairs
-    per_point = dense_bytes(n) if n <= dense_limit else MATRIX_FREE_FLOATS * FLOAT * n
+    dense = choose_path(n).path == "dense"
+    per_point = dense_bytes(n) if dense else MATRIX_FREE_FLOATS * FLOAT * n
     return max(pairs, 2.0 * FLOAT * n * hessian_points + per_point)
 
 

@@ -16,6 +16,13 @@ Usage in a command (the document is built whatever ``--format`` is)::
     ... print the report ...
     pending.enforce()                            # exit 1 here when one fails
 
+The same engine evaluates ``checks.yaml`` expectations (:mod:`hesscli.checks`):
+there a key is the same dotted path, and the value is a number range
+``{min, max}``, a word or a list of words (any one passes), or true/false, as the
+document schema types the field (:func:`from_spec`). Both produce an
+:class:`Expectation` and are evaluated by :func:`evaluate` into one
+:class:`Outcome` class.
+
 Nothing here prints; a failure is a :class:`CheckFailed` whose message lists
 what was expected and what was measured.
 """
@@ -37,20 +44,69 @@ _KEY = re.compile(r"[A-Za-z_]\w*(\[-?\d+\])*(\.[A-Za-z_]\w*(\[-?\d+\])*)*")
 MISSING = object()
 
 
+IN = "in"  # the measured value is one of a tuple of values
+WITHIN = "within"  # the measured number is within (lo, hi); either may be None
+
+
 @dataclass(frozen=True)
 class Expectation:
-    text: str  # as given
+    """What must hold for the field at ``key``: ``measured <op> value``.
+
+    ``text`` is where it came from (the ``--expect`` text, or the spec path such as
+    ``checks[0].expect.lambda_min``); ``label`` the key as written when it was an
+    alias (``negative_eigenvalues``); ``absent`` what to measure when the
+    document lacks the field (:data:`MISSING`: the expectation fails).
+    """
+
+    text: str
     key: str
     op: str
     value: Any
+    label: str | None = None
+    absent: Any = MISSING
+
+    @property
+    def name(self) -> str:
+        """The key as the user wrote it."""
+        return self.label or self.key
+
+    @property
+    def expected(self) -> str:
+        """The expected value in words (``in [0.3, 0.5]``, ``saddle_point``, ``false``)."""
+        v = self.value
+        if self.op == WITHIN:
+            lo, hi = v
+            if lo is not None and hi is not None:
+                return f"in [{lo:g}, {hi:g}]"
+            return f"≥ {lo:g}" if lo is not None else f"≤ {hi:g}"
+        if self.op == IN:
+            return " or ".join(str(w) for w in v)
+        text = json.dumps(v) if isinstance(v, bool) or v is None else str(v)
+        return text if self.op == "=" else f"{self.op} {text}"
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """An expectation, what was measured, and whether it held (``present``: the field
+    exists in the document; ``detail``: what else the measurement says)."""
+
     expectation: Expectation
     measured: Any
     passed: bool
     present: bool = True
+    detail: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.expectation.name
+
+    @property
+    def path(self) -> str:
+        return self.expectation.text
+
+    @property
+    def expected(self) -> str:
+        return self.expectation.expected
 
 
 def parse(text: str) -> Expectation:
@@ -134,6 +190,14 @@ def _is_number(value: Any) -> bool:
 
 
 def compare(measured: Any, op: str, expected: Any) -> bool:
+    """``measured <op> expected`` (see the module docstring; null satisfies no order)."""
+    if op == IN:
+        return any(compare(measured, "=", e) for e in expected)
+    if op == WITHIN:
+        lo, hi = expected
+        if not _is_number(measured) or not math.isfinite(float(measured)):
+            return False
+        return (lo is None or measured >= lo) and (hi is None or measured <= hi)
     if op in ("=", "!="):
         if _is_number(measured) and _is_number(expected):
             same = float(measured) == float(expected)
@@ -146,8 +210,14 @@ def compare(measured: Any, op: str, expected: Any) -> bool:
     return {"<=": m <= e, ">=": m >= e, "<": m < e, ">": m > e}[op]
 
 
-def _root_name(key: str) -> str:
-    return key_steps(key)[0]  # type: ignore[return-value]
+def evaluate(exp: Expectation, document: Any) -> Outcome:
+    """The outcome of ``exp`` on a plain-JSON ``document``."""
+    measured = lookup(document, exp.key)
+    if measured is MISSING:
+        if exp.absent is MISSING:
+            return Outcome(exp, None, passed=False, present=False)
+        measured = exp.absent
+    return Outcome(exp, measured, compare(measured, exp.op, exp.value))
 
 
 @dataclass(frozen=True)
@@ -186,11 +256,12 @@ def expectations(
     :class:`InputError` naming the closest field. A key the schema declares
     but this document lacks (``escape`` at a minimum) fails the expectation.
     """
-    from hesscli.render.jsonout import jsonable
+    from hesscli.documents.jsonable import jsonable
+    from hesscli.schemas import schema_of
 
     document = jsonable(document)  # the document exactly as --format json prints it
     if schema is None:
-        schema = load_schema(document.get("schema"))
+        schema = schema_of(document.get("schema"))
     known = paths(document)
     declared = set(schema_paths(schema)) if schema else set()
     outcomes = []
@@ -205,7 +276,7 @@ def expectations(
                     f"--expect {text!r}: no field {exp.key!r} in the "
                     f"{document.get('schema', 'JSON')} document{closest(plain, known, n=1)}"
                 )
-            outcomes.append(Outcome(exp, None, passed=False, present=False))
+            outcomes.append(evaluate(exp, document))
             continue
         if exp.op not in ("=", "!=") and not (_is_number(measured) or measured is None):
             raise InputError(
@@ -213,7 +284,7 @@ def expectations(
                 "use = or != for it"
             )
         same_kind(exp, measured)
-        outcomes.append(Outcome(exp, measured, compare(measured, exp.op, exp.value)))
+        outcomes.append(evaluate(exp, document))
     return Pending(tuple(outcomes))
 
 
@@ -233,6 +304,8 @@ def _kind(value: Any) -> str | None:
 def same_kind(exp: Expectation, measured: Any) -> None:
     """An expected value that can never equal the field (``critical=yes`` for a boolean,
     ``inertia.negative=zero`` for a number) is an invalid expectation, not a failure."""
+    if exp.op not in ("=", "!="):
+        return
     have, want = _kind(measured), _kind(exp.value)
     if have is None or want is None or have == want:
         return
@@ -256,14 +329,3 @@ def out_of_range(document: Any, exp: Expectation) -> None:
         else:
             return
 
-
-def load_schema(name: Any) -> dict[str, Any] | None:
-    """The packaged JSON Schema of a document named ``hesscli.<command>/<version>``."""
-    if not isinstance(name, str) or not name.startswith("hesscli."):
-        return None
-    from hesscli.schemas import load_schema as packaged
-
-    try:
-        return packaged(name.split(".", 1)[1].split("/", 1)[0])
-    except (FileNotFoundError, OSError, ValueError):
-        return None

@@ -100,8 +100,8 @@ def main() -> None:
     jax = jax_module()
     from click.testing import CliRunner
 
+    from hesscli.api import load
     from hesscli.cli import cli
-    from hesscli.cli.session import load
     from hesscli.devices import select
 
     results: dict = {"device_count": jax.device_count(), "seconds": {}}

@@ -319,15 +319,17 @@ def test_cli_numpy_objective_uses_values(hess, write):
     assert f(w["midpoint"]) - 0.5 * (f(w["x"]) + f(w["y"])) > w["tolerance"]
 
 
-def test_spectrum_fn_plugs_in_and_lifts_the_dense_limit(monkeypatch):
-    """A matrix-free spectrum can replace the dense one (and the dense size limit)."""
-    import hesscli.analysis.convexity as cx
+def test_spectrum_fn_plugs_in_and_over_budget_goes_matrix_free(monkeypatch):
+    """Above the dense budget the eigenvalue test runs matrix-free (it used to be
+    skipped above a fixed size); any spectrum function can replace the policy's."""
+    import hesscli.spectra.paths as paths
     from hesscli.spectra.spectrum import spectrum_of_matrix
 
     obj, curv = bound("saddle", {"n": "3"})
-    monkeypatch.setattr(cx, "DENSE_LIMIT", 2)
-    skipped = convexity(obj, curv, box([(-0.5, 0.5)], 3), pairs=0, hessian_points=2, seed=0)
-    assert skipped.hessian.skipped and "dense limit" in skipped.hessian.skipped
+    monkeypatch.setattr(paths, "DENSE_BUDGET", 0)
+    free = convexity(obj, curv, box([(-0.5, 0.5)], 3), pairs=0, hessian_points=2, seed=0)
+    assert free.hessian.skipped is None and free.hessian.points == 2
+    assert any("matrix-free" in note for note in free.notes)
     calls = []
 
     def analytic(c, x, layout):

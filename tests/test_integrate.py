@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hesscli.cli.session import load
+from hesscli.api import load
 from hesscli.curvature.exact import ExactCurvature
 
 
@@ -33,7 +33,7 @@ def test_monitor_matrix_free_extremes_match_dense(mlp):
 
     obj, cur = mlp
     dense = extreme_eigenvalues(cur, obj.x)
-    free = extreme_eigenvalues(cur, obj.x, dense_limit=10)
+    free = extreme_eigenvalues(cur, obj.x, path="matrix-free")
     lam = np.linalg.eigvalsh(cur.hessian(obj.x).matrix)
     scale = float(np.max(np.abs(lam)))
     assert dense.path == "dense" and free.path == "matrix-free"
@@ -49,7 +49,7 @@ def test_train_monitors_matrix_free_above_the_limit(mlp):
     obj, cur = mlp
     config = TrainConfig(lr=0.05, steps=20, monitor_every=10)
     dense = train(obj, cur, optimizer_for(config), config)
-    free = train(obj, cur, optimizer_for(config), config, dense_limit=10)
+    free = train(obj, cur, optimizer_for(config), config, path="matrix-free")
     assert any("matrix-free" in note for note in free.notes)
     assert len(dense.history) == len(free.history) == 3
     for a, b in zip(dense.history, free.history, strict=True):
@@ -62,13 +62,13 @@ def test_train_monitors_matrix_free_above_the_limit(mlp):
 
 def test_convexity_eigenvalue_test_goes_matrix_free_above_the_limit(hess, monkeypatch):
     """saddle n=4: H = diag(1, 1, 1, 3y² − 1); same points, same smallest λmin."""
-    import hesscli.analysis.convexity as cx
+    import hesscli.spectra.paths as paths
 
     args = ("convexity", "saddle", "-p", "n=4", "--box", "-1,1", "--samples", "0",
             "--hessian-points", "6", "--seed", "2", "--format", "json")
     dense = hess(*args)
     assert dense.exit_code == 0, dense.output
-    monkeypatch.setattr(cx, "DENSE_LIMIT", 2)
+    monkeypatch.setattr(paths, "DENSE_BUDGET", 0)  # auto now picks matrix-free
     free = hess(*args)
     assert free.exit_code == 0, free.output
     a, b = dense.json()["hessian"], free.json()["hessian"]

@@ -12,7 +12,8 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from hesscli.analysis.landscape import default_radius, landscape
-from hesscli.cli.session import curvature_for, load
+from hesscli.api import load
+from hesscli.curvature.choose import curvature_for
 
 # A quadratic with a known spectrum: f(x) = ½ xᵀAx + bᵀx, A = Q diag(λ) Qᵀ.
 LAMBDAS = np.array([-2.0, 0.5, 3.0, 10.0])

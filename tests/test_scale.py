@@ -289,7 +289,7 @@ def test_lanczos_honours_float32(known):
 
 def test_chunked_objective_matches_full_data():
     """mean of chunk losses weighted by size == the full-data mean (3×16 + remainder 2)."""
-    from hesscli.cli.session import load
+    from hesscli.api import load
     from hesscli.curvature.exact import ExactCurvature
     from hesscli.objective.chunked import with_chunks
 

@@ -167,10 +167,10 @@ def test_cli_table_and_json_report_devices(hess, monkeypatch):
     res = hess("analyze", "saddle", "--at", "zeros")
     assert res.exit_code == 0, res.output
     assert "devices" not in res.stdout  # the single-device report is unchanged
-    from hesscli.cli import session
+    from hesscli.curvature.exact import ExactCurvature
 
     several = devices.Parallel(devices=8, processes=2, local_devices=4, mesh=object())
-    monkeypatch.setattr(session, "parallel_of", lambda curvature: several)
+    monkeypatch.setattr(ExactCurvature, "parallel", several)  # the backend declares who computes
     res = hess("analyze", "saddle", "--at", "zeros")
     assert res.exit_code == 0, res.output
     assert re.search(r"\ndevices +8 cpu devices, 2 processes", res.stdout), res.stdout
@@ -224,7 +224,8 @@ def test_only_process_0_prints_and_writes(hess, fake_cluster, monkeypatch, tmp_p
 
 
 def test_devices_on_an_objective_without_data_is_refused(monkeypatch):
-    from hesscli.cli.session import load, sharded_curvature
+    from hesscli.api import load
+    from hesscli.curvature.choose import sharded_curvature
 
     obj = load("saddle", "zeros", (), seed=0, dtype="float64", method="auto")
     parallel = devices.Parallel(devices=2, local_devices=2, mesh=object())

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hesscli.cli.session import load
+from hesscli.api import load
 from hesscli.curvature.exact import ExactCurvature
 from hesscli.training.loop import EXPLODE, TrainConfig, optimizer_for, train
 from hesscli.training.noise import sphere_noise
@@ -287,7 +287,7 @@ def test_noisy_gd_recovers_the_tensor_components(tensor, seed):
 
 
 def test_plain_gd_stalls_on_the_tensor_saddle(tensor):
-    from hesscli.render.train_view import train_document
+    from hesscli.documents.train import train_document
     from hesscli.training.report import RunSummary, final_analysis, problem_report
 
     obj, cur = tensor

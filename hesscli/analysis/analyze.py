@@ -23,7 +23,9 @@ from hesscli.analysis.verify import Verification
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
-from hesscli.spectra.spectrum import Spectrum, dense_spectrum
+from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
+from hesscli.spectra.spectrum import Spectrum
+from hesscli.vocab import Classification, Definiteness, Dtype, FDAccuracy, FDSource, Method
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ class NonSmooth:
 class FDInfo:
     """How finite differences were used: from what, how hard, at what cost, and why."""
 
-    source: str  # "function values" | "gradient differences"
-    accuracy: str  # "normal" | "high"
+    source: FDSource
+    accuracy: FDAccuracy
     evaluations: int  # function (or gradient) evaluations
     hessian_error: float  # ‖E‖_F estimate, added to the eigenvalue tolerance
     why: str
@@ -57,7 +59,7 @@ class FDInfo:
 class Analysis:
     objective: str
     n: int
-    method: str
+    method: Method
     dtype: str
     value: float
     gradient_norm: float
@@ -66,9 +68,9 @@ class Analysis:
     spectrum: Spectrum
     tolerance: float
     inertia: Inertia
-    definiteness: str
+    definiteness: Definiteness
     critical: bool
-    classification: str
+    classification: Classification
     condition_number: float | None
     step: StepPrediction | None
     stability: Stability
@@ -90,6 +92,7 @@ def analyze(
     *,
     lr: float = 0.01,
     spectrum: Spectrum | None = None,
+    policy: SpectrumPolicy | None = None,
     gtol: float | None = None,
     tol: float | None = None,
     escape_distance: float = 0.1,
@@ -99,7 +102,8 @@ def analyze(
 ) -> Analysis:
     """Value, gradient, spectrum, verdicts, step prediction and escape direction at ``x``.
 
-    ``spectrum`` defaults to the dense one; pass a matrix-free one for large n.
+    ``spectrum`` defaults to :func:`hesscli.spectra.policy.spectrum_at` by
+    ``policy`` (default: auto path, k = 1), whose path note joins ``notes``.
     ``gtol``/``tol`` override the derived tolerances (see :mod:`.verdicts`).
 
     When finite differences find a kink (estimates at two step sizes disagree
@@ -115,7 +119,8 @@ def analyze(
     ensure_finite(grad, "gradient", layout)
     gnorm = float(np.linalg.norm(grad))
     if spectrum is None:
-        spectrum = dense_spectrum(curvature, x, layout)
+        point = spectrum_at(curvature, x, layout, policy or SpectrumPolicy())
+        spectrum, notes = point.spectrum, notes + point.notes
     lam = spectrum.eigenvalues
     x_norm = float(np.linalg.norm(x))
     scale = curvature_scale(lam, value, gnorm, x_norm)
@@ -127,8 +132,9 @@ def analyze(
     gtol_used = gtol if gtol is not None else gradient_tolerance(
         value, objective.dtype, x_norm=x_norm, hessian_norm=hess_norm
     )
-    grad_error = getattr(curvature, "last_gradient_error", None)
-    grad_error = float(np.linalg.norm(grad_error)) if grad_error is not None else 0.0
+    fd = curvature.fd
+    grad_error = (float(np.linalg.norm(fd.gradient_error))
+                  if fd is not None and fd.gradient_error is not None else 0.0)
     if gtol is None:
         gtol_used += grad_error  # a finite-difference gradient is only known to ± its error
     kind = classify(gnorm, gtol_used, lam, tol_used)
@@ -136,7 +142,7 @@ def analyze(
     critical = gnorm <= gtol_used
     if nonsmooth is not None:
         critical = gnorm <= gtol_used + nonsmooth.gradient_band
-        kind = "degenerate" if critical else "not_critical"
+        kind = Classification.DEGENERATE if critical else Classification.NOT_CRITICAL
 
     step = None
     if gnorm > grad_error:  # an FD gradient inside its error band is no direction
@@ -178,7 +184,7 @@ def analyze(
         stability=stability(lr, spectrum.lambda_max),
         escape=escape,
         notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used),
-        smooth=(nonsmooth is None) if curvature.method == "fd" else None,
+        smooth=(nonsmooth is None) if curvature.fd is not None else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
@@ -187,7 +193,7 @@ def analyze(
 
 def precision_notes(dtype: str, tol: float, gtol: float) -> tuple[str, ...]:
     """What float32 costs: the tolerances scale with ε, 5·10⁸ times float64's."""
-    if dtype != "float32":
+    if dtype != Dtype.FLOAT32:
         return ()
     from hesscli.jaxconf import eps
 
@@ -214,12 +220,13 @@ def _nonsmooth(spectrum: Spectrum, layout: Layout) -> NonSmooth | None:
 def _fd_info(
     curvature: Curvature, spectrum: Spectrum, why: str | None, gradient_error: float
 ) -> FDInfo | None:
-    if curvature.method != "fd":
+    fd = curvature.fd
+    if fd is None:
         return None
     return FDInfo(
-        source=str(getattr(curvature, "source", "finite differences")),
-        accuracy=str(getattr(curvature, "accuracy", "normal")),
-        evaluations=int(getattr(curvature, "evaluations", spectrum.evaluations)),
+        source=fd.source,
+        accuracy=fd.accuracy,
+        evaluations=fd.evaluations,
         hessian_error=spectrum.error,
         why=why or "--method fd",
         gradient_error=gradient_error,

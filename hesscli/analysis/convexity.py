@@ -8,8 +8,10 @@ Two tests, both on seeded random samples of a convex region (a box or a ball):
   span the region, half are short (a tenth of its size) to probe local
   curvature. The values are computed in batches (``jax.vmap`` of the flat
   objective, compiled once).
-- **the smallest Hessian eigenvalue** at random points (dense spectrum, so up
-  to :data:`DENSE_LIMIT` parameters).
+- **the smallest Hessian eigenvalue** at random points, from the spectrum at
+  each point by the one spectrum policy (:func:`hesscli.spectra.policy.spectrum_at`:
+  dense within the memory budget, else λmin by Lanczos, whose residuals widen
+  the tolerance).
 
 A violation beyond the rounding tolerance at any sample proves ``not_convex``
 and is returned as a :class:`Witness`; none found is ``no_violation_found``:
@@ -42,15 +44,17 @@ from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
 from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
-from hesscli.spectra.spectrum import Spectrum, dense_spectrum
+from hesscli.spectra.paths import PathChoice
+from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
+from hesscli.spectra.spectrum import Spectrum
+from hesscli.vocab import ConvexityVerdict, Path
 
-DENSE_LIMIT = 2000  # n above which the dense eigenvalue test is skipped (n² memory, n HVPs)
 RTOL_FACTOR = 256.0  # rtol = RTOL_FACTOR · ε (see the module docstring)
 SHORT_FRACTION = 0.1  # short pairs: y within this fraction of the region's size of x
 BATCH = 256  # points per vmapped evaluation
 
-NOT_CONVEX = "not_convex"
-NO_VIOLATION = "no_violation_found"
+NOT_CONVEX = ConvexityVerdict.NOT_CONVEX
+NO_VIOLATION = ConvexityVerdict.NO_VIOLATION_FOUND
 EVIDENCE = (
     "No violation found in the samples. Sampling is evidence, not proof: a violation "
     "in a part of the region the samples missed is still possible."
@@ -196,11 +200,11 @@ class HessianTest:
 class Convexity:
     objective: str
     n: int
-    method: str
+    method: str  # a Method, or "values" when no curvature backend ran
     dtype: str
     region: Region
     seed: int
-    verdict: str
+    verdict: ConvexityVerdict
     midpoint: MidpointTest
     hessian: HessianTest
     witness: Witness | None
@@ -302,27 +306,34 @@ def confirmed_by_values(curvature: Any, p: np.ndarray, v: np.ndarray, lam: float
     return bool(d2 < -rounding and d2 < 0.25 * lam)
 
 
+def policy_spectrum(
+    objective: Objective, policy: SpectrumPolicy, choice: PathChoice | None = None
+) -> SpectrumFn:
+    """``spectrum_fn`` by ``policy``, with the path chosen once for ``objective``."""
+    choice = choice or choose(objective.n, policy)
+
+    def spectrum_fn(curvature: Curvature, x: np.ndarray, layout: Layout) -> Spectrum:
+        return spectrum_at(curvature, x, layout, policy, choice=choice).spectrum
+
+    return spectrum_fn
+
+
 def hessian_test(
     objective: Objective, curvature: Curvature | None, region: Region, points: int,
-    rng: np.random.Generator, *, skipped: str | None = None,
-    spectrum_fn: SpectrumFn | None = None,
+    rng: np.random.Generator, *, spectrum_fn: SpectrumFn | None = None,
 ) -> HessianTest:
     """The smallest eigenvalue of the Hessian at ``points`` random points.
 
     ``spectrum_fn(curvature, x, layout) -> Spectrum`` computes it; the default is
-    the dense spectrum, skipped above :data:`DENSE_LIMIT` parameters. A matrix-free
-    one (Lanczos on HVPs, whose residuals go into ``Spectrum.error`` and so into
-    the tolerance) lifts the limit.
+    the spectrum by the default :class:`SpectrumPolicy` (:func:`policy_spectrum`).
     """
-    if skipped is None and points > 0 and spectrum_fn is None and objective.n > DENSE_LIMIT:
-        skipped = (
-            f"n = {objective.n} is above the dense limit {DENSE_LIMIT}: the eigenvalue test "
-            "is skipped (the midpoint test still ran)"
-        )
-    if skipped is None and curvature is None:
+    skipped = None
+    if curvature is None:
         skipped = "no curvature backend for this objective"
     if skipped is not None or points == 0:
         return HessianTest(0, 0, None, None, None, skipped)
+    assert curvature is not None
+    spectrum_fn = spectrum_fn or policy_spectrum(objective, SpectrumPolicy())
     samples = dyadic(region.sample(rng, points), region.magnitude, objective.dtype)
     layout = objective.layout
     violations = 0
@@ -330,7 +341,7 @@ def hessian_test(
     smallest: tuple[float, float] | None = None
     for p in samples:
         p = p.astype(np.float64)
-        spectrum = (spectrum_fn or dense_spectrum)(curvature, p, layout)  # type: ignore[arg-type]
+        spectrum = spectrum_fn(curvature, p, layout)
         lam = spectrum.eigenvalues
         scale = curvature_scale(lam, curvature.value(p), 0.0, float(np.linalg.norm(p)))
         tol = eigen_tolerance(scale, objective.n, objective.dtype, spectrum.error)
@@ -364,14 +375,16 @@ def convexity(
     seed: int = 0,
     rtol: float | None = None,
     atol: float = 0.0,
-    hessian_skipped: str | None = None,
     spectrum_fn: SpectrumFn | None = None,
     notes: tuple[str, ...] = (),
 ) -> Convexity:
     """Sampled convexity test of ``objective`` over ``region`` (see the module docstring).
 
     The two tests draw from independent streams of ``numpy.random.default_rng(seed)``
-    so changing one sample count does not move the other's samples.
+    so changing one sample count does not move the other's samples. The
+    eigenvalue test's spectra come from ``spectrum_fn`` when given, else by the
+    spectrum policy (k = 1, start vectors from ``seed``); when that goes
+    matrix-free a note says so.
     """
     if pairs < 0 or hessian_points < 0:
         raise InputError("sample counts must be ≥ 0")
@@ -382,8 +395,15 @@ def convexity(
         raise InputError(f"the region has {size} coordinates; the objective has {objective.n}")
     rng_mid, rng_hess = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     mid = midpoint_test(objective, region, pairs, rng_mid, rtol=rtol, atol=atol)
+    if spectrum_fn is None and curvature is not None and hessian_points:
+        policy = SpectrumPolicy(k=1, seed=seed)
+        choice = choose(objective.n, policy)
+        if choice.path == Path.MATRIX_FREE:
+            notes += (f"eigenvalue test matrix-free ({choice.reason}): λmin at each point by "
+                      "Lanczos on Hessian-vector products (residuals widen the tolerance)",)
+        spectrum_fn = policy_spectrum(objective, policy, choice)
     hess = hessian_test(objective, curvature, region, hessian_points, rng_hess,
-                        skipped=hessian_skipped, spectrum_fn=spectrum_fn)
+                        spectrum_fn=spectrum_fn)
     witness = mid.witness or hess.witness
     verdict = NOT_CONVEX if witness is not None else NO_VIOLATION
     if witness is None:
@@ -407,22 +427,3 @@ def convexity(
         notes=notes + extra,
     )
 
-
-def hessian_backend(
-    objective: Objective, method: str, curvature_for: Callable[[Objective, str], Any],
-) -> tuple[Curvature | None, str | None, tuple[str, ...]]:
-    """(curvature, why the eigenvalue test is skipped, notes) for ``--method``.
-
-    ``curvature_for`` is the CLI's backend picker; a finite-difference backend
-    that this version lacks skips the eigenvalue test instead of failing (the
-    midpoint test needs only values).
-    """
-    try:
-        curvature, notes = curvature_for(objective, method)
-    except ImportError:
-        reason = objective.why_untraceable or "--method fd"
-        return None, (
-            f"eigenvalue test skipped: {reason}, and finite-difference Hessians are not "
-            "available in this version (the midpoint test still ran)"
-        ), ()
-    return curvature, None, tuple(notes)

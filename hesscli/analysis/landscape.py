@@ -31,7 +31,9 @@ from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
+from hesscli.spectra.policy import SpectrumPolicy
 from hesscli.spectra.spectrum import Spectrum
+from hesscli.vocab import Classification, Method
 
 DIRECTIONS = ("grad", "max", "min")
 LABELS = {"grad": "−∇f/‖∇f‖", "max": "v(λmax)", "min": "v(λmin)"}
@@ -94,11 +96,11 @@ class Grid:
 class Landscape:
     objective: str
     n: int
-    method: str
+    method: Method
     dtype: str
     value: float
     gradient_norm: float
-    classification: str
+    classification: Classification
     lambda_min: float
     lambda_max: float
     radius: float
@@ -261,18 +263,20 @@ def landscape(
     points: int = 101,
     grid: int = 41,
     spectrum: Spectrum | None = None,
+    policy: SpectrumPolicy | None = None,
     notes: tuple[str, ...] = (),
 ) -> Landscape:
     """Slices of ``f`` and its quadratic model around ``objective.x`` (see module doc).
 
     ``points`` evaluations per slice (odd, so that ``t = 0`` is a sample),
     ``grid × grid`` on the plane; ``radius`` defaults to :func:`default_radius`.
+    The spectrum is ``spectrum`` or the one ``policy`` gives (as in ``analyze``).
     """
     if points < 3 or grid < 3:
         raise InputError("--points and --grid must be at least 3")
     points += 1 - points % 2
     grid += 1 - grid % 2
-    result = analyze(objective, curvature, lr=lr, spectrum=spectrum, notes=notes)
+    result = analyze(objective, curvature, lr=lr, spectrum=spectrum, policy=policy, notes=notes)
     sp = result.spectrum
     x = objective.x.astype(np.float64)
     f0 = result.value

@@ -10,7 +10,6 @@ quadrature mass gives the histogram as *estimated* counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -21,11 +20,14 @@ from hesscli.analysis.verdicts import (
     inertia,
     rounding_dimension,
 )
+from hesscli.curvature.base import Curvature
 from hesscli.objective.bind import Objective
 from hesscli.spectra.density import Density, Trace, hutchinson_trace, slq_density
 from hesscli.spectra.lanczos import Extremes
-from hesscli.spectra.matrix_free import extremes_of, linearizable, matrix_free_spectrum
-from hesscli.spectra.spectrum import Spectrum, dense_spectrum
+from hesscli.spectra.paths import PathChoice
+from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
+from hesscli.spectra.spectrum import Spectrum
+from hesscli.vocab import Method, Path
 
 BINS = 12
 
@@ -43,9 +45,9 @@ class Histogram:
 class SpectrumReport:
     objective: str
     n: int
-    method: str
+    method: Method
     dtype: str
-    path: str
+    path: Path
     path_reason: str
     dense_bytes: int
     spectrum: Spectrum
@@ -73,30 +75,34 @@ def histogram(values: np.ndarray, weights: np.ndarray | None, bins: int = BINS) 
 
 
 def spectrum_report(
-    obj: Objective, curvature: Any, *, path: str, path_reason: str, dense_bytes: int,
-    k: int = 3, seed: int = 0, solver: str = "lanczos", rtol: float | None = None,
-    max_steps: int | None = None, density: bool = False, probes: int = 8, steps: int = 80,
-    sigma: float | None = None, trace_probes: int = 30, bins: int = BINS,
+    obj: Objective, curvature: Curvature, *, policy: SpectrumPolicy | None = None,
+    choice: PathChoice | None = None, density: bool = False, probes: int = 8,
+    steps: int = 80, sigma: float | None = None, trace_probes: int = 30, bins: int = BINS,
     notes: tuple[str, ...] = (),
 ) -> SpectrumReport:
-    """Compute what ``hesscli spectrum`` reports (see module docstring)."""
+    """Compute what ``hesscli spectrum`` reports (see module docstring).
+
+    ``policy`` defaults to k = 3 at each end; the path is ``choice`` when given,
+    else the one ``policy`` picks for ``obj.n``.
+    """
+    policy = policy or SpectrumPolicy(k=3)
     x = obj.x
-    ex = dens = tr = None
+    dens = tr = None
     trace_exact = None
-    if path == "dense":
-        sp = dense_spectrum(curvature, x, obj.layout)
+    choice = choice or choose(obj.n, policy)
+    point = spectrum_at(curvature, x, obj.layout, policy, choice=choice)
+    sp, ex = point.spectrum, point.extremes
+    seed = policy.seed
+    if choice.path == Path.DENSE:
         trace_exact = float(np.sum(sp.eigenvalues))
         hist = histogram(sp.eigenvalues, None, bins)
     else:
-        ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, rtol=rtol,
-                         max_steps=max_steps)
-        sp = matrix_free_spectrum(ex, obj.dtype)
-        hvp_fn = getattr(curvature, "hvp_fn", None)
+        hvp_fn = curvature.hvp_fn
         if hvp_fn is not None:
             tr = hutchinson_trace(hvp_fn, x, probes=trace_probes, seed=seed, dtype=obj.dtype)
             if density:
                 dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,
-                                   seed=seed, dtype=obj.dtype, f=linearizable(curvature))
+                                   seed=seed, dtype=obj.dtype, f=curvature.linearizable)
         else:
             notes = notes + ("trace and density need the exact (JAX) HVP; skipped",)
         if dens is not None:
@@ -109,8 +115,9 @@ def spectrum_report(
     scale = curvature_scale(lam, value, float(np.linalg.norm(grad)), float(np.linalg.norm(x)))
     tol = eigen_tolerance(scale, rounding_dimension(obj.n, sp.complete), obj.dtype, sp.error)
     return SpectrumReport(
-        objective=obj.label, n=obj.n, method=curvature.method, dtype=obj.dtype, path=path,
-        path_reason=path_reason, dense_bytes=dense_bytes, spectrum=sp, tolerance=tol,
+        objective=obj.label, n=obj.n, method=curvature.method, dtype=obj.dtype,
+        path=choice.path, path_reason=choice.reason, dense_bytes=choice.dense_bytes,
+        spectrum=sp, tolerance=tol,
         inertia=inertia(lam, tol), extremes=ex, density=dens, trace=tr,
         trace_exact=trace_exact, histogram=hist, notes=notes + sp.notes,
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hesscli.jaxconf import eps
+from hesscli.vocab import Classification, Definiteness
 
 TOL_SAFETY = 10.0
 
@@ -96,8 +97,10 @@ def inertia(eigenvalues: np.ndarray, tol: float) -> Inertia:
     )
 
 
-def definiteness(eigenvalues: np.ndarray, tol: float, complete: bool = True) -> str:
-    """One of DESIGN.md's definiteness words, from the extremes of the spectrum.
+def definiteness(
+    eigenvalues: np.ndarray, tol: float, complete: bool = True
+) -> Definiteness:
+    """The definiteness (:class:`~hesscli.vocab.Definiteness`), from the spectrum's extremes.
 
     With only the extremes computed (``complete=False``) the answer is still
     exact in kind: definiteness depends only on λmin and λmax, except that an
@@ -106,30 +109,33 @@ def definiteness(eigenvalues: np.ndarray, tol: float, complete: bool = True) -> 
     """
     lo, hi = float(np.min(eigenvalues)), float(np.max(eigenvalues))
     if lo > tol:
-        return "positive_definite"
+        return Definiteness.POSITIVE_DEFINITE
     if hi < -tol:
-        return "negative_definite"
+        return Definiteness.NEGATIVE_DEFINITE
     if lo < -tol and hi > tol:
-        return "indefinite"
+        return Definiteness.INDEFINITE
     if lo >= -tol and hi > tol:
-        return "positive_semidefinite"
+        return Definiteness.POSITIVE_SEMIDEFINITE
     if hi <= tol and lo < -tol:
-        return "negative_semidefinite"
-    return "zero"
+        return Definiteness.NEGATIVE_SEMIDEFINITE
+    return Definiteness.ZERO
 
 
-def classify(gradient_norm: float, gtol: float, eigenvalues: np.ndarray, tol: float) -> str:
-    """DESIGN.md's classification; ``degenerate`` when the second-order test is silent."""
+def classify(
+    gradient_norm: float, gtol: float, eigenvalues: np.ndarray, tol: float
+) -> Classification:
+    """The classification (:class:`~hesscli.vocab.Classification`); ``degenerate`` when
+    the second-order test is silent."""
     if gradient_norm > gtol:
-        return "not_critical"
+        return Classification.NOT_CRITICAL
     lo, hi = float(np.min(eigenvalues)), float(np.max(eigenvalues))
     if lo > tol:
-        return "local_minimum"
+        return Classification.LOCAL_MINIMUM
     if hi < -tol:
-        return "local_maximum"
+        return Classification.LOCAL_MAXIMUM
     if lo < -tol and hi > tol:
-        return "saddle_point"
-    return "degenerate"
+        return Classification.SADDLE_POINT
+    return Classification.DEGENERATE
 
 
 def condition_number(eigenvalues: np.ndarray, tol: float) -> float | None:

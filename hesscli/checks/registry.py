@@ -1,33 +1,49 @@
-"""The kinds of expectation a check may state: how each is validated and measured.
+"""What a check's ``expect:`` keys may be, and how each becomes an :class:`Expectation`.
 
-One entry per key of a check's ``expect:`` mapping. ``parse`` validates the
-expected value from the spec (raising :class:`InputError` with its path);
-``measure`` gets the check's lazily computed :class:`Context` and returns what
-was measured and whether it satisfies the expectation. A new kind (such as
-``gradcheck`` once its analysis exists) is one more entry in :data:`KINDS`.
+A key is either
+
+- a dotted path into the ``hesscli.analyze/1`` document, exactly as ``--expect``
+  takes it (``classification``, ``inertia.negative``, ``stability.stable``,
+  ``lambda_min``), with a value whose form follows the field's type in the
+  schema: a word or a list of words for an enumerated field (any one passes),
+  true/false for a boolean, ``{min, max}`` bounds for a number, an integer or
+  bounds for an integer, a value for anything else;
+- one of the documented aliases :data:`ALIASES` (older names, kept working); or
+- one of :data:`ANALYSES`, which run another analysis on the check's objective
+  and compare one of its fields: ``convexity: {verdict, box | around + radius,
+  samples, ...}`` and ``gradcheck: passed | failed``.
+
+Evaluation is :func:`hesscli.expect.evaluate`, the engine ``--expect`` uses.
+A new analysis kind is one more entry in :data:`ANALYSES`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Protocol
 
 from hesscli.errors import InputError, closest
+from hesscli.expect import (
+    IN,
+    MISSING,
+    WITHIN,
+    Expectation,
+    Outcome,
+    evaluate,
+    schema_paths,
+)
+from hesscli.vocab import ConvexityVerdict, words
 
-CLASSIFICATIONS = ("local_minimum", "local_maximum", "saddle_point", "degenerate",
-                   "not_critical")
-DEFINITENESS = ("positive_definite", "positive_semidefinite", "negative_definite",
-                "negative_semidefinite", "indefinite", "zero")
-VERDICTS = ("not_convex", "no_violation_found")
+VERDICTS = words(ConvexityVerdict)
 
 
 class Context(Protocol):
     """What a check has computed (lazily, at most once): see :mod:`hesscli.checks.run`."""
 
-    def analysis(self) -> Any: ...
+    def analysis(self) -> dict[str, Any]: ...  # the hesscli.analyze/1 document
 
     def convexity(self, options: dict[str, Any]) -> Any: ...
 
@@ -35,19 +51,37 @@ class Context(Protocol):
 
 
 @dataclass(frozen=True)
-class Measured:
-    value: Any  # JSON-able measured value (None: undefined)
-    passed: bool
-    detail: str = ""
+class Alias:
+    """An older ``expect:`` name for a dotted path of the analyze document."""
+
+    path: str
+    help: str
+    absent: Any = None  # measured when the document lacks the field (None: fail)
+
+
+#: Documented aliases: ``negative_eigenvalues``, ``stable``, ``step_increases_loss``.
+ALIASES: dict[str, Alias] = {
+    "negative_eigenvalues": Alias("inertia.negative",
+                                  "the number of eigenvalues below −tol"),
+    "stable": Alias("stability.stable", "lr < 2/λmax"),
+    "step_increases_loss": Alias(
+        "step.increases_loss",
+        "the quadratic model says a gradient step with lr raises f (false at a zero "
+        "gradient, where no step is taken)", absent=False),
+}
+
+#: Why a null field is null (the report says so beside "undefined").
+NULL_MEANS = {"condition_number": "an eigenvalue is zero within tolerance"}
 
 
 @dataclass(frozen=True)
-class Kind:
+class Analysis:
+    """An ``expect:`` key that runs another analysis: how to read and to measure it."""
+
     help: str
     parse: Callable[[Any, str], Any]
     expected_text: Callable[[Any], str]
-    measure: Callable[[Context, Any], Measured]
-    available: Callable[[], str | None] = lambda: None  # None, or why it is not
+    measure: Callable[[Context, Any], tuple[Any, bool, str]]  # (measured, passed, detail)
 
 
 # ---- value parsers -------------------------------------------------------------------
@@ -133,61 +167,6 @@ def one_of(choices: tuple[str, ...]) -> Callable[[Any, str], tuple[str, ...]]:
     return parse
 
 
-# ---- expected-value text and comparisons -----------------------------------------------
-
-
-def bounds_text(b: tuple[float | None, float | None]) -> str:
-    lo, hi = b
-    if lo is not None and hi is not None:
-        return f"in [{lo:g}, {hi:g}]"
-    return f"≥ {lo:g}" if lo is not None else f"≤ {hi:g}"
-
-
-def within(value: float | None, b: tuple[float | None, float | None]) -> bool:
-    if value is None or not math.isfinite(value):
-        return False
-    lo, hi = b
-    return (lo is None or value >= lo) and (hi is None or value <= hi)
-
-
-def bool_text(flag: bool) -> str:
-    return "true" if flag else "false"
-
-
-def words_text(words: tuple[str, ...]) -> str:
-    return " or ".join(words)
-
-
-def analysis_number(get: Callable[[Any], float | None], why_none: str = "") -> Callable[
-    [Context, Any], Measured
-]:
-    def measure(ctx: Context, b: Any) -> Measured:
-        value = get(ctx.analysis())
-        return Measured(value, within(value, b), why_none if value is None else "")
-
-    return measure
-
-
-def analysis_word(get: Callable[[Any], str]) -> Callable[[Context, Any], Measured]:
-    def measure(ctx: Context, words: Any) -> Measured:
-        value = get(ctx.analysis())
-        return Measured(value, value in words)
-
-    return measure
-
-
-def analysis_flag(get: Callable[[Any], bool]) -> Callable[[Context, Any], Measured]:
-    def measure(ctx: Context, flag: Any) -> Measured:
-        value = bool(get(ctx.analysis()))
-        return Measured(value, value == flag)
-
-    return measure
-
-
-def _step_increases(a: Any) -> bool:
-    return a.step.increases_loss if a.step is not None else False  # zero gradient: no step
-
-
 # ---- convexity ---------------------------------------------------------------------------
 
 CONVEXITY_KEYS = ("verdict", "box", "around", "radius", "samples", "hessian_points", "seed",
@@ -256,7 +235,7 @@ def point(value: Any, path: str) -> str:
                      f"list of numbers), got {type_name(value)} {value!r}")
 
 
-def measure_convexity(ctx: Context, options: dict[str, Any]) -> Measured:
+def measure_convexity(ctx: Context, options: dict[str, Any]) -> tuple[Any, bool, str]:
     result = ctx.convexity(options)
     detail = ""
     w = result.witness
@@ -266,16 +245,10 @@ def measure_convexity(ctx: Context, options: dict[str, Any]) -> Measured:
         detail = f"λmin {w.eigenvalue:.4g}"
     else:
         detail = f"{result.midpoint.pairs} pairs, {result.hessian.points} points"
-    return Measured(result.verdict, result.verdict == options["verdict"], detail)
+    return result.verdict, result.verdict == options["verdict"], detail
 
 
 # ---- gradcheck -----------------------------------------------------------------------------
-
-
-def gradcheck_available() -> str | None:
-    if importlib.util.find_spec("hesscli.analysis.gradcheck") is None:
-        return "gradcheck expectations are not available in this version of hesscli"
-    return None
 
 
 def parse_gradcheck(value: Any, path: str) -> bool:
@@ -284,43 +257,67 @@ def parse_gradcheck(value: Any, path: str) -> bool:
     return value in ("passed", True)
 
 
-def measure_gradcheck(ctx: Context, want_pass: bool) -> Measured:
-    result = ctx.gradcheck()
-    passed = bool(result.passed)
-    return Measured("passed" if passed else "failed", passed == want_pass)
+def measure_gradcheck(ctx: Context, want_pass: bool) -> tuple[Any, bool, str]:
+    passed = bool(ctx.gradcheck().passed)
+    return "passed" if passed else "failed", passed == want_pass, ""
 
 
-KINDS: dict[str, Kind] = {
-    "classification": Kind(
-        "one of the classifications (or a list of them)", one_of(CLASSIFICATIONS),
-        words_text, analysis_word(lambda a: a.classification)),
-    "definiteness": Kind(
-        "one of the definiteness words (or a list of them)", one_of(DEFINITENESS),
-        words_text, analysis_word(lambda a: a.definiteness)),
-    "critical": Kind("true or false", boolean, bool_text, analysis_flag(lambda a: a.critical)),
-    "lambda_min": Kind("{min, max} bounds on the smallest eigenvalue", bounds, bounds_text,
-                       analysis_number(lambda a: a.spectrum.lambda_min)),
-    "lambda_max": Kind("{min, max} bounds on the largest eigenvalue", bounds, bounds_text,
-                       analysis_number(lambda a: a.spectrum.lambda_max)),
-    "condition_number": Kind(
-        "{min, max} bounds on max|λ|/min|λ|", bounds, bounds_text,
-        analysis_number(lambda a: a.condition_number,
-                        "undefined: an eigenvalue is zero within tolerance")),
-    "gradient_norm": Kind("{min, max} bounds on ‖∇f‖", bounds, bounds_text,
-                          analysis_number(lambda a: a.gradient_norm)),
-    "value": Kind("{min, max} bounds on f", bounds, bounds_text,
-                  analysis_number(lambda a: a.value)),
-    "negative_eigenvalues": Kind(
-        "{min, max} bounds on the number of eigenvalues below −tol", bounds, bounds_text,
-        analysis_number(lambda a: a.inertia.negative)),
-    "step_increases_loss": Kind(
-        "true or false: the quadratic model says a gradient step with lr raises f",
-        boolean, bool_text, analysis_flag(_step_increases)),
-    "stable": Kind("true or false: lr < 2/λmax", boolean, bool_text,
-                   analysis_flag(lambda a: a.stability.stable)),
-    "convexity": Kind("{verdict, box | around + radius, samples, hessian_points, seed}",
-                      parse_convexity, lambda o: o["verdict"], measure_convexity),
-    "gradcheck": Kind("passed or failed", parse_gradcheck,
-                      lambda p: "passed" if p else "failed", measure_gradcheck,
-                      gradcheck_available),
+ANALYSES: dict[str, Analysis] = {
+    "convexity": Analysis("{verdict, box | around + radius, samples, hessian_points, seed}",
+                          parse_convexity, lambda o: o["verdict"], measure_convexity),
+    "gradcheck": Analysis("passed or failed", parse_gradcheck,
+                          lambda p: "passed" if p else "failed", measure_gradcheck),
 }
+
+
+@cache
+def analyze_schema() -> dict[str, Any]:
+    from hesscli.schemas import load_schema
+
+    return load_schema("analyze")
+
+
+def keys() -> list[str]:
+    """Every key ``expect:`` accepts: analyze's dotted paths, the aliases, the analyses."""
+    return schema_paths(analyze_schema()) + list(ALIASES) + list(ANALYSES)
+
+
+def document_expectation(key: str, value: Any, where: str) -> Expectation:
+    """The expectation ``key: value`` on the analyze document (``where``: the ``expect``
+    mapping's path in the spec, for errors).
+
+    The value's form follows the field's schema (see the module docstring).
+    """
+    from hesscli.schemas import field_schema
+
+    path = f"{where}.{key}"
+    alias = ALIASES.get(key)
+    target = alias.path if alias is not None else key
+    node = field_schema(analyze_schema(), target)
+    if node is None:
+        raise InputError(f"{where}: unknown key {key!r}"
+                         f"{closest(key, keys(), n=1)}; see docs/checks.md for the keys")
+    absent = alias.absent if alias is not None and alias.absent is not None else MISSING
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if "enum" in node:
+        choices = tuple(str(c) for c in node["enum"])
+        return Expectation(path, target, IN, one_of(choices)(value, path), key, absent)
+    if "boolean" in types:
+        return Expectation(path, target, "=", boolean(value, path), key, absent)
+    if "integer" in types and not isinstance(value, dict):
+        return Expectation(path, target, "=", integer(value, path), key, absent)
+    if "number" in types or "integer" in types:
+        return Expectation(path, target, WITHIN, bounds(value, path), key, absent)
+    if "object" in types or "array" in types:
+        raise InputError(f"{path}: {target} is a{'n' if types[0][0] in 'ao' else ''} "
+                         f"{types[0]}; expect one of its fields (e.g. {target}.…)")
+    return Expectation(path, target, "=", value, key, absent)
+
+
+def measure(ctx: Context, exp: Expectation) -> Outcome:
+    """Evaluate a document expectation on the check's analyze document."""
+    outcome = evaluate(exp, ctx.analysis())
+    if outcome.present and outcome.measured is None and exp.key in NULL_MEANS:
+        return Outcome(exp, None, outcome.passed, detail=f"undefined: {NULL_MEANS[exp.key]}")
+    return outcome

@@ -1,39 +1,24 @@
 """Evaluating a spec: each check's expectations against the same analyses the commands run.
 
 A check loads its objective once, then computes on demand and at most once
-what its expectations need: :func:`hesscli.analysis.analyze.analyze` (the
-``analyze`` command's numbers), :func:`hesscli.analysis.convexity.convexity`
-(the ``convexity`` command's test, once per distinct region) and gradcheck.
-Loading and backend choice come from the CLI's session glue, passed in as
-``session`` so this module imports neither click nor the CLI.
+what its expectations need, through the Python API (:mod:`hesscli.api`), so
+the numbers are the commands' own: :func:`hesscli.api.analyze` (with the same
+spectrum policy: dense within the memory budget, matrix-free above it),
+:func:`hesscli.api.convexity` (once per distinct region, sharing the analysis's
+backend) and :func:`hesscli.api.gradcheck`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from hesscli.checks.registry import KINDS, Measured
+from hesscli import api
+from hesscli.checks.registry import ANALYSES, measure
 from hesscli.checks.spec import CheckSpec, Spec
 from hesscli.errors import HesscliError, InputError
-
-
-class Session(Protocol):
-    def load(self, objective: str, at: str | None, params: tuple[str, ...], *, seed: int,
-             dtype: str, method: str) -> Any: ...
-
-    def curvature_for(self, obj: Any, method: str) -> tuple[Any, tuple[str, ...]]: ...
-
-
-@dataclass(frozen=True)
-class Outcome:
-    key: str
-    path: str
-    expected: str
-    measured: Any
-    passed: bool
-    detail: str
+from hesscli.expect import Expectation, Outcome
 
 
 @dataclass(frozen=True)
@@ -68,84 +53,69 @@ class Report:
 class CheckContext:
     """The objective of one check and its lazily computed analyses."""
 
-    def __init__(self, check: CheckSpec, session: Session) -> None:
+    def __init__(self, check: CheckSpec) -> None:
         self.check = check
-        self.session = session
-        self.obj = session.load(check.objective, check.at, check.params, seed=check.seed,
-                                dtype=check.dtype, method=check.method)
-        self._curvature: tuple[Any, tuple[str, ...]] | None = None
-        self._analysis: Any = None
+        self.obj = api.load(check.objective, check.at, check.params, seed=check.seed,
+                            dtype=check.dtype, method=check.method)
+        self._analysis: api.Result | None = None
+        self._document: dict[str, Any] = {}
         self._convexity: dict[str, Any] = {}
         self._gradcheck: Any = None
 
-    def curvature(self) -> tuple[Any, tuple[str, ...]]:
-        if self._curvature is None:
-            self._curvature = self.session.curvature_for(self.obj, self.check.method)
-        return self._curvature
-
-    def analysis(self) -> Any:
+    def analysis(self) -> dict[str, Any]:
+        """The ``hesscli.analyze/1`` document of the check's point (what ``analyze`` prints)."""
         if self._analysis is None:
-            from hesscli.analysis.analyze import analyze
-
-            curvature, notes = self.curvature()
             c = self.check
-            self._analysis = analyze(self.obj, curvature, lr=c.lr, gtol=c.gtol, tol=c.tol,
-                                     notes=notes)
-        return self._analysis
+            self._analysis = api.analyze(self.obj, method=c.method, dtype=c.dtype, seed=c.seed,
+                                         lr=c.lr, gtol=c.gtol, tol=c.tol)
+            self._document = self._analysis.to_json()
+        return self._document
 
     def convexity(self, options: dict[str, Any]) -> Any:
         key = json.dumps({k: v for k, v in options.items() if k != "verdict"}, sort_keys=True)
         if key not in self._convexity:
-            from hesscli.analysis.convexity import ball, box, convexity, hessian_backend
-
-            obj = self.obj
-            if "box" in options:
-                region: Any = box(options["box"], obj.n)
-            else:
-                center = obj.x
-                if "around" in options:
-                    center = self.session.load(
-                        self.check.objective, options["around"], self.check.params,
-                        seed=self.check.seed, dtype=self.check.dtype, method=self.check.method,
-                    ).x
-                region = ball(center, options.get("radius", 1.0))
-            curvature, skipped, notes = hessian_backend(
-                obj, self.check.method, lambda o, m: self.curvature())
-            self._convexity[key] = convexity(
-                obj, curvature, region, pairs=options.get("samples", 1000),
+            c = self.check
+            around = options.get("around")
+            if around is not None:  # the center, as the check's own point is read
+                around = api.load(self.obj, around, seed=c.seed, dtype=c.dtype,
+                                  method=c.method).x
+            self._convexity[key] = api.convexity(
+                self.obj, boxes=options.get("box", ()), around=around,
+                radius=options.get("radius", 1.0), samples=options.get("samples", 1000),
                 hessian_points=options.get("hessian_points", 20),
-                seed=options.get("seed", self.check.seed), rtol=options.get("rtol"),
-                atol=options.get("atol", 0.0), hessian_skipped=skipped, notes=notes,
-            )
+                seed=options.get("seed", c.seed), rtol=options.get("rtol"),
+                atol=options.get("atol", 0.0), method=c.method, dtype=c.dtype,
+                curvature=self._analysis.curvature if self._analysis is not None else None,
+            ).value
         return self._convexity[key]
 
     def gradcheck(self) -> Any:
-        # The one adapter to the gradcheck analysis (exact derivatives vs finite
-        # differences; it needs no curvature backend).
         if self._gradcheck is None:
-            from hesscli.analysis.gradcheck import gradcheck
-
-            self._gradcheck = gradcheck(self.obj)
+            self._gradcheck = api.gradcheck(self.obj, dtype=self.check.dtype,
+                                            seed=self.check.seed).value
         return self._gradcheck
 
 
-def run_check(check: CheckSpec, session: Session) -> CheckResult:
+def run_check(check: CheckSpec) -> CheckResult:
     try:
-        ctx = CheckContext(check, session)
+        ctx = CheckContext(check)
         outcomes = []
         for exp in check.expectations:
-            kind = KINDS[exp.key]
-            measured: Measured = kind.measure(ctx, exp.value)
-            outcomes.append(Outcome(exp.key, exp.path, kind.expected_text(exp.value),
-                                    measured.value, measured.passed, measured.detail))
+            if exp.expectation is not None:
+                outcomes.append(measure(ctx, exp.expectation))
+                continue
+            kind = ANALYSES[exp.key]
+            value, passed, detail = kind.measure(ctx, exp.value)
+            said = Expectation(exp.path, exp.key, "=", kind.expected_text(exp.value))
+            outcomes.append(Outcome(said, value, passed, detail=detail))
     except HesscliError as exc:
         exc.args = (f"check {check.name!r}: {exc}",)
         raise
     return CheckResult(check.name, check.objective, check.at, ctx.obj.n, tuple(outcomes))
 
 
-def run_spec(spec: Spec, session: Session) -> Report:
+def run_spec(spec: Spec) -> Report:
     """Every check of ``spec``, in order (an objective that fails ends the run: exit 3)."""
     if not spec.checks:
         raise InputError("the spec holds no checks")
-    return Report(spec.path, tuple(run_check(c, session) for c in spec.checks))
+    return Report(spec.path, tuple(run_check(c) for c in spec.checks))

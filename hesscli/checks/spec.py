@@ -11,10 +11,11 @@ them). A check::
       method: auto                              # auto | exact | fd
       dtype: float64                            # float64 | float32
       seed: 0
-      lr: 0.01                                  # for step_increases_loss and stable
-      expect:                                   # at least one
+      lr: 0.01                                  # for step.increases_loss, stability
+      expect:                                   # at least one (keys: checks.registry)
         classification: local_minimum
         lambda_min: {min: 0.1}
+        inertia.negative: 0
 
 The file is parsed with ``yaml.safe_load`` only: tags such as
 ``!!python/object/apply`` are refused, never executed. Validation is strict:
@@ -29,21 +30,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hesscli.checks.registry import KINDS, integer, mapping, number, point, type_name
+from hesscli.checks.registry import (
+    ANALYSES,
+    document_expectation,
+    integer,
+    mapping,
+    number,
+    point,
+    type_name,
+)
 from hesscli.errors import InputError
+from hesscli.expect import Expectation
+from hesscli.vocab import Dtype, MethodRequest, words
 
 TOP_KEYS = ("version", "defaults", "checks")
 OPTION_KEYS = ("at", "params", "method", "dtype", "seed", "lr", "gtol", "tol")
 CHECK_KEYS = ("name", "objective", "expect") + OPTION_KEYS
-METHODS = ("auto", "exact", "fd")
-DTYPES = ("float64", "float32")
+METHODS = words(MethodRequest)
+DTYPES = words(Dtype)
 
 
 @dataclass(frozen=True)
 class Expected:
-    key: str  # a key of registry.KINDS
-    value: Any  # as parsed by the kind
+    """One ``expect:`` entry: a document expectation, or another analysis to run.
+
+    ``analysis`` names an entry of :data:`~hesscli.checks.registry.ANALYSES` (None:
+    ``expectation`` is on the analyze document); ``value`` is that analysis's
+    parsed value (its options).
+    """
+
+    key: str  # as written in the spec
     path: str  # where in the spec (for messages)
+    expectation: Expectation | None = None
+    analysis: str | None = None
+    value: Any = None
 
 
 @dataclass(frozen=True)
@@ -189,21 +209,21 @@ def parse_check(raw: Any, path: str, defaults: dict[str, Any]) -> CheckSpec:
     tol = number(merged["tol"], where["tol"]) if "tol" in merged else None
 
     if "expect" not in raw:
-        raise InputError(f"{path}: missing 'expect' (what must hold; keys: "
-                         f"{', '.join(KINDS)})")
+        raise InputError(f"{path}: missing 'expect' (what must hold: dotted paths of the "
+                         "analyze document, as --expect takes them, or convexity/gradcheck)")
     expect = raw["expect"]
     if not isinstance(expect, dict) or not expect:
         raise InputError(f"{path}.expect: expected a non-empty mapping, got "
                          f"{type_name(expect)}")
-    mapping(expect, f"{path}.expect", tuple(KINDS))
     expectations = []
     for key, value in expect.items():
-        kind = KINDS[key]
         here = f"{path}.expect.{key}"
-        why_not = kind.available()
-        if why_not is not None:
-            raise InputError(f"{here}: {why_not}")
-        expectations.append(Expected(key, kind.parse(value, here), here))
+        if key in ANALYSES:
+            expectations.append(Expected(key, here, analysis=key,
+                                         value=ANALYSES[key].parse(value, here)))
+        else:
+            expectations.append(Expected(key, here, document_expectation(
+                str(key), value, f"{path}.expect")))
     index = path[path.index("[") + 1 : -1]
     name = raw.get("name", f"#{int(index) + 1} {objective}" + (f" at {at}" if at else ""))
     if not isinstance(name, str):

@@ -54,49 +54,23 @@ def command(
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
     """
-    from hesscli.analysis.analyze import analyze
-    from hesscli.cli.session import (
-        chunked,
-        curvature_for,
-        emit,
-        fd_reason,
-        load,
-        meta,
-        nonnegative,
-        parallel_of,
-        positive,
-        primary,
-        spectrum_for,
-        start,
-    )
+    from hesscli import api
+    from hesscli.cli.session import emit, primary, start
     from hesscli.errors import InputError
 
-    positive("--lr", lr)
-    positive("--escape-step", escape_step)
-    nonnegative("--gtol", gtol)
-    nonnegative("--tol", tol)
     if save_escape is not None:  # checked before the work, not after it
         from hesscli.files import check_output
         from hesscli.objective.points import FILE_SUFFIXES
 
         check_output(save_escape, "--save-escape", FILE_SUFFIXES)
-    per_process = start(devices, coordinator, num_processes, process_id)
-    obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    obj, chunk_notes = chunked(obj, chunk_size)
-    curvature, notes = curvature_for(obj, method, fd_accuracy, devices=per_process)
-    parallel = parallel_of(curvature)
-    spectrum, _, path_notes = spectrum_for(
-        obj, curvature, path=path or "auto", k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps,
+    start(devices, coordinator, num_processes, process_id)
+    res = api.analyze(
+        objective, at, params=params, method=method, dtype=dtype, seed=seed, lr=lr, gtol=gtol,
+        tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy, verify=verify,
+        devices=devices, path=path, k=k, eigensolver=eigensolver, rtol=rtol,
+        max_steps=max_steps, chunk_size=chunk_size,
     )
-    verification = None
-    if verify:
-        from hesscli.analysis.verify import verify_derivatives
-
-        verification = verify_derivatives(obj, seed)
-    result = analyze(obj, curvature, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
-                     spectrum=spectrum, notes=notes + chunk_notes + path_notes,
-                     verification=verification, fd_why=fd_reason(obj, method))
+    result, parallel = res.value, res.parallel
     if save_escape is not None:
         if result.escape is None:
             raise InputError(
@@ -106,25 +80,16 @@ def command(
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, obj.unravel(result.escape.direction))
+            write_point(save_escape, res.objective.unravel(result.escape.direction))
     from hesscli.expect import expectations
-    from hesscli.render.analyze_view import analysis_document
 
-    doc = analysis_document(
-        result,
-        meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol, at=at,
-             params=list(params), escape_step=escape_step, fd_accuracy=fd_accuracy,
-             verify=verify, devices=devices, path=path or "auto", k=k,
-             eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size),
-        with_direction=obj.n <= 1000,
-        extra={"devices": parallel.devices, "processes": parallel.processes},
-    )
+    doc = res.document()
     pending = expectations(expects, doc)
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []
     emit(doc, fmt, lambda console: render_analysis(result, console, rows=rows))
-    if verification is not None and verification.passed is False:
+    if result.verification is not None and result.verification.passed is False:
         from hesscli.errors import CheckFailed
 
         raise CheckFailed("--verify: the exact derivatives disagree with finite differences "

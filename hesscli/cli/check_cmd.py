@@ -14,11 +14,14 @@ def command(spec: str, fmt: str) -> None:
     """Run the checks of SPEC.yaml and report pass/fail per expectation.
 
     Each check names an objective, a point, options (method, dtype, seed, lr,
-    params) and expectations: classification, definiteness, critical, lambda_min /
-    lambda_max / condition_number / gradient_norm / value bounds ({min, max}),
-    negative_eigenvalues, step_increases_loss, stable, a convexity verdict over a
-    region. Exit 1 when an expectation fails (after the report), 2 when the spec is
-    invalid (nothing runs), 3 when an objective fails.
+    params) and expectations: dotted paths of the analyze JSON document, as
+    --expect takes them (classification, definiteness, critical, lambda_min,
+    inertia.negative, stability.stable, step.increases_loss, ...) with a word,
+    a list of words, true/false or {min, max} bounds as the field's type asks;
+    the aliases negative_eigenvalues, stable and step_increases_loss; a
+    convexity verdict over a region; gradcheck passed/failed. Exit 1 when an
+    expectation fails (after the report), 2 when the spec is invalid (nothing
+    runs), 3 when an objective fails.
 
     \b
     Example checks.yaml:
@@ -31,30 +34,18 @@ def command(spec: str, fmt: str) -> None:
             definiteness: positive_definite
             lambda_min: {min: 0.1}
             condition_number: {max: 1.0e4}
-            step_increases_loss: false
+            step.increases_loss: false
             convexity: {box: [-3, 3], samples: 500, verdict: no_violation_found}
     """
-    from hesscli.checks.run import run_spec
-    from hesscli.checks.spec import read_spec
-    from hesscli.cli import session
+    from hesscli import api
+    from hesscli.cli.session import emit
     from hesscli.errors import CheckFailed
 
-    parsed = read_spec(spec)
-    report = run_spec(parsed, session)  # type: ignore[arg-type]
-    if fmt == "json":
-        from hesscli.render.check_view import report_document
-        from hesscli.render.jsonout import dump
+    res = api.check(spec)
+    report = res.value
+    from hesscli.render.check_view import render_report
 
-        seeds = sorted({c.seed for c in parsed.checks})
-        dtypes = sorted({c.dtype for c in parsed.checks})
-        dump(report_document(report, session.meta(
-            seeds[0] if len(seeds) == 1 else None,  # type: ignore[arg-type]
-            dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec)))
-    else:
-        from hesscli.render.check_view import render_report
-        from hesscli.render.console import stdout_console
-
-        render_report(report, stdout_console())
+    emit(res.document(), fmt, lambda console: render_report(report, console))
     if not report.passed:
         ok, total = report.counts
         from hesscli.render.check_view import measured_text

@@ -14,7 +14,6 @@ from hesscli.cli.options import (
     param_option,
     seed_option,
 )
-from hesscli.errors import InputError
 
 convexity_options = compose(
     objective_argument,
@@ -43,17 +42,6 @@ convexity_options = compose(
 )
 
 
-def parse_box(text: str) -> tuple[float, float]:
-    parts = text.split(",")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        lo, hi = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise InputError(f"--box {text!r}: expected LO,HI, e.g. --box -3,3") from None
-    return lo, hi
-
-
 @click.command("convexity")
 @convexity_options
 def command(
@@ -77,71 +65,17 @@ def command(
       hesscli convexity mlp -p width=4 --around random --radius 0.5
       hesscli convexity my_loss.py --box -1,1 --box 0,2 --format json
     """
-    from hesscli.analysis import convexity as cx
-    from hesscli.analysis.convexity import ball, box, convexity, hessian_backend
-    from hesscli.cli import session
+    from hesscli import api
+    from hesscli.cli.session import emit
 
-    if boxes and around is not None:
-        raise InputError("give either --box or --around, not both")
-    if samples < 0 or hessian_points < 0:
-        raise InputError("--samples and --hessian-points must be ≥ 0")
-    session.nonnegative("--rtol", rtol)
-    session.nonnegative("--atol", atol)
-    bounds = [parse_box(b) for b in boxes]
-    try:
-        obj = session.load(objective, around, params, seed=seed, dtype=dtype, method=method)
-    except InputError as exc:
-        if not bounds or "defines no default point" not in str(exc):
-            raise
-        if len(bounds) == 1:
-            raise InputError(
-                f"{objective}: --box given once needs the number of parameters, and the file "
-                "defines no default point (x0 or init); give --box once per coordinate or "
-                "use --around POINT"
-            ) from None
-        centers = ",".join(repr(0.5 * (lo + hi)) for lo, hi in bounds)
-        obj = session.load(objective, centers, params, seed=seed, dtype=dtype, method=method)
-    from hesscli.budget import convexity_bytes, require
-
-    require(convexity_bytes(obj.n, samples, hessian_points, cx.DENSE_LIMIT),
-            f"convexity at n = {obj.n} with --samples {samples} --hessian-points "
-            f"{hessian_points}", "ask for fewer --samples or --hessian-points (0 skips the "
-            "eigenvalue test)")
-    region = box(bounds, obj.n) if bounds else ball(obj.x, radius)
-    notes: tuple[str, ...] = ()
-    if not bounds and around is None:
-        notes = (f"region: ball of radius {radius:g} around the default point "
-                 "(give --box or --around to choose)",)
-    curvature, skipped, backend_notes = hessian_backend(obj, method, session.curvature_for)
-    spectrum_fn = None
-    if curvature is not None and skipped is None and hessian_points and obj.n > cx.DENSE_LIMIT:
-        from hesscli.spectra.matrix_free import spectrum_function
-
-        spectrum_fn = spectrum_function(seed=seed)
-        notes += (f"eigenvalue test matrix-free: n = {obj.n} > {cx.DENSE_LIMIT}, λmin at each "
-                  "point by Lanczos on Hessian-vector products (residuals widen the tolerance)",)
-    result = convexity(
-        obj, curvature, region, pairs=samples, hessian_points=hessian_points, seed=seed,
-        rtol=rtol, atol=atol, hessian_skipped=skipped, spectrum_fn=spectrum_fn,
-        notes=notes + backend_notes,
-    )
+    res = api.convexity(objective, boxes=boxes, around=around, radius=radius, samples=samples,
+                        hessian_points=hessian_points, rtol=rtol, atol=atol, params=params,
+                        method=method, dtype=dtype, seed=seed)
     from hesscli.expect import expectations
-    from hesscli.render.convexity_view import convexity_document
 
-    doc = convexity_document(
-        result, session.meta(seed, dtype, method=method, boxes=list(boxes), around=around,
-                             radius=radius, samples=samples, hessian_points=hessian_points,
-                             rtol=rtol, atol=atol, params=list(params)),
-        with_points=obj.n <= 1000,
-    )
+    doc = res.document()
     pending = expectations(expects, doc)
-    if fmt == "json":
-        from hesscli.render.jsonout import dump
+    from hesscli.render.convexity_view import render_convexity
 
-        dump(doc)
-    else:
-        from hesscli.render.console import stdout_console
-        from hesscli.render.convexity_view import render_convexity
-
-        render_convexity(result, obj.layout, stdout_console())
+    emit(doc, fmt, lambda console: render_convexity(res.value, res.objective.layout, console))
     pending.enforce()

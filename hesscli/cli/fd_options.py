@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from hesscli.vocab import FDAccuracy, words
+
 fd_accuracy_option = click.option(
-    "--fd-accuracy", "fd_accuracy", type=click.Choice(["normal", "high"]), default="normal",
+    "--fd-accuracy", "fd_accuracy", type=click.Choice(words(FDAccuracy)), default="normal",
     show_default=True,
     help="Finite-difference effort: normal = central differences at the error-balancing "
     "step (checked against twice that step); high = a ladder of steps with Richardson "

@@ -29,38 +29,20 @@ def command(
       hesscli gradcheck my_loss.py --format json      # exit 1 when wrong
       hesscli gradcheck mlp --fd-accuracy high
     """
-    from hesscli.analysis.gradcheck import gradcheck
-    from hesscli.cli.session import load, meta
-    from hesscli.errors import CheckFailed, InputError
+    from hesscli import api
+    from hesscli.cli.session import emit
+    from hesscli.errors import CheckFailed
 
-    if method == "fd":
-        raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
-                         "differences; use --method auto or exact")
-    if top < 1:
-        raise InputError(f"--top must be at least 1; got {top}")
-    obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    from hesscli.budget import gradcheck_bytes, require
-
-    require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (it compares dense n×n Hessians)",
-            "check a smaller instance of the objective, or use 'hesscli analyze --verify', "
-            "which checks Hessian-vector products")
-    result = gradcheck(obj, fd_accuracy, top=top)
+    res = api.gradcheck(objective, at, params=params, method=method, dtype=dtype, seed=seed,
+                        fd_accuracy=fd_accuracy, top=top)
+    result = res.value
     from hesscli.expect import expectations
-    from hesscli.render.gradcheck_view import gradcheck_document
 
-    doc = gradcheck_document(result, meta(seed, dtype, method=method, at=at,
-                                          params=list(params), fd_accuracy=fd_accuracy,
-                                          top=top), top)
+    doc = res.document()
     pending = expectations(expects, doc)
-    if fmt == "json":
-        from hesscli.render.jsonout import dump
+    from hesscli.render.gradcheck_view import render_gradcheck
 
-        dump(doc)
-    else:
-        from hesscli.render.console import stdout_console
-        from hesscli.render.gradcheck_view import render_gradcheck
-
-        render_gradcheck(result, stdout_console())
+    emit(doc, fmt, lambda console: render_gradcheck(result, console))
     if not result.passed:
         bad = [c.key for c in result.checks if c.passed is False]
         raise CheckFailed(f"gradcheck failed: {', '.join(bad)} disagree with finite differences")

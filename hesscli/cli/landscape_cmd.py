@@ -8,22 +8,6 @@ import click
 
 from hesscli.cli.options import objective_options
 
-PLANE_CHOICES = ("grad", "max", "min")
-
-
-def parse_plane(value: str | None) -> tuple[str, str] | None:
-    from hesscli.errors import InputError
-
-    if value is None:
-        return None
-    parts = tuple(p.strip() for p in value.split(","))
-    if len(parts) != 2 or any(p not in PLANE_CHOICES for p in parts) or parts[0] == parts[1]:
-        raise InputError(
-            f"--plane {value!r}: expected two different directions of grad, max, min "
-            "separated by a comma, e.g. --plane grad,min"
-        )
-    return parts[0], parts[1]
-
 
 @click.command("landscape")
 @objective_options
@@ -57,52 +41,21 @@ def command(
       hesscli landscape rosenbrock --at 1,1 --plane max,min --plot valley.png
       hesscli landscape mlp --format json
     """
-    from hesscli.analysis.landscape import landscape
-    from hesscli.cli.session import curvature_for, load, meta, positive, spectrum_for
-    from hesscli.errors import InputError
+    from hesscli import api
+    from hesscli.cli.session import emit
 
-    positive("--lr", lr)
-    if radius is not None:
-        positive("--radius", radius)
-    if points < 3 or grid_size < 3:
-        raise InputError("--points and --grid must be at least 3")
-    chosen = parse_plane(plane)
     if plot is not None:
         from hesscli.render.plotting import check_plot_path, pyplot
 
         check_plot_path(plot)
         pyplot()  # fail early when matplotlib is missing
-    from hesscli.budget import landscape_bytes, require
+    res = api.landscape(objective, at, params=params, method=method, dtype=dtype, seed=seed,
+                        lr=lr, radius=radius, plane=plane, points=points, grid=grid_size)
+    from hesscli.render.landscape_view import render_landscape
 
-    require(landscape_bytes(1, points, grid_size), f"landscape --points {points} --grid "
-            f"{grid_size}", "ask for fewer points (the default --points 101 --grid 41 "
-            "resolve a slice well)")
-    obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    require(landscape_bytes(obj.n, points, grid_size), f"landscape at n = {obj.n}",
-            "ask for fewer points")
-    curvature, notes = curvature_for(obj, method)
-    # the dense path (None: analyze forms H) or, when H would not fit, the matrix-free
-    # extremes: the slices need only λmax, λmin and their eigenvectors
-    spectrum, _, path_notes = spectrum_for(obj, curvature, k=1, seed=seed)
-    result = landscape(obj, curvature, lr=lr, radius=radius, plane=chosen, points=points,
-                       grid=grid_size, spectrum=spectrum, notes=notes + path_notes)
-    if fmt == "json":
-        from hesscli.render.jsonout import dump
-        from hesscli.render.landscape_view import landscape_document
-
-        dump(landscape_document(
-            result,
-            meta(seed, dtype, method=method, lr=lr, radius=radius, plane=plane, points=points,
-                 grid=grid_size, at=at, params=list(params)),
-            with_direction=obj.n <= 1000,
-        ))
-    else:
-        from hesscli.render.console import stdout_console
-        from hesscli.render.landscape_view import render_landscape
-
-        render_landscape(result, stdout_console())
+    emit(res.document(), fmt, lambda console: render_landscape(res.value, console))
     if plot is not None:
         from hesscli.render.plot_landscape import plot_landscape
 
-        plot_landscape(result, plot)
+        plot_landscape(res.value, plot)
         click.echo(f"wrote {plot}", err=True)

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from hesscli.vocab import Dtype, MethodRequest, words
+
 F = Callable[..., Any]
 
 
@@ -59,13 +61,13 @@ param_option = click.option(
     help="A parameter of the objective file (see 'hesscli problems'); repeatable.",
 )
 method_option = click.option(
-    "--method", type=click.Choice(["auto", "exact", "fd"]), default="auto",
+    "--method", type=click.Choice(words(MethodRequest)), default="auto",
     show_default=True,
     help="exact: JAX autodiff; fd: finite differences; auto: exact when JAX can trace "
     "the objective.",
 )
 dtype_option = click.option(
-    "--dtype", type=click.Choice(["float64", "float32"]), default="float64",
+    "--dtype", type=click.Choice(words(Dtype)), default="float64",
     show_default=True, help="Floating-point precision (float32 widens the tolerances).",
 )
 objective_options = compose(

@@ -51,57 +51,28 @@ def command(
       hesscli spectrum mlp -p width=2048 --devices all   # data sharded over every device
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
     """
-    from hesscli.analysis.spectrum_report import spectrum_report
-    from hesscli.cli.session import (
-        chunked,
-        curvature_for,
-        emit,
-        load,
-        meta,
-        parallel_of,
-        primary,
-        start,
-    )
-    from hesscli.spectra.paths import choose_path
+    from hesscli import api
+    from hesscli.cli.session import emit, primary, start
 
-    if sigma is not None and not sigma > 0:
-        from hesscli.errors import InputError
-
-        raise InputError(f"--sigma must be positive; got {sigma}")
     if plot is not None:
         from hesscli.render.plotting import check_plot_path
 
         check_plot_path(plot)
-    per_process = start(devices, coordinator, num_processes, process_id)
-    obj = load(objective, at, params, seed=seed, dtype=dtype, method=method)
-    obj, chunk_notes = chunked(obj, chunk_size)
-    curvature, notes = curvature_for(obj, method, devices=per_process)
-    parallel = parallel_of(curvature)
-    choice = choose_path(obj.n, path or "auto")
-    notes = notes + chunk_notes
-    if density and choice.path == "dense":
-        notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
-                         "shows them exactly",)
-    report = spectrum_report(
-        obj, curvature, path=choice.path, path_reason=choice.reason,
-        dense_bytes=choice.dense_bytes, k=k, seed=seed, solver=eigensolver, rtol=rtol,
-        max_steps=max_steps, density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, notes=notes,
+    start(devices, coordinator, num_processes, process_id)
+    res = api.spectrum(
+        objective, at, params=params, method=method, dtype=dtype, seed=seed, devices=devices,
+        path=path, k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
+        chunk_size=chunk_size, density=density, probes=probes, steps=steps, sigma=sigma,
+        trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
     )
+    report = res.value
     if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
 
         plot_spectrum(report, plot)
     from hesscli.expect import expectations
-    from hesscli.render.spectrum_view import spectrum_document
 
-    doc = spectrum_document(report, meta(
-        seed, dtype, parallel=parallel, method=method, devices=devices, at=at,
-        params=list(params), path=path or "auto", k=k,
-        eigensolver=eigensolver, rtol=rtol, max_steps=max_steps, chunk_size=chunk_size,
-        density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
-    ))
+    doc = res.document()
     pending = expectations(expects, doc)
     from hesscli.render.spectrum_view import render_spectrum
 

@@ -14,11 +14,11 @@ from typing import Any
 import click
 
 from hesscli.errors import CheckFailed, InputError
+from hesscli.vocab import EventKind, words
 
 OPT_FLAGS = ("momentum", "nesterov", "b1", "b2", "eps", "weight_decay", "decay")
 SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv")
-EVENT_KINDS = ("stalled", "at_saddle", "escaped_saddle", "reached_minimum", "unstable",
-               "diverged")
+EVENT_KINDS = words(EventKind)
 
 
 def _value(text: str) -> Any:
@@ -78,7 +78,7 @@ def options_for(name: str, options: dict[str, Any], strict: bool) -> dict[str, A
 
 
 def check_inputs(kw: dict[str, Any]) -> None:
-    from hesscli.cli.session import positive
+    from hesscli.validate import positive
 
     positive("--lr", kw["lr"])
     positive("--noise-scale", kw["noise_scale"])
@@ -144,7 +144,10 @@ def check_expect_keys(items: tuple[str, ...]) -> None:
 
 
 def run_command(kw: dict[str, Any]) -> None:
-    from hesscli.cli.session import curvature_for, load, meta, parallel_of, start
+    from hesscli.api import load
+    from hesscli.cli.session import start
+    from hesscli.curvature.choose import curvature_for
+    from hesscli.documents.meta import meta
     from hesscli.training.loop import TrainConfig, minibatch_for
 
     check_inputs(kw)
@@ -165,7 +168,7 @@ def run_command(kw: dict[str, Any]) -> None:
         raise InputError(f"train needs JAX derivatives of the objective, and {why}; "
                          "write the objective with jax.numpy")
     curvature, _ = curvature_for(obj, "exact", devices=per_process)
-    parallel = parallel_of(curvature)
+    parallel = curvature.parallel
     minibatch = minibatch_for(obj, kw["batch_size"]) if kw["batch_size"] else None
     steps = kw["steps"]
     if kw["epochs"] is not None:
@@ -293,24 +296,22 @@ class Runner:
         return summaries
 
     def run_one(self, label: str, config: Any, resume: Any, progress: Any) -> Any:
-        from hesscli.training.events import EventTracker
-        from hesscli.training.loop import optimizer_for, train
-        from hesscli.training.report import RunSummary, final_analysis, problem_report
+        from hesscli.training.run import run
         from hesscli.training.runlog import event_line, record_line, restore_state, state_line
 
         obj, kw = self.obj, self.kw
-        optimizer = optimizer_for(config)
-        tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=kw["gtol"], tol=kw["tol"])
-        state = history = None
+        variant = label or None
+        resume_state = history = None
         if resume is not None:
             import jax.numpy as jnp
 
-            state = restore_state(resume.state_line, optimizer.init(jnp.asarray(obj.x)))
+            def resume_state(optimizer: Any) -> Any:
+                return restore_state(resume.state_line, optimizer.init(jnp.asarray(obj.x)))
+
             history = list(resume.records)
-            for record in history:
-                tracker.feed(record)
-        variant = label or None
-        progress.start_task(label or obj.label, config.steps, state.step if state else 0)
+
+        def started(state: Any) -> None:
+            progress.start_task(label or obj.label, config.steps, state.step if state else 0)
 
         def callback(p: Any) -> None:
             self.last_step = p.state.step
@@ -322,22 +323,19 @@ class Runner:
                     self.log.write(state_line(p.state))
             progress.update(p, label)
 
-        result = train(obj, self.curvature, optimizer, config, minibatch=self.minibatch,
-                       state=state, tracker=tracker, history=history,
-                       curvature_on=kw["curvature_on"], callback=callback)
-        if self.log is not None:
-            end = {"record": "end", "reason": "diverged" if result.diverged else "completed",
-                   "step": result.steps}
-            if variant:
-                end["variant"] = variant
-            self.log.write(end)
-        analysis = None  # --no-curvature: no Hessian work at all, so no final verdict
-        if kw["curvature_on"]:
-            analysis = final_analysis(obj, self.curvature, result.x, config.lr,
-                                      gtol=kw["gtol"], tol=kw["tol"])
-        names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
-        return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,
-                          problem_report(obj, result.x), config.steps, names)
+        def trained(result: Any) -> None:
+            if self.log is not None:
+                end = {"record": "end",
+                       "reason": "diverged" if result.diverged else "completed",
+                       "step": result.steps}
+                if variant:
+                    end["variant"] = variant
+                self.log.write(end)
+
+        return run(obj, self.curvature, config, label=label, minibatch=self.minibatch,
+                   gtol=kw["gtol"], tol=kw["tol"], curvature_on=kw["curvature_on"],
+                   resume_state=resume_state, history=history, callback=callback,
+                   started=started, trained=trained)
 
 
 def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, Any]) -> None:
@@ -352,8 +350,8 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
         from hesscli.render.plot_train import plot_training
 
         plot_training(summaries, kw["plot"])
+    from hesscli.documents.train import compare_document, train_document
     from hesscli.expect import expectations
-    from hesscli.render.train_view import compare_document, train_document
 
     if len(summaries) == 1:
         doc = train_document(summaries[0], meta)

@@ -1,14 +1,40 @@
-"""The interface every curvature backend implements, and shared checks."""
+"""The interface every curvature backend implements, with its declared capabilities.
+
+A backend (:class:`Curvature`) computes the value, gradient, Hessian-vector
+products and the dense Hessian of a flat objective, and *declares* what else
+it offers, so that callers branch on attributes every backend sets rather than
+probing for undeclared ones:
+
+- ``method`` (:class:`~hesscli.vocab.Method`): exact autodiff or finite differences;
+- ``hvp_fn``: a compiled JAX HVP ``(x, v) -> Hv`` that Lanczos, SLQ and
+  Hutchinson can run inside their own compiled loops (None: only :meth:`hvp`);
+- ``linearizable``: the flat objective when its gradient may be linearized in
+  forward mode (``jax.linearize``), which the Lanczos kernels use to share one
+  linearization across HVPs (None: not available);
+- ``fd``: the finite-difference statistics (:class:`FDStatistics`: what is
+  differenced, the accuracy setting, evaluations spent, the gradient's error
+  band), None for exact backends;
+- ``parallel`` and ``vector_sharding``: who computes (devices, processes, the
+  mesh) and how flat vectors are split over it (None: not split).
+
+Adding a backend: subclass :class:`Curvature`, set ``method``, ``n``, ``dtype``,
+implement the four methods and override the capabilities it has; then teach
+:func:`hesscli.curvature.choose.curvature_for` when to pick it.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import numpy as np
 
+from hesscli.devices import Parallel
 from hesscli.errors import ObjectiveError
 from hesscli.objective.layout import Layout
+from hesscli.vocab import FDAccuracy, FDSource, Method
 
 
 @dataclass(frozen=True)
@@ -45,20 +71,57 @@ class DenseHessian:
     kinks: Kinks | None = None
 
 
-class Curvature(Protocol):
-    """Value, gradient, HVP and (when affordable) the dense Hessian of a flat objective."""
+@dataclass(frozen=True)
+class FDStatistics:
+    """What a finite-difference backend has done so far.
 
-    method: str  # "exact" | "fd"
+    ``gradient_error`` is the per-entry error estimate of the last gradient it
+    estimated from values (None when the gradient is exact, as for gradient
+    differences); analyses widen the gradient tolerance by its norm.
+    """
+
+    source: FDSource
+    accuracy: FDAccuracy
+    evaluations: int  # function (or gradient) evaluations spent on differences
+    gradient_error: np.ndarray | None = None
+
+
+class Curvature(ABC):
+    """Value, gradient, HVP and (when affordable) the dense Hessian of a flat objective,
+    with declared capabilities (see the module docstring)."""
+
+    method: Method
     n: int
     dtype: str
+    hvp_fn: Callable[[Any, Any], Any] | None = None
+    linearizable: Callable[[Any], Any] | None = None
+    parallel: Parallel = Parallel()
+    vector_sharding: Any = None
 
-    def value(self, x: np.ndarray) -> float: ...
+    @property
+    def fd(self) -> FDStatistics | None:
+        """Finite-difference statistics (None for exact backends)."""
+        return None
 
-    def gradient(self, x: np.ndarray) -> np.ndarray: ...
+    @abstractmethod
+    def value(self, x: np.ndarray) -> float:
+        """f(x)."""
 
-    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray: ...
+    @abstractmethod
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        """∇f(x) as a float64 array."""
 
-    def hessian(self, x: np.ndarray) -> DenseHessian: ...
+    @abstractmethod
+    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """H(x) v as a float64 array."""
+
+    @abstractmethod
+    def hessian(self, x: np.ndarray) -> DenseHessian:
+        """The dense Hessian at x, symmetrized, with its accuracy."""
+
+    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """(f(x), ∇f(x)); backends with a fused program override it."""
+        return self.value(x), self.gradient(x)
 
 
 def symmetrize(matrix: np.ndarray) -> tuple[np.ndarray, float]:

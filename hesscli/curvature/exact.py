@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.base import DenseHessian, symmetrize
+from hesscli.curvature.base import Curvature, DenseHessian, symmetrize
 from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
+from hesscli.vocab import Method
 
 DEFAULT_CHUNK = 128
 HVP_BATCH_BYTES = 12 * 2**20  # working memory of one batch of HVPs (about an L2/L3 slice)
@@ -105,10 +106,14 @@ def dense_from_hvp(hvp: Any, n: int, dtype: Any, chunk: int = DEFAULT_CHUNK) -> 
     return hessian
 
 
-class ExactCurvature:
-    """Exact derivatives of a traceable objective (see module docstring)."""
+class ExactCurvature(Curvature):
+    """Exact derivatives of a traceable objective (see module docstring).
 
-    method = "exact"
+    Declares ``hvp_fn`` (the jitted HVP) and, when forward mode works,
+    ``linearizable`` (the flat objective).
+    """
+
+    method = Method.EXACT
 
     def __init__(self, objective: Objective, chunk: int | None = None) -> None:
         jax = jax_module()
@@ -123,6 +128,7 @@ class ExactCurvature:
         self.value_fn = jax.jit(f)
         self.value_and_grad_fn = jax.jit(jax.value_and_grad(f))
         self.grad_fn = jax.jit(jax.grad(f))
+        self.linearizable = f if self.hvp_mode == "forward-over-reverse" else None
         self._hvp = hvp
         self._example = example
         self._chunk = chunk
@@ -155,7 +161,6 @@ class ExactCurvature:
         if self._hessian_fn is None:
             jax = jax_module()
             chunk = self._chunk or hvp_batch_size(self.hvp_fn, self._example, self.n)
-            self.hessian_chunk = chunk
             self._hessian_fn = jax.jit(
                 dense_from_hvp(self._hvp, self.n, jax.numpy.dtype(self.dtype), chunk)
             )
@@ -168,6 +173,6 @@ class ExactCurvature:
     def hessian(self, x: np.ndarray) -> DenseHessian:
         sym, _ = symmetrize(self._host(self.hessian_fn(self._x(x))))
         # Autodiff's H is symmetric up to rounding in the last bits (≈1e-16 relative,
-        # machine-dependent); DESIGN.md fixes symmetry_error = 0 for exact dense
-        # Hessians, and the rounding is covered by the eigenvalue tolerance.
+        # machine-dependent); the JSON contract reports symmetry_error = 0 for exact
+        # dense Hessians, and the rounding is covered by the eigenvalue tolerance.
         return DenseHessian(sym, symmetry_error=0.0)

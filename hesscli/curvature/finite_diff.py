@@ -9,7 +9,7 @@
 
 ``accuracy`` is ``normal`` (central differences at the error-balancing step,
 checked against twice that step) or ``high`` (a ladder of steps with Richardson
-extrapolation); see :mod:`.steps` and :mod:`.stencils`. Every dense Hessian
+extrapolation); see :mod:`.fd_steps` and :mod:`.stencils`. Every dense Hessian
 carries its error (‖E‖_F of the per-entry estimates, a bound on eigenvalue
 shifts), its asymmetry before symmetrizing, its evaluation count and the kinks
 found.
@@ -17,11 +17,9 @@ found.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from hesscli.curvature.base import DenseHessian, symmetrize
+from hesscli.curvature.base import Curvature, DenseHessian, FDStatistics, symmetrize
 from hesscli.curvature.evaluators import Gradients, Values
 from hesscli.curvature.fd_steps import ACCURACIES, ladder
 from hesscli.curvature.stencils import (
@@ -38,6 +36,7 @@ from hesscli.curvature.stencils import (
 )
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
+from hesscli.vocab import FDAccuracy, FDSource, Method
 
 
 def _dense(est: Estimate) -> DenseHessian:
@@ -52,18 +51,18 @@ def _dense(est: Estimate) -> DenseHessian:
     )
 
 
-class GradientDifferences:
+class GradientDifferences(Curvature):
     """Exact gradient (JAX), Hessian and HVPs by central differences of it."""
 
-    method = "fd"
-    source = "gradient differences"
+    method = Method.FD
+    source = FDSource.GRADIENTS
 
     def __init__(self, objective: Objective, accuracy: str = "normal") -> None:
         jax = jax_module()
         self.objective = objective
         self.n = objective.n
         self.dtype = objective.dtype
-        self.accuracy = accuracy
+        self.accuracy = FDAccuracy(accuracy)
         self.grads = Gradients(objective)
         self._value = jax.jit(objective.flat_fn)
         self._grad = jax.jit(jax.grad(objective.flat_fn))
@@ -82,6 +81,11 @@ class GradientDifferences:
     def evaluations(self) -> int:
         """Gradient evaluations spent on finite differences so far."""
         return self.grads.count
+
+    @property
+    def fd(self) -> FDStatistics:
+        return FDStatistics(self.source, self.accuracy, self.evaluations,
+                            self.last_gradient_error)
 
     def value(self, x: np.ndarray) -> float:
         self.values_count += 1
@@ -104,18 +108,18 @@ class GradientDifferences:
         return _dense(est)
 
 
-class ValueDifferences:
+class ValueDifferences(Curvature):
     """Everything from function values: the black-box backend."""
 
-    method = "fd"
-    source = "function values"
+    method = Method.FD
+    source = FDSource.VALUES
 
     def __init__(self, objective: Objective, accuracy: str = "normal",
                  *, batched: bool | None = None) -> None:
         self.objective = objective
         self.n = objective.n
         self.dtype = objective.dtype
-        self.accuracy = accuracy
+        self.accuracy = FDAccuracy(accuracy)
         self.values = Values(objective, batched=batched)
         self._fx: dict[bytes, float] = {}
         self._hessian: tuple[bytes, np.ndarray] | None = None
@@ -135,6 +139,11 @@ class ValueDifferences:
     def evaluations(self) -> int:
         """Function evaluations spent so far (including plain values)."""
         return self.values.count
+
+    @property
+    def fd(self) -> FDStatistics:
+        return FDStatistics(self.source, self.accuracy, self.evaluations,
+                            self.last_gradient_error)
 
     def _key(self, x: np.ndarray) -> bytes:
         return np.asarray(x, dtype=np.float64).tobytes()
@@ -175,7 +184,7 @@ class ValueDifferences:
         return dense
 
 
-def curvature(objective: Objective, accuracy: str = "normal") -> Any:
+def curvature(objective: Objective, accuracy: str = "normal") -> Curvature:
     """The finite-difference backend an objective calls for.
 
     Traceable objectives difference their exact gradient (one HVP costs two

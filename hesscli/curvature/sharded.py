@@ -147,8 +147,6 @@ class ShardedCurvature(ExactCurvature):
     curvature interface runs unchanged; ``parallel`` says who took part.
     """
 
-    method = "exact"
-
     def __init__(
         self, objective: Objective, parallel: Parallel, chunk: int = DEFAULT_CHUNK
     ) -> None:
@@ -238,6 +236,7 @@ class ShardedCurvature(ExactCurvature):
         self._hvp = jax.jit(hvp, in_shardings=(operand_shardings, vec, vec), out_shardings=vec)
         self._hessian = jax.jit(hessian, in_shardings=ops_in, out_shardings=rep)
         self.f = partial(self._value, operands)  # jitted: keeps the shardings under grad
+        self.linearizable = self.f if self.hvp_mode == "forward-over-reverse" else None
         self.value_fn = partial(self._value, operands)
         self.value_and_grad_fn = partial(self._value_and_grad, operands)
         self.grad_fn = partial(self._grad, operands)

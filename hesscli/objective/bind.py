@@ -1,6 +1,7 @@
 """Bind an objective file to a point: the flat-vector :class:`Objective`.
 
-This is where the user's function is checked before any work (STYLE habit 3):
+This is where the user's function is checked before any work (fail early, with
+the reason):
 the point's structure must match the default point's, the function is
 shape-evaluated with ``jax.eval_shape`` and must return a floating-point scalar,
 and a function JAX cannot trace (NumPy, ``float()``, a simulator) is marked as a
@@ -143,13 +144,17 @@ def check_scalar(out: Any, where: str) -> None:
 
 def bind(
     file: ObjectiveFile,
-    at: str | None,
+    at: str | Any | None,
     *,
     seed: int = 0,
     dtype: str = "float64",
     method: str = "auto",
 ) -> Objective:
-    """Parse POINT, match it to the objective's parameters and check the function."""
+    """Parse POINT, match it to the objective's parameters and check the function.
+
+    ``at`` is POINT as the command line takes it (a string), a pytree of arrays
+    (from Python), or None for the file's default point.
+    """
     jax = jax_module()
     jnp = jax.numpy
     template = file.default_point(seed) if file.has_default_point else None
@@ -171,10 +176,14 @@ def bind(
                 "point (x0 or init(key)); pass --at, e.g. --at 0,0"
             )
         point = template
-    else:
+    elif isinstance(at, str):
         point = read_point(at, template, seed)
         if template is not None:
             point = _match_template(point, template, f"--at {at}")
+    else:
+        point = jax.tree_util.tree_map(np.asarray, at)
+        if template is not None:
+            point = _match_template(point, template, "the point")
     leaves, treedef = jax.tree_util.tree_flatten(point)
     if not leaves:
         raise InputError(f"{file.label}: the point has no parameters")

@@ -70,6 +70,23 @@ class ObjectiveFile:
         return None
 
 
+def from_callable(fn: Callable[[Any], Any], point: Any = None, *,
+                  name: str | None = None) -> ObjectiveFile:
+    """An :class:`ObjectiveFile` for a Python function (the API's plain-callable objective).
+
+    ``point`` (a pytree of arrays), when given, becomes its default point
+    (``x0``), exactly as an objective file's ``x0`` would.
+    """
+    if not callable(fn):
+        raise InputError(f"the objective must be callable; got {type(fn).__name__}")
+    label = name or getattr(fn, "__name__", None) or type(fn).__name__
+    module = ModuleType(f"hesscli_callable_{next(_counter)}")
+    module.objective = fn  # type: ignore[attr-defined]
+    if point is not None:
+        module.x0 = point  # type: ignore[attr-defined]
+    return ObjectiveFile(label, Path("<python>"), label, fn, module)
+
+
 def describe_exception(exc: BaseException) -> str:
     """``TypeName: message`` with the innermost user-code location when known."""
     name = type(exc).__name__

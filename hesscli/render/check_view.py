@@ -44,28 +44,3 @@ def render_report(report: Report, console: Console) -> None:
     line = (f"{ok} of {total} expectations hold; {checks_ok} of {len(report.checks)} checks "
             "pass.")
     console.print(Text(line, style="green" if report.passed else "bold red"))
-
-
-def report_document(report: Report, meta: dict[str, Any]) -> dict[str, Any]:
-    """The ``hesscli.check/1`` JSON document."""
-    ok, total = report.counts
-    return {
-        "schema": "hesscli.check/1",
-        "spec": report.spec,
-        "passed": report.passed,
-        "expectations_passed": ok,
-        "expectations_total": total,
-        "checks": [
-            {
-                "name": c.name, "objective": c.objective, "at": c.at, "n": c.n,
-                "passed": c.passed,
-                "results": [
-                    {"key": o.key, "path": o.path, "expected": o.expected,
-                     "measured": o.measured, "passed": o.passed, "detail": o.detail}
-                    for o in c.outcomes
-                ],
-            }
-            for c in report.checks
-        ],
-        "meta": meta,
-    }

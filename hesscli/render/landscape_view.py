@@ -10,8 +10,6 @@ only places precomputed values on a grid of characters.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from rich.console import Console
 from rich.text import Text
@@ -114,10 +112,18 @@ def shade_maps(grid: Grid, radius: float, step: StepMark | None,
     height = width // 2 + 1  # terminal cells are about twice as tall as wide
     cols = _cell_index(width, grid.a.size)
     rows = _cell_index(height, grid.b.size)[::-1]  # top row: b = +r
-    edges = np.quantile(grid.values, np.linspace(0.1, 0.9, 9))
+    # Levels compare values snapped to 1e-9 of the grid's range: symmetric grid points
+    # have equal values in exact arithmetic, and the last bits XLA's kernels give them
+    # differ between processors; without the snap a tie would shade either way.
+    low, span = float(np.min(grid.values)), float(np.ptp(grid.values)) or 1.0
+
+    def snap(v: np.ndarray | float) -> np.ndarray:
+        return np.round((np.asarray(v) - low) / span, 9)
+
+    edges = snap(np.quantile(grid.values, np.linspace(0.1, 0.9, 9)))
 
     def shade(v: float) -> tuple[str, str]:
-        k = int(np.searchsorted(edges, v, side="right"))
+        k = int(np.searchsorted(edges, snap(v), side="right"))
         return SHADES[k], SHADE_STYLES[k]
 
     def mark_cell(a: float, b: float) -> tuple[int, int] | None:
@@ -220,39 +226,3 @@ def render_landscape(ls: Landscape, console: Console) -> None:
             console.print(line, no_wrap=True, overflow="crop")
     for note in ls.notes:
         console.print(Text(f"note: {note}", style="dim"))
-
-
-def landscape_document(ls: Landscape, meta: dict[str, Any], with_direction: bool
-                       ) -> dict[str, Any]:
-    """The ``hesscli.landscape/1`` JSON document."""
-    slices = []
-    for sl in ls.slices:
-        item: dict[str, Any] = {
-            "direction": sl.name, "label": sl.label, "eigenvalue": sl.eigenvalue,
-            "slope": sl.slope, "curvature": sl.curvature, "t": sl.t, "values": sl.values,
-            "model": sl.model, "lowest_t": sl.lowest_t, "lowest_value": sl.lowest_value,
-        }
-        if with_direction:
-            item["vector"] = sl.direction
-        slices.append(item)
-    grid = None
-    if ls.grid is not None:
-        g = ls.grid
-        grid = {
-            "directions": list(g.names), "labels": list(g.labels),
-            "orthogonalized": g.orthogonalized, "a": g.a, "b": g.b,
-            "values": g.values, "model": g.model,
-            "step": None if g.step is None else {"a": g.step[0], "b": g.step[1]},
-        }
-        if with_direction:
-            grid["u"], grid["w"] = g.u, g.w
-    return {
-        "schema": "hesscli.landscape/1",
-        "objective": ls.objective, "n": ls.n, "method": ls.method, "dtype": ls.dtype,
-        "value": ls.value, "gradient_norm": ls.gradient_norm,
-        "classification": ls.classification,
-        "lambda_min": ls.lambda_min, "lambda_max": ls.lambda_max,
-        "radius": ls.radius, "radius_reason": ls.radius_reason,
-        "slices": slices, "step": ls.step, "grid": grid, "notes": list(ls.notes),
-        "meta": meta,
-    }

@@ -15,27 +15,29 @@ from typing import Any
 
 import numpy as np
 
+from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
 from hesscli.spectra.lanczos import SOLVERS, Extremes
 from hesscli.spectra.spectrum import Spectrum, fix_sign
+from hesscli.vocab import Dtype, Path
 
 
 def extremes_of(
-    curvature: Any, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "lanczos",
+    curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "lanczos",
     rtol: float | None = None, max_steps: int | None = None,
 ) -> Extremes:
     """Run ``solver`` on the backend's HVP at ``x``.
 
-    Lanczos needs the compiled JAX HVP (``curvature.hvp_fn``); a backend without
-    one (finite differences, black-box objectives) goes through ARPACK with the
-    backend's own ``hvp``.
+    Lanczos needs the compiled JAX HVP (``curvature.hvp_fn``); a backend that
+    declares none (finite differences, black-box objectives) goes through ARPACK
+    with the backend's own ``hvp``.
     """
     if solver not in SOLVERS:
         raise InputError(f"unknown eigensolver {solver!r}; choose one of {', '.join(SOLVERS)}")
     if k < 1:
         raise InputError(f"--k must be at least 1; got {k}")
-    hvp_fn = getattr(curvature, "hvp_fn", None)
+    hvp_fn = curvature.hvp_fn
     if hvp_fn is None:
         hvp_fn, solver = (lambda x_, v: curvature.hvp(x_, v)), "arpack"
     extra: dict[str, Any] = {}
@@ -43,51 +45,23 @@ def extremes_of(
         extra["basis_sharding"], extra["shards"] = basis_sharding(curvature)
     return SOLVERS[solver](
         hvp_fn, x, k, seed=seed, rtol=rtol, max_steps=max_steps, dtype=curvature.dtype,
-        f=linearizable(curvature), **extra,
+        f=curvature.linearizable, **extra,
     )
 
 
-def basis_sharding(curvature: Any) -> tuple[Any, int]:
+def basis_sharding(curvature: Curvature) -> tuple[Any, int]:
     """(sharding of a Lanczos basis, devices it splits n over) for a backend.
 
     A parameter-sharded backend (flat vectors split in blocks over the mesh)
     gets its basis split the same way along n, and the basis budget counts
     n/devices per device; every other backend: (None, 1).
     """
-    vector = getattr(curvature, "vector_sharding", None)
-    parallel = getattr(curvature, "parallel", None)
-    if vector is None or parallel is None or vector.is_fully_replicated:
+    vector, parallel = curvature.vector_sharding, curvature.parallel
+    if vector is None or not parallel.sharded or vector.is_fully_replicated:
         return None, 1
     from hesscli.curvature.sharded import basis_sharding_of
 
     return basis_sharding_of(parallel), parallel.devices
-
-
-def spectrum_function(
-    *, k: int = 1, seed: int = 0, solver: str = "lanczos", rtol: float | None = None,
-    max_steps: int | None = None,
-) -> Any:
-    """A ``spectrum_fn(curvature, x, layout) -> Spectrum`` on the matrix-free path.
-
-    For analyses that take the spectrum as a function of the point (the
-    convexity test's eigenvalue test): :func:`extremes_of` then
-    :func:`matrix_free_spectrum`, so the residuals widen the tolerance.
-    """
-
-    def spectrum_at(curvature: Any, x: np.ndarray, layout: Any = None) -> Spectrum:
-        del layout
-        ex = extremes_of(curvature, x, k=k, seed=seed, solver=solver, rtol=rtol,
-                         max_steps=max_steps)
-        return matrix_free_spectrum(ex, curvature.dtype)
-
-    return spectrum_at
-
-
-def linearizable(curvature: Any) -> Any:
-    """The flat objective when its gradient can be linearized (forward mode), else None."""
-    if getattr(curvature, "hvp_mode", "") == "forward-over-reverse":
-        return getattr(curvature, "f", None)
-    return None
 
 
 def num(value: float) -> str:
@@ -116,7 +90,7 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
             f"NOT CONVERGED: {len(bad)} eigenpair(s) above the residual target: {listed}; "
             "their residuals widen the verdict tolerance. Raise --max-steps or --rtol"
         )
-    if dtype == "float32":
+    if dtype == Dtype.FLOAT32:
         notes.append(
             f"float32: tolerances widened (ε = {num(eps('float32'))}, residual target "
             f"rtol {num(ex.rtol)})"
@@ -138,6 +112,6 @@ def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
         symmetry_error=0.0,
         error=float(np.max(ex.residuals)) if ex.residuals.size else 0.0,
         residuals=np.asarray(ex.residuals, dtype=np.float64),
-        path="matrix-free",
+        path=Path.MATRIX_FREE,
         notes=extremes_notes(ex, dtype),
     )

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 
 from hesscli.errors import InputError
+from hesscli.vocab import Path, PathRequest
 
 MATRICES = 4  # Hessian, symmetrized copy, sum temporary / LAPACK copy, workspace
 HOST_BYTES = 8  # the eigensolver works in float64
@@ -30,7 +31,7 @@ DENSE_BUDGET = 512 * 2**20
 class PathChoice:
     """The chosen path, the memory the dense one would take, and why."""
 
-    path: str  # "dense" | "matrix-free"
+    path: Path
     dense_bytes: int
     available_bytes: int | None
     reason: str
@@ -76,9 +77,9 @@ def choose_path(
     """
     need = dense_bytes(n)
     avail = available_memory() if available is None else available
-    if request == "matrix-free":
-        return PathChoice("matrix-free", need, avail, "--matrix-free requested")
-    if request == "dense":
+    if request == PathRequest.MATRIX_FREE:
+        return PathChoice(Path.MATRIX_FREE, need, avail, "--matrix-free requested")
+    if request == PathRequest.DENSE:
         if avail is not None and need > avail:
             raise InputError(
                 f"--dense: the dense Hessian for n = {n} needs about {human_bytes(need)} "
@@ -87,15 +88,15 @@ def choose_path(
                 "Use --matrix-free (or drop --dense) for the extreme eigenvalues from "
                 "Hessian-vector products"
             )
-        return PathChoice("dense", need, avail, "--dense requested")
+        return PathChoice(Path.DENSE, need, avail, "--dense requested")
     budget = DENSE_BUDGET if avail is None else min(DENSE_BUDGET, avail // 4)
     if need <= budget:
         return PathChoice(
-            "dense", need, avail,
+            Path.DENSE, need, avail,
             f"dense Hessian needs about {human_bytes(need)} (≤ {human_bytes(budget)})",
         )
     return PathChoice(
-        "matrix-free", need, avail,
+        Path.MATRIX_FREE, need, avail,
         f"matrix-free: a dense Hessian would need about {human_bytes(need)} "
         f"(> {human_bytes(budget)} budget, including eigensolver workspace)",
     )

@@ -19,6 +19,7 @@ import scipy.linalg.lapack
 
 from hesscli.curvature.base import Curvature, Kinks, ensure_finite
 from hesscli.objective.layout import Layout
+from hesscli.vocab import Path
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Spectrum:
     symmetry_error: float = 0.0
     error: float = 0.0
     residuals: np.ndarray | None = None  # per eigenvalue, when known
-    path: str = "dense"  # "dense" | "matrix-free"
+    path: Path = Path.DENSE
     notes: tuple[str, ...] = field(default_factory=tuple)
     kinks: Kinks | None = None  # finite differences found the objective not smooth here
     evaluations: int = 0  # function/gradient evaluations spent (finite differences)

@@ -33,6 +33,7 @@ from hesscli.analysis.verdicts import (
     gradient_tolerance,
 )
 from hesscli.training.monitor import Record
+from hesscli.vocab import Classification, EventKind
 
 ESCAPE_DISTANCE = 0.1
 STABILITY_BOUND = 2.0
@@ -41,7 +42,7 @@ STABILITY_BOUND = 2.0
 @dataclass(frozen=True)
 class Event:
     step: int
-    kind: str
+    kind: EventKind
     message: str
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -78,25 +79,25 @@ class EventTracker:
         if g <= gtol:
             if not self.in_stall:
                 self.in_stall = True
-                kind = "degenerate"
+                kind = Classification.DEGENERATE
                 if tol is not None:
                     kind = classify(g, gtol, [record.lambda_min, record.lambda_max], tol)
-                if kind == "saddle_point":
+                if kind == Classification.SADDLE_POINT:
                     lam = float(record.lambda_min)  # type: ignore[arg-type]
                     self.saddle = (step, record.value, lam)
-                    new.append(Event(step, "at_saddle",
+                    new.append(Event(step, EventKind.AT_SADDLE,
                                      f"at a strict saddle: ‖∇f‖ = {g:.3g} ≤ gtol and λmin = "
                                      f"{lam:.4g} < 0", {"value": record.value,
                                                         "gradient_norm": g, "lambda_min": lam}))
-                elif kind == "local_minimum":
-                    new.append(Event(step, "reached_minimum",
+                elif kind == Classification.LOCAL_MINIMUM:
+                    new.append(Event(step, EventKind.REACHED_MINIMUM,
                                      f"at a local minimum: ‖∇f‖ = {g:.3g} ≤ gtol, λmin = "
                                      f"{record.lambda_min:.4g} > 0",
                                      {"value": record.value, "gradient_norm": g,
                                       "lambda_min": record.lambda_min}))
                 else:
                     why = "curvature not monitored" if tol is None else kind.replace("_", " ")
-                    new.append(Event(step, "stalled",
+                    new.append(Event(step, EventKind.STALLED,
                                      f"stalled: ‖∇f‖ = {g:.3g} ≤ gtol = {gtol:.3g} ({why})",
                                      {"value": record.value, "gradient_norm": g,
                                       "classification": kind if tol is not None else None}))
@@ -107,7 +108,7 @@ class EventTracker:
             drop = 0.5 * abs(s_lam) * ESCAPE_DISTANCE**2
             if record.value < s_value - drop:
                 self.saddle = None
-                new.append(Event(step, "escaped_saddle",
+                new.append(Event(step, EventKind.ESCAPED_SADDLE,
                                  f"escaped the saddle of step {s_step}: f fell from "
                                  f"{s_value:.6g} to {record.value:.6g}",
                                  {"saddle_step": s_step, "saddle_value": s_value,
@@ -116,7 +117,7 @@ class EventTracker:
         if ratio is not None and ratio > STABILITY_BOUND:
             if not self.unstable_now:
                 self.unstable_now = True
-                new.append(Event(step, "unstable",
+                new.append(Event(step, EventKind.UNSTABLE,
                                  f"lr·λmax = {ratio:.4g} > 2: gradient descent with lr = "
                                  f"{self.lr:g} is unstable along the top eigenvector "
                                  f"(λmax = {record.lambda_max:.4g}, stable below lr = "

@@ -28,10 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.objective.bind import Objective
+from hesscli.spectra.paths import choose_path
 from hesscli.training.events import Event, EventTracker
-from hesscli.training.monitor import DENSE_LIMIT, MATRIX_FREE_NOTE, Record, monitor
+from hesscli.training.monitor import MATRIX_FREE_NOTE, Record, monitor
+from hesscli.vocab import EventKind, Path, PathRequest
 
 EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above (or below) its start is no longer training
 
@@ -263,9 +266,9 @@ def stepped_chunk(
     return chunk
 
 
-def sharded(curvature: Any) -> bool:
+def sharded(curvature: Curvature) -> bool:
     """True when ``curvature`` runs over several devices (``--devices``)."""
-    return bool(getattr(getattr(curvature, "parallel", None), "sharded", False))
+    return curvature.parallel.sharded
 
 
 _CHUNKS: dict[tuple[Any, ...], tuple[Any, Callable[..., Any]]] = {}
@@ -329,7 +332,7 @@ def train(
     history: list[Record] | None = None,
     curvature_on: bool = True,
     callback: Callable[[Progress], None] | None = None,
-    dense_limit: int = DENSE_LIMIT,
+    path: str = PathRequest.AUTO,
 ) -> TrainResult:
     """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
 
@@ -338,12 +341,14 @@ def train(
     (:class:`~hesscli.curvature.sharded.ShardedCurvature`) also computes the
     steps' gradients (:func:`stepped_chunk`). Pass ``state``, ``tracker``
     and ``history`` (from a log) to resume: the step at ``state.step`` is then
-    already logged and is not logged again. Above ``dense_limit`` parameters
-    the monitored eigenvalues are the matrix-free extremes (Lanczos).
+    already logged and is not logged again. ``path`` (auto|dense|matrix-free) is
+    chosen once for the run (:func:`hesscli.spectra.paths.choose_path`); on the
+    matrix-free path the monitored eigenvalues are the Lanczos extremes.
     """
     notes: list[str] = []
-    if curvature_on and obj.n > dense_limit:
-        notes.append(MATRIX_FREE_NOTE.format(n=obj.n, limit=dense_limit))
+    choice = choose_path(obj.n, path)
+    if curvature_on and choice.path == Path.MATRIX_FREE:
+        notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
     tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr)
     history = list(history or [])
     t0 = time.perf_counter()
@@ -354,7 +359,7 @@ def train(
         tm = time.perf_counter()
         record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
                                mean_step_loss=mean_loss, elapsed=tm - t0,
-                               dense_limit=dense_limit)
+                               path=choice.path)
         events = tracker.feed(record)
         history.append(record)
         monitor_seconds += time.perf_counter() - tm
@@ -396,7 +401,7 @@ def train(
             name = obj.layout.name(index)
             what = REASONS.get(code, "diverged")
             last = float(np.asarray(values)[valid_np.sum() - 1]) if valid_np.any() else None
-            event = Event(new_step, "diverged",
+            event = Event(new_step, EventKind.DIVERGED,
                           f"diverged at step {new_step}: {what}; {name} blew up first",
                           {"reason": what, "parameter": name, "index": index,
                            "value": last})

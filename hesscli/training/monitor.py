@@ -1,11 +1,11 @@
 """What is watched at each logged step: value, gradient, extreme eigenvalues, step model.
 
-The eigenvalues come from :func:`extreme_eigenvalues`, the one place that picks
-how: the dense Hessian's eigenvalues (exact backend, LAPACK) up to
-``DENSE_LIMIT`` parameters, and above it the matrix-free extremes (Lanczos on
-Hessian-vector products, k = 1 at each end, the same solver as ``spectrum`` and
-``analyze`` use: :func:`hesscli.spectra.matrix_free.extremes_of`), whose
-largest residual is the error band.
+The eigenvalues come from :func:`extreme_eigenvalues` through the same entry
+point every command uses (:func:`hesscli.spectra.policy.spectrum_at`): the
+dense Hessian's eigenvalues (LAPACK, no eigenvectors) when the memory budget
+allows, otherwise the matrix-free extremes (Lanczos on Hessian-vector products,
+k = 1 at each end, seed 0 so every log step starts alike), whose largest
+residual is the error band.
 
 The step prediction is the article's Taylor argument for the plain gradient
 step ``x − lr·g`` at the logged point (:func:`hesscli.analysis.step.predict_step`):
@@ -17,16 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
 from hesscli.analysis.step import predict_step
-from hesscli.curvature.base import ensure_finite
+from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import ObjectiveError
+from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
+from hesscli.vocab import Path, PathRequest
 
-DENSE_LIMIT = 2000  # above this, forming H (n HVPs + an O(n³) eigensolve) per log is too slow
+#: The monitor's spectrum policy: k = 1 at each end, seed 0 (every log step starts alike).
+MONITOR_POLICY = SpectrumPolicy(k=1, seed=0)
 
 MATRIX_FREE_NOTE = (
-    "curvature monitored matrix-free: n = {n} > {limit}, so λmin and λmax come from Lanczos "
+    "curvature monitored matrix-free ({reason}), so λmin and λmax come from Lanczos "
     "on Hessian-vector products (k = 1 at each end, seed 0); their residuals are the error band"
 )
 
@@ -37,44 +39,32 @@ class Extremes:
 
     lambda_min: float
     lambda_max: float
-    path: str  # "dense" | "matrix-free"
+    path: Path
     error: float = 0.0  # absolute error band beyond rounding (Lanczos residuals, fd)
 
 
 def extreme_eigenvalues(
-    curvature: object, x: np.ndarray, *, dense_limit: int | None = None
+    curvature: Curvature, x: np.ndarray, *, path: str = PathRequest.AUTO
 ) -> Extremes:
     """λmin and λmax of the Hessian at ``x``.
 
-    Dense (every eigenvalue, LAPACK) up to ``dense_limit`` parameters
-    (default :data:`DENSE_LIMIT`); above it the matrix-free extremes (k = 1 at
-    each end, seed 0 so every log step starts alike), with the largest
-    residual ‖Hv − λv‖ as ``error``.
+    ``path`` is auto|dense|matrix-free (:data:`MONITOR_POLICY` otherwise): every
+    eigenvalue of the dense Hessian when the budget allows, else the matrix-free
+    extremes with the largest residual ‖Hv − λv‖ as ``error``.
     """
-    n = int(np.asarray(x).size)
-    if n > (DENSE_LIMIT if dense_limit is None else dense_limit):
-        return matrix_free_extremes(curvature, x)
-    hess = curvature.hessian(x)  # type: ignore[attr-defined]
-    ensure_finite(hess.matrix, "Hessian")
-    # Eigenvalues only: the monitor needs no eigenvectors, and one LAPACK eigvalsh
-    # measured 8x faster than dense_spectrum's three eigh calls at n = 1584.
-    lam = scipy.linalg.eigh(hess.matrix, eigvals_only=True, check_finite=False)
-    return Extremes(float(lam[0]), float(lam[-1]), "dense", hess.error)
-
-
-def matrix_free_extremes(curvature: object, x: np.ndarray) -> Extremes:
-    """λmin and λmax from :func:`hesscli.spectra.matrix_free.extremes_of` (k = 1)."""
-    from hesscli.spectra.matrix_free import extremes_of
-
-    ex = extremes_of(curvature, np.asarray(x), k=1, seed=0)
-    ensure_finite(ex.eigenvalues, "Hessian eigenvalues")
-    error = float(np.max(ex.residuals)) if ex.residuals.size else 0.0
-    return Extremes(float(ex.eigenvalues[0]), float(ex.eigenvalues[-1]), "matrix-free", error)
+    policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed)
+    # Eigenvalues only on the dense path: the monitor needs no eigenvectors, and one
+    # LAPACK eigvalsh measured 8x faster than the end-vector solve at n = 1584.
+    point = spectrum_at(curvature, np.asarray(x), policy=policy, vectors=False)
+    sp = point.spectrum
+    if sp.path == Path.MATRIX_FREE:
+        ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
+    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.error)
 
 
 @dataclass(frozen=True)
 class Record:
-    """One logged step of the history (DESIGN.md: step, value, gradient_norm, eigenvalues)."""
+    """One logged step of the history: step, value, gradient_norm, eigenvalues, step model."""
 
     step: int
     value: float
@@ -90,7 +80,7 @@ class Record:
 
 
 def monitor(
-    curvature: object,
+    curvature: Curvature,
     x: np.ndarray,
     step: int,
     lr: float,
@@ -98,17 +88,17 @@ def monitor(
     curvature_on: bool = True,
     mean_step_loss: float | None = None,
     elapsed: float = 0.0,
-    dense_limit: int | None = None,
+    path: str = PathRequest.AUTO,
 ) -> tuple[Record, np.ndarray, Extremes | None]:
     """The record at ``x`` (plus the full gradient and the extremes, for the event logic)."""
-    value, grad = curvature.value_and_gradient(x)  # type: ignore[attr-defined]
+    value, grad = curvature.value_and_gradient(x)
     gnorm = float(np.linalg.norm(grad))
     ext = None
     fields: dict[str, float | None] = {}
     finite = np.isfinite(value) and np.all(np.isfinite(grad))
     if curvature_on and finite:
         try:
-            ext = extreme_eigenvalues(curvature, x, dense_limit=dense_limit)
+            ext = extreme_eigenvalues(curvature, x, path=path)
         except ObjectiveError:  # a non-finite Hessian at a finite point: no curvature here
             ext = None
         if ext is not None and np.isfinite(ext.lambda_min) and np.isfinite(ext.lambda_max):
@@ -120,8 +110,8 @@ def monitor(
         else:
             ext = None
         if gnorm > 0:
-            hg = curvature.hvp(x, grad)  # type: ignore[attr-defined]
-            after = curvature.value(x - lr * grad)  # type: ignore[attr-defined]
+            hg = curvature.hvp(x, grad)
+            after = curvature.value(x - lr * grad)
             pred = predict_step(lr, grad, hg, value, after)
             fields.update(
                 predicted_change=pred.predicted_change,

@@ -15,31 +15,31 @@ from typing import Any
 import numpy as np
 
 from hesscli.analysis.analyze import Analysis, analyze
+from hesscli.curvature.base import Curvature
 from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.objective.bind import Objective
 from hesscli.objective.files import describe_exception
+from hesscli.vocab import PathRequest
 
 
-def final_analysis(obj: Objective, curvature: Any, x: np.ndarray, lr: float, *,
+def final_analysis(obj: Objective, curvature: Curvature, x: np.ndarray, lr: float, *,
                    gtol: float | None = None, tol: float | None = None,
-                   dense_limit: int | None = None) -> Analysis | None:
+                   path: str = PathRequest.AUTO) -> Analysis | None:
     """``analyze`` at the final point; None when the point is not finite.
 
-    Above ``dense_limit`` (default :data:`hesscli.training.monitor.DENSE_LIMIT`)
-    the verdict works from the matrix-free extremes (k = 1 at each end, as the
-    monitor uses), like ``analyze`` on the matrix-free path.
+    The spectrum comes by the monitor's policy (:data:`hesscli.training.monitor.MONITOR_POLICY`:
+    matrix-free extremes k = 1 at each end when the dense path is over budget),
+    like ``analyze`` on the matrix-free path.
     """
-    from hesscli.training.monitor import DENSE_LIMIT
+    from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
+    from hesscli.training.monitor import MONITOR_POLICY
 
     if not np.all(np.isfinite(x)):
         return None
     at = obj.with_point(x)
     try:
-        spectrum = None
-        if at.n > (DENSE_LIMIT if dense_limit is None else dense_limit):
-            from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
-
-            spectrum = matrix_free_spectrum(extremes_of(curvature, at.x, k=1, seed=0), at.dtype)
+        policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed)
+        spectrum = spectrum_at(curvature, at.x, at.layout, policy).spectrum
         return analyze(at, curvature, lr=lr, gtol=gtol, tol=tol, spectrum=spectrum)
     except ObjectiveError:
         return None

@@ -39,7 +39,8 @@ HESSCLI = Path(sys.executable).parent / "hesscli"
 
 
 def load_mlp(width: int) -> tuple[Any, Any]:
-    from hesscli.cli.session import curvature_for, load
+    from hesscli.api import load
+    from hesscli.curvature.choose import curvature_for
 
     obj = load("mlp", None, (f"width={width}",), seed=0, dtype="float64", method="auto")
     cur, _ = curvature_for(obj, "auto")
@@ -98,9 +99,8 @@ def reference(cur: Any, x: np.ndarray) -> dict[str, float]:
 def hesscli_runs(cur: Any, x: np.ndarray, ref: dict[str, float]) -> list[dict[str, Any]]:
     """Lanczos per end at several rtol, and ARPACK (hesscli's other solver)."""
     from hesscli.spectra.lanczos import arpack_extremes, lanczos_extremes
-    from hesscli.spectra.matrix_free import linearizable
 
-    f = linearizable(cur)
+    f = cur.linearizable
     scale = abs(ref["lambda_max"])
     rows = []
     # compile once (same basis size as the timed runs)

@@ -76,7 +76,7 @@ def worker(devices: int, fsdp: bool) -> dict[str, Any]:
     from hesscli.jaxconf import jax_module
 
     jax_module()  # x64 on before the objective file builds its data
-    from hesscli.cli.session import load
+    from hesscli.api import load
     from hesscli.curvature.exact import ExactCurvature
     from hesscli.curvature.sharded import ShardedCurvature
     from hesscli.devices import select

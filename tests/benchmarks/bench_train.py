@@ -20,7 +20,7 @@ def measure(width: int, length: int = 100) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
 
-    from hesscli.cli.session import load
+    from hesscli.api import load
     from hesscli.curvature.exact import ExactCurvature
     from hesscli.training.loop import TrainConfig, build_chunk, initial_state, keys, optimizer_for
     from hesscli.training.monitor import monitor

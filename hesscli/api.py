@@ -1,0 +1,494 @@
+"""hesscli as a Python library: the same analyses as the commands, for notebooks and scripts.
+
+Every function takes an objective and a point and returns a frozen
+:class:`Result` whose ``to_json()`` is exactly the document the matching
+command prints with ``--format json`` (the ``meta.argv`` entry aside)::
+
+    import jax.numpy as jnp
+    import hesscli
+
+    def loss(p):
+        return jnp.sum((p["w"] @ p["x"] - 1.0) ** 2) + 0.1 * jnp.sum(p["w"] ** 2)
+
+    params = {"w": jnp.ones((2, 3)), "x": jnp.ones(3)}
+    res = hesscli.analyze(loss, params)
+    res.classification, res.spectrum.lambda_min, res.to_json()["inertia"]
+
+The objective is a Python callable (taking the point's pytree, returning a
+scalar), an objective file (``"my_loss.py"``, ``"my_loss.py:name"``) or a
+built-in problem (``"rosenbrock"``), or an :class:`~hesscli.objective.bind.Objective`
+already loaded with :func:`load`. The point is a pytree of arrays, a POINT
+string as ``--at`` takes it (``"1,1"``, ``"zeros"``, ``"w.npz"``), or None for
+the file's default point. Options have the names and defaults of the
+command-line options. Errors are :class:`~hesscli.errors.HesscliError`
+subclasses carrying the CLI's exit code. Nothing here prints, and nothing
+imports click or Rich: the CLI calls these functions, then renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from hesscli.curvature.base import Curvature
+    from hesscli.devices import Parallel
+    from hesscli.objective.bind import Objective
+
+__all__ = [
+    "Result", "analyze", "check", "convexity", "gradcheck", "landscape", "load", "spectrum",
+    "train",
+]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one analysis returned, and how to write it as the command's JSON document.
+
+    ``value`` is the analysis's own frozen result (:class:`~hesscli.analysis.analyze.Analysis`,
+    :class:`~hesscli.analysis.spectrum_report.SpectrumReport`, ...); its attributes
+    are readable on the result itself (``res.classification``). ``objective`` is
+    the bound objective, ``curvature`` the backend (pass it as ``curvature=`` to
+    a later call on the same objective to skip compiling again), ``parallel`` who
+    computed.
+    """
+
+    command: str
+    value: Any
+    objective: Objective | None  # None for check (one objective per check)
+    curvature: Curvature | None
+    parallel: Parallel
+    meta: dict[str, Any] = field(repr=False)
+    _document: Callable[[Any, dict[str, Any]], dict[str, Any]] = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The command's JSON document (plain JSON types, ``None`` for non-finite numbers)."""
+        from hesscli.documents.jsonable import jsonable
+
+        return jsonable(self._document(self.value, self.meta))
+
+    def document(self) -> dict[str, Any]:
+        """The document before conversion to plain JSON types (NumPy arrays kept)."""
+        return self._document(self.value, self.meta)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("value", "command"):
+            raise AttributeError(name)
+        return getattr(self.value, name)
+
+
+# ---- loading ---------------------------------------------------------------------------
+
+
+def _assignments(params: Mapping[str, Any] | Iterable[str] | None) -> tuple[str, ...]:
+    """``-p`` parameters as KEY=VALUE strings (from a mapping or strings)."""
+    if params is None:
+        return ()
+    if isinstance(params, Mapping):
+        return tuple(f"{k}={v}" for k, v in params.items())
+    if isinstance(params, str):
+        return (params,)
+    return tuple(params)
+
+
+def load(
+    objective: Any, at: Any = None, params: Mapping[str, Any] | Iterable[str] | None = None, *,
+    seed: int = 0, dtype: str = "float64", method: str = "auto",
+) -> Objective:
+    """An objective bound to a point and checked (what every command starts from).
+
+    ``objective``: a callable, a file, a built-in problem name or a loaded
+    :class:`Objective` (then ``at`` moves it to another point). ``params`` are
+    the file's ``-p`` parameters (a mapping or KEY=VALUE strings).
+    """
+    from hesscli.errors import InputError
+    from hesscli.objective.bind import Objective, bind
+    from hesscli.objective.files import from_callable, load_file
+    from hesscli.objective.params import parse_assignments
+
+    if isinstance(objective, Objective):
+        if params:
+            raise InputError("params apply when loading a file, not to a loaded objective")
+        return objective if at is None else bind(objective.file, at, seed=seed,
+                                                 dtype=dtype, method=method)
+    if isinstance(objective, str):
+        file = load_file(objective, parse_assignments(_assignments(params)))
+        return bind(file, at, seed=seed, dtype=dtype, method=method)
+    if params:
+        raise InputError("params are an objective file's -p parameters; a Python function "
+                         "takes its own arguments")
+    if at is None:
+        raise InputError("a Python objective needs its point: hesscli.analyze(fn, params)")
+    if isinstance(at, str):
+        return bind(from_callable(objective), at, seed=seed, dtype=dtype, method=method)
+    return bind(from_callable(objective, at), None, seed=seed, dtype=dtype, method=method)
+
+
+def _point_text(at: Any) -> str | None:
+    """``at`` as ``meta.options.at`` records it."""
+    return at if at is None or isinstance(at, str) else "<python object>"
+
+
+def _backend(
+    obj: Objective, method: str, accuracy: str = "normal", devices: int | str = 1,
+    curvature: Curvature | None = None,
+) -> tuple[Curvature, tuple[str, ...]]:
+    from hesscli.curvature.choose import curvature_for
+    from hesscli.devices import parse_devices
+
+    if curvature is not None:
+        return curvature, ()
+    return curvature_for(obj, method, accuracy, devices=parse_devices(devices))
+
+
+# ---- the analyses ----------------------------------------------------------------------
+
+
+def analyze(
+    objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
+    method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
+    gtol: float | None = None, tol: float | None = None, escape_step: float = 0.1,
+    fd_accuracy: str = "normal", verify: bool = False, devices: int | str = 1,
+    path: str | None = None, k: int = 1, eigensolver: str = "lanczos",
+    rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
+    curvature: Curvature | None = None,
+) -> Result:
+    """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
+
+    The spectrum is dense when it fits the memory budget, else the ``k``
+    extremes from Hessian-vector products (``path`` forces dense|matrix-free).
+    """
+    from hesscli.analysis.analyze import analyze as run_analysis
+    from hesscli.curvature.choose import chunked, fd_reason
+    from hesscli.documents.analyze import analysis_document
+    from hesscli.documents.meta import meta
+    from hesscli.spectra.policy import SpectrumPolicy
+    from hesscli.validate import nonnegative, positive
+
+    positive("--lr", lr)
+    positive("--escape-step", escape_step)
+    nonnegative("--gtol", gtol)
+    nonnegative("--tol", tol)
+    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+    obj, chunk_notes = chunked(obj, chunk_size)
+    backend, notes = _backend(obj, method, fd_accuracy, devices, curvature)
+    parallel = backend.parallel
+    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
+                            max_steps=max_steps, seed=seed)
+    verification = None
+    if verify:
+        from hesscli.analysis.verify import verify_derivatives
+
+        verification = verify_derivatives(obj, seed)
+    result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
+                          policy=policy, notes=notes + chunk_notes, verification=verification,
+                          fd_why=fd_reason(obj, method))
+    info = meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol,
+                at=_point_text(at), params=list(_assignments(params)), escape_step=escape_step,
+                fd_accuracy=fd_accuracy, verify=verify, devices=str(devices),
+                path=path or "auto", k=k, eigensolver=eigensolver, rtol=rtol,
+                max_steps=max_steps, chunk_size=chunk_size)
+    with_direction = obj.n <= 1000
+    extra = {"devices": parallel.devices, "processes": parallel.processes}
+
+    def document(a: Any, m: dict[str, Any]) -> dict[str, Any]:
+        return analysis_document(a, m, with_direction=with_direction, extra=extra)
+
+    return Result("analyze", result, obj, backend, parallel, info, document)
+
+
+def spectrum(
+    objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
+    method: str = "auto", dtype: str = "float64", seed: int = 0, devices: int | str = 1,
+    path: str | None = None, k: int = 3, eigensolver: str = "lanczos",
+    rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
+    density: bool = False, probes: int = 8, steps: int = 80, sigma: float | None = None,
+    trace_probes: int = 30, bins: int = 12, plot: str | None = None,
+    curvature: Curvature | None = None,
+) -> Result:
+    """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
+    extremes with residuals, Hutchinson's trace and (``density``) the SLQ density.
+
+    ``plot`` is only recorded in ``meta`` (the CLI draws the figure).
+    """
+    from hesscli.analysis.spectrum_report import spectrum_report
+    from hesscli.curvature.choose import chunked
+    from hesscli.documents.meta import meta
+    from hesscli.documents.spectrum import spectrum_document
+    from hesscli.errors import InputError
+    from hesscli.spectra.policy import SpectrumPolicy, choose
+    from hesscli.vocab import Path
+
+    if sigma is not None and not sigma > 0:
+        raise InputError(f"--sigma must be positive; got {sigma}")
+    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+    obj, chunk_notes = chunked(obj, chunk_size)
+    backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
+    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
+                            max_steps=max_steps, seed=seed)
+    choice = choose(obj.n, policy)
+    notes = notes + chunk_notes
+    if density and choice.path == Path.DENSE:
+        notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
+                         "shows them exactly",)
+    report = spectrum_report(obj, backend, policy=policy, choice=choice, density=density,
+                             probes=probes, steps=steps, sigma=sigma,
+                             trace_probes=trace_probes, bins=bins, notes=notes)
+    info = meta(seed, dtype, parallel=backend.parallel, method=method, devices=str(devices),
+                at=_point_text(at), params=list(_assignments(params)), path=path or "auto",
+                k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
+                chunk_size=chunk_size, density=density, probes=probes, steps=steps,
+                sigma=sigma, trace_probes=trace_probes, bins=bins,
+                plot=str(plot) if plot else None)
+    return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
+
+
+def gradcheck(
+    objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
+    method: str = "auto", dtype: str = "float64", seed: int = 0, fd_accuracy: str = "normal",
+    top: int = 5,
+) -> Result:
+    """``hesscli gradcheck``: the exact derivatives against finite differences.
+
+    ``res.passed`` is False when they disagree (the CLI then exits 1).
+    """
+    from hesscli.analysis.gradcheck import gradcheck as run_gradcheck
+    from hesscli.devices import Parallel
+    from hesscli.documents.gradcheck import gradcheck_document
+    from hesscli.documents.meta import meta
+    from hesscli.errors import InputError
+
+    if method == "fd":
+        raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
+                         "differences; use --method auto or exact")
+    if top < 1:
+        raise InputError(f"--top must be at least 1; got {top}")
+    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+    from hesscli.budget import gradcheck_bytes, require
+
+    require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (it compares dense n×n Hessians)",
+            "check a smaller instance of the objective, or use 'hesscli analyze --verify', "
+            "which checks Hessian-vector products")
+    result = run_gradcheck(obj, fd_accuracy, top=top)
+    info = meta(seed, dtype, method=method, at=_point_text(at),
+                params=list(_assignments(params)), fd_accuracy=fd_accuracy, top=top)
+
+    def document(r: Any, m: dict[str, Any]) -> dict[str, Any]:
+        return gradcheck_document(r, m, top)
+
+    return Result("gradcheck", result, obj, None, Parallel(), info, document)
+
+
+def _box(bound: str | tuple[float, float]) -> tuple[float, float]:
+    from hesscli.errors import InputError
+
+    if not isinstance(bound, str):
+        lo, hi = bound
+        return float(lo), float(hi)
+    parts = bound.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise InputError(f"--box {bound!r}: expected LO,HI, e.g. --box -3,3") from None
+
+
+def convexity(
+    objective: Any, *, boxes: Iterable[str | tuple[float, float]] = (), around: Any = None,
+    radius: float = 1.0, samples: int = 1000, hessian_points: int = 20,
+    rtol: float | None = None, atol: float = 0.0,
+    params: Mapping[str, Any] | Iterable[str] | None = None, method: str = "auto",
+    dtype: str = "float64", seed: int = 0, curvature: Curvature | None = None,
+) -> Result:
+    """``hesscli convexity``: Jensen's midpoint test and the smallest Hessian eigenvalue
+    on seeded samples of a region, with a witness when convexity fails.
+
+    The region is the box ``boxes`` (one LO,HI for all coordinates or one per
+    coordinate), or the ball of ``radius`` around ``around`` (default: the
+    objective's own point).
+    """
+    from hesscli.analysis.convexity import ball, box
+    from hesscli.analysis.convexity import convexity as run_convexity
+    from hesscli.curvature.choose import curvature_for
+    from hesscli.documents.convexity import convexity_document
+    from hesscli.documents.meta import meta
+    from hesscli.errors import InputError
+    from hesscli.validate import nonnegative
+
+    boxes = list(boxes)
+    if boxes and around is not None:
+        raise InputError("give either --box or --around, not both")
+    if samples < 0 or hessian_points < 0:
+        raise InputError("--samples and --hessian-points must be ≥ 0")
+    nonnegative("--rtol", rtol)
+    nonnegative("--atol", atol)
+    bounds = [_box(b) for b in boxes]
+    try:
+        obj = load(objective, around, params=params, seed=seed, dtype=dtype, method=method)
+    except InputError as exc:
+        if not bounds or "defines no default point" not in str(exc):
+            raise
+        if len(bounds) == 1:
+            raise InputError(
+                f"{objective}: --box given once needs the number of parameters, and the file "
+                "defines no default point (x0 or init); give --box once per coordinate or "
+                "use --around POINT"
+            ) from None
+        centers = ",".join(repr(0.5 * (lo + hi)) for lo, hi in bounds)
+        obj = load(objective, centers, params=params, seed=seed, dtype=dtype, method=method)
+    from hesscli.budget import convexity_bytes, require
+
+    require(convexity_bytes(obj.n, samples, hessian_points),
+            f"convexity at n = {obj.n} with --samples {samples} --hessian-points "
+            f"{hessian_points}", "ask for fewer --samples or --hessian-points (0 skips the "
+            "eigenvalue test)")
+    region = box(bounds, obj.n) if bounds else ball(obj.x, radius)
+    notes: tuple[str, ...] = ()
+    if not bounds and around is None:
+        notes = (f"region: ball of radius {radius:g} around the default point "
+                 "(give --box or --around to choose)",)
+    backend_notes: tuple[str, ...] = ()
+    backend = curvature
+    if backend is None:
+        backend, backend_notes = curvature_for(obj, method)
+    result = run_convexity(obj, backend, region, pairs=samples, hessian_points=hessian_points,
+                           seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes)
+    info = meta(seed, dtype, method=method,
+                boxes=[b if isinstance(b, str) else f"{b[0]!r},{b[1]!r}" for b in boxes],
+                around=_point_text(around), radius=radius, samples=samples,
+                hessian_points=hessian_points, rtol=rtol, atol=atol,
+                params=list(_assignments(params)))
+    with_points = obj.n <= 1000
+
+    def document(c: Any, m: dict[str, Any]) -> dict[str, Any]:
+        return convexity_document(c, m, with_points=with_points)
+
+    return Result("convexity", result, obj, backend, backend.parallel, info, document)
+
+
+PLANE_CHOICES = ("grad", "max", "min")
+
+
+def _plane(value: str | tuple[str, str] | None) -> tuple[str, str] | None:
+    from hesscli.errors import InputError
+
+    if value is None:
+        return None
+    parts = tuple(p.strip() for p in (value.split(",") if isinstance(value, str) else value))
+    if len(parts) != 2 or any(p not in PLANE_CHOICES for p in parts) or parts[0] == parts[1]:
+        raise InputError(
+            f"--plane {value!r}: expected two different directions of grad, max, min "
+            "separated by a comma, e.g. --plane grad,min"
+        )
+    return parts[0], parts[1]
+
+
+def landscape(
+    objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
+    method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
+    radius: float | None = None, plane: str | None = None, points: int = 101,
+    grid: int = 41, curvature: Curvature | None = None,
+) -> Result:
+    """``hesscli landscape``: slices of f along the gradient and the extreme eigenvectors,
+    and on a plane of two of them, with the quadratic model and the gradient step."""
+    from hesscli.analysis.landscape import landscape as run_landscape
+    from hesscli.documents.landscape import landscape_document
+    from hesscli.documents.meta import meta
+    from hesscli.errors import InputError
+    from hesscli.spectra.policy import SpectrumPolicy
+    from hesscli.validate import positive
+
+    positive("--lr", lr)
+    if radius is not None:
+        positive("--radius", radius)
+    if points < 3 or grid < 3:
+        raise InputError("--points and --grid must be at least 3")
+    chosen = _plane(plane)
+    from hesscli.budget import landscape_bytes, require
+
+    require(landscape_bytes(1, points, grid), f"landscape --points {points} --grid {grid}",
+            "ask for fewer points (the default --points 101 --grid 41 resolve a slice well)")
+    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+    require(landscape_bytes(obj.n, points, grid), f"landscape at n = {obj.n}",
+            "ask for fewer points")
+    backend, notes = _backend(obj, method, curvature=curvature)
+    # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
+    result = run_landscape(obj, backend, lr=lr, radius=radius, plane=chosen, points=points,
+                           grid=grid, policy=SpectrumPolicy(k=1, seed=seed), notes=notes)
+    info = meta(seed, dtype, method=method, lr=lr, radius=radius, plane=plane, points=points,
+                grid=grid, at=_point_text(at), params=list(_assignments(params)))
+    with_direction = obj.n <= 1000
+
+    def document(ls: Any, m: dict[str, Any]) -> dict[str, Any]:
+        return landscape_document(ls, m, with_direction=with_direction)
+
+    return Result("landscape", result, obj, backend, backend.parallel, info, document)
+
+
+def train(
+    objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
+    dtype: str = "float64", seed: int = 0, optimizer: str = "sgd", lr: float = 0.01,
+    steps: int = 1000, options: Mapping[str, Any] | None = None, batch_size: int | None = None,
+    noise: float | None = None, noise_steps: int | None = None,
+    monitor_every: int | None = None, curvature_on: bool = True, gtol: float | None = None,
+    tol: float | None = None, devices: int | str = 1, curvature: Curvature | None = None,
+) -> Result:
+    """``hesscli train`` (one run): an optax optimizer from the point, curvature watched.
+
+    ``options`` are the optimizer's own options (``{"momentum": 0.9}``); ``noise``
+    is the radius of Ge et al.'s sphere noise (None: none). The progress bar,
+    the JSONL log, ``--resume`` and ``--compare`` are the command's.
+    """
+    from hesscli.documents.meta import meta
+    from hesscli.documents.train import train_document
+    from hesscli.errors import InputError
+    from hesscli.training.loop import TrainConfig, minibatch_for
+    from hesscli.training.optimizers import resolved_options
+    from hesscli.training.run import run
+    from hesscli.validate import positive
+
+    positive("--lr", lr)
+    if steps < 1:
+        raise InputError(f"--steps must be at least 1; got {steps}")
+    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method="auto")
+    if not obj.traceable:
+        raise InputError(f"train needs JAX derivatives of the objective, and "
+                         f"{obj.why_untraceable}; write the objective with jax.numpy")
+    backend, _ = _backend(obj, "exact", devices=devices, curvature=curvature)
+    minibatch = minibatch_for(obj, batch_size) if batch_size else None
+    every = monitor_every or max(1, steps // 100)
+    config = TrainConfig(optimizer=optimizer, options=dict(options or {}), lr=lr, noise=noise,
+                         noise_steps=noise_steps, seed=seed, batch_size=batch_size,
+                         monitor_every=every, steps=steps)
+    resolved_options(config.optimizer, config.options)
+    summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
+                  curvature_on=curvature_on)
+    info = meta(seed, dtype, parallel=backend.parallel, optimizer=optimizer, lr=lr,
+                steps=steps, options=dict(options or {}), batch_size=batch_size, noise=noise,
+                noise_steps=noise_steps, monitor_every=every, curvature_on=curvature_on,
+                gtol=gtol, tol=tol, devices=str(devices), at=_point_text(at),
+                params=list(_assignments(params)))
+    return Result("train", summary, obj, backend, backend.parallel, info, train_document)
+
+
+def check(spec: str) -> Result:
+    """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
+
+    ``res.passed`` is False when an expectation fails (the CLI then exits 1); an
+    invalid spec raises :class:`~hesscli.errors.InputError` before anything runs.
+    """
+    from hesscli.checks.run import run_spec
+    from hesscli.checks.spec import read_spec
+    from hesscli.devices import Parallel
+    from hesscli.documents.check import report_document
+    from hesscli.documents.meta import meta
+
+    parsed = read_spec(spec)
+    report = run_spec(parsed)
+    seeds = sorted({c.seed for c in parsed.checks})
+    dtypes = sorted({c.dtype for c in parsed.checks})
+    info = meta(seeds[0] if len(seeds) == 1 else None,
+                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec)
+    return Result("check", report, None, None, Parallel(), info, report_document)

@@ -1,0 +1,91 @@
+"""The ``hesscli.analyze/1`` document: an :class:`~hesscli.analysis.analyze.Analysis` as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hesscli.analysis.analyze import Analysis
+
+
+def analysis_document(
+    a: Analysis, meta: dict[str, Any], with_direction: bool,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``hesscli.analyze/1`` JSON document (field names are a contract).
+
+    ``extra`` fields (e.g. ``devices``, ``processes``) go in before ``meta``.
+    """
+    doc: dict[str, Any] = {
+        "schema": "hesscli.analyze/1",
+        "objective": a.objective,
+        "n": a.n,
+        "method": a.method,
+        "dtype": a.dtype,
+        "value": a.value,
+        "gradient_norm": a.gradient_norm,
+        "gradient_tolerance": a.gtol,
+        "eigenvalues": a.spectrum.eigenvalues,
+        "eigenvalues_complete": a.spectrum.complete,
+        "lambda_min": a.spectrum.lambda_min,
+        "lambda_max": a.spectrum.lambda_max,
+        "inertia": a.inertia,
+        "tolerance": a.tolerance,
+        "symmetry_error": a.spectrum.symmetry_error,
+        "definiteness": a.definiteness,
+        "critical": a.critical,
+        "classification": a.classification,
+        "condition_number": a.condition_number,
+        "stability": a.stability,
+        "path": a.spectrum.path,
+        "notes": list(a.notes),
+    }
+    doc["method_reason"] = a.fd.why if a.fd is not None else None
+    doc["smooth"] = a.smooth
+    if a.nonsmooth is not None:
+        ns = a.nonsmooth
+        doc["nonsmooth"] = {
+            "parameters": list(ns.parameters),
+            "slope_jump": list(ns.slope_jump),
+            "gradient_band": ns.gradient_band,
+            "disagreement": ns.disagreement,
+        }
+    if a.fd is not None:
+        doc["fd"] = a.fd
+    if a.verification is not None:
+        doc["verify"] = verification_document(a.verification)
+    if a.spectrum.residuals is not None:
+        doc["residuals"] = a.spectrum.residuals
+    if a.step is not None:
+        doc["step"] = a.step
+    if a.escape is not None:
+        e = a.escape
+        doc["escape"] = {
+            "eigenvalue": e.eigenvalue,
+            "top_parameters": [{"name": n, "weight": w} for n, w in e.top_parameters],
+            "leaf_shares": [{"leaf": n, "share": s} for n, s in e.leaf_shares],
+            "distance": e.distance,
+            "predicted_change": e.predicted_change,
+            "actual_change": e.actual_change,
+            "actual_change_opposite": e.actual_change_opposite,
+        }
+        if with_direction:
+            doc["escape"]["direction"] = e.direction
+    doc.update(extra or {})
+    doc["meta"] = meta
+    return doc
+
+
+def verification_document(v: Any) -> dict[str, Any]:
+    """The ``verify`` block: per comparison relative error, tolerance, passed."""
+    doc: dict[str, Any] = {"performed": v.performed, "passed": v.passed, "seed": v.seed,
+                           "evaluations": v.evaluations}
+    if v.why:
+        doc["why"] = v.why
+    for key, c in (("hvp", v.hvp), ("directional_derivative", v.directional)):
+        if c is not None:
+            doc[key] = {"relative_error": c.relative_error, "tolerance": c.tolerance,
+                        "passed": c.passed, "exact_norm": c.exact_norm, "fd_norm": c.fd_norm,
+                        "fd_error": c.fd_error}
+    if v.hvp is not None:
+        doc["relative_error"] = v.hvp.relative_error
+    return doc

@@ -1,0 +1,104 @@
+"""The spectrum at a point: one policy, one entry point, used by every command.
+
+:class:`SpectrumPolicy` says how to get the Hessian's spectrum (the path
+request, and for the matrix-free path how many eigenpairs at each end, which
+eigensolver, its residual target, its step budget and its seed);
+:func:`spectrum_at` applies it: the path is chosen once by the memory budget
+(:func:`hesscli.spectra.paths.choose_path`), then either the dense Hessian's
+eigenvalues (:func:`hesscli.spectra.spectrum.dense_spectrum`) or the
+matrix-free extremes (:func:`hesscli.spectra.matrix_free.extremes_of`, whose
+residuals become the spectrum's error band).
+
+``analyze``, ``spectrum``, ``check``, ``convexity``'s eigenvalue test,
+``landscape`` and ``train``'s curvature monitor all come through here, so an
+objective too large for the dense path goes matrix-free in every command alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from hesscli.curvature.base import Curvature, ensure_finite
+from hesscli.objective.layout import Layout
+from hesscli.spectra.lanczos import Extremes
+from hesscli.spectra.paths import PathChoice, choose_path
+from hesscli.spectra.spectrum import Spectrum, dense_spectrum
+from hesscli.vocab import Path, PathRequest
+
+
+@dataclass(frozen=True)
+class SpectrumPolicy:
+    """How to compute the spectrum at a point.
+
+    ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``; auto: by
+    the memory budget). The rest applies to the matrix-free path: ``k``
+    eigenpairs at each end, ``solver`` lanczos|arpack, residual target ``rtol``
+    (None: the solver's default for the dtype), at most ``max_steps`` HVPs per
+    run (None: the solver's budget), start vectors from ``seed``.
+    """
+
+    path: str = PathRequest.AUTO
+    k: int = 1
+    solver: str = "lanczos"
+    rtol: float | None = None
+    max_steps: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PointSpectrum:
+    """A spectrum, the path choice behind it, and the matrix-free run (None when dense).
+
+    ``notes`` say why the matrix-free path was taken (empty on the dense path).
+    """
+
+    spectrum: Spectrum
+    choice: PathChoice
+    extremes: Extremes | None = None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return (self.choice.reason,) if self.choice.path == Path.MATRIX_FREE else ()
+
+
+def choose(n: int, policy: SpectrumPolicy) -> PathChoice:
+    """The path ``policy`` takes for n parameters (raises InputError for an impossible --dense)."""
+    return choose_path(n, policy.path)
+
+
+def spectrum_at(
+    curvature: Curvature, x: np.ndarray, layout: Layout | None = None,
+    policy: SpectrumPolicy = SpectrumPolicy(), *, vectors: bool = True,
+    choice: PathChoice | None = None,
+) -> PointSpectrum:
+    """The Hessian's spectrum at ``x`` by ``policy`` (see the module docstring).
+
+    ``vectors=False`` is for callers that only need the eigenvalues (the
+    training monitor): the dense path then skips the eigenvectors (one LAPACK
+    ``eigvalsh``) and the spectrum's ``vec_min``/``vec_max`` are empty.
+    ``choice`` reuses a path already chosen for this objective.
+    """
+    x = np.asarray(x)
+    choice = choice or choose(int(x.size), policy)
+    if choice.path == Path.DENSE:
+        if vectors:
+            return PointSpectrum(dense_spectrum(curvature, x, layout), choice)
+        hess = curvature.hessian(x)
+        ensure_finite(hess.matrix, "Hessian", layout)
+        lam = scipy.linalg.eigh(hess.matrix, eigvals_only=True, check_finite=False)
+        empty = np.zeros(0)
+        return PointSpectrum(
+            Spectrum(np.asarray(lam, dtype=np.float64), True, empty, empty,
+                     symmetry_error=hess.symmetry_error, error=hess.error, kinks=hess.kinks,
+                     evaluations=hess.evaluations),
+            choice,
+        )
+    from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
+
+    ex = extremes_of(curvature, x, k=policy.k, seed=policy.seed, solver=policy.solver,
+                     rtol=policy.rtol, max_steps=policy.max_steps)
+    return PointSpectrum(matrix_free_spectrum(ex, curvature.dtype), choice, ex)
+

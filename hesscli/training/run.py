@@ -1,0 +1,63 @@
+"""One training run, from its configuration to the :class:`RunSummary` that is reported.
+
+Shared by the Python API (:func:`hesscli.api.train`) and the ``train`` command,
+which adds the progress bar, the JSONL log and ``--resume`` around it through
+``state``, ``history`` and ``callback``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hesscli.curvature.base import Curvature
+from hesscli.objective.bind import Objective
+from hesscli.training.events import EventTracker
+from hesscli.training.loop import (
+    Minibatch,
+    Progress,
+    TrainConfig,
+    TrainResult,
+    TrainState,
+    optimizer_for,
+    train,
+)
+from hesscli.training.monitor import Record
+from hesscli.training.report import RunSummary, final_analysis, problem_report
+
+
+def run(
+    obj: Objective, curvature: Curvature, config: TrainConfig, *, label: str = "",
+    minibatch: Minibatch | None = None, gtol: float | None = None, tol: float | None = None,
+    curvature_on: bool = True, resume_state: Callable[[Any], Any] | None = None,
+    history: list[Record] | None = None, callback: Callable[[Progress], None] | None = None,
+    started: Callable[[TrainState | None], None] | None = None,
+    trained: Callable[[TrainResult], None] | None = None,
+) -> RunSummary:
+    """Train ``obj`` by ``config`` and summarize: final verdict (unless ``curvature_on``
+    is off: no Hessian work at all) and the file's ``report(params)``.
+
+    To continue a logged run, ``resume_state(optimizer)`` rebuilds the state for the
+    optimizer and ``history`` holds the logged records (fed to the event tracker).
+    ``started(state)`` runs before the first step, ``trained(result)`` after the
+    last one (before the final analysis).
+    """
+    optimizer = optimizer_for(config)
+    tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol)
+    state = resume_state(optimizer) if resume_state is not None else None
+    history = list(history) if history is not None else None
+    for record in history or ():
+        tracker.feed(record)
+    if started is not None:
+        started(state)
+    result = train(obj, curvature, optimizer, config, minibatch=minibatch, state=state,
+                   tracker=tracker, history=history, curvature_on=curvature_on,
+                   callback=callback)
+    if trained is not None:
+        trained(result)
+    analysis = None
+    if curvature_on:
+        analysis = final_analysis(obj, curvature, result.x, config.lr, gtol=gtol, tol=tol)
+    names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
+    return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,
+                      problem_report(obj, result.x), config.steps, names)

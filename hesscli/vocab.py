@@ -1,0 +1,110 @@
+"""The words hesscli's results use, in one place.
+
+Every user-facing string that names a method, a path, a dtype, a
+classification, a definiteness, an event kind or a verdict is a member of one
+of these enums. They are :class:`enum.StrEnum`: a member *is* its string
+(``Method.FD == "fd"``, ``json.dumps`` writes ``"fd"``), so JSON documents,
+``--expect`` comparisons and ``checks.yaml`` keep plain strings while the code
+names the words instead of retyping them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Method(StrEnum):
+    """How a backend computes derivatives (``method`` in every JSON document)."""
+
+    EXACT = "exact"  # JAX autodiff
+    FD = "fd"  # finite differences
+
+
+class MethodRequest(StrEnum):
+    """What ``--method`` asks for: ``auto`` is exact when JAX can trace the objective."""
+
+    AUTO = "auto"
+    EXACT = "exact"
+    FD = "fd"
+
+
+class Path(StrEnum):
+    """How the spectrum is computed (``path`` in analyze and spectrum documents)."""
+
+    DENSE = "dense"  # the n×n Hessian, every eigenvalue (LAPACK)
+    MATRIX_FREE = "matrix-free"  # extreme eigenvalues from Hessian-vector products
+
+
+class PathRequest(StrEnum):
+    """``--dense`` / ``--matrix-free`` / neither (``auto``: by the memory budget)."""
+
+    AUTO = "auto"
+    DENSE = "dense"
+    MATRIX_FREE = "matrix-free"
+
+
+class Dtype(StrEnum):
+    """Floating-point precision of the objective's evaluations."""
+
+    FLOAT64 = "float64"
+    FLOAT32 = "float32"
+
+
+class FDAccuracy(StrEnum):
+    """``--fd-accuracy``: central differences (normal) or a Richardson ladder (high)."""
+
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class FDSource(StrEnum):
+    """What a finite-difference backend differences."""
+
+    VALUES = "function values"
+    GRADIENTS = "gradient differences"
+
+
+class Classification(StrEnum):
+    """What the point is (``classification`` in analyze, landscape, train)."""
+
+    LOCAL_MINIMUM = "local_minimum"
+    LOCAL_MAXIMUM = "local_maximum"
+    SADDLE_POINT = "saddle_point"
+    DEGENERATE = "degenerate"  # critical, but the second-order test is silent
+    NOT_CRITICAL = "not_critical"
+    UNDETERMINED = "undetermined"  # the numbers cannot support any of the above
+
+
+class Definiteness(StrEnum):
+    """The Hessian's definiteness (``definiteness`` in analyze)."""
+
+    POSITIVE_DEFINITE = "positive_definite"
+    POSITIVE_SEMIDEFINITE = "positive_semidefinite"
+    NEGATIVE_DEFINITE = "negative_definite"
+    NEGATIVE_SEMIDEFINITE = "negative_semidefinite"
+    INDEFINITE = "indefinite"
+    ZERO = "zero"
+    UNDETERMINED = "undetermined"
+
+
+class ConvexityVerdict(StrEnum):
+    """The convexity test's verdict: a proof of non-convexity, or evidence only."""
+
+    NOT_CONVEX = "not_convex"
+    NO_VIOLATION_FOUND = "no_violation_found"
+
+
+class EventKind(StrEnum):
+    """What ``train`` reports along a run (``events[].kind``, ``--fail-on``)."""
+
+    STALLED = "stalled"
+    AT_SADDLE = "at_saddle"
+    ESCAPED_SADDLE = "escaped_saddle"
+    REACHED_MINIMUM = "reached_minimum"
+    UNSTABLE = "unstable"
+    DIVERGED = "diverged"
+
+
+def words(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The enum's strings, in declaration order (for choices and messages)."""
+    return tuple(member.value for member in enum)

@@ -476,3 +476,17 @@ def test_matrix_free_spectrum_with_both_ends_meeting_is_complete(hess):
     partial = hess("spectrum", "saddle", "-p", "n=8", "--k", "2", "--matrix-free",
                    "--format", "json")
     assert partial.json()["eigenvalues_complete"] is False
+
+
+def test_objective_calling_sys_exit_late_is_an_objective_error():
+    """sys.exit from objective code reached after the first call (say, inside a
+    finite-difference evaluation) must not end hesscli with exit 0 and no report."""
+    from hesscli.cli.outcome import finish
+
+    module = {"__name__": "hesscli_objective_8_quits", "sys": sys}
+    exec(compile("def objective(x):\n    sys.exit(0)\n", "/tmp/quits.py", "exec"), module)
+    try:
+        module["objective"](1.0)
+    except SystemExit as exc:
+        assert finish(exc, debug=False) == 3
+    assert finish(SystemExit(0), debug=False) == 0  # hesscli's own exits pass through

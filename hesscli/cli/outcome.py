@@ -108,6 +108,11 @@ def classify(exc: BaseException) -> tuple[int, str]:
 
 def finish(exc: BaseException, debug: bool, argv: list[str] | None = None) -> int:
     """Report ``exc`` (one line, traceback first with ``--debug``); return the exit code."""
+    if isinstance(exc, SystemExit) and objective_frame(exc) is not None:
+        where = objective_frame(exc)
+        exc = ObjectiveError(f"the objective called sys.exit({exc.code!r}) (at {where[0]}:"
+                             f"{where[1]}), which would end hesscli without a result; return a "
+                             "value (or raise an exception) instead")
     if isinstance(exc, SystemExit):
         code = exc.code
         if code is None or isinstance(code, int):

@@ -210,6 +210,12 @@ class LineLog:
                 what = f"the {kept} complete lines before it are kept"
             raise InputError(f"cannot write {self.option} {str(self.path)!r}: "
                              f"{os_reason(exc)}; stopped, {what}") from None
+        except BaseException:  # Ctrl-C between two partial writes: no torn line either
+            try:
+                os.ftruncate(self.fd, start)
+            except OSError:
+                pass
+            raise
         self.lines += 1
 
     def close(self) -> None:

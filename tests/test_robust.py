@@ -490,3 +490,26 @@ def test_objective_calling_sys_exit_late_is_an_objective_error():
     except SystemExit as exc:
         assert finish(exc, debug=False) == 3
     assert finish(SystemExit(0), debug=False) == 0  # hesscli's own exits pass through
+
+
+def test_ctrl_c_in_the_middle_of_a_log_line_leaves_no_torn_line(tmp_path, monkeypatch):
+    import hesscli.files as files
+
+    log = files.LineLog(tmp_path / "run.jsonl", "new")
+    log.write('{"record": "header"}')
+    calls = []
+
+    def half_then_interrupt(fd, data):
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return os.write(fd, bytes(data[: len(data) // 2]))
+
+    monkeypatch.setattr(files, "_write", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        log.write('{"record": "step", "step": 1}')
+    monkeypatch.undo()
+    log.write('{"record": "end", "reason": "interrupted"}')
+    log.close()
+    lines = (tmp_path / "run.jsonl").read_text().splitlines()
+    assert [json.loads(line)["record"] for line in lines] == ["header", "end"]

@@ -291,8 +291,9 @@ class Runner:
                 where = " (nothing was logged: use --out FILE.jsonl to keep a run)"
             click.echo(f"interrupted at step {self.last_step}{where}", err=True)
             raise click.exceptions.Exit(130) from None
-        if self.log is not None:
-            self.log.close()
+        finally:
+            if self.log is not None:
+                self.log.close()  # releases the lock, whatever ended the run
         return summaries
 
     def run_one(self, label: str, config: Any, resume: Any, progress: Any) -> Any:

@@ -329,6 +329,11 @@ def test_invalid_options_are_one_line_exit_2(hess, args, text):
     one_error(hess("analyze", "saddle", *args), 2, text)
 
 
+@pytest.mark.parametrize("args", [["--momentum", "nan"], ["--opt", "momentum=inf"]])
+def test_non_finite_optimizer_options_are_refused(hess, args):
+    one_error(hess("train", "saddle", "--at", "0.1,0.1", *args), 2, "finite number")
+
+
 def test_usage_errors_are_one_line(hess):
     one_error(hess("analyze"), 2, "Missing argument")
     one_error(hess("nosuchcommand"), 2, "no such command")

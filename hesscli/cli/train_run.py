@@ -7,6 +7,7 @@ shows. This module wires them, owns the output files and decides exit codes.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ def optimizer_options(kw: dict[str, Any]) -> dict[str, Any]:
     options = {k: kw[k] for k in OPT_FLAGS if kw.get(k) is not None}
     for key, raw in parse_assignments(kw["opt_extra"], "--opt").items():
         options[key] = _value(raw)
+    for key, value in options.items():  # nan/inf would only show up as a diverged run
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"optimizer option {key} = {value}: must be a finite number")
     return options
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import hesscli
 
 P = hesscli.params({
-    "n": (2, "number of variables (A is n×n)", {"min": 1, "max": 20000}),
+    "n": (2, "number of variables", {"min": 1, "max": 20000}),
     "kappa": (100.0, "condition number of A (largest/smallest eigenvalue)", {"min": 1.0}),
     "rotate": (True, "rotate the eigenvectors off the coordinate axes"),
     "seed": (0, "seed of the rotation", {"min": 0}),

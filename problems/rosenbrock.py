@@ -15,8 +15,6 @@ P = hesscli.params({
     "a": (1.0, "the valley's minimizer coordinate"),
     "b": (100.0, "steepness of the valley walls"),
 })
-if P.n < 2:
-    raise hesscli.InputError(f"rosenbrock needs n >= 2, got n={P.n}")
 
 
 def objective(x):

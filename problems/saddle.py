@@ -15,8 +15,6 @@ P = hesscli.params({
     "n": (2, "number of variables; the last one carries the negative curvature",
           {"min": 1}),
 })
-if P.n < 1:
-    raise hesscli.InputError(f"saddle needs n >= 1, got n={P.n}")
 
 
 def objective(x):

@@ -107,7 +107,7 @@ class HessGroup(click.Group):
                                   **extra)
                 code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
             except BaseException as exc:  # noqa: BLE001 - every ending goes through finish
-                code = finish(exc, debug, argv)
+                code = finish(exc, debug)
         if standalone_mode:
             sys.exit(code)
         return code

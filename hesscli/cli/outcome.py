@@ -102,23 +102,18 @@ def classify(exc: BaseException) -> tuple[int, str]:
         import errno
 
         if errno.errorcode.get(exc.errno) in _WRITE_ERRNOS:
-            return 2, f"{exc.filename}: {exc.strerror}"
+            return 2, f"cannot use {str(exc.filename)!r}: {exc.strerror}"
     return INTERNAL, f"internal error: {what[:300]}; rerun with --debug and report it"
 
 
-def finish(exc: BaseException, debug: bool, argv: list[str] | None = None) -> int:
+def finish(exc: BaseException, debug: bool) -> int:
     """Report ``exc`` (one line, traceback first with ``--debug``); return the exit code."""
-    if isinstance(exc, SystemExit) and objective_frame(exc) is not None:
-        where = objective_frame(exc)
+    if isinstance(exc, SystemExit) and (where := objective_frame(exc)) is not None:
         exc = ObjectiveError(f"the objective called sys.exit({exc.code!r}) (at {where[0]}:"
                              f"{where[1]}), which would end hesscli without a result; return a "
                              "value (or raise an exception) instead")
-    if isinstance(exc, SystemExit):
-        code = exc.code
-        if code is None or isinstance(code, int):
-            return int(code or 0)
-        click.echo(f"error: {code}", err=True)
-        return 1 if not isinstance(code, int) else code
+    if isinstance(exc, SystemExit) and (exc.code is None or isinstance(exc.code, int)):
+        return int(exc.code or 0)  # hesscli's own exits (and click's) keep their code
     if isinstance(exc, click.exceptions.Exit):
         return int(exc.exit_code)
     if isinstance(exc, BrokenPipeError):  # `hesscli ... | head`: the reader left; stay quiet

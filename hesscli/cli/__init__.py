@@ -83,8 +83,9 @@ class HessGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (KeyboardInterrupt, EOFError) as exc:
-            # Click would print a blank line and "Aborted!"; report it in one place instead
+        except (KeyboardInterrupt, EOFError, BrokenPipeError) as exc:
+            # Click would print a blank line and "Aborted!" (or exit 1 on a closed pipe);
+            # report them in one place instead
             from hesscli.cli.outcome import Interrupted, Unexpected
 
             if isinstance(exc, KeyboardInterrupt):

@@ -116,6 +116,8 @@ def finish(exc: BaseException, debug: bool) -> int:
         return int(exc.code or 0)  # hesscli's own exits (and click's) keep their code
     if isinstance(exc, click.exceptions.Exit):
         return int(exc.exit_code)
+    if isinstance(exc, Unexpected) and isinstance(exc.cause, BrokenPipeError):
+        exc = exc.cause
     if isinstance(exc, BrokenPipeError):  # `hesscli ... | head`: the reader left; stay quiet
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)

@@ -48,6 +48,7 @@ OPTION_KEYS = ("at", "params", "method", "dtype", "seed", "lr", "gtol", "tol")
 CHECK_KEYS = ("name", "objective", "expect") + OPTION_KEYS
 METHODS = words(MethodRequest)
 DTYPES = words(Dtype)
+SPEC_LIMIT = 16 * 2**20  # a spec is a page of YAML; anything this large is another file
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,13 @@ def read_spec(path: str | Path) -> Spec:
     """Load and validate the spec at ``path``."""
     import yaml
 
+    from hesscli.files import read_regular
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"spec file {str(path)!r} does not exist")
+    data = read_regular(path, "spec file", SPEC_LIMIT)  # never a FIFO or a device
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read spec {str(path)!r}: {exc}") from None
     try:
         data = yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 - a SafeLoader

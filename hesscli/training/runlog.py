@@ -125,10 +125,13 @@ class ResumePoint:
 
 def read_log(path: Path) -> ResumePoint:
     """Parse a run log and find the last state record (for ``--resume``)."""
+    from hesscli.files import read_regular
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"--resume {str(path)!r}: no such file")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    data = read_regular(path, "--resume", None)  # a FIFO or device is refused, not read
+    lines = data.decode("utf-8", errors="replace").splitlines()
     parsed: list[tuple[str, dict[str, Any]]] = []
     torn = 0
     for i, text in enumerate(lines):

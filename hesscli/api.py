@@ -454,8 +454,11 @@ def train(
         raise InputError(f"--steps must be at least 1; got {steps}")
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method="auto")
     if not obj.traceable:
-        raise InputError(f"train needs JAX derivatives of the objective, and "
-                         f"{obj.why_untraceable}; write the objective with jax.numpy")
+        from hesscli.objective.bind import no_derivatives_error
+
+        raise no_derivatives_error(obj)(
+            f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
+            "it with jax.numpy (lax.scan for loops, no host callbacks)")
     backend, _ = _backend(obj, "exact", devices=devices, curvature=curvature)
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
     every = monitor_every or max(1, steps // 100)

@@ -166,6 +166,9 @@ def test_objectives_jax_cannot_differentiate_fall_back_to_finite_differences(
     # f = c/2·Σx² has H = c·I; finite differences of a quadratic are exact up to rounding
     np.testing.assert_allclose(doc["eigenvalues"], [curvature, curvature], rtol=1e-5)
     one_error(hess("analyze", path, "--method", "exact"), 3, "JAX cannot differentiate")
+    # no fallback applies where JAX's own derivatives are the point: exit 3, one line
+    one_error(hess("gradcheck", path), 3, "no exact derivatives to check")
+    one_error(hess("train", path, "--steps", "3"), 3, "train needs JAX derivatives")
 
 
 # --- writers on a full or read-only disk ---------------------------------------------

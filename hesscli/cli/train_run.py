@@ -167,10 +167,15 @@ def run_command(kw: dict[str, Any]) -> None:
         resume = read_log(kw["resume"])
     obj = load(kw["objective"], kw["at"], kw["params"], seed=seed, dtype=dtype,
                method=kw["method"])
-    if kw["method"] == "fd" or not obj.traceable:
-        why = obj.why_untraceable or "--method fd"
-        raise InputError(f"train needs JAX derivatives of the objective, and {why}; "
-                         "write the objective with jax.numpy")
+    if kw["method"] == "fd":
+        raise InputError("train needs JAX derivatives of the objective, and --method fd asks "
+                         "for finite differences; use --method auto or exact")
+    if not obj.traceable:  # exit 3 when JAX traces but cannot differentiate it, else 2
+        from hesscli.objective.bind import no_derivatives_error
+
+        raise no_derivatives_error(obj)(
+            f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
+            "it with jax.numpy (lax.scan for loops, no host callbacks)")
     curvature, _ = curvature_for(obj, "exact", devices=per_process)
     parallel = curvature.parallel
     minibatch = minibatch_for(obj, kw["batch_size"]) if kw["batch_size"] else None

@@ -233,9 +233,24 @@ def bind(
             )
         # traceable but not differentiable: a black box for derivatives, as NumPy code is
         return Objective(file, flat, layout, treedef, dtype, traceable=False,
-                         why_untraceable=f"JAX cannot differentiate it ({why})",
+                         why_untraceable=f"{NOT_DIFFERENTIABLE} ({why})",
                          values_traceable=batches(obj.flat_fn, flat.shape, dtype))
     return obj
+
+
+NOT_DIFFERENTIABLE = "JAX cannot differentiate it"
+
+
+def no_derivatives_error(obj: Objective) -> type[HesscliError]:
+    """The error class for "this needs JAX's derivatives and ``obj`` has none".
+
+    JAX traces it but cannot differentiate it (``while_loop``, host callbacks): a
+    transformation JAX cannot apply to the objective, :class:`ObjectiveError`
+    (exit 3). Not JAX code at all (NumPy): the command does not fit the
+    objective, :class:`InputError` (exit 2).
+    """
+    why = obj.why_untraceable or ""
+    return ObjectiveError if why.startswith(NOT_DIFFERENTIABLE) else InputError
 
 
 def batches(fn: Any, shape: tuple[int, ...], dtype: str) -> bool:

@@ -282,6 +282,25 @@ def test_point_from_special_files_is_refused_at_once(hess, quadratic, tmp_path):
     one_error(hess("analyze", quadratic, "--at", big), 2, "more than")
 
 
+def test_npy_header_declaring_terabytes_is_refused_before_allocating(hess, quadratic,
+                                                                   tmp_path):
+    import io
+    import zipfile
+
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (999999999999,), }"
+    pad = 64 - (10 + len(header) + 1) % 64
+    lie = (b"\x93NUMPY\x01\x00" + (len(header) + pad + 1).to_bytes(2, "little") + header
+           + b" " * pad + b"\n" + bytes(16))
+    assert np.lib.format.read_magic(io.BytesIO(lie)) == (1, 0)
+    npy = tmp_path / "lie.npy"
+    npy.write_bytes(lie)
+    one_error(hess("analyze", quadratic, "--at", npy), 2, "declares an array of shape")
+    npz = tmp_path / "lie.npz"
+    with zipfile.ZipFile(npz, "w") as archive:
+        archive.writestr("x.npy", lie)
+    one_error(hess("analyze", quadratic, "--at", npz), 2, "declares an array of shape")
+
+
 @pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
                                   '{"a": ' * 50_000 + "1" + "}" * 50_000])
 def test_deeply_nested_point_files(hess, quadratic, tmp_path, text):

@@ -86,9 +86,34 @@ def _npz_members(data: bytes, name: str, limit: int) -> None:
     """Refuse an archive whose members would unpack to more than ``limit`` bytes."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         total = sum(info.file_size for info in archive.infolist())
+        for info in archive.infolist():
+            if info.filename.endswith(".npy"):
+                with archive.open(info) as member:
+                    _npy_header(member, f"{name}[{info.filename[:-4]}]", limit)
     if total > limit:
         raise InputError(f"point file {name!r} unpacks to {total} bytes, more than the "
                          f"{limit} a point of this size can take; is it the right file?")
+
+
+def _npy_header(fh: Any, name: str, limit: int) -> None:
+    """Refuse a ``.npy`` stream whose header declares more data than ``limit`` bytes.
+
+    A few header bytes can declare terabytes (``shape: (10**12,)``); NumPy would
+    allocate all of it before noticing that the data is missing.
+    """
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(fh)
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise InputError(f"{name}: not a .npy array ({str(exc).splitlines()[0][:80]})") from None
+    declared = int(np.prod(shape, dtype=np.float64)) * max(int(dtype.itemsize), 1)
+    if declared > limit:
+        raise InputError(f"{name}: declares an array of shape {tuple(shape)} ({declared} "
+                         f"bytes), more than a point of this size can take; is it the right "
+                         "file?")
 
 
 def read_point_file(path: Path, n: int | None = None) -> Any:
@@ -108,6 +133,7 @@ def read_point_file(path: Path, n: int | None = None) -> Any:
         if suffix == ".npy":
             if data[:6] != b"\x93NUMPY":
                 raise InputError(f"{name}: not a .npy file (corrupt, or another format)")
+            _npy_header(io.BytesIO(data), name, limit)
             try:
                 return _finite(np.load(io.BytesIO(data), allow_pickle=False), name)
             except ValueError as exc:

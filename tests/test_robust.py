@@ -540,3 +540,10 @@ def test_ctrl_c_in_the_middle_of_a_log_line_leaves_no_torn_line(tmp_path, monkey
     log.close()
     lines = (tmp_path / "run.jsonl").read_text().splitlines()
     assert [json.loads(line)["record"] for line in lines] == ["header", "end"]
+
+
+def test_bare_hesscli_shows_the_help(hess):
+    res = hess()
+    assert res.exit_code == 2, res.output
+    assert "Usage: hesscli" in res.stdout + res.stderr
+    assert "error:" not in res.stderr

@@ -125,6 +125,10 @@ def finish(exc: BaseException, debug: bool) -> int:
         except (OSError, ValueError, AttributeError):
             pass
         return 0
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())
+    if no_args and isinstance(exc, no_args):  # bare `hesscli`: the help, as Click shows it
+        exc.show()
+        return int(exc.exit_code)
     code, message = classify(exc)
     if debug and not isinstance(exc, (click.UsageError, Interrupted, KeyboardInterrupt)):
         import traceback

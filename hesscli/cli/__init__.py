@@ -116,7 +116,8 @@ class HessGroup(click.Group):
 
 @click.group(cls=HessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hesscli")
-@click.option("--debug", is_flag=True, help="Show the traceback with the one-line error (exit codes stay the same).")
+@click.option("--debug", is_flag=True,
+              help="Show the traceback with the one-line error (exit codes stay the same).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Debug optimization with second-order information.

@@ -462,6 +462,10 @@ def train(
     backend, _ = _backend(obj, "exact", devices=devices, curvature=curvature)
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
     every = monitor_every or max(1, steps // 100)
+    from hesscli.budget import require, train_bytes
+
+    require(train_bytes(steps // every + 1), f"train with {steps} steps logged every {every}",
+            "log less often (monitor_every) or train for fewer steps")
     config = TrainConfig(optimizer=optimizer, options=dict(options or {}), lr=lr, noise=noise,
                          noise_steps=noise_steps, seed=seed, batch_size=batch_size,
                          monitor_every=every, steps=steps)

@@ -320,6 +320,8 @@ def test_requests_too_large_are_refused_before_the_work(hess, monkeypatch):
     one_error(hess("gradcheck", "saddle", "-p", "n=100000"), 2, "n = 100000")
     one_error(hess("convexity", "saddle", "-p", "n=10000000", "--box", "-1,1"), 2,
               "needs about")
+    one_error(hess("train", "saddle", "--steps", "1000000000", "--monitor-every", "1"), 2,
+              "log less often")
 
 
 @pytest.mark.parametrize(("args", "text"), [

@@ -191,6 +191,11 @@ def run_command(kw: dict[str, Any]) -> None:
     if every is None and resume is not None:
         every = int(resume.header["config"].get("monitor_every", 0)) or None
     every = every or max(1, steps // 100)
+    from hesscli.budget import require, train_bytes
+
+    runs = len(kw["compare"].split(",")) if kw["compare"] else 1
+    require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
+            f"{every}", "log less often (--monitor-every) or train for fewer --steps")
     options = optimizer_options(kw)
     noise = kw["noise_scale"]
     base = TrainConfig(optimizer=kw["optimizer"], options={}, lr=kw["lr"], noise=None,

@@ -56,10 +56,10 @@ def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
 
     Forward-over-reverse when ``f`` allows forward differentiation, otherwise
     reverse-over-reverse (objectives with ``jax.custom_vjp``). Each mode is
-    checked on the forms that are compiled later: the HVP alone and under
-    ``vmap`` (the dense Hessian and the trace estimators batch it). The common
-    ``custom_vjp`` idiom whose forward rule calls the primal passes the first and
-    fails the second, so checking only one would crash every dense command.
+    checked on the form that is compiled later, the HVP under ``vmap`` (the
+    dense Hessian and the trace estimators batch it): the common ``custom_vjp``
+    idiom whose forward rule calls the primal lowers alone but not batched, so
+    checking the HVP alone would crash every dense command.
     When neither mode can be lowered, :class:`ObjectiveError` (exit 3) says why
     and points at finite differences.
     """
@@ -78,7 +78,8 @@ def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
         try:
             # Lowering traces everything, including custom_vjp backward rules (which
             # eval_shape does not reach): that is where forward mode is refused.
-            jax.jit(hvp).lower(x_example, x_example)
+            # the batched form (what the dense Hessian and the trace estimators compile);
+            # a mode that batches also runs alone, so one lowering serves both
             jax.jit(jax.vmap(hvp, in_axes=(None, 0))).lower(x_example, batch)
             return hvp, mode
         except HesscliError:

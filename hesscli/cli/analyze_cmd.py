@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from hesscli.cli.fd_options import fd_accuracy_option, verify_option
-from hesscli.cli.options import devices_options, expect_option, objective_options
+from hesscli.cli.options import (
+    POINT_SUFFIXES,
+    devices_options,
+    expect_option,
+    objective_options,
+    output_file,
+)
 from hesscli.cli.path_options import path_options
 
 
@@ -25,6 +31,7 @@ from hesscli.cli.path_options import path_options
 @click.option("--escape-step", type=float, default=0.1, show_default=True,
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              callback=output_file("--save-escape", POINT_SUFFIXES),
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
 @expect_option
 @fd_accuracy_option
@@ -58,11 +65,6 @@ def command(
     from hesscli.cli.session import emit, primary, start
     from hesscli.errors import InputError
 
-    if save_escape is not None:  # checked before the work, not after it
-        from hesscli.files import check_output
-        from hesscli.objective.points import FILE_SUFFIXES
-
-        check_output(save_escape, "--save-escape", FILE_SUFFIXES)
     start(devices, coordinator, num_processes, process_id)
     res = api.analyze(
         objective, at, params=params, method=method, dtype=dtype, seed=seed, lr=lr, gtol=gtol,

@@ -32,6 +32,8 @@ def _value(text: str) -> Any:
         number = float(text)
     except ValueError:
         raise InputError(f"--opt value {text!r}: expected a number or true/false") from None
+    if not math.isfinite(number):  # nan/inf would only show up as a diverged run
+        raise InputError(f"--opt value {text!r}: must be a finite number")
     return int(number) if number.is_integer() and "." not in text and "e" not in low else number
 
 
@@ -41,9 +43,6 @@ def optimizer_options(kw: dict[str, Any]) -> dict[str, Any]:
     options = {k: kw[k] for k in OPT_FLAGS if kw.get(k) is not None}
     for key, raw in parse_assignments(kw["opt_extra"], "--opt").items():
         options[key] = _value(raw)
-    for key, value in options.items():  # nan/inf would only show up as a diverged run
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InputError(f"optimizer option {key} = {value}: must be a finite number")
     return options
 
 

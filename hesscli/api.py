@@ -152,30 +152,33 @@ def analyze(
     fd_accuracy: str = "normal", verify: bool = False, devices: int | str = 1,
     path: str | None = None, k: int = 1, eigensolver: str = "lanczos",
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
-    curvature: Curvature | None = None,
+    curvature: Curvature | None = None, dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
 
-    The spectrum is dense when it fits the memory budget, else the ``k``
-    extremes from Hessian-vector products (``path`` forces dense|matrix-free).
+    The spectrum is dense when it fits the dense budget (``dense_budget``, e.g.
+    ``"1GiB"``; default ``$HESSCLI_DENSE_BUDGET`` or 512 MiB, never the free
+    memory), else the ``k`` extremes from Hessian-vector products (``path``
+    forces dense|matrix-free).
     """
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
     from hesscli.documents.analyze import analysis_document
     from hesscli.documents.meta import meta
-    from hesscli.spectra.policy import SpectrumPolicy
+    from hesscli.spectra.policy import SpectrumPolicy, choose
     from hesscli.validate import nonnegative, positive
 
     positive("--lr", lr)
     positive("--escape-step", escape_step)
+    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
     backend, notes = _backend(obj, method, fd_accuracy, devices, curvature)
     parallel = backend.parallel
-    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed)
     verification = None
     if verify:
         from hesscli.analysis.verify import verify_derivatives
@@ -184,11 +187,12 @@ def analyze(
     result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
                           policy=policy, notes=notes + chunk_notes, verification=verification,
                           fd_why=fd_reason(obj, method))
-    info = meta(seed, dtype, parallel=parallel, method=method, lr=lr, gtol=gtol, tol=tol,
+    info = meta(seed, dtype, parallel=parallel, path_choice=choose(obj.n, policy),
+                method=method, lr=lr, gtol=gtol, tol=tol,
                 at=_point_text(at), params=list(_assignments(params)), escape_step=escape_step,
                 fd_accuracy=fd_accuracy, verify=verify, devices=str(devices),
                 path=path or "auto", k=k, eigensolver=eigensolver, rtol=rtol,
-                max_steps=max_steps, chunk_size=chunk_size)
+                max_steps=max_steps, chunk_size=chunk_size, dense_budget=policy.budget.bytes)
     with_direction = obj.n <= 1000
     extra = {"devices": parallel.devices, "processes": parallel.processes}
 
@@ -205,7 +209,7 @@ def spectrum(
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     density: bool = False, probes: int = 8, steps: int = 80, sigma: float | None = None,
     trace_probes: int = 30, bins: int = 12, plot: str | None = None,
-    curvature: Curvature | None = None,
+    curvature: Curvature | None = None, dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
     extremes with residuals, Hutchinson's trace and (``density``) the SLQ density.
@@ -222,11 +226,12 @@ def spectrum(
 
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
+    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
     backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
-    policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed)
     choice = choose(obj.n, policy)
     notes = notes + chunk_notes
     if density and choice.path == Path.DENSE:
@@ -235,44 +240,50 @@ def spectrum(
     report = spectrum_report(obj, backend, policy=policy, choice=choice, density=density,
                              probes=probes, steps=steps, sigma=sigma,
                              trace_probes=trace_probes, bins=bins, notes=notes)
-    info = meta(seed, dtype, parallel=backend.parallel, method=method, devices=str(devices),
+    info = meta(seed, dtype, parallel=backend.parallel, path_choice=choice, method=method,
+                devices=str(devices),
                 at=_point_text(at), params=list(_assignments(params)), path=path or "auto",
                 k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
                 chunk_size=chunk_size, density=density, probes=probes, steps=steps,
                 sigma=sigma, trace_probes=trace_probes, bins=bins,
-                plot=str(plot) if plot else None)
+                plot=str(plot) if plot else None, dense_budget=policy.budget.bytes)
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
 
 
 def gradcheck(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, fd_accuracy: str = "normal",
-    top: int = 5,
+    top: int = 5, dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli gradcheck``: the exact derivatives against finite differences.
 
-    ``res.passed`` is False when they disagree (the CLI then exits 1).
+    ``res.passed`` is False when they disagree (the CLI then exits 1). The
+    Hessian comparisons need the dense Hessian: they run within the dense
+    budget every command uses (``dense_budget``).
     """
     from hesscli.analysis.gradcheck import gradcheck as run_gradcheck
     from hesscli.devices import Parallel
     from hesscli.documents.gradcheck import gradcheck_document
     from hesscli.documents.meta import meta
     from hesscli.errors import InputError
+    from hesscli.spectra.paths import dense_budget as budget_of
 
     if method == "fd":
         raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
                          "differences; use --method auto or exact")
     if top < 1:
         raise InputError(f"--top must be at least 1; got {top}")
+    budget = budget_of(dense_budget)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     from hesscli.budget import gradcheck_bytes, require
 
-    require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (it compares dense n×n Hessians)",
-            "check a smaller instance of the objective, or use 'hesscli analyze --verify', "
-            "which checks Hessian-vector products")
-    result = run_gradcheck(obj, fd_accuracy, top=top)
+    require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (its finite-difference gradient "
+            "holds 2n points of n entries)", "check a smaller instance of the objective, or "
+            "use 'hesscli analyze --verify', which checks Hessian-vector products")
+    result = run_gradcheck(obj, fd_accuracy, top=top, dense_limit=budget.limit)
     info = meta(seed, dtype, method=method, at=_point_text(at),
-                params=list(_assignments(params)), fd_accuracy=fd_accuracy, top=top)
+                params=list(_assignments(params)), fd_accuracy=fd_accuracy, top=top,
+                dense_budget=budget.bytes)
 
     def document(r: Any, m: dict[str, Any]) -> dict[str, Any]:
         return gradcheck_document(r, m, top)
@@ -301,6 +312,7 @@ def convexity(
     rtol: float | None = None, atol: float = 0.0,
     params: Mapping[str, Any] | Iterable[str] | None = None, method: str = "auto",
     dtype: str = "float64", seed: int = 0, curvature: Curvature | None = None,
+    dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli convexity``: Jensen's midpoint test and the smallest Hessian eigenvalue
     on seeded samples of a region, with a witness when convexity fails.
@@ -324,6 +336,9 @@ def convexity(
         raise InputError("--samples and --hessian-points must be ≥ 0")
     nonnegative("--rtol", rtol)
     nonnegative("--atol", atol)
+    from hesscli.spectra.paths import dense_budget as budget_of
+
+    budget = budget_of(dense_budget)
     bounds = [_box(b) for b in boxes]
     try:
         obj = load(objective, around, params=params, seed=seed, dtype=dtype, method=method)
@@ -354,12 +369,13 @@ def convexity(
     if backend is None:
         backend, backend_notes = curvature_for(obj, method)
     result = run_convexity(obj, backend, region, pairs=samples, hessian_points=hessian_points,
-                           seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes)
+                           seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes,
+                           dense_budget=budget.bytes)
     info = meta(seed, dtype, method=method,
                 boxes=[b if isinstance(b, str) else f"{b[0]!r},{b[1]!r}" for b in boxes],
                 around=_point_text(around), radius=radius, samples=samples,
                 hessian_points=hessian_points, rtol=rtol, atol=atol,
-                params=list(_assignments(params)))
+                params=list(_assignments(params)), dense_budget=budget.bytes)
     with_points = obj.n <= 1000
 
     def document(c: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -390,6 +406,7 @@ def landscape(
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
     radius: float | None = None, plane: str | None = None, points: int = 101,
     grid: int = 41, curvature: Curvature | None = None,
+    dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli landscape``: slices of f along the gradient and the extreme eigenvectors,
     and on a plane of two of them, with the quadratic model and the gradient step."""
@@ -406,6 +423,8 @@ def landscape(
     if points < 3 or grid < 3:
         raise InputError("--points and --grid must be at least 3")
     chosen = _plane(plane)
+    policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
+    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     from hesscli.budget import landscape_bytes, require
 
     require(landscape_bytes(1, points, grid), f"landscape --points {points} --grid {grid}",
@@ -416,9 +435,12 @@ def landscape(
     backend, notes = _backend(obj, method, curvature=curvature)
     # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
     result = run_landscape(obj, backend, lr=lr, radius=radius, plane=chosen, points=points,
-                           grid=grid, policy=SpectrumPolicy(k=1, seed=seed), notes=notes)
-    info = meta(seed, dtype, method=method, lr=lr, radius=radius, plane=plane, points=points,
-                grid=grid, at=_point_text(at), params=list(_assignments(params)))
+                           grid=grid, policy=policy, notes=notes)
+    from hesscli.spectra.policy import choose
+
+    info = meta(seed, dtype, path_choice=choose(obj.n, policy), method=method, lr=lr,
+                radius=radius, plane=plane, points=points, grid=grid, at=_point_text(at),
+                params=list(_assignments(params)), dense_budget=policy.budget.bytes)
     with_direction = obj.n <= 1000
 
     def document(ls: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -434,6 +456,7 @@ def train(
     noise: float | None = None, noise_steps: int | None = None,
     monitor_every: int | None = None, curvature_on: bool = True, gtol: float | None = None,
     tol: float | None = None, devices: int | str = 1, curvature: Curvature | None = None,
+    dense_budget: str | int | None = None,
 ) -> Result:
     """``hesscli train`` (one run): an optax optimizer from the point, curvature watched.
 
@@ -471,7 +494,7 @@ def train(
                          monitor_every=every, steps=steps)
     resolved_options(config.optimizer, config.options)
     summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
-                  curvature_on=curvature_on)
+                  curvature_on=curvature_on, dense_budget=dense_budget)
     info = meta(seed, dtype, parallel=backend.parallel, optimizer=optimizer, lr=lr,
                 steps=steps, options=dict(options or {}), batch_size=batch_size, noise=noise,
                 noise_steps=noise_steps, monitor_every=every, curvature_on=curvature_on,
@@ -480,22 +503,26 @@ def train(
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 
-def check(spec: str) -> Result:
+def check(spec: str, *, dense_budget: str | int | None = None) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 
     ``res.passed`` is False when an expectation fails (the CLI then exits 1); an
     invalid spec raises :class:`~hesscli.errors.InputError` before anything runs.
+    ``dense_budget`` is the dense path's budget for every check (as ``--dense-budget``).
     """
     from hesscli.checks.run import run_spec
     from hesscli.checks.spec import read_spec
     from hesscli.devices import Parallel
     from hesscli.documents.check import report_document
     from hesscli.documents.meta import meta
+    from hesscli.spectra.paths import dense_budget as budget_of
 
+    budget = budget_of(dense_budget)
     parsed = read_spec(spec)
-    report = run_spec(parsed)
+    report = run_spec(parsed, dense_budget=budget.bytes)
     seeds = sorted({c.seed for c in parsed.checks})
     dtypes = sorted({c.dtype for c in parsed.checks})
     info = meta(seeds[0] if len(seeds) == 1 else None,
-                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec)
+                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec,
+                dense_budget=budget.bytes)
     return Result("check", report, None, None, Parallel(), info, report_document)

@@ -31,9 +31,10 @@ def require(need: float, what: str, fix: str, available: int | None = None) -> N
 
 
 def gradcheck_bytes(n: int) -> float:
-    """The exact dense Hessian (with its eigensolver-free copies) and the
-    finite-difference one, plus their difference: about six n×n matrices."""
-    return 1.5 * dense_bytes(n)
+    """The finite-difference gradient evaluates all 2n stencil points of one step at
+    once: the diagonal of steps, the points on either side and their concatenation,
+    about five n×n arrays (:func:`hesscli.curvature.stencils.value_gradient`)."""
+    return 5.0 * FLOAT * n * n
 
 
 def convexity_bytes(n: int, samples: int, hessian_points: int) -> float:

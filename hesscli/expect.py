@@ -23,6 +23,10 @@ document schema types the field (:func:`from_spec`). Both produce an
 :class:`Expectation` and are evaluated by :func:`evaluate` into one
 :class:`Outcome` class.
 
+A field inside an object marked ``"complete": false`` (``inertia`` on the
+matrix-free path counts only the computed eigenvalues) is partial: an
+expectation on it fails, saying so, instead of passing on a lower bound.
+
 Nothing here prints; a failure is a :class:`CheckFailed` whose message lists
 what was expected and what was measured.
 """
@@ -210,13 +214,41 @@ def compare(measured: Any, op: str, expected: Any) -> bool:
     return {"<=": m <= e, ">=": m >= e, "<": m < e, ">": m > e}[op]
 
 
+def partial_parent(document: Any, key: str) -> str | None:
+    """The dotted path of an object on ``key``'s way marked ``"complete": false``, if any."""
+    node, here = document, ""
+    steps = key_steps(key)
+    for i, step in enumerate(steps[:-1]):
+        if isinstance(step, int):
+            if not isinstance(node, list) or not -len(node) <= step < len(node):
+                return None
+            node, here = node[step], f"{here}[{step}]"
+        else:
+            if not isinstance(node, dict) or step not in node:
+                return None
+            node, here = node[step], f"{here}.{step}" if here else str(step)
+        if isinstance(node, dict) and node.get("complete") is False and \
+                steps[i + 1] != "complete":
+            return here
+    return None
+
+
 def evaluate(exp: Expectation, document: Any) -> Outcome:
-    """The outcome of ``exp`` on a plain-JSON ``document``."""
+    """The outcome of ``exp`` on a plain-JSON ``document``.
+
+    A field of a partial object (``"complete": false``) fails with a detail
+    saying why: its value counts only what was computed.
+    """
     measured = lookup(document, exp.key)
     if measured is MISSING:
         if exp.absent is MISSING:
             return Outcome(exp, None, passed=False, present=False)
         measured = exp.absent
+    partial = partial_parent(document, exp.key)
+    if partial is not None:
+        return Outcome(exp, measured, passed=False, detail=(
+            f"partial: {partial}.complete is false, it counts only the computed eigenvalues; "
+            "use --dense or a larger --dense-budget (HESSCLI_DENSE_BUDGET) for the full count"))
     return Outcome(exp, measured, compare(measured, exp.op, exp.value))
 
 
@@ -236,6 +268,10 @@ class Pending:
             return
         parts = []
         for o in failed:
+            if o.detail.startswith("partial"):
+                parts.append(f"{o.expectation.text} ({o.expectation.key} = "
+                             f"{json.dumps(o.measured)} is {o.detail})")
+                continue
             got = json.dumps(o.measured) if o.present else "absent from this document"
             parts.append(f"{o.expectation.text} (measured {o.expectation.key} = {got})"
                          if o.present else f"{o.expectation.text} ({o.expectation.key} is "

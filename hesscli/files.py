@@ -58,8 +58,13 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def check_output(path: Path | str, option: str, suffixes: Iterable[str] | None = None) -> Path:
-    """Validate one output path before any work (see :func:`check_outputs`)."""
+def check_output(path: Path | str, option: str, suffixes: Iterable[str] | None = None,
+                 *, directory: bool = False) -> Path:
+    """Validate one output path before any work (see :func:`check_outputs`).
+
+    ``directory``: an existing folder is a valid target too (checkpoint formats
+    such as orbax write one).
+    """
     path = Path(path)
     name = str(path)
     if not name or path.name in ("", ".", ".."):
@@ -78,7 +83,7 @@ def check_output(path: Path | str, option: str, suffixes: Iterable[str] | None =
         mode = None
     except OSError as exc:
         raise InputError(f"{option} {name!r}: {os_reason(exc)}") from None
-    if mode is not None and not stat.S_ISREG(mode):
+    if mode is not None and not stat.S_ISREG(mode) and not (directory and stat.S_ISDIR(mode)):
         raise InputError(f"{option} {name!r} is {_kind(mode)}; name a regular file")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"{option} {name!r}: folder {str(folder)!r} is not writable")
@@ -86,7 +91,8 @@ def check_output(path: Path | str, option: str, suffixes: Iterable[str] | None =
 
 
 def check_outputs(
-    outputs: dict[str, Path | str | None], suffixes: dict[str, Iterable[str]] | None = None
+    outputs: dict[str, Path | str | None], suffixes: dict[str, Iterable[str]] | None = None,
+    directories: Iterable[str] = (),
 ) -> None:
     """Check every output of a command before it starts; ``outputs`` maps option -> path.
 
@@ -98,7 +104,8 @@ def check_outputs(
     for option, path in outputs.items():
         if path is None:
             continue
-        checked = check_output(path, option, suffixes.get(option))
+        checked = check_output(path, option, suffixes.get(option),
+                               directory=option in tuple(directories))
         key = checked.resolve()
         if key in seen:
             raise InputError(f"{seen[key]} and {option} both name {str(path)!r}; the second "

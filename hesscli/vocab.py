@@ -36,7 +36,7 @@ class Path(StrEnum):
 
 
 class PathRequest(StrEnum):
-    """``--dense`` / ``--matrix-free`` / neither (``auto``: by the memory budget)."""
+    """``--dense`` / ``--matrix-free`` / neither (``auto``: by the fixed dense budget)."""
 
     AUTO = "auto"
     DENSE = "dense"

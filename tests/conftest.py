@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.pop("HESSCLI_DENSE_BUDGET", None)  # the default budget, whatever the caller set
 
 from hesscli.jaxconf import jax_module  # noqa: E402
 

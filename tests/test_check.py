@@ -161,7 +161,6 @@ def test_check_goes_matrix_free_above_the_dense_budget_like_analyze(hess, tmp_pa
     """saddle n=6: H = diag(1, 1, 1, 1, 1, −1) at zeros; over budget the check's analysis
     is the matrix-free one (the same path analyze takes), and its verdicts still hold."""
     import hesscli.spectra.matrix_free as matrix_free
-    import hesscli.spectra.paths as paths
 
     spec = tmp_path / "big.yaml"
     spec.write_text("""
@@ -185,7 +184,7 @@ checks:
     dense = hess("check", spec, "--format", "json")
     assert dense.exit_code == 0, dense.output
     assert runs == []  # within the budget: the dense Hessian
-    monkeypatch.setattr(paths, "DENSE_BUDGET", 0)
+    monkeypatch.setenv("HESSCLI_DENSE_BUDGET", "1")  # auto now picks matrix-free
     free = hess("check", spec, "--format", "json")
     assert free.exit_code == 0, free.output
     assert runs == [1]  # one matrix-free run, k = 1 at each end (analyze's default)
@@ -242,3 +241,22 @@ def test_dotted_path_expectations_are_typed_by_the_schema(hess, write, expect, m
     res = hess("check", write("t.yaml", f"checks:\n  - objective: saddle\n    expect: {expect}\n"))
     assert res.exit_code == 2, res.output
     assert message in res.stderr, res.stderr
+
+
+def test_spec_paths_are_relative_to_the_spec_file(hess, tmp_path, monkeypatch):
+    """objective and at: files beside the spec, whatever the working directory."""
+    import numpy as np
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "bowl.py").write_text(
+        "import jax.numpy as jnp\n\ndef objective(x):\n    return jnp.sum((x - 1.0) ** 2)\n")
+    np.save(folder / "one.npy", np.ones(3))
+    (folder / "c.yaml").write_text(
+        "checks:\n  - objective: bowl.py\n    at: one.npy\n"
+        "    expect: {classification: local_minimum, lambda_min: {min: 1.9, max: 2.1}}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = hess("check", folder / "c.yaml")
+    assert res.exit_code == 0, res.output

@@ -322,11 +322,10 @@ def test_cli_numpy_objective_uses_values(hess, write):
 def test_spectrum_fn_plugs_in_and_over_budget_goes_matrix_free(monkeypatch):
     """Above the dense budget the eigenvalue test runs matrix-free (it used to be
     skipped above a fixed size); any spectrum function can replace the policy's."""
-    import hesscli.spectra.paths as paths
     from hesscli.spectra.spectrum import spectrum_of_matrix
 
     obj, curv = bound("saddle", {"n": "3"})
-    monkeypatch.setattr(paths, "DENSE_BUDGET", 0)
+    monkeypatch.setenv("HESSCLI_DENSE_BUDGET", "1")  # auto now picks matrix-free
     free = convexity(obj, curv, box([(-0.5, 0.5)], 3), pairs=0, hessian_points=2, seed=0)
     assert free.hessian.skipped is None and free.hessian.points == 2
     assert any("matrix-free" in note for note in free.notes)

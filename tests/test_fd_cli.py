@@ -85,7 +85,7 @@ def test_zero_eigenvalue_inside_error_band_is_degenerate(hess, write):
     assert doc["eigenvalues"][0] > 0
     assert doc["eigenvalues"][0] <= doc["tolerance"]
     assert doc["classification"] == "degenerate"
-    assert doc["inertia"] == {"positive": 1, "negative": 0, "zero": 1}
+    assert doc["inertia"] == {"positive": 1, "negative": 0, "zero": 1, "complete": True}
 
 
 def test_kink_abs_in_analyze(hess, write):

@@ -77,3 +77,15 @@ def test_kink_is_named_not_failed(hess, write):
     jsonschema.validate(doc, SCHEMA)
     assert doc["smooth"] is False
     assert doc["nonsmooth_parameters"] == ["x[0]", "x[1]"]
+
+
+def test_worst_lists_are_ranked_by_the_reported_error(hess, rules):
+    """Each comparison's first worst entry carries the maximum relative error it reports."""
+    res = hess("gradcheck", rules, "-p", "factor=2", "--top", "4", "--format", "json")
+    assert res.exit_code == 1, res.output
+    for check in res.json()["checks"].values():
+        rels = [e["rel_error"] for e in check["worst"]]
+        failing = [e["rel_error"] for e in check["worst"] if not e["passed"]]
+        assert failing == sorted(failing, reverse=True)
+        if check["max_rel_error"]:
+            assert rels[0] == check["max_rel_error"]

@@ -62,13 +62,11 @@ def test_train_monitors_matrix_free_above_the_limit(mlp):
 
 def test_convexity_eigenvalue_test_goes_matrix_free_above_the_limit(hess, monkeypatch):
     """saddle n=4: H = diag(1, 1, 1, 3y² − 1); same points, same smallest λmin."""
-    import hesscli.spectra.paths as paths
-
     args = ("convexity", "saddle", "-p", "n=4", "--box", "-1,1", "--samples", "0",
             "--hessian-points", "6", "--seed", "2", "--format", "json")
     dense = hess(*args)
     assert dense.exit_code == 0, dense.output
-    monkeypatch.setattr(paths, "DENSE_BUDGET", 0)  # auto now picks matrix-free
+    monkeypatch.setenv("HESSCLI_DENSE_BUDGET", "1")  # auto now picks matrix-free
     free = hess(*args)
     assert free.exit_code == 0, free.output
     a, b = dense.json()["hessian"], free.json()["hessian"]
@@ -80,13 +78,11 @@ def test_convexity_eigenvalue_test_goes_matrix_free_above_the_limit(hess, monkey
 
 
 def test_landscape_uses_the_matrix_free_spectrum_when_the_chooser_says_so(hess, monkeypatch):
-    import hesscli.spectra.paths as paths
-
     args = ("landscape", "mlp", "-p", "width=2", "-p", "samples=32", "--points", "5",
             "--grid", "3", "--format", "json")
     dense = hess(*args)
     assert dense.exit_code == 0, dense.output
-    monkeypatch.setattr(paths, "DENSE_BUDGET", 0)  # auto now picks matrix-free
+    monkeypatch.setenv("HESSCLI_DENSE_BUDGET", "1")  # auto now picks matrix-free
     free = hess(*args)
     assert free.exit_code == 0, free.output
     a, b = dense.json(), free.json()

@@ -348,3 +348,20 @@ def test_input_errors(hess, args, message):
     res = hess("train", "saddle", "--at", "zeros", *args)
     assert res.exit_code == 2, res.output
     assert message in res.stderr and res.stderr.startswith("error: ")
+
+
+def test_out_logs_the_state_every_checkpoint_and_metrics_every_log(hess, tmp_path):
+    args = ("train", "saddle", "--at", "0.1,0.1", "--steps", "60", "--monitor-every", "10",
+            "--format", "json")
+    log = tmp_path / "run.jsonl"
+    res = hess(*args, "--out", log)
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [x["step"] for x in lines if x["record"] == "step"] == [0, 10, 20, 30, 40, 50, 60]
+    assert [x["step"] for x in lines if x["record"] == "state"] == [60]  # the last only
+    every = tmp_path / "every.jsonl"
+    res = hess(*args, "--out", every, "--checkpoint-every", "20")
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in every.read_text().splitlines()]
+    assert [x["step"] for x in lines if x["record"] == "state"] == [20, 40, 60]
+    assert hess(*args, "--checkpoint-every", "20").exit_code == 2  # needs --out

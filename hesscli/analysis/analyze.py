@@ -149,7 +149,10 @@ def analyze(
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
         after = curvature.value(x - lr * grad)
-        step = predict_step(lr, grad, hg, value, after)
+        from hesscli.jaxconf import eps
+
+        step = predict_step(lr, grad, hg, value, after, eps=eps(objective.dtype),
+                            gtol=gtol_used, hessian_norm=hess_norm)
 
     escape = None
     if spectrum.lambda_min < -tol_used:
@@ -168,10 +171,13 @@ def analyze(
         value=value,
         gradient_norm=gnorm,
         gtol=gtol_used,
-        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > grad_error else (),
+        # a gradient within gtol is rounding noise: naming its largest entries would
+        # present noise as information
+        gradient_top=tuple(top_entries(grad, layout, 5)) if gnorm > max(grad_error, gtol_used)
+        else (),
         spectrum=spectrum,
         tolerance=tol_used,
-        inertia=inertia(lam, tol_used),
+        inertia=inertia(lam, tol_used, spectrum.complete),
         definiteness=definiteness(lam, tol_used, spectrum.complete),
         critical=critical,
         classification=kind,
@@ -183,7 +189,8 @@ def analyze(
         step=step,
         stability=stability(lr, spectrum.lambda_max),
         escape=escape,
-        notes=notes + spectrum.notes + precision_notes(objective.dtype, tol_used, gtol_used),
+        notes=objective.notes + notes + spectrum.notes
+        + precision_notes(objective.dtype, tol_used, gtol_used),
         smooth=(nonsmooth is None) if curvature.fd is not None else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),

@@ -10,7 +10,7 @@ Two tests, both on seeded random samples of a convex region (a box or a ball):
   objective, compiled once).
 - **the smallest Hessian eigenvalue** at random points, from the spectrum at
   each point by the one spectrum policy (:func:`hesscli.spectra.policy.spectrum_at`:
-  dense within the memory budget, else λmin by Lanczos, whose residuals widen
+  dense within the dense budget, else λmin by Lanczos, whose residuals widen
   the tolerance).
 
 A violation beyond the rounding tolerance at any sample proves ``not_convex``
@@ -377,6 +377,7 @@ def convexity(
     atol: float = 0.0,
     spectrum_fn: SpectrumFn | None = None,
     notes: tuple[str, ...] = (),
+    dense_budget: str | int | None = None,
 ) -> Convexity:
     """Sampled convexity test of ``objective`` over ``region`` (see the module docstring).
 
@@ -384,7 +385,8 @@ def convexity(
     so changing one sample count does not move the other's samples. The
     eigenvalue test's spectra come from ``spectrum_fn`` when given, else by the
     spectrum policy (k = 1, start vectors from ``seed``); when that goes
-    matrix-free a note says so.
+    matrix-free a note says so. ``dense_budget`` is ``--dense-budget`` (None: the
+    environment or the default, :mod:`hesscli.spectra.paths`).
     """
     if pairs < 0 or hessian_points < 0:
         raise InputError("sample counts must be ≥ 0")
@@ -396,7 +398,7 @@ def convexity(
     rng_mid, rng_hess = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     mid = midpoint_test(objective, region, pairs, rng_mid, rtol=rtol, atol=atol)
     if spectrum_fn is None and curvature is not None and hessian_points:
-        policy = SpectrumPolicy(k=1, seed=seed)
+        policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
         choice = choose(objective.n, policy)
         if choice.path == Path.MATRIX_FREE:
             notes += (f"eigenvalue test matrix-free ({choice.reason}): λmin at each point by "

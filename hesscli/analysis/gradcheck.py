@@ -25,11 +25,20 @@ of blowing up; the maximum reported leaves out passing entries below that
 resolution (they say nothing about accuracy). Parameters where finite
 differences find a kink are left out of the verdict (the derivative does not
 exist there) and named.
+
+Each comparison's "worst" entries are ranked by that reported relative error
+(entries below resolution last), so the first one is the maximum the summary
+reports; the overall list takes the failing comparisons first, gradient before
+Hessian. The
+Hessian comparisons need the dense Hessian: they run up to the dense limit
+every command shares (:func:`hesscli.spectra.paths.dense_limit`, from the
+dense budget); (3) is further limited by its cost, about n² evaluations.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,8 +51,7 @@ if TYPE_CHECKING:
     from hesscli.curvature.stencils import Estimate
 
 SAFETY = 10.0
-MAX_VALUE_HESSIAN = 200
-MAX_DENSE = 2000
+MAX_VALUE_HESSIAN = 200  # a cost limit (n² function evaluations), not a memory one
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class Entry:
     rel_error: float
     allowed: float  # absolute
     ratio: float  # |exact − fd| / allowed; > 1 fails
+    counted: bool = True  # False: passing and below finite-difference resolution
 
 
 @dataclass(frozen=True)
@@ -94,15 +103,27 @@ class GradCheck:
 
     @property
     def worst(self) -> tuple[Entry, ...]:
-        entries = [e for c in self.checks for e in c.worst]
-        return tuple(sorted(entries, key=lambda e: -e.ratio))
+        # failing checks first, in order (a wrong gradient explains a wrong Hessian),
+        # each check's entries ranked by the relative error it reports
+        order = sorted(range(len(self.checks)), key=lambda i: self.checks[i].passed is not False)
+        return tuple(e for i in order for e in sorted(self.checks[i].worst, key=rank))
+
+
+def rank(e: Entry) -> tuple[bool, float, float]:
+    """Sort key of the worst lists: by the reported relative error (counted first)."""
+    return (not e.counted, -e.rel_error, -e.ratio)
 
 
 def compare(
-    key: str, exact: np.ndarray, fd: np.ndarray, error: np.ndarray, names: list[str],
-    dtype: str, excluded: np.ndarray, top: int,
+    key: str, exact: np.ndarray, fd: np.ndarray, error: np.ndarray,
+    names: Callable[[int], tuple[str, tuple[str, ...]]], dtype: str, excluded: np.ndarray,
+    top: int,
 ) -> tuple[bool, float, tuple[Entry, ...]]:
-    """Entry-wise comparison (see module docstring): passed, max relative error, worst."""
+    """Entry-wise comparison (see module docstring): passed, max relative error, worst.
+
+    ``names(i)`` names flat entry ``i`` (called only for the worst, so an n² list of
+    names is never built).
+    """
     exact, fd = np.asarray(exact, np.float64).ravel(), np.asarray(fd, np.float64).ravel()
     error = np.asarray(error, np.float64).ravel()
     diff = np.abs(exact - fd)
@@ -120,17 +141,26 @@ def compare(
     # entries below finite-difference resolution that pass say nothing about accuracy
     counted = keep & ((mag > SAFETY * error) | (ratio > 1.0))
     max_rel = float(np.max(rel[counted])) if counted.any() else 0.0
-    order = np.argsort(-np.where(keep, ratio, -1.0), kind="stable")[: min(top, int(keep.sum()))]
+    # ranked by the reported error: counted entries by rel (then ratio), then the rest
+    order = np.lexsort((-ratio, -np.nan_to_num(rel, posinf=np.finfo(float).max),
+                        ~counted, ~keep))[: min(top, int(keep.sum()))]
     worst = tuple(
-        Entry(key, names[i][0], names[i][1], float(exact[i]), float(fd[i]), float(rel[i]),
-              float(allowed[i]), float(ratio[i]))
+        Entry(key, *names(int(i)), float(exact[i]), float(fd[i]), float(rel[i]),
+              float(allowed[i]), float(ratio[i]), bool(counted[i]))
         for i in order
     )
     return passed, max_rel, worst
 
 
-def gradcheck(objective: Objective, accuracy: str = "normal", top: int = 5) -> GradCheck:
-    """Run the three comparisons at ``objective.x``."""
+def gradcheck(
+    objective: Objective, accuracy: str = "normal", top: int = 5, *,
+    dense_limit: int | None = None,
+) -> GradCheck:
+    """Run the three comparisons at ``objective.x``.
+
+    The Hessian comparisons run up to ``dense_limit`` parameters (default: the
+    shared policy, :func:`hesscli.spectra.paths.dense_limit`).
+    """
     if not objective.traceable:
         from hesscli.objective.bind import no_derivatives_error
 
@@ -144,7 +174,9 @@ def gradcheck(objective: Objective, accuracy: str = "normal", top: int = 5) -> G
     from hesscli.curvature.exact import ExactCurvature
     from hesscli.curvature.fd_steps import ladder
     from hesscli.curvature.stencils import gradient_hessian, value_gradient, value_hessian
+    from hesscli.spectra import paths
 
+    max_dense = paths.dense_limit() if dense_limit is None else dense_limit
     x = np.asarray(objective.x, dtype=np.float64)
     n, dtype, layout = objective.n, objective.dtype, objective.layout
     exact = ExactCurvature(objective)
@@ -154,7 +186,7 @@ def gradcheck(objective: Objective, accuracy: str = "normal", top: int = 5) -> G
 
     kink_params: set[int] = set()
     hess_checks: list[tuple[str, str, str, Estimate]] = []
-    if n <= MAX_DENSE:
+    if n <= max_dense:
         hess = exact.hessian(x).matrix
         grads = Gradients(objective)
         fd_hg = gradient_hessian(grads, x, ladder(1, accuracy, dtype))
@@ -171,25 +203,28 @@ def gradcheck(objective: Objective, accuracy: str = "normal", top: int = 5) -> G
 
     excluded_1d = np.zeros(n, dtype=bool)
     excluded_1d[list(kink_params)] = True
-    names_1d = [(layout.name(i), (layout.name(i),)) for i in range(n)]
+    def names_1d(i: int) -> tuple[str, tuple[str, ...]]:
+        return layout.name(i), (layout.name(i),)
+
     passed, max_rel, worst = compare("gradient", g, fd_g.value, fd_g.error, names_1d, dtype,
                                      excluded_1d, top)
     checks = [Check("gradient", "gradient", "central differences of function values",
                     passed, max_rel, worst, fd_g.evaluations)]
     if hess_checks:
-        pair_names = [
-            (f"({layout.name(i)}, {layout.name(j)})", (layout.name(i), layout.name(j)))
-            for i in range(n) for j in range(n)
-        ]
+        def pair_names(k: int) -> tuple[str, tuple[str, ...]]:
+            i, j = divmod(k, n)
+            return f"({layout.name(i)}, {layout.name(j)})", (layout.name(i), layout.name(j))
+
         excluded_2d = excluded_1d[:, None] | excluded_1d[None, :]
         for key, what, reference, est in hess_checks:
             ok, mrel, w = compare(key, hess, est.value, est.error, pair_names, dtype,
                                   excluded_2d, top)
             checks.append(Check(key, what, reference, ok, mrel, w, est.evaluations))
-    if n > MAX_DENSE:
+    if n > max_dense:
         checks.append(Check("hessian_fd_gradient", "Hessian",
                             "central differences of the exact gradient", None, None, (), 0,
-                            skipped=f"n = {n} > {MAX_DENSE}: no dense Hessian"))
+                            skipped=f"n = {n} > {max_dense} (dense limit): no dense "
+                            "Hessian"))
     if n > MAX_VALUE_HESSIAN:
         checks.append(Check(
             "hessian_fd_values", "Hessian", "second differences of function values", None,

@@ -118,6 +118,6 @@ def spectrum_report(
         objective=obj.label, n=obj.n, method=curvature.method, dtype=obj.dtype,
         path=choice.path, path_reason=choice.reason, dense_bytes=choice.dense_bytes,
         spectrum=sp, tolerance=tol,
-        inertia=inertia(lam, tol), extremes=ex, density=dens, trace=tr,
-        trace_exact=trace_exact, histogram=hist, notes=notes + sp.notes,
+        inertia=inertia(lam, tol, sp.complete), extremes=ex, density=dens, trace=tr,
+        trace_exact=trace_exact, histogram=hist, notes=obj.notes + notes + sp.notes,
     )

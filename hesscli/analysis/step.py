@@ -26,14 +26,26 @@ class StepPrediction:
     optimal_lr: float | None  # gᵀg / gᵀHg
     lr_ratio: float | None  # lr / optimal_lr
     model_error: float  # actual − predicted
+    rounding_level: float = 0.0  # changes of f this small are rounding noise (see predict_step)
+
+    def below_rounding(self, change: float) -> bool:
+        """True when ``change`` (a change of f) is within the rounding level."""
+        return abs(change) <= self.rounding_level
 
 
 def predict_step(
-    lr: float, gradient: np.ndarray, hg: np.ndarray, value: float, value_after: float
+    lr: float, gradient: np.ndarray, hg: np.ndarray, value: float, value_after: float,
+    *, eps: float = 0.0, gtol: float = 0.0, hessian_norm: float = 0.0,
 ) -> StepPrediction:
     """Compare the quadratic model's change with the actual ``f(x − lr·g) − f(x)``.
 
     ``hg`` is ``H g`` (one HVP); ``value_after`` is ``f(x − lr·g)``.
+
+    ``rounding_level`` is how small a change of f is noise: the difference of
+    two values each rounded to ε·|f| (4ε·max|f|), plus what a gradient known
+    only to ±gtol moves f by in the model (lr·gtol² + ½lr²‖H‖gtol²). At an
+    exact minimum both changes are below it and are shown as 0, not as the
+    digits of rounding (``eps``, ``gtol``, ``hessian_norm`` default to 0: no level).
     """
     gg = float(np.dot(gradient, gradient))
     ghg = float(np.dot(gradient, hg))
@@ -56,6 +68,8 @@ def predict_step(
         optimal_lr=optimal,
         lr_ratio=ratio,
         model_error=actual - predicted,
+        rounding_level=4.0 * eps * max(abs(value), abs(value_after))
+        + lr * gtol**2 + 0.5 * lr * lr * hessian_norm * gtol**2,
     )
 
 

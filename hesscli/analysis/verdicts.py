@@ -83,17 +83,26 @@ def gradient_tolerance(
 
 @dataclass(frozen=True)
 class Inertia:
+    """Counts of eigenvalues above tol, below −tol and within it.
+
+    ``complete`` is False when the counts are of the computed eigenvalues only
+    (the matrix-free path's extremes): they are then lower bounds, not the
+    Hessian's inertia, and expectations on them are refused.
+    """
+
     positive: int
     negative: int
     zero: int
+    complete: bool = True
 
 
-def inertia(eigenvalues: np.ndarray, tol: float) -> Inertia:
+def inertia(eigenvalues: np.ndarray, tol: float, complete: bool = True) -> Inertia:
     lam = np.asarray(eigenvalues)
     return Inertia(
         positive=int(np.sum(lam > tol)),
         negative=int(np.sum(lam < -tol)),
         zero=int(np.sum(np.abs(lam) <= tol)),
+        complete=bool(complete),
     )
 
 

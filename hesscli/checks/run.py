@@ -3,7 +3,7 @@
 A check loads its objective once, then computes on demand and at most once
 what its expectations need, through the Python API (:mod:`hesscli.api`), so
 the numbers are the commands' own: :func:`hesscli.api.analyze` (with the same
-spectrum policy: dense within the memory budget, matrix-free above it),
+spectrum policy: dense within the dense budget, matrix-free above it),
 :func:`hesscli.api.convexity` (once per distinct region, sharing the analysis's
 backend) and :func:`hesscli.api.gradcheck`.
 """
@@ -53,8 +53,9 @@ class Report:
 class CheckContext:
     """The objective of one check and its lazily computed analyses."""
 
-    def __init__(self, check: CheckSpec) -> None:
+    def __init__(self, check: CheckSpec, dense_budget: int | str | None = None) -> None:
         self.check = check
+        self.dense_budget = dense_budget
         self.obj = api.load(check.objective, check.at, check.params, seed=check.seed,
                             dtype=check.dtype, method=check.method)
         self._analysis: api.Result | None = None
@@ -67,7 +68,8 @@ class CheckContext:
         if self._analysis is None:
             c = self.check
             self._analysis = api.analyze(self.obj, method=c.method, dtype=c.dtype, seed=c.seed,
-                                         lr=c.lr, gtol=c.gtol, tol=c.tol)
+                                         lr=c.lr, gtol=c.gtol, tol=c.tol,
+                                         dense_budget=self.dense_budget)
             self._document = self._analysis.to_json()
         return self._document
 
@@ -86,19 +88,21 @@ class CheckContext:
                 seed=options.get("seed", c.seed), rtol=options.get("rtol"),
                 atol=options.get("atol", 0.0), method=c.method, dtype=c.dtype,
                 curvature=self._analysis.curvature if self._analysis is not None else None,
+                dense_budget=self.dense_budget,
             ).value
         return self._convexity[key]
 
     def gradcheck(self) -> Any:
         if self._gradcheck is None:
             self._gradcheck = api.gradcheck(self.obj, dtype=self.check.dtype,
-                                            seed=self.check.seed).value
+                                            seed=self.check.seed,
+                                            dense_budget=self.dense_budget).value
         return self._gradcheck
 
 
-def run_check(check: CheckSpec) -> CheckResult:
+def run_check(check: CheckSpec, dense_budget: int | str | None = None) -> CheckResult:
     try:
-        ctx = CheckContext(check)
+        ctx = CheckContext(check, dense_budget)
         outcomes = []
         for exp in check.expectations:
             if exp.expectation is not None:
@@ -114,8 +118,11 @@ def run_check(check: CheckSpec) -> CheckResult:
     return CheckResult(check.name, check.objective, check.at, ctx.obj.n, tuple(outcomes))
 
 
-def run_spec(spec: Spec) -> Report:
-    """Every check of ``spec``, in order (an objective that fails ends the run: exit 3)."""
+def run_spec(spec: Spec, dense_budget: int | str | None = None) -> Report:
+    """Every check of ``spec``, in order (an objective that fails ends the run: exit 3).
+
+    ``dense_budget``: the dense path's budget (None: the environment or the default).
+    """
     if not spec.checks:
         raise InputError("the spec holds no checks")
-    return Report(spec.path, tuple(run_check(c) for c in spec.checks))
+    return Report(spec.path, tuple(run_check(c, dense_budget) for c in spec.checks))

@@ -17,6 +17,10 @@ them). A check::
         lambda_min: {min: 0.1}
         inertia.negative: 0
 
+Paths in a spec (a ``.py`` objective, an ``at:`` or ``around:`` file) are
+relative to the spec file's folder, not to the directory ``hesscli check`` runs
+in, so a spec works from anywhere (a CI job's root, ``make``, an IDE).
+
 The file is parsed with ``yaml.safe_load`` only: tags such as
 ``!!python/object/apply`` are refused, never executed. Validation is strict:
 an unknown key is an error naming its path and the closest valid key, a wrong
@@ -110,7 +114,7 @@ def read_spec(path: str | Path) -> Spec:
             problem = ("Python object tags (!!python/...) are not allowed; a spec holds "
                        "plain data only")
         raise InputError(f"{path.name}{where}: invalid YAML: {problem}") from None
-    return parse_spec(data, str(path))
+    return parse_spec(data, str(path), base=path.parent)
 
 
 def _unique_keys_loader() -> Any:
@@ -156,7 +160,36 @@ def check_files(checks: tuple[CheckSpec, ...], label: str) -> None:
             raise InputError(f"checks[{i}].at: point file {check.at!r} does not exist")
 
 
-def parse_spec(data: Any, label: str = "spec") -> Spec:
+LITERAL_POINTS = ("zeros", "random")
+
+
+def beside(base: Path | None, text: str) -> str:
+    """A relative file path in the spec, resolved against the spec's folder ``base``.
+
+    Built-in problem names, ``zeros``/``random`` and literal numbers are left
+    as they are; a ``::`` sub-tree selector and a ``:name`` after ``.py`` stay
+    attached to the path.
+    """
+    if base is None or not text or text in LITERAL_POINTS:
+        return text
+    try:
+        [float(v) for v in text.split(",")]
+        return text  # a literal point "1,2.5,-3"
+    except ValueError:
+        pass
+    path, sep, rest = text.partition("::")
+    if not sep and ".py:" in path:
+        path, name = path.rsplit(":", 1)
+        rest, sep = name, ":"
+    if Path(path).is_absolute() or not (
+        path.endswith(".py") or "/" in path or "." in Path(path).name
+        or (base / path).exists()
+    ):
+        return text  # a built-in problem's name
+    return str(base / path) + sep + rest
+
+
+def parse_spec(data: Any, label: str = "spec", base: Path | None = None) -> Spec:
     """Validate already-loaded data (see the module docstring for the format)."""
     if not isinstance(data, dict):
         raise InputError(f"{label}: expected a mapping with a 'checks:' list, got "
@@ -170,7 +203,8 @@ def parse_spec(data: Any, label: str = "spec") -> Spec:
     if not isinstance(checks, list) or not checks:
         raise InputError(f"checks: expected a non-empty list of checks, got "
                          f"{type_name(checks)}")
-    parsed = tuple(parse_check(c, f"checks[{i}]", defaults) for i, c in enumerate(checks))
+    parsed = tuple(parse_check(c, f"checks[{i}]", defaults, base)
+                   for i, c in enumerate(checks))
     names = [c.name for c in parsed]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -179,7 +213,10 @@ def parse_spec(data: Any, label: str = "spec") -> Spec:
     return Spec(label, parsed)
 
 
-def parse_check(raw: Any, path: str, defaults: dict[str, Any]) -> CheckSpec:
+def parse_check(
+    raw: Any, path: str, defaults: dict[str, Any], base: Path | None = None,
+) -> CheckSpec:
+    """One check; ``base`` is the spec's folder (relative paths are resolved there)."""
     mapping(raw, path, CHECK_KEYS)
     if "objective" not in raw:
         raise InputError(f"{path}: missing 'objective' (a .py file or a built-in problem)")
@@ -221,8 +258,10 @@ def parse_check(raw: Any, path: str, defaults: dict[str, Any]) -> CheckSpec:
     for key, value in expect.items():
         here = f"{path}.expect.{key}"
         if key in ANALYSES:
-            expectations.append(Expected(key, here, analysis=key,
-                                         value=ANALYSES[key].parse(value, here)))
+            parsed = ANALYSES[key].parse(value, here)
+            if isinstance(parsed, dict) and isinstance(parsed.get("around"), str):
+                parsed = {**parsed, "around": beside(base, parsed["around"])}
+            expectations.append(Expected(key, here, analysis=key, value=parsed))
         else:
             expectations.append(Expected(key, here, document_expectation(
                 str(key), value, f"{path}.expect")))
@@ -230,8 +269,8 @@ def parse_check(raw: Any, path: str, defaults: dict[str, Any]) -> CheckSpec:
     name = raw.get("name", f"#{int(index) + 1} {objective}" + (f" at {at}" if at else ""))
     if not isinstance(name, str):
         raise InputError(f"{path}.name: expected a string, got {type_name(name)}")
-    return CheckSpec(name, objective, at, params, method, dtype, seed, lr, gtol, tol,
-                     tuple(expectations))
+    return CheckSpec(name, beside(base, objective), beside(base, at) if at else at, params,
+                     method, dtype, seed, lr, gtol, tol, tuple(expectations))
 
 
 def word(value: Any, path: str, choices: tuple[str, ...]) -> str:

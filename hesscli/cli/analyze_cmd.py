@@ -8,7 +8,6 @@ import click
 
 from hesscli.cli.fd_options import fd_accuracy_option, verify_option
 from hesscli.cli.options import (
-    POINT_SUFFIXES,
     devices_options,
     expect_option,
     objective_options,
@@ -31,8 +30,9 @@ from hesscli.cli.path_options import path_options
 @click.option("--escape-step", type=float, default=0.1, show_default=True,
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              callback=output_file("--save-escape", POINT_SUFFIXES),
-              help="Write the escape direction (same pytree structure) to .npz/.json/.npy.")
+              callback=output_file("--save-escape"),
+              help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
+              ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -44,6 +44,7 @@ def command(
     escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
     path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
     chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
+    dense_budget: str | None = None,
 ) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -65,12 +66,16 @@ def command(
     from hesscli.cli.session import emit, primary, start
     from hesscli.errors import InputError
 
+    if save_escape is not None:
+        from hesscli.objective.checkpoints import check_writer
+
+        check_writer(save_escape, "--save-escape")  # its package, before any work
     start(devices, coordinator, num_processes, process_id)
     res = api.analyze(
         objective, at, params=params, method=method, dtype=dtype, seed=seed, lr=lr, gtol=gtol,
         tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy, verify=verify,
         devices=devices, path=path, k=k, eigensolver=eigensolver, rtol=rtol,
-        max_steps=max_steps, chunk_size=chunk_size,
+        max_steps=max_steps, chunk_size=chunk_size, dense_budget=dense_budget,
     )
     result, parallel = res.value, res.parallel
     if save_escape is not None:
@@ -82,7 +87,9 @@ def command(
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
-            write_point(save_escape, res.objective.unravel(result.escape.direction))
+            direction = result.escape.direction
+            write_point(save_escape, res.objective.unravel(direction),
+                        res.objective.params_of(direction))
     from hesscli.expect import expectations
 
     doc = res.document()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import click
 
 from hesscli.cli.options import format_option
+from hesscli.cli.path_options import dense_budget_option
 
 
 @click.command("check")
 @click.argument("spec", metavar="SPEC.yaml")
 @format_option
-def command(spec: str, fmt: str) -> None:
+@dense_budget_option
+def command(spec: str, fmt: str, dense_budget: str | None = None) -> None:
     """Run the checks of SPEC.yaml and report pass/fail per expectation.
 
     Each check names an objective, a point, options (method, dtype, seed, lr,
@@ -21,7 +23,9 @@ def command(spec: str, fmt: str) -> None:
     the aliases negative_eigenvalues, stable and step_increases_loss; a
     convexity verdict over a region; gradcheck passed/failed. Exit 1 when an
     expectation fails (after the report), 2 when the spec is invalid (nothing
-    runs), 3 when an objective fails.
+    runs), 3 when an objective fails. Paths in the spec are relative to its
+    folder; --dense-budget (or HESSCLI_DENSE_BUDGET) sets the dense/matrix-free
+    choice as for every command.
 
     \b
     Example checks.yaml:
@@ -41,7 +45,7 @@ def command(spec: str, fmt: str) -> None:
     from hesscli.cli.session import emit
     from hesscli.errors import CheckFailed
 
-    res = api.check(spec)
+    res = api.check(spec, dense_budget=dense_budget)
     report = res.value
     from hesscli.render.check_view import render_report
 

@@ -14,6 +14,7 @@ from hesscli.cli.options import (
     param_option,
     seed_option,
 )
+from hesscli.cli.path_options import dense_budget_option
 
 convexity_options = compose(
     objective_argument,
@@ -39,6 +40,7 @@ convexity_options = compose(
                  help="Midpoint test: allowed absolute violation (for objectives that cancel "
                  "large terms)."),
     param_option, method_option, dtype_option, seed_option, format_option, expect_option,
+    dense_budget_option,
 )
 
 
@@ -48,6 +50,7 @@ def command(
     objective: str, boxes: tuple[str, ...], around: str | None, radius: float, samples: int,
     hessian_points: int, rtol: float | None, atol: float, params: tuple[str, ...],
     method: str, dtype: str, seed: int, fmt: str, expects: tuple[str, ...],
+    dense_budget: str | None = None,
 ) -> None:
     """Is OBJECTIVE convex over a region? Tests Jensen's midpoint inequality on random
     pairs and the Hessian's smallest eigenvalue at random points.
@@ -70,7 +73,7 @@ def command(
 
     res = api.convexity(objective, boxes=boxes, around=around, radius=radius, samples=samples,
                         hessian_points=hessian_points, rtol=rtol, atol=atol, params=params,
-                        method=method, dtype=dtype, seed=seed)
+                        method=method, dtype=dtype, seed=seed, dense_budget=dense_budget)
     from hesscli.expect import expectations
 
     doc = res.document()

@@ -6,6 +6,7 @@ import click
 
 from hesscli.cli.fd_options import fd_accuracy_option
 from hesscli.cli.options import expect_option, objective_options
+from hesscli.cli.path_options import dense_budget_option
 
 
 @click.command("gradcheck")
@@ -14,9 +15,11 @@ from hesscli.cli.options import expect_option, objective_options
 @click.option("--top", type=int, default=5, show_default=True,
               help="How many of the worst entries to list per comparison.")
 @expect_option
+@dense_budget_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, fd_accuracy: str, top: int, expects: tuple[str, ...] = (),
+    dense_budget: str | None = None,
 ) -> None:
     """Check the objective's exact derivatives (JAX, custom_jvp/custom_vjp rules)
     against finite differences: the gradient against central differences of
@@ -34,7 +37,7 @@ def command(
     from hesscli.errors import CheckFailed
 
     res = api.gradcheck(objective, at, params=params, method=method, dtype=dtype, seed=seed,
-                        fd_accuracy=fd_accuracy, top=top)
+                        fd_accuracy=fd_accuracy, top=top, dense_budget=dense_budget)
     result = res.value
     from hesscli.expect import expectations
 

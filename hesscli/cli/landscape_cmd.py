@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hesscli.cli.options import objective_options
+from hesscli.cli.path_options import dense_budget_option
 
 
 @click.command("landscape")
@@ -25,10 +26,11 @@ from hesscli.cli.options import objective_options
               help="Evaluations per side of the plane's grid.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the slices and the contour to FILE (.png or .svg).")
+@dense_budget_option
 def command(
     objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
     seed: int, fmt: str, lr: float, radius: float | None, plane: str | None, points: int,
-    grid_size: int, plot: Path | None,
+    grid_size: int, plot: Path | None, dense_budget: str | None = None,
 ) -> None:
     """The objective along the gradient and the eigenvectors of λmax and λmin around
     a point (1-D slices), and on the plane of two of them, with the quadratic model
@@ -50,7 +52,8 @@ def command(
         check_plot_path(plot)
         pyplot()  # fail early when matplotlib is missing
     res = api.landscape(objective, at, params=params, method=method, dtype=dtype, seed=seed,
-                        lr=lr, radius=radius, plane=plane, points=points, grid=grid_size)
+                        lr=lr, radius=radius, plane=plane, points=points, grid=grid_size,
+                        dense_budget=dense_budget)
     from hesscli.render.landscape_view import render_landscape
 
     emit(res.document(), fmt, lambda console: render_landscape(res.value, console))

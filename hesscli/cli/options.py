@@ -10,7 +10,6 @@ import click
 from hesscli.vocab import Dtype, MethodRequest, words
 
 F = Callable[..., Any]
-POINT_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv")  # what write_point writes
 
 
 class FiniteFloat(click.ParamType):
@@ -56,16 +55,18 @@ class FinitePositive(click.ParamType):
 finite_positive = FinitePositive()
 
 
-def output_file(option: str, suffixes: tuple[str, ...] | None = None) -> Callable[..., Any]:
+def output_file(option: str, suffixes: tuple[str, ...] | None = None,
+                directory: bool = True) -> Callable[..., Any]:
     """A callback that checks an output path when the options are parsed, before any
     work (:func:`hesscli.files.check_output`): a missing folder or a wrong format
-    must not cost a finished computation its result."""
+    must not cost a finished computation its result. ``directory``: the output
+    may be a folder (an orbax checkpoint)."""
 
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is not None:
             from hesscli.files import check_output
 
-            check_output(value, option, suffixes)
+            check_output(value, option, suffixes, directory=directory)
         return value
 
     return callback

@@ -27,6 +27,12 @@ def _path_flag(value: str) -> Any:
 
     return callback
 
+dense_budget_option = click.option(
+    "--dense-budget", "dense_budget", metavar="SIZE", default=None,
+    help="Memory the dense Hessian path may use (e.g. 512MiB, 1GiB; default 512MiB or "
+    "$HESSCLI_DENSE_BUDGET): dense exactly when 4·8·n² bytes fit, whatever memory is free.",
+)
+
 
 def path_options(default_k: int) -> Any:
     """The options, with ``--k`` defaulting to ``default_k``."""
@@ -36,6 +42,7 @@ def path_options(default_k: int) -> Any:
             callback=_path_flag("dense"),
             help="Force the dense Hessian (refused when it would not fit in memory).",
         ),
+        dense_budget_option,
         click.option(
             "--matrix-free", "matrix_free_flag", is_flag=True, expose_value=False,
             callback=_path_flag("matrix-free"),

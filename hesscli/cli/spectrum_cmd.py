@@ -36,7 +36,7 @@ def command(
     process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
     max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
     sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (),
+    expects: tuple[str, ...] = (), dense_budget: str | None = None,
 ) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), Hutchinson's trace and, with
@@ -64,6 +64,7 @@ def command(
         path=path, k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
         chunk_size=chunk_size, density=density, probes=probes, steps=steps, sigma=sigma,
         trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
+        dense_budget=dense_budget,
     )
     report = res.value
     if plot is not None and primary():  # only process 0 writes files

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from hesscli.cli.options import devices_options, expect_option, finite_float, objective_options
+from hesscli.cli.path_options import dense_budget_option
 
 
 @click.command("train")
@@ -47,8 +48,8 @@ from hesscli.cli.options import devices_options, expect_option, finite_float, ob
 @click.option("--monitor-every", type=int, default=None,
               help="Log value, gradient norm and curvature every N steps [default: steps/100].")
 @click.option("--curvature/--no-curvature", "curvature_on", default=True, show_default=True,
-              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian up to "
-              "n = 2000, Lanczos above).")
+              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian within "
+              "--dense-budget, n ≤ 4096 by default; Lanczos above).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
               "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1), as analyze).")
@@ -59,6 +60,10 @@ from hesscli.cli.options import devices_options, expect_option, finite_float, ob
               "an optimizer name, or NAME+noisy (e.g. plain,noisy or sgd,momentum,adam).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Stream the run to FILE.jsonl, one line per logged step (kept on Ctrl-C).")
+@click.option("--checkpoint-every", type=int, default=None, metavar="N",
+              help="With --out: also log the parameters and optimizer state (what --resume "
+              "needs) every N steps  [default: only at the end, or when interrupted]; "
+              "metrics are logged at every logged step either way.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue the run logged in FILE.jsonl from its last state, with the same "
               "options (appends to it unless --out names another file).")
@@ -66,12 +71,14 @@ from hesscli.cli.options import devices_options, expect_option, finite_float, ob
               help="Let --out overwrite an existing file (without it train refuses, so no "
               "log is lost; --resume FILE appends to FILE and needs no --force).")
 @click.option("--save-point", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the final parameters (same pytree) to .npz/.json/.npy/.txt/.csv.")
+              help="Write the final parameters (same pytree) to .npz/.json/.npy/.txt/.csv, "
+              ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Plot value, ‖∇f‖, λmin/λmax against 2/lr, with events (.png/.svg).")
 @click.option("--fail-on", default=None, metavar="KINDS",
               help="Exit 1 when any of these events happened (e.g. diverged,unstable).")
 @expect_option
+@dense_budget_option
 def command(**kw: Any) -> None:
     """Train with an optax optimizer (optionally noisy) and watch the curvature.
 

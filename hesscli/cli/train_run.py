@@ -18,7 +18,8 @@ from hesscli.errors import CheckFailed, InputError
 from hesscli.vocab import EventKind, words
 
 OPT_FLAGS = ("momentum", "nesterov", "b1", "b2", "eps", "weight_decay", "decay")
-SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv")
+SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv", ".msgpack", ".safetensors", ".eqx",
+                 "")  # "": a folder, written as an orbax checkpoint
 EVENT_KINDS = words(EventKind)
 
 
@@ -85,9 +86,15 @@ def check_inputs(kw: dict[str, Any]) -> None:
 
     positive("--lr", kw["lr"])
     positive("--noise-scale", kw["noise_scale"])
-    for key in ("steps", "epochs", "batch_size", "monitor_every"):
+    for key in ("steps", "epochs", "batch_size", "monitor_every", "checkpoint_every"):
         if kw.get(key) is not None and kw[key] < 1:
             raise InputError(f"--{key.replace('_', '-')} must be at least 1; got {kw[key]}")
+    from hesscli.spectra.paths import dense_budget
+
+    dense_budget(kw.get("dense_budget"))  # a malformed size is exit 2 before any work
+    if kw.get("checkpoint_every") is not None and kw["out"] is None:
+        raise InputError("--checkpoint-every sets how often --out logs the state; give "
+                         "--out FILE.jsonl too")
     if kw["noise_steps"] is not None and kw["noise_steps"] < 0:
         raise InputError(f"--noise-steps must be 0 or more; got {kw['noise_steps']}")
     if kw["plot"] is not None:
@@ -96,14 +103,18 @@ def check_inputs(kw: dict[str, Any]) -> None:
         check_plot_path(kw["plot"])
     if kw["save_point"] is not None and kw["save_point"].suffix.lower() not in SAVE_SUFFIXES:
         raise InputError(f"--save-point {str(kw['save_point'])!r}: use one of "
-                         f"{', '.join(SAVE_SUFFIXES)}")
+                         f"{', '.join(s for s in SAVE_SUFFIXES if s)} or a folder (orbax)")
+    if kw["save_point"] is not None:
+        from hesscli.objective.checkpoints import check_writer
+
+        check_writer(kw["save_point"], "--save-point")
     from hesscli.files import check_outputs
 
     # every file the run will write, checked now: a missing folder or two options
     # naming one file must not cost a finished run (or its log)
     log_option = "--out" if kw["out"] is not None else "--resume"
     check_outputs({log_option: kw["out"] or kw["resume"], "--save-point": kw["save_point"],
-                   "--plot": kw["plot"]})
+                   "--plot": kw["plot"]}, directories=("--save-point",))
     if kw["compare"] and (kw["resume"] or kw["save_point"]):
         raise InputError("--compare runs several variants; --resume and --save-point take one "
                          "run (drop --compare)")
@@ -256,6 +267,26 @@ class Runner:
         self.kw, self.start, self.fmt = kw, start, fmt
         self.log: Any = None
         self.last_step = 0
+        self.state: Any = None  # the newest state seen (logged on an interrupt)
+        self.state_step: int | None = None  # the step of the newest state in the log
+
+    def log_state(self, state: Any) -> None:
+        """Write ``state`` (what --resume continues from) unless it is already logged."""
+        from hesscli.training.runlog import state_line
+
+        if self.log is not None and state is not None and self.state_step != state.step:
+            self.log.write(state_line(state))
+            self.state_step = state.step
+
+    def state_due(self, step: int, last: int) -> bool:
+        """A state goes into the log every --checkpoint-every steps and at the end."""
+        every = self.kw.get("checkpoint_every")
+        if step >= last:
+            return True
+        if not every:
+            return False
+        before = 0 if self.state_step is None else self.state_step
+        return step // every > before // every
 
     def open_log(self, configs: list[tuple[str, Any]], resume: Any) -> None:
         from hesscli.cli.session import primary
@@ -295,6 +326,7 @@ class Runner:
                     summaries.append(self.run_one(label, config, resume, progress))
         except KeyboardInterrupt:
             if self.log is not None:
+                self.log_state(self.state)
                 self.log.write({"record": "end", "reason": "interrupted",
                                 "step": self.last_step})
                 self.log.close()
@@ -311,7 +343,7 @@ class Runner:
 
     def run_one(self, label: str, config: Any, resume: Any, progress: Any) -> Any:
         from hesscli.training.run import run
-        from hesscli.training.runlog import event_line, record_line, restore_state, state_line
+        from hesscli.training.runlog import event_line, record_line, restore_state
 
         obj, kw = self.obj, self.kw
         variant = label or None
@@ -325,6 +357,8 @@ class Runner:
             history = list(resume.records)
 
         def started(state: Any) -> None:
+            if state is not None:
+                self.state_step = state.step  # the resumed log ends with this state
             progress.start_task(label or obj.label, config.steps, state.step if state else 0)
 
         def callback(p: Any) -> None:
@@ -334,11 +368,15 @@ class Runner:
                 for event in p.events:
                     self.log.write(event_line(event, variant))
                 if variant is None:
-                    self.log.write(state_line(p.state))
+                    self.state = p.state
+                    if self.state_due(p.state.step, config.steps):
+                        self.log_state(p.state)
             progress.update(p, label)
 
         def trained(result: Any) -> None:
             if self.log is not None:
+                if variant is None:
+                    self.log_state(result.state)  # a run that stopped early (diverged)
                 end = {"record": "end",
                        "reason": "diverged" if result.diverged else "completed",
                        "step": result.steps}
@@ -349,7 +387,7 @@ class Runner:
         return run(obj, self.curvature, config, label=label, minibatch=self.minibatch,
                    gtol=kw["gtol"], tol=kw["tol"], curvature_on=kw["curvature_on"],
                    resume_state=resume_state, history=history, callback=callback,
-                   started=started, trained=trained)
+                   started=started, trained=trained, dense_budget=kw.get("dense_budget"))
 
 
 def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, Any]) -> None:
@@ -359,7 +397,8 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
     if kw["save_point"] is not None and show:
         from hesscli.objective.points import write_point
 
-        write_point(kw["save_point"], obj.unravel(summaries[0].result.x))
+        x = summaries[0].result.x
+        write_point(kw["save_point"], obj.unravel(x), obj.params_of(x))
     if kw["plot"] is not None and show:
         from hesscli.render.plot_train import plot_training
 

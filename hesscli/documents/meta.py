@@ -10,12 +10,14 @@ from hesscli.devices import Parallel
 
 
 def meta(
-    seed: int | None, dtype: str, *, parallel: Parallel | None = None, **options: Any
+    seed: int | None, dtype: str, *, parallel: Parallel | None = None,
+    path_choice: Any = None, **options: Any,
 ) -> dict[str, Any]:
     """Versions, dtype, seed, argv, the options that shaped the result, and who computed.
 
     ``parallel`` records how many devices and processes took part (one of each
-    when not given).
+    when not given); ``path_choice`` (a :class:`hesscli.spectra.paths.PathChoice`)
+    the dense or matrix-free path, the dense budget it was chosen by, and why.
     """
     import jax
     import numpy
@@ -30,4 +32,5 @@ def meta(
         "argv": sys.argv[1:],
         "options": options,
         "parallel": (parallel or Parallel()).as_dict(),
+        **({"path_choice": path_choice.as_meta()} if path_choice is not None else {}),
     }

@@ -20,6 +20,7 @@ from hesscli.errors import HesscliError, InputError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.files import ObjectiveFile, describe_exception
 from hesscli.objective.layout import Layout, layout_of
+from hesscli.objective.models import Split, held_note, split_point
 from hesscli.objective.points import read_point
 
 
@@ -28,9 +29,13 @@ class Objective:
     """A flat-vector objective at a point, with names for its entries.
 
     ``flat_fn`` maps a flat vector (JAX or NumPy) to the scalar objective;
-    ``unravel`` rebuilds the user's pytree from a flat vector; ``layout`` names
-    flat indices; ``x`` is the point. ``traceable`` says whether JAX can trace
-    the function (else ``why_untraceable`` says what stopped it).
+    ``unravel`` rebuilds what the user's function takes from a flat vector
+    (the parameter pytree, or the whole model: an Equinox module, a Flax
+    variables dict, with the held parts put back, see
+    :mod:`hesscli.objective.models`); ``params_of`` the parameters alone;
+    ``layout`` names flat indices; ``x`` is the point. ``traceable`` says
+    whether JAX can trace the function (else ``why_untraceable`` says what
+    stopped it). ``notes`` say what was held fixed and how the point was read.
     """
 
     file: ObjectiveFile
@@ -40,6 +45,8 @@ class Objective:
     dtype: str
     traceable: bool
     why_untraceable: str | None = None
+    split: Split | None = None  # a model point: how to put the held parts back
+    notes: tuple[str, ...] = ()
     # JAX traces the function for values though not for derivatives (while_loop,
     # host callbacks): finite differences may then evaluate it compiled and batched
     values_traceable: bool = False
@@ -52,8 +59,8 @@ class Objective:
     def label(self) -> str:
         return self.file.label
 
-    def unravel(self, flat: Any) -> Any:
-        """Flat vector -> the user's pytree (works for NumPy and traced JAX arrays)."""
+    def params_of(self, flat: Any) -> Any:
+        """Flat vector -> the parameter pytree (works for NumPy and traced JAX arrays)."""
         import jax
 
         leaves = [
@@ -61,6 +68,11 @@ class Objective:
             for leaf in self.layout.leaves
         ]
         return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+    def unravel(self, flat: Any) -> Any:
+        """Flat vector -> what the objective takes (the parameters, or the whole model)."""
+        params = self.params_of(flat)
+        return params if self.split is None else self.split.full(params)
 
     def flat_fn(self, flat: Any) -> Any:
         return self.file.fn(self.unravel(flat))
@@ -111,13 +123,29 @@ def _match_template(point: Any, template: Any, where: str) -> Any:
         if wrong:
             k = wrong[0]
             parts.append(f"{k} has shape {p_struct[k]}, expected {t_struct[k]}")
+        hint = ""
+        if any(k.startswith("params.") for k in extra):
+            hint = ("; the file holds a Flax variables dict: pick the parameters with "
+                    f"--at {where.removeprefix('--at ').split('::')[0]}::params")
         raise InputError(f"{where}: point does not match the objective's parameters: "
-                         + "; ".join(parts))
+                         + "; ".join(parts) + hint)
     # same paths and shapes: rebuild in the template's container types and order
     p_leaves = jax.tree_util.tree_flatten(point)[0]
     paths = [leaf.path for leaf in layout_of(point).leaves]
     lookup = {path: np.asarray(arr) for path, arr in zip(paths, p_leaves, strict=True)}
     return jax.tree_util.tree_unflatten(t_def, [lookup[path] for path in t_struct])
+
+
+def _arrays(tree: Any, file: ObjectiveFile) -> Any:
+    """Every leaf of a parameter pytree as a NumPy array (or what is wrong with it)."""
+    import jax
+
+    try:
+        return jax.tree_util.tree_map(np.asarray, tree)
+    except Exception as exc:  # noqa: BLE001
+        raise ObjectiveError(
+            f"{file.path.name}: the default point is not a pytree of arrays ({exc})"
+        ) from exc
 
 
 def _untraceable_errors() -> tuple[type[BaseException], ...]:
@@ -153,22 +181,19 @@ def bind(
     """Parse POINT, match it to the objective's parameters and check the function.
 
     ``at`` is POINT as the command line takes it (a string), a pytree of arrays
-    (from Python), or None for the file's default point.
+    or a model (from Python), or None for the file's default point. A model
+    point (an Equinox or NNX module, a Flax variables dict) is split into its
+    parameters and what is held fixed (:mod:`hesscli.objective.models`); a
+    model read from a file brings its own held parts (its ``batch_stats``).
     """
     jax = jax_module()
     jnp = jax.numpy
-    template = file.default_point(seed) if file.has_default_point else None
-    if isinstance(template, (list, tuple)) and all(
-        isinstance(v, (int, float)) for v in template
-    ):
-        template = np.asarray(template, dtype=np.float64)  # x0 = [1.0, 2.0] means an array
-    if template is not None:
-        try:
-            template = jax.tree_util.tree_map(np.asarray, template)
-        except Exception as exc:  # noqa: BLE001
-            raise ObjectiveError(
-                f"{file.path.name}: the default point is not a pytree of arrays ({exc})"
-            ) from exc
+    held_from: str | None = None
+    full = file.default_point(seed) if file.has_default_point else None
+    if isinstance(full, (list, tuple)) and all(isinstance(v, (int, float)) for v in full):
+        full = np.asarray(full, dtype=np.float64)  # x0 = [1.0, 2.0] means an array
+    split = split_point(full) if full is not None else None
+    template = _arrays(split.params, file) if split is not None else None
     if at is None:
         if template is None:
             raise InputError(
@@ -176,14 +201,22 @@ def bind(
                 "point (x0 or init(key)); pass --at, e.g. --at 0,0"
             )
         point = template
-    elif isinstance(at, str):
-        point = read_point(at, template, seed)
-        if template is not None:
-            point = _match_template(point, template, f"--at {at}")
     else:
-        point = jax.tree_util.tree_map(np.asarray, at)
-        if template is not None:
-            point = _match_template(point, template, "the point")
+        if isinstance(at, str):
+            raw, where = read_point(at, template, seed, like=full), f"--at {at}"
+        else:
+            raw, where = at, "the point"
+        given = split_point(raw)
+        if given.kind is not None and (split is None or split.kind == given.kind):
+            split = given  # the file's own held parts (its batch_stats, its statics)
+            raw = given.params
+        elif split is not None and split.kind == "flax":
+            held_from = ("the parameters come from the point; the held collections from the "
+                         "objective's default point (x0/init)")
+        raw = _arrays(raw, file)
+        point = _match_template(raw, template, where) if template is not None else raw
+    if split is not None and split.kind is None:
+        split = None
     leaves, treedef = jax.tree_util.tree_flatten(point)
     if not leaves:
         raise InputError(f"{file.label}: the point has no parameters")
@@ -196,7 +229,9 @@ def bind(
         raise InputError(f"{file.label}: the point has no parameters (size 0)")
     if not np.all(np.isfinite(flat)):
         raise InputError(f"{file.label}: the point has non-finite entries")
-    obj = Objective(file, flat, layout, treedef, dtype, traceable=True)
+    note = held_note(split) if split is not None else None
+    notes = tuple(n for n in (note, held_from if note else None) if n)
+    obj = Objective(file, flat, layout, treedef, dtype, traceable=True, split=split, notes=notes)
     where = f"{file.path.name}:{file.function_name}"
 
     # Shape-evaluate first: cheap, and it tells traceable from black-box functions.
@@ -210,7 +245,7 @@ def bind(
                 f"--method exact: {where} cannot be differentiated by JAX: {reason}; "
                 "use --method fd (finite differences) or --method auto"
             ) from exc
-        obj = Objective(file, flat, layout, treedef, dtype, traceable=False, why_untraceable=reason)
+        obj = dataclasses.replace(obj, traceable=False, why_untraceable=reason)
         try:
             value = obj.flat_fn(flat.copy())
         except HesscliError:

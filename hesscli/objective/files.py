@@ -101,6 +101,21 @@ def describe_exception(exc: BaseException) -> str:
     return text
 
 
+def missing_hint(exc: BaseException) -> str:
+    """For a missing module: which Python the objective ran in and how to install into it.
+
+    An objective file is imported by the interpreter running hesscli (its
+    virtual environment, pipx's, ...), not necessarily the ``python`` of the
+    shell, so the package must be installed there.
+    """
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return ""
+    from hesscli.objective.checkpoints import install_hint
+
+    return (f"; objective files run in hesscli's Python ({sys.executable}), which lacks "
+            f"{exc.name.split('.')[0]!r}: install it there with: {install_hint(exc.name)}")
+
+
 def split_spec(spec: str) -> tuple[str, str | None]:
     """``path.py:name`` -> (``path.py``, ``name``); a bare path or name -> (spec, None)."""
     if ":" in spec:
@@ -169,7 +184,7 @@ def import_file(path: Path, overrides: Mapping[str, str]) -> tuple[ModuleType, d
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise ObjectiveError(
-            f"importing {path.name} raised {describe_exception(exc)}"
+            f"importing {path.name} raised {describe_exception(exc)}{missing_hint(exc)}"
         ) from exc
     finally:
         try:

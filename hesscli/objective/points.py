@@ -2,8 +2,18 @@
 
 A point is returned as a pytree of NumPy arrays: a plain array for flat formats
 (``.npy``, ``.txt``/``.csv``, a JSON list, a literal), a nested dict for ``.npz``
-(keys are leaf paths such as ``layer1.w``) and JSON objects. ``zeros`` and
-``random`` take their structure from the objective's default point.
+(keys are leaf paths such as ``layer1.w`` or ``params/Dense_0/kernel``) and
+JSON objects. ``zeros`` and ``random`` take their structure from the
+objective's default point. Checkpoints (orbax directories, Flax ``.msgpack``,
+``.safetensors``, Equinox ``.eqx``) are read by :mod:`hesscli.objective.checkpoints`,
+and ``FILE::params`` picks a sub-tree of any of them.
+
+A flat point (``.npy``, ``.txt``, a literal) for a pytree objective is laid
+out in ``jax.flatten_util.ravel_pytree`` order: the leaves in
+``jax.tree_util.tree_leaves`` order (dict keys sorted, module fields in
+declaration order), each flattened in C (row-major) order. That is also the
+order of every flat vector hesscli reports (``escape.direction``,
+``final_point``) and the order of the names ``layer1.w[3,2]``.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from hesscli.files import atomic_write, read_regular
 __all__ = ["atomic_write", "read_point", "read_point_file", "write_point"]
 
 FILE_SUFFIXES = (".npy", ".npz", ".json", ".txt", ".csv")
+WRITE_SUFFIXES = FILE_SUFFIXES + (".msgpack", ".safetensors", ".eqx")
 
 
 def _finite(array: np.ndarray, where: str) -> np.ndarray:
@@ -38,20 +49,11 @@ def _finite(array: np.ndarray, where: str) -> np.ndarray:
     return array
 
 
-def nest(flat: dict[str, np.ndarray]) -> Any:
-    """``{"a.b": x, "a.c": y}`` -> ``{"a": {"b": x, "c": y}}``; a lone ``x`` stays an array."""
-    if set(flat) == {"x"}:
-        return flat["x"]
-    tree: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = tree
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise InputError(f"point key {key!r} clashes with another key")
-        node[parts[-1]] = value
-    return tree
+def nest(flat: dict[str, np.ndarray], where: str = "point") -> Any:
+    """``{"a.b": x}`` or ``{"a/b": x}`` -> ``{"a": {"b": x}}``; a lone ``x`` stays an array."""
+    from hesscli.objective.checkpoints import nest as nest_keys
+
+    return nest_keys(flat, where)
 
 
 def _from_json(obj: Any, where: str) -> Any:
@@ -125,7 +127,7 @@ def read_point_file(path: Path, n: int | None = None) -> Any:
             raise InputError(f"point file {name!r} does not exist")
         raise InputError(
             f"point file {name!r}: unknown format {suffix!r}; use one of "
-            f"{', '.join(FILE_SUFFIXES)}"
+            f"{', '.join(WRITE_SUFFIXES)} or an orbax checkpoint directory"
         )
     limit = size_limit(n)
     data = read_regular(path, "point file", limit)
@@ -158,7 +160,7 @@ def read_point_file(path: Path, n: int | None = None) -> Any:
                 raise InputError(f"{name}: the archive holds no arrays")
             if set(flat) == {"arr_0"}:
                 return flat["arr_0"]
-            return nest(flat)
+            return nest(flat, name)
         if suffix == ".json":
             return _from_json(json.loads(data.decode("utf-8")), name)
         text = data.decode("utf-8")
@@ -191,9 +193,24 @@ def parse_literal(text: str) -> np.ndarray | None:
     return _finite(np.asarray(values), f"--at {text!r}")
 
 
-def read_point(spec: str, template: Any | None, seed: int) -> Any:
-    """Parse POINT. ``template`` (the default point) gives ``zeros``/``random`` their shape."""
+def read_point(spec: str, template: Any | None, seed: int, like: Any | None = None) -> Any:
+    """Parse POINT. ``template`` (the default point's parameters) gives ``zeros``/``random``
+    their shape; ``like`` (the whole default point, e.g. an Equinox module) is what an
+    Equinox leaves file is read into. ``FILE::sub.tree`` selects a sub-tree of FILE.
+    """
     import jax
+
+    from hesscli.objective.checkpoints import (
+        is_checkpoint,
+        read_checkpoint,
+        select,
+        split_selector,
+    )
+
+    if "::" in spec:
+        file, sub = split_selector(spec)
+        tree = read_point(file, template, seed, like)
+        return select(tree, sub or "", f"--at {spec}")
 
     word = spec.strip().lower()
     if not word:
@@ -215,6 +232,12 @@ def read_point(spec: str, template: Any | None, seed: int) -> Any:
             new = [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
         return jax.tree_util.tree_unflatten(treedef, new)
     path = Path(spec)
+    if path.suffix.lower() in WRITE_SUFFIXES and not path.exists():
+        raise InputError(f"point file {spec!r} does not exist")
+    if path.exists() and not (path.is_dir() or path.is_file()):
+        read_regular(path, "point file", 0)  # a FIFO or a device: refused, never read
+    if is_checkpoint(path):
+        return read_checkpoint(path, like)
     if path.suffix.lower() in FILE_SUFFIXES or path.exists():
         n = None
         if template is not None:
@@ -223,28 +246,43 @@ def read_point(spec: str, template: Any | None, seed: int) -> Any:
     literal = parse_literal(spec)
     if literal is None:
         raise InputError(
-            f"--at {spec!r}: not a point file ({', '.join(FILE_SUFFIXES)}), a list of numbers "
-            "like 1,2.5,-3, 'zeros' or 'random'"
+            f"--at {spec!r}: not a point file ({', '.join(WRITE_SUFFIXES)} or an orbax "
+            "checkpoint directory), a list of numbers like 1,2.5,-3, 'zeros' or 'random'"
         )
     return literal
 
 
-def write_point(path: Path, tree: Any) -> None:
-    """Save a pytree of arrays in the format named by ``path``'s suffix, atomically.
+def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
+    """Save a point in the format named by ``path``'s suffix, atomically.
 
-    ``.npz`` keeps the leaf paths as keys (readable back by ``--at``); ``.json``
-    keeps the nesting; ``.npy``/``.txt``/``.csv`` take a single array and are
-    refused for multi-leaf pytrees.
+    ``tree`` is what the objective takes (the parameters, or a whole model);
+    ``params`` its parameters alone when they differ (a model point). ``.eqx``
+    gets the whole Equinox module; a Flax ``variables`` dict goes whole into
+    every other format (collections included); for a module (Equinox, NNX)
+    those formats get its parameters, keyed by their leaf paths. ``.npz`` keeps
+    the leaf paths as keys (readable back by ``--at``); ``.json`` keeps the
+    nesting; ``.npy``/``.txt``/``.csv`` take a single array and are refused for
+    multi-leaf pytrees.
     """
     import jax
 
+    from hesscli.objective.checkpoints import write_checkpoint
     from hesscli.objective.layout import path_to_str
 
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix == ".eqx":  # the whole module: its leaves, read back into the objective's model
+        write_checkpoint(path, tree, {})
+        return
+    if params is not None and not isinstance(tree, (dict, list, tuple)):
+        tree = params  # a module's non-array parts cannot go into an array format
     flat_leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     arrays = {path_to_str(p): np.asarray(leaf, dtype=np.float64) for p, leaf in flat_leaves}
     single = len(arrays) == 1 and "x" in arrays
+    if not isinstance(tree, (dict, list, tuple, np.ndarray)) and not hasattr(tree, "shape"):
+        tree = nest(arrays, str(path))  # a module's parameters: their leaf paths as nesting
+    if write_checkpoint(path, tree, arrays):
+        return
     if suffix == ".npz":
         atomic_write(path, lambda fh: np.savez(fh, **arrays))
     elif suffix == ".json":
@@ -272,5 +310,5 @@ def write_point(path: Path, tree: Any) -> None:
     else:
         raise InputError(
             f"cannot write {str(path)!r}: unknown format {suffix!r}; use .npz, .json, .npy, "
-            ".txt or .csv"
+            ".txt, .csv, .msgpack, .safetensors, .eqx, or a folder (no suffix) for orbax"
         )

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hesscli.analysis.analyze import Analysis
-from hesscli.render.numbers import eigen_list, num
+from hesscli.render.numbers import eigen_list, num, small
 
 KIND_STYLE = {
     "local_minimum": "bold green",
@@ -95,11 +95,17 @@ def step_lines(a: Analysis) -> list[Text]:
         verb = "increases" if s.actually_increases else "decreases"
         style = "bold red" if s.actually_increases or s.increases_loss else "green"
         text = Text()
+        noise_actual = s.below_rounding(s.actual_change)
+        noise_model = s.below_rounding(s.predicted_change)
+        if noise_actual:
+            verb, style = "changes", ""
         text.append(f"A gradient step with lr = {num(s.lr)} {verb} f by ", style="")
-        text.append(num(abs(s.actual_change)), style=style)
-        text.append(f" (quadratic model: {num(s.predicted_change)}).")
+        text.append(small(abs(s.actual_change), noise_actual), style=style)
+        text.append(f" (quadratic model: {small(s.predicted_change, noise_model)}).")
         lines.append(text)
-        if s.optimal_lr is not None:
+        if noise_model:
+            pass  # the gradient is rounding noise: its direction says nothing
+        elif s.optimal_lr is not None:
             lines.append(
                 Text(
                     f"Along the gradient the model is lowest at lr = {num(s.optimal_lr)} and "
@@ -112,7 +118,7 @@ def step_lines(a: Analysis) -> list[Text]:
                 Text("Curvature along the gradient is ≤ 0: the quadratic model decreases for "
                      "every lr along it (no best step).")
             )
-        if s.increases_loss:
+        if s.increases_loss and not noise_model:
             lines.append(
                 Text(
                     "Poor conditioning: the curvature term ½lr²gᵀHg outweighs lr·gᵀg, so this "
@@ -159,6 +165,8 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
     if a.gradient_top:
         top = ", ".join(f"{name} ({num(w, 3)})" for name, w in a.gradient_top[:3])
         t.add_row("gradient lives in", top)
+    elif a.critical and a.gradient_norm > 0:
+        t.add_row("gradient lives in", "0 (below rounding: ‖∇f‖ ≤ gtol)")
     if a.fd is not None:
         t.add_row("finite differences",
                   f"{a.fd.source}, accuracy {a.fd.accuracy}, {a.fd.evaluations} evaluations; "

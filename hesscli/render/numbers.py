@@ -28,3 +28,8 @@ def eigen_list(values: list[float], limit: int = 8) -> str:
     head = ", ".join(num(v) for v in values[:half])
     tail = ", ".join(num(v) for v in values[-half:])
     return f"{head}, … ({len(values) - limit} more) …, {tail}"
+
+
+def small(value: float, below_rounding: bool) -> str:
+    """``value``, or "0 (below rounding)" when it is within its own rounding level."""
+    return "0 (below rounding)" if below_rounding else num(value)

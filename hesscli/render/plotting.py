@@ -17,15 +17,24 @@ from hesscli.files import atomic_write
 FORMATS = (".png", ".svg")
 
 
+MISSING = ("--plot needs matplotlib, which is not installed; "
+           "install it with: pip install 'hesscli[plot]'")
+
+
+def require_matplotlib() -> None:
+    """Fail (exit 2) when matplotlib cannot be imported, without importing it (fast)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError(MISSING)
+
+
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the Agg backend, or a clear error when it is missing."""
     try:
         import matplotlib
     except ImportError:
-        raise InputError(
-            "--plot needs matplotlib, which is not installed; "
-            "install it with: pip install 'hesscli[plot]'"
-        ) from None
+        raise InputError(MISSING) from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -33,7 +42,11 @@ def pyplot() -> Any:
 
 
 def check_plot_path(path: Path | str) -> Path:
-    """Validate ``--plot FILE`` before any work is done."""
+    """Validate ``--plot FILE`` before any work is done: suffix, folder, and matplotlib.
+
+    Every command calls this before loading the objective, so a missing optional
+    package costs nothing (not a long run followed by an error).
+    """
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise InputError(
@@ -41,7 +54,9 @@ def check_plot_path(path: Path | str) -> Path:
         )
     from hesscli.files import check_output
 
-    return check_output(path, "--plot")
+    check_output(path, "--plot")
+    require_matplotlib()
+    return path
 
 
 def save_figure(fig: Any, path: Path | str, dpi: int = 120) -> None:

@@ -99,7 +99,10 @@ def render_train(s: Any, console: Console) -> None:
                   f"{r.steps} of {s.requested_steps} steps)")
     console.print(_headline(s))
     table = Table(title="History (logged steps)", show_lines=False)
-    for col in ("step", "f", "‖∇f‖", "λmin", "λmax", "lr·λmax", "model error"):
+    from hesscli.training.optimizers import plain_gd
+
+    gd = "" if plain_gd(c.optimizer) else " (GD)"  # plain-GD diagnostics: see the note
+    for col in ("step", "f", "‖∇f‖", "λmin", "λmax", f"lr·λmax{gd}", f"model error{gd}"):
         table.add_column(col, justify="right")
     rows = list(r.history)
     if len(rows) > 12:

@@ -3,8 +3,9 @@
 :class:`SpectrumPolicy` says how to get the Hessian's spectrum (the path
 request, and for the matrix-free path how many eigenpairs at each end, which
 eigensolver, its residual target, its step budget and its seed);
-:func:`spectrum_at` applies it: the path is chosen once by the memory budget
-(:func:`hesscli.spectra.paths.choose_path`), then either the dense Hessian's
+:func:`spectrum_at` applies it: the path is chosen once by the dense budget
+(:func:`hesscli.spectra.paths.choose_path`: a fixed dense budget, never the
+free memory of the moment), then either the dense Hessian's
 eigenvalues (:func:`hesscli.spectra.spectrum.dense_spectrum`) or the
 matrix-free extremes (:func:`hesscli.spectra.matrix_free.extremes_of`, whose
 residuals become the spectrum's error band).
@@ -24,7 +25,7 @@ import scipy.linalg
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.layout import Layout
 from hesscli.spectra.lanczos import Extremes
-from hesscli.spectra.paths import PathChoice, choose_path
+from hesscli.spectra.paths import Budget, PathChoice, choose_path, dense_budget
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 from hesscli.vocab import Path, PathRequest
 
@@ -34,10 +35,12 @@ class SpectrumPolicy:
     """How to compute the spectrum at a point.
 
     ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``; auto: by
-    the memory budget). The rest applies to the matrix-free path: ``k``
+    the dense budget). The rest applies to the matrix-free path: ``k``
     eigenpairs at each end, ``solver`` lanczos|arpack, residual target ``rtol``
     (None: the solver's default for the dtype), at most ``max_steps`` HVPs per
     run (None: the solver's budget), start vectors from ``seed``.
+    ``dense_budget`` is ``--dense-budget`` (a size such as ``1GiB``, or bytes;
+    None: ``$HESSCLI_DENSE_BUDGET`` or the default, see :mod:`hesscli.spectra.paths`).
     """
 
     path: str = PathRequest.AUTO
@@ -46,6 +49,16 @@ class SpectrumPolicy:
     rtol: float | None = None
     max_steps: int | None = None
     seed: int = 0
+    dense_budget: str | int | None = None
+
+    @property
+    def budget(self) -> Budget:
+        return dense_budget(self.dense_budget)
+
+    @property
+    def dense_limit(self) -> int:
+        """The largest n this policy takes the dense path for (auto)."""
+        return self.budget.limit
 
 
 @dataclass(frozen=True)
@@ -66,7 +79,7 @@ class PointSpectrum:
 
 def choose(n: int, policy: SpectrumPolicy) -> PathChoice:
     """The path ``policy`` takes for n parameters (raises InputError for an impossible --dense)."""
-    return choose_path(n, policy.path)
+    return choose_path(n, policy.path, budget=policy.budget)
 
 
 def spectrum_at(

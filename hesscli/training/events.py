@@ -56,6 +56,7 @@ class EventTracker:
     lr: float
     gtol: float | None = None
     tol: float | None = None
+    optimizer: str = "sgd"  # the GD stability bound is labelled as such for other optimizers
     in_stall: bool = False
     unstable_now: bool = False
     saddle: tuple[int, float, float] | None = None  # (step, value, λmin)
@@ -121,7 +122,10 @@ class EventTracker:
                                  f"lr·λmax = {ratio:.4g} > 2: gradient descent with lr = "
                                  f"{self.lr:g} is unstable along the top eigenvector "
                                  f"(λmax = {record.lambda_max:.4g}, stable below lr = "
-                                 f"{2.0 / float(record.lambda_max):.4g})",
+                                 f"{2.0 / float(record.lambda_max):.4g})"
+                                 + ("" if self.optimizer == "sgd" else
+                                    f"; a plain-GD bound: {self.optimizer} scales its own "
+                                    "steps"),
                                  {"lr_times_lambda_max": ratio,
                                   "lambda_max": record.lambda_max}))
         elif ratio is not None:

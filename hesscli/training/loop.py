@@ -333,6 +333,7 @@ def train(
     curvature_on: bool = True,
     callback: Callable[[Progress], None] | None = None,
     path: str = PathRequest.AUTO,
+    dense_budget: str | int | None = None,
 ) -> TrainResult:
     """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
 
@@ -344,12 +345,19 @@ def train(
     already logged and is not logged again. ``path`` (auto|dense|matrix-free) is
     chosen once for the run (:func:`hesscli.spectra.paths.choose_path`); on the
     matrix-free path the monitored eigenvalues are the Lanczos extremes.
+    ``dense_budget`` is ``--dense-budget`` (None: the environment or the default);
+    the choice depends on n and the budget only, so every log step takes the same path.
     """
+    from hesscli.spectra.paths import dense_budget as budget_of
+    from hesscli.training.optimizers import GD_ONLY_NOTE, plain_gd
+
     notes: list[str] = []
-    choice = choose_path(obj.n, path)
+    choice = choose_path(obj.n, path, budget=budget_of(dense_budget))
     if curvature_on and choice.path == Path.MATRIX_FREE:
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
-    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr)
+    if curvature_on and not plain_gd(config.optimizer):
+        notes.append(GD_ONLY_NOTE.format(name=config.optimizer))
+    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr, optimizer=config.optimizer)
     history = list(history or [])
     t0 = time.perf_counter()
     monitor_seconds = 0.0
@@ -359,7 +367,7 @@ def train(
         tm = time.perf_counter()
         record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
                                mean_step_loss=mean_loss, elapsed=tm - t0,
-                               path=choice.path)
+                               path=path, dense_budget=dense_budget)
         events = tracker.feed(record)
         history.append(record)
         monitor_seconds += time.perf_counter() - tm

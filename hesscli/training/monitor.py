@@ -2,8 +2,9 @@
 
 The eigenvalues come from :func:`extreme_eigenvalues` through the same entry
 point every command uses (:func:`hesscli.spectra.policy.spectrum_at`): the
-dense Hessian's eigenvalues (LAPACK, no eigenvectors) when the memory budget
-allows, otherwise the matrix-free extremes (Lanczos on Hessian-vector products,
+dense Hessian's eigenvalues (LAPACK, no eigenvectors) when the dense budget
+allows (the one limit every command uses, :mod:`hesscli.spectra.paths`),
+otherwise the matrix-free extremes (Lanczos on Hessian-vector products,
 k = 1 at each end, seed 0 so every log step starts alike), whose largest
 residual is the error band.
 
@@ -44,15 +45,18 @@ class Extremes:
 
 
 def extreme_eigenvalues(
-    curvature: Curvature, x: np.ndarray, *, path: str = PathRequest.AUTO
+    curvature: Curvature, x: np.ndarray, *, path: str = PathRequest.AUTO,
+    dense_budget: str | int | None = None,
 ) -> Extremes:
     """λmin and λmax of the Hessian at ``x``.
 
     ``path`` is auto|dense|matrix-free (:data:`MONITOR_POLICY` otherwise): every
     eigenvalue of the dense Hessian when the budget allows, else the matrix-free
-    extremes with the largest residual ‖Hv − λv‖ as ``error``.
+    extremes with the largest residual ‖Hv − λv‖ as ``error``. ``dense_budget``
+    is ``--dense-budget`` (None: the environment or the default).
     """
-    policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed)
+    policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
+                            dense_budget=dense_budget)
     # Eigenvalues only on the dense path: the monitor needs no eigenvectors, and one
     # LAPACK eigvalsh measured 8x faster than the end-vector solve at n = 1584.
     point = spectrum_at(curvature, np.asarray(x), policy=policy, vectors=False)
@@ -89,6 +93,7 @@ def monitor(
     mean_step_loss: float | None = None,
     elapsed: float = 0.0,
     path: str = PathRequest.AUTO,
+    dense_budget: str | int | None = None,
 ) -> tuple[Record, np.ndarray, Extremes | None]:
     """The record at ``x`` (plus the full gradient and the extremes, for the event logic)."""
     value, grad = curvature.value_and_gradient(x)
@@ -98,7 +103,7 @@ def monitor(
     finite = np.isfinite(value) and np.all(np.isfinite(grad))
     if curvature_on and finite:
         try:
-            ext = extreme_eigenvalues(curvature, x, path=path)
+            ext = extreme_eigenvalues(curvature, x, path=path, dense_budget=dense_budget)
         except ObjectiveError:  # a non-finite Hessian at a finite point: no curvature here
             ext = None
         if ext is not None and np.isfinite(ext.lambda_min) and np.isfinite(ext.lambda_max):

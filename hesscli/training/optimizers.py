@@ -52,6 +52,20 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sign_sgd": OptimizerSpec(optax.sign_sgd, "signSGD: x ← x − lr·sign(g)"),
 }
 
+PLAIN_GD = ("sgd",)  # x ← x − lr·g: what lr·λmax < 2 and the step model describe
+
+GD_ONLY_NOTE = (
+    "lr·λmax, the unstable event and the model error describe a plain gradient step "
+    "x − lr·g; {name} scales its steps itself (momentum, per-coordinate preconditioning), "
+    "so they say what plain gradient descent with this lr would do, not what {name} did"
+)
+
+
+def plain_gd(name: str) -> bool:
+    """True when optimizer ``name`` takes the plain step x − lr·g (the GD diagnostics apply)."""
+    return name in PLAIN_GD
+
+
 # Options that are not numbers in the CLI sense, or that would break state logging.
 _EXCLUDED = {"learning_rate", "mask", "weight_decay_mask", "trust_ratio_mask", "mu_dtype",
              "accumulator_dtype", "dtype_momentum"}

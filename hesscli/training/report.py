@@ -24,7 +24,8 @@ from hesscli.vocab import PathRequest
 
 def final_analysis(obj: Objective, curvature: Curvature, x: np.ndarray, lr: float, *,
                    gtol: float | None = None, tol: float | None = None,
-                   path: str = PathRequest.AUTO) -> Analysis | None:
+                   path: str = PathRequest.AUTO,
+                   dense_budget: str | int | None = None) -> Analysis | None:
     """``analyze`` at the final point; None when the point is not finite.
 
     The spectrum comes by the monitor's policy (:data:`hesscli.training.monitor.MONITOR_POLICY`:
@@ -38,7 +39,8 @@ def final_analysis(obj: Objective, curvature: Curvature, x: np.ndarray, lr: floa
         return None
     at = obj.with_point(x)
     try:
-        policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed)
+        policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
+                                dense_budget=dense_budget)
         spectrum = spectrum_at(curvature, at.x, at.layout, policy).spectrum
         return analyze(at, curvature, lr=lr, gtol=gtol, tol=tol, spectrum=spectrum)
     except ObjectiveError:

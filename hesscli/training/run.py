@@ -33,6 +33,7 @@ def run(
     history: list[Record] | None = None, callback: Callable[[Progress], None] | None = None,
     started: Callable[[TrainState | None], None] | None = None,
     trained: Callable[[TrainResult], None] | None = None,
+    dense_budget: str | int | None = None,
 ) -> RunSummary:
     """Train ``obj`` by ``config`` and summarize: final verdict (unless ``curvature_on``
     is off: no Hessian work at all) and the file's ``report(params)``.
@@ -40,10 +41,12 @@ def run(
     To continue a logged run, ``resume_state(optimizer)`` rebuilds the state for the
     optimizer and ``history`` holds the logged records (fed to the event tracker).
     ``started(state)`` runs before the first step, ``trained(result)`` after the
-    last one (before the final analysis).
+    last one (before the final analysis). ``dense_budget`` is ``--dense-budget``
+    (the curvature path's memory budget; None: the environment or the default).
     """
     optimizer = optimizer_for(config)
-    tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol)
+    tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol,
+                           optimizer=config.optimizer)
     state = resume_state(optimizer) if resume_state is not None else None
     history = list(history) if history is not None else None
     for record in history or ():
@@ -52,12 +55,13 @@ def run(
         started(state)
     result = train(obj, curvature, optimizer, config, minibatch=minibatch, state=state,
                    tracker=tracker, history=history, curvature_on=curvature_on,
-                   callback=callback)
+                   callback=callback, dense_budget=dense_budget)
     if trained is not None:
         trained(result)
     analysis = None
     if curvature_on:
-        analysis = final_analysis(obj, curvature, result.x, config.lr, gtol=gtol, tol=tol)
+        analysis = final_analysis(obj, curvature, result.x, config.lr, gtol=gtol, tol=tol,
+                                  dense_budget=dense_budget)
     names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
     return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,
                       problem_report(obj, result.x), config.steps, names)

@@ -8,7 +8,9 @@ Records (field ``record``):
 - ``event``: one event (step, kind, message, ...);
 - ``state``: the point, the optimizer state (every leaf with dtype and shape,
   which includes the noise's PRNG key) and the start value, written after the
-  step it belongs to; ``--resume`` continues from the last one;
+  step it belongs to, every ``--checkpoint-every`` steps and at the end (or on
+  an interrupt); ``--resume`` continues from the last one, dropping the
+  records logged after it (the resumed run logs them again, identically);
 - ``end``: why the run stopped (``completed``, ``diverged``, ``interrupted``).
 
 Floats are written with Python's shortest round-trip ``repr``, so a state read
@@ -153,7 +155,9 @@ def read_log(path: Path) -> ResumePoint:
         raise InputError(f"--resume {str(path)!r}: a --compare log cannot be resumed")
     last = max((i for i, (_, d) in enumerate(parsed) if d.get("record") == "state"), default=None)
     if last is None:
-        raise InputError(f"--resume {str(path)!r}: the log has no state record to resume from")
+        raise InputError(f"--resume {str(path)!r}: the log has no state record to resume from "
+                         "(states are logged every --checkpoint-every steps and at the end; "
+                         "this run stopped before the first)")
     kept = parsed[: last + 1]
     point = ResumePoint(header, kept[-1][1], kept_lines=[t for t, _ in kept],
                         skipped=len(parsed) - len(kept) + torn)

@@ -1,0 +1,295 @@
+"""Checkpoints JAX users save, as ``--at`` points, and points written back in their format.
+
+Formats (by suffix; a directory is an orbax checkpoint):
+
+============== ================================================ =================
+suffix         what                                             needs
+============== ================================================ =================
+directory      orbax PyTree checkpoint (``StandardCheckpointer`` ``hesscli[orbax]``
+               / ``PyTreeCheckpointer``; a ``CheckpointManager``
+               folder uses its newest step)
+``.msgpack``   ``flax.serialization.to_bytes`` / ``msgpack_serialize`` ``hesscli[flax]``
+``.safetensors`` ``safetensors.numpy.save_file`` (keys ``a.b`` or ``a/b``) ``hesscli[safetensors]``
+``.eqx``       ``equinox.tree_serialise_leaves`` (read with the   ``hesscli[equinox]``
+               objective's default point as the template: the
+               file holds leaves, not structure)
+``.npz``       ``np.savez`` with keys ``a.b`` or ``a/b``         NumPy
+============== ================================================ =================
+
+Nothing here unpickles: msgpack is restored with ``msgpack_restore`` (plain
+data), safetensors and ``.npz`` (``allow_pickle=False``) hold raw arrays,
+orbax stores arrays in tensorstore with JSON metadata, and Equinox leaves are
+``np.load(allow_pickle=False)`` records.
+
+``FILE::path`` picks a sub-tree after reading: ``ckpt.msgpack::params`` takes
+the ``params`` collection out of a Flax ``variables`` dict, ``ckpt::state.params``
+goes deeper (``.`` or ``/`` between keys).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hesscli.errors import InputError
+
+SELECTOR = "::"
+CHECKPOINT_SUFFIXES = (".msgpack", ".safetensors", ".eqx")
+EXTRAS = {  # import name -> (pip extra, distribution)
+    "flax": ("flax", "flax"),
+    "equinox": ("equinox", "equinox"),
+    "orbax.checkpoint": ("orbax", "orbax-checkpoint"),
+    "safetensors": ("safetensors", "safetensors"),
+}
+
+
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml",
+                 "cv2": "opencv-python", "haiku": "dm-haiku"}  # import name != pip name
+
+
+def install_hint(module: str) -> str:
+    """How to install what provides ``module`` into the Python hesscli runs in."""
+    top = module.split(".")[0]
+    extra, dist = EXTRAS.get(module) or EXTRAS.get(top) or (None, DISTRIBUTIONS.get(top, top))
+    what = f"'hesscli[{extra}]'" if extra else dist
+    return f"{sys.executable} -m pip install {what}"
+
+
+def require(module: str, purpose: str) -> Any:
+    """Import an optional dependency, or an input error naming the pip command."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(
+            f"{purpose} needs the Python package {module.split('.')[0]!r}, which is not "
+            f"installed in {sys.executable}; install it with: {install_hint(module)}"
+        ) from None
+
+
+def split_selector(spec: str) -> tuple[str, str | None]:
+    """``"ckpt.msgpack::params"`` -> (``"ckpt.msgpack"``, ``"params"``)."""
+    if SELECTOR in spec:
+        path, _, sub = spec.partition(SELECTOR)
+        sub = sub.strip().strip("./")
+        if not sub:
+            raise InputError(f"--at {spec!r}: nothing after '::' (e.g. FILE::params)")
+        return path, sub
+    return spec, None
+
+
+def select(tree: Any, sub: str, where: str) -> Any:
+    """The sub-tree at ``sub`` (keys joined by ``.`` or ``/``), or an error listing keys."""
+    node = tree
+    done: list[str] = []
+    for key in sub.replace("/", ".").split("."):
+        if isinstance(node, Mapping) and key in node:
+            node = node[key]
+        elif isinstance(node, (list, tuple)) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        elif hasattr(node, key) and not isinstance(node, (Mapping, np.ndarray)):
+            node = getattr(node, key)
+        else:
+            here = ".".join(done) or "the top level"
+            keys = list(node) if isinstance(node, Mapping) else []
+            have = f"; it has {', '.join(map(str, keys[:8]))}" if keys else ""
+            raise InputError(f"{where}: no {key!r} at {here}{have}")
+        done.append(key)
+    return node
+
+
+def is_checkpoint(path: Path) -> bool:
+    """True for what :func:`read_checkpoint` reads (a directory or a checkpoint suffix)."""
+    return path.is_dir() or path.suffix.lower() in CHECKPOINT_SUFFIXES
+
+
+def nest(flat: Mapping[str, Any], where: str) -> Any:
+    """``{"a/b": x, "a/c": y}`` or ``{"a.b": x, ...}`` -> ``{"a": {"b": x, "c": y}}``.
+
+    Keys with ``/`` (Flax's ``flatten_dict(sep="/")``, TensorFlow names) are
+    split on ``/`` only; otherwise on ``.``. A lone key ``x`` is a flat array.
+    """
+    if set(flat) == {"x"}:
+        return flat["x"]
+    sep = "/" if any("/" in k for k in flat) else "."
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = tree
+        parts = [p for p in key.split(sep) if p != ""]
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(f"{where}: key {key!r} clashes with another key")
+        if parts[-1] in node:
+            raise InputError(f"{where}: key {key!r} clashes with another key")
+        node[parts[-1]] = value
+    return tree
+
+
+def _numeric(tree: Any, where: str) -> Any:
+    """Every leaf as a float64 NumPy array (the tree's containers kept)."""
+    import jax
+
+    def leaf(x: Any) -> np.ndarray:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise InputError(f"{where}: a leaf of dtype {arr.dtype} is not a number")
+        return arr
+
+    return jax.tree_util.tree_map(leaf, tree)
+
+
+def read_checkpoint(path: Path, like: Any | None) -> Any:
+    """Read a checkpoint file or directory into a pytree of NumPy arrays.
+
+    ``like`` is the objective's default point in full (an Equinox module, a
+    Flax variables dict): ``.eqx`` files need it, as they hold leaves only.
+    """
+    name = str(path)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return _numeric(read_orbax(path), name)
+    if suffix == ".msgpack":
+        serialization = require("flax.serialization", f"reading {name} (Flax msgpack)")
+        try:
+            state = serialization.msgpack_restore(path.read_bytes())
+        except Exception as exc:  # noqa: BLE001 - msgpack's errors vary by version
+            raise InputError(f"cannot read {name!r} as Flax msgpack: {exc}") from None
+        if not isinstance(state, Mapping):
+            return _numeric(state, name)
+        return _numeric(_plain_dict(state), name)
+    if suffix == ".safetensors":
+        require("safetensors", f"reading {name} (safetensors)")
+        from safetensors.numpy import load_file
+
+        try:
+            flat = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - a corrupt header raises library errors
+            raise InputError(f"cannot read {name!r} as safetensors: {exc}") from None
+        if not flat:
+            raise InputError(f"{name}: the file holds no tensors")
+        return nest({k: np.asarray(v) for k, v in flat.items()}, name)
+    if suffix == ".eqx":
+        eqx = require("equinox", f"reading {name} (Equinox leaves)")
+        if like is None:
+            raise InputError(
+                f"{name}: an Equinox leaves file holds no structure; the objective file must "
+                "define the model as x0 (or init(key)) to read it into"
+            )
+        try:
+            model = eqx.tree_deserialise_leaves(str(path), like)
+        except Exception as exc:  # noqa: BLE001 - shape/dtype mismatches raise RuntimeError
+            raise InputError(
+                f"cannot read {name!r} into the objective's default point: {exc}"
+            ) from None
+        return model
+    raise InputError(f"{name}: not a checkpoint this version reads")
+
+
+def _plain_dict(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): _plain_dict(v) if isinstance(v, Mapping) else v for k, v in state.items()}
+
+
+def read_orbax(path: Path) -> Any:
+    """An orbax PyTree checkpoint directory (or a CheckpointManager's newest step)."""
+    name = str(path)
+    ocp = require("orbax.checkpoint", f"reading {name} (an orbax checkpoint directory)")
+    import warnings
+
+    folder = _orbax_item(path)
+    try:
+        with warnings.catch_warnings():  # restoring to this host's single device is intended
+            warnings.filterwarnings("ignore", message="Sharding info not provided")
+            return ocp.PyTreeCheckpointer().restore(str(folder.resolve()))
+    except Exception as exc:  # noqa: BLE001 - orbax raises many kinds
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read {name!r} as an orbax checkpoint: {detail}") from None
+
+
+def _orbax_item(path: Path) -> Path:
+    """The checkpoint folder itself, or a manager's newest ``<step>/<item>`` folder."""
+    markers = ("_METADATA", "_CHECKPOINT_METADATA", "manifest.ocdbt", "checkpoint")
+    if any((path / m).exists() for m in markers):
+        return path
+    steps = sorted((p for p in path.iterdir() if p.is_dir() and p.name.isdigit()),
+                   key=lambda p: int(p.name))
+    if steps:
+        newest = steps[-1]
+        if any((newest / m).exists() for m in markers):
+            return newest
+        items = [p for p in newest.iterdir() if p.is_dir()]
+        if len(items) == 1:
+            return items[0]
+        raise InputError(
+            f"{path}: step {newest.name} holds several items ({', '.join(p.name for p in items)})"
+            f"; give the one with the parameters, e.g. --at {newest / items[0].name}"
+        )
+    raise InputError(f"{path}: a directory, but not an orbax checkpoint (no _METADATA or "
+                     "_CHECKPOINT_METADATA, no numbered step folders)")
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+WRITERS = {".msgpack": "flax.serialization", ".safetensors": "safetensors", ".eqx": "equinox",
+           "": "orbax.checkpoint"}
+
+
+def check_writer(path: Path, option: str) -> None:
+    """Before any work: the package that writes ``path``'s format is installed."""
+    import importlib.util
+
+    module = WRITERS.get(Path(path).suffix.lower())
+    if module is None:
+        return
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise InputError(
+            f"{option} {str(path)!r}: writing this format needs the Python package "
+            f"{module.split('.')[0]!r}, which is not installed in {sys.executable}; install "
+            f"it with: {install_hint(module)}"
+        )
+
+
+def write_checkpoint(path: Path, tree: Any, flat: dict[str, np.ndarray]) -> bool:
+    """Write ``tree`` in the checkpoint format ``path`` names; False if it names none.
+
+    ``flat`` is the tree's leaves by dotted path (safetensors keys). Files are
+    written atomically; an orbax directory is written by orbax (which commits
+    through a temporary folder and a rename).
+    """
+    from hesscli.objective.points import atomic_write
+
+    suffix = path.suffix.lower()
+    name = str(path)
+    if suffix == ".msgpack":
+        serialization = require("flax.serialization", f"writing {name} (Flax msgpack)")
+        data = serialization.msgpack_serialize(serialization.to_state_dict(tree))
+        atomic_write(path, lambda fh: fh.write(data))
+        return True
+    if suffix == ".safetensors":
+        require("safetensors", f"writing {name} (safetensors)")
+        from safetensors.numpy import save
+
+        data = save({k: np.ascontiguousarray(v) for k, v in flat.items()})
+        atomic_write(path, lambda fh: fh.write(data))
+        return True
+    if suffix == ".eqx":
+        eqx = require("equinox", f"writing {name} (Equinox leaves)")
+        atomic_write(path, lambda fh: eqx.tree_serialise_leaves(fh, tree))
+        return True
+    if suffix == "" or path.is_dir():  # a folder: orbax
+        ocp = require("orbax.checkpoint", f"writing {name} (an orbax checkpoint directory)")
+        if path.exists() and any(path.iterdir()):
+            raise InputError(f"cannot write {name!r}: the directory exists and is not empty")
+        ckpt = ocp.PyTreeCheckpointer()
+        ckpt.save(str(path.resolve()), tree, force=True)
+        return True
+    return False

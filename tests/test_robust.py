@@ -276,6 +276,9 @@ def test_point_from_special_files_is_refused_at_once(hess, quadratic, tmp_path):
     zero = tmp_path / "zero.npy"
     zero.symlink_to("/dev/zero")  # reading it would never end
     one_error(hess("analyze", quadratic, "--at", zero), 2, "character device")
+    checkpoint = tmp_path / "zero.safetensors"  # checkpoint formats are guarded too
+    checkpoint.symlink_to("/dev/zero")
+    one_error(hess("analyze", quadratic, "--at", checkpoint), 2, "character device")
     one_error(hess("analyze", quadratic, "--at", tmp_path), 2)
     big = tmp_path / "big.txt"
     big.write_text("1.0\n" * 400_000)  # 1.6 MB of numbers for a 2-parameter objective

@@ -24,9 +24,11 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m tests.benchmarks $(BENCH)
 
-# Regenerate the tour's outputs (README.md and docs/tour.md) and its images in docs/.
+# Regenerate the tour's outputs (README.md and docs/tour.md) and its images in docs/,
+# and the JSON and checks.yaml references (docs/json.md, docs/checks.md).
 docs: $(STAMP)
 	$(BIN)/python tools/tour.py $(wildcard README.md docs/tour.md)
+	$(BIN)/python tools/reference.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check hesscli tests problems

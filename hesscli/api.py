@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hesscli.vocab import MethodRequest
+
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from hesscli.curvature.base import Curvature
     from hesscli.devices import Parallel
@@ -46,16 +48,16 @@ __all__ = [
 class Result:
     """What one analysis returned, and how to write it as the command's JSON document.
 
-    ``value`` is the analysis's own frozen result (:class:`~hesscli.analysis.analyze.Analysis`,
+    ``output`` is the analysis's own frozen result (:class:`~hesscli.analysis.analyze.Analysis`,
     :class:`~hesscli.analysis.spectrum_report.SpectrumReport`, ...); its attributes
-    are readable on the result itself (``res.classification``). ``objective`` is
-    the bound objective, ``curvature`` the backend (pass it as ``curvature=`` to
-    a later call on the same objective to skip compiling again), ``parallel`` who
-    computed.
+    are readable on the result itself (``res.classification``, ``res.value``).
+    ``objective`` is the bound :class:`Objective` (its name is ``.label``; pass it
+    as the objective of a later call to skip loading), ``curvature`` the backend
+    (pass it as ``curvature=`` to skip compiling again), ``parallel`` who computed.
     """
 
     command: str
-    value: Any
+    output: Any
     objective: Objective | None  # None for check (one objective per check)
     curvature: Curvature | None
     parallel: Parallel
@@ -66,16 +68,16 @@ class Result:
         """The command's JSON document (plain JSON types, ``None`` for non-finite numbers)."""
         from hesscli.documents.jsonable import jsonable
 
-        return jsonable(self._document(self.value, self.meta))
+        return jsonable(self._document(self.output, self.meta))
 
     def document(self) -> dict[str, Any]:
         """The document before conversion to plain JSON types (NumPy arrays kept)."""
-        return self._document(self.value, self.meta)
+        return self._document(self.output, self.meta)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name in ("value", "command"):
+        if name.startswith("_") or name in ("output", "command"):
             raise AttributeError(name)
-        return getattr(self.value, name)
+        return getattr(self.output, name)
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -130,6 +132,40 @@ def _point_text(at: Any) -> str | None:
     return at if at is None or isinstance(at, str) else "<python object>"
 
 
+NOT_OPTIONS = ("objective", "seed", "dtype", "curvature")  # recorded elsewhere, or not data
+
+
+def _meta(call: dict[str, Any], parallel: Parallel | None = None, path_choice: Any = None,
+          **resolved: Any) -> dict[str, Any]:
+    """The ``meta`` block from a call's arguments (``call``: the function's ``locals()``
+    on entry), as JSON-able values; ``resolved`` replaces values worked out later (the
+    dense budget in bytes); ``path_choice`` is the dense/matrix-free choice made."""
+    from hesscli.documents.meta import meta
+
+    options: dict[str, Any] = {}
+    for name, value in call.items():
+        if name in NOT_OPTIONS:
+            continue
+        if name in ("at", "around"):
+            value = _point_text(value)
+        elif name == "params":
+            value = list(_assignments(value))
+        elif name == "devices":
+            value = str(value)
+        elif name == "path":
+            value = value or "auto"
+        elif name == "plot":
+            value = str(value) if value else None
+        elif name == "boxes":
+            value = [b if isinstance(b, str) else f"{b[0]!r},{b[1]!r}" for b in value]
+        elif name == "options":
+            value = dict(value or {})
+        options[name] = value
+    options.update(resolved)
+    return meta(call.get("seed"), call.get("dtype", "float64"), parallel=parallel,
+                path_choice=path_choice, **options)
+
+
 def _backend(
     obj: Objective, method: str, accuracy: str = "normal", devices: int | str = 1,
     curvature: Curvature | None = None,
@@ -161,10 +197,10 @@ def analyze(
     memory), else the ``k`` extremes from Hessian-vector products (``path``
     forces dense|matrix-free).
     """
+    call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
     from hesscli.documents.analyze import analysis_document
-    from hesscli.documents.meta import meta
     from hesscli.spectra.policy import SpectrumPolicy, choose
     from hesscli.validate import nonnegative, positive
 
@@ -187,12 +223,8 @@ def analyze(
     result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
                           policy=policy, notes=notes + chunk_notes, verification=verification,
                           fd_why=fd_reason(obj, method))
-    info = meta(seed, dtype, parallel=parallel, path_choice=choose(obj.n, policy),
-                method=method, lr=lr, gtol=gtol, tol=tol,
-                at=_point_text(at), params=list(_assignments(params)), escape_step=escape_step,
-                fd_accuracy=fd_accuracy, verify=verify, devices=str(devices),
-                path=path or "auto", k=k, eigensolver=eigensolver, rtol=rtol,
-                max_steps=max_steps, chunk_size=chunk_size, dense_budget=policy.budget.bytes)
+    info = _meta(call, parallel, path_choice=choose(obj.n, policy),
+                 dense_budget=policy.budget.bytes)
     with_direction = obj.n <= 1000
     extra = {"devices": parallel.devices, "processes": parallel.processes}
 
@@ -216,9 +248,9 @@ def spectrum(
 
     ``plot`` is only recorded in ``meta`` (the CLI draws the figure).
     """
+    call = dict(locals())
     from hesscli.analysis.spectrum_report import spectrum_report
     from hesscli.curvature.choose import chunked
-    from hesscli.documents.meta import meta
     from hesscli.documents.spectrum import spectrum_document
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy, choose
@@ -240,13 +272,7 @@ def spectrum(
     report = spectrum_report(obj, backend, policy=policy, choice=choice, density=density,
                              probes=probes, steps=steps, sigma=sigma,
                              trace_probes=trace_probes, bins=bins, notes=notes)
-    info = meta(seed, dtype, parallel=backend.parallel, path_choice=choice, method=method,
-                devices=str(devices),
-                at=_point_text(at), params=list(_assignments(params)), path=path or "auto",
-                k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
-                chunk_size=chunk_size, density=density, probes=probes, steps=steps,
-                sigma=sigma, trace_probes=trace_probes, bins=bins,
-                plot=str(plot) if plot else None, dense_budget=policy.budget.bytes)
+    info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes)
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
 
 
@@ -261,14 +287,14 @@ def gradcheck(
     Hessian comparisons need the dense Hessian: they run within the dense
     budget every command uses (``dense_budget``).
     """
+    call = dict(locals())
     from hesscli.analysis.gradcheck import gradcheck as run_gradcheck
     from hesscli.devices import Parallel
     from hesscli.documents.gradcheck import gradcheck_document
-    from hesscli.documents.meta import meta
     from hesscli.errors import InputError
     from hesscli.spectra.paths import dense_budget as budget_of
 
-    if method == "fd":
+    if method == MethodRequest.FD:
         raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
                          "differences; use --method auto or exact")
     if top < 1:
@@ -281,9 +307,7 @@ def gradcheck(
             "holds 2n points of n entries)", "check a smaller instance of the objective, or "
             "use 'hesscli analyze --verify', which checks Hessian-vector products")
     result = run_gradcheck(obj, fd_accuracy, top=top, dense_limit=budget.limit)
-    info = meta(seed, dtype, method=method, at=_point_text(at),
-                params=list(_assignments(params)), fd_accuracy=fd_accuracy, top=top,
-                dense_budget=budget.bytes)
+    info = _meta(call, dense_budget=budget.bytes)
 
     def document(r: Any, m: dict[str, Any]) -> dict[str, Any]:
         return gradcheck_document(r, m, top)
@@ -321,11 +345,11 @@ def convexity(
     coordinate), or the ball of ``radius`` around ``around`` (default: the
     objective's own point).
     """
+    call = dict(locals())
     from hesscli.analysis.convexity import ball, box
     from hesscli.analysis.convexity import convexity as run_convexity
     from hesscli.curvature.choose import curvature_for
     from hesscli.documents.convexity import convexity_document
-    from hesscli.documents.meta import meta
     from hesscli.errors import InputError
     from hesscli.validate import nonnegative
 
@@ -371,11 +395,7 @@ def convexity(
     result = run_convexity(obj, backend, region, pairs=samples, hessian_points=hessian_points,
                            seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes,
                            dense_budget=budget.bytes)
-    info = meta(seed, dtype, method=method,
-                boxes=[b if isinstance(b, str) else f"{b[0]!r},{b[1]!r}" for b in boxes],
-                around=_point_text(around), radius=radius, samples=samples,
-                hessian_points=hessian_points, rtol=rtol, atol=atol,
-                params=list(_assignments(params)), dense_budget=budget.bytes)
+    info = _meta(call, dense_budget=budget.bytes)
     with_points = obj.n <= 1000
 
     def document(c: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -410,9 +430,9 @@ def landscape(
 ) -> Result:
     """``hesscli landscape``: slices of f along the gradient and the extreme eigenvectors,
     and on a plane of two of them, with the quadratic model and the gradient step."""
+    call = dict(locals())
     from hesscli.analysis.landscape import landscape as run_landscape
     from hesscli.documents.landscape import landscape_document
-    from hesscli.documents.meta import meta
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy
     from hesscli.validate import positive
@@ -438,9 +458,7 @@ def landscape(
                            grid=grid, policy=policy, notes=notes)
     from hesscli.spectra.policy import choose
 
-    info = meta(seed, dtype, path_choice=choose(obj.n, policy), method=method, lr=lr,
-                radius=radius, plane=plane, points=points, grid=grid, at=_point_text(at),
-                params=list(_assignments(params)), dense_budget=policy.budget.bytes)
+    info = _meta(call, path_choice=choose(obj.n, policy), dense_budget=policy.budget.bytes)
     with_direction = obj.n <= 1000
 
     def document(ls: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -464,7 +482,7 @@ def train(
     is the radius of Ge et al.'s sphere noise (None: none). The progress bar,
     the JSONL log, ``--resume`` and ``--compare`` are the command's.
     """
-    from hesscli.documents.meta import meta
+    call = dict(locals())
     from hesscli.documents.train import train_document
     from hesscli.errors import InputError
     from hesscli.training.loop import TrainConfig, minibatch_for
@@ -482,7 +500,7 @@ def train(
         raise no_derivatives_error(obj)(
             f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
             "it with jax.numpy (lax.scan for loops, no host callbacks)")
-    backend, _ = _backend(obj, "exact", devices=devices, curvature=curvature)
+    backend, _ = _backend(obj, MethodRequest.EXACT, devices=devices, curvature=curvature)
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
     every = monitor_every or max(1, steps // 100)
     from hesscli.budget import require, train_bytes
@@ -495,34 +513,39 @@ def train(
     resolved_options(config.optimizer, config.options)
     summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
                   curvature_on=curvature_on, dense_budget=dense_budget)
-    info = meta(seed, dtype, parallel=backend.parallel, optimizer=optimizer, lr=lr,
-                steps=steps, options=dict(options or {}), batch_size=batch_size, noise=noise,
-                noise_steps=noise_steps, monitor_every=every, curvature_on=curvature_on,
-                gtol=gtol, tol=tol, devices=str(devices), at=_point_text(at),
-                params=list(_assignments(params)))
+    from hesscli.spectra.paths import dense_budget as budget_of
+
+    info = _meta(call, backend.parallel, monitor_every=every,
+                 dense_budget=budget_of(dense_budget).bytes)
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 
-def check(spec: str, *, dense_budget: str | int | None = None) -> Result:
+def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = None) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 
-    ``res.passed`` is False when an expectation fails (the CLI then exits 1); an
-    invalid spec raises :class:`~hesscli.errors.InputError` before anything runs.
-    ``dense_budget`` is the dense path's budget for every check (as ``--dense-budget``).
+    ``spec`` is the file's path, or the same content as a mapping (``{"checks":
+    [...]}``). ``res.passed`` is False when an expectation fails (the CLI then
+    exits 1); an invalid spec raises :class:`~hesscli.errors.InputError` before
+    anything runs. ``dense_budget`` is the dense path's budget for every check
+    (as ``--dense-budget``).
     """
     from hesscli.checks.run import run_spec
-    from hesscli.checks.spec import read_spec
+    from hesscli.checks.spec import parse_spec, read_spec
     from hesscli.devices import Parallel
     from hesscli.documents.check import report_document
     from hesscli.documents.meta import meta
     from hesscli.spectra.paths import dense_budget as budget_of
 
     budget = budget_of(dense_budget)
-    parsed = read_spec(spec)
+    if isinstance(spec, Mapping):
+        parsed = parse_spec(dict(spec), "<python>")
+        label = "<python>"
+    else:
+        parsed, label = read_spec(spec), str(spec)
     report = run_spec(parsed, dense_budget=budget.bytes)
     seeds = sorted({c.seed for c in parsed.checks})
     dtypes = sorted({c.dtype for c in parsed.checks})
     info = meta(seeds[0] if len(seeds) == 1 else None,
-                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=spec,
+                dtypes[0] if len(dtypes) == 1 else ",".join(dtypes), spec=label,
                 dense_budget=budget.bytes)
     return Result("check", report, None, None, Parallel(), info, report_document)

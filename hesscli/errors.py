@@ -1,4 +1,4 @@
-"""Errors that end a command, each carrying the exit code of DESIGN.md's table.
+"""Errors that end a command, each carrying its exit code (the README's exit-code table).
 
 Library code raises these with a complete, one-line message (what was wrong, the
 value, what was expected, a fix); the CLI prints ``error: <message>`` and exits

@@ -244,12 +244,36 @@ def evaluate(exp: Expectation, document: Any) -> Outcome:
         if exp.absent is MISSING:
             return Outcome(exp, None, passed=False, present=False)
         measured = exp.absent
+    if undecided(measured, exp.value):
+        # only an expectation *of* the undecided value holds (KEY=undetermined, KEY=null)
+        passed = (exp.op == "=" and exp.value == measured) or (
+            exp.op == IN and any(e == measured for e in exp.value))
+        return Outcome(exp, measured, passed, detail=UNDECIDED)
     partial = partial_parent(document, exp.key)
     if partial is not None:
         return Outcome(exp, measured, passed=False, detail=(
             f"partial: {partial}.complete is false, it counts only the computed eigenvalues; "
             "use --dense or a larger --dense-budget (HESSCLI_DENSE_BUDGET) for the full count"))
     return Outcome(exp, measured, compare(measured, exp.op, exp.value))
+
+
+UNDETERMINED = "undetermined"
+UNDECIDED = ("hesscli could not decide this here: see the notes (unconverged extremes: "
+             "raise --max-steps; a kink: no second-order verdict)")
+
+
+def undecided(measured: Any, expected: Any) -> bool:
+    """Whether ``measured`` is a verdict hesscli could not decide.
+
+    ``"undetermined"`` (a classification or definiteness the evidence leaves
+    open) and ``null`` where a true/false answer is expected (``stability.stable``
+    on an unconverged λmax) satisfy no expectation, not even ``!=``: "not a
+    saddle" is as unproven as "a saddle". Only an expectation of the undecided
+    value itself (``KEY=undetermined``, ``KEY=null``) holds.
+    """
+    expects_bool = isinstance(expected, bool) or (
+        isinstance(expected, tuple) and any(isinstance(e, bool) for e in expected))
+    return measured == UNDETERMINED or (measured is None and expects_bool)
 
 
 @dataclass(frozen=True)
@@ -273,6 +297,8 @@ class Pending:
                              f"{json.dumps(o.measured)} is {o.detail})")
                 continue
             got = json.dumps(o.measured) if o.present else "absent from this document"
+            if o.present and o.detail == UNDECIDED:
+                got += f", which {UNDECIDED.removeprefix('hesscli ')}"
             parts.append(f"{o.expectation.text} (measured {o.expectation.key} = {got})"
                          if o.present else f"{o.expectation.text} ({o.expectation.key} is "
                          f"{got})")

@@ -170,3 +170,30 @@ def test_the_api_document_is_the_cli_document(hess, args, call):
     cli = hess(*args, "--format", "json")
     assert cli.exit_code in (0, 1), cli.output
     assert strip_argv(call().to_json()) == strip_argv(cli.json())
+
+
+def test_a_numpy_function_is_differentiated_by_finite_differences():
+    """A black box (NumPy, JAX cannot trace it): method fd, eigenvalues within the
+    finite-difference error band of the analytic ones."""
+
+    def black_box(x):
+        x = np.asarray(x, dtype=np.float64)
+        return float(0.5 * x @ A @ x + B @ x)
+
+    res = hesscli.analyze(black_box, np.zeros(5))
+    assert res.method == "fd" and res.fd.source == "function values"
+    band = res.fd.hessian_error + 1e-9
+    np.testing.assert_allclose(res.spectrum.eigenvalues, np.linalg.eigvalsh(A), atol=band)
+    assert res.to_json()["method_reason"].startswith("JAX cannot trace it")
+
+
+def test_check_from_a_mapping():
+    res = hesscli.check({"checks": [{"objective": "saddle", "at": "zeros",
+                                     "expect": {"classification": "saddle_point",
+                                                "inertia.negative": 1}}]})
+    assert res.passed and res.to_json()["expectations_total"] == 2
+    failing = hesscli.check({"checks": [{"objective": "saddle", "at": "zeros",
+                                         "expect": {"inertia.negative": 0}}]})
+    assert not failing.passed
+    with pytest.raises(InputError, match="unknown key"):
+        hesscli.check({"checks": [{"objective": "saddle", "expect": {"lamda_min": 0}}]})

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hesscli.analysis.escape import Escape, escape_direction
-from hesscli.analysis.step import Stability, StepPrediction, predict_step, stability
+from hesscli.analysis.kinks import Direction, Kink, Probe, probe_kinks
+from hesscli.analysis.step import (
+    Stability,
+    StepPrediction,
+    gradient_step,
+    predict_step,
+    stability,
+)
 from hesscli.analysis.verdicts import (
     Inertia,
     classify,
@@ -18,6 +25,7 @@ from hesscli.analysis.verdicts import (
     gradient_tolerance,
     inertia,
     rounding_dimension,
+    smallest_curvature,
 )
 from hesscli.analysis.verify import Verification
 from hesscli.curvature.base import Curvature, ensure_finite
@@ -30,17 +38,23 @@ from hesscli.vocab import Classification, Definiteness, Dtype, FDAccuracy, FDSou
 
 @dataclass(frozen=True)
 class NonSmooth:
-    """The objective is not smooth at the point (finite differences found a kink).
+    """The objective is not smooth at the point (a kink was found).
 
     ``parameters`` are the names involved; ``slope_jump`` the estimated jump of
-    the one-sided slopes per named parameter; ``gradient_band`` = ‖jump‖/2, how
-    far the central-difference gradient may be from any one-sided gradient.
+    the one-sided slopes per named parameter (NaN: not measured along it alone).
+    Finite differences: ``gradient_band`` = ‖jump‖/2, how far the
+    central-difference gradient may be from any one-sided gradient. The probe of
+    exact derivatives (``source="probe"``): the largest gap between a one-sided
+    slope and the gradient's prediction; ``kinks`` lists each direction's finding.
     """
 
     parameters: tuple[str, ...]
     slope_jump: tuple[float, ...]
     gradient_band: float
     disagreement: float
+    source: str = "finite differences"  # or "probe" (exact derivatives, see .kinks)
+    kinks: tuple[Kink, ...] = ()  # the probe's findings per direction
+    evaluations: int = 0  # function values the probe spent
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,7 @@ class Analysis:
     stability: Stability
     escape: Escape | None
     notes: tuple[str, ...] = field(default_factory=tuple)
-    smooth: bool | None = True  # None: not checked (exact autodiff assumes smoothness)
+    smooth: bool | None = True  # None: not checked (kink probe off); see .kinks
     nonsmooth: NonSmooth | None = None
     fd: FDInfo | None = None
     verification: Verification | None = None
@@ -99,6 +113,7 @@ def analyze(
     notes: tuple[str, ...] = (),
     verification: Verification | None = None,
     fd_why: str | None = None,
+    kink_probe: bool = True,
 ) -> Analysis:
     """Value, gradient, spectrum, verdicts, step prediction and escape direction at ``x``.
 
@@ -107,9 +122,12 @@ def analyze(
     ``gtol``/``tol`` override the derived tolerances (see :mod:`.verdicts`).
 
     When finite differences find a kink (estimates at two step sizes disagree
-    beyond their error model) the point is not smooth: the classification is
-    ``degenerate`` (never a confident verdict) unless the gradient exceeds
-    ``gtol`` by more than the kink's slope jump can explain (``not_critical``).
+    beyond their error model), or, for exact derivatives, the one-sided probe
+    of :mod:`.kinks` does (``kink_probe``), the point is not smooth: the
+    classification and definiteness are ``undetermined`` (never a confident
+    verdict from a Hessian that does not exist) unless the gradient exceeds
+    ``gtol`` by more than the kink's slope mismatch can explain
+    (``not_critical``).
     """
     x = objective.x
     layout = objective.layout
@@ -126,33 +144,48 @@ def analyze(
     scale = curvature_scale(lam, value, gnorm, x_norm)
     n_eff = rounding_dimension(objective.n, spectrum.complete)
     tol_used = tol if tol is not None else eigen_tolerance(
-        scale, n_eff, objective.dtype, spectrum.error
+        scale, n_eff, objective.dtype, spectrum.certified_error
     )
     hess_norm = float(np.max(np.abs(lam))) if lam.size else 0.0
     gtol_used = gtol if gtol is not None else gradient_tolerance(
-        value, objective.dtype, x_norm=x_norm, hessian_norm=hess_norm
+        value, objective.dtype, x_norm=x_norm, hessian_norm=hess_norm,
+        smallest_curvature=smallest_curvature(lam, tol_used, spectrum.complete,
+                                              spectrum.converged),
+        n=objective.n,
     )
     fd = curvature.fd
     grad_error = (float(np.linalg.norm(fd.gradient_error))
                   if fd is not None and fd.gradient_error is not None else 0.0)
     if gtol is None:
         gtol_used += grad_error  # a finite-difference gradient is only known to ± its error
-    kind = classify(gnorm, gtol_used, lam, tol_used)
-    nonsmooth = _nonsmooth(spectrum, layout)
-    critical = gnorm <= gtol_used
-    if nonsmooth is not None:
-        critical = gnorm <= gtol_used + nonsmooth.gradient_band
-        kind = Classification.DEGENERATE if critical else Classification.NOT_CRITICAL
-
+    kind = classify(gnorm, gtol_used, lam, tol_used, spectrum.converged)
+    shape = definiteness(lam, tol_used, spectrum.complete, spectrum.converged)
     step = None
     if gnorm > grad_error:  # an FD gradient inside its error band is no direction
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
-        after = curvature.value(x - lr * grad)
+        after = curvature.value(gradient_step(x, lr, grad))
         from hesscli.jaxconf import eps
 
         step = predict_step(lr, grad, hg, value, after, eps=eps(objective.dtype),
                             gtol=gtol_used, hessian_norm=hess_norm)
+
+    nonsmooth = _nonsmooth(spectrum, layout)
+    probe = None
+    if nonsmooth is None and kink_probe and curvature.fd is None:
+        probe = probe_kinks(
+            curvature.value, curvature.hvp, x, value, grad,
+            _probe_directions(spectrum, grad, step), gtol=gtol_used, tol=tol_used,
+            dtype=objective.dtype, layout=layout,
+        )
+        nonsmooth = _probe_nonsmooth(probe)
+    critical = gnorm <= gtol_used
+    if nonsmooth is not None:
+        # No Hessian exists at a kink: no second-order verdict, and the gradient is
+        # only known to within the one-sided slopes' spread.
+        critical = gnorm <= gtol_used + nonsmooth.gradient_band
+        kind = Classification.UNDETERMINED if critical else Classification.NOT_CRITICAL
+        shape = Definiteness.UNDETERMINED
 
     escape = None
     if spectrum.lambda_min < -tol_used:
@@ -178,24 +211,110 @@ def analyze(
         spectrum=spectrum,
         tolerance=tol_used,
         inertia=inertia(lam, tol_used, spectrum.complete),
-        definiteness=definiteness(lam, tol_used, spectrum.complete),
+        definiteness=shape,
         critical=critical,
         classification=kind,
-        condition_number=condition_number(lam, tol_used) if spectrum.complete else (
-            condition_number(lam, tol_used)
-            if float(lam.min()) > tol_used or float(lam.max()) < -tol_used
-            else None
-        ),
+        condition_number=_condition(spectrum, tol_used),
         step=step,
-        stability=stability(lr, spectrum.lambda_max),
+        stability=stability(lr, spectrum.lambda_max, spectrum.max_converged),
         escape=escape,
         notes=objective.notes + notes + spectrum.notes
-        + precision_notes(objective.dtype, tol_used, gtol_used),
-        smooth=(nonsmooth is None) if curvature.fd is not None else None,
+        + precision_notes(objective.dtype, tol_used, gtol_used)
+        + undetermined_notes(spectrum, tol_used, kind, shape) + kink_notes(nonsmooth),
+        smooth=(nonsmooth is None) if curvature.fd is not None or probe is not None else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
     )
+
+
+def _probe_directions(
+    spectrum: Spectrum, grad: np.ndarray, step: StepPrediction | None
+) -> list[Direction]:
+    """The directions the kink probe walks along, each with its curvature ``dᵀHd``.
+
+    The gradient (curvature from the step prediction's HVP) and the two extreme
+    eigenvectors (their Ritz values): the directions the verdicts rest on.
+    """
+    dirs = []
+    if step is not None:
+        dirs.append(Direction("the gradient", grad / np.linalg.norm(grad),
+                              step.curvature_along_gradient))
+    dirs.append(Direction("the λmin eigenvector", spectrum.vec_min, spectrum.lambda_min))
+    if spectrum.eigenvalues.size > 1:
+        dirs.append(Direction("the λmax eigenvector", spectrum.vec_max, spectrum.lambda_max))
+    return dirs
+
+
+def _probe_nonsmooth(probe: Probe) -> NonSmooth | None:
+    if probe.smooth:
+        return None
+    return NonSmooth(
+        parameters=probe.parameters,
+        slope_jump=probe.parameter_jumps,
+        gradient_band=probe.gradient_band,
+        disagreement=max(k.significance for k in probe.kinks),
+        source="probe",
+        kinks=probe.kinks,
+        evaluations=probe.evaluations,
+    )
+
+
+def kink_notes(nonsmooth: NonSmooth | None) -> tuple[str, ...]:
+    """The kink in words: where, how found, which parameters (for the JSON notes too)."""
+    if nonsmooth is None:
+        return ()
+    names = ", ".join(nonsmooth.parameters[:6]) + (
+        f" and {len(nonsmooth.parameters) - 6} more" if len(nonsmooth.parameters) > 6 else "")
+    if nonsmooth.source == "probe":
+        k = max(nonsmooth.kinks, key=lambda k: k.significance)
+        how = (f"the one-sided probe found a {k.kind} jump along {k.direction} "
+               f"({k.side} side, {k.kind} off the derivatives' prediction by {k.mismatch:.4g})")
+    else:
+        how = "finite differences at two step sizes disagree beyond their error model"
+    return (f"not smooth here: {how}; parameters {names}. The Hessian does not exist at a "
+            "kink, so classification and definiteness are undetermined",)
+
+
+def _condition(spectrum: Spectrum, tol: float) -> float | None:
+    """max|λ|/min|λ| when both ends are known and min|λ| is beyond tol, else None.
+
+    On the matrix-free path only a definite spectrum (both extremes of one
+    sign) bounds min|λ|; an unconverged end leaves the ratio unknown.
+    """
+    lam = spectrum.eigenvalues
+    if not (spectrum.min_converged and spectrum.max_converged):
+        return None
+    if spectrum.complete or float(lam.min()) > tol or float(lam.max()) < -tol:
+        return condition_number(lam, tol)
+    return None
+
+
+def undetermined_notes(
+    spectrum: Spectrum, tol: float, classification: str, shape: str
+) -> tuple[str, ...]:
+    """Why a verdict is ``undetermined`` on unconverged extremes, and what to do."""
+    if spectrum.min_converged and spectrum.max_converged:
+        return ()
+    words = [w for w, undecided in (
+        ("classification", classification == Classification.UNDETERMINED),
+        ("definiteness", shape == Definiteness.UNDETERMINED)) if undecided]
+    ends = [e for e, ok in (("λmin", spectrum.min_converged),
+                            ("λmax", spectrum.max_converged)) if not ok]
+    proven = []
+    if spectrum.lambda_min < -tol:
+        proven.append(f"negative curvature (a Ritz value {spectrum.lambda_min:.4g} < −tol)")
+    if spectrum.lambda_max > tol:
+        proven.append(f"positive curvature (a Ritz value {spectrum.lambda_max:.4g} > tol)")
+    text = (
+        f"{' and '.join(ends)} not converged: a Ritz value bounds λmin only from above and "
+        "λmax only from below, so claims that need the other side (positive/negative "
+        "(semi)definite, a local minimum or maximum, zero, stable) are not proven"
+    )
+    text += "; proven: " + ", ".join(proven) if proven else "; nothing is proven about the sign"
+    if words:
+        text += f"; {' and '.join(words)} undetermined"
+    return (text + ". Raise --max-steps (or --rtol) until the end converges",)
 
 
 def precision_notes(dtype: str, tol: float, gtol: float) -> tuple[str, ...]:

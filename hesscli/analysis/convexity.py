@@ -194,6 +194,9 @@ class HessianTest:
     tolerance: float | None  # at the point of the smallest eigenvalue
     witness: Witness | None
     skipped: str | None = None  # why the test did not run
+    unconverged: int = 0  # points whose matrix-free λmin did not converge: there the
+    #                       computed λmin is only an upper bound (a Ritz value), so a
+    #                       violation still proves non-convexity but its absence proves less
 
 
 @dataclass(frozen=True)
@@ -339,6 +342,7 @@ def hessian_test(
     violations = 0
     worst: tuple[float, float, Any, np.ndarray] | None = None  # (λ/tol, λ, spectrum, x)
     smallest: tuple[float, float] | None = None
+    unconverged = 0
     for p in samples:
         p = p.astype(np.float64)
         spectrum = spectrum_fn(curvature, p, layout)
@@ -346,6 +350,7 @@ def hessian_test(
         scale = curvature_scale(lam, curvature.value(p), 0.0, float(np.linalg.norm(p)))
         tol = eigen_tolerance(scale, objective.n, objective.dtype, spectrum.error)
         lmin = spectrum.lambda_min
+        unconverged += not spectrum.min_converged
         if smallest is None or lmin < smallest[0]:
             smallest = (lmin, tol)
         if lmin < -tol and confirmed_by_values(curvature, p, spectrum.vec_min, lmin,
@@ -362,7 +367,8 @@ def hessian_test(
             top_parameters=tuple(top_entries(spectrum.vec_min, layout, 5)),
         )
     assert smallest is not None
-    return HessianTest(points, violations, smallest[0], smallest[1], witness)
+    return HessianTest(points, violations, smallest[0], smallest[1], witness,
+                       unconverged=unconverged)
 
 
 def convexity(

@@ -356,7 +356,8 @@ def landscape(
             names=names,
             labels=(LABELS[names[0]], LABELS[names[1]] + (" ⊥" if orthogonalized else "")),
             orthogonalized=orthogonalized,
-            step=(float(-lr * g @ u), float(-lr * g @ w)) if gnorm > 0 else None,
+            # scalars first: −lr·(g·u) overflows to ±inf quietly for a huge lr
+            step=(-lr * float(g @ u), -lr * float(g @ w)) if gnorm > 0 else None,
             **plane_grid,
         )
     return Landscape(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,20 +66,65 @@ def eigen_tolerance(scale: float, n: int, dtype: str, error: float = 0.0) -> flo
 
 
 def gradient_tolerance(
-    value: float, dtype: str, *, x_norm: float = 0.0, hessian_norm: float = 0.0
+    value: float, dtype: str, *, x_norm: float = 0.0, hessian_norm: float = 0.0,
+    smallest_curvature: float = 0.0, n: int = 1,
 ) -> float:
-    """The default ``gtol``: ``√ε·|f|/L + ε·‖H‖₂·L`` with ``L = max(‖x‖, 1)``.
+    """The default ``gtol``: ``10·√n·ε·‖H‖₂·L + √ε·σ·L`` with ``L = max(‖x‖, 1)``.
 
-    Two things keep a computed gradient from being exactly zero at a critical
-    point. Evaluation: a gradient is trusted to about ``√ε`` relative to the
-    function's own slope scale ``|f|/L`` (where central differences also lose
-    their digits). Representation: ``x`` itself is only known to ``ε·L``, which
-    moves the gradient by ``‖H‖·ε·L``. Both scale with the problem, so scaling
-    ``f`` or ``x`` by a constant does not change the verdict.
+    ``σ`` is the smallest ``|λ|`` of the Hessian when it is known to be
+    nonsingular (:func:`smallest_curvature`), else 0. Neither term depends on
+    ``f``'s value (``value`` is accepted for callers): an additive constant
+    changes no derivative.
+
+    - *Representation and rounding*: ``x`` itself is only known to ``ε·L``,
+      which moves the gradient by ``‖H‖·ε·L``; autodiff's rounding in ``∇f`` is
+      of that order per term (its terms are curvatures times distances), and
+      an entry sums up to n of them: ``√n`` for rounding that adds like a random
+      walk, times :data:`TOL_SAFETY` as in :func:`eigen_tolerance` (measured:
+      the tensor problem's symmetric saddle has ‖∇f‖ = 5.8·10⁻¹⁵ where
+      ``ε·‖H‖·L`` = 9·10⁻¹⁶, n = 16).
+    - *Half the digits of x*: the quadratic model's stationary point is
+      ``‖H⁻¹g‖ ≤ ‖g‖/σ`` away. When that bound is within ``√ε·L``, the point
+      agrees with a stationary point to half the digits of ``x``, the usual
+      convergence floor of iterative methods. The bound is proven (σ is the
+      smallest singular value), so this never calls a point critical that is
+      farther away; a Rayleigh quotient such as the curvature along ``g`` would
+      (in ``10⁶x² + y²`` at ``(10⁻⁹, 10⁻³)`` the gradient's curvature is 10⁶
+      while the minimum is 10⁻³ away along y).
+
+    ``f = 10¹² + ‖x − 1‖²`` at ``(30, 30)`` (‖g‖ = 82; a gradient step lowers f
+    by 66) is not critical: gtol ≈ 10⁻⁶. Scaling ``f`` or ``x`` scales gtol like
+    the gradient, so ``10⁻¹²·f`` and ``10¹²·f`` keep their verdicts. A
+    finite-difference gradient adds its own error estimate (see ``analyze``).
     """
+    del value
     length = length_scale(x_norm)
     e = eps(dtype)
-    return math.sqrt(e) * abs(value) / length + e * abs(hessian_norm) * length
+    rounding = TOL_SAFETY * math.sqrt(max(n, 1)) * e * abs(hessian_norm) * length
+    return rounding + math.sqrt(e) * abs(smallest_curvature) * length
+
+
+def smallest_curvature(
+    eigenvalues: np.ndarray, tol: float, complete: bool, converged: Any = None
+) -> float:
+    """``min|λ|`` when it is known and beyond ``tol``, else 0 (see :func:`gradient_tolerance`).
+
+    Known: all eigenvalues computed (dense), or the spectrum is definite
+    (λmin > tol, or λmax < −tol) with that end converged, so that end is the
+    smallest magnitude. An indefinite matrix-free spectrum hides its interior.
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    if lam.size == 0:
+        return 0.0
+    if complete:
+        smallest = float(np.min(np.abs(lam)))
+        return smallest if smallest > tol else 0.0
+    conv_lo, conv_hi = end_converged(lam, converged)
+    if conv_lo and float(lam.min()) > tol:
+        return float(lam.min())
+    if conv_hi and float(lam.max()) < -tol:
+        return float(-lam.max())
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -106,45 +152,130 @@ def inertia(eigenvalues: np.ndarray, tol: float, complete: bool = True) -> Inert
     )
 
 
+UNDETERMINED = Classification.UNDETERMINED  # == Definiteness.UNDETERMINED == "undetermined"
+SIGNS = ("negative", "zero", "positive")  # beyond −tol, within ±tol, beyond tol
+
+
+@dataclass(frozen=True)
+class Ends:
+    """What is known of λmin and λmax: ``λmin ∈ [lo[0], lo[1]]``, ``λmax ∈ [hi[0], hi[1]]``.
+
+    A converged (or dense) end is known: both bounds are the computed value (its
+    error is in the tolerance). An unconverged matrix-free end is known on one
+    side only: a Rayleigh quotient θ of unit vectors satisfies
+    ``λmin ≤ θ ≤ λmax`` whatever its residual, so the smallest Ritz value bounds
+    λmin from above and the largest bounds λmax from below; the other side is
+    open (a Krylov method can still miss a more extreme eigenvalue).
+    """
+
+    lo: tuple[float, float]
+    hi: tuple[float, float]
+
+    @classmethod
+    def of(
+        cls, eigenvalues: Any, converged: Any = None
+    ) -> Ends:
+        """From computed eigenvalues and per-eigenvalue ``converged`` flags (None: all)."""
+        lam = np.asarray(eigenvalues, dtype=np.float64)
+        lo, hi = float(lam.min()), float(lam.max())
+        conv_lo, conv_hi = end_converged(lam, converged)
+        return cls((lo if conv_lo else -math.inf, lo), (hi, hi if conv_hi else math.inf))
+
+    @property
+    def known(self) -> bool:
+        return self.lo[0] == self.lo[1] and self.hi[0] == self.hi[1]
+
+
+def end_converged(eigenvalues: Any, converged: Any) -> tuple[bool, bool]:
+    """(λmin end converged, λmax end converged) from per-eigenvalue flags (None: both)."""
+    if converged is None:
+        return True, True
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    flags = np.asarray(converged, dtype=bool)
+    order = np.argsort(lam, kind="stable")  # ties: the first is the λmin end
+    return bool(flags[int(order[0])]), bool(flags[int(order[-1])])
+
+
+def possible_signs(bounds: tuple[float, float], tol: float) -> tuple[str, ...]:
+    """The signs (``SIGNS``) an eigenvalue in ``[a, b]`` may have, with ``|λ| ≤ tol`` zero."""
+    a, b = bounds
+    out = []
+    if a < -tol:
+        out.append("negative")
+    if a <= tol and b >= -tol:
+        out.append("zero")
+    if b > tol:
+        out.append("positive")
+    return tuple(out)
+
+
+def _decide(ends: Ends, tol: float, verdict: Any, undetermined: Any) -> Any:
+    """``verdict(sign_min, sign_max)`` if every possible combination agrees, else undetermined."""
+    rank = {name: i for i, name in enumerate(SIGNS)}
+    answers = {
+        verdict(a, b)
+        for a in possible_signs(ends.lo, tol)
+        for b in possible_signs(ends.hi, tol)
+        if rank[a] <= rank[b]
+    }
+    return answers.pop() if len(answers) == 1 else undetermined
+
+
+_DEFINITENESS = {
+    ("positive", "positive"): Definiteness.POSITIVE_DEFINITE,
+    ("zero", "positive"): Definiteness.POSITIVE_SEMIDEFINITE,
+    ("negative", "positive"): Definiteness.INDEFINITE,
+    ("zero", "zero"): Definiteness.ZERO,
+    ("negative", "zero"): Definiteness.NEGATIVE_SEMIDEFINITE,
+    ("negative", "negative"): Definiteness.NEGATIVE_DEFINITE,
+}
+
+
 def definiteness(
-    eigenvalues: np.ndarray, tol: float, complete: bool = True
+    eigenvalues: np.ndarray, tol: float, complete: bool = True, converged: Any = None
 ) -> Definiteness:
     """The definiteness (:class:`~hesscli.vocab.Definiteness`), from the spectrum's extremes.
 
-    With only the extremes computed (``complete=False``) the answer is still
-    exact in kind: definiteness depends only on λmin and λmax, except that an
-    unseen zero eigenvalue between them cannot be ruled out for "definite"
-    claims, which the caller states by the tolerance band.
+    Definiteness depends only on λmin and λmax, so the matrix-free extremes
+    answer it as well as all eigenvalues do (``complete`` is accepted for
+    callers that know it). With ``converged`` flags, an unconverged end is
+    bounded on one side only (:class:`Ends`): "positive (semi)definite" needs a
+    lower bound on λmin, "negative (semi)definite" an upper bound on λmax,
+    "zero" both, while "indefinite" is proven by Rayleigh quotients alone.
+    What the known bounds cannot decide is ``undetermined``.
     """
-    lo, hi = float(np.min(eigenvalues)), float(np.max(eigenvalues))
-    if lo > tol:
-        return Definiteness.POSITIVE_DEFINITE
-    if hi < -tol:
-        return Definiteness.NEGATIVE_DEFINITE
-    if lo < -tol and hi > tol:
-        return Definiteness.INDEFINITE
-    if lo >= -tol and hi > tol:
-        return Definiteness.POSITIVE_SEMIDEFINITE
-    if hi <= tol and lo < -tol:
-        return Definiteness.NEGATIVE_SEMIDEFINITE
-    return Definiteness.ZERO
+    del complete
+    ends = Ends.of(eigenvalues, converged)
+    return _decide(ends, tol, lambda a, b: _DEFINITENESS[(a, b)], Definiteness.UNDETERMINED)
+
+
+def _second_order(a: str, b: str) -> Classification:
+    if a == "positive":
+        return Classification.LOCAL_MINIMUM
+    if b == "negative":
+        return Classification.LOCAL_MAXIMUM
+    if a == "negative" and b == "positive":
+        return Classification.SADDLE_POINT
+    return Classification.DEGENERATE
 
 
 def classify(
-    gradient_norm: float, gtol: float, eigenvalues: np.ndarray, tol: float
+    gradient_norm: float, gtol: float, eigenvalues: np.ndarray, tol: float,
+    converged: Any = None,
 ) -> Classification:
-    """The classification (:class:`~hesscli.vocab.Classification`); ``degenerate`` when
-    the second-order test is silent."""
+    """The classification (:class:`~hesscli.vocab.Classification`).
+
+    ``degenerate`` when the second-order test is silent.
+
+    ``undetermined`` when the gradient vanishes but unconverged extremes
+    (``converged`` flags, see :func:`definiteness`) leave more than one answer
+    open: a local minimum needs a proven lower bound on λmin, a maximum an
+    upper bound on λmax; a strict saddle is proven by the Ritz values alone.
+    """
     if gradient_norm > gtol:
         return Classification.NOT_CRITICAL
-    lo, hi = float(np.min(eigenvalues)), float(np.max(eigenvalues))
-    if lo > tol:
-        return Classification.LOCAL_MINIMUM
-    if hi < -tol:
-        return Classification.LOCAL_MAXIMUM
-    if lo < -tol and hi > tol:
-        return Classification.SADDLE_POINT
-    return Classification.DEGENERATE
+    return _decide(Ends.of(eigenvalues, converged), tol, _second_order,
+                   Classification.UNDETERMINED)
 
 
 def condition_number(eigenvalues: np.ndarray, tol: float) -> float | None:

@@ -1,2 +1,3 @@
-"""``hesscli check``: specs of curvature expectations (``spec``), their kinds
-(``registry``) and their evaluation (``run``) with the same analyses the commands use."""
+"""``hesscli check``: specs of curvature expectations (``spec``), the keys ``expect:``
+accepts (``registry``) and their evaluation (``run``) through the Python API and the
+one expectation engine (:mod:`hesscli.expect`)."""

@@ -89,14 +89,14 @@ class CheckContext:
                 atol=options.get("atol", 0.0), method=c.method, dtype=c.dtype,
                 curvature=self._analysis.curvature if self._analysis is not None else None,
                 dense_budget=self.dense_budget,
-            ).value
+            ).output
         return self._convexity[key]
 
     def gradcheck(self) -> Any:
         if self._gradcheck is None:
             self._gradcheck = api.gradcheck(self.obj, dtype=self.check.dtype,
                                             seed=self.check.seed,
-                                            dense_budget=self.dense_budget).value
+                                            dense_budget=self.dense_budget).output
         return self._gradcheck
 
 

@@ -134,8 +134,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
       hesscli analyze saddle --at zeros
       hesscli analyze my_loss.py --at x.npy --format json
     """
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+    from hesscli.cli.context import App
+
+    ctx.obj = App(debug=debug)
 
 
 def main() -> None:

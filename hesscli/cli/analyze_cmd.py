@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,7 +24,8 @@ from hesscli.cli.path_options import path_options
               help="Learning rate for the step prediction and the 2/λmax stability check.")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm below which the point counts as critical "
-              "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1)).")
+              "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1); no |f| "
+              "term, so an additive constant changes nothing).")
 @click.option("--tol", type=float, default=None,
               help="Eigenvalues with |λ| ≤ tol count as zero (default derived from dtype, "
               "n and the Hessian's scale).")
@@ -37,15 +39,7 @@ from hesscli.cli.path_options import path_options
 @fd_accuracy_option
 @verify_option
 @path_options(default_k=1)
-def command(
-    objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
-    process_id: int | None, lr: float, gtol: float | None, tol: float | None,
-    escape_step: float, save_escape: Path | None, expects: tuple[str, ...],
-    path: str | None, k: int, eigensolver: str, rtol: float | None, max_steps: int | None,
-    chunk_size: int | None, fd_accuracy: str = "normal", verify: bool = False,
-    dense_budget: str | None = None,
-) -> None:
+def command(**_options: Any) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
 
@@ -63,41 +57,35 @@ def command(
       hesscli analyze mlp -p width=64 --matrix-free --k 5
     """
     from hesscli import api
-    from hesscli.cli.session import emit, primary, start
+    from hesscli.cli.context import App
     from hesscli.errors import InputError
 
+    app = App.current()
+    save_escape = app.params["save_escape"]
     if save_escape is not None:
         from hesscli.objective.checkpoints import check_writer
 
         check_writer(save_escape, "--save-escape")  # its package, before any work
-    start(devices, coordinator, num_processes, process_id)
-    res = api.analyze(
-        objective, at, params=params, method=method, dtype=dtype, seed=seed, lr=lr, gtol=gtol,
-        tol=tol, escape_step=escape_step, fd_accuracy=fd_accuracy, verify=verify,
-        devices=devices, path=path, k=k, eigensolver=eigensolver, rtol=rtol,
-        max_steps=max_steps, chunk_size=chunk_size, dense_budget=dense_budget,
-    )
-    result, parallel = res.value, res.parallel
+    app.start()
+    res = app.call(api.analyze, cli_only=("save_escape",))
+    result, parallel = res.output, res.parallel
     if save_escape is not None:
         if result.escape is None:
             raise InputError(
                 f"--save-escape {save_escape}: there is no escape direction here "
                 f"(no eigenvalue below −tol; classification {result.classification})"
             )
+        from hesscli.cli.session import primary
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files
             direction = result.escape.direction
             write_point(save_escape, res.objective.unravel(direction),
                         res.objective.params_of(direction))
-    from hesscli.expect import expectations
-
-    doc = res.document()
-    pending = expectations(expects, doc)
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []
-    emit(doc, fmt, lambda console: render_analysis(result, console, rows=rows))
+    pending = app.report(res, lambda console: render_analysis(result, console, rows=rows))
     if result.verification is not None and result.verification.passed is False:
         from hesscli.errors import CheckFailed
 

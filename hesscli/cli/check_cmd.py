@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from hesscli.cli.options import format_option
@@ -12,7 +14,7 @@ from hesscli.cli.path_options import dense_budget_option
 @click.argument("spec", metavar="SPEC.yaml")
 @format_option
 @dense_budget_option
-def command(spec: str, fmt: str, dense_budget: str | None = None) -> None:
+def command(**_options: Any) -> None:
     """Run the checks of SPEC.yaml and report pass/fail per expectation.
 
     Each check names an objective, a point, options (method, dtype, seed, lr,
@@ -42,18 +44,16 @@ def command(spec: str, fmt: str, dense_budget: str | None = None) -> None:
             convexity: {box: [-3, 3], samples: 500, verdict: no_violation_found}
     """
     from hesscli import api
-    from hesscli.cli.session import emit
+    from hesscli.cli.context import App
     from hesscli.errors import CheckFailed
+    from hesscli.render.check_view import measured_text, render_report
 
-    res = api.check(spec, dense_budget=dense_budget)
-    report = res.value
-    from hesscli.render.check_view import render_report
-
-    emit(res.document(), fmt, lambda console: render_report(report, console))
+    app = App.current()
+    res = app.call(api.check)
+    report = res.output
+    app.report(res, lambda console: render_report(report, console))
     if not report.passed:
         ok, total = report.counts
-        from hesscli.render.check_view import measured_text
-
         failed = [f"{c.name}: {o.key} expected {o.expected}, measured "
                   f"{measured_text(o.measured)}"
                   for c in report.checks for o in c.outcomes if not o.passed]

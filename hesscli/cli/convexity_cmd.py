@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from hesscli.cli.options import (
@@ -46,12 +48,7 @@ convexity_options = compose(
 
 @click.command("convexity")
 @convexity_options
-def command(
-    objective: str, boxes: tuple[str, ...], around: str | None, radius: float, samples: int,
-    hessian_points: int, rtol: float | None, atol: float, params: tuple[str, ...],
-    method: str, dtype: str, seed: int, fmt: str, expects: tuple[str, ...],
-    dense_budget: str | None = None,
-) -> None:
+def command(**_options: Any) -> None:
     """Is OBJECTIVE convex over a region? Tests Jensen's midpoint inequality on random
     pairs and the Hessian's smallest eigenvalue at random points.
 
@@ -69,16 +66,10 @@ def command(
       hesscli convexity my_loss.py --box -1,1 --box 0,2 --format json
     """
     from hesscli import api
-    from hesscli.cli.session import emit
-
-    res = api.convexity(objective, boxes=boxes, around=around, radius=radius, samples=samples,
-                        hessian_points=hessian_points, rtol=rtol, atol=atol, params=params,
-                        method=method, dtype=dtype, seed=seed, dense_budget=dense_budget)
-    from hesscli.expect import expectations
-
-    doc = res.document()
-    pending = expectations(expects, doc)
+    from hesscli.cli.context import App
     from hesscli.render.convexity_view import render_convexity
 
-    emit(doc, fmt, lambda console: render_convexity(res.value, res.objective.layout, console))
-    pending.enforce()
+    app = App.current()
+    res = app.call(api.convexity)
+    app.report(res, lambda console: render_convexity(res.output, res.objective.layout,
+                                                     console)).enforce()

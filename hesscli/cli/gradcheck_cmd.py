@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from hesscli.cli.fd_options import fd_accuracy_option
@@ -16,11 +18,7 @@ from hesscli.cli.path_options import dense_budget_option
               help="How many of the worst entries to list per comparison.")
 @expect_option
 @dense_budget_option
-def command(
-    objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, fd_accuracy: str, top: int, expects: tuple[str, ...] = (),
-    dense_budget: str | None = None,
-) -> None:
+def command(**_options: Any) -> None:
     """Check the objective's exact derivatives (JAX, custom_jvp/custom_vjp rules)
     against finite differences: the gradient against central differences of
     function values, the Hessian against differences of the exact gradient and
@@ -33,19 +31,14 @@ def command(
       hesscli gradcheck mlp --fd-accuracy high
     """
     from hesscli import api
-    from hesscli.cli.session import emit
+    from hesscli.cli.context import App
     from hesscli.errors import CheckFailed
-
-    res = api.gradcheck(objective, at, params=params, method=method, dtype=dtype, seed=seed,
-                        fd_accuracy=fd_accuracy, top=top, dense_budget=dense_budget)
-    result = res.value
-    from hesscli.expect import expectations
-
-    doc = res.document()
-    pending = expectations(expects, doc)
     from hesscli.render.gradcheck_view import render_gradcheck
 
-    emit(doc, fmt, lambda console: render_gradcheck(result, console))
+    app = App.current()
+    res = app.call(api.gradcheck)
+    result = res.output
+    pending = app.report(res, lambda console: render_gradcheck(result, console))
     if not result.passed:
         bad = [c.key for c in result.checks if c.passed is False]
         raise CheckFailed(f"gradcheck failed: {', '.join(bad)} disagree with finite differences")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from hesscli.cli.options import objective_options
+from hesscli.cli.options import expect_option, objective_options
 from hesscli.cli.path_options import dense_budget_option
 
 
@@ -22,16 +23,13 @@ from hesscli.cli.path_options import dense_budget_option
               "most informative here).")
 @click.option("--points", type=int, default=101, show_default=True,
               help="Evaluations per slice.")
-@click.option("--grid", "grid_size", type=int, default=41, show_default=True,
+@click.option("--grid", "grid", type=int, default=41, show_default=True,
               help="Evaluations per side of the plane's grid.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the slices and the contour to FILE (.png or .svg).")
 @dense_budget_option
-def command(
-    objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, lr: float, radius: float | None, plane: str | None, points: int,
-    grid_size: int, plot: Path | None, dense_budget: str | None = None,
-) -> None:
+@expect_option
+def command(**_options: Any) -> None:
     """The objective along the gradient and the eigenvectors of λmax and λmin around
     a point (1-D slices), and on the plane of two of them, with the quadratic model
     f + tgᵀd + ½t²dᵀHd overlaid and the gradient step for --lr marked.
@@ -44,21 +42,21 @@ def command(
       hesscli landscape mlp --format json
     """
     from hesscli import api
-    from hesscli.cli.session import emit
+    from hesscli.cli.context import App
+    from hesscli.render.landscape_view import render_landscape
 
+    app = App.current()
+    plot = app.params["plot"]
     if plot is not None:
         from hesscli.render.plotting import check_plot_path, pyplot
 
         check_plot_path(plot)
         pyplot()  # fail early when matplotlib is missing
-    res = api.landscape(objective, at, params=params, method=method, dtype=dtype, seed=seed,
-                        lr=lr, radius=radius, plane=plane, points=points, grid=grid_size,
-                        dense_budget=dense_budget)
-    from hesscli.render.landscape_view import render_landscape
-
-    emit(res.document(), fmt, lambda console: render_landscape(res.value, console))
+    res = app.call(api.landscape, cli_only=("plot",))
+    pending = app.report(res, lambda console: render_landscape(res.output, console))
     if plot is not None:
         from hesscli.render.plot_landscape import plot_landscape
 
-        plot_landscape(res.value, plot)
+        plot_landscape(res.output, plot)
         click.echo(f"wrote {plot}", err=True)
+    pending.enforce()

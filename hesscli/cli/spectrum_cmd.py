@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,14 +31,7 @@ from hesscli.cli.path_options import path_options
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a figure of the spectrum (PNG or SVG by suffix; needs matplotlib).")
 @expect_option
-def command(
-    objective: str, at: str | None, params: tuple[str, ...], method: str, dtype: str,
-    seed: int, fmt: str, devices: str, coordinator: str | None, num_processes: int | None,
-    process_id: int | None, path: str | None, k: int, eigensolver: str, rtol: float | None,
-    max_steps: int | None, chunk_size: int | None, density: bool, probes: int, steps: int,
-    sigma: float | None, trace_probes: int, bins: int, plot: Path | None,
-    expects: tuple[str, ...] = (), dense_budget: str | None = None,
-) -> None:
+def command(**_options: Any) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
     the --k largest and smallest (with residuals), Hutchinson's trace and, with
     --density, the spectral density by stochastic Lanczos quadrature.
@@ -52,30 +46,22 @@ def command(
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
     """
     from hesscli import api
-    from hesscli.cli.session import emit, primary, start
+    from hesscli.cli.context import App
+    from hesscli.cli.session import primary
 
+    app = App.current()
+    plot = app.params["plot"]
     if plot is not None:
         from hesscli.render.plotting import check_plot_path
 
         check_plot_path(plot)
-    start(devices, coordinator, num_processes, process_id)
-    res = api.spectrum(
-        objective, at, params=params, method=method, dtype=dtype, seed=seed, devices=devices,
-        path=path, k=k, eigensolver=eigensolver, rtol=rtol, max_steps=max_steps,
-        chunk_size=chunk_size, density=density, probes=probes, steps=steps, sigma=sigma,
-        trace_probes=trace_probes, bins=bins, plot=str(plot) if plot else None,
-        dense_budget=dense_budget,
-    )
-    report = res.value
+    app.start()
+    res = app.call(api.spectrum)
+    report = res.output
     if plot is not None and primary():  # only process 0 writes files
         from hesscli.render.plot_spectrum import plot_spectrum
 
         plot_spectrum(report, plot)
-    from hesscli.expect import expectations
-
-    doc = res.document()
-    pending = expectations(expects, doc)
     from hesscli.render.spectrum_view import render_spectrum
 
-    emit(doc, fmt, lambda console: render_spectrum(report, console, plot))
-    pending.enforce()
+    app.report(res, lambda console: render_spectrum(report, console, plot)).enforce()

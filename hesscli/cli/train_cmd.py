@@ -52,7 +52,7 @@ from hesscli.cli.path_options import dense_budget_option
               "--dense-budget, n ≤ 4096 by default; Lanczos above).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
-              "(default √ε·|f|/L + ε·‖H‖·L with L = max(‖x‖,1), as analyze).")
+              "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1), as analyze).")
 @click.option("--tol", type=float, default=None,
               help="Eigenvalues with |λ| ≤ tol count as zero (default as analyze).")
 @click.option("--compare", default=None, metavar="LIST",
@@ -79,7 +79,7 @@ from hesscli.cli.path_options import dense_budget_option
               help="Exit 1 when any of these events happened (e.g. diverged,unstable).")
 @expect_option
 @dense_budget_option
-def command(**kw: Any) -> None:
+def command(**_options: Any) -> None:
     """Train with an optax optimizer (optionally noisy) and watch the curvature.
 
     Every --monitor-every steps the run logs the value, the gradient norm, the
@@ -101,6 +101,7 @@ def command(**kw: Any) -> None:
       hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
       hesscli train mlp --batch-size 32 --devices all   # data sharded over every device
     """
-    from hesscli.cli.train_run import run_command
+    from hesscli.cli.context import App
+    from hesscli.cli.train_run import TrainOptions, run_command
 
-    run_command(kw)
+    run_command(TrainOptions(**App.current().params))

@@ -8,19 +8,66 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from hesscli.errors import CheckFailed, InputError
-from hesscli.vocab import EventKind, words
+from hesscli.vocab import EventKind, MethodRequest, words
 
 OPT_FLAGS = ("momentum", "nesterov", "b1", "b2", "eps", "weight_decay", "decay")
 SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv", ".msgpack", ".safetensors", ".eqx",
                  "")  # "": a folder, written as an orbax checkpoint
 EVENT_KINDS = words(EventKind)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The ``train`` command's options, typed (built from the command's ``ctx.params``)."""
+
+    objective: str
+    at: str | None
+    params: tuple[str, ...]
+    method: str
+    dtype: str
+    seed: int
+    fmt: str
+    devices: str
+    coordinator: str | None
+    num_processes: int | None
+    process_id: int | None
+    optimizer: str
+    lr: float
+    steps: int | None
+    epochs: int | None
+    batch_size: int | None
+    momentum: float | None
+    nesterov: bool | None
+    b1: float | None
+    b2: float | None
+    eps: float | None
+    weight_decay: float | None
+    decay: float | None
+    opt_extra: tuple[str, ...]
+    noisy: bool
+    noise_scale: float
+    noise_steps: int | None
+    monitor_every: int | None
+    curvature_on: bool
+    gtol: float | None
+    tol: float | None
+    compare: str | None
+    out: Path | None
+    checkpoint_every: int | None
+    resume: Path | None
+    force: bool
+    save_point: Path | None
+    plot: Path | None
+    fail_on: str | None
+    expects: tuple[str, ...] = ()
+    dense_budget: str | None = None
 
 
 def _value(text: str) -> Any:
@@ -38,11 +85,11 @@ def _value(text: str) -> Any:
     return int(number) if number.is_integer() and "." not in text and "e" not in low else number
 
 
-def optimizer_options(kw: dict[str, Any]) -> dict[str, Any]:
+def optimizer_options(o: TrainOptions) -> dict[str, Any]:
     from hesscli.objective.params import parse_assignments
 
-    options = {k: kw[k] for k in OPT_FLAGS if kw.get(k) is not None}
-    for key, raw in parse_assignments(kw["opt_extra"], "--opt").items():
+    options = {k: getattr(o, k) for k in OPT_FLAGS if getattr(o, k) is not None}
+    for key, raw in parse_assignments(o.opt_extra, "--opt").items():
         options[key] = _value(raw)
     return options
 
@@ -81,63 +128,64 @@ def options_for(name: str, options: dict[str, Any], strict: bool) -> dict[str, A
     return {k: v for k, v in options.items() if k in allowed}
 
 
-def check_inputs(kw: dict[str, Any]) -> None:
+def check_inputs(o: TrainOptions) -> None:
     from hesscli.validate import positive
 
-    positive("--lr", kw["lr"])
-    positive("--noise-scale", kw["noise_scale"])
+    positive("--lr", o.lr)
+    positive("--noise-scale", o.noise_scale)
     for key in ("steps", "epochs", "batch_size", "monitor_every", "checkpoint_every"):
-        if kw.get(key) is not None and kw[key] < 1:
-            raise InputError(f"--{key.replace('_', '-')} must be at least 1; got {kw[key]}")
+        value = getattr(o, key)
+        if value is not None and value < 1:
+            raise InputError(f"--{key.replace('_', '-')} must be at least 1; got {value}")
     from hesscli.spectra.paths import dense_budget
 
-    dense_budget(kw.get("dense_budget"))  # a malformed size is exit 2 before any work
-    if kw.get("checkpoint_every") is not None and kw["out"] is None:
+    dense_budget(o.dense_budget)  # a malformed size is exit 2 before any work
+    if o.checkpoint_every is not None and o.out is None:
         raise InputError("--checkpoint-every sets how often --out logs the state; give "
                          "--out FILE.jsonl too")
-    if kw["noise_steps"] is not None and kw["noise_steps"] < 0:
-        raise InputError(f"--noise-steps must be 0 or more; got {kw['noise_steps']}")
-    if kw["plot"] is not None:
+    if o.noise_steps is not None and o.noise_steps < 0:
+        raise InputError(f"--noise-steps must be 0 or more; got {o.noise_steps}")
+    if o.plot is not None:
         from hesscli.render.plotting import check_plot_path
 
-        check_plot_path(kw["plot"])
-    if kw["save_point"] is not None and kw["save_point"].suffix.lower() not in SAVE_SUFFIXES:
-        raise InputError(f"--save-point {str(kw['save_point'])!r}: use one of "
+        check_plot_path(o.plot)
+    if o.save_point is not None and o.save_point.suffix.lower() not in SAVE_SUFFIXES:
+        raise InputError(f"--save-point {str(o.save_point)!r}: use one of "
                          f"{', '.join(s for s in SAVE_SUFFIXES if s)} or a folder (orbax)")
-    if kw["save_point"] is not None:
+    if o.save_point is not None:
         from hesscli.objective.checkpoints import check_writer
 
-        check_writer(kw["save_point"], "--save-point")
+        check_writer(o.save_point, "--save-point")
     from hesscli.files import check_outputs
 
     # every file the run will write, checked now: a missing folder or two options
     # naming one file must not cost a finished run (or its log)
-    log_option = "--out" if kw["out"] is not None else "--resume"
-    check_outputs({log_option: kw["out"] or kw["resume"], "--save-point": kw["save_point"],
-                   "--plot": kw["plot"]}, directories=("--save-point",))
-    if kw["compare"] and (kw["resume"] or kw["save_point"]):
+    log_option = "--out" if o.out is not None else "--resume"
+    check_outputs({log_option: o.out or o.resume, "--save-point": o.save_point,
+                   "--plot": o.plot}, directories=("--save-point",))
+    if o.compare and (o.resume or o.save_point):
         raise InputError("--compare runs several variants; --resume and --save-point take one "
                          "run (drop --compare)")
-    check_out(kw)
-    if kw["fail_on"]:
-        for kind in kw["fail_on"].split(","):
+    check_out(o)
+    if o.fail_on:
+        for kind in o.fail_on.split(","):
             if kind.strip() not in EVENT_KINDS:
                 raise InputError(f"--fail-on {kind.strip()!r}: not an event; choose from "
                                  f"{', '.join(EVENT_KINDS)}")
-    if kw["epochs"] is not None and kw["steps"] is not None:
+    if o.epochs is not None and o.steps is not None:
         raise InputError("give --steps or --epochs, not both")
 
 
-def check_out(kw: dict[str, Any]) -> None:
+def check_out(o: TrainOptions) -> None:
     """Refuse to truncate an existing ``--out`` file (it may hold a run worth keeping).
 
     Appending to the ``--resume`` log itself is the one safe reuse; anything
     else needs ``--force``. Checked before any work, so nothing is touched.
     """
-    out = kw["out"]
-    if out is None or kw.get("force") or not Path(out).exists():
+    out = o.out
+    if out is None or o.force or not Path(out).exists():
         return
-    if kw["resume"] is not None and Path(out).resolve() == Path(kw["resume"]).resolve():
+    if o.resume is not None and Path(out).resolve() == Path(o.resume).resolve():
         return
     raise InputError(f"--out {str(out)!r} exists; train would overwrite it (pass --force to "
                      "overwrite, or --resume it to continue that run)")
@@ -157,27 +205,27 @@ def check_expect_keys(items: tuple[str, ...]) -> None:
                              f"document{closest(str(root), fields, n=1)}")
 
 
-def run_command(kw: dict[str, Any]) -> None:
+def run_command(o: TrainOptions) -> None:
     from hesscli.api import load
     from hesscli.cli.session import start
     from hesscli.curvature.choose import curvature_for
     from hesscli.documents.meta import meta
     from hesscli.training.loop import TrainConfig, minibatch_for
 
-    check_inputs(kw)
-    if kw.get("expects") and not kw["compare"]:
-        check_expect_keys(kw["expects"])
-    per_process = start(kw["devices"], kw["coordinator"], kw["num_processes"],
-                        kw["process_id"])
-    fmt, seed, dtype = kw["fmt"], kw["seed"], kw["dtype"]
+    check_inputs(o)
+    if o.expects and not o.compare:
+        check_expect_keys(o.expects)
+    per_process = start(o.devices, o.coordinator, o.num_processes,
+                        o.process_id)
+    fmt, seed, dtype = o.fmt, o.seed, o.dtype
     resume = None
-    if kw["resume"] is not None:
+    if o.resume is not None:
         from hesscli.training.runlog import read_log
 
-        resume = read_log(kw["resume"])
-    obj = load(kw["objective"], kw["at"], kw["params"], seed=seed, dtype=dtype,
-               method=kw["method"])
-    if kw["method"] == "fd":
+        resume = read_log(o.resume)
+    obj = load(o.objective, o.at, o.params, seed=seed, dtype=dtype,
+               method=o.method)
+    if o.method == MethodRequest.FD:
         raise InputError("train needs JAX derivatives of the objective, and --method fd asks "
                          "for finite differences; use --method auto or exact")
     if not obj.traceable:  # exit 3 when JAX traces but cannot differentiate it, else 2
@@ -186,33 +234,33 @@ def run_command(kw: dict[str, Any]) -> None:
         raise no_derivatives_error(obj)(
             f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
             "it with jax.numpy (lax.scan for loops, no host callbacks)")
-    curvature, _ = curvature_for(obj, "exact", devices=per_process)
+    curvature, _ = curvature_for(obj, MethodRequest.EXACT, devices=per_process)
     parallel = curvature.parallel
-    minibatch = minibatch_for(obj, kw["batch_size"]) if kw["batch_size"] else None
-    steps = kw["steps"]
-    if kw["epochs"] is not None:
+    minibatch = minibatch_for(obj, o.batch_size) if o.batch_size else None
+    steps = o.steps
+    if o.epochs is not None:
         if minibatch is None:
             raise InputError("--epochs needs --batch-size (an epoch is a pass over the data)")
-        steps = kw["epochs"] * minibatch.per_epoch
+        steps = o.epochs * minibatch.per_epoch
     if resume is not None and steps is None:
         steps = int(resume.header.get("steps", 1000))
     steps = steps or 1000
-    every = kw["monitor_every"]
+    every = o.monitor_every
     if every is None and resume is not None:
         every = int(resume.header["config"].get("monitor_every", 0)) or None
     every = every or max(1, steps // 100)
     from hesscli.budget import require, train_bytes
 
-    runs = len(kw["compare"].split(",")) if kw["compare"] else 1
+    runs = len(o.compare.split(",")) if o.compare else 1
     require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
             f"{every}", "log less often (--monitor-every) or train for fewer --steps")
-    options = optimizer_options(kw)
-    noise = kw["noise_scale"]
-    base = TrainConfig(optimizer=kw["optimizer"], options={}, lr=kw["lr"], noise=None,
-                       noise_steps=kw["noise_steps"], seed=seed, batch_size=kw["batch_size"],
+    options = optimizer_options(o)
+    noise = o.noise_scale
+    base = TrainConfig(optimizer=o.optimizer, options={}, lr=o.lr, noise=None,
+                       noise_steps=o.noise_steps, seed=seed, batch_size=o.batch_size,
                        monitor_every=every, steps=steps)
-    if kw["compare"]:
-        variants = parse_variants(kw["compare"], kw["optimizer"], kw["noisy"])
+    if o.compare:
+        variants = parse_variants(o.compare, o.optimizer, o.noisy)
         used = set()
         configs = []
         for label, name, noisy in variants:
@@ -223,25 +271,25 @@ def run_command(kw: dict[str, Any]) -> None:
         unused = set(options) - used
         if unused:
             raise InputError(f"option {', '.join(sorted(unused))} applies to none of the "
-                             f"variants {kw['compare']}")
+                             f"variants {o.compare}")
     else:
-        configs = [("", replace(base, options=options, noise=noise if kw["noisy"] else None))]
+        configs = [("", replace(base, options=options, noise=noise if o.noisy else None))]
     for _, config in configs:
         from hesscli.training.optimizers import resolved_options
 
         resolved_options(config.optimizer, config.options)  # checks names before any work
 
-    start = {"objective": kw["objective"], "at": kw["at"], "params": list(kw["params"]),
+    start = {"objective": o.objective, "at": o.at, "params": list(o.params),
              "dtype": dtype}
     if resume is not None:
         check_resume(resume, start, configs[0][1])
-    runner = Runner(obj, curvature, minibatch, kw, start, fmt)
+    runner = Runner(obj, curvature, minibatch, o, start, fmt)
     summaries = runner.run_all(configs, resume)
-    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(o).items()
                if k not in ("fmt", "seed", "dtype") and not isinstance(v, tuple)}
-    options.update(params=list(kw["params"]), opt=list(kw["opt_extra"]), steps=steps,
+    options.update(params=list(o.params), opt=list(o.opt_extra), steps=steps,
                    monitor_every=every)
-    finish(summaries, kw, obj, meta(seed, dtype, parallel=parallel, **options))
+    finish(summaries, o, obj, meta(seed, dtype, parallel=parallel, **options))
 
 
 def check_resume(resume: Any, start: dict[str, Any], config: Any) -> None:
@@ -261,10 +309,10 @@ def check_resume(resume: Any, start: dict[str, Any], config: Any) -> None:
 class Runner:
     """Runs the variants, streams the log, shows progress; keeps what finished."""
 
-    def __init__(self, obj: Any, curvature: Any, minibatch: Any, kw: dict[str, Any],
+    def __init__(self, obj: Any, curvature: Any, minibatch: Any, o: TrainOptions,
                  start: dict[str, Any], fmt: str) -> None:
         self.obj, self.curvature, self.minibatch = obj, curvature, minibatch
-        self.kw, self.start, self.fmt = kw, start, fmt
+        self.o, self.start, self.fmt = o, start, fmt
         self.log: Any = None
         self.last_step = 0
         self.state: Any = None  # the newest state seen (logged on an interrupt)
@@ -280,7 +328,7 @@ class Runner:
 
     def state_due(self, step: int, last: int) -> bool:
         """A state goes into the log every --checkpoint-every steps and at the end."""
-        every = self.kw.get("checkpoint_every")
+        every = self.o.checkpoint_every
         if step >= last:
             return True
         if not every:
@@ -292,12 +340,12 @@ class Runner:
         from hesscli.cli.session import primary
         from hesscli.training.runlog import RunLog, header_line
 
-        out = self.kw["out"] or (self.kw["resume"] if resume is not None else None)
+        out = self.o.out or (self.o.resume if resume is not None else None)
         if out is None or not primary():  # only process 0 writes files
             return
         if resume is not None:
-            same = self.kw["resume"] is not None and Path(out).resolve() == Path(
-                self.kw["resume"]).resolve()
+            same = self.o.resume is not None and Path(out).resolve() == Path(
+                self.o.resume).resolve()
             if not same or resume.skipped:
                 from hesscli.objective.points import atomic_write
 
@@ -305,7 +353,7 @@ class Runner:
                 atomic_write(Path(out), lambda fh: fh.write(text), mode="w")
             self.log = RunLog(Path(out), mode="a")
             return
-        self.log = RunLog(Path(out), mode="w" if self.kw.get("force") else "x")
+        self.log = RunLog(Path(out), mode="w" if self.o.force else "x")
         config = configs[0][1]
         extra: dict[str, Any] = {"start": self.start, "steps": config.steps}
         if len(configs) > 1:
@@ -345,7 +393,7 @@ class Runner:
         from hesscli.training.run import run
         from hesscli.training.runlog import event_line, record_line, restore_state
 
-        obj, kw = self.obj, self.kw
+        obj, o = self.obj, self.o
         variant = label or None
         resume_state = history = None
         if resume is not None:
@@ -385,24 +433,24 @@ class Runner:
                 self.log.write(end)
 
         return run(obj, self.curvature, config, label=label, minibatch=self.minibatch,
-                   gtol=kw["gtol"], tol=kw["tol"], curvature_on=kw["curvature_on"],
+                   gtol=o.gtol, tol=o.tol, curvature_on=o.curvature_on,
                    resume_state=resume_state, history=history, callback=callback,
-                   started=started, trained=trained, dense_budget=kw.get("dense_budget"))
+                   started=started, trained=trained, dense_budget=o.dense_budget)
 
 
-def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, Any]) -> None:
+def finish(summaries: list[Any], o: TrainOptions, obj: Any, meta: dict[str, Any]) -> None:
     from hesscli.cli.session import primary
 
     show = primary()  # only process 0 prints and writes files; the others computed alongside
-    if kw["save_point"] is not None and show:
+    if o.save_point is not None and show:
         from hesscli.objective.points import write_point
 
         x = summaries[0].result.x
-        write_point(kw["save_point"], obj.unravel(x), obj.params_of(x))
-    if kw["plot"] is not None and show:
+        write_point(o.save_point, obj.unravel(x), obj.params_of(x))
+    if o.plot is not None and show:
         from hesscli.render.plot_train import plot_training
 
-        plot_training(summaries, kw["plot"])
+        plot_training(summaries, o.plot)
     from hesscli.documents.train import compare_document, train_document
     from hesscli.expect import expectations
 
@@ -410,10 +458,10 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
         doc = train_document(summaries[0], meta)
     else:
         doc = compare_document(summaries, meta)
-    pending = expectations(kw.get("expects", ()), doc)
+    pending = expectations(o.expects, doc)
     if not show:
         pass
-    elif kw["fmt"] == "json":
+    elif o.fmt == "json":
         from hesscli.render.jsonout import dump
 
         dump(doc)
@@ -426,8 +474,8 @@ def finish(summaries: list[Any], kw: dict[str, Any], obj: Any, meta: dict[str, A
             render_train(summaries[0], console)
         else:
             render_compare(summaries, console)
-    if kw["fail_on"]:
-        kinds = {k.strip() for k in kw["fail_on"].split(",")}
+    if o.fail_on:
+        kinds = {k.strip() for k in o.fail_on.split(",")}
         hits = [(s.name, e) for s in summaries for e in s.result.events if e.kind in kinds]
         if hits:
             name, event = hits[0]

@@ -48,7 +48,16 @@ def analysis_document(
             "slope_jump": list(ns.slope_jump),
             "gradient_band": ns.gradient_band,
             "disagreement": ns.disagreement,
+            "source": ns.source,
         }
+        if ns.kinks:
+            doc["nonsmooth"]["kinks"] = [
+                {"direction": k.direction, "side": k.side, "kind": k.kind,
+                 "mismatch": k.mismatch, "jump": k.jump, "significance": k.significance,
+                 "top_parameters": [{"name": n, "weight": w} for n, w in k.top_parameters]}
+                for k in ns.kinks
+            ]
+            doc["nonsmooth"]["evaluations"] = ns.evaluations
     if a.fd is not None:
         doc["fd"] = a.fd
     if a.verification is not None:

@@ -57,7 +57,7 @@ def convexity_document(c: Convexity, meta: dict[str, Any], with_points: bool) ->
         "hessian": {
             "points": h.points, "violations": h.violations,
             "smallest_eigenvalue": h.smallest_eigenvalue, "tolerance": h.tolerance,
-            "skipped": h.skipped,
+            "skipped": h.skipped, "unconverged_points": h.unconverged,
         },
         "witness": witness_document(c.witness, with_points),
         "notes": list(c.notes),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from hesscli.vocab import Method
+
 SCHEMA = "hesscli.train/1"
 COMPARE_SCHEMA = "hesscli.train-compare/1"
 
@@ -22,7 +24,7 @@ def run_fields(s: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "objective": s.objective,
         "n": s.n,
-        "method": "exact",
+        "method": Method.EXACT,  # train needs exact derivatives
         "dtype": s.dtype,
         "optimizer": {"name": c.optimizer, "lr": c.lr, "options": dict(c.options)},
         "noise": None if c.noise is None else {"scale": c.noise, "steps": c.noise_steps,

@@ -22,6 +22,7 @@ from hesscli.objective.files import ObjectiveFile, describe_exception
 from hesscli.objective.layout import Layout, layout_of
 from hesscli.objective.models import Split, held_note, split_point
 from hesscli.objective.points import read_point
+from hesscli.vocab import MethodRequest
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ def bind(
     except _untraceable_errors() as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
         reason = f"JAX cannot trace it ({type(exc).__name__}: {reason[:160]})"
-        if method == "exact":
+        if method == MethodRequest.EXACT:
             raise InputError(
                 f"--method exact: {where} cannot be differentiated by JAX: {reason}; "
                 "use --method fd (finite differences) or --method auto"

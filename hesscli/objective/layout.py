@@ -36,10 +36,6 @@ class Layout:
     def size(self) -> int:
         return sum(leaf.size for leaf in self.leaves)
 
-    @property
-    def is_flat_array(self) -> bool:
-        return len(self.leaves) == 1 and self.leaves[0].path == "x"
-
     def name(self, index: int) -> str:
         """The readable name of flat entry ``index``."""
         offsets = [leaf.offset for leaf in self.leaves]
@@ -49,10 +45,6 @@ class Layout:
             return leaf.path
         idx = np.unravel_index(local, leaf.shape)
         return f"{leaf.path}[{','.join(str(int(i)) for i in idx)}]"
-
-    def leaf_of(self, index: int) -> str:
-        offsets = [leaf.offset for leaf in self.leaves]
-        return self.leaves[bisect.bisect_right(offsets, index) - 1].path
 
 
 def key_to_str(key: Any) -> str:

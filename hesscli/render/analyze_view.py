@@ -16,7 +16,37 @@ KIND_STYLE = {
     "saddle_point": "bold yellow",
     "degenerate": "bold magenta",
     "not_critical": "bold cyan",
+    "undetermined": "bold magenta",
 }
+
+
+def unconverged_ends(a: Analysis) -> str:
+    """"λmin", "λmax" or "λmin and λmax": the ends the matrix-free run did not converge."""
+    sp = a.spectrum
+    ends = [e for e, ok in (("λmin", sp.min_converged), ("λmax", sp.max_converged)) if not ok]
+    return " and ".join(ends)
+
+
+def proven_curvature(a: Analysis) -> str:
+    """What the Ritz values prove whatever their residuals (one-sided bounds)."""
+    sp = a.spectrum
+    proven = []
+    if sp.lambda_min < -a.tolerance:
+        proven.append(f"negative curvature (λmin ≤ {num(sp.lambda_min)})")
+    if sp.lambda_max > a.tolerance:
+        proven.append(f"positive curvature (λmax ≥ {num(sp.lambda_max)})")
+    return " and ".join(proven) if proven else "nothing about the sign of the curvature"
+
+
+def undetermined_headline(a: Analysis) -> str:
+    return (
+        f"Undetermined: the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol), but "
+        f"the matrix-free {unconverged_ends(a)} did not converge, so the second-order test "
+        f"cannot be completed. Proven: {proven_curvature(a)}. Not proven: the far side of "
+        f"the unconverged end{'s' if ' and ' in unconverged_ends(a) else ''} (a minimum "
+        "needs a lower bound on λmin, a maximum an upper bound on λmax). Raise --max-steps "
+        "(or --rtol) and run again."
+    )
 
 
 def nonsmooth_headline(a: Analysis) -> str:
@@ -24,10 +54,22 @@ def nonsmooth_headline(a: Analysis) -> str:
     assert ns is not None
     names = ", ".join(ns.parameters[:6]) + (f" and {len(ns.parameters) - 6} more"
                                              if len(ns.parameters) > 6 else "")
-    text = (
-        f"Not smooth at this point: finite differences at two step sizes disagree far "
-        f"beyond their error model ({num(ns.disagreement, 3)}× what it allows) in {names}. "
-        "The objective has a kink here (a hinge margin, a ReLU, |x| at 0), so the Hessian "
+    if ns.source == "probe":
+        k = max(ns.kinks, key=lambda k: k.significance)
+        what = ("the one-sided slope" if k.kind == "slope" else "the one-sided curvature")
+        evidence = (
+            f"Not smooth at this point: along {k.direction} ({'+' if k.side == '+' else '−'} "
+            f"side) {what} differs from what the derivatives predict by {num(k.mismatch, 3)}, "
+            f"at every probe step ({num(k.significance, 3)}× the rounding allowance); "
+            f"involved: {names}. Autodiff returns one side's derivative at a kink"
+        )
+    else:
+        evidence = (
+            f"Not smooth at this point: finite differences at two step sizes disagree far "
+            f"beyond their error model ({num(ns.disagreement, 3)}× what it allows) in {names}"
+        )
+    text = evidence + (
+        ". The objective has a kink here (a hinge margin, a ReLU, |x| at 0), so the Hessian "
         "does not exist and hesscli gives no second-order verdict."
     )
     if a.critical:
@@ -65,6 +107,8 @@ def headline(a: Analysis) -> str:
             f"{'decreases' if best < 0 else 'changes'} f by {num(abs(best))} "
             f"(quadratic model: {num(e.predicted_change)})."
         )
+    if a.classification == "undetermined":
+        return undetermined_headline(a)
     if a.classification == "degenerate":
         return (
             f"Degenerate critical point: the gradient vanishes and {zero} eigenvalue"
@@ -73,11 +117,13 @@ def headline(a: Analysis) -> str:
             "positive beyond it: the second-order test is inconclusive and "
             "higher-order terms decide. hesscli does not guess."
         )
-    curv = a.definiteness.replace("_", " ")
-    return (
-        f"Not a critical point: ‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}. "
-        f"The Hessian here is {curv}."
-    )
+    text = f"Not a critical point: ‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}. "
+    if a.definiteness == "undetermined":
+        return text + (
+            f"The Hessian's definiteness is undetermined: {unconverged_ends(a)} did not "
+            f"converge; proven: {proven_curvature(a)}. Raise --max-steps to decide it."
+        )
+    return text + f"The Hessian here is {a.definiteness.replace('_', ' ')}."
 
 
 def step_lines(a: Analysis) -> list[Text]:
@@ -127,15 +173,25 @@ def step_lines(a: Analysis) -> list[Text]:
                 )
             )
     st = a.stability
-    if st.max_stable_lr is not None:
+    if st.max_stable_lr is not None and st.stable is None:
+        lines.append(Text(
+            f"lr·λmax ≥ {num(st.lr_times_lambda_max)} (λmax not converged: the true λmax may "
+            "be larger), so stability is undetermined: gradient descent is stable only if "
+            f"lr < 2/λmax ≤ {num(st.max_stable_lr)}. Raise --max-steps to decide it.",
+            style="bold yellow",
+        ))
+    elif st.max_stable_lr is not None:
         ok = st.stable
+        # an unconverged λmax is a lower bound: lr·λmax ≥ …, 2/λmax ≤ …
+        rel = "=" if st.lambda_max_converged else "≥"
+        bound = "=" if st.lambda_max_converged else "≤"
         lines.append(
             Text(
-                f"lr·λmax = {num(st.lr_times_lambda_max)} "
+                f"lr·λmax {rel} {num(st.lr_times_lambda_max)} "
                 + ("< 2: gradient descent is stable near here."
                    if ok else
                    f"> 2: gradient descent is unstable along the top eigenvector; "
-                   f"use lr < 2/λmax = {num(st.max_stable_lr)}."),
+                   f"use lr < 2/λmax {bound} {num(st.max_stable_lr)}."),
                 style="" if ok else "bold red",
             )
         )
@@ -175,8 +231,11 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
             t.add_row("why fd", a.fd.why)
     if a.smooth is False and a.nonsmooth is not None:
         t.add_row("not smooth in", ", ".join(
-            f"{n} (slope jump {num(j, 3)})" for n, j in
+            f"{n} (slope jump {num(j, 3)})" if j == j else n for n, j in
             zip(a.nonsmooth.parameters[:6], a.nonsmooth.slope_jump[:6], strict=False)))
+        for k in a.nonsmooth.kinks[:4]:
+            t.add_row("kink probe", f"{k.direction}, {k.side} side: {k.kind} mismatch "
+                      f"{num(k.mismatch, 3)} (jump across {num(k.jump, 3)})")
     v = a.verification
     if v is not None:
         if not v.performed:

@@ -74,7 +74,9 @@ def render_convexity(c: Convexity, layout: Layout, console: Console) -> None:
         t.add_row("eigenvalue test", h.skipped)
     else:
         t.add_row("eigenvalue test", f"{h.violations} violation(s) at {h.points} points; "
-                  f"smallest λmin = {num(h.smallest_eigenvalue)} (tol {num(h.tolerance)})")
+                  f"smallest λmin = {num(h.smallest_eigenvalue)} (tol {num(h.tolerance)})"
+                  + (f"; λmin not converged at {h.unconverged} point(s): there it is an upper "
+                     "bound only (raise --max-steps)" if h.unconverged else ""))
     t.add_row("seed", str(c.seed))
     console.print(t)
     for note in c.notes:

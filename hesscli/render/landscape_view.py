@@ -187,6 +187,12 @@ def headline(ls: Landscape) -> str:
         return (f"Local minimum: f rises along every slice, ½λt² near x: for the same step "
                 f"{num(ls.lambda_max / ls.lambda_min)}× faster along λmax's eigenvector than "
                 "along λmin's (the condition number).")
+    if a.classification == "undetermined":
+        why = ("f is not smooth at x (a kink: the quadratic model is only one side's)"
+               if a.smooth is False else
+               "the matrix-free extremes did not converge (raise --max-steps)")
+        return (f"Undetermined: {why}; compare f (*) with the quadratic model (·) along each "
+                "slice.")
     return (f"{a.classification.replace('_', ' ').capitalize()}: compare f (*) with its "
             "quadratic model (·) along each slice.")
 

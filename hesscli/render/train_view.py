@@ -86,6 +86,10 @@ def _headline(s: Any) -> str:
                          f"{a.definiteness.replace('_', ' ')}"
                          + (": still converging toward a minimum." if a.definiteness ==
                             "positive_definite" else "."))
+        elif a.classification == "undetermined":
+            parts.append("Final point: undetermined (" + (
+                "not smooth there: a kink" if a.smooth is False else
+                "the matrix-free extremes did not converge") + "; see the notes).")
         else:
             parts.append(f"Final point: {verdict}.")
     return " ".join(parts)

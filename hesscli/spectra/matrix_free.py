@@ -2,11 +2,19 @@
 
 :func:`matrix_free_spectrum` turns an :class:`~hesscli.spectra.lanczos.Extremes`
 into a :class:`~hesscli.spectra.spectrum.Spectrum` with ``complete=False``,
-``path="matrix-free"``, the residuals, and ``error`` = the largest residual:
-for a symmetric matrix every Ritz value θ with residual ‖Hv − θv‖ = r has an
-eigenvalue within r of it, so the verdict tolerance (which adds ``error``)
-never calls a sign that the residuals cannot support. Unconverged pairs are
-kept (they widen ``error``) and named in the notes.
+``path="matrix-free"``, the residuals (also as ``eigenvalue_errors``), the
+``converged`` flags, and ``error`` = the largest residual: for a symmetric
+matrix every Ritz value θ with residual ‖Hv − θv‖ = r has an eigenvalue within
+r of it, so a tolerance that adds ``error`` never calls a sign that the
+residuals cannot support.
+
+The verdicts of ``analyze`` and ``train`` add only the residuals of
+*converged* pairs (:attr:`Spectrum.certified_error`): an unconverged
+residual says nothing about the *extreme* eigenvalue (the missing side is what
+is unknown, not the band around θ). They use an unconverged end one-sidedly
+instead (a Ritz value bounds λmin from above and λmax from below) and say
+``undetermined`` where that is not enough. Unconverged pairs are named in the
+notes.
 """
 
 from __future__ import annotations
@@ -88,7 +96,8 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
         )
         notes.append(
             f"NOT CONVERGED: {len(bad)} eigenpair(s) above the residual target: {listed}; "
-            "their residuals widen the verdict tolerance. Raise --max-steps or --rtol"
+            "verdicts that need the far side of an unconverged end are undetermined. "
+            "Raise --max-steps or --rtol"
         )
     if dtype == Dtype.FLOAT32:
         notes.append(
@@ -100,6 +109,8 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
 
 def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
     """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring)."""
+    residuals = np.asarray(ex.residuals, dtype=np.float64)
+    converged = np.asarray(ex.converged, dtype=bool)
     # when 2k ≥ n the two ends meet: every eigenvalue is there, and converged it is
     # the whole spectrum (inertia counts are then exact, not bounds)
     n = int(np.size(ex.vec_min))
@@ -110,8 +121,10 @@ def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
         vec_min=fix_sign(ex.vec_min),
         vec_max=fix_sign(ex.vec_max),
         symmetry_error=0.0,
-        error=float(np.max(ex.residuals)) if ex.residuals.size else 0.0,
-        residuals=np.asarray(ex.residuals, dtype=np.float64),
+        error=float(np.max(residuals)) if residuals.size else 0.0,
+        residuals=residuals,
         path=Path.MATRIX_FREE,
         notes=extremes_notes(ex, dtype),
+        eigenvalue_errors=residuals.copy(),
+        converged=converged,
     )

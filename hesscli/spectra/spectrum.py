@@ -27,7 +27,12 @@ class Spectrum:
     """Computed eigenvalues (ascending) and the eigenvectors of the two ends.
 
     ``error`` is an absolute error band for the eigenvalues beyond rounding
-    (finite-difference error, Lanczos residuals); verdict tolerances add it.
+    (finite-difference error, Lanczos residuals); verdict tolerances add its
+    certified part (:attr:`certified_error`). ``eigenvalue_errors`` is a half-width per eigenvalue
+    (None: exact/dense) and ``converged`` a flag per eigenvalue (None: all
+    converged). An unconverged end is bounded on one side only (a Ritz value
+    bounds λmin from above and λmax from below), and the verdicts treat it so
+    (:class:`hesscli.analysis.verdicts.Ends`).
     """
 
     eigenvalues: np.ndarray
@@ -41,6 +46,8 @@ class Spectrum:
     notes: tuple[str, ...] = field(default_factory=tuple)
     kinks: Kinks | None = None  # finite differences found the objective not smooth here
     evaluations: int = 0  # function/gradient evaluations spent (finite differences)
+    eigenvalue_errors: np.ndarray | None = None  # half-width per eigenvalue; None: exact
+    converged: np.ndarray | None = None  # per eigenvalue; None: all converged
 
     @property
     def lambda_min(self) -> float:
@@ -49,6 +56,30 @@ class Spectrum:
     @property
     def lambda_max(self) -> float:
         return float(self.eigenvalues[-1])
+
+    @property
+    def certified_error(self) -> float:
+        """The error band the verdicts add: the largest half-width of a *converged*
+        eigenvalue (``error`` when per-eigenvalue errors or flags are unknown).
+
+        An unconverged pair's residual bounds the distance to *some* eigenvalue,
+        not to the extreme one, so it certifies nothing about the end it sits at;
+        the verdicts treat such an end one-sidedly instead.
+        """
+        if self.eigenvalue_errors is None or self.converged is None:
+            return self.error
+        errs = np.asarray(self.eigenvalue_errors)[np.asarray(self.converged, dtype=bool)]
+        return float(np.max(errs)) if errs.size else 0.0
+
+    @property
+    def min_converged(self) -> bool:
+        """Whether λmin is known from below too (dense, or a converged Lanczos end)."""
+        return self.converged is None or bool(self.converged[0])
+
+    @property
+    def max_converged(self) -> bool:
+        """Whether λmax is known from above too (dense, or a converged Lanczos end)."""
+        return self.converged is None or bool(self.converged[-1])
 
 
 def dense_spectrum(

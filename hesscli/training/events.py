@@ -1,7 +1,8 @@
 """Events along a run, decided from the logged records with analyze's own verdicts.
 
 - ``stalled``: the gradient norm fell to ``gtol`` or below where the curvature
-  gives no verdict (degenerate, a maximum, or curvature not monitored);
+  gives no verdict (degenerate, a maximum, undetermined because a matrix-free
+  end did not converge, or curvature not monitored);
 - ``at_saddle``: stalled with λmin < −tol (:func:`classify` says ``saddle_point``);
 - ``reached_minimum``: stalled with λmin > tol (``local_minimum``);
 - ``escaped_saddle``: after ``at_saddle``, the value fell below the saddle's by
@@ -31,6 +32,8 @@ from hesscli.analysis.verdicts import (
     curvature_scale,
     eigen_tolerance,
     gradient_tolerance,
+    rounding_dimension,
+    smallest_curvature,
 )
 from hesscli.training.monitor import Record
 from hesscli.vocab import Classification, EventKind
@@ -63,15 +66,35 @@ class EventTracker:
     events: list[Event] = field(default_factory=list)
 
     def tolerances(self, record: Record) -> tuple[float, float | None]:
+        """(gtol, tol) for ``record`` by analyze's rules (:mod:`hesscli.analysis.verdicts`).
+
+        Without monitored curvature the Hessian scale is unknown, so the derived
+        gtol is 0: only an exactly zero gradient (or a given ``gtol``) stalls.
+        """
         lams = [abs(v) for v in (record.lambda_min, record.lambda_max) if v is not None]
         hess_norm = max(lams) if lams else 0.0
-        gtol = self.gtol if self.gtol is not None else gradient_tolerance(
-            record.value, self.dtype, hessian_norm=hess_norm)
+        x_norm = record.x_norm or 0.0
         if record.lambda_min is None or record.lambda_max is None:
+            gtol = self.gtol if self.gtol is not None else gradient_tolerance(
+                record.value, self.dtype, x_norm=x_norm, hessian_norm=hess_norm, n=self.n)
             return gtol, None
-        scale = curvature_scale(np.array(lams), record.value, record.gradient_norm)
-        tol = self.tol if self.tol is not None else eigen_tolerance(scale, self.n, self.dtype)
+        scale = curvature_scale(np.array(lams), record.value, record.gradient_norm, x_norm)
+        dense = record.lambda_min_converged is None and record.lambda_max_converged is None
+        tol = self.tol if self.tol is not None else eigen_tolerance(
+            scale, rounding_dimension(self.n, dense), self.dtype, record.curvature_error or 0.0)
+        ends = [record.lambda_min, record.lambda_max]
+        # only the extremes are logged: min|λ| is known when they share a sign
+        sigma = smallest_curvature(np.array(ends), tol, False, self.converged(record))
+        gtol = self.gtol if self.gtol is not None else gradient_tolerance(
+            record.value, self.dtype, x_norm=x_norm, hessian_norm=hess_norm,
+            smallest_curvature=sigma, n=self.n)
         return gtol, tol
+
+    @staticmethod
+    def converged(record: Record) -> list[bool]:
+        """Per-end convergence flags of the monitored extremes (dense: both known)."""
+        return [record.lambda_min_converged is not False,
+                record.lambda_max_converged is not False]
 
     def feed(self, record: Record) -> list[Event]:
         new: list[Event] = []
@@ -82,7 +105,8 @@ class EventTracker:
                 self.in_stall = True
                 kind = Classification.DEGENERATE
                 if tol is not None:
-                    kind = classify(g, gtol, [record.lambda_min, record.lambda_max], tol)
+                    kind = classify(g, gtol, [record.lambda_min, record.lambda_max], tol,
+                                    self.converged(record))
                 if kind == Classification.SADDLE_POINT:
                     lam = float(record.lambda_min)  # type: ignore[arg-type]
                     self.saddle = (step, record.value, lam)

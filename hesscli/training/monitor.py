@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hesscli.analysis.step import predict_step
+from hesscli.analysis.step import gradient_step, predict_step
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import ObjectiveError
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
@@ -41,7 +41,9 @@ class Extremes:
     lambda_min: float
     lambda_max: float
     path: Path
-    error: float = 0.0  # absolute error band beyond rounding (Lanczos residuals, fd)
+    error: float = 0.0  # absolute error band beyond rounding (converged Lanczos residuals, fd)
+    min_converged: bool = True  # False: λmin only bounded from above (unconverged Lanczos)
+    max_converged: bool = True  # False: λmax only bounded from below
 
 
 def extreme_eigenvalues(
@@ -63,7 +65,8 @@ def extreme_eigenvalues(
     sp = point.spectrum
     if sp.path == Path.MATRIX_FREE:
         ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
-    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.error)
+    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.certified_error,
+                    sp.min_converged, sp.max_converged)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ class Record:
     model_error: float | None = None  # actual − predicted
     mean_step_loss: float | None = None  # mean loss over the steps since the last log
     elapsed: float = 0.0  # seconds since the run (or resumed run) started
+    x_norm: float | None = None  # ‖x‖, the length scale of the gradient tolerance
+    curvature_error: float | None = None  # error band of λmin/λmax beyond rounding
+    lambda_min_converged: bool | None = None  # None: dense (known); False: upper bound only
+    lambda_max_converged: bool | None = None  # None: dense (known); False: lower bound only
 
 
 def monitor(
@@ -111,12 +118,16 @@ def monitor(
                 lambda_min=ext.lambda_min,
                 lambda_max=ext.lambda_max,
                 lr_times_lambda_max=lr * ext.lambda_max,
+                curvature_error=ext.error,
             )
+            if ext.path == Path.MATRIX_FREE:
+                fields.update(lambda_min_converged=ext.min_converged,
+                              lambda_max_converged=ext.max_converged)
         else:
             ext = None
         if gnorm > 0:
             hg = curvature.hvp(x, grad)
-            after = curvature.value(x - lr * grad)
+            after = curvature.value(gradient_step(x, lr, grad))
             pred = predict_step(lr, grad, hg, value, after)
             fields.update(
                 predicted_change=pred.predicted_change,
@@ -125,6 +136,6 @@ def monitor(
             )
     record = Record(
         step=step, value=float(value), gradient_norm=gnorm, mean_step_loss=mean_step_loss,
-        elapsed=elapsed, **fields,
+        elapsed=elapsed, x_norm=float(np.linalg.norm(x)), **fields,  # type: ignore[arg-type]
     )
     return record, grad, ext

@@ -190,9 +190,3 @@ def restore_state(line: dict[str, Any], template: Any) -> TrainState:
     x = np.asarray(line["x"], dtype=line.get("x_dtype", "float64"))
     return TrainState(x=x, opt_state=jax.tree_util.tree_unflatten(treedef, new),
                       step=int(line["step"]), start_value=float(line["start_value"]))
-
-
-def event_from_line(d: dict[str, Any]) -> Event:
-    data = {k: v for k, v in d.items()
-            if k not in ("record", "step", "kind", "message", "variant")}
-    return Event(int(d["step"]), str(d["kind"]), str(d.get("message", "")), data)

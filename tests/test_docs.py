@@ -1,0 +1,94 @@
+"""The docs in docs/ cannot go stale: references regenerate equal, examples run, paths exist."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"hesscli_tool_{name}",
+                                                  ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+reference = load_tool("reference")
+
+
+def test_json_and_checks_references_are_current():
+    for name, make in reference.FILES.items():
+        path = ROOT / name
+        assert path.is_file(), f"{name} is missing; run 'make docs'"
+        assert path.read_text(encoding="utf-8") == make(), f"{name} is stale; run 'make docs'"
+
+
+def test_every_expect_key_in_the_checks_reference_is_accepted():
+    """docs/checks.md lists keys; each one parses as an expectation with its value form."""
+    from hesscli.checks.registry import document_expectation
+
+    text = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
+    samples = {"`true` or `false`": True, "`{min, max}`": {"min": 0},
+               "an integer, or `{min, max}`": 0}
+    checked = 0
+    for key, form in re.findall(r"^\| `([\w.\[\]]+)` \| ([^|]+) \|$", text, re.M):
+        form = form.strip()
+        value = samples.get(form)
+        if value is None and form.startswith("one of"):
+            value = re.findall(r"`([^`]+)`", form)[0]
+        if value is None:
+            continue
+        exp = document_expectation(key, value, "expect")
+        assert exp.label == key
+        checked += 1
+    assert checked > 30
+
+
+def test_the_api_example_runs():
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    code = "\n".join(re.findall(r"```python\n(.*?)```", text, re.S))
+    assert "hesscli.analyze(" in code
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("saddle_point")
+
+
+def test_architecture_names_only_modules_that_exist():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    paths = set(re.findall(r"`(hesscli/[\w/]+(?:\.py|/))`", text))
+    assert len(paths) > 10
+    missing = [p for p in paths if not (ROOT / p).exists()]
+    assert not missing, missing
+    dotted = set(re.findall(r"`((?:cli|api|curvature|spectra|analysis|objective|documents|"
+                            r"render|checks|expect)(?:[/.]\w+)+)", text))
+    for name in dotted:
+        module = name.split(".")[0] if name.startswith(("api.", "expect.")) else name
+        parts = module.replace(".", "/").split("/")
+        candidates = [ROOT / "hesscli" / "/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        assert any(c.with_suffix(".py").is_file() or c.is_dir() for c in candidates), name
+
+
+def test_no_file_refers_to_documents_outside_the_repository():
+    files = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT,
+                           check=True).stdout.split()
+    pattern = re.compile(r"DESIGN\.md|STYLE\.md|STYLE habit|\.\./shared|/work/shared")
+    offenders = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in (".py", ".md", ".yaml", ".toml", ".json", ".txt", "") or \
+                not path.is_file() or name == "tests/test_docs.py":
+            continue
+        try:
+            if pattern.search(path.read_text(encoding="utf-8")):
+                offenders.append(name)
+        except UnicodeDecodeError:
+            continue
+    assert not offenders, offenders

@@ -63,6 +63,8 @@ class Result:
     parallel: Parallel
     meta: dict[str, Any] = field(repr=False)
     _document: Callable[[Any, dict[str, Any]], dict[str, Any]] = field(repr=False)
+    #: further reports asked for alongside ``value`` (analyze: ``blocks``, ``null_space``)
+    parts: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The command's JSON document (plain JSON types, ``None`` for non-finite numbers)."""
@@ -168,14 +170,20 @@ def _meta(call: dict[str, Any], parallel: Parallel | None = None, path_choice: A
 
 def _backend(
     obj: Objective, method: str, accuracy: str = "normal", devices: int | str = 1,
-    curvature: Curvature | None = None,
+    curvature: Curvature | None = None, kind: str = "hessian",
 ) -> tuple[Curvature, tuple[str, ...]]:
+    """The backend for ``obj``: ``curvature`` when given (with ``kind``'s operator on
+    top of it), else the one :func:`~hesscli.curvature.choose.curvature_for` chooses."""
     from hesscli.curvature.choose import curvature_for
     from hesscli.devices import parse_devices
 
     if curvature is not None:
-        return curvature, ()
-    return curvature_for(obj, method, accuracy, devices=parse_devices(devices))
+        if kind == "hessian":
+            return curvature, ()
+        from hesscli.curvature.ggn import operator_curvature
+
+        return operator_curvature(obj, curvature, kind), ()
+    return curvature_for(obj, method, accuracy, devices=parse_devices(devices), kind=kind)
 
 
 # ---- the analyses ----------------------------------------------------------------------
@@ -186,20 +194,32 @@ def analyze(
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
     gtol: float | None = None, tol: float | None = None, escape_step: float = 0.1,
     fd_accuracy: str = "normal", verify: bool = False, devices: int | str = 1,
-    path: str | None = None, k: int = 1, eigensolver: str = "lanczos",
+    path: str | None = None, k: int = 1, eigensolver: str = "auto",
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
+    ends: str = "both",
+    blocks: str | None = None, null_space: bool = False,
+    curvature_kind: str = "hessian",
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
 
     The spectrum is dense when it fits the dense budget (``dense_budget``, e.g.
     ``"1GiB"``; default ``$HESSCLI_DENSE_BUDGET`` or 512 MiB, never the free
     memory), else the ``k`` extremes from Hessian-vector products (``path``
-    forces dense|matrix-free).
+    forces dense|matrix-free), computed until each meets ``rtol``·max|λ|
+    (default 1e-3) by the Kato–Temple estimate and the sign of λmin is
+    decided, for the ``ends`` asked for. ``blocks`` (leaf, a depth, or prefixes:
+    :func:`hesscli.spectra.blocks.group_blocks`) adds the per-block report,
+    ``null_space`` the zero eigenspace and its sources; both are in ``res.parts``
+    and the document. ``curvature_kind`` (``--curvature``): hessian, or for a
+    model split ggn, fisher or empirical-fisher, whose spectrum then replaces the
+    Hessian's (no classification and no escape direction: they are PSD by
+    construction).
     """
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
+    from hesscli.curvature.ggn import single_kind
     from hesscli.documents.analyze import analysis_document
     from hesscli.spectra.policy import SpectrumPolicy, choose
     from hesscli.validate import nonnegative, positive
@@ -207,13 +227,15 @@ def analyze(
     positive("--lr", lr)
     positive("--escape-step", escape_step)
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget,
+                            ends=ends, stop="verdict")
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
-    backend, notes = _backend(obj, method, fd_accuracy, devices, curvature)
+    kind = single_kind(curvature_kind)
+    backend, notes = _backend(obj, method, fd_accuracy, devices, curvature, kind)
     parallel = backend.parallel
     verification = None
     if verify:
@@ -224,33 +246,74 @@ def analyze(
                           policy=policy, notes=notes + chunk_notes, verification=verification,
                           fd_why=fd_reason(obj, method))
     info = _meta(call, parallel, path_choice=choose(obj.n, policy),
-                 dense_budget=policy.budget.bytes)
+                 dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver,
+                 curvature=kind)
     with_direction = obj.n <= 1000
-    extra = {"devices": parallel.devices, "processes": parallel.processes}
+    extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
+    parts = _structure(obj, backend, result, blocks, null_space, seed)
+    if parts:
+        from hesscli.documents.structure import blocks_document, null_space_document
+
+        if "blocks" in parts:
+            extra["blocks"] = blocks_document(parts["blocks"])
+        if "null_space" in parts:
+            extra["null_space"] = null_space_document(parts["null_space"])
 
     def document(a: Any, m: dict[str, Any]) -> dict[str, Any]:
         return analysis_document(a, m, with_direction=with_direction, extra=extra)
 
-    return Result("analyze", result, obj, backend, parallel, info, document)
+    return Result("analyze", result, obj, backend, parallel, info, document, parts)
+
+
+def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | None,
+               null_space: bool, seed: int) -> dict[str, Any]:
+    """The ``--blocks`` and ``--null-space`` reports (the dense Hessian formed once for both
+    on the dense path)."""
+    parts: dict[str, Any] = {}
+    if blocks is None and not null_space:
+        return parts
+    dense = backend.hessian(obj.x).matrix if result.spectrum.complete else None
+    if blocks is not None:
+        from hesscli.analysis.blocks import analyze_blocks
+
+        parts["blocks"] = analyze_blocks(obj, backend, blocks, dense=dense, seed=seed)
+    if null_space:
+        from hesscli.analysis.null_space import analyze_null_space
+
+        parts["null_space"] = analyze_null_space(obj, backend, result.tolerance,
+                                                 result.spectrum.eigenvalues, dense=dense,
+                                                 seed=seed)
+    return parts
 
 
 def spectrum(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, devices: int | str = 1,
-    path: str | None = None, k: int = 3, eigensolver: str = "lanczos",
+    path: str | None = None, k: int = 3, eigensolver: str = "auto",
     rtol: float | None = None, max_steps: int | None = None, chunk_size: int | None = None,
     density: bool = False, probes: int = 8, steps: int = 80, sigma: float | None = None,
     trace_probes: int = 30, bins: int = 12, plot: str | None = None,
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
+    ends: str = "both",
+    estimator: str = "auto", trace: bool = False,
+    curvature_kind: str = "hessian",
 ) -> Result:
     """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
-    extremes with residuals, Hutchinson's trace and (``density``) the SLQ density.
+    extremes with residuals, a stochastic trace estimate and (``density``) the SLQ density.
 
+    ``estimator`` (hutchinson|hutch++|auto) spends ``trace_probes`` HVPs on the
+    trace; ``trace`` also estimates it on the dense path, beside the exact one.
+
+    ``curvature_kind``: one matrix (hessian, ggn, fisher, empirical-fisher), or a
+    comma list (``"hessian,ggn"``): then the value is a
+    :class:`~hesscli.analysis.spectrum_compare.Comparison`, every matrix with the
+    same settings plus the spectrum of the first two's difference.
     ``plot`` is only recorded in ``meta`` (the CLI draws the figure).
     """
     call = dict(locals())
     from hesscli.analysis.spectrum_report import spectrum_report
     from hesscli.curvature.choose import chunked
+    from hesscli.curvature.ggn import parse_kinds
     from hesscli.documents.spectrum import spectrum_document
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy, choose
@@ -259,20 +322,36 @@ def spectrum(
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
-                            max_steps=max_steps, seed=seed, dense_budget=dense_budget)
+                            max_steps=max_steps, seed=seed, dense_budget=dense_budget,
+                            ends=ends, stop="verdict")
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     obj, chunk_notes = chunked(obj, chunk_size)
+    kinds = parse_kinds(curvature_kind)
     backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
     choice = choose(obj.n, policy)
     notes = notes + chunk_notes
     if density and choice.path == Path.DENSE:
         notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
                          "shows them exactly",)
-    report = spectrum_report(obj, backend, policy=policy, choice=choice, density=density,
-                             probes=probes, steps=steps, sigma=sigma,
-                             trace_probes=trace_probes, bins=bins, notes=notes)
-    info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes)
+    options = dict(policy=policy, choice=choice, density=density, probes=probes, steps=steps,
+                   sigma=sigma, trace_probes=trace_probes, bins=bins, notes=notes,
+                   trace_estimator=estimator, estimate_trace_dense=trace)
+    backends = {kind: _backend(obj, method, curvature=backend, kind=kind)[0] for kind in kinds}
+    if len(kinds) > 1:
+        from hesscli.analysis.spectrum_compare import compare_spectra
+        from hesscli.documents.spectrum import comparison_document
+
+        comparison = compare_spectra(obj, backends, **options)
+        info = _meta(call, backend.parallel, path_choice=choice,
+                     dense_budget=policy.budget.bytes,
+                     eigensolver_used=comparison.reports[0].spectrum.solver,
+                     curvature=",".join(kinds))
+        return Result("spectrum", comparison, obj, backend, backend.parallel, info,
+                      comparison_document)
+    report = spectrum_report(obj, backends[kinds[0]], **options)
+    info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes,
+                 eigensolver_used=report.spectrum.solver, curvature=kinds[0])
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
 
 
@@ -426,12 +505,16 @@ def landscape(
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
     radius: float | None = None, plane: str | None = None, points: int = 101,
     grid: int = 41, curvature: Curvature | None = None,
-    dense_budget: str | int | None = None,
+    dense_budget: str | int | None = None, curvature_kind: str = "hessian",
 ) -> Result:
     """``hesscli landscape``: slices of f along the gradient and the extreme eigenvectors,
-    and on a plane of two of them, with the quadratic model and the gradient step."""
+    and on a plane of two of them, with the quadratic model and the gradient step.
+
+    ``curvature_kind`` other than hessian: the eigenvectors and the quadratic model
+    are that matrix's (the Gauss–Newton model of f)."""
     call = dict(locals())
     from hesscli.analysis.landscape import landscape as run_landscape
+    from hesscli.curvature.ggn import single_kind
     from hesscli.documents.landscape import landscape_document
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy
@@ -452,13 +535,15 @@ def landscape(
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     require(landscape_bytes(obj.n, points, grid), f"landscape at n = {obj.n}",
             "ask for fewer points")
-    backend, notes = _backend(obj, method, curvature=curvature)
+    kind = single_kind(curvature_kind)
+    backend, notes = _backend(obj, method, curvature=curvature, kind=kind)
     # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
     result = run_landscape(obj, backend, lr=lr, radius=radius, plane=chosen, points=points,
                            grid=grid, policy=policy, notes=notes)
     from hesscli.spectra.policy import choose
 
-    info = _meta(call, path_choice=choose(obj.n, policy), dense_budget=policy.budget.bytes)
+    info = _meta(call, path_choice=choose(obj.n, policy), dense_budget=policy.budget.bytes,
+                 curvature=kind)
     with_direction = obj.n <= 1000
 
     def document(ls: Any, m: dict[str, Any]) -> dict[str, Any]:
@@ -474,12 +559,18 @@ def train(
     noise: float | None = None, noise_steps: int | None = None,
     monitor_every: int | None = None, curvature_on: bool = True, gtol: float | None = None,
     tol: float | None = None, devices: int | str = 1, curvature: Curvature | None = None,
-    dense_budget: str | int | None = None,
+    dense_budget: str | int | None = None, monitor_blocks: str | None = None,
+    curvature_kind: str = "hessian",
 ) -> Result:
     """``hesscli train`` (one run): an optax optimizer from the point, curvature watched.
 
+    ``curvature_kind`` picks the monitored matrix (hessian, ggn, fisher,
+    empirical-fisher); the final verdict is the Hessian's.
+
     ``options`` are the optimizer's own options (``{"momentum": 0.9}``); ``noise``
-    is the radius of Ge et al.'s sphere noise (None: none). The progress bar,
+    is the radius of Ge et al.'s sphere noise (None: none). ``monitor_blocks``
+    (leaf, a depth or prefixes, as ``analyze --blocks``) logs each diagonal
+    block's λmax. The progress bar,
     the JSONL log, ``--resume`` and ``--compare`` are the command's.
     """
     call = dict(locals())
@@ -500,7 +591,10 @@ def train(
         raise no_derivatives_error(obj)(
             f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
             "it with jax.numpy (lax.scan for loops, no host callbacks)")
-    backend, _ = _backend(obj, MethodRequest.EXACT, devices=devices, curvature=curvature)
+    from hesscli.curvature.ggn import single_kind
+
+    backend, _ = _backend(obj, MethodRequest.EXACT, devices=devices, curvature=curvature,
+                          kind=single_kind(curvature_kind) if curvature_on else "hessian")
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
     every = monitor_every or max(1, steps // 100)
     from hesscli.budget import require, train_bytes
@@ -511,12 +605,20 @@ def train(
                          noise_steps=noise_steps, seed=seed, batch_size=batch_size,
                          monitor_every=every, steps=steps)
     resolved_options(config.optimizer, config.options)
+    blocks = None
+    if monitor_blocks is not None and curvature_on:
+        from hesscli.spectra.blocks import group_blocks
+
+        try:
+            _, blocks = group_blocks(obj.layout, monitor_blocks)
+        except ValueError as exc:
+            raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
     summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
-                  curvature_on=curvature_on, dense_budget=dense_budget)
+                  curvature_on=curvature_on, dense_budget=dense_budget, blocks=blocks)
     from hesscli.spectra.paths import dense_budget as budget_of
 
     info = _meta(call, backend.parallel, monitor_every=every,
-                 dense_budget=budget_of(dense_budget).bytes)
+                 dense_budget=budget_of(dense_budget).bytes, curvature=curvature_kind)
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 

@@ -43,6 +43,22 @@ class PathRequest(StrEnum):
     MATRIX_FREE = "matrix-free"
 
 
+class CurvatureKind(StrEnum):
+    """``--curvature``: the matrix whose spectrum is reported (``curvature`` in documents).
+
+    All but the Hessian need a model split (``model``, ``output_loss``, ``data``)
+    and are positive semidefinite by construction. ``residual`` and ``difference``
+    name the side-by-side difference blocks of ``spectrum --curvature A,B``.
+    """
+
+    HESSIAN = "hessian"
+    GGN = "ggn"  # generalized Gauss–Newton JᵀH_ℓJ
+    FISHER = "fisher"  # the true Fisher of the output likelihood
+    EMPIRICAL_FISHER = "empirical-fisher"  # (1/N) Σ gᵢgᵢᵀ
+    RESIDUAL = "residual"  # Hessian − GGN = Σ(∂ℓ/∂m)·∇²m
+    DIFFERENCE = "difference"  # A − B for other pairs
+
+
 class Dtype(StrEnum):
     """Floating-point precision of the objective's evaluations."""
 
@@ -101,8 +117,36 @@ class EventKind(StrEnum):
     AT_SADDLE = "at_saddle"
     ESCAPED_SADDLE = "escaped_saddle"
     REACHED_MINIMUM = "reached_minimum"
-    UNSTABLE = "unstable"
+    PROGRESSIVE_SHARPENING = "progressive_sharpening"  # lr·λmax rising toward 2
+    EDGE_OF_STABILITY = "edge_of_stability"  # hovering at 2 while f falls (Cohen et al. 2021)
+    ABOVE_EDGE = "above_edge"  # above the band without f rising
+    UNSTABLE = "unstable"  # above 2 with f rising, or diverging
     DIVERGED = "diverged"
+
+
+class Eigensolver(StrEnum):
+    """The matrix-free eigensolver that ran (``extremes.solver``, ``meta.eigensolver_used``)."""
+
+    LANCZOS = "lanczos"  # full basis, full reorthogonalization
+    RESTARTED = "restarted-lanczos"  # thick restart, basis of at most m vectors
+    ARPACK = "arpack"  # scipy eigsh over the HVP
+
+
+class EigensolverRequest(StrEnum):
+    """``--eigensolver``: auto picks by n and memory (and says which)."""
+
+    AUTO = "auto"
+    LANCZOS = "lanczos"
+    RESTARTED = "restarted"
+    ARPACK = "arpack"
+
+
+class Ends(StrEnum):
+    """``--ends``: which ends of the spectrum must meet the eigensolver's target."""
+
+    BOTH = "both"
+    MIN = "min"
+    MAX = "max"
 
 
 def words(enum: type[StrEnum]) -> tuple[str, ...]:

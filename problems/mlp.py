@@ -1,10 +1,13 @@
 """A small tanh network regressing a seeded synthetic teacher: a non-convex loss.
 
 Parameters are a pytree {"hidden": {"w", "b"}, "head": {"w", "b"}}, so
-directions are reported by name (``hidden.w[3,2]``, ``head.b[0]``). The loss is
-the mean squared error over all samples; ``data`` and ``loss`` let
-``hesscli train`` run minibatch SGD. With the defaults there are
-49·width + 16 parameters (width=2048: about 10⁵).
+directions are reported by name (``hidden.w[3,2]``, ``head.b[0]``). The file
+is written as a model split: ``model(params, inputs)``, ``output_loss(outputs,
+targets)`` (the squared error summed over outputs, averaged over samples) and
+``data = (inputs, targets)``. hesscli derives the objective (the loss over all
+of ``data``) and the minibatch loss for ``hesscli train`` from them, and
+Gauss–Newton and Fisher curvature (``--curvature ggn``) need them. With the
+defaults there are 49·width + 16 parameters (width=2048: about 10⁵).
 """
 
 import jax
@@ -29,18 +32,16 @@ Y = np.tanh(X @ _teacher) + P.noise * _rng.standard_normal((P.samples, P.outputs
 data = (jnp.asarray(X), jnp.asarray(Y))
 
 
-def predict(params, X):
-    h = jnp.tanh(X @ params["hidden"]["w"] + params["hidden"]["b"])
+likelihood = "squared_error"  # the true Fisher (--curvature fisher) of a Gaussian model
+
+
+def model(params, inputs):
+    h = jnp.tanh(inputs @ params["hidden"]["w"] + params["hidden"]["b"])
     return h @ params["head"]["w"] + params["head"]["b"]
 
 
-def loss(params, batch):
-    Xb, Yb = batch
-    return jnp.mean(jnp.sum((predict(params, Xb) - Yb) ** 2, axis=-1))
-
-
-def objective(params):
-    return loss(params, data)
+def output_loss(outputs, targets):
+    return jnp.mean(jnp.sum((outputs - targets) ** 2, axis=-1))
 
 
 def init(key):

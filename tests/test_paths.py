@@ -78,7 +78,10 @@ def test_same_analyze_json_whatever_free_memory_reports(hess, monkeypatch, budge
         assert inertia == {"positive": 5, "negative": 1, "zero": 0, "complete": True}
         assert choice["dense_budget_source"] == "default" and choice["dense_limit"] == 4096
     else:
-        assert path == "matrix-free" and complete is False and inertia["complete"] is False
+        # six parameters: the Lanczos basis spans the space, so the matrix-free path
+        # has every eigenvalue and says so (a larger n would be incomplete)
+        assert path == "matrix-free" and count == 6
+        assert complete is True and inertia["complete"] is True
         assert choice["dense_budget"] == 1 and choice["dense_limit"] == 0
         assert "dense budget" in choice["reason"]
 
@@ -119,13 +122,15 @@ def test_one_limit_for_every_command(hess, monkeypatch):
 
 
 def test_expect_on_partial_inertia_fails_and_says_so(hess):
-    """Matrix-free: inertia counts only the computed extremes, so it is not the inertia."""
-    args = ("analyze", "saddle", "-p", "n=6", "--at", "zeros", "--matrix-free", "--format",
+    """Matrix-free: inertia counts only the computed extremes, so it is not the inertia.
+
+    (n = 40: at n ≤ 8 the Lanczos basis spans the space and the count is complete.)"""
+    args = ("analyze", "saddle", "-p", "n=40", "--at", "zeros", "--matrix-free", "--format",
             "json")
     res = hess(*args, "--expect", "inertia.negative=1")
     assert res.exit_code == 1, res.output
     assert "partial" in res.stderr and "inertia.complete is false" in res.stderr
-    ok = hess(*args, "--expect", "inertia.complete=false", "--expect", "n=6")
+    ok = hess(*args, "--expect", "inertia.complete=false", "--expect", "n=40")
     assert ok.exit_code == 0, ok.output
     dense = hess("analyze", "saddle", "-p", "n=6", "--at", "zeros", "--expect",
                  "inertia.negative=1", "--expect", "inertia.complete=true")
@@ -133,7 +138,7 @@ def test_expect_on_partial_inertia_fails_and_says_so(hess):
 
 
 def test_check_follows_the_policy_and_refuses_a_partial_count(hess, write, monkeypatch):
-    spec = write("c.yaml", "checks:\n  - objective: saddle\n    params: {n: 4}\n"
+    spec = write("c.yaml", "checks:\n  - objective: saddle\n    params: {n: 40}\n"
                            "    at: zeros\n    expect: {negative_eigenvalues: {max: 1}, "
                            "lambda_min: {max: -0.5}}\n")
     ok = hess("check", spec, "--format", "json")
@@ -148,7 +153,7 @@ def test_check_follows_the_policy_and_refuses_a_partial_count(hess, write, monke
 
 
 def test_check_takes_the_dense_budget_option(hess, write):
-    spec = write("c.yaml", "checks:\n  - objective: saddle\n    params: {n: 4}\n"
+    spec = write("c.yaml", "checks:\n  - objective: saddle\n    params: {n: 40}\n"
                            "    at: zeros\n    expect: {inertia.negative: 1}\n")
     ok = hess("check", spec, "--format", "json")
     assert ok.exit_code == 0, ok.output

@@ -108,6 +108,7 @@ def normalize(output: str) -> str:
     text = re.sub(r"\b(hesscli|jax|jaxlib|numpy|python)( version)? \d+(\.\d+)+\S*",
                   r"\1 <version>", text)
     text = re.sub(r"(/tmp|/var/folders|/private)[^\s'\"]*", "<path>", text)
+    text = re.sub(r"monitoring took \d+%", "monitoring took <share>", text)  # single runs
     text = re.sub(r"^.*monitoring share.*$",  # time shares vary from run to run
                   lambda m: re.sub(r"\s*\d+%", " <share>", m.group(0)), text, flags=re.M)
     return text

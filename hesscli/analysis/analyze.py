@@ -84,7 +84,7 @@ class Analysis:
     inertia: Inertia
     definiteness: Definiteness
     critical: bool
-    classification: Classification
+    classification: Classification | None  # None: the curvature is not the Hessian
     condition_number: float | None
     step: StepPrediction | None
     stability: Stability
@@ -94,6 +94,7 @@ class Analysis:
     nonsmooth: NonSmooth | None = None
     fd: FDInfo | None = None
     verification: Verification | None = None
+    curvature: str = "hessian"  # "hessian" | "ggn" | "fisher" | "empirical-fisher"
 
     @property
     def eigenvalues(self) -> np.ndarray:
@@ -128,7 +129,14 @@ def analyze(
     verdict from a Hessian that does not exist) unless the gradient exceeds
     ``gtol`` by more than the kink's slope mismatch can explain
     (``not_critical``).
+
+    A backend whose ``kind`` is not the Hessian (Gauss–Newton, Fisher: positive
+    semidefinite by construction) yields its spectrum, definiteness,
+    conditioning, stability and step model, but no classification (None) and
+    no escape direction: minimum-versus-saddle is a statement about the
+    Hessian, and a PSD matrix cannot show a saddle.
     """
+    kind_used = curvature.kind
     x = objective.x
     layout = objective.layout
     value = curvature.value(x)
@@ -172,7 +180,9 @@ def analyze(
 
     nonsmooth = _nonsmooth(spectrum, layout)
     probe = None
-    if nonsmooth is None and kink_probe and curvature.fd is None:
+    # the probe checks f's one-sided second differences against the curvatures used,
+    # which only the Hessian predicts (a GGN's dᵀGd is not f's curvature): Hessian only
+    if nonsmooth is None and kink_probe and curvature.fd is None and kind_used == "hessian":
         probe = probe_kinks(
             curvature.value, curvature.hvp, x, value, grad,
             _probe_directions(spectrum, grad, step), gtol=gtol_used, tol=tol_used,
@@ -188,7 +198,7 @@ def analyze(
         shape = Definiteness.UNDETERMINED
 
     escape = None
-    if spectrum.lambda_min < -tol_used:
+    if spectrum.lambda_min < -tol_used and kind_used == "hessian":
         v = spectrum.vec_min
         plus = curvature.value(x + escape_distance * v)
         minus = curvature.value(x - escape_distance * v)
@@ -213,18 +223,35 @@ def analyze(
         inertia=inertia(lam, tol_used, spectrum.complete),
         definiteness=shape,
         critical=critical,
-        classification=kind,
+        classification=kind if kind_used == "hessian" else None,
         condition_number=_condition(spectrum, tol_used),
         step=step,
         stability=stability(lr, spectrum.lambda_max, spectrum.max_converged),
         escape=escape,
         notes=objective.notes + notes + spectrum.notes
         + precision_notes(objective.dtype, tol_used, gtol_used)
-        + undetermined_notes(spectrum, tol_used, kind, shape) + kink_notes(nonsmooth),
+        + undetermined_notes(spectrum, tol_used, kind, shape) + kink_notes(nonsmooth)
+        + curvature_notes(curvature, kind_used),
         smooth=(nonsmooth is None) if curvature.fd is not None or probe is not None else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
+        curvature=kind_used,
+    )
+
+
+def curvature_notes(curvature: Curvature, kind: str) -> tuple[str, ...]:
+    """What a curvature other than the Hessian can and cannot say."""
+    if kind == "hessian":
+        return ()
+    from hesscli.curvature.ggn import PSD_REASON, TITLES
+
+    title = TITLES.get(kind, kind)
+    return tuple(getattr(curvature, "notes", ())) + (
+        f"{PSD_REASON.get(kind, title + ' is not the Hessian')}, so it cannot show a saddle: "
+        "no classification (minimum, saddle) and no escape direction are reported from it; "
+        "run with --curvature hessian for those",
+        f"the step model uses gᵀMg with M the {title} (a Gauss–Newton-type quadratic model)",
     )
 
 

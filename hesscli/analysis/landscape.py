@@ -100,7 +100,7 @@ class Landscape:
     dtype: str
     value: float
     gradient_norm: float
-    classification: Classification
+    classification: Classification | None  # None when the curvature is not the Hessian
     lambda_min: float
     lambda_max: float
     radius: float
@@ -110,6 +110,16 @@ class Landscape:
     grid: Grid | None
     analysis: Analysis
     notes: tuple[str, ...] = field(default_factory=tuple)
+    curvature: str = "hessian"  # the matrix of the quadratic model and the eigenvectors
+
+    @property
+    def verdict(self) -> str:
+        """The classification in words, or the curvature's name when there is none."""
+        if self.classification is not None:
+            return self.classification.replace("_", " ")
+        from hesscli.curvature.ggn import TITLES
+
+        return f"{TITLES.get(self.curvature, self.curvature)} curvature"
 
 
 def batched_values(objective: Objective) -> Any:
@@ -365,7 +375,7 @@ def landscape(
         value=f0, gradient_norm=gnorm, classification=result.classification,
         lambda_min=sp.lambda_min, lambda_max=sp.lambda_max, radius=float(radius),
         radius_reason=reason, slices=tuple(slices), step=step, grid=plane_grid,
-        analysis=result, notes=result.notes + tuple(extra),
+        analysis=result, notes=result.notes + tuple(extra), curvature=result.curvature,
     )
 
 

@@ -2,9 +2,11 @@
 
 Dense path: every eigenvalue (LAPACK), the exact trace, the histogram of the
 eigenvalues themselves. Matrix-free path: the ``k`` extremes with residuals
-(:mod:`hesscli.spectra.lanczos`), Hutchinson's trace with its standard error
-and, with ``density=True``, the SLQ density (:mod:`.density`), whose
-quadrature mass gives the histogram as *estimated* counts.
+(:mod:`hesscli.spectra.lanczos`), a stochastic trace estimate (Hutchinson,
+Hutch++ or whichever has the smaller error on this problem:
+:mod:`hesscli.spectra.trace`) with its standard error and, with
+``density=True``, the SLQ density (:mod:`.density`), whose quadrature mass gives
+the histogram as *estimated* counts.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from hesscli.analysis.verdicts import (
 )
 from hesscli.curvature.base import Curvature
 from hesscli.objective.bind import Objective
-from hesscli.spectra.density import Density, Trace, hutchinson_trace, slq_density
+from hesscli.spectra.density import Density, slq_density
 from hesscli.spectra.lanczos import Extremes
 from hesscli.spectra.paths import PathChoice
 from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
 from hesscli.spectra.spectrum import Spectrum
+from hesscli.spectra.trace import Trace, estimate_trace, hvp_matmat
 from hesscli.vocab import Method, Path
 
 BINS = 12
@@ -59,6 +62,14 @@ class SpectrumReport:
     trace_exact: float | None
     histogram: Histogram
     notes: tuple[str, ...] = field(default_factory=tuple)
+    curvature: str = "hessian"  # the matrix: hessian, ggn, fisher, empirical-fisher, residual
+
+    @property
+    def title(self) -> str:
+        """The matrix's name for people ("Hessian", "GGN", "Hessian − GGN", ...)."""
+        from hesscli.curvature.ggn import TITLES
+
+        return TITLES.get(self.curvature, self.curvature)
 
 
 def histogram(values: np.ndarray, weights: np.ndarray | None, bins: int = BINS) -> Histogram:
@@ -78,15 +89,21 @@ def spectrum_report(
     obj: Objective, curvature: Curvature, *, policy: SpectrumPolicy | None = None,
     choice: PathChoice | None = None, density: bool = False, probes: int = 8,
     steps: int = 80, sigma: float | None = None, trace_probes: int = 30, bins: int = BINS,
-    notes: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (), trace_estimator: str = "auto",
+    estimate_trace_dense: bool = False,
 ) -> SpectrumReport:
     """Compute what ``hesscli spectrum`` reports (see module docstring).
 
     ``policy`` defaults to k = 3 at each end; the path is ``choice`` when given,
-    else the one ``policy`` picks for ``obj.n``.
+    else the one ``policy`` picks for ``obj.n``. ``trace_probes`` is the trace
+    estimate's budget of HVPs, spent by ``trace_estimator``; ``estimate_trace_dense``
+    also estimates it on the dense path, beside the exact trace (to see an
+    estimator's error on a small problem).
     """
     policy = policy or SpectrumPolicy(k=3)
     x = obj.x
+    if curvature.kind != "hessian":  # say how the GGN/Fisher was computed
+        notes = notes + tuple(getattr(curvature, "notes", ()))
     dens = tr = None
     trace_exact = None
     choice = choice or choose(obj.n, policy)
@@ -96,10 +113,20 @@ def spectrum_report(
     if choice.path == Path.DENSE:
         trace_exact = float(np.sum(sp.eigenvalues))
         hist = histogram(sp.eigenvalues, None, bins)
+        hvp_fn = getattr(curvature, "hvp_fn", None)
+        if estimate_trace_dense and hvp_fn is not None:
+            tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
+                                estimator=trace_estimator, hvps=trace_probes, seed=seed)
     else:
         hvp_fn = curvature.hvp_fn
-        if hvp_fn is not None:
-            tr = hutchinson_trace(hvp_fn, x, probes=trace_probes, seed=seed, dtype=obj.dtype)
+        if sp.complete:  # the Krylov basis spanned the space: every eigenvalue is known
+            trace_exact = float(np.sum(sp.eigenvalues))
+            if density:
+                notes = notes + ("--density: the Lanczos basis spanned the space, so every "
+                                 "eigenvalue is known; the histogram shows them exactly",)
+        elif hvp_fn is not None:
+            tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
+                                estimator=trace_estimator, hvps=trace_probes, seed=seed)
             if density:
                 dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,
                                    seed=seed, dtype=obj.dtype, f=curvature.linearizable)
@@ -120,4 +147,5 @@ def spectrum_report(
         spectrum=sp, tolerance=tol,
         inertia=inertia(lam, tol, sp.complete), extremes=ex, density=dens, trace=tr,
         trace_exact=trace_exact, histogram=hist, notes=obj.notes + notes + sp.notes,
+        curvature=curvature.kind,
     )

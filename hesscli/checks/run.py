@@ -67,9 +67,14 @@ class CheckContext:
         """The ``hesscli.analyze/1`` document of the check's point (what ``analyze`` prints)."""
         if self._analysis is None:
             c = self.check
+            # the optional reports run when some expectation reads them (blocks.*, null_space.*)
+            heads = {e.expectation.key.split(".")[0] for e in c.expectations
+                     if e.expectation is not None}
             self._analysis = api.analyze(self.obj, method=c.method, dtype=c.dtype, seed=c.seed,
                                          lr=c.lr, gtol=c.gtol, tol=c.tol,
-                                         dense_budget=self.dense_budget)
+                                         dense_budget=self.dense_budget,
+                                         blocks="leaf" if "blocks" in heads else None,
+                                         null_space="null_space" in heads)
             self._document = self._analysis.to_json()
         return self._document
 

@@ -9,6 +9,7 @@ import click
 
 from hesscli.cli.fd_options import fd_accuracy_option, verify_option
 from hesscli.cli.options import (
+    curvature_option,
     devices_options,
     expect_option,
     objective_options,
@@ -35,6 +36,17 @@ from hesscli.cli.path_options import path_options
               callback=output_file("--save-escape"),
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
               ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
+@click.option("--blocks", "blocks", is_flag=False, flag_value="leaf", default=None,
+              metavar="[leaf|DEPTH|PREFIX,...]",
+              help="Per parameter group: the diagonal Hessian block's λmin, λmax, trace, share "
+              "of the trace and coupling to the rest, sharpest first. Groups: one per pytree "
+              "leaf (default), leaves grouped by the first DEPTH path components, or by "
+              "comma-separated prefixes such as layer1,layer2.")
+@click.option("--null-space", "null_space", is_flag=True,
+              help="The dimension of the zero eigenspace (exact when dense, an SLQ estimate "
+              "with an error bar matrix-free) and where it lives: dead units, unused inputs, "
+              "shift and scale symmetries.")
+@curvature_option()
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -55,6 +67,11 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --devices all             # data sharded over every device
       hesscli analyze mlp -p width=2048             # 10^5 parameters: matrix-free
       hesscli analyze mlp -p width=64 --matrix-free --k 5
+      hesscli analyze mlp -p width=2048 --ends max   # λmax only: pays for one end
+      hesscli analyze mlp --blocks                  # which layer is sharpest
+      hesscli analyze mlp --blocks 1                # grouped: hidden, head
+      hesscli analyze mlp --null-space              # zero eigenvalues and their causes
+      hesscli analyze classifier --curvature ggn    # Gauss–Newton: PSD by construction
     """
     from hesscli import api
     from hesscli.cli.context import App
@@ -70,6 +87,11 @@ def command(**_options: Any) -> None:
     res = app.call(api.analyze, cli_only=("save_escape",))
     result, parallel = res.output, res.parallel
     if save_escape is not None:
+        kind = app.params.get("curvature_kind", "hessian")
+        if result.escape is None and kind != "hessian":
+            raise InputError(f"--save-escape {save_escape}: escape directions come from the "
+                             f"Hessian, and --curvature {kind} is positive semidefinite; "
+                             "drop --curvature")
         if result.escape is None:
             raise InputError(
                 f"--save-escape {save_escape}: there is no escape direction here "
@@ -85,7 +107,18 @@ def command(**_options: Any) -> None:
     from hesscli.render.analyze_view import render_analysis
 
     rows = [("devices", parallel.describe())] if parallel.sharded else []
-    pending = app.report(res, lambda console: render_analysis(result, console, rows=rows))
+    def show(console: Any) -> None:
+        render_analysis(result, console, rows=rows)
+        if "blocks" in res.parts:
+            from hesscli.render.structure_view import render_blocks
+
+            render_blocks(res.parts["blocks"], console)
+        if "null_space" in res.parts:
+            from hesscli.render.structure_view import render_null_space
+
+            render_null_space(res.parts["null_space"], console)
+
+    pending = app.report(res, show)
     if result.verification is not None and result.verification.passed is False:
         from hesscli.errors import CheckFailed
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import expect_option, objective_options
+from hesscli.cli.options import curvature_option, expect_option, objective_options
 from hesscli.cli.path_options import dense_budget_option
 
 
@@ -28,6 +28,7 @@ from hesscli.cli.path_options import dense_budget_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the slices and the contour to FILE (.png or .svg).")
 @dense_budget_option
+@curvature_option()
 @expect_option
 def command(**_options: Any) -> None:
     """The objective along the gradient and the eigenvectors of λmax and λmin around

@@ -142,3 +142,17 @@ expect_option = click.option(
     "operators = != <= >= < >, e.g. classification=local_minimum, inertia.negative=0, "
     "'condition_number<=1e4'. Repeatable; the report is printed first.",
 )
+
+
+def curvature_option(*, several: bool = False) -> Callable[[F], F]:
+    """``--curvature``: the matrix whose spectrum is reported (``several``: a comma list)."""
+    extra = (" A comma list (e.g. hessian,ggn) reports each side by side with their "
+             "difference." if several else "")
+    return click.option(
+        "--curvature", "curvature_kind", default="hessian", show_default=True,
+        metavar="KIND" + (",..." if several else ""),
+        help="hessian, or (for a file with model, output_loss and data) ggn: Gauss–Newton "
+        "JᵀH_ℓJ; fisher: the true Fisher of the output likelihood; empirical-fisher: "
+        "(1/N)Σgᵢgᵢᵀ. The last three are PSD, so no minimum/saddle verdict comes from "
+        "them." + extra,
+    )

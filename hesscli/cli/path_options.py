@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from hesscli.cli.options import compose, finite_positive
+from hesscli.vocab import EigensolverRequest, Ends, words
 
 
 def _path_flag(value: str) -> Any:
@@ -53,19 +54,27 @@ def path_options(default_k: int) -> Any:
             help="Matrix-free: how many of the largest and of the smallest eigenvalues.",
         ),
         click.option(
-            "--eigensolver", type=click.Choice(["lanczos", "arpack"]), default="lanczos",
+            "--ends", type=click.Choice(words(Ends)), default=Ends.BOTH.value,
             show_default=True,
-            help="Matrix-free: Lanczos with full reorthogonalization in one compiled loop, or "
-            "ARPACK (scipy eigsh) over the compiled HVP.",
+            help="Matrix-free: which end(s) of the spectrum must meet the target (the other "
+            "is still reported, unconverged); one end costs only its own HVPs.",
+        ),
+        click.option(
+            "--eigensolver", type=click.Choice(words(EigensolverRequest)),
+            default=EigensolverRequest.AUTO.value, show_default=True,
+            help="Matrix-free: full-basis Lanczos (small n), thick-restart Lanczos (bounded "
+            "memory, large n), ARPACK (scipy eigsh) over the compiled HVP; auto picks and "
+            "says which.",
         ),
         click.option(
             "--rtol", type=finite_positive, default=None,
-            help="Matrix-free: residual target ‖Hv−λv‖ ≤ rtol·max|λ| (default 1e-6; float32 1e-3).",
+            help="Matrix-free: each eigenvalue's error target, relative to max|λ| (default "
+            "1e-3, by the Kato–Temple estimate, plus the sign of λmin decided).",
         ),
         click.option(
             "--max-steps", type=click.IntRange(min=1), default=None,
-            help="Matrix-free: most Lanczos steps (HVPs) per run (default 400, fewer when the "
-            "basis would exceed 1 GiB).",
+            help="Matrix-free: HVP budget of the eigensolver (default: 600 restarted; 400 "
+            "full-basis, fewer when its basis would exceed 1 GiB).",
         ),
         click.option(
             "--chunk-size", type=click.IntRange(min=1), default=None,

@@ -7,7 +7,12 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import devices_options, expect_option, objective_options
+from hesscli.cli.options import (
+    curvature_option,
+    devices_options,
+    expect_option,
+    objective_options,
+)
 from hesscli.cli.path_options import path_options
 
 
@@ -25,15 +30,24 @@ from hesscli.cli.path_options import path_options
 @click.option("--sigma", type=float, default=None,
               help="--density: Gaussian smoothing width (default 1% of the spectrum's span).")
 @click.option("--trace-probes", type=click.IntRange(min=2), default=30, show_default=True,
-              help="Matrix-free: Rademacher probes for Hutchinson's trace estimate.")
+              help="HVPs spent on the stochastic trace estimate (Hutchinson: one per probe; "
+              "Hutch++: a third each for sketch, basis and residual probes; needs 3).")
+@click.option("--estimator", "estimator", type=click.Choice(["auto", "hutchinson",
+              "hutch++"]), default="auto", show_default=True,
+              help="Trace estimator; auto keeps the one with the smaller standard error from "
+              "the same HVPs on this problem, and says so.")
+@click.option("--trace", "trace", is_flag=True,
+              help="Also estimate the trace on the dense path, beside the exact one.")
 @click.option("--bins", type=click.IntRange(min=2, max=40), default=12, show_default=True,
               help="Bins of the terminal histogram.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a figure of the spectrum (PNG or SVG by suffix; needs matplotlib).")
+@curvature_option(several=True)
 @expect_option
 def command(**_options: Any) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise
-    the --k largest and smallest (with residuals), Hutchinson's trace and, with
+    the --k largest and smallest (with residuals), a trace estimate (Hutchinson or
+    Hutch++) and, with
     --density, the spectral density by stochastic Lanczos quadrature.
 
     \b
@@ -44,6 +58,8 @@ def command(**_options: Any) -> None:
       hesscli spectrum saddle -p n=10000 --k 1
       hesscli spectrum mlp -p width=2048 --devices all   # data sharded over every device
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
+      hesscli spectrum mlp --trace --estimator hutch++ --trace-probes 60
+      hesscli spectrum classifier --curvature hessian,ggn   # side by side, and H − G
     """
     from hesscli import api
     from hesscli.cli.context import App
@@ -58,10 +74,14 @@ def command(**_options: Any) -> None:
     app.start()
     res = app.call(api.spectrum)
     report = res.output
+    from hesscli.analysis.spectrum_compare import Comparison
+
+    several = isinstance(report, Comparison)  # --curvature A,B: side by side
     if plot is not None and primary():  # only process 0 writes files
-        from hesscli.render.plot_spectrum import plot_spectrum
+        from hesscli.render.plot_spectrum import plot_comparison, plot_spectrum
 
-        plot_spectrum(report, plot)
-    from hesscli.render.spectrum_view import render_spectrum
+        (plot_comparison if several else plot_spectrum)(report, plot)
+    from hesscli.render.spectrum_view import render_comparison, render_spectrum
 
-    app.report(res, lambda console: render_spectrum(report, console, plot)).enforce()
+    render = render_comparison if several else render_spectrum
+    app.report(res, lambda console: render(report, console, plot)).enforce()

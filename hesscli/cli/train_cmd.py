@@ -47,9 +47,18 @@ from hesscli.cli.path_options import dense_budget_option
               "(noise keeps ‖∇f‖ from vanishing, so the final verdict can't be a minimum).")
 @click.option("--monitor-every", type=int, default=None,
               help="Log value, gradient norm and curvature every N steps [default: steps/100].")
-@click.option("--curvature/--no-curvature", "curvature_on", default=True, show_default=True,
-              help="Monitor λmin, λmax, lr·λmax and the step model (dense Hessian within "
-              "--dense-budget, n ≤ 4096 by default; Lanczos above).")
+@click.option("--curvature", "curvature_kind", is_flag=False, flag_value="hessian",
+              default="hessian", show_default=True, metavar="[KIND]",
+              help="Monitor λmin, λmax, lr·λmax and the step model of this matrix (dense "
+              "within --dense-budget, n ≤ 4096 by default; Lanczos above): hessian, or for a "
+              "file with model, output_loss and data: ggn, fisher, empirical-fisher. The "
+              "final verdict is the Hessian's.")
+@click.option("--no-curvature", "no_curvature", is_flag=True,
+              help="Monitor no curvature at all (value and gradient norm only).")
+@click.option("--monitor-blocks", "monitor_blocks", is_flag=False, flag_value="leaf",
+              default=None, metavar="[leaf|DEPTH|PREFIX,...]",
+              help="Also log each parameter group's λmax (its diagonal Hessian block; groups "
+              "as analyze --blocks), to see which layer sharpens.")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm counted as zero for stalled/at_saddle/reached_minimum "
               "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1), as analyze).")
@@ -86,7 +95,9 @@ def command(**_options: Any) -> None:
     Hessian's λmin and λmax, lr·λmax against 2 (gradient descent is unstable
     above it) and the error of the quadratic model's prediction of a gradient
     step, and reports events: stalled, at_saddle, escaped_saddle,
-    reached_minimum, unstable, diverged. Between logged steps the optimizer
+    reached_minimum, progressive_sharpening, edge_of_stability (lr·λmax hovering
+    at 2 while f falls, Cohen et al. 2021), above_edge, unstable (f rising with
+    lr·λmax > 2), diverged. Between logged steps the optimizer
     runs compiled (one jax.lax.scan per chunk). Everything is seeded. An
     objective file may define report(params) -> dict (see problems/tensor.py);
     train shows it for the final point.
@@ -100,8 +111,13 @@ def command(**_options: Any) -> None:
       hesscli train mlp --optimizer momentum --lr 0.05 --batch-size 32 --monitor-every 50
       hesscli train my_loss.py --optimizer adam --out run.jsonl --format json
       hesscli train mlp --batch-size 32 --devices all   # data sharded over every device
+      hesscli train mlp -p width=32 --lr 0.3 --steps 6000 --monitor-every 200  # edge of stability
+      hesscli train mlp --monitor-blocks --plot run.png  # which layer sharpens
+      hesscli train classifier --monitor-every 50 --curvature ggn
     """
     from hesscli.cli.context import App
     from hesscli.cli.train_run import TrainOptions, run_command
 
-    run_command(TrainOptions(**App.current().params))
+    params = dict(App.current().params)
+    params["curvature_on"] = not params.pop("no_curvature")
+    run_command(TrainOptions(**params))

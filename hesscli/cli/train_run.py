@@ -68,6 +68,8 @@ class TrainOptions:
     fail_on: str | None
     expects: tuple[str, ...] = ()
     dense_budget: str | None = None
+    monitor_blocks: str | None = None
+    curvature_kind: str = "hessian"  # the monitored matrix (--curvature KIND)
 
 
 def _value(text: str) -> Any:
@@ -209,9 +211,11 @@ def run_command(o: TrainOptions) -> None:
     from hesscli.api import load
     from hesscli.cli.session import start
     from hesscli.curvature.choose import curvature_for
+    from hesscli.curvature.ggn import single_kind
     from hesscli.documents.meta import meta
     from hesscli.training.loop import TrainConfig, minibatch_for
 
+    o = replace(o, curvature_kind=single_kind(o.curvature_kind or "hessian"))
     check_inputs(o)
     if o.expects and not o.compare:
         check_expect_keys(o.expects)
@@ -236,6 +240,10 @@ def run_command(o: TrainOptions) -> None:
             "it with jax.numpy (lax.scan for loops, no host callbacks)")
     curvature, _ = curvature_for(obj, MethodRequest.EXACT, devices=per_process)
     parallel = curvature.parallel
+    if o.curvature_kind != "hessian" and o.curvature_on:  # the final verdict stays the Hessian's
+        from hesscli.curvature.ggn import operator_curvature
+
+        curvature = operator_curvature(obj, curvature, o.curvature_kind)
     minibatch = minibatch_for(obj, o.batch_size) if o.batch_size else None
     steps = o.steps
     if o.epochs is not None:
@@ -432,10 +440,19 @@ class Runner:
                     end["variant"] = variant
                 self.log.write(end)
 
+        blocks = None
+        if o.monitor_blocks is not None and o.curvature_on:
+            from hesscli.spectra.blocks import group_blocks
+
+            try:
+                _, blocks = group_blocks(obj.layout, o.monitor_blocks)
+            except ValueError as exc:
+                raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
         return run(obj, self.curvature, config, label=label, minibatch=self.minibatch,
                    gtol=o.gtol, tol=o.tol, curvature_on=o.curvature_on,
                    resume_state=resume_state, history=history, callback=callback,
-                   started=started, trained=trained, dense_budget=o.dense_budget)
+                   started=started, trained=trained, dense_budget=o.dense_budget,
+                   blocks=blocks)
 
 
 def finish(summaries: list[Any], o: TrainOptions, obj: Any, meta: dict[str, Any]) -> None:

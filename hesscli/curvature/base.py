@@ -10,7 +10,10 @@ probing for undeclared ones:
   Hutchinson can run inside their own compiled loops (None: only :meth:`hvp`);
 - ``linearizable``: the flat objective when its gradient may be linearized in
   forward mode (``jax.linearize``), which the Lanczos kernels use to share one
-  linearization across HVPs (None: not available);
+  linearization across HVPs, or an :class:`OperatorAt` (a curvature matrix other
+  than the Hessian that linearizes itself: GGN, Fisher) (None: not available);
+- ``kind``: the matrix that ``hvp`` and ``hessian`` apply, ``"hessian"`` except
+  for the Gauss–Newton and Fisher operators (:mod:`hesscli.curvature.ggn`);
 - ``fd``: the finite-difference statistics (:class:`FDStatistics`: what is
   differenced, the accuracy setting, evaluations spent, the gradient's error
   band), None for exact backends;
@@ -71,6 +74,22 @@ class DenseHessian:
     kinks: Kinks | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class OperatorAt:
+    """``x -> (v -> M(x) v)``: a curvature matrix linearized once per point.
+
+    ``fn(x)`` does the work that depends only on the point (a forward pass and
+    its linearization) and returns the matvec, which reuses it; traceable, so
+    the eigensolvers call it once inside their compiled loop and then apply
+    the matvec at every step. Compared by identity (a cache key).
+    """
+
+    fn: Callable[[Any], Callable[[Any], Any]]
+
+    def __call__(self, x: Any) -> Callable[[Any], Any]:
+        return self.fn(x)
+
+
 @dataclass(frozen=True)
 class FDStatistics:
     """What a finite-difference backend has done so far.
@@ -93,6 +112,7 @@ class Curvature(ABC):
     method: Method
     n: int
     dtype: str
+    kind: str = "hessian"  # the matrix hvp/hessian give: hessian, ggn, fisher, ...
     hvp_fn: Callable[[Any, Any], Any] | None = None
     linearizable: Callable[[Any], Any] | None = None
     parallel: Parallel = Parallel()

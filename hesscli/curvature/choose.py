@@ -26,14 +26,29 @@ from hesscli.vocab import MethodRequest
 
 def curvature_for(
     obj: Objective, method: str = MethodRequest.AUTO, accuracy: str = "normal", *,
-    devices: int | None = 1,
+    devices: int | None = 1, kind: str = "hessian",
 ) -> tuple[Curvature, tuple[str, ...]]:
     """The backend that ``method``, ``devices`` and the objective call for, with notes.
 
     ``accuracy`` is ``--fd-accuracy`` (used by the finite-difference backends).
     ``devices`` counts devices per process (None: every local one); more than one
-    device (or process) selects the sharded exact backend.
+    device (or process) selects the sharded exact backend. ``kind`` (``--curvature``)
+    other than ``hessian`` puts that matrix's operator (GGN, Fisher, empirical
+    Fisher: :mod:`hesscli.curvature.ggn`) on top of the chosen backend.
     """
+    curvature, notes = hessian_backend(obj, method, accuracy, devices=devices)
+    if kind == "hessian":
+        return curvature, notes
+    from hesscli.curvature.ggn import operator_curvature
+
+    return operator_curvature(obj, curvature, kind), notes
+
+
+def hessian_backend(
+    obj: Objective, method: str = MethodRequest.AUTO, accuracy: str = "normal", *,
+    devices: int | None = 1,
+) -> tuple[Curvature, tuple[str, ...]]:
+    """The Hessian's backend (see :func:`curvature_for` and the module docstring)."""
     if devices != 1 or multi_process():
         from hesscli.devices import select
 

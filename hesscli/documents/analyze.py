@@ -34,6 +34,7 @@ def analysis_document(
         "definiteness": a.definiteness,
         "critical": a.critical,
         "classification": a.classification,
+        "curvature": a.curvature,
         "condition_number": a.condition_number,
         "stability": a.stability,
         "path": a.spectrum.path,
@@ -62,8 +63,17 @@ def analysis_document(
         doc["fd"] = a.fd
     if a.verification is not None:
         doc["verify"] = verification_document(a.verification)
-    if a.spectrum.residuals is not None:
-        doc["residuals"] = a.spectrum.residuals
+    sp = a.spectrum
+    if sp.residuals is not None:
+        doc["residuals"] = sp.residuals
+    # certified half-width per eigenvalue: the residual bound on the matrix-free
+    # path, the spectrum's known error band (0 when exact) on the dense one
+    doc["eigenvalue_errors"] = (sp.eigenvalue_errors if sp.eigenvalue_errors is not None
+                                else [sp.error] * len(sp.eigenvalues))
+    if sp.error_estimates is not None:  # Kato–Temple with the Ritz gap: an estimate
+        doc["eigenvalue_error_estimates"] = sp.error_estimates
+    if sp.converged is not None:
+        doc["converged"] = sp.converged
     if a.step is not None:
         doc["step"] = a.step
     if a.escape is not None:

@@ -35,7 +35,7 @@ def landscape_document(ls: Landscape, meta: dict[str, Any], with_direction: bool
         "schema": "hesscli.landscape/1",
         "objective": ls.objective, "n": ls.n, "method": ls.method, "dtype": ls.dtype,
         "value": ls.value, "gradient_norm": ls.gradient_norm,
-        "classification": ls.classification,
+        "classification": ls.classification, "curvature": ls.curvature,
         "lambda_min": ls.lambda_min, "lambda_max": ls.lambda_max,
         "radius": ls.radius, "radius_reason": ls.radius_reason,
         "slices": slices, "step": ls.step, "grid": grid, "notes": list(ls.notes),

@@ -254,6 +254,7 @@ def bind(
         except (Exception, SystemExit) as exc2:  # noqa: BLE001
             raise ObjectiveError(f"{where} raised {describe_exception(exc2)}") from exc2
         check_scalar(np.asarray(value), where)
+        check_split(obj)
         return obj
     except HesscliError:
         raise
@@ -268,9 +269,10 @@ def bind(
                 "(finite differences) or --method auto"
             )
         # traceable but not differentiable: a black box for derivatives, as NumPy code is
-        return Objective(file, flat, layout, treedef, dtype, traceable=False,
-                         why_untraceable=f"{NOT_DIFFERENTIABLE} ({why})",
-                         values_traceable=batches(obj.flat_fn, flat.shape, dtype))
+        obj = dataclasses.replace(obj, traceable=False,
+                                  why_untraceable=f"{NOT_DIFFERENTIABLE} ({why})",
+                                  values_traceable=batches(obj.flat_fn, flat.shape, dtype))
+    check_split(obj)
     return obj
 
 
@@ -317,3 +319,47 @@ def not_differentiable(fn: Any, shape: tuple[int, ...], dtype: str) -> str | Non
         text = str(exc).strip().splitlines()[0] if str(exc) else ""
         return f"{type(exc).__name__}: {text[:160]}"
     return None
+
+
+def split_tolerance(dtype: str) -> float:
+    """Relative tolerance for ``objective`` vs ``output_loss(model(...))``: √ε.
+
+    The two are the same sum in possibly different orders (rounding ≈ N·ε
+    relative at worst, far below √ε); a real mismatch (a missing factor ½, a
+    sum instead of a mean, other data) is O(1) relative.
+    """
+    return float(np.sqrt(np.finfo(np.dtype(dtype)).eps))
+
+
+def check_split(obj: Objective) -> None:
+    """A file with both ``objective`` and a model split: they must agree at the point.
+
+    Gauss–Newton and Fisher curvature are computed from the split; if it is
+    not the same function as ``objective`` they would describe another
+    problem. Raises :class:`ObjectiveError` (exit 3) with both values.
+    """
+    file = obj.file
+    if file.function_name != "objective" or getattr(file.module, "objective", None) is None:
+        return
+    split = file.split
+    if split is None:
+        return
+    name = file.path.name
+    try:
+        by_split = float(np.asarray(split.objective(obj.unravel(obj.x))))
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's model or output_loss failed
+        raise ObjectiveError(
+            f"{name}: output_loss(model(params, inputs), targets) raised "
+            f"{describe_exception(exc)}"
+        ) from exc
+    direct = float(np.asarray(obj.flat_fn(obj.x)))
+    rtol = split_tolerance(obj.dtype)
+    if not abs(by_split - direct) <= rtol * max(abs(direct), abs(by_split), 1e-300):
+        raise ObjectiveError(
+            f"{name}: objective(params) = {direct:.10g} but output_loss(model(params, inputs), "
+            f"targets) = {by_split:.10g} at this point (relative tolerance {rtol:.1e}); the "
+            "model split must compute the same mean loss over data = (inputs, targets). "
+            "Fix one of them, or delete objective and let hesscli derive it"
+        )

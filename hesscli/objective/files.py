@@ -4,6 +4,17 @@ The result is an :class:`ObjectiveFile`: the user's function, the module it came
 from, its default point (if any), optional ``data``/``loss`` for stochastic
 training, and whether JAX can trace it. Turning it into a flat-vector function
 at a concrete point is :mod:`hesscli.objective.bind`'s job.
+
+A file may also split its objective into a model and a loss on the model's
+outputs (what Gauss–Newton and Fisher curvature need)::
+
+    data = (inputs, targets)
+    def model(params, inputs): ...          # outputs for a batch
+    def output_loss(outputs, targets): ...  # mean loss over the batch
+
+With all three, ``objective`` may be omitted: it is
+``output_loss(model(params, inputs), targets)`` (:class:`ModelSplit`), and
+``loss(params, batch)`` for minibatch training follows the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +36,69 @@ from hesscli.objective.params import overriding
 from hesscli.objective.problems_index import problem_names, problem_path
 
 _counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class ModelSplit:
+    """``objective(params) = output_loss(model(params, inputs), targets)``.
+
+    ``model(params, inputs)`` maps a batch of inputs (leading axis = samples)
+    to outputs; ``output_loss(outputs, targets)`` is the *mean* loss over the
+    batch, so that one sample's loss is ``output_loss`` on a batch of one.
+    """
+
+    model: Callable[[Any, Any], Any]
+    output_loss: Callable[[Any, Any], Any]
+    inputs: Any
+    targets: Any
+
+    @property
+    def samples(self) -> int:
+        """N, the leading axis of the inputs."""
+        import jax
+
+        leaves = jax.tree_util.tree_leaves(self.inputs)
+        return int(leaves[0].shape[0]) if leaves and leaves[0].ndim else 1
+
+    def objective(self, params: Any) -> Any:
+        """The mean loss over the whole data set."""
+        return self.output_loss(self.model(params, self.inputs), self.targets)
+
+    def loss(self, params: Any, batch: Any) -> Any:
+        """The mean loss over a minibatch ``(inputs, targets)``."""
+        inputs, targets = batch
+        return self.output_loss(self.model(params, inputs), targets)
+
+
+def model_split(module: ModuleType) -> ModelSplit | None:
+    """The file's model split when it defines ``model``, ``output_loss`` and a pair
+    ``data = (inputs, targets)``; None when it defines none of ``model``/``output_loss``.
+
+    Defining only one of the two functions, or a ``data`` that is not a pair,
+    is an :class:`ObjectiveError` naming what is missing.
+    """
+    model = getattr(module, "model", None)
+    output_loss = getattr(module, "output_loss", None)
+    if model is None and output_loss is None:
+        return None
+    name = Path(getattr(module, "__file__", "objective.py") or "objective.py").name
+    missing = [k for k, v in (("model", model), ("output_loss", output_loss)) if not callable(v)]
+    if missing:
+        raise ObjectiveError(
+            f"{name}: a model split needs both model(params, inputs) and "
+            f"output_loss(outputs, targets); {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not a function"
+        )
+    data = getattr(module, "data", None)
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        got = "no data" if data is None else f"data of type {type(data).__name__}"
+        if isinstance(data, (tuple, list)):
+            got = f"data with {len(data)} entries"
+        raise ObjectiveError(
+            f"{name}: model and output_loss need data = (inputs, targets) in the same file; "
+            f"found {got}"
+        )
+    return ModelSplit(model, output_loss, data[0], data[1])
 
 
 @dataclass(frozen=True)
@@ -44,7 +119,14 @@ class ObjectiveFile:
     @property
     def loss(self) -> Callable[..., Any] | None:
         loss = getattr(self.module, "loss", None)
-        return loss if callable(loss) else None
+        if callable(loss):
+            return loss
+        return self.split.loss if self.split is not None else None
+
+    @cached_property
+    def split(self) -> ModelSplit | None:
+        """The model split (``model``, ``output_loss``, ``data``), None without one."""
+        return model_split(self.module)
 
     @property
     def has_default_point(self) -> bool:
@@ -204,6 +286,10 @@ def load_file(spec: str, overrides: Mapping[str, str] | None = None) -> Objectiv
     module, parameters = import_file(path, overrides or {})
     function_name = name or "objective"
     fn = getattr(module, function_name, None)
+    if fn is None and name is None:
+        split = model_split(module)
+        if split is not None:  # objective omitted: output_loss(model(params, inputs), targets)
+            return ObjectiveFile(spec, path, "objective", split.objective, module, parameters)
     if fn is None or not callable(fn):
         defined = [
             key

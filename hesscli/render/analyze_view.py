@@ -82,9 +82,29 @@ def nonsmooth_headline(a: Analysis) -> str:
     return text
 
 
+def curvature_headline(a: Analysis) -> str:
+    """The verdict line when the spectrum is a GGN or Fisher, not the Hessian's."""
+    from hesscli.curvature.ggn import TITLES
+
+    title = TITLES.get(a.curvature, a.curvature)
+    lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
+    grad = (f"the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol)" if a.critical
+            else f"‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}")
+    cond = (f", condition number {num(a.condition_number, 3)}"
+            if a.condition_number is not None else "")
+    return (
+        f"{title} curvature: λmin = {num(lam_min)}, λmax = {num(lam_max)}{cond}; {grad}. "
+        f"The {title} is positive semidefinite by construction, so it says how sharp the "
+        "model and loss are here, not whether this is a minimum or a saddle: rerun with "
+        "--curvature hessian for that verdict."
+    )
+
+
 def headline(a: Analysis) -> str:
     if a.smooth is False and a.nonsmooth is not None:
         return nonsmooth_headline(a)
+    if a.curvature != "hessian":
+        return curvature_headline(a)
     lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
     zero = a.inertia.zero
     if a.classification == "local_minimum":
@@ -213,6 +233,15 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
         f"{a.inertia.positive} positive, {a.inertia.negative} negative, {a.inertia.zero} zero"
         + ("" if sp.complete else " (of those computed)"),
     )
+    if sp.eigenvalue_errors is not None:
+        t.add_row("certified errors", eigen_list([float(v) for v in sp.eigenvalue_errors])
+                  + "  (residual ‖Hv−θv‖)")
+    if sp.error_estimates is not None:
+        t.add_row("estimated errors", eigen_list([float(v) for v in sp.error_estimates])
+                  + "  (Kato–Temple, Ritz gap)")
+    if sp.converged is not None and not bool(sp.converged.all()):
+        t.add_row("converged", ", ".join("yes" if c else "[bold red]NO[/]"
+                                         for c in sp.converged))
     t.add_row("tolerance", f"|λ| ≤ {num(a.tolerance)} counts as zero")
     t.add_row("definiteness", a.definiteness.replace("_", " "))
     t.add_row("condition number", num(a.condition_number))
@@ -286,8 +315,9 @@ def render_analysis(
     rows: list[tuple[str, str]] | None = None,
 ) -> None:
     """The report; ``rows`` are extra (label, text) rows for the numbers table."""
-    style = KIND_STYLE.get(a.classification, "bold")
-    console.print(Panel(Text(headline(a)), title=a.classification.replace("_", " "),
+    style = KIND_STYLE.get(a.classification or "", "bold blue")
+    title = (a.classification or f"{a.curvature} (no classification)").replace("_", " ")
+    console.print(Panel(Text(headline(a)), title=title,
                         title_align="left", border_style=style.split()[-1]))
     for line in step_lines(a):
         console.print(line)

@@ -193,14 +193,14 @@ def headline(ls: Landscape) -> str:
                "the matrix-free extremes did not converge (raise --max-steps)")
         return (f"Undetermined: {why}; compare f (*) with the quadratic model (·) along each "
                 "slice.")
-    return (f"{a.classification.replace('_', ' ').capitalize()}: compare f (*) with its "
+    return (f"{ls.verdict.capitalize()}: compare f (*) with its "
             "quadratic model (·) along each slice.")
 
 
 def render_landscape(ls: Landscape, console: Console) -> None:
     """Everything in 80 columns: headline, one plot per slice, the plane maps."""
     console.print(Text(
-        f"{ls.objective}: {ls.classification.replace('_', ' ')} "
+        f"{ls.objective}: {ls.verdict} "
         f"(n = {ls.n}, method {ls.method}, {ls.dtype})", style="bold"))
     console.print(Text(
         f"f(x) = {num(ls.value)}, ‖∇f‖ = {num(ls.gradient_norm)}, "

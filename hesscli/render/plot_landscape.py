@@ -34,7 +34,7 @@ def plot_landscape(ls: Landscape, path: Path | str) -> None:
     fig = plt.figure(figsize=FIGSIZE, layout="constrained")
     cols = max(len(ls.slices), 1)
     gs = fig.add_gridspec(2, cols, height_ratios=(1.0, 1.5))
-    fig.suptitle(f"{ls.objective}: {ls.classification.replace('_', ' ')}, "
+    fig.suptitle(f"{ls.objective}: {ls.verdict}, "
                  f"f(x) = {ls.value:.4g}, ‖∇f‖ = {ls.gradient_norm:.3g}")
     for i, sl in enumerate(ls.slices):
         ax = fig.add_subplot(gs[0, i])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
 from hesscli.render.plotting import pyplot, save_figure
 
@@ -33,6 +34,50 @@ def plot_spectrum(r: SpectrumReport, path: Path) -> None:
                        label="extreme eigenvalues (Lanczos)" if i == 0 else None)
     ax.axvspan(-r.tolerance, r.tolerance, color="0.8", alpha=0.5, label="|λ| ≤ tol")
     ax.set_xlabel("eigenvalue λ")
-    ax.set_title(f"Hessian spectrum of {r.objective} (n = {r.n}, {r.path})")
+    ax.set_title(f"{r.title} spectrum of {r.objective} (n = {r.n}, {r.path})")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_comparison(c: Comparison, path: Path) -> None:
+    """One figure for ``spectrum --curvature A,B``: each matrix's density (SLQ) or
+    eigenvalue histogram (dense) as a line, the difference dashed, the zero band."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    reports = [(r.title, r, "-") for r in c.reports]
+    if c.difference is not None and c.difference_of is not None:
+        from hesscli.curvature.ggn import TITLES
+
+        a, b = c.difference_of
+        reports.append((f"{TITLES.get(a, a)} − {TITLES.get(b, b)}", c.difference, "--"))
+    log_axis = False
+    complete = [r.spectrum.eigenvalues for _, r, _ in reports if r.spectrum.complete]
+    if complete:  # one set of bins for every matrix, so the bars compare
+        lo = min(float(lam.min()) for lam in complete)
+        hi = max(float(lam.max()) for lam in complete)
+        pad = max(hi - lo, 1e-12) * 0.02
+        edges = np.linspace(lo - pad, hi + pad, 41)
+    for i, (label, r, style) in enumerate(reports):
+        if r.density is not None:
+            d = r.density
+            ax.plot(d.grid, np.maximum(d.density, 1e-12), style, color=f"C{i}", label=label)
+            log_axis = True
+        elif r.spectrum.complete:
+            counts, _ = np.histogram(r.spectrum.eigenvalues, bins=edges)
+            ax.stairs(counts, edges, linestyle=style, color=f"C{i}", label=label)
+        else:
+            for j, value in enumerate(r.spectrum.eigenvalues):
+                ax.axvline(float(value), linestyle=style, color=f"C{i}", lw=0.8,
+                           label=f"{label} (extremes)" if j == 0 else None)
+    if log_axis:
+        ax.set_yscale("log")
+        ax.set_ylabel("density (fraction of eigenvalues per unit λ)")
+    else:
+        ax.set_ylabel("count")
+    tol = max(r.tolerance for _, r, _ in reports)
+    ax.axvspan(-tol, tol, color="0.85", alpha=0.5, label="|λ| ≤ tol")
+    ax.set_xlabel("eigenvalue λ")
+    first = c.reports[0]
+    ax.set_title(f"Curvature spectra of {first.objective} (n = {first.n}, {first.path})")
     ax.legend(fontsize=8)
     save_figure(fig, path)

@@ -3,8 +3,11 @@
 The article's advice made concrete: plot the sharpness λmax next to the
 stability bound 2/lr (gradient descent diverges along the top eigenvector once
 λmax > 2/lr) and the most negative eigenvalue (a saddle's signature), with the
-events of the run drawn as vertical lines. Several summaries (``--compare``)
-share the axes, one colour each.
+events of the run drawn as vertical lines. The band around 2/lr in which an
+edge of stability is recognised (Cohen et al. 2021: λmax hovering at 2/lr while
+f falls) is shaded, and span events (progressive sharpening, edge of
+stability, unstable, above the edge) are shaded over their steps. Several
+summaries (``--compare``) share the axes, one colour each.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from typing import Any
 import numpy as np
 
 from hesscli.render.plotting import pyplot, save_figure
+from hesscli.training.dynamics import EDGE_SHARE, STABILITY_BOUND, stability_bound
 
 EVENT_COLOURS = {"at_saddle": "tab:orange", "escaped_saddle": "tab:green",
                  "reached_minimum": "tab:green", "stalled": "tab:olive",
-                 "unstable": "tab:red", "diverged": "black"}
+                 "unstable": "tab:red", "diverged": "black",
+                 "progressive_sharpening": "tab:purple", "edge_of_stability": "tab:blue",
+                 "above_edge": "tab:pink"}
+SPAN_KINDS = ("progressive_sharpening", "edge_of_stability", "unstable", "above_edge")
 
 
 def _series(history: Any, field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +41,7 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
     fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
     ax_f, ax_g, ax_l = axes
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    lrs = set()
+    lrs: set[tuple[float, float]] = set()
     for i, s in enumerate(summaries):
         colour = colours[i % len(colours)]
         label = s.name or s.result.config.optimizer
@@ -47,20 +54,36 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
         _, hi = _series(hist, "lambda_max")
         ax_l.plot(x, hi, color=colour, label=f"{label}: λmax")
         ax_l.plot(x, lo, color=colour, linestyle="--", label=f"{label}: λmin")
-        lrs.add(s.result.config.lr)
+        names = sorted({k for r in hist if r.block_lambda_max for k in r.block_lambda_max})
+        for j, name in enumerate(names):  # per-block λmax (--monitor-blocks): thin lines
+            ys = [np.nan if not r.block_lambda_max else r.block_lambda_max.get(name, np.nan)
+                  for r in hist]
+            ax_l.plot(x, ys, color=colour, linewidth=0.8, alpha=0.7,
+                      linestyle=(0, (1, 1 + j)), label=f"{label}: λmax of {name}")
+        config = s.result.config
+        lrs.add((config.lr, stability_bound(config.optimizer, config.options)))
         for event in s.result.events:
             ec = EVENT_COLOURS.get(event.kind, "grey")
+            end = event.data.get("end") if event.kind in SPAN_KINDS else None
             for ax in axes:
-                ax.axvline(event.step, color=ec, alpha=0.5, linewidth=1)
+                if end is not None and end > event.step:
+                    ax.axvspan(event.step, end, color=ec, alpha=0.12, linewidth=0)
+                else:
+                    ax.axvline(event.step, color=ec, alpha=0.5, linewidth=1)
             ax_f.annotate(event.kind, (event.step, 1.0), xycoords=("data", "axes fraction"),
                           rotation=90, va="top", ha="right", fontsize=7, color=ec)
     lo_data, hi_data = ax_l.get_ylim()
-    for lr in sorted(lrs):
-        bound = 2.0 / lr
+    for lr, factor in sorted(lrs):
+        bound = factor / lr
+        name = "2" if factor == STABILITY_BOUND else f"{factor:.3g}"
         if bound <= hi_data + 0.5 * (hi_data - lo_data):
-            ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"2/lr = {bound:.3g}")
+            ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"{name}/lr = {bound:.3g}")
+            band = EDGE_SHARE * factor
+            ax_l.axhspan((factor - band) / lr, (factor + band) / lr,
+                         color="tab:blue", alpha=0.1, linewidth=0,
+                         label=f"edge-of-stability band ({name} ± {band:.3g})/lr")
         else:  # far above the spectrum: say so instead of squashing the curves
-            ax_l.annotate(f"2/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
+            ax_l.annotate(f"{name}/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
                           xycoords="axes fraction", va="top", fontsize=8, color="tab:red")
     ax_l.axhline(0.0, color="grey", linewidth=0.5)
     values = np.concatenate([_series(s.result.history, "value")[1] for s in summaries])

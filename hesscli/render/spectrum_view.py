@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
 from hesscli.render.numbers import eigen_list, num
 
@@ -21,20 +23,30 @@ LIST_ALL = 12  # list every eigenvalue in a table up to this many
 def headline(r: SpectrumReport) -> str:
     sp = r.spectrum
     where = (
-        f"all {r.n} eigenvalues (dense)" if sp.complete
+        f"all {r.n} eigenvalues ({'dense' if r.path == 'dense' else 'matrix-free'})"
+        if sp.complete
         else f"the {r.extremes.k if r.extremes else '?'} smallest and largest of {r.n} "
         "eigenvalues (matrix-free)"
     )
-    text = f"Hessian spectrum, {where}: λmin = {num(sp.lambda_min)}, λmax = {num(sp.lambda_max)}."
+    text = f"{r.title} spectrum, {where}: λmin = {num(sp.lambda_min)}, λmax = {num(sp.lambda_max)}."
     if r.trace_exact is not None:
         text += f" Trace = {num(r.trace_exact)}."
+        if r.trace is not None:
+            text += f" Estimated: {trace_text(r.trace)}."
     elif r.trace is not None:
-        text += (f" Trace ≈ {num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
-                 f"(Hutchinson, {r.trace.probes} probes).")
+        text += f" Trace ≈ {trace_text(r.trace)}."
+    if r.trace is not None and r.trace.choice:
+        text += f" {r.trace.choice[0].upper()}{r.trace.choice[1:]}."
     if r.density is not None:
         frac = r.density.fraction_below(-r.tolerance)
         text += f" About {num(100 * frac, 3)}% of the eigenvalues are negative (SLQ)."
     return text
+
+
+def trace_text(tr: Any) -> str:
+    """``12.3 ± 0.4 (Hutch++, 30 HVPs)``."""
+    name = {"hutchinson": "Hutchinson", "hutch++": "Hutch++"}.get(tr.estimator, tr.estimator)
+    return f"{num(tr.estimate)} ± {num(tr.standard_error)} ({name}, {tr.hvps} HVPs)"
 
 
 def eigen_table(r: SpectrumReport) -> Table:
@@ -44,7 +56,10 @@ def eigen_table(r: SpectrumReport) -> Table:
     t.add_column("#", justify="right")
     t.add_column("λ", justify="right")
     if sp.residuals is not None:
-        t.add_column("residual ‖Hv−λv‖", justify="right")
+        t.add_column("certified ± (‖Hv−λv‖)", justify="right")
+    if sp.error_estimates is not None:
+        t.add_column("estimated ± (Kato–Temple)", justify="right")
+    if sp.residuals is not None:
         t.add_column("converged")
     lam = sp.eigenvalues
     for i, value in enumerate(lam):
@@ -52,10 +67,12 @@ def eigen_table(r: SpectrumReport) -> Table:
             f"min {i + 1}" if i < lam.size // 2 else f"max {lam.size - i}"
         )
         row = [label, num(float(value), 6)]
+        if sp.residuals is not None:
+            row.append(num(float(sp.residuals[i])))
+        if sp.error_estimates is not None:
+            row.append(num(float(sp.error_estimates[i])))
         if sp.residuals is not None and r.extremes is not None:
-            ok = bool(r.extremes.converged[i])
-            row += [num(float(sp.residuals[i])),
-                    "yes" if ok else "[bold red]NO[/]"]
+            row.append("yes" if bool(r.extremes.converged[i]) else "[bold red]NO[/]")
         t.add_row(*row)
     return t
 
@@ -79,14 +96,18 @@ def numbers_table(r: SpectrumReport) -> Table:
         def hv(v: int | None) -> str:
             return "not converged" if v is None else str(v)
 
-        t.add_row("Lanczos" if ex.solver == "lanczos" else "ARPACK",
+        label = {"lanczos": "Lanczos", "restarted-lanczos": "restarted Lanczos"}.get(
+            ex.solver, "ARPACK")
+        extra = (f"; basis ≤ {ex.basis_rows} vectors, {ex.restarts} restarts"
+                 if ex.solver == "restarted-lanczos" else "")
+        t.add_row(label,
                   f"{ex.hvps} HVPs ({ex.steps} steps); to λmax end {hv(ex.hvps_max)}, "
-                  f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}")
-    if r.trace is not None:
-        t.add_row("trace", f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)} "
-                  f"(Hutchinson, {r.trace.probes} Rademacher probes)")
-    elif r.trace_exact is not None:
+                  f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}{extra}")
+    if r.trace_exact is not None:
         t.add_row("trace", num(r.trace_exact))
+    if r.trace is not None:
+        t.add_row("trace estimate" if r.trace_exact is not None else "trace",
+                  trace_text(r.trace))
     d = r.density
     if d is not None:
         t.add_row("density", f"SLQ: {d.probes} probes × {d.steps} Lanczos steps, "
@@ -128,3 +149,69 @@ def render_spectrum(r: SpectrumReport, console: Console, plot: Path | None = Non
         console.print(Text(f"plot written to {plot}", style="dim"))
     for note in r.notes:
         console.print(Text(f"note: {note}", style="dim"))
+
+
+def comparison_table(c: Comparison) -> Table:
+    """One row per matrix and one for the difference: extremes, trace, inertia."""
+    t = Table(title="Side by side", title_justify="left")
+    for name, justify in (("matrix", "left"), ("λmin", "right"), ("λmax", "right"),
+                          ("trace", "right"), ("negative", "right"), ("zero", "right")):
+        t.add_column(name, justify=justify)
+    density = any(r.density is not None for r in c.reports)
+    if density:
+        t.add_column("negative mass (SLQ)", justify="right")
+    rows = [(r.title, r) for r in c.reports]
+    if c.difference is not None and c.difference_of is not None:
+        from hesscli.curvature.ggn import TITLES
+
+        a, b = c.difference_of
+        rows.append((f"{TITLES.get(a, a)} − {TITLES.get(b, b)}", c.difference))
+    for label, r in rows:
+        sp = r.spectrum
+        trace = (num(r.trace_exact) if r.trace_exact is not None else
+                 f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)}"
+                 if r.trace is not None else "—")
+        suffix = "" if sp.complete else " (of computed)"
+        row = [label, num(sp.lambda_min, 6), num(sp.lambda_max, 6), trace,
+               f"{r.inertia.negative}{suffix}", str(r.inertia.zero)]
+        if density:
+            row.append(f"{num(100 * r.density.fraction_below(-r.tolerance), 3)}%"
+                       if r.density is not None else "—")
+        t.add_row(*row)
+    return t
+
+
+def comparison_headline(c: Comparison) -> str:
+    """The comparison in words: do the matrices agree, and what the difference holds."""
+    first = c.reports[0]
+    parts = [f"{len(c.reports)} curvature matrices of {first.objective} at the same point "
+             f"(n = {first.n}, {first.path})."]
+    d = c.difference
+    if d is not None and c.description is not None:
+        sp = d.spectrum
+        parts.append(f"{c.description}: λ from {num(sp.lambda_min)} to {num(sp.lambda_max)}"
+                     + (f", {d.inertia.negative} negative" if sp.complete else "") + ".")
+        hess = next((r for r in c.reports if r.curvature == "hessian"), None)
+        if hess is not None and hess.inertia.negative and c.difference_of == ("hessian", "ggn"):
+            parts.append(f"The Hessian's {hess.inertia.negative} negative eigenvalue"
+                         f"{'s' if hess.inertia.negative != 1 else ''} come from this "
+                         "residual: the GGN, PSD by construction, cannot show them.")
+    return " ".join(parts)
+
+
+def render_comparison(c: Comparison, console: Console, plot: Path | None = None) -> None:
+    """The side-by-side report: headline, table, then each matrix's notes."""
+    border = "yellow" if any(r.inertia.negative for r in c.reports) else "green"
+    console.print(Panel(Text(comparison_headline(c)), title="spectrum, side by side",
+                        title_align="left", border_style=border))
+    console.print(comparison_table(c))
+    if plot is not None:
+        console.print(Text(f"plot written to {plot}", style="dim"))
+    seen: set[str] = set()
+    reports = [*c.reports, *([c.difference] if c.difference is not None else [])]
+    for r in reports:
+        for note in r.notes:
+            if note not in seen:
+                seen.add(note)
+                label = "" if note.startswith(r.title) else f"{r.title}: "
+                console.print(Text(f"note: {label}{note}", style="dim"))

@@ -20,6 +20,8 @@ COMPARE_SCHEMA = "hesscli.train-compare/1"
 EVENT_STYLE = {
     "at_saddle": "bold yellow", "stalled": "yellow", "escaped_saddle": "bold green",
     "reached_minimum": "bold green", "unstable": "bold red", "diverged": "bold red",
+    "progressive_sharpening": "magenta", "edge_of_stability": "bold cyan",
+    "above_edge": "yellow",
 }
 
 
@@ -70,6 +72,16 @@ def _headline(s: Any) -> str:
     esc = [e for e in r.events if e.kind == "escaped_saddle"]
     if esc:
         parts.append(f"Escaped the saddle at step {esc[0].step}.")
+    parts += _dynamics_sentences(r)
+    last = r.history[-1].block_lambda_max if r.history else None
+    if last:
+        name, lam = max(last.items(), key=lambda kv: kv[1])
+        first = next((h.block_lambda_max for h in r.history if h.block_lambda_max), {})
+        grew = max(first, key=lambda k: last[k] - first[k]) if first else None
+        parts.append(f"Sharpest block at the end: {name} (λmax = {num(lam)}, lr·λmax = "
+                     f"{num(r.config.lr * lam, 3)})"
+                     + (f"; {grew} sharpened most ({num(first[grew])} → {num(last[grew])})."
+                        if grew is not None else "."))
     if a is not None:
         verdict = a.classification.replace("_", " ")
         if a.classification == "saddle_point":
@@ -93,6 +105,34 @@ def _headline(s: Any) -> str:
         else:
             parts.append(f"Final point: {verdict}.")
     return " ".join(parts)
+
+
+def _dynamics_sentences(r: Any) -> list[str]:
+    """The span events in words: sharpening, edge of stability, real instability."""
+    out = []
+    for e in r.events:
+        d = e.data
+        if e.kind == "progressive_sharpening":
+            out.append(f"Progressive sharpening over steps {d['start']}–{d['end']}: λmax rose "
+                       f"from {num(d['lambda_max_start'])} to {num(d['lambda_max_end'])} "
+                       f"(lr·λmax {num(d['lr_times_lambda_max_start'], 3)} → "
+                       f"{num(d['lr_times_lambda_max_end'], 3)}).")
+        elif e.kind == "edge_of_stability":
+            out.append(f"Edge of stability over steps {d['start']}–{d['end']}: lr·λmax hovered "
+                       f"at {num(d['lr_times_lambda_max_min'], 4)}–"
+                       f"{num(d['lr_times_lambda_max_max'], 4)} while f fell from "
+                       f"{num(d['value_start'], 4)} to {num(d['value_end'], 4)}: gradient "
+                       "descent is regulating its own sharpness (Cohen et al. 2021), not "
+                       "diverging.")
+        elif e.kind == "unstable":
+            out.append(f"Unstable over steps {d.get('start', e.step)}–{d.get('end', e.step)}: "
+                       f"lr·λmax reached {num(d.get('lr_times_lambda_max'), 4)} and f rose; "
+                       "lower the learning rate.")
+        elif e.kind == "above_edge":
+            out.append(f"Above the edge over steps {d['start']}–{d['end']}: lr·λmax up to "
+                       f"{num(d['lr_times_lambda_max_max'], 4)} > 2 without divergence; f "
+                       f"{num(d['value_start'], 4)} → {num(d['value_end'], 4)}.")
+    return out
 
 
 def render_train(s: Any, console: Console) -> None:
@@ -200,7 +240,11 @@ def render_compare(summaries: list[Any], console: Console) -> None:
     row("final λmin", lambda s: num(s.result.final.lambda_min))
     row("classification", lambda s: s.analysis.classification.replace("_", " ")
         if s.analysis is not None else "—")
-    for kind in ("at_saddle", "escaped_saddle", "reached_minimum", "unstable", "diverged"):
+    seen = {e.kind for s in summaries for e in s.result.events}
+    dynamics = [k for k in ("progressive_sharpening", "edge_of_stability", "above_edge")
+                if k in seen]  # shown only when some run has them
+    for kind in ("at_saddle", "escaped_saddle", "reached_minimum", *dynamics, "unstable",
+                 "diverged"):
         row(kind, lambda s, k=kind: ", ".join(str(e.step) for e in s.result.events
                                                if e.kind == k) or "—")
     row("monitoring share", lambda s: f"{100 * s.result.monitor_share:.0f}%")

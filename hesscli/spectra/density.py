@@ -1,4 +1,4 @@
-"""Spectral density by stochastic Lanczos quadrature, trace by Hutchinson.
+"""Spectral density by stochastic Lanczos quadrature (trace estimates: :mod:`.trace`).
 
 SLQ (Ubaru, Chen & Saad 2017; the method behind Ghorbani et al.'s and
 PyHessian's density plots): for a random unit probe v, m Lanczos steps give a
@@ -9,9 +9,6 @@ the eigenvalue density (1/n) Σ_j δ(λ − λ_j). Averaging over probes and
 smoothing each node with a Gaussian of width σ gives a density that integrates
 to 1. Probes are Rademacher (±1/√n), which minimize the variance of quadratic
 forms among i.i.d. probes.
-
-Hutchinson: tr H = E[zᵀHz] for Rademacher z; the estimate is the mean of
-``probes`` samples, reported with its standard error s/√probes.
 """
 
 from __future__ import annotations
@@ -22,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.jaxconf import jax_module
-from hesscli.spectra.lanczos import BLOCK, lanczos_kernel, split_operator, tridiag_eigh
+from hesscli.spectra.lanczos import BLOCK, lanczos_kernel, tridiag_eigh
 
 DEFAULT_PROBES = 8
 DEFAULT_STEPS = 80
@@ -54,16 +50,6 @@ class Density:
     def fraction_below(self, t: float) -> float:
         """The estimated fraction of eigenvalues ≤ t (quadrature CDF, unsmoothed)."""
         return float(np.sum(self.weights * (self.nodes <= t)) / self.probes)
-
-
-@dataclass(frozen=True)
-class Trace:
-    """Hutchinson's estimate of tr H with its standard error."""
-
-    estimate: float
-    standard_error: float
-    probes: int
-    seed: int
 
 
 def rademacher(n: int, seed: int) -> np.ndarray:
@@ -110,44 +96,3 @@ def slq_density(
         dens += w * np.exp(-0.5 * ((axis - th) / sig) ** 2)
     dens /= probes * sig * math.sqrt(2 * math.pi)
     return Density(nodes, weights, axis, dens, sig, probes, m, seed, probes * m)
-
-
-def hutchinson_trace(
-    hvp_fn: Any, x: np.ndarray, *, probes: int = 50, seed: int = 0, dtype: str = "float64",
-) -> Trace:
-    """tr H ≈ mean of zᵀHz over seeded Rademacher z, with standard error s/√probes."""
-    jax = jax_module()
-    jnp = jax.numpy
-    n = int(np.size(x))
-    xj = jnp.asarray(x, dtype=dtype)
-    keys = jax.random.split(jax.random.PRNGKey(seed), probes)
-    samples = np.asarray(_hutchinson_kernel(hvp_fn, dtype)(xj, keys), dtype=np.float64)
-    del n
-    se = float(np.std(samples, ddof=1) / math.sqrt(probes)) if probes > 1 else math.inf
-    return Trace(float(np.mean(samples)), se, probes, seed)
-
-
-_KERNELS: dict[Any, Any] = {}
-
-
-def _hutchinson_kernel(hvp_fn: Any, dtype: str) -> Any:
-    """Jitted ``samples(x, keys)``; a Partial ``hvp_fn`` (sharded data) is an argument
-    rather than a constant (see :func:`hesscli.spectra.lanczos.split_operator`)."""
-    jax = jax_module()
-    (static, _), (dynamic, _) = split_operator(hvp_fn, None)
-    key_ = (static, jax.tree_util.tree_structure(dynamic), dtype)
-    if key_ not in _KERNELS:
-        jnp = jax.numpy
-
-        def samples(ops: Any, x: Any, keys: Any) -> Any:
-            fn = static if ops is None else ops
-
-            def one(key: Any) -> Any:
-                z = jax.random.rademacher(key, x.shape, dtype=jnp.dtype(dtype))
-                return jnp.vdot(z, fn(x, z))
-
-            return jax.lax.map(one, keys)
-
-        _KERNELS[key_] = jax.jit(samples)
-    compiled = _KERNELS[key_]
-    return lambda x, keys: compiled(dynamic, x, keys)

@@ -1,11 +1,17 @@
 """Extreme eigenvalues from Hessian-vector products: Lanczos and ARPACK.
 
-Both return an :class:`Extremes`: the ``k`` smallest and ``k`` largest
-*algebraic* eigenvalues (never "largest magnitude"), Ritz vectors for the two
-ends, the true residual ``‖Hv − λv‖`` of every pair (one extra HVP each, not the
-cheap estimate), which pairs converged, and the HVPs each end took.
+Both (and the thick-restart solver, :mod:`hesscli.spectra.restarted`) return an
+:class:`Extremes`: the ``k`` smallest and ``k`` largest *algebraic* eigenvalues
+(never "largest magnitude"), Ritz vectors for the two ends, the true residual
+``‖Hv − λv‖`` of every pair (one extra HVP each, not the cheap estimate) — the
+certified error: some eigenvalue lies within it — the Kato–Temple estimate
+``r²/gap`` (:func:`kato_temple`, an estimate), which pairs met the
+:class:`Target`, and the HVPs each end took. What to stop on is a
+:class:`Target`: the residual (certified), or what a verdict needs (each
+eigenvalue to rtol·max|λ| by the Kato–Temple estimate, and the sign of λmin
+decided: :func:`sign_decided`).
 
-Lanczos (the default) runs with full reorthogonalization inside one compiled
+Full-basis Lanczos runs with full reorthogonalization inside one compiled
 loop (``lax.fori_loop``): the bookkeeping (projecting the new vector against
 the basis) is what costs at 10⁵ parameters, as much as the HVP, so it must not
 run step by step from Python, and it is done once per step after the
@@ -13,8 +19,8 @@ three-term recurrence (a second pass doubled the cost and changed no result
 we measured). The projection reads only
 the rows of the basis filled so far, in blocks of :data:`BLOCK` rows, so a step
 costs O(j·n) at step j rather than O(m_max·n). Every :data:`CHECK_EVERY` steps
-the host diagonalizes the small tridiagonal matrix and stops once the Ritz
-residual estimates ``|β_j s_ji|`` of both ends are below ``rtol·max|θ|``. A
+the host diagonalizes the small tridiagonal matrix and stops once the wanted
+ends meet the target by the Ritz residual estimates ``|β_j s_ji|`` (:func:`judge`). A
 breakdown (an invariant subspace, e.g. a Hessian with two distinct
 eigenvalues) restarts from a fresh seeded vector orthogonal to the basis.
 
@@ -37,7 +43,9 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from hesscli.curvature.base import OperatorAt
 from hesscli.jaxconf import eps, jax_module
+from hesscli.vocab import Eigensolver
 
 BLOCK = 16  # rows of the basis projected per inner iteration
 CHECK_EVERY = 4  # Lanczos steps between convergence checks on the host
@@ -55,15 +63,72 @@ def default_rtol(dtype: str) -> float:
     return 1e-6 if dtype == "float64" else 1e-3
 
 
+VERDICT_RTOL = 1e-3  # default target of the verdict-driven stop (relative to max|λ|)
+
+
+@dataclass(frozen=True)
+class Target:
+    """When an eigensolver may stop, and what ``converged`` means.
+
+    ``rtol``: the error target relative to ``max|θ|``. ``estimate``: measure
+    each eigenvalue's error by the Kato–Temple *estimate* ``min(r, r²/gap)``
+    (gap to the nearest other Ritz value) instead of the certified residual
+    bound ``r`` (Weyl): an eigenvalue is usually accurate to ``r²/gap`` long
+    before ``r`` is small. ``sign``: the λmin end must also have its sign
+    decided (see :func:`sign_decided`) — what a verdict needs from it.
+    """
+
+    rtol: float
+    estimate: bool = False
+    sign: bool = False
+
+    @classmethod
+    def residual(cls, dtype: str, rtol: float | None = None) -> Target:
+        """Residual ‖Hv − θv‖ ≤ rtol·max|θ| (default :func:`default_rtol`): certified."""
+        return cls(default_rtol(dtype) if rtol is None else rtol, False, False)
+
+    @classmethod
+    def verdict(cls, dtype: str, rtol: float | None = None) -> Target:
+        """What a verdict needs: each eigenvalue to rtol·max|λ| (default
+        :data:`VERDICT_RTOL`) by the Kato–Temple estimate, and the sign of λmin."""
+        del dtype
+        return cls(VERDICT_RTOL if rtol is None else rtol, True, True)
+
+    @property
+    def measure(self) -> str:
+        return "Kato-Temple estimate" if self.estimate else "residual"
+
+
+def sign_decided(theta_min: float, bound: float, goal: float, n: int, dtype: str,
+                 scale: float) -> bool:
+    """Is the sign of λmin settled by a Ritz value θmin with error ``bound``?
+
+    Negative: θmin < −rounding proves it (λmin ≤ θmin for any Rayleigh
+    quotient). Positive: θmin − bound > rounding. Zero: |θmin| + bound ≤ goal
+    (zero to the accuracy asked for). ``rounding`` = 10·√n·ε·scale, the zero
+    band the verdicts use for matrix-free extremes.
+    """
+    rounding = 10.0 * math.sqrt(n) * eps(dtype) * scale
+    return bool(theta_min < -rounding or theta_min - bound > rounding
+                or abs(theta_min) + bound <= goal)
+
+
 @dataclass(frozen=True)
 class Extremes:
     """The k smallest and k largest eigenpairs found from HVPs.
 
     ``eigenvalues`` ascending (the k smallest then the k largest, or all of
-    them when n ≤ 2k); ``residuals[i] = ‖Hv_i − λ_i v_i‖``; ``converged[i]``
-    when that residual is within ``tolerance`` (= rtol·max|λ|). ``hvps_max`` /
-    ``hvps_min``: HVPs until the top / bottom end met the tolerance (None when
-    it never did); ``hvps`` counts all of them (including the residual checks).
+    them when n ≤ 2k); ``residuals[i] = ‖Hv_i − λ_i v_i‖``, the true residual
+    (one HVP each), which is also the certified error: some eigenvalue lies
+    within it (Weyl). ``error_estimates[i] = min(r, r²/gap)``, the
+    Kato–Temple estimate with the Ritz gap (an *estimate*: the true gap to the
+    rest of the spectrum is not known). ``converged[i]`` when the target's
+    measure is within ``tolerance`` (= rtol·max|λ|) and, for the smallest
+    eigenvalue under a sign target, its sign is decided. ``hvps_max`` /
+    ``hvps_min``: HVPs until the top / bottom end met the target (None when it
+    never did); ``hvps`` counts all of them (including the residual checks).
+    ``complete``: the basis spanned the whole space, so the eigenvalues are
+    all n of them.
     """
 
     eigenvalues: np.ndarray
@@ -72,7 +137,7 @@ class Extremes:
     vec_min: np.ndarray
     vec_max: np.ndarray
     k: int
-    solver: str  # "lanczos" | "arpack"
+    solver: str  # "lanczos" | "restarted-lanczos" | "arpack"
     tolerance: float
     rtol: float
     steps: int
@@ -80,10 +145,113 @@ class Extremes:
     hvps_max: int | None
     hvps_min: int | None
     seed: int
+    error_estimates: np.ndarray | None = None
+    sign_decided: bool | None = None
+    complete: bool = False
+    measure: str = "residual"
+    ends: str = "both"
+    basis_rows: int | None = None  # most basis vectors held at once
+    restarts: int = 0
+    choice: str = ""  # why this solver (set by the policy)
 
     @property
     def all_converged(self) -> bool:
         return bool(np.all(self.converged))
+
+    @property
+    def eigenvalue_errors(self) -> np.ndarray:
+        """Certified half-widths: the true residuals."""
+        return self.residuals
+
+
+def kato_temple(values: np.ndarray, residuals: np.ndarray, ritz: np.ndarray,
+                index: np.ndarray, ritz_residuals: np.ndarray | None = None) -> np.ndarray:
+    """``min(r, r²/gap)`` per reported value: the Kato–Temple *estimate*.
+
+    ``ritz``: all Ritz values of the final basis, ascending; ``index[i]``: the
+    position of reported value i among them; ``ritz_residuals``: their residual
+    estimates ``|β s|``. The gap is to the nearest other Ritz value, shrunk by
+    that value's own residual: interlacing puts the true neighbour *beyond* the
+    Ritz one (θ₂ ≤ λ₂ at the top end), so an unconverged neighbour (large
+    residual) must not make the gap look wide — that is what lets a poorly
+    resolved early basis claim an accuracy it does not have.
+    """
+    ritz = np.asarray(ritz, dtype=np.float64)
+    rr = (np.zeros_like(ritz) if ritz_residuals is None
+          else np.asarray(ritz_residuals, dtype=np.float64))
+    out = np.empty(len(index))
+    for i, p in enumerate(index):
+        near = [abs(ritz[q] - values[i]) - rr[q] for q in (p - 1, p + 1) if 0 <= q < ritz.size]
+        gap = min(near) if near else math.inf
+        r = float(residuals[i])
+        # no neighbour (a single Ritz value) means no gap is known: Weyl remains
+        out[i] = min(r, r * r / gap) if 0 < gap < math.inf else r
+    return out
+
+
+def certify(
+    *, values: np.ndarray, residuals: np.ndarray, ritz: np.ndarray, index: np.ndarray,
+    vectors: np.ndarray, target: Target, n: int, k: int, dtype: str, ends: str,
+    complete: bool, ritz_residuals: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The common fields of an :class:`Extremes` from the reported pairs.
+
+    ``values`` ascending with their true ``residuals`` and unit ``vectors``
+    (rows); ``ritz``/``index`` as in :func:`kato_temple`. The target's measure
+    decides ``converged``; with ``complete`` the values are all n eigenvalues.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    residuals = np.asarray(residuals, dtype=np.float64)
+    estimates = kato_temple(values, residuals, ritz, index, ritz_residuals)
+    scale = float(np.max(np.abs(values))) if values.size else 0.0
+    scale = scale or 1.0
+    goal = max(target.rtol, 100 * eps(dtype)) * scale
+    measure = estimates if target.estimate else residuals
+    converged = measure <= goal
+    decided = sign_decided(float(values[0]), float(residuals[0]), goal, n, dtype, scale)
+    if target.sign and ends != "max":
+        converged[0] = converged[0] and decided
+    return {
+        "eigenvalues": values, "residuals": residuals, "converged": converged,
+        "vec_min": np.asarray(vectors[0], dtype=np.float64),
+        "vec_max": np.asarray(vectors[-1], dtype=np.float64),
+        "tolerance": goal, "rtol": target.rtol, "error_estimates": estimates,
+        "sign_decided": decided, "complete": complete, "measure": target.measure,
+        "ends": ends,
+    }
+
+
+def judge(theta: np.ndarray, est: np.ndarray, k: int, target: Target, n: int,
+          dtype: str, before: np.ndarray | None = None) -> tuple[bool, bool]:
+    """(min end done, max end done) from Ritz values and residual estimates |β s|.
+
+    The host-side twin of the test inside :mod:`hesscli.spectra.restarted`.
+    Under the Kato–Temple measure an end also has to have *settled*: its k
+    values moved by at most the target since ``before`` (the end values 4
+    steps earlier, see :func:`end_values`). The Ritz gap can look wide while
+    the top Ritz value still mixes two close eigenvalues: on a 10⁵-parameter
+    MLP, 12 steps gave θmax with residual 0.28, a Ritz gap of 9 and a
+    Kato–Temple estimate of 0.016, while the true error was 0.25; θmax had
+    moved by 0.16 in the last 4 steps.
+    """
+    j = theta.size
+    kk = min(k, j)
+    scale = float(np.max(np.abs(theta))) or 1.0
+    goal = max(target.rtol, 100 * eps(dtype)) * scale
+    err = est
+    if target.estimate:
+        err = kato_temple(theta, est, theta, np.arange(j), est)
+    min_ok = bool(np.all(err[:kk] <= goal))
+    max_ok = bool(np.all(err[j - kk:] <= goal))
+    if target.estimate:
+        if before is None or before.size != 2 * kk:
+            min_ok = max_ok = False
+        else:
+            moved = np.abs(end_values(theta, kk) - before) <= goal
+            min_ok, max_ok = min_ok and bool(moved[:kk].all()), max_ok and bool(moved[kk:].all())
+    if target.sign and min_ok:
+        min_ok = sign_decided(float(theta[0]), float(est[0]), goal, n, dtype, scale)
+    return min_ok, max_ok
 
 
 def start_vector(n: int, seed: int) -> np.ndarray:
@@ -112,10 +280,14 @@ def operator_at(hvp_fn: Any, f: Any | None) -> Any:
     ``jax.linearize(grad f, x)``, so the many HVPs at the same point reuse the
     primal computation (on a 10⁵-parameter MLP one quiet measurement gave 1.6× a
     gradient against 2.3× for ``jvp(grad f)``; ``bench_scale`` under heavy machine
-    load gave 3.6× vs 3.0×: not conclusive). Without ``f``, the HVP as given.
+    load gave 3.6× vs 3.0×: not conclusive). ``f`` may instead be an
+    :class:`~hesscli.curvature.base.OperatorAt` (Gauss–Newton, Fisher), used as
+    it is. Without ``f``, the HVP as given.
     """
     if f is None:
         return lambda x: (lambda v: hvp_fn(x, v))
+    if isinstance(f, OperatorAt):  # a curvature other than the Hessian, linearized by itself
+        return f
     jax = jax_module()
     return lambda x: jax.linearize(jax.grad(f), x)[1]
 
@@ -230,7 +402,8 @@ def ritz_pairs(
     kernel for this would cost a second of compilation for a one-off product.
     """
     j = coef.shape[0]
-    vecs = coef.T @ np.asarray(basis)[:j].astype(np.float64)
+    rows = np.asarray(basis)[:j]  # a view: no float64 copy of the basis (512 MB at 10⁶×64)
+    vecs = (np.asarray(coef.T, dtype=rows.dtype) @ rows).astype(np.float64)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     res = np.array([
         np.linalg.norm(np.asarray(hvp_fn(x, np.asarray(v, dtype=dtype)), dtype=np.float64) - t * v)
@@ -254,25 +427,34 @@ def _ends(j: int, k: int) -> np.ndarray:
     return np.concatenate([np.arange(k), np.arange(j - k, j)])
 
 
+def end_values(theta: np.ndarray, k: int) -> np.ndarray:
+    """The k smallest then the k largest of ascending Ritz values (2k entries)."""
+    return np.concatenate([theta[:k], theta[theta.size - k:]])
+
+
 def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
     max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
-    basis_sharding: Any = None, shards: int = 1,
+    basis_sharding: Any = None, shards: int = 1, target: Target | None = None,
+    progress: Any = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by Lanczos (see module docstring).
 
-    ``ends`` = "max" or "min" stops as soon as that end has converged (the other
-    end is still reported, flagged by its residual): used to time each end.
+    ``target`` says when to stop (default :meth:`Target.residual` with ``rtol``);
+    ``ends`` = "max" or "min" stops as soon as that end has met it (the other
+    end is still reported, flagged by its own measure).
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP; ``f``, when given, the flat objective
     whose gradient is linearized once instead (see :func:`operator_at`). Stops when
-    both ends' Ritz estimates meet ``rtol·max|θ|``, or after ``max_steps``
+    the wanted ends meet the target, or after ``max_steps``
     (default: :func:`max_steps_for`). ``basis_sharding`` (with ``shards``, the
     devices it splits n over): where the basis lives, for parameter-sharded
-    vectors; the memory budget is then per device.
+    vectors; the memory budget is then per device. ``progress``, when given, is
+    called after every convergence check with ``{hvps, restarts, bound_min,
+    bound_max}`` (the residual estimates of each end).
     """
     n = int(np.size(x))
-    rtol = default_rtol(dtype) if rtol is None else rtol
+    target = target if target is not None else Target.residual(dtype, rtol)
     m = max_steps_for(n, dtype, max_steps, shards if basis_sharding is not None else 1)
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
     extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
@@ -288,8 +470,8 @@ def lanczos_extremes(
     alpha = np.zeros(rows, dtype)
     beta = np.zeros(rows, dtype)
     key = float(seed % 1000) * 0.618
-    floor = 100 * eps(dtype)
     j, hvps_max, hvps_min = 0, None, None
+    before = None
     first = min(m, max(2 * k + 2, 8))
     while j < m:
         j1 = first if j == 0 else min(m, j + CHECK_EVERY)
@@ -297,43 +479,40 @@ def lanczos_extremes(
         j = j1
         a_host, b_host = np.asarray(alpha), np.asarray(beta)
         theta, s = tridiag_eigh(a_host, b_host, j)
-        scale = float(np.max(np.abs(theta))) or 1.0
         est = np.abs(b_host[j - 1] * s[j - 1, :])
-        target = max(rtol, floor) * scale
-        if j >= n:
+        if j >= n:  # the basis spans the space: T is similar to H
             est = np.zeros_like(est)
-        kk = min(k, j)
-        if hvps_min is None and np.all(est[:kk] <= target):
+        if j >= n:  # nothing left to settle
+            before = end_values(theta, min(k, j))
+        min_ok, max_ok = judge(theta, est, k, target, n, dtype, before)
+        before = end_values(theta, min(k, j))
+        if progress is not None:
+            kk = min(k, j)
+            progress({"hvps": j, "restarts": 0, "bound_min": float(np.max(est[:kk])),
+                      "bound_max": float(np.max(est[j - kk:]))})
+        if hvps_min is None and min_ok:
             hvps_min = j
-        if hvps_max is None and np.all(est[j - kk :] <= target):
+        if hvps_max is None and max_ok:
             hvps_max = j
-        if (hvps_min is not None or ends == "max") and (hvps_max is not None or ends == "min"):
+        if (min_ok or ends == "max") and (max_ok or ends == "min"):
             break
-    idx = _ends(j, k)
+    # a basis that spans the space has every eigenvalue: report all n (complete)
+    idx = np.arange(j) if j >= n else _ends(j, k)
     theta_sel = theta[idx]
     vecs, res = ritz_pairs(hvp_fn, xj, basis, s[:, idx], theta_sel, dtype)
-    tol_abs = max(rtol, floor) * (float(np.max(np.abs(theta_sel))) or 1.0)
+    fields = certify(values=theta_sel, residuals=res, ritz=theta, index=idx, vectors=vecs,
+                     target=target, n=n, k=k, dtype=dtype, ends=ends, complete=j >= n,
+                     ritz_residuals=est)
     return Extremes(
-        eigenvalues=np.asarray(theta_sel, dtype=np.float64),
-        residuals=res,
-        converged=res <= tol_abs,
-        vec_min=vecs[0],
-        vec_max=vecs[-1],
-        k=k,
-        solver="lanczos",
-        tolerance=tol_abs,
-        rtol=rtol,
-        steps=j,
-        hvps=j + idx.size,
-        hvps_max=hvps_max,
-        hvps_min=hvps_min,
-        seed=seed,
+        **fields, k=k, solver=Eigensolver.LANCZOS, steps=j, hvps=j + idx.size, hvps_max=hvps_max,
+        hvps_min=hvps_min, seed=seed, basis_rows=j,
     )
 
 
 def arpack_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
-    max_steps: int | None = None, dtype: str = "float64", f: Any = None,
+    max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
+    target: Target | None = None,
 ) -> Extremes:
     """The same as :func:`lanczos_extremes` by ARPACK, each end separately.
 
@@ -347,7 +526,7 @@ def arpack_extremes(
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     n = int(np.size(x))
-    rtol = default_rtol(dtype) if rtol is None else rtol
+    target = target if target is not None else Target.residual(dtype, rtol)
     xj = np.asarray(x, dtype=dtype)
     count = [0]
 
@@ -360,42 +539,32 @@ def arpack_extremes(
     if n <= 2 * k + 1:  # ARPACK needs k < n: form the small matrix instead
         mat = np.column_stack([matvec(e) for e in np.eye(n)])
         theta, vecs = np.linalg.eigh(0.5 * (mat + mat.T))
-        ends = [(theta, vecs, n, n)]
+        runs = [(theta, vecs, n, n)]
     else:
-        ends = []
+        runs = []
         maxiter = max_steps or max(MAX_STEPS, 10 * n)
         for which in ("SA", "LA"):
             before = count[0]
             try:
-                theta, vecs = eigsh(op, k=k, which=which, tol=rtol, v0=v0, maxiter=maxiter)
+                theta, vecs = eigsh(op, k=k, which=which, tol=target.rtol, v0=v0,
+                                    maxiter=maxiter)
                 done = count[0] - before
             except ArpackNoConvergence as exc:
                 theta, vecs = exc.eigenvalues, exc.eigenvectors
                 done = None
-            ends.append((theta, vecs, count[0] - before, done))
-    theta = np.concatenate([e[0] for e in ends])
-    vecs = np.concatenate([e[1] for e in ends], axis=1)
+            runs.append((theta, vecs, count[0] - before, done))
+    theta = np.concatenate([e[0] for e in runs])
+    vecs = np.concatenate([e[1] for e in runs], axis=1)
     order = np.argsort(theta)
     theta, vecs = theta[order], vecs[:, order]
     res = np.array([np.linalg.norm(matvec(vecs[:, i]) - theta[i] * vecs[:, i])
                     for i in range(theta.size)])
-    tol_abs = max(rtol, 100 * eps(dtype)) * (float(np.max(np.abs(theta))) or 1.0)
-    steps = sum(e[2] for e in ends)
+    fields = certify(values=theta, residuals=res, ritz=theta, index=np.arange(theta.size),
+                     vectors=vecs.T, target=target, n=n, k=k, dtype=dtype, ends=ends,
+                     complete=theta.size >= n)
     return Extremes(
-        eigenvalues=theta,
-        residuals=res,
-        converged=res <= tol_abs,
-        vec_min=vecs[:, 0],
-        vec_max=vecs[:, -1],
-        k=k,
-        solver="arpack",
-        tolerance=tol_abs,
-        rtol=rtol,
-        steps=steps,
-        hvps=count[0],
-        hvps_max=ends[-1][3],
-        hvps_min=ends[0][3],
-        seed=seed,
+        **fields, k=k, solver=Eigensolver.ARPACK, steps=sum(e[2] for e in runs), hvps=count[0],
+        hvps_max=runs[-1][3], hvps_min=runs[0][3], seed=seed,
     )
 
 

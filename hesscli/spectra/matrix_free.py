@@ -1,24 +1,30 @@
 """The matrix-free spectrum: extreme eigenpairs from HVPs, packaged for the verdicts.
 
-:func:`matrix_free_spectrum` turns an :class:`~hesscli.spectra.lanczos.Extremes`
-into a :class:`~hesscli.spectra.spectrum.Spectrum` with ``complete=False``,
-``path="matrix-free"``, the residuals (also as ``eigenvalue_errors``), the
-``converged`` flags, and ``error`` = the largest residual: for a symmetric
-matrix every Ritz value θ with residual ‖Hv − θv‖ = r has an eigenvalue within
-r of it, so a tolerance that adds ``error`` never calls a sign that the
-residuals cannot support.
+:func:`extremes_of` picks the eigensolver (:func:`choose_solver`: full-basis
+Lanczos for small n, thick-restart Lanczos above, ARPACK for black-box HVPs)
+and :func:`matrix_free_spectrum` turns its
+:class:`~hesscli.spectra.lanczos.Extremes` into a
+:class:`~hesscli.spectra.spectrum.Spectrum` with ``path="matrix-free"``, the
+residuals, per-eigenvalue certified errors and Kato–Temple estimates, which
+pairs met the target, and ``error`` = the largest residual: for a symmetric
+matrix every Ritz value θ with residual ‖Hv − θv‖ = r has an eigenvalue
+within r of it, so the verdict tolerance (which adds ``error``) never calls a
+sign that the residuals cannot support. Unconverged pairs are kept (they widen
+``error``) and named in the notes. ``complete`` is true only when the basis
+spanned the whole space (then the eigenvalues are all n of them).
 
 The verdicts of ``analyze`` and ``train`` add only the residuals of
 *converged* pairs (:attr:`Spectrum.certified_error`): an unconverged
 residual says nothing about the *extreme* eigenvalue (the missing side is what
 is unknown, not the band around θ). They use an unconverged end one-sidedly
 instead (a Ritz value bounds λmin from above and λmax from below) and say
-``undetermined`` where that is not enough. Unconverged pairs are named in the
-notes.
+``undetermined`` where that is not enough.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,35 +32,105 @@ import numpy as np
 from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
-from hesscli.spectra.lanczos import SOLVERS, Extremes
+from hesscli.spectra.lanczos import SOLVERS, Extremes, Target, max_steps_for
 from hesscli.spectra.spectrum import Spectrum, fix_sign
-from hesscli.vocab import Dtype, Path
+from hesscli.vocab import Dtype, Eigensolver, EigensolverRequest, Ends, Path, words
+
+EIGENSOLVERS = words(EigensolverRequest)
+ENDS = words(Ends)
+# auto: full-basis Lanczos up to this n. Measured (tests/benchmarks/bench_restarted.py,
+# tanh MLP, k = 1, both ends, CPU time restarted/full in one run, same HVPs ±3%):
+# warm 0.54 / 0.77 / 0.67 at n = 10⁴ / 2·10⁴ / 10⁵ (verdict target) and 0.35 at 10⁵ with
+# rtol 1e-6 (302 vs 292 HVPs, 8 restarts); but the first, compiling call costs 1.67 and
+# 1.55× at 10⁴ and 2·10⁴ (about 1.3 s more), which the warm saving (< 0.1 s) there never
+# repays, and 1.12× at 10⁵.
+FULL_BASIS_MAX_N = 20_000
+
+
+def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: int = 1,
+                  has_jax_hvp: bool = True) -> tuple[str, str]:
+    """(solver, reason): which eigensolver runs, and why (for the notes and ``meta``).
+
+    ``auto``: full-basis Lanczos while n ≤ :data:`FULL_BASIS_MAX_N` and its
+    basis of up to 400 steps fits the memory budget (it needs no restart and
+    compiles faster), thick-restart Lanczos above (memory O(m·n) whatever the
+    number of steps). A backend without a compiled JAX HVP (finite
+    differences, black boxes) always goes through ARPACK.
+    """
+    from hesscli.spectra.restarted import basis_size
+
+    if requested not in EIGENSOLVERS:
+        raise InputError(
+            f"unknown eigensolver {requested!r}; choose one of {', '.join(EIGENSOLVERS)}")
+    if not has_jax_hvp:
+        return (EigensolverRequest.ARPACK,
+                "ARPACK over the backend's HVP (no compiled JAX HVP to run Lanczos in)")
+    if requested != "auto":
+        if requested == EigensolverRequest.RESTARTED:
+            try:
+                basis_size(n, k, dtype, shards)
+            except ValueError as exc:
+                raise InputError(f"--eigensolver restarted: {exc}") from None
+        return requested, f"--eigensolver {requested} requested"
+    full_steps = max_steps_for(n, dtype, None, shards)
+    try:
+        m = basis_size(n, k, dtype, shards).m
+    except ValueError as exc:
+        if n > FULL_BASIS_MAX_N:
+            raise InputError(str(exc)) from None
+        m = None
+    if m is None or (n <= FULL_BASIS_MAX_N and full_steps >= min(n, 400)):
+        return EigensolverRequest.LANCZOS, (
+            f"full-basis Lanczos (n = {n} ≤ {FULL_BASIS_MAX_N}: up to {full_steps} basis "
+            "vectors)")
+    return EigensolverRequest.RESTARTED, (
+        f"thick-restart Lanczos, basis of at most {m + 1} vectors (n = {n} > "
+        f"{FULL_BASIS_MAX_N}, or a full basis would exceed the memory budget)")
 
 
 def extremes_of(
-    curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "lanczos",
-    rtol: float | None = None, max_steps: int | None = None,
+    curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "auto",
+    rtol: float | None = None, max_steps: int | None = None, ends: str = "both",
+    target: Target | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> Extremes:
-    """Run ``solver`` on the backend's HVP at ``x``.
+    """Run the chosen eigensolver (:func:`choose_solver`) on the backend's HVP at ``x``.
 
-    Lanczos needs the compiled JAX HVP (``curvature.hvp_fn``); a backend that
-    declares none (finite differences, black-box objectives) goes through ARPACK
-    with the backend's own ``hvp``.
+    ``target`` defaults to :meth:`Target.residual` with ``rtol`` (the residual
+    criterion); ``analyze`` and ``spectrum`` pass :meth:`Target.verdict`.
+    ``ends`` = both|min|max: which ends must meet it (the other is still
+    reported). ``progress`` is called by both Lanczos solvers with ``{hvps,
+    restarts, bound_min, bound_max}`` (per restart cycle / per check; see
+    :func:`hesscli.spectra.restarted.restarted_extremes`); ARPACK ignores it.
     """
-    if solver not in SOLVERS:
-        raise InputError(f"unknown eigensolver {solver!r}; choose one of {', '.join(SOLVERS)}")
     if k < 1:
         raise InputError(f"--k must be at least 1; got {k}")
+    if ends not in ENDS:
+        raise InputError(f"--ends must be one of {', '.join(ENDS)}; got {ends!r}")
+    for given in (rtol, target.rtol if target is not None else None):
+        if given is not None and not (given > 0 and math.isfinite(given)):
+            raise InputError(f"--rtol must be a positive finite number; got {given}")
     hvp_fn = curvature.hvp_fn
+    sharding, shards = basis_sharding(curvature) if hvp_fn is not None else (None, 1)
+    n = int(np.size(x))
+    chosen, reason = choose_solver(n, k, curvature.dtype, solver, shards, hvp_fn is not None)
     if hvp_fn is None:
-        hvp_fn, solver = (lambda x_, v: curvature.hvp(x_, v)), "arpack"
-    extra: dict[str, Any] = {}
-    if solver == "lanczos":
-        extra["basis_sharding"], extra["shards"] = basis_sharding(curvature)
-    return SOLVERS[solver](
-        hvp_fn, x, k, seed=seed, rtol=rtol, max_steps=max_steps, dtype=curvature.dtype,
-        f=curvature.linearizable, **extra,
-    )
+        hvp_fn = lambda x_, v: curvature.hvp(x_, v)  # noqa: E731
+    target = target if target is not None else Target.residual(curvature.dtype, rtol)
+    common: dict[str, Any] = {"seed": seed, "max_steps": max_steps, "dtype": curvature.dtype,
+                              "f": curvature.linearizable, "ends": ends, "target": target}
+    if chosen == EigensolverRequest.RESTARTED:
+        from hesscli.spectra.restarted import restarted_extremes
+
+        ex = restarted_extremes(hvp_fn, x, k, basis_sharding=sharding, shards=shards,
+                                progress=progress, **common)
+    elif chosen == EigensolverRequest.LANCZOS:
+        ex = SOLVERS["lanczos"](hvp_fn, x, k, basis_sharding=sharding, shards=shards,
+                                progress=progress, **common)
+    else:
+        ex = SOLVERS["arpack"](hvp_fn, x, k, **common)
+    import dataclasses
+
+    return dataclasses.replace(ex, choice=reason)
 
 
 def basis_sharding(curvature: Curvature) -> tuple[Any, int]:
@@ -79,29 +155,56 @@ def num(value: float) -> str:
 
 def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
     """What the output must say about how the extremes were found and how well."""
-    def count(v: int | None) -> str:
-        return "not converged" if v is None else f"{v} HVPs"
+    def count(v: int | None, end: str) -> str:
+        if v is not None:
+            return f"{v} HVPs"
+        return "not requested" if ex.ends not in ("both", end) else "not converged"
 
+    names = {Eigensolver.LANCZOS: "full-basis Lanczos",
+             Eigensolver.RESTARTED: "thick-restart Lanczos", Eigensolver.ARPACK: "ARPACK"}
+    how = names.get(ex.solver, ex.solver)
+    if ex.solver == Eigensolver.RESTARTED:
+        how += f" (basis ≤ {ex.basis_rows} vectors, {ex.restarts} restarts)"
+    what = ("all eigenvalues" if ex.complete
+            else f"{ex.k} smallest and {ex.k} largest eigenvalues")
+    target = (f"target: each eigenvalue's {ex.measure} ≤ {num(ex.tolerance)} "
+              f"(rtol {num(ex.rtol)}·max|λ|)")
+    if ex.measure != "residual" and ex.ends != "max":
+        target += " and the sign of λmin decided"
     notes = [
-        f"matrix-free: {ex.k} smallest and {ex.k} largest eigenvalues by {ex.solver} "
-        f"(seed {ex.seed}), {ex.hvps} HVPs in all; λmax end: {count(ex.hvps_max)}, "
-        f"λmin end: {count(ex.hvps_min)}; residual target {num(ex.tolerance)} "
-        f"(rtol {num(ex.rtol)}·max|λ|)"
+        f"matrix-free: {what} by {how} (seed {ex.seed}), {ex.hvps} HVPs in all; "
+        f"λmax end: {count(ex.hvps_max, 'max')}, λmin end: {count(ex.hvps_min, 'min')}; "
+        + target
     ]
+    if ex.choice:
+        notes.append(f"eigensolver: {ex.choice}")
+    if ex.measure != "residual":
+        notes.append(
+            "eigenvalue errors: the residual ‖Hv−θv‖ is certified (some eigenvalue lies "
+            "within it; λmin ≤ θmin and θmax ≤ λmax hold for any Rayleigh quotient); the "
+            "Kato–Temple value r²/gap uses the Ritz gap and is an estimate"
+        )
     bad = [i for i in range(ex.eigenvalues.size) if not ex.converged[i]]
-    if bad:
+    wanted = [i for i in bad if ex.ends == "both"
+              or (ex.ends == "min") == (i < ex.eigenvalues.size // 2 or ex.complete)]
+    if wanted:
         listed = ", ".join(
             f"λ = {num(float(ex.eigenvalues[i]))} (residual {num(float(ex.residuals[i]))})"
-            for i in bad[:4]
+            for i in wanted[:4]
         )
         notes.append(
-            f"NOT CONVERGED: {len(bad)} eigenpair(s) above the residual target: {listed}; "
+            f"NOT CONVERGED: {len(wanted)} eigenpair(s) short of the target: {listed}; "
             "verdicts that need the far side of an unconverged end are undetermined. "
             "Raise --max-steps or --rtol"
         )
+    if ex.measure != "residual" and ex.ends != "max" and not ex.sign_decided:
+        notes.append(
+            f"sign of λmin UNDECIDED: θmin = {num(float(ex.eigenvalues[0]))} is within its "
+            f"certified error {num(float(ex.residuals[0]))} of zero"
+        )
     if dtype == Dtype.FLOAT32:
         notes.append(
-            f"float32: tolerances widened (ε = {num(eps('float32'))}, residual target "
+            f"float32: tolerances widened (ε = {num(eps('float32'))}, target "
             f"rtol {num(ex.rtol)})"
         )
     return tuple(notes)
@@ -111,13 +214,9 @@ def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
     """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring)."""
     residuals = np.asarray(ex.residuals, dtype=np.float64)
     converged = np.asarray(ex.converged, dtype=bool)
-    # when 2k ≥ n the two ends meet: every eigenvalue is there, and converged it is
-    # the whole spectrum (inertia counts are then exact, not bounds)
-    n = int(np.size(ex.vec_min))
-    complete = bool(ex.eigenvalues.size >= n and np.all(ex.converged))
     return Spectrum(
         eigenvalues=np.asarray(ex.eigenvalues, dtype=np.float64),
-        complete=complete,
+        complete=bool(ex.complete),
         vec_min=fix_sign(ex.vec_min),
         vec_max=fix_sign(ex.vec_max),
         symmetry_error=0.0,
@@ -127,4 +226,7 @@ def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
         notes=extremes_notes(ex, dtype),
         eigenvalue_errors=residuals.copy(),
         converged=converged,
+        error_estimates=(None if ex.error_estimates is None
+                         else np.asarray(ex.error_estimates, dtype=np.float64)),
+        solver=ex.solver,
     )

@@ -18,13 +18,14 @@ objective too large for the dense path goes matrix-free in every command alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.layout import Layout
-from hesscli.spectra.lanczos import Extremes
+from hesscli.spectra.lanczos import Extremes, Target
 from hesscli.spectra.paths import Budget, PathChoice, choose_path, dense_budget
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 from hesscli.vocab import Path, PathRequest
@@ -36,20 +37,35 @@ class SpectrumPolicy:
 
     ``path`` is auto|dense|matrix-free (``--dense``/``--matrix-free``; auto: by
     the dense budget). The rest applies to the matrix-free path: ``k``
-    eigenpairs at each end, ``solver`` lanczos|arpack, residual target ``rtol``
-    (None: the solver's default for the dtype), at most ``max_steps`` HVPs per
-    run (None: the solver's budget), start vectors from ``seed``.
+    eigenpairs at each end, ``solver`` auto|lanczos|restarted|arpack (auto:
+    :func:`hesscli.spectra.matrix_free.choose_solver`), at most ``max_steps``
+    HVPs per run (None: the solver's budget), start vectors from ``seed``,
+    ``ends`` both|min|max that must meet the target, and ``stop``, the target
+    itself: ``"verdict"`` (what ``analyze`` and ``spectrum`` need: each
+    eigenvalue to ``rtol``·max|λ|, default 1e-3, by the Kato–Temple estimate,
+    and the sign of λmin decided; :meth:`~hesscli.spectra.lanczos.Target.verdict`)
+    or ``"residual"`` (the certified residual ‖Hv − θv‖ ≤ rtol·max|λ|, default
+    1e-6, for callers that use the eigenvectors or track the values closely:
+    landscape, the training monitor, convexity).
     ``dense_budget`` is ``--dense-budget`` (a size such as ``1GiB``, or bytes;
     None: ``$HESSCLI_DENSE_BUDGET`` or the default, see :mod:`hesscli.spectra.paths`).
     """
 
     path: str = PathRequest.AUTO
     k: int = 1
-    solver: str = "lanczos"
+    solver: str = "auto"
     rtol: float | None = None
     max_steps: int | None = None
     seed: int = 0
     dense_budget: str | int | None = None
+    ends: str = "both"
+    stop: str = "residual"
+
+    def target(self, dtype: str) -> Target:
+        """The eigensolver's stopping rule for ``dtype``."""
+        if self.stop == "verdict":
+            return Target.verdict(dtype, self.rtol)
+        return Target.residual(dtype, self.rtol)
 
     @property
     def budget(self) -> Budget:
@@ -85,14 +101,16 @@ def choose(n: int, policy: SpectrumPolicy) -> PathChoice:
 def spectrum_at(
     curvature: Curvature, x: np.ndarray, layout: Layout | None = None,
     policy: SpectrumPolicy = SpectrumPolicy(), *, vectors: bool = True,
-    choice: PathChoice | None = None,
+    choice: PathChoice | None = None, progress: Any = None,
 ) -> PointSpectrum:
     """The Hessian's spectrum at ``x`` by ``policy`` (see the module docstring).
 
     ``vectors=False`` is for callers that only need the eigenvalues (the
     training monitor): the dense path then skips the eigenvectors (one LAPACK
     ``eigvalsh``) and the spectrum's ``vec_min``/``vec_max`` are empty.
-    ``choice`` reuses a path already chosen for this objective.
+    ``choice`` reuses a path already chosen for this objective. ``progress``
+    reaches the matrix-free eigensolver (``{hvps, restarts, bound_min,
+    bound_max}`` while it runs; see :func:`hesscli.spectra.matrix_free.extremes_of`).
     """
     x = np.asarray(x)
     choice = choice or choose(int(x.size), policy)
@@ -112,6 +130,7 @@ def spectrum_at(
     from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
 
     ex = extremes_of(curvature, x, k=policy.k, seed=policy.seed, solver=policy.solver,
-                     rtol=policy.rtol, max_steps=policy.max_steps)
+                     max_steps=policy.max_steps, ends=policy.ends,
+                     target=policy.target(curvature.dtype), progress=progress)
     return PointSpectrum(matrix_free_spectrum(ex, curvature.dtype), choice, ex)
 

@@ -33,6 +33,13 @@ class Spectrum:
     converged). An unconverged end is bounded on one side only (a Ritz value
     bounds λmin from above and λmax from below), and the verdicts treat it so
     (:class:`hesscli.analysis.verdicts.Ends`).
+
+    On the matrix-free path ``eigenvalue_errors`` is the true residual
+    ‖Hv − θv‖ (certified: *some* eigenvalue lies within it, Weyl),
+    ``error_estimates`` the Kato–Temple estimate ``min(r, r²/gap)`` with the
+    Ritz gap (an estimate, never a verdict's sole ground), ``converged`` whether
+    the eigensolver's target was met (for λmin including that its sign was
+    decided), and ``solver`` the eigensolver that ran (None on the dense path).
     """
 
     eigenvalues: np.ndarray
@@ -48,6 +55,8 @@ class Spectrum:
     evaluations: int = 0  # function/gradient evaluations spent (finite differences)
     eigenvalue_errors: np.ndarray | None = None  # half-width per eigenvalue; None: exact
     converged: np.ndarray | None = None  # per eigenvalue; None: all converged
+    error_estimates: np.ndarray | None = None  # Kato–Temple estimate per eigenvalue
+    solver: str | None = None  # "lanczos" | "restarted-lanczos" | "arpack"; None = dense
 
     @property
     def lambda_min(self) -> float:

@@ -9,15 +9,25 @@
   more than the quadratic model's drop for a move of ``ESCAPE_DISTANCE`` along
   the escape direction, ``½|λmin|·0.1²`` (analyze's ``--escape-step`` default):
   the run has clearly left, downhill, rather than jittered around it;
-- ``unstable``: lr·λmax > 2, where gradient descent with this lr is unstable
-  along the top eigenvector (the bound is exact for plain GD; adaptive
-  optimizers rescale the step, so for them it is a warning sign only);
+- ``progressive_sharpening``, ``edge_of_stability``, ``unstable`` and
+  ``above_edge``: spans of lr·λmax (rising toward 2; hovering at 2 while f
+  falls; above 2 while f rises; above the band while f does not rise), judged as
+  wholes by :mod:`hesscli.training.dynamics` (Cohen et al. 2021: lr·λmax ≈ 2
+  with a falling loss is the edge of stability, not divergence). The bound 2
+  is exact for plain GD; adaptive optimizers rescale the step, so for them
+  these are warning signs only;
 - ``diverged``: decided inside the compiled loop (non-finite, exploding
   loss or a loss unbounded below); see :mod:`hesscli.training.loop`.
 
+When the monitored curvature is not the Hessian (``hessian=False``: a GGN or
+Fisher, PSD by construction) a stall is only ``stalled``: minimum and saddle are
+statements about the Hessian.
+
 Each of stalled / at_saddle / reached_minimum fires once per episode (again only
-after the gradient rose above ``gtol``), ``unstable`` once per episode of
-lr·λmax > 2. Tolerances are :mod:`hesscli.analysis.verdicts`'s unless given.
+after the gradient rose above ``gtol``). Span events carry ``start``/``end`` in
+their data and are emitted when the span ends (or by :meth:`EventTracker.finish`
+at the end of the run), with ``step`` = the span's start. Tolerances are
+:mod:`hesscli.analysis.verdicts`'s unless given.
 """
 
 from __future__ import annotations
@@ -35,11 +45,12 @@ from hesscli.analysis.verdicts import (
     rounding_dimension,
     smallest_curvature,
 )
+from hesscli.training.dynamics import STABILITY_BOUND, DynamicsWatch, Span
 from hesscli.training.monitor import Record
 from hesscli.vocab import Classification, EventKind
 
 ESCAPE_DISTANCE = 0.1
-STABILITY_BOUND = 2.0
+__all__ = ["ESCAPE_DISTANCE", "STABILITY_BOUND", "Event", "EventTracker"]
 
 
 @dataclass(frozen=True)
@@ -59,9 +70,11 @@ class EventTracker:
     lr: float
     gtol: float | None = None
     tol: float | None = None
+    hessian: bool = True  # False: the monitored λ are a GGN's/Fisher's (no min/saddle verdict)
     optimizer: str = "sgd"  # the GD stability bound is labelled as such for other optimizers
     in_stall: bool = False
-    unstable_now: bool = False
+    bound: float = STABILITY_BOUND  # the optimizer's lr·λ bound (dynamics.stability_bound)
+    dynamics: DynamicsWatch | None = None
     saddle: tuple[int, float, float] | None = None  # (step, value, λmin)
     events: list[Event] = field(default_factory=list)
 
@@ -104,7 +117,7 @@ class EventTracker:
             if not self.in_stall:
                 self.in_stall = True
                 kind = Classification.DEGENERATE
-                if tol is not None:
+                if tol is not None and self.hessian:
                     kind = classify(g, gtol, [record.lambda_min, record.lambda_max], tol,
                                     self.converged(record))
                 if kind == Classification.SADDLE_POINT:
@@ -121,11 +134,14 @@ class EventTracker:
                                      {"value": record.value, "gradient_norm": g,
                                       "lambda_min": record.lambda_min}))
                 else:
-                    why = "curvature not monitored" if tol is None else kind.replace("_", " ")
+                    why = ("curvature not monitored" if tol is None else
+                           kind.replace("_", " ") if self.hessian else
+                           "the monitored curvature is not the Hessian: no minimum/saddle verdict")
                     new.append(Event(step, EventKind.STALLED,
                                      f"stalled: ‖∇f‖ = {g:.3g} ≤ gtol = {gtol:.3g} ({why})",
                                      {"value": record.value, "gradient_norm": g,
-                                      "classification": kind if tol is not None else None}))
+                                      "classification": kind if tol is not None and self.hessian
+                                      else None}))
         else:
             self.in_stall = False
         if self.saddle is not None:
@@ -138,24 +154,32 @@ class EventTracker:
                                  f"{s_value:.6g} to {record.value:.6g}",
                                  {"saddle_step": s_step, "saddle_value": s_value,
                                   "value": record.value}))
-        ratio = record.lr_times_lambda_max
-        if ratio is not None and ratio > STABILITY_BOUND:
-            if not self.unstable_now:
-                self.unstable_now = True
-                new.append(Event(step, EventKind.UNSTABLE,
-                                 f"lr·λmax = {ratio:.4g} > 2: gradient descent with lr = "
-                                 f"{self.lr:g} is unstable along the top eigenvector "
-                                 f"(λmax = {record.lambda_max:.4g}, stable below lr = "
-                                 f"{2.0 / float(record.lambda_max):.4g})"
-                                 + ("" if self.optimizer == "sgd" else
-                                    f"; a plain-GD bound: {self.optimizer} scales its own "
-                                    "steps"),
-                                 {"lr_times_lambda_max": ratio,
-                                  "lambda_max": record.lambda_max}))
-        elif ratio is not None:
-            self.unstable_now = False
+        new += self._spans(self._watch().feed(step, record.lr_times_lambda_max,
+                                              record.value))
         self.events.extend(new)
         return new
 
     def add(self, event: Event) -> None:
+        """Record an event decided elsewhere; ``diverged`` first closes the open spans."""
+        if event.kind == EventKind.DIVERGED:
+            self.events.extend(self._spans(self._watch().close(diverged=True)))
         self.events.append(event)
+
+    def finish(self) -> list[Event]:
+        """Close the spans still open when the run ends (once, after the last record)."""
+        new = self._spans(self._watch().close())
+        self.events.extend(new)
+        return new
+
+    def _watch(self) -> DynamicsWatch:
+        if self.dynamics is None:
+            self.dynamics = DynamicsWatch(self.lr, bound=self.bound)
+        return self.dynamics
+
+    def _spans(self, spans: list[Span]) -> list[Event]:
+        from hesscli.training.optimizers import plain_gd
+
+        suffix = ""
+        if not plain_gd(self.optimizer) and self.bound == STABILITY_BOUND:
+            suffix = f"; a plain-GD bound: {self.optimizer} scales its own steps"
+        return [Event(s.start, s.kind, s.message + suffix, s.data) for s in spans]

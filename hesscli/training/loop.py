@@ -32,6 +32,7 @@ from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.objective.bind import Objective
 from hesscli.spectra.paths import choose_path
+from hesscli.training.dynamics import STABILITY_BOUND, stability_bound
 from hesscli.training.events import Event, EventTracker
 from hesscli.training.monitor import MATRIX_FREE_NOTE, Record, monitor
 from hesscli.vocab import EventKind, Path, PathRequest
@@ -334,6 +335,7 @@ def train(
     callback: Callable[[Progress], None] | None = None,
     path: str = PathRequest.AUTO,
     dense_budget: str | int | None = None,
+    blocks: list | None = None,
 ) -> TrainResult:
     """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
 
@@ -347,17 +349,32 @@ def train(
     matrix-free path the monitored eigenvalues are the Lanczos extremes.
     ``dense_budget`` is ``--dense-budget`` (None: the environment or the default);
     the choice depends on n and the budget only, so every log step takes the same path.
+    ``blocks`` (from :func:`hesscli.spectra.blocks.group_blocks`) adds each diagonal
+    block's λmax to every record.
     """
     from hesscli.spectra.paths import dense_budget as budget_of
     from hesscli.training.optimizers import GD_ONLY_NOTE, plain_gd
 
     notes: list[str] = []
+    kind = getattr(curvature, "kind", "hessian")
+    if curvature_on and kind != "hessian":
+        from hesscli.curvature.ggn import TITLES
+
+        notes.append(f"curvature monitored: the {TITLES.get(kind, kind)} (λmin, λmax, "
+                     "lr·λmax and the step model's error are its own); the final verdict "
+                     "is the Hessian's")
     choice = choose_path(obj.n, path, budget=budget_of(dense_budget))
     if curvature_on and choice.path == Path.MATRIX_FREE:
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
     if curvature_on and not plain_gd(config.optimizer):
         notes.append(GD_ONLY_NOTE.format(name=config.optimizer))
-    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr, optimizer=config.optimizer)
+    bound = stability_bound(config.optimizer, config.options)
+    if curvature_on and bound != STABILITY_BOUND:
+        notes.append(f"the span events (progressive sharpening, edge of stability, unstable) "
+                     f"judge lr·λmax against {config.optimizer}'s own stability bound "
+                     f"{bound:.4g} (momentum β: 2(1 + β), Nesterov 2(1 + β)/(1 + 2β)), not 2")
+    tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr, optimizer=config.optimizer,
+                                      bound=bound, hessian=curvature.kind == "hessian")
     history = list(history or [])
     t0 = time.perf_counter()
     monitor_seconds = 0.0
@@ -367,7 +384,7 @@ def train(
         tm = time.perf_counter()
         record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
                                mean_step_loss=mean_loss, elapsed=tm - t0,
-                               path=path, dense_budget=dense_budget)
+                               path=path, dense_budget=dense_budget, blocks=blocks)
         events = tracker.feed(record)
         history.append(record)
         monitor_seconds += time.perf_counter() - tm
@@ -379,6 +396,8 @@ def train(
         state = initial_state(obj, optimizer, start_value)
     if fresh or not history:
         record, events = observe(state.x, state.step, None)
+        if state.step >= config.steps:  # nothing to run: the spans end here
+            events = events + tracker.finish()
         if callback:
             callback(Progress(record, tuple(events), state, config.steps))
 
@@ -417,13 +436,15 @@ def train(
             new_events.append(event)
         record, events = observe(state.x, state.step, mean_loss)
         new_events.extend(events)
+        if state.step >= config.steps or diverged:  # the last record: close the open spans
+            new_events.extend(tracker.finish())
         if callback:
             callback(Progress(record, tuple(new_events), state, config.steps))
 
     elapsed = time.perf_counter() - t0
     return TrainResult(
         config=config, steps=state.step, x=state.x, history=tuple(history),
-        events=tuple(tracker.events), diverged=diverged,
+        events=tuple(sorted(tracker.events, key=lambda e: e.step)), diverged=diverged,
         train_seconds=elapsed - monitor_seconds, monitor_seconds=monitor_seconds,
         notes=tuple(notes), state=state,
     )

@@ -16,6 +16,7 @@ quadratic-model change against the actual change, one HVP and one extra value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,18 +45,43 @@ class Extremes:
     error: float = 0.0  # absolute error band beyond rounding (converged Lanczos residuals, fd)
     min_converged: bool = True  # False: λmin only bounded from above (unconverged Lanczos)
     max_converged: bool = True  # False: λmax only bounded from below
+    blocks: dict[str, float] | None = None  # λmax of each diagonal block, when asked
+
+
+def block_maxima(curvature: Curvature, x: np.ndarray, blocks: list, dense: bool
+                 ) -> dict[str, float]:
+    """λmax of each diagonal block (:mod:`hesscli.spectra.blocks`): from the dense
+    Hessian's diagonal blocks on the dense path, else Lanczos on each block's
+    restricted products."""
+    import scipy.linalg
+
+    if dense:
+        hess = curvature.hessian(x).matrix
+        return {b.name: float(scipy.linalg.eigh(hess[np.ix_(b.indices, b.indices)],
+                                                eigvals_only=True, check_finite=False)[-1])
+                for b in blocks}
+    from hesscli.analysis.blocks import operator_of
+    from hesscli.spectra.blocks import extremes_iterative, restricted
+
+    op = operator_of(curvature, x)
+    n = int(np.asarray(x).size)
+    return {b.name: extremes_iterative(restricted(op, n, b.indices), b.size, 0)[1]
+            for b in blocks}
 
 
 def extreme_eigenvalues(
     curvature: Curvature, x: np.ndarray, *, path: str = PathRequest.AUTO,
     dense_budget: str | int | None = None,
+    blocks: list | None = None,
 ) -> Extremes:
     """λmin and λmax of the Hessian at ``x``.
 
     ``path`` is auto|dense|matrix-free (:data:`MONITOR_POLICY` otherwise): every
     eigenvalue of the dense Hessian when the budget allows, else the matrix-free
     extremes with the largest residual ‖Hv − λv‖ as ``error``. ``dense_budget``
-    is ``--dense-budget`` (None: the environment or the default).
+    is ``--dense-budget`` (None: the environment or the default). With ``blocks`` (a
+    partition from :func:`hesscli.spectra.blocks.group_blocks`) also each diagonal
+    block's λmax.
     """
     policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
                             dense_budget=dense_budget)
@@ -65,8 +91,10 @@ def extreme_eigenvalues(
     sp = point.spectrum
     if sp.path == Path.MATRIX_FREE:
         ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
+    per_block = (block_maxima(curvature, np.asarray(x), blocks, sp.path == Path.DENSE)
+                 if blocks else None)
     return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.certified_error,
-                    sp.min_converged, sp.max_converged)
+                    sp.min_converged, sp.max_converged, per_block)
 
 
 @dataclass(frozen=True)
@@ -88,6 +116,7 @@ class Record:
     curvature_error: float | None = None  # error band of λmin/λmax beyond rounding
     lambda_min_converged: bool | None = None  # None: dense (known); False: upper bound only
     lambda_max_converged: bool | None = None  # None: dense (known); False: lower bound only
+    block_lambda_max: dict[str, float] | None = None  # per diagonal block (--monitor-blocks)
 
 
 def monitor(
@@ -101,16 +130,18 @@ def monitor(
     elapsed: float = 0.0,
     path: str = PathRequest.AUTO,
     dense_budget: str | int | None = None,
+    blocks: list | None = None,
 ) -> tuple[Record, np.ndarray, Extremes | None]:
     """The record at ``x`` (plus the full gradient and the extremes, for the event logic)."""
     value, grad = curvature.value_and_gradient(x)
     gnorm = float(np.linalg.norm(grad))
     ext = None
-    fields: dict[str, float | None] = {}
+    fields: dict[str, Any] = {}
     finite = np.isfinite(value) and np.all(np.isfinite(grad))
     if curvature_on and finite:
         try:
-            ext = extreme_eigenvalues(curvature, x, path=path, dense_budget=dense_budget)
+            ext = extreme_eigenvalues(curvature, x, path=path, dense_budget=dense_budget,
+                                      blocks=blocks)
         except ObjectiveError:  # a non-finite Hessian at a finite point: no curvature here
             ext = None
         if ext is not None and np.isfinite(ext.lambda_min) and np.isfinite(ext.lambda_max):
@@ -123,6 +154,8 @@ def monitor(
             if ext.path == Path.MATRIX_FREE:
                 fields.update(lambda_min_converged=ext.min_converged,
                               lambda_max_converged=ext.max_converged)
+            if ext.blocks is not None:
+                fields["block_lambda_max"] = ext.blocks
         else:
             ext = None
         if gnorm > 0:

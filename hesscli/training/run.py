@@ -12,6 +12,7 @@ from typing import Any
 
 from hesscli.curvature.base import Curvature
 from hesscli.objective.bind import Objective
+from hesscli.training.dynamics import stability_bound
 from hesscli.training.events import EventTracker
 from hesscli.training.loop import (
     Minibatch,
@@ -34,6 +35,7 @@ def run(
     started: Callable[[TrainState | None], None] | None = None,
     trained: Callable[[TrainResult], None] | None = None,
     dense_budget: str | int | None = None,
+    blocks: list | None = None,
 ) -> RunSummary:
     """Train ``obj`` by ``config`` and summarize: final verdict (unless ``curvature_on``
     is off: no Hessian work at all) and the file's ``report(params)``.
@@ -43,10 +45,14 @@ def run(
     ``started(state)`` runs before the first step, ``trained(result)`` after the
     last one (before the final analysis). ``dense_budget`` is ``--dense-budget``
     (the curvature path's memory budget; None: the environment or the default).
+    ``blocks`` (a partition from :func:`hesscli.spectra.blocks.group_blocks`) logs
+    each diagonal block's λmax.
     """
     optimizer = optimizer_for(config)
     tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol,
-                           optimizer=config.optimizer)
+                           optimizer=config.optimizer,
+                           bound=stability_bound(config.optimizer, config.options),
+                           hessian=curvature.kind == "hessian")
     state = resume_state(optimizer) if resume_state is not None else None
     history = list(history) if history is not None else None
     for record in history or ():
@@ -55,12 +61,15 @@ def run(
         started(state)
     result = train(obj, curvature, optimizer, config, minibatch=minibatch, state=state,
                    tracker=tracker, history=history, curvature_on=curvature_on,
-                   callback=callback, dense_budget=dense_budget)
+                   callback=callback, dense_budget=dense_budget, blocks=blocks)
     if trained is not None:
         trained(result)
     analysis = None
     if curvature_on:
-        analysis = final_analysis(obj, curvature, result.x, config.lr, gtol=gtol, tol=tol,
+        # the verdict at the end is the Hessian's, whatever curvature was monitored
+        hessian = getattr(curvature, "base", curvature) if curvature.kind != "hessian" \
+            else curvature
+        analysis = final_analysis(obj, hessian, result.x, config.lr, gtol=gtol, tol=tol,
                                   dense_budget=dense_budget)
     names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
     return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,

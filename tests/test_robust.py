@@ -344,8 +344,8 @@ def test_builtin_parameters_are_validated(hess, args, text):
 @pytest.mark.parametrize(("args", "text"), [
     (["--dense", "--matrix-free"], "exclude each other"),
     (["--matrix-free", "--dense"], "exclude each other"),
-    (["--rtol", "-1"], "finite number > 0"),
-    (["--rtol", "nan"], "finite number > 0"),
+    (["--rtol", "-1"], "--rtol must be a positive finite number"),
+    (["--rtol", "nan"], "--rtol must be a positive finite number"),
     (["--bogus"], "No such option"),
     (["--expect", "critical=yes"], "can never match"),
     (["--expect", "inertia.negative=zero"], "can never match"),

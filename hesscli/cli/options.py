@@ -34,27 +34,6 @@ class FiniteFloat(click.ParamType):
 finite_float = FiniteFloat()
 
 
-class FinitePositive(click.ParamType):
-    """A float that is finite and > 0 (``nan``, ``inf``, 0 and negatives are usage errors)."""
-
-    name = "float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-                ) -> float:
-        import math
-
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not (math.isfinite(number) and number > 0):
-            self.fail(f"{value!r} must be a finite number > 0", param, ctx)
-        return number
-
-
-finite_positive = FinitePositive()
-
-
 def output_file(option: str, suffixes: tuple[str, ...] | None = None,
                 directory: bool = True) -> Callable[..., Any]:
     """A callback that checks an output path when the options are parsed, before any

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import compose, finite_positive
+from hesscli.cli.options import compose
 from hesscli.vocab import EigensolverRequest, Ends, words
 
 
@@ -33,6 +33,16 @@ dense_budget_option = click.option(
     help="Memory the dense Hessian path may use (e.g. 512MiB, 1GiB; default 512MiB or "
     "$HESSCLI_DENSE_BUDGET): dense exactly when 4·8·n² bytes fit, whatever memory is free.",
 )
+
+
+def _positive_or_none(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``--rtol`` is checked when given, whichever path runs (the dense one ignores it,
+    but a negative or NaN target is a mistake worth saying at once)."""
+    if value is not None:
+        from hesscli.validate import positive
+
+        positive("--rtol", value)
+    return value
 
 
 def path_options(default_k: int) -> Any:
@@ -67,7 +77,7 @@ def path_options(default_k: int) -> Any:
             "says which.",
         ),
         click.option(
-            "--rtol", type=finite_positive, default=None,
+            "--rtol", type=float, default=None, callback=_positive_or_none,
             help="Matrix-free: each eigenvalue's error target, relative to max|λ| (default "
             "1e-3, by the Kato–Temple estimate, plus the sign of λmin decided).",
         ),

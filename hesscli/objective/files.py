@@ -253,8 +253,17 @@ def import_file(path: Path, overrides: Mapping[str, str]) -> tuple[ModuleType, d
     except HesscliError:
         raise
     except SyntaxError as exc:
+        if exc.lineno is None or "null bytes" in str(exc.msg):
+            raise ObjectiveError(
+                f"{path.name} is not Python source ({exc.msg}); is it the right file?"
+            ) from exc
         raise ObjectiveError(
             f"syntax error in {path.name} line {exc.lineno}: {exc.msg}"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ObjectiveError(
+            f"{path.name} is not Python source (not UTF-8 text: {exc.reason} at byte "
+            f"{exc.start}); is it the right file?"
         ) from exc
     except BaseException as exc:  # noqa: BLE001 - anything the user's file raises
         if isinstance(exc, KeyboardInterrupt):

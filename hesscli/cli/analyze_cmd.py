@@ -13,6 +13,7 @@ from hesscli.cli.options import (
     devices_options,
     expect_option,
     objective_options,
+    output_file,
 )
 from hesscli.cli.path_options import path_options
 
@@ -32,6 +33,7 @@ from hesscli.cli.path_options import path_options
 @click.option("--escape-step", type=float, default=0.1, show_default=True,
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              callback=output_file("--save-escape"),
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
               ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @click.option("--blocks", "blocks", is_flag=False, flag_value="leaf", default=None,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, symmetrize
+from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
 from hesscli.vocab import Method
@@ -59,7 +60,13 @@ def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
     """An HVP ``(x, v) -> H(x) v`` for ``f`` and the mode used.
 
     Forward-over-reverse when ``f`` allows forward differentiation, otherwise
-    reverse-over-reverse (objectives with ``jax.custom_vjp``).
+    reverse-over-reverse (objectives with ``jax.custom_vjp``). Each mode is
+    checked on the form that is compiled later, the HVP under ``vmap`` (the
+    dense Hessian and the trace estimators batch it): the common ``custom_vjp``
+    idiom whose forward rule calls the primal lowers alone but not batched, so
+    checking the HVP alone would crash every dense command.
+    When neither mode can be lowered, :class:`ObjectiveError` (exit 3) says why
+    and points at finite differences.
     """
     jax = jax_module()
 
@@ -69,13 +76,26 @@ def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
     def rev_over_rev(x: Any, v: Any) -> Any:
         return jax.grad(lambda y: jax.numpy.vdot(jax.grad(f)(y), v))(x)
 
-    try:
-        # Lowering traces everything, including custom_vjp backward rules (which
-        # eval_shape does not reach): that is where forward mode is refused.
-        jax.jit(fwd_over_rev).lower(x_example, x_example)
-        return fwd_over_rev, "forward-over-reverse"
-    except TypeError:
-        return rev_over_rev, "reverse-over-reverse"
+    batch = jax.ShapeDtypeStruct((2, *x_example.shape), x_example.dtype)
+    failures = []
+    for hvp, mode in ((fwd_over_rev, "forward-over-reverse"),
+                      (rev_over_rev, "reverse-over-reverse")):
+        try:
+            # Lowering traces everything, including custom_vjp backward rules (which
+            # eval_shape does not reach): that is where forward mode is refused.
+            # the batched form (what the dense Hessian and the trace estimators compile);
+            # a mode that batches also runs alone, so one lowering serves both
+            jax.jit(jax.vmap(hvp, in_axes=(None, 0))).lower(x_example, batch)
+            return hvp, mode
+        except HesscliError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - JAX refuses a transformation
+            text = str(exc).strip().splitlines()[0] if str(exc) else ""
+            failures.append(f"{mode}: {type(exc).__name__}: {text[:160]}")
+    raise ObjectiveError(
+        "JAX cannot form Hessian-vector products of the objective ("
+        + "; ".join(failures) + "); use --method fd (finite differences)"
+    )
 
 
 def dense_from_hvp(hvp: Any, n: int, dtype: Any, chunk: int = DEFAULT_CHUNK) -> Any:

@@ -380,6 +380,11 @@ def gradcheck(
         raise InputError(f"--top must be at least 1; got {top}")
     budget = budget_of(dense_budget)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+    from hesscli.budget import gradcheck_bytes, require
+
+    require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (its finite-difference gradient "
+            "holds 2n points of n entries)", "check a smaller instance of the objective, or "
+            "use 'hesscli analyze --verify', which checks Hessian-vector products")
     result = run_gradcheck(obj, fd_accuracy, top=top, dense_limit=budget.limit)
     info = _meta(call, dense_budget=budget.bytes)
 
@@ -451,6 +456,12 @@ def convexity(
             ) from None
         centers = ",".join(repr(0.5 * (lo + hi)) for lo, hi in bounds)
         obj = load(objective, centers, params=params, seed=seed, dtype=dtype, method=method)
+    from hesscli.budget import convexity_bytes, require
+
+    require(convexity_bytes(obj.n, samples, hessian_points),
+            f"convexity at n = {obj.n} with --samples {samples} --hessian-points "
+            f"{hessian_points}", "ask for fewer --samples or --hessian-points (0 skips the "
+            "eigenvalue test)")
     region = box(bounds, obj.n) if bounds else ball(obj.x, radius)
     notes: tuple[str, ...] = ()
     if not bounds and around is None:
@@ -517,7 +528,13 @@ def landscape(
     chosen = _plane(plane)
     policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
+    from hesscli.budget import landscape_bytes, require
+
+    require(landscape_bytes(1, points, grid), f"landscape --points {points} --grid {grid}",
+            "ask for fewer points (the default --points 101 --grid 41 resolve a slice well)")
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+    require(landscape_bytes(obj.n, points, grid), f"landscape at n = {obj.n}",
+            "ask for fewer points")
     kind = single_kind(curvature_kind)
     backend, notes = _backend(obj, method, curvature=curvature, kind=kind)
     # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
@@ -569,14 +586,21 @@ def train(
         raise InputError(f"--steps must be at least 1; got {steps}")
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method="auto")
     if not obj.traceable:
-        raise InputError(f"train needs JAX derivatives of the objective, and "
-                         f"{obj.why_untraceable}; write the objective with jax.numpy")
+        from hesscli.objective.bind import no_derivatives_error
+
+        raise no_derivatives_error(obj)(
+            f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
+            "it with jax.numpy (lax.scan for loops, no host callbacks)")
     from hesscli.curvature.ggn import single_kind
 
     backend, _ = _backend(obj, MethodRequest.EXACT, devices=devices, curvature=curvature,
                           kind=single_kind(curvature_kind) if curvature_on else "hessian")
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
     every = monitor_every or max(1, steps // 100)
+    from hesscli.budget import require, train_bytes
+
+    require(train_bytes(steps // every + 1), f"train with {steps} steps logged every {every}",
+            "log less often (monitor_every) or train for fewer steps")
     config = TrainConfig(optimizer=optimizer, options=dict(options or {}), lr=lr, noise=noise,
                          noise_steps=noise_steps, seed=seed, batch_size=batch_size,
                          monitor_every=every, steps=steps)

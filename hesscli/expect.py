@@ -331,6 +331,7 @@ def expectations(
         exp = parse(text)
         measured = lookup(document, exp.key)
         if measured is MISSING:
+            out_of_range(document, exp)
             plain = re.sub(r"\[-?\d+\]", "", exp.key)
             if plain not in declared and plain not in known:
                 raise InputError(
@@ -344,5 +345,49 @@ def expectations(
                 f"--expect {text!r}: {exp.key} is {json.dumps(measured)[:60]}, not a number; "
                 "use = or != for it"
             )
+        same_kind(exp, measured)
         outcomes.append(evaluate(exp, document))
     return Pending(tuple(outcomes))
+
+
+def _kind(value: Any) -> str | None:
+    """The JSON kind of a value for comparisons (None: null, comparable with anything)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if _is_number(value):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def same_kind(exp: Expectation, measured: Any) -> None:
+    """An expected value that can never equal the field (``critical=yes`` for a boolean,
+    ``inertia.negative=zero`` for a number) is an invalid expectation, not a failure."""
+    if exp.op not in ("=", "!="):
+        return
+    have, want = _kind(measured), _kind(exp.value)
+    if have is None or want is None or have == want:
+        return
+    raise InputError(f"--expect {exp.text!r}: {exp.key} is {have}, so {json.dumps(exp.value)} "
+                     "can never match it")
+
+
+def out_of_range(document: Any, exp: Expectation) -> None:
+    """An index past the end of a list the document has is an invalid expectation."""
+    node = document
+    for step in key_steps(exp.key):
+        if isinstance(step, int):
+            if not isinstance(node, list):
+                return
+            if not -len(node) <= step < len(node):
+                raise InputError(f"--expect {exp.text!r}: index {step} is out of range; this "
+                                 f"list has {len(node)} entries")
+            node = node[step]
+        elif isinstance(node, dict) and step in node:
+            node = node[step]
+        else:
+            return
+

@@ -53,3 +53,53 @@ def eps(dtype: str) -> float:
     import numpy as np
 
     return float(np.finfo(dtype).eps)
+
+
+_cache_reported: set[str] = set()
+
+
+def clear_cache(folder: str) -> int:
+    """Delete the compiled-program entries in ``folder`` (JAX's ``*-cache``/``*-atime`` files).
+
+    Only those files are touched, so a cache folder shared with other data is safe.
+    Returns how many were removed.
+    """
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if name.endswith(("-cache", "-atime")):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def cache_warning(text: str) -> str | None:
+    """Turn JAX's persistent-cache warnings into one repaired, once-per-run line.
+
+    JAX warns once per program when a cache entry cannot be read (a truncated or
+    corrupt file, e.g. after a full disk or a killed run) and keeps the bad entry,
+    so every later run repeats the warnings. Here the first such warning clears
+    the cache entries (they are rebuilt on the next compile) and says so; the
+    rest of the run's cache warnings are dropped (``""``). Other text -> None.
+    """
+    folder = cache_dir()
+    if "persistent compilation cache entry" not in text:
+        return None
+    if text.startswith("Error reading"):
+        if "read" in _cache_reported:
+            return ""
+        _cache_reported.add("read")
+        removed = clear_cache(folder) if folder else 0
+        return (f"the compilation cache {folder or ''} had an unreadable entry; cleared "
+                f"{removed} entries (they are rebuilt as programs compile)")
+    if "write" in _cache_reported:
+        return ""
+    _cache_reported.add("write")
+    return (f"cannot write the compilation cache {folder or ''} ({text.split(': ', 1)[-1]}); "
+            "runs stay correct but compile again (HESSCLI_NO_CACHE=1 turns the cache off)")

@@ -17,12 +17,12 @@ import numpy as np
 import hesscli
 
 P = hesscli.params({
-    "width": (8, "hidden units"),
-    "inputs": (32, "input features"),
-    "outputs": (16, "output units"),
-    "samples": (256, "number of training samples"),
-    "noise": (0.1, "label noise (standard deviation)"),
-    "seed": (0, "seed of the synthetic data"),
+    "width": (8, "hidden units", {"min": 1}),
+    "inputs": (32, "input features", {"min": 1}),
+    "outputs": (16, "output units", {"min": 1}),
+    "samples": (256, "number of training samples", {"min": 1}),
+    "noise": (0.1, "label noise (standard deviation)", {"min": 0.0}),
+    "seed": (0, "seed of the synthetic data", {"min": 0}),
 })
 
 _rng = np.random.default_rng(P.seed)

@@ -13,10 +13,10 @@ import numpy as np
 import hesscli
 
 P = hesscli.params({
-    "n": (2, "number of variables"),
-    "kappa": (100.0, "condition number of A (largest/smallest eigenvalue)"),
+    "n": (2, "number of variables", {"min": 1, "max": 20000}),
+    "kappa": (100.0, "condition number of A (largest/smallest eigenvalue)", {"min": 1.0}),
     "rotate": (True, "rotate the eigenvectors off the coordinate axes"),
-    "seed": (0, "seed of the rotation"),
+    "seed": (0, "seed of the rotation", {"min": 0}),
 })
 
 eigenvalues = np.geomspace(1.0, P.kappa, P.n) if P.n > 1 else np.ones(1)

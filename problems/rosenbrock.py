@@ -11,12 +11,10 @@ import jax.numpy as jnp
 import hesscli
 
 P = hesscli.params({
-    "n": (2, "number of variables (at least 2)"),
+    "n": (2, "number of variables (at least 2)", {"min": 2}),
     "a": (1.0, "the valley's minimizer coordinate"),
     "b": (100.0, "steepness of the valley walls"),
 })
-if P.n < 2:
-    raise hesscli.InputError(f"rosenbrock needs n >= 2, got n={P.n}")
 
 
 def objective(x):

@@ -12,10 +12,9 @@ import jax.numpy as jnp
 import hesscli
 
 P = hesscli.params({
-    "n": (2, "number of variables; the last one carries the negative curvature"),
+    "n": (2, "number of variables; the last one carries the negative curvature",
+          {"min": 1}),
 })
-if P.n < 1:
-    raise hesscli.InputError(f"saddle needs n >= 1, got n={P.n}")
 
 
 def objective(x):

@@ -16,10 +16,10 @@ import numpy as np
 import hesscli
 
 P = hesscli.params({
-    "samples": (50, "number of training points"),
-    "dim": (5, "number of features (= parameters)"),
-    "lam": (0.1, "regularization constant λ"),
-    "seed": (0, "seed of the synthetic data"),
+    "samples": (50, "number of training points", {"min": 1}),
+    "dim": (5, "number of features (= parameters)", {"min": 1}),
+    "lam": (0.1, "regularization constant λ", {"min": 0.0}),
+    "seed": (0, "seed of the synthetic data", {"min": 0}),
 })
 
 _rng = np.random.default_rng(P.seed)

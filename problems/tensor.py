@@ -32,9 +32,9 @@ import numpy as np
 import hesscli
 
 P = hesscli.params({
-    "dim": (4, "dimension d of the space"),
-    "components": (4, "number k of orthonormal components (k <= dim)"),
-    "seed": (0, "seed of the random orthonormal components"),
+    "dim": (4, "dimension d of the space", {"min": 1}),
+    "components": (4, "number k of orthonormal components (k <= dim)", {"min": 1}),
+    "seed": (0, "seed of the random orthonormal components", {"min": 0}),
 })
 if not 1 <= P.components <= P.dim:
     raise hesscli.InputError(

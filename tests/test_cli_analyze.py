@@ -223,14 +223,12 @@ x0 = np.zeros(2)
 
 
 def test_debug_shows_traceback(hess, write):
+    """--debug shows the traceback (with the ObjectiveError in it) and keeps exit code 3."""
     path = write("boom.py", "def objective(x):\n    raise ValueError('boom')\nx0 = [1.0]\n")
-    from click.testing import CliRunner
-
-    from hesscli.cli import cli
-    from hesscli.errors import ObjectiveError
-
-    with pytest.raises(ObjectiveError):
-        CliRunner().invoke(cli, ["--debug", "analyze", str(path)], catch_exceptions=False)
+    res = hess("--debug", "analyze", path)
+    assert res.exit_code == 3, res.output
+    assert "Traceback" in res.stderr and "ObjectiveError" in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("error: boom.py:objective raised")
 
 
 def test_problems_listing(hess):

@@ -1,7 +1,7 @@
 """The tour cannot go stale: every tour command is run and its output compared.
 
-The tour blocks are docs/tour.md's (``<!-- tour: CMD -->`` + a console block, see
-``tools/tour.py``), or README.md's if it holds any. Commands run
+The tour blocks are docs/tour.md's and README.md's (``<!-- tour: CMD -->`` + a
+console block, see ``tools/tour.py``). Commands run
 in-process at 80 columns without color, as ``make docs`` runs them, in a
 temporary directory (so ``--plot docs/...`` does not touch the repository).
 Outputs are compared modulo timings, versions and temporary paths.
@@ -31,23 +31,18 @@ def load_tour():
 tour = load_tour()
 
 
-def tour_file() -> Path:
-    readme = ROOT / "README.md"
-    if readme.is_file() and tour.blocks(readme.read_text(encoding="utf-8")):
-        return readme
-    return ROOT / "docs" / "tour.md"
-
-
-TOUR = tour_file()
-BLOCKS = tour.blocks(TOUR.read_text(encoding="utf-8")) if TOUR.is_file() else []
+TOURS = [path for path in (ROOT / "docs" / "tour.md", ROOT / "README.md") if path.is_file()]
+SOURCES = [(path, block) for path in TOURS
+           for block in tour.blocks(path.read_text(encoding="utf-8"))]
 
 
 def test_there_is_a_tour():
-    assert BLOCKS, f"no tour blocks in {TOUR}"
+    assert any(path.name == "tour.md" for path, _ in SOURCES), "no tour blocks in docs/tour.md"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.command for b in BLOCKS])
-def test_tour_output_is_current(block, tmp_path, monkeypatch):
+@pytest.mark.parametrize("source", SOURCES, ids=[b.command for _, b in SOURCES])
+def test_tour_output_is_current(source, tmp_path, monkeypatch):
+    TOUR, block = source
     monkeypatch.chdir(tmp_path)
     args = shlex.split(block.command)
     for flag, value in zip(args, args[1:], strict=False):

@@ -83,7 +83,7 @@ def test_fix_sign_is_deterministic():
     assert fix_sign(v)[1] > 0
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 40])
+@pytest.mark.parametrize("n", [1, 2, 3, 40, 300])  # 300: the LAPACK tridiagonal path
 def test_end_vectors_match_full_eigh(n):
     from hesscli.spectra.spectrum import eigvals_and_end_vectors
 

@@ -1,4 +1,4 @@
-"""Regenerate the outputs of the tour blocks in markdown files (docs/tour.md by default).
+"""Regenerate the outputs of the tour blocks in markdown files (default: docs/tour.md, README.md).
 
 A tour block is a command in an HTML comment followed by a console block::
 
@@ -18,7 +18,7 @@ atomically. ``--check`` rewrites nothing and exits 1 when an output is stale
 Commands run in the current directory, so ``--plot docs/x.png`` lands in the
 repository's ``docs/`` when run by ``make docs``.
 
-    python tools/tour.py                 # docs/tour.md
+    python tools/tour.py                 # docs/tour.md and README.md
     python tools/tour.py docs/tour.md    # any markdown file
     python tools/tour.py --check README.md docs/tour.md
 """
@@ -161,7 +161,8 @@ def process(path: Path, run: Callable[[str], tuple[int, str]], check: bool) -> l
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", type=Path, default=[Path("docs/tour.md")])
+    parser.add_argument("files", nargs="*", type=Path,
+                        default=[Path("docs/tour.md"), Path("README.md")])
     parser.add_argument("--check", action="store_true",
                         help="rewrite nothing; exit 1 when an output is stale")
     parser.add_argument("--subprocess", action="store_true",

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hesscli.errors import InputError
 from hesscli.jaxconf import eps
 from hesscli.objective.bind import Objective
 
@@ -163,9 +162,11 @@ def gradcheck(
     shared policy, :func:`hesscli.spectra.paths.dense_limit`).
     """
     if not objective.traceable:
-        raise InputError(
-            f"gradcheck compares JAX's derivatives with finite differences, but "
-            f"{objective.label} cannot be traced by JAX ({objective.why_untraceable}); there "
+        from hesscli.objective.bind import no_derivatives_error
+
+        raise no_derivatives_error(objective)(
+            f"gradcheck compares JAX's derivatives with finite differences, but for "
+            f"{objective.label} {objective.why_untraceable}; there "
             "are no exact derivatives to check. Use 'hesscli analyze' (it falls back to "
             "finite differences)"
         )

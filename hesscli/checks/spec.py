@@ -52,6 +52,7 @@ OPTION_KEYS = ("at", "params", "method", "dtype", "seed", "lr", "gtol", "tol")
 CHECK_KEYS = ("name", "objective", "expect") + OPTION_KEYS
 METHODS = words(MethodRequest)
 DTYPES = words(Dtype)
+SPEC_LIMIT = 16 * 2**20  # a spec is a page of YAML; anything this large is another file
 
 
 @dataclass(frozen=True)
@@ -95,15 +96,16 @@ def read_spec(path: str | Path) -> Spec:
     """Load and validate the spec at ``path``."""
     import yaml
 
+    from hesscli.files import read_regular
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"spec file {str(path)!r} does not exist")
+    data = read_regular(path, "spec file", SPEC_LIMIT)  # never a FIFO or a device
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read spec {str(path)!r}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_keys_loader())  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -113,6 +115,49 @@ def read_spec(path: str | Path) -> Spec:
                        "plain data only")
         raise InputError(f"{path.name}{where}: invalid YAML: {problem}") from None
     return parse_spec(data, str(path), base=path.parent)
+
+
+def _unique_keys_loader() -> Any:
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
+
+    Plain YAML lets the last one win silently, so ``expect:`` written twice
+    would drop the first set of expectations without a word.
+    """
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # let the base class report an unhashable key
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def check_files(checks: tuple[CheckSpec, ...], label: str) -> None:
+    """Every check's objective and point file must exist before the first check runs."""
+    from hesscli.objective.files import resolve_path
+    from hesscli.objective.points import FILE_SUFFIXES
+
+    for i, check in enumerate(checks):
+        try:
+            resolve_path(check.objective)
+        except InputError as exc:
+            raise InputError(f"checks[{i}].objective: {exc}") from None
+        if check.at is not None and Path(check.at).suffix.lower() in FILE_SUFFIXES \
+                and not Path(check.at).is_file():
+            raise InputError(f"checks[{i}].at: point file {check.at!r} does not exist")
 
 
 LITERAL_POINTS = ("zeros", "random")
@@ -164,6 +209,7 @@ def parse_spec(data: Any, label: str = "spec", base: Path | None = None) -> Spec
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise InputError(f"checks: duplicate name {dupes[0]!r}; names must be unique")
+    check_files(parsed, label)
     return Spec(label, parsed)
 
 

@@ -1,8 +1,11 @@
 """The command line: a thin Click layer that parses, wires and decides exit codes.
 
 Commands are imported lazily (``hesscli --help`` must not import JAX), and every
-exit goes through :class:`HessGroup.invoke`, which turns :class:`HesscliError`
-into ``error: <message>`` on stderr and the error's exit code.
+exit goes through :meth:`HessGroup.main`, which turns whatever ended the command
+into one ``error: <message>`` line on stderr and the documented exit code
+(:mod:`hesscli.cli.outcome`): 2 for usage errors and bad input, 3 when the
+objective failed, 4 for anything hesscli did not anticipate (a bug), 130 on
+Ctrl-C. ``--debug`` adds the traceback and keeps the code.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any
 import click
 
 from hesscli import __version__
-from hesscli.errors import HesscliError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, short help shown by `hesscli --help` without importing it)
@@ -33,13 +35,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def guard_user_output(callback: Any) -> Any:
-    """Run a command with user code's prints on stderr (see :mod:`hesscli.render.streams`)."""
+    """Run a command with user code's prints on stderr (see :mod:`hesscli.render.streams`)
+    and with ``os._exit`` from user code turned into an objective error."""
 
     @functools.wraps(callback)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from hesscli.cli.outcome import exit_guarded
         from hesscli.render.streams import user_output_to_stderr
 
-        with user_output_to_stderr():
+        with user_output_to_stderr(), exit_guarded():
             return callback(*args, **kwargs)
 
     return run
@@ -79,19 +83,41 @@ class HessGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except HesscliError as exc:
-            if ctx.find_root().params.get("debug"):
-                raise
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            ctx.exit(130)
+        except (KeyboardInterrupt, EOFError, BrokenPipeError) as exc:
+            # Click would print a blank line and "Aborted!" (or exit 1 on a closed pipe);
+            # report them in one place instead
+            from hesscli.cli.outcome import Interrupted, Unexpected
+
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted() from None
+            raise Unexpected(exc) from exc
+
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+        standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
+        """Run the CLI; every ending (result, error, usage error, Ctrl-C, bug) is mapped to
+        one stderr line and an exit code by :func:`hesscli.cli.outcome.finish`."""
+        from hesscli.cli.outcome import finish, interrupts_end_cleanly, one_line_warnings
+
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+        with interrupts_end_cleanly(), one_line_warnings():
+            try:
+                rv = super().main(argv, prog_name, complete_var, standalone_mode=False,
+                                  **extra)
+                code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+            except BaseException as exc:  # noqa: BLE001 - every ending goes through finish
+                code = finish(exc, debug)
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
 
 @click.group(cls=HessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hesscli")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--debug", is_flag=True,
+              help="Show the traceback with the one-line error (exit codes stay the same).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Debug optimization with second-order information.
@@ -114,10 +140,5 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def main() -> None:
-    try:
-        cli.main(prog_name="hesscli")
-    except HesscliError as exc:  # raised outside a command (e.g. while parsing)
-        if "--debug" in sys.argv:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    """The ``hesscli`` entry point (exit codes are decided in :meth:`HessGroup.main`)."""
+    cli.main(prog_name="hesscli")

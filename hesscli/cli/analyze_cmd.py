@@ -13,6 +13,7 @@ from hesscli.cli.options import (
     devices_options,
     expect_option,
     objective_options,
+    output_file,
 )
 from hesscli.cli.path_options import path_options
 
@@ -32,6 +33,7 @@ from hesscli.cli.path_options import path_options
 @click.option("--escape-step", type=float, default=0.1, show_default=True,
               help="Distance moved along the escape direction when reporting its effect.")
 @click.option("--save-escape", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              callback=output_file("--save-escape"),
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
               ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
 @click.option("--blocks", "blocks", is_flag=False, flag_value="leaf", default=None,
@@ -82,7 +84,11 @@ def command(**_options: Any) -> None:
 
         check_writer(save_escape, "--save-escape")  # its package, before any work
     app.start()
-    res = app.call(api.analyze, cli_only=("save_escape",))
+    from hesscli.cli.session import primary
+    from hesscli.render.progress_view import progress_line
+
+    with progress_line(app.params.get("progress") if primary() else False):
+        res = app.call(api.analyze, cli_only=("save_escape",))
     result, parallel = res.output, res.parallel
     if save_escape is not None:
         kind = app.params.get("curvature_kind", "hessian")
@@ -95,7 +101,6 @@ def command(**_options: Any) -> None:
                 f"--save-escape {save_escape}: there is no escape direction here "
                 f"(no eigenvalue below −tol; classification {result.classification})"
             )
-        from hesscli.cli.session import primary
         from hesscli.objective.points import write_point
 
         if primary():  # only process 0 writes files

@@ -19,7 +19,8 @@ from typing import Any
 import click
 
 #: Options every command may have that belong to the command line, not to the API.
-CLI_OPTIONS = frozenset({"fmt", "expects", "coordinator", "num_processes", "process_id"})
+CLI_OPTIONS = frozenset({"fmt", "expects", "coordinator", "num_processes", "process_id",
+                         "progress"})
 
 
 @dataclass

@@ -12,6 +12,45 @@ from hesscli.vocab import Dtype, MethodRequest, words
 F = Callable[..., Any]
 
 
+class FiniteFloat(click.ParamType):
+    """A float that is finite (``nan`` and ``inf`` are usage errors: they would only
+    surface later as a diverged run or a solver that never converges)."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} must be a finite number", param, ctx)
+        return number
+
+
+finite_float = FiniteFloat()
+
+
+def output_file(option: str, suffixes: tuple[str, ...] | None = None,
+                directory: bool = True) -> Callable[..., Any]:
+    """A callback that checks an output path when the options are parsed, before any
+    work (:func:`hesscli.files.check_output`): a missing folder or a wrong format
+    must not cost a finished computation its result. ``directory``: the output
+    may be a folder (an orbax checkpoint)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            from hesscli.files import check_output
+
+            check_output(value, option, suffixes, directory=directory)
+        return value
+
+    return callback
+
+
 def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     def apply(fn: F) -> F:
         for decorator in reversed(decorators):

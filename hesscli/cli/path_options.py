@@ -10,6 +10,24 @@ import click
 from hesscli.cli.options import compose
 from hesscli.vocab import EigensolverRequest, Ends, words
 
+
+def _path_flag(value: str) -> Any:
+    """Callback of ``--dense``/``--matrix-free``: both set ``path``; giving both is an error.
+
+    (Two flags sharing one destination would silently let the last one win.)
+    """
+
+    def callback(ctx: click.Context, param: click.Parameter, given: bool) -> None:
+        chosen = ctx.params.setdefault("path", None)
+        if not given:
+            return
+        if chosen is not None and chosen != value:
+            raise click.UsageError("--dense and --matrix-free exclude each other; give one",
+                                   ctx=ctx)
+        ctx.params["path"] = value
+
+    return callback
+
 dense_budget_option = click.option(
     "--dense-budget", "dense_budget", metavar="SIZE", default=None,
     help="Memory the dense Hessian path may use (e.g. 512MiB, 1GiB; default 512MiB or "
@@ -17,16 +35,28 @@ dense_budget_option = click.option(
 )
 
 
+def _positive_or_none(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``--rtol`` is checked when given, whichever path runs (the dense one ignores it,
+    but a negative or NaN target is a mistake worth saying at once)."""
+    if value is not None:
+        from hesscli.validate import positive
+
+        positive("--rtol", value)
+    return value
+
+
 def path_options(default_k: int) -> Any:
     """The options, with ``--k`` defaulting to ``default_k``."""
     return compose(
         click.option(
-            "--dense", "path", flag_value="dense",
+            "--dense", "dense_flag", is_flag=True, expose_value=False,
+            callback=_path_flag("dense"),
             help="Force the dense Hessian (refused when it would not fit in memory).",
         ),
         dense_budget_option,
         click.option(
-            "--matrix-free", "path", flag_value="matrix-free",
+            "--matrix-free", "matrix_free_flag", is_flag=True, expose_value=False,
+            callback=_path_flag("matrix-free"),
             help="Force the matrix-free path: extreme eigenvalues from Hessian-vector products.",
         ),
         click.option(
@@ -47,7 +77,7 @@ def path_options(default_k: int) -> Any:
             "says which.",
         ),
         click.option(
-            "--rtol", type=float, default=None,
+            "--rtol", type=float, default=None, callback=_positive_or_none,
             help="Matrix-free: each eigenvalue's error target, relative to max|λ| (default "
             "1e-3, by the Kato–Temple estimate, plus the sign of λmin decided).",
         ),
@@ -55,6 +85,11 @@ def path_options(default_k: int) -> Any:
             "--max-steps", type=click.IntRange(min=1), default=None,
             help="Matrix-free: HVP budget of the eigensolver (default: 600 restarted; 400 "
             "full-basis, fewer when its basis would exceed 1 GiB).",
+        ),
+        click.option(
+            "--progress/--no-progress", "progress", default=None,
+            help="Matrix-free: a progress line on stderr (HVPs, restarts, each end's bound) "
+            "once a run takes over a second. Default: only when stderr is a terminal.",
         ),
         click.option(
             "--chunk-size", type=click.IntRange(min=1), default=None,

@@ -42,8 +42,14 @@ def native_stdout_to_stderr() -> None:
     """
     import os
 
-    from hesscli.render.streams import replace_report_stream, report_stream
+    from hesscli.render.streams import (
+        replace_report_stream,
+        report_stream,
+        stdout_fd_redirected,
+    )
 
+    if stdout_fd_redirected():
+        return  # already done for the whole command
     old = report_stream()
     old.flush()
     sys.stdout.flush()

@@ -72,7 +72,10 @@ def command(**_options: Any) -> None:
 
         check_plot_path(plot)
     app.start()
-    res = app.call(api.spectrum)
+    from hesscli.render.progress_view import progress_line
+
+    with progress_line(app.params.get("progress") if primary() else False):
+        res = app.call(api.spectrum)
     report = res.output
     from hesscli.analysis.spectrum_compare import Comparison
 

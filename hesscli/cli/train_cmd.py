@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hesscli.cli.options import devices_options, expect_option, objective_options
+from hesscli.cli.options import devices_options, expect_option, finite_float, objective_options
 from hesscli.cli.path_options import dense_budget_option
 
 
@@ -25,14 +25,17 @@ from hesscli.cli.path_options import dense_budget_option
 @click.option("--batch-size", type=int, default=None,
               help="Minibatch SGD on the file's data and loss(params, batch), reshuffled "
               "(seeded) every epoch. Default: full batch on the objective.")
-@click.option("--momentum", type=float, default=None, help="Momentum (sgd, momentum, "
+@click.option("--momentum", type=finite_float, default=None, help="Momentum (sgd, momentum, "
               "nesterov, rmsprop, ...).")
 @click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum.")
-@click.option("--b1", type=float, default=None, help="First-moment decay (adam family, lion).")
-@click.option("--b2", type=float, default=None, help="Second-moment decay (adam family).")
-@click.option("--eps", type=float, default=None, help="Denominator epsilon (adaptive methods).")
-@click.option("--weight-decay", type=float, default=None, help="Weight decay (adamw, lamb, ...).")
-@click.option("--decay", type=float, default=None, help="Averaging decay (rmsprop).")
+@click.option("--b1", type=finite_float, default=None,
+              help="First-moment decay (adam family, lion).")
+@click.option("--b2", type=finite_float, default=None, help="Second-moment decay (adam family).")
+@click.option("--eps", type=finite_float, default=None,
+              help="Denominator epsilon (adaptive methods).")
+@click.option("--weight-decay", type=finite_float, default=None,
+              help="Weight decay (adamw, lamb, ...).")
+@click.option("--decay", type=finite_float, default=None, help="Averaging decay (rmsprop).")
 @click.option("--opt", "opt_extra", multiple=True, metavar="KEY=VALUE",
               help="Any other option of the optax optimizer (number or true/false); repeatable.")
 @click.option("--noisy", is_flag=True,

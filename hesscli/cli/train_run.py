@@ -7,6 +7,7 @@ shows. This module wires them, owns the output files and decides exit codes.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ def _value(text: str) -> Any:
         number = float(text)
     except ValueError:
         raise InputError(f"--opt value {text!r}: expected a number or true/false") from None
+    if not math.isfinite(number):  # nan/inf would only show up as a diverged run
+        raise InputError(f"--opt value {text!r}: must be a finite number")
     return int(number) if number.is_integer() and "." not in text and "e" not in low else number
 
 
@@ -155,6 +158,13 @@ def check_inputs(o: TrainOptions) -> None:
         from hesscli.objective.checkpoints import check_writer
 
         check_writer(o.save_point, "--save-point")
+    from hesscli.files import check_outputs
+
+    # every file the run will write, checked now: a missing folder or two options
+    # naming one file must not cost a finished run (or its log)
+    log_option = "--out" if o.out is not None else "--resume"
+    check_outputs({log_option: o.out or o.resume, "--save-point": o.save_point,
+                   "--plot": o.plot}, directories=("--save-point",))
     if o.compare and (o.resume or o.save_point):
         raise InputError("--compare runs several variants; --resume and --save-point take one "
                          "run (drop --compare)")
@@ -219,10 +229,15 @@ def run_command(o: TrainOptions) -> None:
         resume = read_log(o.resume)
     obj = load(o.objective, o.at, o.params, seed=seed, dtype=dtype,
                method=o.method)
-    if o.method == MethodRequest.FD or not obj.traceable:
-        why = obj.why_untraceable or "--method fd"
-        raise InputError(f"train needs JAX derivatives of the objective, and {why}; "
-                         "write the objective with jax.numpy")
+    if o.method == MethodRequest.FD:
+        raise InputError("train needs JAX derivatives of the objective, and --method fd asks "
+                         "for finite differences; use --method auto or exact")
+    if not obj.traceable:  # exit 3 when JAX traces but cannot differentiate it, else 2
+        from hesscli.objective.bind import no_derivatives_error
+
+        raise no_derivatives_error(obj)(
+            f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
+            "it with jax.numpy (lax.scan for loops, no host callbacks)")
     curvature, _ = curvature_for(obj, MethodRequest.EXACT, devices=per_process)
     parallel = curvature.parallel
     if o.curvature_kind != "hessian" and o.curvature_on:  # the final verdict stays the Hessian's
@@ -242,6 +257,11 @@ def run_command(o: TrainOptions) -> None:
     if every is None and resume is not None:
         every = int(resume.header["config"].get("monitor_every", 0)) or None
     every = every or max(1, steps // 100)
+    from hesscli.budget import require, train_bytes
+
+    runs = len(o.compare.split(",")) if o.compare else 1
+    require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
+            f"{every}", "log less often (--monitor-every) or train for fewer --steps")
     options = optimizer_options(o)
     noise = o.noise_scale
     base = TrainConfig(optimizer=o.optimizer, options={}, lr=o.lr, noise=None,
@@ -341,7 +361,7 @@ class Runner:
                 atomic_write(Path(out), lambda fh: fh.write(text), mode="w")
             self.log = RunLog(Path(out), mode="a")
             return
-        self.log = RunLog(Path(out), mode="w")
+        self.log = RunLog(Path(out), mode="w" if self.o.force else "x")
         config = configs[0][1]
         extra: dict[str, Any] = {"start": self.start, "steps": config.steps}
         if len(configs) > 1:
@@ -372,8 +392,9 @@ class Runner:
                 where = " (nothing was logged: use --out FILE.jsonl to keep a run)"
             click.echo(f"interrupted at step {self.last_step}{where}", err=True)
             raise click.exceptions.Exit(130) from None
-        if self.log is not None:
-            self.log.close()
+        finally:
+            if self.log is not None:
+                self.log.close()  # releases the lock, whatever ended the run
         return summaries
 
     def run_one(self, label: str, config: Any, resume: Any, progress: Any) -> Any:

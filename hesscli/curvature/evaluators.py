@@ -31,7 +31,9 @@ class Values:
         self.objective = objective
         self.dtype = objective.dtype
         self.count = 0
-        self.batched = objective.traceable if batched is None else batched
+        if batched is None:
+            batched = objective.traceable or objective.values_traceable
+        self.batched = batched
         self._where = f"{objective.file.path.name}:{objective.file.function_name}"
         if self.batched:
             jax = jax_module()

@@ -14,11 +14,13 @@ chunks (``lax.map(..., batch_size=chunk)``): measured faster than
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, symmetrize
+from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
 from hesscli.vocab import Method
@@ -37,8 +39,12 @@ def hvp_batch_size(hvp_jitted: Any, example: Any, n: int) -> int:
     the activations and their tangents for every sample, and batches above 32
     fall out of cache and run 1.5–3× slower. So the batch is the power of two
     whose total working memory (XLA's memory analysis of one HVP) fits
-    ``HVP_BATCH_BYTES``, between 8 and 512.
+    ``HVP_BATCH_BYTES``, between 8 and 512. Up to n = 8 that rule gives n
+    whatever the measurement, so nothing is compiled to find it out (for a 2-D
+    problem the measuring compile was most of the work).
     """
+    if n <= 8:
+        return n
     try:
         mem = hvp_jitted.lower(example, example).compile().memory_analysis()
         per_hvp = int(mem.temp_size_in_bytes) + int(mem.output_size_in_bytes)
@@ -54,7 +60,13 @@ def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
     """An HVP ``(x, v) -> H(x) v`` for ``f`` and the mode used.
 
     Forward-over-reverse when ``f`` allows forward differentiation, otherwise
-    reverse-over-reverse (objectives with ``jax.custom_vjp``).
+    reverse-over-reverse (objectives with ``jax.custom_vjp``). Each mode is
+    checked on the form that is compiled later, the HVP under ``vmap`` (the
+    dense Hessian and the trace estimators batch it): the common ``custom_vjp``
+    idiom whose forward rule calls the primal lowers alone but not batched, so
+    checking the HVP alone would crash every dense command.
+    When neither mode can be lowered, :class:`ObjectiveError` (exit 3) says why
+    and points at finite differences.
     """
     jax = jax_module()
 
@@ -64,13 +76,26 @@ def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
     def rev_over_rev(x: Any, v: Any) -> Any:
         return jax.grad(lambda y: jax.numpy.vdot(jax.grad(f)(y), v))(x)
 
-    try:
-        # Lowering traces everything, including custom_vjp backward rules (which
-        # eval_shape does not reach): that is where forward mode is refused.
-        jax.jit(fwd_over_rev).lower(x_example, x_example)
-        return fwd_over_rev, "forward-over-reverse"
-    except TypeError:
-        return rev_over_rev, "reverse-over-reverse"
+    batch = jax.ShapeDtypeStruct((2, *x_example.shape), x_example.dtype)
+    failures = []
+    for hvp, mode in ((fwd_over_rev, "forward-over-reverse"),
+                      (rev_over_rev, "reverse-over-reverse")):
+        try:
+            # Lowering traces everything, including custom_vjp backward rules (which
+            # eval_shape does not reach): that is where forward mode is refused.
+            # the batched form (what the dense Hessian and the trace estimators compile);
+            # a mode that batches also runs alone, so one lowering serves both
+            jax.jit(jax.vmap(hvp, in_axes=(None, 0))).lower(x_example, batch)
+            return hvp, mode
+        except HesscliError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - JAX refuses a transformation
+            text = str(exc).strip().splitlines()[0] if str(exc) else ""
+            failures.append(f"{mode}: {type(exc).__name__}: {text[:160]}")
+    raise ObjectiveError(
+        "JAX cannot form Hessian-vector products of the objective ("
+        + "; ".join(failures) + "); use --method fd (finite differences)"
+    )
 
 
 def dense_from_hvp(hvp: Any, n: int, dtype: Any, chunk: int = DEFAULT_CHUNK) -> Any:
@@ -85,6 +110,47 @@ def dense_from_hvp(hvp: Any, n: int, dtype: Any, chunk: int = DEFAULT_CHUNK) -> 
         return jax.lax.map(column, jnp.arange(n), batch_size=min(chunk, n))
 
     return hessian
+
+
+@lru_cache(maxsize=32)
+def _linearizer(f: Any) -> Any:
+    """Jitted ``x -> Partial(v -> H(x) v)`` for a static ``f`` (or, for None, taking ``f``
+    as its first argument: a :class:`jax.tree_util.Partial` whose leaves are operands)."""
+    jax = jax_module()
+    if f is None:
+        return jax.jit(lambda f, x: jax.linearize(jax.grad(f), x)[1])
+    return jax.jit(lambda x: jax.linearize(jax.grad(f), x)[1])
+
+
+@lru_cache(maxsize=1)
+def _apply_linearized() -> Any:
+    jax = jax_module()
+    return jax.jit(lambda lin, x, v: lin(v))
+
+
+def linearized_hvp(f: Any, x: Any) -> Any:
+    """``(x, v) -> H(x) v`` at this one ``x``, from a single linearization of ∇f.
+
+    ``jax.linearize(grad f, x)`` runs the forward and backward pass once and
+    keeps what the tangent map needs (the activations and their derivatives);
+    every HVP after that is the tangent map alone. Returned as a
+    :class:`jax.tree_util.Partial` whose leaves are those residuals, so it can be
+    passed as an argument into compiled solver loops (which then never
+    recompute the primal, across calls and restarts) and called from the host
+    (one compiled program). The ``x`` it is called with is ignored: the point is
+    the one linearized here. Its structure is the same for every point of the
+    same shape, so programs taking it compile once.
+
+    ``f`` must allow forward-mode differentiation (``hvp_mode`` =
+    "forward-over-reverse"); a :class:`~jax.tree_util.Partial` ``f`` (the
+    sharded backend's) travels as an operand, keeping its data sharded.
+    """
+    jax = jax_module()
+    if isinstance(f, jax.tree_util.Partial):
+        lin = _linearizer(None)(f, x)
+    else:
+        lin = _linearizer(f)(x)
+    return jax.tree_util.Partial(_apply_linearized(), lin)
 
 
 class ExactCurvature(Curvature):

@@ -300,10 +300,12 @@ def hvp_mode(f: Any, operands: Any, example: Any) -> str:
     def fwd(ops: Any, x: Any, v: Any) -> Any:
         return _hvp(lambda y: f(ops, y), x, v, "forward-over-reverse")
 
+    batch = jax.ShapeDtypeStruct((2, *example.shape), example.dtype)
     try:
-        jax.jit(fwd).lower(abstract, example, example)
+        # batched, as the dense Hessian compiles it (custom_vjp may fail only there)
+        jax.jit(jax.vmap(fwd, in_axes=(None, None, 0))).lower(abstract, example, batch)
         return "forward-over-reverse"
-    except TypeError:
+    except (TypeError, ValueError, NotImplementedError):
         return "reverse-over-reverse"
 
 

@@ -48,6 +48,9 @@ class Objective:
     why_untraceable: str | None = None
     split: Split | None = None  # a model point: how to put the held parts back
     notes: tuple[str, ...] = ()
+    # JAX traces the function for values though not for derivatives (while_loop,
+    # host callbacks): finite differences may then evaluate it compiled and batched
+    values_traceable: bool = False
 
     @property
     def n(self) -> int:
@@ -258,8 +261,64 @@ def bind(
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's function failed
         raise ObjectiveError(f"{where} raised {describe_exception(exc)}") from exc
     check_scalar(out, where)
+    why = not_differentiable(obj.flat_fn, flat.shape, dtype)
+    if why is not None:
+        if method == "exact":
+            raise ObjectiveError(
+                f"--method exact: JAX cannot differentiate {where} ({why}); use --method fd "
+                "(finite differences) or --method auto"
+            )
+        # traceable but not differentiable: a black box for derivatives, as NumPy code is
+        obj = dataclasses.replace(obj, traceable=False,
+                                  why_untraceable=f"{NOT_DIFFERENTIABLE} ({why})",
+                                  values_traceable=batches(obj.flat_fn, flat.shape, dtype))
     check_split(obj)
     return obj
+
+
+NOT_DIFFERENTIABLE = "JAX cannot differentiate it"
+
+
+def no_derivatives_error(obj: Objective) -> type[HesscliError]:
+    """The error class for "this needs JAX's derivatives and ``obj`` has none".
+
+    JAX traces it but cannot differentiate it (``while_loop``, host callbacks): a
+    transformation JAX cannot apply to the objective, :class:`ObjectiveError`
+    (exit 3). Not JAX code at all (NumPy): the command does not fit the
+    objective, :class:`InputError` (exit 2).
+    """
+    why = obj.why_untraceable or ""
+    return ObjectiveError if why.startswith(NOT_DIFFERENTIABLE) else InputError
+
+
+def batches(fn: Any, shape: tuple[int, ...], dtype: str) -> bool:
+    """Whether ``vmap(fn)`` traces (a host callback without a ``vmap_method`` does not)."""
+    jax = jax_module()
+    try:
+        jax.eval_shape(jax.vmap(fn), jax.ShapeDtypeStruct((2, *shape), jax.numpy.dtype(dtype)))
+    except HesscliError:
+        raise
+    except Exception:  # noqa: BLE001 - evaluate it point by point instead
+        return False
+    return True
+
+
+def not_differentiable(fn: Any, shape: tuple[int, ...], dtype: str) -> str | None:
+    """Why JAX cannot take the gradient of ``fn`` (None when it can).
+
+    ``lax.while_loop`` and ``fori_loop`` with traced bounds refuse reverse mode,
+    host callbacks refuse every derivative; both only show when the gradient is
+    traced, which ``eval_shape`` of the gradient does without computing anything.
+    """
+    jax = jax_module()
+    try:
+        jax.eval_shape(jax.grad(fn), jax.ShapeDtypeStruct(shape, jax.numpy.dtype(dtype)))
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - JAX refuses the transformation
+        text = str(exc).strip().splitlines()[0] if str(exc) else ""
+        return f"{type(exc).__name__}: {text[:160]}"
+    return None
 
 
 def split_tolerance(dtype: str) -> float:

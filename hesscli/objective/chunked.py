@@ -11,6 +11,15 @@ losses are combined weighted by their sizes) or, failing that, a *sum* (chunk
 losses added). If neither matches ``objective`` at the point to within
 rounding, the option is refused with both numbers, since chunking a different
 function would analyze the wrong objective.
+
+Each chunk's loss is rematerialized (``jax.checkpoint``): without it the
+reverse pass through ``lax.map`` keeps every chunk's activations, all of them
+at once, and a gradient or HVP over chunks needed as much memory as one over
+all the data (measured: 67 MiB vs 65 MiB for the gradient, 135 vs 161 MiB for
+the HVP, 8192 samples in chunks of 256). With it, what is kept between chunks
+is the chunks' inputs, the rest is recomputed one chunk at a time (2.4 MiB and
+5.7 MiB there; a linearization of the gradient keeps only the inputs too), at
+the price of one more forward pass per chunk.
 """
 
 from __future__ import annotations
@@ -56,10 +65,12 @@ def chunked_loss(loss: Any, data: Any, chunk: int, combine: str) -> Any:
     jax = jax_module()
     n, full, rest, stacked, tail = split(data, chunk)
 
+    one = jax.checkpoint(loss)  # recompute a chunk's activations in the reverse pass
+
     def fn(params: Any) -> Any:
         total = 0.0
         if full:
-            parts = jax.lax.map(lambda batch: loss(params, batch), stacked)
+            parts = jax.lax.map(lambda batch: one(params, batch), stacked)
             total = parts.sum() * (chunk if combine == "mean" else 1)
         if rest:
             total = total + loss(params, tail) * (rest if combine == "mean" else 1)

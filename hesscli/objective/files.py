@@ -72,14 +72,17 @@ class ModelSplit:
 
 def model_split(module: ModuleType) -> ModelSplit | None:
     """The file's model split when it defines ``model``, ``output_loss`` and a pair
-    ``data = (inputs, targets)``; None when it defines none of ``model``/``output_loss``.
+    ``data = (inputs, targets)``; None when it defines no ``output_loss``.
 
-    Defining only one of the two functions, or a ``data`` that is not a pair,
-    is an :class:`ObjectiveError` naming what is missing.
+    ``output_loss`` is what declares a split: ``model`` alone is an ordinary name
+    in files that keep their network in it (a Flax module, an Equinox model) and
+    define ``objective`` themselves. An ``output_loss`` without a callable
+    ``model``, or a ``data`` that is not a pair, is an :class:`ObjectiveError`
+    naming what is missing.
     """
     model = getattr(module, "model", None)
     output_loss = getattr(module, "output_loss", None)
-    if model is None and output_loss is None:
+    if output_loss is None:
         return None
     name = Path(getattr(module, "__file__", "objective.py") or "objective.py").name
     missing = [k for k, v in (("model", model), ("output_loss", output_loss)) if not callable(v)]
@@ -250,8 +253,17 @@ def import_file(path: Path, overrides: Mapping[str, str]) -> tuple[ModuleType, d
     except HesscliError:
         raise
     except SyntaxError as exc:
+        if exc.lineno is None or "null bytes" in str(exc.msg):
+            raise ObjectiveError(
+                f"{path.name} is not Python source ({exc.msg}); is it the right file?"
+            ) from exc
         raise ObjectiveError(
             f"syntax error in {path.name} line {exc.lineno}: {exc.msg}"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ObjectiveError(
+            f"{path.name} is not Python source (not UTF-8 text: {exc.reason} at byte "
+            f"{exc.start}); is it the right file?"
         ) from exc
     except BaseException as exc:  # noqa: BLE001 - anything the user's file raises
         if isinstance(exc, KeyboardInterrupt):
@@ -290,8 +302,13 @@ def load_file(spec: str, overrides: Mapping[str, str] | None = None) -> Objectiv
         what = "is not callable" if fn is not None else "is not defined"
         listing = ", ".join(defined) if defined else "none"
         hint = closest(function_name, defined)
+        split_hint = (
+            " (or, with its model, define output_loss(outputs, targets) and "
+            "data = (inputs, targets) for a model split)"
+            if name is None and callable(getattr(module, "model", None)) else ""
+        )
         raise ObjectiveError(
             f"{path.name}: {function_name!r} {what}{hint}; functions defined there: {listing}. "
-            f"Name one with {path.name}:NAME"
+            f"Name one with {path.name}:NAME{split_hint}"
         )
     return ObjectiveFile(spec, path, function_name, fn, module, parameters)

@@ -18,9 +18,8 @@ order of every flat vector hesscli reports (``escape.direction``,
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,9 @@ from typing import Any
 import numpy as np
 
 from hesscli.errors import InputError
+from hesscli.files import atomic_write, read_regular
+
+__all__ = ["atomic_write", "read_point", "read_point_file", "write_point"]
 
 FILE_SUFFIXES = (".npy", ".npz", ".json", ".txt", ".csv")
 WRITE_SUFFIXES = FILE_SUFFIXES + (".msgpack", ".safetensors", ".eqx")
@@ -68,18 +70,74 @@ def _from_json(obj: Any, where: str) -> Any:
     return _finite(array, where)
 
 
-def read_point_file(path: Path) -> Any:
+BYTES_PER_ENTRY = 64  # a number as text with its separator takes at most about 25
+MIN_LIMIT = 1 << 20  # headers, whitespace and tiny points
+UNKNOWN_LIMIT = 1 << 30  # no default point to size against
+
+
+def size_limit(n: int | None) -> int:
+    """The largest point file read for ``n`` parameters (None: unknown n).
+
+    Proportionate to n, so that a wrong file (a log, a dataset, ``/dev/zero``
+    behind a symlink) is refused at once instead of being read into memory.
+    """
+    return UNKNOWN_LIMIT if n is None else MIN_LIMIT + BYTES_PER_ENTRY * n
+
+
+def _npz_members(data: bytes, name: str, limit: int) -> None:
+    """Refuse an archive whose members would unpack to more than ``limit`` bytes."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        total = sum(info.file_size for info in archive.infolist())
+        for info in archive.infolist():
+            if info.filename.endswith(".npy"):
+                with archive.open(info) as member:
+                    _npy_header(member, f"{name}[{info.filename[:-4]}]", limit)
+    if total > limit:
+        raise InputError(f"point file {name!r} unpacks to {total} bytes, more than the "
+                         f"{limit} a point of this size can take; is it the right file?")
+
+
+def _npy_header(fh: Any, name: str, limit: int) -> None:
+    """Refuse a ``.npy`` stream whose header declares more data than ``limit`` bytes.
+
+    A few header bytes can declare terabytes (``shape: (10**12,)``); NumPy would
+    allocate all of it before noticing that the data is missing.
+    """
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(fh)
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise InputError(f"{name}: not a .npy array ({str(exc).splitlines()[0][:80]})") from None
+    declared = int(np.prod(shape, dtype=np.float64)) * max(int(dtype.itemsize), 1)
+    if declared > limit:
+        raise InputError(f"{name}: declares an array of shape {tuple(shape)} ({declared} "
+                         f"bytes), more than a point of this size can take; is it the right "
+                         "file?")
+
+
+def read_point_file(path: Path, n: int | None = None) -> Any:
+    """Read a point file; ``n`` (when known) bounds the size read (:func:`size_limit`)."""
     suffix = path.suffix.lower()
     name = str(path)
-    if not path.exists():
-        raise InputError(f"point file {name!r} does not exist")
+    if suffix not in FILE_SUFFIXES:
+        if not path.exists():
+            raise InputError(f"point file {name!r} does not exist")
+        raise InputError(
+            f"point file {name!r}: unknown format {suffix!r}; use one of "
+            f"{', '.join(WRITE_SUFFIXES)} or an orbax checkpoint directory"
+        )
+    limit = size_limit(n)
+    data = read_regular(path, "point file", limit)
     try:
         if suffix == ".npy":
-            with open(path, "rb") as fh:
-                if fh.read(6) != b"\x93NUMPY":
-                    raise InputError(f"{name}: not a .npy file (corrupt, or another format)")
+            if data[:6] != b"\x93NUMPY":
+                raise InputError(f"{name}: not a .npy file (corrupt, or another format)")
+            _npy_header(io.BytesIO(data), name, limit)
             try:
-                return _finite(np.load(path, allow_pickle=False), name)
+                return _finite(np.load(io.BytesIO(data), allow_pickle=False), name)
             except ValueError as exc:
                 if "pickle" in str(exc).lower():
                     raise InputError(
@@ -88,8 +146,9 @@ def read_point_file(path: Path) -> Any:
                     ) from None
                 raise
         if suffix == ".npz":
+            _npz_members(data, name, limit)
             try:
-                with np.load(path, allow_pickle=False) as archive:
+                with np.load(io.BytesIO(data), allow_pickle=False) as archive:
                     flat = {key: _finite(archive[key], f"{name}[{key}]") for key in archive.files}
             except ValueError as exc:
                 if "pickle" in str(exc).lower():
@@ -103,22 +162,25 @@ def read_point_file(path: Path) -> Any:
                 return flat["arr_0"]
             return nest(flat, name)
         if suffix == ".json":
-            with open(path, encoding="utf-8") as fh:
-                return _from_json(json.load(fh), name)
-        if suffix in (".txt", ".csv"):
-            text = path.read_text(encoding="utf-8")
-            delimiter = "," if "," in text else None
-            array = np.loadtxt(path, delimiter=delimiter, ndmin=1, dtype=np.float64)
-            return _finite(array, name)
+            return _from_json(json.loads(data.decode("utf-8")), name)
+        text = data.decode("utf-8")
+        if not text.strip():
+            raise InputError(f"point file {name!r} is empty")
+        delimiter = "," if "," in text else None
+        array = np.loadtxt(io.StringIO(text), delimiter=delimiter, ndmin=1, dtype=np.float64)
+        return _finite(array, name)
     except InputError:
         raise
-    except (OSError, ValueError, json.JSONDecodeError, zipfile.BadZipFile, EOFError) as exc:
+    except RecursionError:
+        raise InputError(f"cannot read point file {name!r}: nested too deeply for a point "
+                         "(lists inside lists beyond any parameter's rank)") from None
+    except UnicodeDecodeError:
+        raise InputError(f"cannot read point file {name!r}: not UTF-8 text (a {suffix} point "
+                         "is text)") from None
+    except (OSError, ValueError, json.JSONDecodeError, zipfile.BadZipFile, EOFError,
+            KeyError, TypeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot read point file {name!r}: {detail}") from None
-    raise InputError(
-        f"point file {name!r}: unknown format {suffix!r}; use one of "
-        f"{', '.join(WRITE_SUFFIXES)} or an orbax checkpoint directory"
-    )
 
 
 def parse_literal(text: str) -> np.ndarray | None:
@@ -151,6 +213,11 @@ def read_point(spec: str, template: Any | None, seed: int, like: Any | None = No
         return select(tree, sub or "", f"--at {spec}")
 
     word = spec.strip().lower()
+    if not word:
+        raise InputError(
+            f"--at {spec!r}: the point is empty; give a point file, a list of numbers like "
+            "1,2.5,-3, 'zeros' or 'random'"
+        )
     if word in ("zeros", "random"):
         if template is None:
             raise InputError(
@@ -167,10 +234,15 @@ def read_point(spec: str, template: Any | None, seed: int, like: Any | None = No
     path = Path(spec)
     if path.suffix.lower() in WRITE_SUFFIXES and not path.exists():
         raise InputError(f"point file {spec!r} does not exist")
+    if path.exists() and not (path.is_dir() or path.is_file()):
+        read_regular(path, "point file", 0)  # a FIFO or a device: refused, never read
     if is_checkpoint(path):
         return read_checkpoint(path, like)
     if path.suffix.lower() in FILE_SUFFIXES or path.exists():
-        return read_point_file(path)
+        n = None
+        if template is not None:
+            n = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(template))
+        return read_point_file(path, n)
     literal = parse_literal(spec)
     if literal is None:
         raise InputError(
@@ -178,36 +250,6 @@ def read_point(spec: str, template: Any | None, seed: int, like: Any | None = No
             "checkpoint directory), a list of numbers like 1,2.5,-3, 'zeros' or 'random'"
         )
     return literal
-
-
-def _file_mode(path: Path) -> int:
-    """The existing file's permissions, else 0666 minus the umask (as ``open`` would)."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
-    """Write via ``write(fh)`` to a temporary file beside ``path``, then rename it."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-        os.chmod(tmp, _file_mode(path))  # mkstemp creates 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_point(path: Path, tree: Any, params: Any | None = None) -> None:

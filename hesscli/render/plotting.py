@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hesscli.errors import InputError
-from hesscli.objective.points import atomic_write
+from hesscli.files import atomic_write
 
 FORMATS = (".png", ".svg")
 
@@ -52,9 +52,9 @@ def check_plot_path(path: Path | str) -> Path:
         raise InputError(
             f"--plot {str(path)!r}: unknown image format {path.suffix!r}; use .png or .svg"
         )
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"--plot {str(path)!r}: folder {str(folder)!r} does not exist")
+    from hesscli.files import check_output
+
+    check_output(path, "--plot")
     require_matplotlib()
     return path
 

@@ -42,6 +42,8 @@ class TrainProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None and not issubclass(exc[0], KeyboardInterrupt):
+            self.progress.live.transient = True  # an error ends the run: its line stands alone
         self.progress.__exit__(*exc)
 
     def start_task(self, label: str, total: int, done: int) -> None:

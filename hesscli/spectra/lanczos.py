@@ -41,16 +41,18 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from hesscli.curvature.base import OperatorAt
+from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import eps, jax_module
+from hesscli.spectra.progress import OnProgress, Progress, report, sink
 from hesscli.vocab import Eigensolver
 
 BLOCK = 16  # rows of the basis projected per inner iteration
 CHECK_EVERY = 4  # Lanczos steps between convergence checks on the host
 BASIS_BUDGET = 1 << 30  # bytes of Lanczos basis allowed (caps the number of steps)
 MAX_STEPS = 400
+ARPACK_REPORT_EVERY = 10  # HVPs between progress reports of ARPACK (it says nothing else)
 
 
 def default_rtol(dtype: str) -> float:
@@ -417,6 +419,8 @@ def tridiag_eigh(alpha: np.ndarray, beta: np.ndarray, j: int) -> tuple[np.ndarra
     b = np.asarray(beta[: j - 1], dtype=np.float64)
     if j == 1:
         return a.copy(), np.ones((1, 1))
+    import scipy.linalg  # here, not at import: the dense path of a small problem never needs it
+
     return scipy.linalg.eigh_tridiagonal(a, b)
 
 
@@ -436,7 +440,7 @@ def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
     max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
     basis_sharding: Any = None, shards: int = 1, target: Target | None = None,
-    progress: Any = None,
+    progress: OnProgress | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by Lanczos (see module docstring).
 
@@ -449,17 +453,21 @@ def lanczos_extremes(
     the wanted ends meet the target, or after ``max_steps``
     (default: :func:`max_steps_for`). ``basis_sharding`` (with ``shards``, the
     devices it splits n over): where the basis lives, for parameter-sharded
-    vectors; the memory budget is then per device. ``progress``, when given, is
-    called after every convergence check with ``{hvps, restarts, bound_min,
-    bound_max}`` (the residual estimates of each end).
+    vectors; the memory budget is then per device. ``progress`` (or, when None,
+    the sink of :func:`hesscli.spectra.progress.reporting`) gets a
+    :class:`~hesscli.spectra.progress.Progress` after every convergence check:
+    HVPs so far, each end's Ritz value and residual estimate, the target.
     """
     n = int(np.size(x))
     target = target if target is not None else Target.residual(dtype, rtol)
+    xj = np.asarray(x, dtype=dtype)
+    if f is not None and not isinstance(f, OperatorAt):  # a Hessian: linearize ∇f here
+        # one linearization of ∇f at x serves every step and residual check
+        hvp_fn, f = linearized_hvp(f, xj), None
     m = max_steps_for(n, dtype, max_steps, shards if basis_sharding is not None else 1)
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
     extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
     # NumPy inputs: eager JAX ops (zeros, .at[].set) would each compile
-    xj = np.asarray(x, dtype=dtype)
     basis = np.zeros((rows, n), dtype)
     basis[0] = start_vector(n, seed)
     if basis_sharding is not None:
@@ -486,10 +494,12 @@ def lanczos_extremes(
             before = end_values(theta, min(k, j))
         min_ok, max_ok = judge(theta, est, k, target, n, dtype, before)
         before = end_values(theta, min(k, j))
-        if progress is not None:
-            kk = min(k, j)
-            progress({"hvps": j, "restarts": 0, "bound_min": float(np.max(est[:kk])),
-                      "bound_max": float(np.max(est[j - kk:]))})
+        kk = min(k, j)
+        report(progress, Progress(
+            solver="lanczos", hvps=j, lambda_min=float(theta[0]), lambda_max=float(theta[-1]),
+            bound_min=float(np.max(est[:kk])), bound_max=float(np.max(est[j - kk:])),
+            target=target.rtol * (float(np.max(np.abs(theta))) or 1.0),
+        ))
         if hvps_min is None and min_ok:
             hvps_min = j
         if hvps_max is None and max_ok:
@@ -512,26 +522,30 @@ def lanczos_extremes(
 def arpack_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
     max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
-    target: Target | None = None,
+    target: Target | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """The same as :func:`lanczos_extremes` by ARPACK, each end separately.
 
     ``eigsh(which="LA")`` then ``which="SA"``, ``tol=rtol`` (ARPACK's own
     criterion is relative to each Ritz value, so residuals are recomputed
     here against ``rtol·max|λ|`` like Lanczos'), same seeded start vector.
-    ``hvp_fn`` may be any callable ``(x, v) -> Hv`` (NumPy or JAX); ``f`` is
-    unused (each matvec is a separate call).
+    ``hvp_fn`` may be any callable ``(x, v) -> Hv`` (NumPy or JAX); with ``f``
+    the gradient is linearized once at x and every product reuses it.
     """
-    del f
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     n = int(np.size(x))
     target = target if target is not None else Target.residual(dtype, rtol)
     xj = np.asarray(x, dtype=dtype)
+    if f is not None and not isinstance(f, OperatorAt):  # a Hessian: linearize ∇f here
+        hvp_fn = linearized_hvp(f, xj)
     count = [0]
+    listener = sink(progress)
 
     def matvec(v: np.ndarray) -> np.ndarray:
         count[0] += 1
+        if listener is not None and count[0] % ARPACK_REPORT_EVERY == 0:
+            listener(Progress(solver="arpack", hvps=count[0]))
         return np.asarray(hvp_fn(xj, np.asarray(v, dtype=dtype).reshape(-1)), dtype=np.float64)
 
     op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)

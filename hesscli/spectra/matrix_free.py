@@ -24,7 +24,6 @@ instead (a Ritz value bounds λmin from above and λmax from below) and say
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
 from hesscli.spectra.lanczos import SOLVERS, Extremes, Target, max_steps_for
+from hesscli.spectra.progress import OnProgress, sink
 from hesscli.spectra.spectrum import Spectrum, fix_sign
 from hesscli.vocab import Dtype, Eigensolver, EigensolverRequest, Ends, Path, words
 
@@ -91,16 +91,17 @@ def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: i
 def extremes_of(
     curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "auto",
     rtol: float | None = None, max_steps: int | None = None, ends: str = "both",
-    target: Target | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
+    target: Target | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """Run the chosen eigensolver (:func:`choose_solver`) on the backend's HVP at ``x``.
 
     ``target`` defaults to :meth:`Target.residual` with ``rtol`` (the residual
     criterion); ``analyze`` and ``spectrum`` pass :meth:`Target.verdict`.
     ``ends`` = both|min|max: which ends must meet it (the other is still
-    reported). ``progress`` is called by both Lanczos solvers with ``{hvps,
-    restarts, bound_min, bound_max}`` (per restart cycle / per check; see
-    :func:`hesscli.spectra.restarted.restarted_extremes`); ARPACK ignores it.
+    reported). ``progress`` (None: the sink installed by
+    :func:`hesscli.spectra.progress.reporting`, if any) gets a
+    :class:`~hesscli.spectra.progress.Progress` per restart cycle (restarted),
+    per convergence check (full basis) or every few products (ARPACK).
     """
     if k < 1:
         raise InputError(f"--k must be at least 1; got {k}")
@@ -122,12 +123,12 @@ def extremes_of(
         from hesscli.spectra.restarted import restarted_extremes
 
         ex = restarted_extremes(hvp_fn, x, k, basis_sharding=sharding, shards=shards,
-                                progress=progress, **common)
+                                progress=sink(progress), **common)
     elif chosen == EigensolverRequest.LANCZOS:
         ex = SOLVERS["lanczos"](hvp_fn, x, k, basis_sharding=sharding, shards=shards,
                                 progress=progress, **common)
     else:
-        ex = SOLVERS["arpack"](hvp_fn, x, k, **common)
+        ex = SOLVERS["arpack"](hvp_fn, x, k, progress=progress, **common)
     import dataclasses
 
     return dataclasses.replace(ex, choice=reason)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.layout import Layout
@@ -119,6 +118,8 @@ def spectrum_at(
             return PointSpectrum(dense_spectrum(curvature, x, layout), choice)
         hess = curvature.hessian(x)
         ensure_finite(hess.matrix, "Hessian", layout)
+        import scipy.linalg
+
         lam = scipy.linalg.eigh(hess.matrix, eigvals_only=True, check_finite=False)
         empty = np.zeros(0)
         return PointSpectrum(

@@ -43,13 +43,14 @@ residuals ``‖Hy − θy‖``, not the Lanczos estimates.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from hesscli.curvature.base import OperatorAt
+from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import jax_module
 from hesscli.spectra.lanczos import (
     BASIS_BUDGET,
@@ -61,6 +62,7 @@ from hesscli.spectra.lanczos import (
     split_operator,
     start_vector,
 )
+from hesscli.spectra.progress import OnProgress, Progress
 from hesscli.vocab import Eigensolver
 
 CHECK_EVERY = 2  # steps between convergence tests inside the loop (an m×m eigh each)
@@ -122,20 +124,21 @@ def restarted_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, target: Target | None = None,
     rtol: float | None = None, max_steps: int | None = None, dtype: str = "float64",
     f: Any = None, ends: str = "both", basis_sharding: Any = None, shards: int = 1,
-    basis: int | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
+    basis: int | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by thick-restart Lanczos.
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP (or a :class:`jax.tree_util.Partial`);
-    ``f``, when given, the flat objective whose gradient is linearized once per
-    compiled call (see :func:`hesscli.spectra.lanczos.operator_at`). ``target``
+    ``f``, when given, the flat objective whose gradient is linearized once at x
+    (:func:`hesscli.curvature.exact.linearized_hvp`) for the whole solve. ``target``
     says when to stop (default: :meth:`Target.residual` with ``rtol``);
     ``max_steps`` is the HVP budget of the loop (default :data:`MAX_HVPS`);
     ``ends`` = both|min|max which ends must meet the target; ``basis`` the
     basis size m (default :func:`basis_size`). ``progress``, when given, is
     called from inside the compiled loop (``jax.debug.callback``) at every
-    convergence test with ``{hvps, restarts, bound_min, bound_max}`` (the
-    current error measure of each end); the solve stays one compiled call.
+    convergence test with a :class:`~hesscli.spectra.progress.Progress` (HVPs,
+    restarts, each end's Ritz value and error measure, the target); the solve
+    stays one compiled call.
     """
     if ends not in ENDS:
         raise ValueError(f"ends must be one of {', '.join(ENDS)}; got {ends!r}")
@@ -145,9 +148,12 @@ def restarted_extremes(
     budget = int(max_steps) if max_steps is not None else MAX_HVPS
     budget = max(budget, 2 * k + 2)
     rows = size.m + 1
+    xj = np.asarray(x, dtype=dtype)
+    if f is not None and not isinstance(f, OperatorAt):  # a Hessian: linearize ∇f here
+        # one linearization of ∇f at x serves every step, restart and residual check
+        hvp_fn, f = linearized_hvp(f, xj), None
     run = restarted_kernel(hvp_fn, f, n, dtype, rows, size.m, size.keep, k, ENDS[ends],
                            basis_sharding is None, progress is not None)
-    xj = np.asarray(x, dtype=dtype)
     v = np.zeros((rows, n), dtype)
     v[0] = start_vector(n, seed)
     if basis_sharding is not None:
@@ -196,7 +202,7 @@ def restarted_extremes(
 
 
 def _advance(run: Any, x: np.ndarray, state: Any, budget: int, params: np.ndarray,
-             progress: Callable[[dict[str, Any]], None] | None) -> Any:
+             progress: OnProgress | None) -> Any:
     """Run the compiled loop until it stops or the budget ends; ``progress`` (if any)
     receives the loop's reports while it runs."""
     global _PROGRESS
@@ -211,14 +217,19 @@ def _advance(run: Any, x: np.ndarray, state: Any, budget: int, params: np.ndarra
     return state
 
 
-_PROGRESS: Callable[[dict[str, Any]], None] | None = None
+_PROGRESS: OnProgress | None = None
 
 
-def _report(hvps: Any, restarts: Any, bmin: Any, bmax: Any) -> None:
+def _report(hvps: Any, restarts: Any, bmin: Any, bmax: Any, lo: Any, hi: Any,
+            rtol: Any) -> None:
     """Host side of the loop's progress callback (see :func:`restarted_extremes`)."""
     if _PROGRESS is not None:
-        _PROGRESS({"hvps": int(hvps), "restarts": int(restarts), "bound_min": float(bmin),
-                   "bound_max": float(bmax)})
+        lo, hi = float(lo), float(hi)
+        _PROGRESS(Progress(
+            solver="thick-restart lanczos", hvps=int(hvps), restarts=int(restarts),
+            lambda_min=lo, lambda_max=hi, bound_min=float(bmin), bound_max=float(bmax),
+            target=float(rtol) * max(abs(lo), abs(hi)),
+        ))
 
 
 def _wanted(converged: np.ndarray, k: int, ends: str) -> np.ndarray:
@@ -410,7 +421,8 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
                 beta = t[j, j - 1]
                 min_ok, max_ok, bmin, bmax, now = judge(theta, s, beta, j, params, hist[1])
                 if report:  # progress: a host callback that does not stop the loop
-                    jax.debug.callback(_report, hvps, restarts, bmin, bmax)
+                    jax.debug.callback(_report, hvps, restarts, bmin, bmax, theta[0],
+                                       theta[j - 1], params[0])
                 hist = jnp.stack([now, hist[0]])
                 hmin = jnp.where((hmin < 0) & min_ok, hvps, hmin)
                 hmax = jnp.where((hmax < 0) & max_ok, hvps, hmax)

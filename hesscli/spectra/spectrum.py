@@ -6,6 +6,9 @@ what is known of their accuracy. The dense path computes all eigenvalues with
 one tridiagonalization but eigenvectors only for the two ends it reports on
 (:func:`eigvals_and_end_vectors`): a full ``eigh`` costs twice ``eigvalsh`` at
 n = 4000.
+Below :data:`SMALL_DENSE` a full ``numpy.linalg.eigh`` is a millisecond and
+spares the process the import of SciPy's LAPACK wrappers (about a quarter of a
+second, more than the whole answer takes for a 2-D problem).
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
-import scipy.linalg.lapack
 
 from hesscli.curvature.base import Curvature, Kinks, ensure_finite
 from hesscli.objective.layout import Layout
 from hesscli.vocab import Path
+
+SMALL_DENSE = 256  # up to this n the dense eigen-solve is numpy.linalg.eigh (no SciPy import)
 
 
 @dataclass(frozen=True)
@@ -110,12 +113,20 @@ def eigvals_and_end_vectors(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     the O(n³) work once; all eigenvalues of ``T`` cost O(n²), its two end
     eigenvectors O(n) each, and mapping them back through the reflectors
     O(n²). A full ``eigh`` would also back-transform all n eigenvectors
-    (about twice the time of eigenvalues only at n = 4000).
+    (about twice the time of eigenvalues only at n = 4000). Up to
+    :data:`SMALL_DENSE` a full ``numpy.linalg.eigh`` is used instead: as fast
+    there, and it needs no SciPy.
     """
     a = np.array(matrix, dtype=np.float64, order="F")
     n = a.shape[0]
     if n == 1:
         return a[0].copy(), np.ones(1), np.ones(1)
+    if n <= SMALL_DENSE:
+        eigenvalues, vectors = np.linalg.eigh(a)
+        return distinct_ends(eigenvalues, vectors[:, 0].copy(), vectors[:, -1].copy())
+    import scipy.linalg
+    import scipy.linalg.lapack
+
     # The default workspace (n) forces LAPACK's unblocked reduction, 2× slower at
     # n = 4000; ask for the optimal (blocked) size first.
     work, _ = scipy.linalg.lapack.dsytrd_lwork(n, lower=1)
@@ -135,7 +146,15 @@ def eigvals_and_end_vectors(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray,
         v = np.concatenate(([1.0], c[i + 2 :, i]))
         block = z[i + 1 :]
         block -= tau[i] * np.outer(v, v @ block)
-    vmin, vmax = z[:, 0], z[:, 1]
+    return distinct_ends(eigenvalues, z[:, 0], z[:, 1])
+
+
+def distinct_ends(
+    eigenvalues: np.ndarray, vmin: np.ndarray, vmax: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(eigenvalues, vmin, vmax)``, with ``vmax`` made orthogonal to ``vmin`` when all
+    eigenvalues are equal (then every vector is an eigenvector)."""
+    n = vmin.size
     if eigenvalues[-1] - eigenvalues[0] <= 4 * n * np.finfo(np.float64).eps * max(
         abs(eigenvalues[0]), abs(eigenvalues[-1])
     ):

@@ -25,7 +25,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import jax
 import numpy as np
@@ -87,24 +87,30 @@ def header_line(objective: str, n: int, config: TrainConfig, extra: dict[str, An
 
 
 class RunLog:
-    """Appends records to a JSONL file, one whole line per write, flushed."""
+    """Appends records to a JSONL file, one whole line per write (see :class:`LineLog`).
 
-    def __init__(self, path: Path, mode: str = "w") -> None:
+    ``mode`` is ``"x"`` (create; an existing file is refused), ``"w"`` (overwrite,
+    for ``--force``) or ``"a"`` (append, for ``--resume``). The file is locked for
+    the whole run, so a second ``train --out`` on it is refused instead of
+    interleaving lines; a full disk stops the run with the complete lines kept.
+    """
+
+    def __init__(self, path: Path, mode: str = "x") -> None:
+        from hesscli.files import LineLog
+
         self.path = Path(path)
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if not folder.is_dir():
-            raise InputError(f"--out {str(path)!r}: folder {str(folder)!r} does not exist")
-        self.fh: IO[str] = open(self.path, mode, encoding="utf-8")  # noqa: SIM115
-        self.lines = 0
+        self._log = LineLog(self.path, {"x": "new", "w": "overwrite", "a": "append"}[mode],
+                            option="--out")
+
+    @property
+    def lines(self) -> int:
+        return self._log.lines
 
     def write(self, line: dict[str, Any]) -> None:
-        text = json.dumps(_clean(line), allow_nan=False) + "\n"
-        self.fh.write(text)
-        self.fh.flush()
-        self.lines += 1
+        self._log.write(json.dumps(_clean(line), allow_nan=False))
 
     def close(self) -> None:
-        self.fh.close()
+        self._log.close()
 
 
 @dataclass
@@ -121,10 +127,13 @@ class ResumePoint:
 
 def read_log(path: Path) -> ResumePoint:
     """Parse a run log and find the last state record (for ``--resume``)."""
+    from hesscli.files import read_regular
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"--resume {str(path)!r}: no such file")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    data = read_regular(path, "--resume", None)  # a FIFO or device is refused, not read
+    lines = data.decode("utf-8", errors="replace").splitlines()
     parsed: list[tuple[str, dict[str, Any]]] = []
     torn = 0
     for i, text in enumerate(lines):

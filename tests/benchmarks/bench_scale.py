@@ -1,21 +1,31 @@
-"""Matrix-free curvature at scale: hesscli vs PyHessian and hessian-eigenthings.
+"""Matrix-free curvature at scale: whole processes against PyHessian on the same network.
 
-The network is the built-in ``mlp`` problem (tanh, 32 inputs, 16 outputs, 256
-samples, MSE summed over outputs, mean over samples): ``width=2048`` has
-100 368 parameters, ``width=20480`` has 1 003 536. The same weights and data go
-into an identical float64 PyTorch model for PyHessian (``eigenvalues()``, power
-iteration) and hessian-eigenthings (``power_iteration_one``, its ``lanczos``).
+The issue's table (``make bench BENCH=scale``): per network and size, one fresh
+``hesscli analyze NET -p width=W --format json`` process (default settings, both
+ends; and ``--ends max --rtol 1e-4`` when the option exists) and one fresh
+process running PyHessian's default top eigenvalue (``eigenvalues()``: power
+iteration, maxIter 100, tol 1e-3) on the identical float64 PyTorch network
+(same weights, same data), each with wall and CPU time, peak resident memory
+(the child's own ``ru_maxrss``), HVPs per end (from the analyze notes), and the
+*achieved* error of each end against ARPACK at tol 1e-12 (cached in
+``bench-results/``: the networks and the point are seeded). Also the HVP cost as
+a ratio to one gradient (``jvp(grad)`` and the linearized HVP the solvers use).
 
-Measured, per size: HVP cost as a ratio to one gradient (JAX ``jvp(grad)`` and
-the linearized HVP hesscli's Lanczos uses; torch double-backward); time and
-HVPs to λmax and to λmin; the *achieved* error against ARPACK at tol 1e-10
-(not the stopping tolerance); and whole-process time of ``hesscli analyze`` vs
-a fresh-process PyHessian script. Torch, pyhessian and hessian-eigenthings are
-benchmark-only (``pip install torch==2.13.0``, ``pip install --no-deps
-pyhessian hessian-eigenthings``); without them those columns are skipped.
+Networks: the built-in ``mlp`` (tanh, 32 inputs, 16 outputs, 256 samples, summed
+squared error, mean over samples; n = 49·width + 16: width 2048 ≈ 10⁵, 20480 ≈
+10⁶) and ``softmax_mlp.py`` beside this file (tanh, 32 inputs, 10 classes, mean
+cross-entropy; n = 43·width + 10: 2325 ≈ 10⁵, 23255 ≈ 10⁶). ``BENCH_SCALE_ROWS``
+picks rows (``mlp:2048,softmax:2325``); each row is saved on its own
+(``bench-results/scale_row_*.json``) so sizes can run one at a time, and the
+final table shows every row measured so far. Compare ratios (÷ PyHessian, the
+two processes run back to back), not seconds: the machine is shared.
 
-``BENCH_SCALE_WIDTHS=2048`` (comma list) picks the sizes. Timings on a shared
-machine are noisy: the load average is recorded with the results.
+``BENCH_SCALE_DETAIL=1`` runs the older in-process comparison instead (Lanczos
+at several rtol, ARPACK, PyHessian and hessian-eigenthings at several
+tolerances; sizes from ``BENCH_SCALE_WIDTHS``). Torch, pyhessian and
+hessian-eigenthings are benchmark-only (``pip install torch==2.13.0``, ``pip
+install --no-deps pyhessian hessian-eigenthings``); without them those columns
+are skipped.
 """
 
 from __future__ import annotations
@@ -72,23 +82,28 @@ def jax_costs(obj: Any, cur: Any) -> dict[str, float]:
             "hvp_over_grad": hvp / grad, "linearized_hvp_over_grad": linear / grad}
 
 
-def reference(cur: Any, x: np.ndarray) -> dict[str, float]:
-    """λmax and λmin by ARPACK at tol 1e-10 (the yardstick for achieved errors)."""
+def reference(cur: Any, x: np.ndarray, tol: float = 1e-10) -> dict[str, float]:
+    """λmax and λmin by ARPACK at ``tol`` (the yardstick for achieved errors), over the
+    HVP linearized once at x (the same products, computed faster)."""
     from scipy.sparse.linalg import LinearOperator, eigsh
+
+    from hesscli.curvature.exact import linearized_hvp
 
     n = x.size
     count = [0]
+    xj = np.asarray(x, dtype=cur.dtype)
+    hvp = linearized_hvp(cur.f, xj) if cur.hvp_mode == "forward-over-reverse" else cur.hvp_fn
 
     def mv(v: np.ndarray) -> np.ndarray:
         count[0] += 1
-        return np.asarray(cur.hvp_fn(x, v), dtype=np.float64)
+        return np.asarray(hvp(xj, np.asarray(v, dtype=cur.dtype)), dtype=np.float64)
 
     op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
     v0 = np.random.default_rng(123).standard_normal(n)
     out: dict[str, float] = {}
     for which, name in (("LA", "lambda_max"), ("SA", "lambda_min")):
         start, before = time.perf_counter(), count[0]
-        val = eigsh(op, k=1, which=which, tol=1e-10, v0=v0, ncv=40, maxiter=5000,
+        val = eigsh(op, k=1, which=which, tol=tol, v0=v0, ncv=40, maxiter=5000,
                     return_eigenvectors=False)
         out[name] = float(val[0])
         out[f"{name}_hvps"] = count[0] - before
@@ -141,13 +156,17 @@ def hesscli_runs(cur: Any, x: np.ndarray, ref: dict[str, float]) -> list[dict[st
 # ------------------------------------------------------------------ torch side
 
 
-def save_network(obj: Any, path: Path) -> None:
+def save_network(obj: Any, path: Path, kind: str = "mse") -> None:
     """Weights and data for the torch worker (a separate process: JAX's and torch's
-    thread pools in one process slowed torch by an order of magnitude)."""
+    thread pools in one process slowed torch by an order of magnitude).
+
+    ``kind``: "mse" (the built-in mlp: summed squared error, mean over samples) or
+    "ce" (softmax cross-entropy over integer labels, mean over samples)."""
     params = obj.unravel(obj.x)
     # the problem's data arrays may be float32: the same values, widened
-    X, Y = (np.array(a, dtype=np.float64) for a in obj.file.data)
-    np.savez(path, X=X, Y=Y, w1=np.asarray(params["hidden"]["w"]),
+    X = np.array(obj.file.data[0], dtype=np.float64)
+    Y = np.array(obj.file.data[1], dtype=np.float64 if kind == "mse" else np.int64)
+    np.savez(path, kind=kind, X=X, Y=Y, w1=np.asarray(params["hidden"]["w"]),
              b1=np.asarray(params["hidden"]["b"]), w2=np.asarray(params["head"]["w"]),
              b2=np.asarray(params["head"]["b"]))
 
@@ -169,8 +188,10 @@ def torch_model(path: Path) -> tuple[Any, Any, Any]:
         model[2].weight.copy_(torch.from_numpy(w2.T.copy()))
         model[2].bias.copy_(torch.from_numpy(b2))
 
-    def criterion(out: Any, y: Any) -> Any:
+    def mse(out: Any, y: Any) -> Any:
         return ((out - y) ** 2).sum(-1).mean()
+
+    criterion = mse if str(z["kind"]) == "mse" else torch.nn.CrossEntropyLoss()
 
     return model, criterion, (torch.from_numpy(X), torch.from_numpy(Y))
 
@@ -441,8 +462,10 @@ def one_size(width: int, with_torch: bool) -> dict[str, Any]:
             "reference": ref, "runs": rows, "goals": g}
 
 
-def main() -> dict[str, Any]:
-    widths = [int(w) for w in os.environ.get("BENCH_SCALE_WIDTHS", "2048,20480").split(",")]
+def detail_main() -> dict[str, Any]:
+    """The per-rtol comparison with PyHessian and hessian-eigenthings, in process
+    (``BENCH_SCALE_DETAIL=1``; sizes from ``BENCH_SCALE_WIDTHS``)."""
+    widths = [int(w) for w in os.environ.get("BENCH_SCALE_WIDTHS", "2048").split(",")]
     with_torch = have_torch()
     if not with_torch:
         print("torch / pyhessian / hessian-eigenthings not installed: hesscli columns only")
@@ -458,3 +481,206 @@ def main() -> dict[str, Any]:
         results[f"whole_process_width_{pw}"] = proc
     results["load_average_end"] = os.getloadavg()
     return results
+
+
+# ------------------------------------------------------------------ the issue's table
+
+SOFTMAX = Path(__file__).resolve().parent / "softmax_mlp.py"
+# name: (objective argument, loss kind for torch, widths for ~10^5 and ~10^6 parameters)
+NETWORKS = {"mlp": ("mlp", "mse"), "softmax": (str(SOFTMAX), "ce")}
+DEFAULT_ROWS = "mlp:2048,softmax:2325,mlp:20480,softmax:23255"
+
+PYHESSIAN_PROCESS = """
+import sys, time, numpy as np, torch
+import pyhessian.hessian  # noqa
+from tests.benchmarks.bench_scale import torch_model
+ph = sys.modules["pyhessian.hessian"]
+count = [0]
+original = ph.hessian_vector_product
+def counted(*args):
+    count[0] += 1
+    return original(*args)
+ph.hessian_vector_product = counted
+torch.manual_seed(0)
+model, criterion, data = torch_model(sys.argv[1])
+start = time.perf_counter()
+h = ph.hessian(model, criterion, data=data, cuda=False)
+vals, _ = h.eigenvalues()  # the defaults: maxIter=100, tol=1e-3, top_n=1
+print(float(vals[0]), count[0], time.perf_counter() - start)
+"""
+
+
+def run_child(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``argv`` as a fresh process: wall and CPU seconds, peak resident memory,
+    stdout and stderr.
+
+    A small parent waits for it with ``os.wait4``, which gives this child's own
+    rusage (``RUSAGE_CHILDREN`` would be the largest of every child so far).
+    """
+    wrapper = (
+        "import json, os, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "p = subprocess.Popen(sys.argv[1:])\n"
+        "_, status, ru = os.wait4(p.pid, 0)\n"
+        "sys.stderr.write('\\n@@' + json.dumps({'wall_s': time.perf_counter() - t,"
+        " 'cpu_s': ru.ru_utime + ru.ru_stime, 'peak_mib': ru.ru_maxrss / 1024,"
+        " 'rc': os.waitstatus_to_exitcode(status)}) + '\\n')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", wrapper, *argv], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+    head, _, tail = proc.stderr.rpartition("\n@@")
+    stats = json.loads(tail)
+    if stats["rc"] not in (0, 1):  # 1: a check failed, still a full run
+        raise RuntimeError(f"{argv} failed ({stats['rc']}): {head[-800:]}")
+    return {**stats, "stdout": proc.stdout, "stderr": head}
+
+
+def hvps_per_end(doc: dict[str, Any]) -> dict[str, Any]:
+    """HVPs in all and per end, from the analyze document's notes (None when the end
+    did not converge or the note is absent)."""
+    import re
+
+    text = " ".join(doc.get("notes", []))
+    out: dict[str, Any] = {}
+    for key, pattern in (("hvps", r"(\d+) HVPs in all"), ("hvps_max", r"λmax end: (\d+) HVPs"),
+                         ("hvps_min", r"λmin end: (\d+) HVPs")):
+        m = re.search(pattern, text)
+        out[key] = int(m.group(1)) if m else None
+    return out
+
+
+def analyze_row(target: str, width: int, ref: dict[str, float], extra: list[str],
+                label: str) -> dict[str, Any]:
+    """One whole ``hesscli analyze`` process and what its JSON says against the reference."""
+    argv = [str(HESSCLI), "analyze", target, "-p", f"width={width}", "--format", "json",
+            "--no-progress", *extra]
+    got = run_child(argv)
+    doc = json.loads(got["stdout"])
+    lam = doc["eigenvalues"]
+    scale = abs(ref["lambda_max"])
+    row = {"tool": label, "argv": argv[1:], "wall_s": got["wall_s"], "cpu_s": got["cpu_s"],
+           "peak_mib": got["peak_mib"], "lambda_max": lam[-1], "lambda_min": lam[0],
+           "err_max": abs(lam[-1] - ref["lambda_max"]) / scale,
+           "err_min": abs(lam[0] - ref["lambda_min"]) / scale,
+           "eigenvalue_errors": doc.get("eigenvalue_errors"),
+           "residuals": doc.get("residuals"), "classification": doc.get("classification"),
+           **hvps_per_end(doc)}
+    return row
+
+
+def pyhessian_row(net: Path, ref: dict[str, float]) -> dict[str, Any]:
+    """PyHessian's default top eigenvalue on the same network, as a whole process."""
+    got = run_child([sys.executable, "-c", PYHESSIAN_PROCESS, str(net)])
+    lam, hvps, inner = got["stdout"].split()
+    lam = float(lam)
+    return {"tool": "pyhessian eigenvalues() default", "wall_s": got["wall_s"],
+            "cpu_s": got["cpu_s"], "peak_mib": got["peak_mib"], "lambda_max": lam,
+            "err_max": abs(lam - ref["lambda_max"]) / abs(ref["lambda_max"]),
+            "hvps": int(hvps), "hvps_max": int(hvps), "solver_s": float(inner)}
+
+
+def has_option(option: str) -> bool:
+    proc = subprocess.run([str(HESSCLI), "analyze", "--help"], capture_output=True, text=True)
+    return option in proc.stdout
+
+
+def one_row(name: str, width: int, with_torch: bool) -> dict[str, Any]:
+    """Everything the issue's table asks for, for one network at one width."""
+    from hesscli.api import load
+    from hesscli.curvature.choose import curvature_for
+
+    target, kind = NETWORKS[name]
+    obj = load(target, None, (f"width={width}",), seed=0, dtype="float64", method="auto")
+    cur, _ = curvature_for(obj, "auto")
+    x, n = np.asarray(obj.x), obj.n
+    print(f"\n-- {name} width={width}: n = {n}", flush=True)
+    costs = jax_costs(obj, cur)
+    print("HVP / gradient:", {k: round(v, 4) for k, v in costs.items()}, flush=True)
+    cache = RESULTS / f"scale_reference_{name}_{width}_tol1e-12.json"
+    if cache.exists():  # minutes at 10^6; the network and the point are seeded
+        ref = json.loads(cache.read_text())
+    else:
+        ref = reference(cur, x, tol=1e-12)
+        RESULTS.mkdir(exist_ok=True)
+        cache.write_text(json.dumps(ref))
+    print(f"reference (ARPACK tol 1e-12): λmax = {ref['lambda_max']:.12g}, "
+          f"λmin = {ref['lambda_min']:.12g}", flush=True)
+    del cur, obj  # the child processes get the memory
+    runs = [analyze_row(target, width, ref, [], "hesscli analyze (default)")]
+    if has_option("--ends"):
+        runs.append(analyze_row(target, width, ref, ["--ends", "max", "--rtol", "1e-4"],
+                                "hesscli analyze --ends max --rtol 1e-4"))
+    if with_torch:
+        with tempfile.TemporaryDirectory() as tmp:
+            net = Path(tmp) / "net.npz"
+            obj = load(target, None, (f"width={width}",), seed=0, dtype="float64",
+                       method="auto")
+            save_network(obj, net, kind)
+            del obj
+            runs.append(pyhessian_row(net, ref))
+    base = next((r for r in runs if r["tool"].startswith("pyhessian")), None)
+    for r in runs:
+        r["wall_over_pyhessian"] = r["wall_s"] / base["wall_s"] if base else None
+    return {"network": name, "width": width, "n": n, "dtype": "float64", "costs": costs,
+            "reference": ref, "runs": runs, "load_average": os.getloadavg()}
+
+
+def fmt(v: Any, spec: str = ".3g") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    table = []
+    for row in rows:
+        label = f"{row['network']} n={row['n']:.3g}"
+        if row.get("solver_note"):
+            label += f" ({row['solver_note']})"
+        for r in row["runs"]:
+            table.append([
+                label, r["tool"], fmt(r["wall_s"]),
+                fmt(r.get("wall_over_pyhessian")), fmt(r["peak_mib"], ".0f"),
+                f"{fmt(r.get('hvps_max'), 'd')} / {fmt(r.get('hvps_min'), 'd')}",
+                fmt(r.get("hvps"), "d"), fmt(r.get("err_max"), ".1e"),
+                fmt(r.get("err_min"), ".1e"),
+            ])
+        c = row["costs"]
+        table.append([label, "HVP/gradient: jvp(grad) "
+                      f"{c['hvp_over_grad']:.2f}, linearized {c['linearized_hvp_over_grad']:.2f}",
+                      "", "", "", "", "", "", ""])
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(title="whole processes; errors |λ − λ_ARPACK(1e-12)| / |λmax|",
+                title_justify="left")
+    for col in ["network", "run", "wall s", "÷ PyHessian", "peak MiB", "HVPs max/min",
+                "HVPs all", "err λmax", "err λmin"]:
+        out.add_column(col, justify="left" if col in ("network", "run") else "right")
+    for r in table:
+        out.add_row(*r)
+    Console(width=180).print(out)
+
+
+def main() -> dict[str, Any]:
+    if os.environ.get("BENCH_SCALE_DETAIL"):
+        return detail_main()
+    spec = os.environ.get("BENCH_SCALE_ROWS", DEFAULT_ROWS)
+    with_torch = have_torch()
+    if not with_torch:
+        print("torch / pyhessian not installed: hesscli columns only")
+    rows = []
+    for item in spec.split(","):
+        name, width = item.split(":")
+        row = one_row(name, int(width), with_torch)
+        tag = os.environ.get("BENCH_SCALE_TAG", "")
+        if tag:  # e.g. which solver was on the branch when the row was measured
+            row["solver_note"] = tag
+        RESULTS.mkdir(exist_ok=True)
+        suffix = f"_{tag.split()[0]}" if tag else ""
+        (RESULTS / f"scale_row_{name}_{width}{suffix}.json").write_text(json.dumps(row, indent=2))
+        rows.append(row)
+        print_rows([row])
+    # every row measured so far (one heavy run at a time, in separate invocations)
+    saved = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("scale_row_*.json"))]
+    saved.sort(key=lambda r: (r["n"], r["network"]))
+    print_rows(saved)
+    return {"rows_measured_now": spec, "rows": saved}

@@ -1,0 +1,233 @@
+"""How a command ends: one stderr line and one exit code for every kind of ending.
+
+:func:`finish` is the single mapping (called by :meth:`hesscli.cli.HessGroup.main`):
+
+====  ==========================================================================
+ 0    done
+ 1    a check failed (:class:`~hesscli.errors.CheckFailed`)
+ 2    invalid input (:class:`~hesscli.errors.InputError`, Click usage errors,
+      a full or read-only disk while writing, out of memory for the request)
+ 3    the objective failed (:class:`~hesscli.errors.ObjectiveError`, or any
+      exception raised inside the objective file's own code)
+ 4    internal error: an exception hesscli did not anticipate — a bug
+130   interrupted (Ctrl-C)
+====  ==========================================================================
+
+``--debug`` prints the traceback before the line and keeps the code. The
+other helpers here keep stray output from breaking the one-line contract:
+Python warnings become ``warning: …`` lines, a second Ctrl-C ends the process
+at once instead of printing a threading traceback, and ``os._exit`` called by
+user code becomes an objective error instead of a silent exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from hesscli.errors import HesscliError, ObjectiveError
+
+INTERRUPTED = 130
+INTERNAL = 4
+_real_exit = os._exit  # captured before exit_guarded can replace it
+_WRITE_ERRNOS = {"ENOSPC", "EROFS", "EDQUOT", "EACCES", "EPERM", "EFBIG", "EISDIR", "ENOENT",
+                 "ENOTDIR", "ETXTBSY"}
+
+
+class Interrupted(Exception):
+    """Ctrl-C ended the command (Click would otherwise turn it into "Aborted!")."""
+
+
+class Unexpected(Exception):
+    """Carries an exception Click would swallow (EOFError) to :func:`finish`."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
+
+
+def objective_frame(exc: BaseException) -> tuple[str, int] | None:
+    """(file name, line) of the innermost frame of ``exc`` in an objective file, if any.
+
+    Objective files are imported as modules named ``hesscli_objective_*``
+    (:func:`hesscli.objective.files.import_file`); an exception raised by their
+    code is the objective's failure (exit 3), wherever hesscli called it from.
+    """
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        if isinstance(name, str) and name.startswith("hesscli_objective_"):
+            found = (os.path.basename(tb.tb_frame.f_code.co_filename), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the ``error:`` message for an exception that ended a command."""
+    if isinstance(exc, Unexpected):
+        exc = exc.cause
+    if isinstance(exc, HesscliError):
+        return exc.exit_code, _one_line(str(exc))
+    if isinstance(exc, (Interrupted, KeyboardInterrupt, click.Abort)):
+        return INTERRUPTED, "interrupted"
+    if isinstance(exc, click.UsageError):
+        hint = ""
+        if exc.ctx is not None:
+            hint = f"; see '{exc.ctx.command_path} --help'"
+        return 2, _one_line(exc.format_message()).rstrip(".") + hint
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code, _one_line(exc.format_message())
+    what = f"{type(exc).__name__}: {_one_line(str(exc))}" if str(exc) else type(exc).__name__
+    where = objective_frame(exc)
+    if where is not None:
+        return ObjectiveError.exit_code, (f"the objective raised {what[:300]} "
+                                          f"(at {where[0]}:{where[1]})")
+    if isinstance(exc, MemoryError):
+        return 2, ("out of memory: the request is too large for this machine; ask for less "
+                   "(a smaller problem, --matrix-free, fewer samples or points)")
+    if isinstance(exc, RecursionError):
+        return 2, "the input is nested too deeply to process (recursion limit reached)"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.filename is not None:
+        import errno
+
+        if errno.errorcode.get(exc.errno) in _WRITE_ERRNOS:
+            return 2, f"cannot use {str(exc.filename)!r}: {exc.strerror}"
+    return INTERNAL, f"internal error: {what[:300]}; rerun with --debug and report it"
+
+
+def finish(exc: BaseException, debug: bool) -> int:
+    """Report ``exc`` (one line, traceback first with ``--debug``); return the exit code."""
+    if isinstance(exc, SystemExit) and (where := objective_frame(exc)) is not None:
+        exc = ObjectiveError(f"the objective called sys.exit({exc.code!r}) (at {where[0]}:"
+                             f"{where[1]}), which would end hesscli without a result; return a "
+                             "value (or raise an exception) instead")
+    if isinstance(exc, SystemExit) and (exc.code is None or isinstance(exc.code, int)):
+        return int(exc.code or 0)  # hesscli's own exits (and click's) keep their code
+    if isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, Unexpected) and isinstance(exc.cause, BrokenPipeError):
+        exc = exc.cause
+    if isinstance(exc, BrokenPipeError):  # `hesscli ... | head`: the reader left; stay quiet
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())
+    if no_args and isinstance(exc, no_args):  # bare `hesscli`: the help, as Click shows it
+        exc.show()
+        return int(exc.exit_code)
+    code, message = classify(exc)
+    if debug and not isinstance(exc, (click.UsageError, Interrupted, KeyboardInterrupt)):
+        import traceback
+
+        cause = exc.cause if isinstance(exc, Unexpected) else exc
+        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+    click.echo(f"error: {message}", err=True)
+    return code
+
+
+@contextlib.contextmanager
+def interrupts_end_cleanly() -> Iterator[None]:
+    """The first Ctrl-C raises KeyboardInterrupt as usual; a second one exits at once.
+
+    Without this, a second Ctrl-C arriving while the first is being handled (or
+    while the interpreter waits for threads at exit) prints a traceback from
+    ``threading``. After an interrupt the hard handler stays installed until the
+    process ends; otherwise the previous handler is restored.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield  # someone else (a host application, a test runner) owns Ctrl-C
+        return
+    interrupted = []
+
+    def hard_exit(signum: int, frame: Any) -> None:
+        try:
+            sys.stderr.flush()
+        finally:
+            _real_exit(INTERRUPTED)
+
+    def first(signum: int, frame: Any) -> None:
+        interrupted.append(True)
+        signal.signal(signal.SIGINT, hard_exit)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        if not interrupted:
+            signal.signal(signal.SIGINT, previous)
+
+
+_seen_warnings: set[str] = set()
+
+
+def show_warning(message: Any, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` as one ``warning: …`` line on stderr, each text once."""
+    text = _one_line(str(message))
+    from hesscli.jaxconf import cache_warning
+
+    replaced = cache_warning(text)
+    if replaced is not None:
+        text = replaced
+    if not text or text in _seen_warnings:
+        return
+    _seen_warnings.add(text)
+    kind = category.__name__ if category is not UserWarning else ""
+    click.echo(f"warning: {text}" + (f" ({kind})" if kind else ""), err=True)
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Within the block, Python warnings are printed by :func:`show_warning`."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        _seen_warnings.clear()
+        yield
+
+
+@contextlib.contextmanager
+def exit_guarded() -> Iterator[None]:
+    """Within the block, ``os._exit`` in this process raises an objective error.
+
+    An objective that calls ``os._exit(0)`` would otherwise end hesscli with
+    exit 0 and no report at all. Forked children (multiprocessing) still exit.
+    """
+    real_exit = os._exit
+    pid = os.getpid()
+
+    def guarded(code: int) -> Any:
+        if os.getpid() != pid:
+            real_exit(code)
+        raise ObjectiveError(
+            f"the objective called os._exit({code}), which would end hesscli without a "
+            "result; return a value (or raise an exception) instead"
+        )
+
+    os._exit = guarded
+    try:
+        yield
+    finally:
+        os._exit = real_exit

@@ -1,0 +1,86 @@
+"""Start-up: whole processes for the smallest answers, as a ratio to importing JAX.
+
+A 2-D built-in should answer in about the time it takes to import JAX (the
+goal: ``hesscli analyze rosenbrock --at 1,1`` ≤ 1.5 s whole process, ``hesscli
+--help`` ≤ 0.15 s). Each command runs ``BENCH_STARTUP_REPEAT`` times (default
+5) as a fresh process; the table gives the median wall and CPU time (user +
+system, from ``getrusage`` of the children) and each as a ratio to ``python -c
+"import jax"`` measured in the same run. "cold" runs turn hesscli's persistent
+compilation cache off (``HESSCLI_NO_CACHE=1``): every compile happens again.
+Timings on a shared machine are noisy: the load average is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.common import print_table
+
+ROOT = Path(__file__).resolve().parents[2]
+HESSCLI = str(Path(sys.executable).parent / "hesscli")
+
+COMMANDS: list[tuple[str, list[str], dict[str, str]]] = [
+    ('python -c "import jax"', [sys.executable, "-c", "import jax"], {}),
+    ("hesscli --help", [HESSCLI, "--help"], {}),
+    ("hesscli analyze rosenbrock --at 1,1", [HESSCLI, "analyze", "rosenbrock", "--at", "1,1"],
+     {}),
+    ("… --format json", [HESSCLI, "analyze", "rosenbrock", "--at", "1,1", "--format", "json"],
+     {}),
+    ("… cold (no compilation cache)", [HESSCLI, "analyze", "rosenbrock", "--at", "1,1"],
+     {"HESSCLI_NO_CACHE": "1"}),
+    ("hesscli analyze saddle -p n=50", [HESSCLI, "analyze", "saddle", "-p", "n=50"], {}),
+]
+GOALS = {"hesscli --help": 0.15, "hesscli analyze rosenbrock --at 1,1": 1.5}
+
+
+def one_run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall, cpu) seconds of one fresh process."""
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **env})
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {proc.stderr[-500:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> dict[str, Any]:
+    repeat = int(os.environ.get("BENCH_STARTUP_REPEAT", "5"))
+    results: dict[str, Any] = {"load_average_start": os.getloadavg(), "repeat": repeat,
+                               "commands": {}}
+    for name, argv, env in COMMANDS:
+        one_run(argv, env)  # warm the file cache (and hesscli's compilation cache)
+        runs = [one_run(argv, env) for _ in range(repeat)]
+        results["commands"][name] = {
+            "wall_s": statistics.median(r[0] for r in runs),
+            "cpu_s": statistics.median(r[1] for r in runs),
+            "wall_runs": [r[0] for r in runs],
+        }
+    base = results["commands"]['python -c "import jax"']
+    rows = []
+    for name, got in results["commands"].items():
+        got["wall_over_import_jax"] = got["wall_s"] / base["wall_s"]
+        got["cpu_over_import_jax"] = got["cpu_s"] / base["cpu_s"]
+        goal = GOALS.get(name)
+        got["goal_wall_s"] = goal
+        got["meets_goal"] = None if goal is None else got["wall_s"] <= goal
+        verdict = "" if goal is None else f"≤ {goal:g} s: {'yes' if got['meets_goal'] else 'NO'}"
+        rows.append([name, got["wall_s"], got["cpu_s"], got["wall_over_import_jax"],
+                     got["cpu_over_import_jax"], verdict])
+    results["load_average_end"] = os.getloadavg()
+    print_table(
+        f"whole process, median of {repeat} (load average {results['load_average_start'][0]:.1f})",
+        ["command", "wall s", "cpu s", "wall / import jax", "cpu / import jax", "goal"], rows,
+    )
+    return results

@@ -46,3 +46,38 @@ def test_gd_only_diagnostics_are_labelled_for_other_optimizers(hess, optimizer, 
     doc = hess("train", "saddle", "--at", "0.1,0.1", "--optimizer", optimizer, "--steps", "4",
                "--monitor-every", "2", "--format", "json").json()
     assert any("plain gradient step" in n for n in doc["notes"]) is labelled
+
+
+QUAD = """
+import jax.numpy as jnp
+def objective(x):
+    return 0.5 * jnp.sum(jnp.array([1.0, 4.0]) * x ** 2)
+x0 = jnp.array([1.0, 1.0])
+"""
+
+
+@pytest.mark.parametrize("lr,words", [
+    # f = ½Σ c x², g = c x = (1, 4), gᵀg = 17, gᵀHg = 1 + 64 = 65 (exact on a quadratic):
+    # Δ = −lr·17 + ½lr²·65
+    ("0.1", "decreases f by 1.375 (quadratic model: a fall of 1.375)"),
+    ("1", "increases f by 15.5 (quadratic model: a rise of 15.5)"),
+])
+def test_the_model_change_says_which_way(hess, write, lr, words):
+    """The model's change is signed: 'decreases f by a (quadratic model: b)' must not hide a rise."""
+    path = write("quad.py", QUAD)
+    res = hess("analyze", path, "--lr", lr)
+    assert res.exit_code == 0, res.output
+    assert words in " ".join(res.stdout.split())
+
+
+def test_a_model_rise_is_not_reported_as_a_loss_rise(hess, write):
+    """f = x⁴/4 at x = 1, lr = 1: g = 1, f'' = 3, the model says −1 + ½·3 = +0.5, but the
+    step lands on x = 0 and f falls by ¼: the warning must not claim the loss rises."""
+    path = write("quartic.py", "import jax.numpy as jnp\n"
+                 "def objective(x):\n    return jnp.sum(x ** 4) / 4\nx0 = jnp.array([1.0])\n")
+    res = hess("analyze", path, "--lr", "1")
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.stdout.split())
+    assert "decreases f by 0.25 (quadratic model: a rise of 0.5)" in out
+    assert "step increases the loss" not in out
+    assert "step increases the quadratic model" in out

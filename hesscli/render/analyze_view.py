@@ -167,7 +167,13 @@ def step_lines(a: Analysis) -> list[Text]:
             verb, style = "changes", ""
         text.append(f"A gradient step with lr = {num(s.lr)} {verb} f by ", style="")
         text.append(small(abs(s.actual_change), noise_actual), style=style)
-        text.append(f" (quadratic model: {small(s.predicted_change, noise_model)}).")
+        # the model's change is signed and may disagree with f's: say which way it goes
+        if noise_model:
+            model = small(s.predicted_change, noise_model)
+        else:
+            way = "a rise" if s.predicted_change > 0 else "a fall"
+            model = f"{way} of {num(abs(s.predicted_change))}"
+        text.append(f" (quadratic model: {model}).")
         lines.append(text)
         if noise_model:
             pass  # the gradient is rounding noise: its direction says nothing
@@ -188,7 +194,10 @@ def step_lines(a: Analysis) -> list[Text]:
             lines.append(
                 Text(
                     "Poor conditioning: the curvature term ½lr²gᵀHg outweighs lr·gᵀg, so this "
-                    "step increases the loss; lower the learning rate.",
+                    + ("step increases the loss" if s.actually_increases else
+                       "step increases the quadratic model (f itself fell: the model is "
+                       "inaccurate this far out)")
+                    + "; lower the learning rate.",
                     style="bold red",
                 )
             )

@@ -63,7 +63,7 @@ x0 = jnp.array([1.0, 1.0])
     ("1", "increases f by 15.5 (quadratic model: a rise of 15.5)"),
 ])
 def test_the_model_change_says_which_way(hess, write, lr, words):
-    """The model's change is signed: 'decreases f by a (quadratic model: b)' must not hide a rise."""
+    """The model's change is signed: 'decreases f by a (model: b)' must not hide a rise."""
     path = write("quad.py", QUAD)
     res = hess("analyze", path, "--lr", lr)
     assert res.exit_code == 0, res.output

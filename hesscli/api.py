@@ -176,7 +176,15 @@ def _backend(
     top of it), else the one :func:`~hesscli.curvature.choose.curvature_for` chooses."""
     from hesscli.curvature.choose import curvature_for
     from hesscli.devices import parse_devices
+    from hesscli.errors import InputError
 
+    if isinstance(curvature, (str, list, tuple)):
+        # the CLI's --curvature names a matrix; here that is curvature_kind, and
+        # curvature= is a backend object (a Result's .curvature) to reuse
+        named = curvature if isinstance(curvature, str) else ",".join(map(str, curvature))
+        raise InputError(
+            f"curvature={curvature!r}: curvature= takes a backend (a result's .curvature); "
+            f"name the matrix as --curvature does with curvature_kind={named!r}")
     if curvature is not None:
         if kind == "hessian":
             return curvature, ()
@@ -250,6 +258,8 @@ def analyze(
                  curvature=kind)
     with_direction = obj.n <= 1000
     extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
+    if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
+        blocks = "leaf" if blocks else None
     parts = _structure(obj, backend, result, blocks, null_space, seed)
     if parts:
         from hesscli.documents.structure import blocks_document, null_space_document
@@ -606,6 +616,8 @@ def train(
                          monitor_every=every, steps=steps)
     resolved_options(config.optimizer, config.options)
     blocks = None
+    if monitor_blocks is True or monitor_blocks is False:  # the bare flag: one block per leaf
+        monitor_blocks = "leaf" if monitor_blocks else None
     if monitor_blocks is not None and curvature_on:
         from hesscli.spectra.blocks import group_blocks
 

@@ -197,3 +197,22 @@ def test_check_from_a_mapping():
     assert not failing.passed
     with pytest.raises(InputError, match="unknown key"):
         hesscli.check({"checks": [{"objective": "saddle", "expect": {"lamda_min": 0}}]})
+
+
+def test_cli_spellings_of_blocks_and_curvature_in_python():
+    """`--blocks` is a bare flag on the command line: blocks=True means one block per leaf
+    (rosenbrock at (1, 1): H = [[802, −400], [−400, 200]], one leaf, trace 1002);
+    `--curvature ggn` is curvature_kind= here, and curvature='ggn' says so (exit code 2)
+    instead of failing inside on a string that is not a backend."""
+    res = hesscli.analyze("rosenbrock", "1,1", blocks=True)
+    (block,) = res.to_json()["blocks"]["blocks"]
+    lam = np.linalg.eigvalsh(np.array([[802.0, -400.0], [-400.0, 200.0]]))
+    assert block["size"] == 2 and block["trace"] == pytest.approx(1002.0, rel=1e-12)
+    assert block["lambda_max"] == pytest.approx(lam[-1], rel=1e-10)
+    for wrong in ("ggn", "hessian,ggn", ["hessian", "ggn"]):
+        with pytest.raises(InputError, match="curvature_kind=") as info:
+            hesscli.spectrum("rosenbrock", "1,1", curvature=wrong)
+        assert info.value.exit_code == 2
+    # a list of names is the comma list
+    res = hesscli.spectrum("rosenbrock", "1,1", curvature_kind=["hessian"])
+    assert res.spectrum.eigenvalues == pytest.approx(lam, rel=1e-10)

@@ -261,8 +261,11 @@ def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
         "as a matvec (one jvp and one vjp of the per-sample losses)",)), obj)
 
 
-def parse_kinds(text: str) -> tuple[str, ...]:
-    """``"hessian,ggn"`` -> ("hessian", "ggn"); unknown or repeated names are input errors."""
+def parse_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"hessian,ggn"`` (or, from Python, ``["hessian", "ggn"]``) -> ("hessian", "ggn");
+    unknown or repeated names are input errors."""
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(k) for k in text)
     kinds = tuple(CurvatureKind(k.strip()) if k.strip() in KINDS else k.strip()
                   for k in text.split(",") if k.strip())
     if not kinds:

@@ -549,3 +549,14 @@ def test_bare_hesscli_shows_the_help(hess):
     assert res.exit_code == 2, res.output
     assert "Usage: " in res.stdout + res.stderr
     assert "error:" not in res.stderr
+
+
+def test_spectrum_refuses_a_point_where_f_is_not_finite_as_analyze_does(hess, write):
+    """f = Σ log x at x = (−1, −1) is NaN, but its Hessian −1/x² is finite (−I): a
+    spectrum there describes no function, so both commands exit 3 with one line."""
+    path = write("logneg.py", "import jax.numpy as jnp\ndef objective(x):\n"
+                 "    return jnp.sum(jnp.log(x))\nx0 = -jnp.ones(2)\n")
+    for command in ("analyze", "spectrum"):
+        res = hess(command, path)
+        assert res.exit_code == 3, (command, res.output)
+        assert "value is not finite" in res.stderr and "Traceback" not in res.stderr

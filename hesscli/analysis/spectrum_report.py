@@ -22,7 +22,7 @@ from hesscli.analysis.verdicts import (
     inertia,
     rounding_dimension,
 )
-from hesscli.curvature.base import Curvature
+from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.bind import Objective
 from hesscli.spectra.density import Density, slq_density
 from hesscli.spectra.lanczos import Extremes
@@ -102,6 +102,9 @@ def spectrum_report(
     """
     policy = policy or SpectrumPolicy(k=3)
     x = obj.x
+    # where f is NaN or infinite its derivatives describe nothing (log at a negative x
+    # has a finite Hessian): refuse as analyze does, rather than report a spectrum
+    ensure_finite(curvature.value(x), "value")
     if curvature.kind != "hessian":  # say how the GGN/Fisher was computed
         notes = notes + tuple(curvature.notes)
     dens = tr = None

@@ -560,3 +560,12 @@ def test_spectrum_refuses_a_point_where_f_is_not_finite_as_analyze_does(hess, wr
         res = hess(command, path)
         assert res.exit_code == 3, (command, res.output)
         assert "value is not finite" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_train_from_a_point_where_f_is_not_finite_is_an_objective_failure(hess, write):
+    """log at x = −1 is NaN before any step: not 'diverged at step 0' with exit 0."""
+    path = write("logneg_train.py", "import jax.numpy as jnp\ndef objective(x):\n"
+                 "    return jnp.sum(jnp.log(x))\nx0 = -jnp.ones(2)\n")
+    res = hess("train", path, "--steps", "5")
+    assert res.exit_code == 3, res.output
+    assert "starting point is not finite" in res.stderr and "Traceback" not in res.stderr

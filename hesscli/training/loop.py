@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hesscli.curvature.base import Curvature
+from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import InputError
 from hesscli.objective.bind import Objective
 from hesscli.spectra.paths import choose_path
@@ -393,6 +393,8 @@ def train(
     fresh = state is None
     if state is None:
         start_value = float(curvature.value(obj.x))
+        # a start where f is NaN/inf is no run that diverged: the objective failed there
+        ensure_finite(start_value, "value at the starting point")
         state = initial_state(obj, optimizer, start_value)
     if fresh or not history:
         record, events = observe(state.x, state.step, None)

@@ -81,3 +81,11 @@ def test_a_model_rise_is_not_reported_as_a_loss_rise(hess, write):
     assert "decreases f by 0.25 (quadratic model: a rise of 0.5)" in out
     assert "step increases the loss" not in out
     assert "step increases the quadratic model" in out
+
+
+def test_landscape_says_which_way_the_model_moves(hess, write):
+    """Same quadratic, lr = 1: Δ = −17 + ½·65 = +15.5, exact for f and for the model."""
+    path = write("quad_ls.py", QUAD)
+    res = hess("landscape", path, "--lr", "1")
+    assert res.exit_code == 0, res.output
+    assert "increases f by 15.5 (model: a rise of 15.5)" in " ".join(res.stdout.split())

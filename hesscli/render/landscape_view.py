@@ -169,7 +169,9 @@ def headline(ls: Landscape) -> str:
     if step is not None:
         text = (f"The gradient step with lr = {num(step.lr)} moves t = {num(step.t)} along "
                 f"−∇f and {'increases' if step.increases_loss else 'decreases'} f by "
-                f"{num(abs(step.change))} (model: {num(step.predicted_change)}).")
+                f"{num(abs(step.change))} (model: "
+                f"{'a rise' if step.predicted_change > 0 else 'a fall'} of "
+                f"{num(abs(step.predicted_change))}).")
         if step.best_t is not None and step.max_t is not None:
             text += (f" Along −∇f the model is lowest at t = {num(step.best_t)} and back at "
                      f"f(x) at t = {num(step.max_t)}")

@@ -139,3 +139,19 @@ def test_every_command_accepts_the_options_the_readme_says(hess):
                 assert all(present), (command, column, shown)
             else:
                 assert not all(present), (command, column)
+
+
+def test_the_checks_reference_example_holds(tmp_path):
+    """The spec shown in docs/checks.md passes as written: svm = 0.1‖w‖² + Σ hinge has
+    Hessian 2·0.1·I = 0.2·I off the margins (so λmin ≥ 0.1, no negative eigenvalue), and
+    at w = 0 every margin term is active, so ∇f = −Σ yₙxₙ ≠ 0: not a critical point."""
+    from click.testing import CliRunner
+
+    from hesscli.cli import cli
+
+    text = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
+    (spec,) = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    path = tmp_path / "checks.yaml"
+    path.write_text(spec, encoding="utf-8")
+    res = CliRunner().invoke(cli, ["check", str(path)])
+    assert res.exit_code == 0, res.output

@@ -89,3 +89,12 @@ def test_landscape_says_which_way_the_model_moves(hess, write):
     res = hess("landscape", path, "--lr", "1")
     assert res.exit_code == 0, res.output
     assert "increases f by 15.5 (model: a rise of 15.5)" in " ".join(res.stdout.split())
+
+
+def test_the_escape_headline_says_which_way_the_model_moves(hess):
+    """saddle at 0: f = ½x₀² + ¼y⁴ − ½y²; 0.1 along y the model is −½·0.1² = −0.005 (a
+    fall) and f changes by ¼·10⁻⁴ − 0.005 = −0.004975."""
+    res = hess("analyze", "saddle", "--at", "zeros")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.replace("│", " ").split())
+    assert "decreases f by 0.004975 (quadratic model: a fall of 0.005)" in text

@@ -125,7 +125,7 @@ def headline(a: Analysis) -> str:
             f"Strict saddle point: the gradient vanishes but λmin = {num(lam_min)} < 0. "
             f"Moving {num(e.distance)} along the escape direction (mostly {lead}) "
             f"{'decreases' if best < 0 else 'changes'} f by {num(abs(best))} "
-            f"(quadratic model: {num(e.predicted_change)})."
+            f"(quadratic model: {signed_change(e.predicted_change)})."
         )
     if a.classification == "undetermined":
         return undetermined_headline(a)
@@ -144,6 +144,12 @@ def headline(a: Analysis) -> str:
             f"converge; proven: {proven_curvature(a)}. Raise --max-steps to decide it."
         )
     return text + f"The Hessian here is {a.definiteness.replace('_', ' ')}."
+
+
+def signed_change(change: float) -> str:
+    """A change of f said with its direction ("a fall of 0.005"), so that it cannot be
+    read as a magnitude after "decreases f by …"."""
+    return f"{'a rise' if change > 0 else 'a fall'} of {num(abs(change))}"
 
 
 def step_lines(a: Analysis) -> list[Text]:
@@ -171,8 +177,7 @@ def step_lines(a: Analysis) -> list[Text]:
         if noise_model:
             model = small(s.predicted_change, noise_model)
         else:
-            way = "a rise" if s.predicted_change > 0 else "a fall"
-            model = f"{way} of {num(abs(s.predicted_change))}"
+            model = signed_change(s.predicted_change)
         text.append(f" (quadratic model: {model}).")
         lines.append(text)
         if noise_model:

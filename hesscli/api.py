@@ -331,6 +331,8 @@ def spectrum(
 
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
+    if estimator == "hutch++" and trace_probes < 3:  # a sketch, its basis, one probe
+        raise InputError(f"--estimator hutch++ needs --trace-probes ≥ 3; got {trace_probes}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
                             ends=ends, stop="verdict")

@@ -149,3 +149,12 @@ def test_hutch_plus_plus_is_exact_once_the_sketch_spans_everything():
     tr = hutch_plus_plus(lambda v: a @ v, 10, hvps=40, seed=0)
     assert tr.estimate == pytest.approx(lam.sum(), abs=1e-12)
     assert tr.standard_error <= 1e-12 and tr.hvps == 40
+
+
+def test_hutch_plus_plus_with_too_few_probes_is_bad_input(hess):
+    """Hutch++ needs a sketch, its basis and a residual probe (3 HVPs): asking for 2 is
+    an input error (exit 2), not an internal error (exit 4)."""
+    res = hess("spectrum", "rosenbrock", "--trace", "--estimator", "hutch++",
+               "--trace-probes", "2")
+    assert res.exit_code == 2, res.output
+    assert "needs --trace-probes ≥ 3" in res.stderr and "internal error" not in res.stderr

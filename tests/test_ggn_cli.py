@@ -243,3 +243,16 @@ def test_expect_reads_the_side_by_side_blocks(hess):
     bad = hess("spectrum", *SMALL, "--curvature", "hessian,ggn",
                "--expect", "difference.lambda_min>0")
     assert bad.exit_code == 1 and "difference.lambda_min" in bad.stderr
+
+
+def test_matrix_free_side_by_side_does_not_state_a_partial_count_as_the_count(hess):
+    """Matrix-free with --k 1 computes one eigenvalue at each end: the headline may not
+    call the one negative Ritz value 'the Hessian's 1 negative eigenvalue' when the dense
+    spectrum has more (the dense run's count is the reference)."""
+    dense = hess("spectrum", *SMALL, "--format", "json").json()
+    assert dense["inertia"]["complete"] and dense["inertia"]["negative"] > 1
+    res = hess("spectrum", *SMALL, "--curvature", "hessian,ggn", "--matrix-free", "--k", "1")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.replace("│", " ").split())
+    assert "The Hessian's 1 negative eigenvalue" not in text
+    assert "among the computed extremes; the full count is not known" in text

@@ -193,8 +193,13 @@ def comparison_headline(c: Comparison) -> str:
                      + (f", {d.inertia.negative} negative" if sp.complete else "") + ".")
         hess = next((r for r in c.reports if r.curvature == "hessian"), None)
         if hess is not None and hess.inertia.negative and c.difference_of == ("hessian", "ggn"):
-            parts.append(f"The Hessian's {hess.inertia.negative} negative eigenvalue"
-                         f"{'s' if hess.inertia.negative != 1 else ''} come from this "
+            count = hess.inertia.negative
+            # matrix-free, the count is of the computed extremes only, not of the spectrum
+            what = (f"{count} negative eigenvalue{'s' if count != 1 else ''}"
+                    if hess.spectrum.complete else
+                    f"negative eigenvalues ({count} among the computed extremes; the full "
+                    "count is not known on this path)")
+            parts.append(f"The Hessian's {what} come from this "
                          "residual: the GGN, PSD by construction, cannot show them.")
     return " ".join(parts)
 

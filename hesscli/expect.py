@@ -248,7 +248,7 @@ def evaluate(exp: Expectation, document: Any) -> Outcome:
         # only an expectation *of* the undecided value holds (KEY=undetermined, KEY=null)
         passed = (exp.op == "=" and exp.value == measured) or (
             exp.op == IN and any(e == measured for e in exp.value))
-        return Outcome(exp, measured, passed, detail=UNDECIDED)
+        return Outcome(exp, measured, passed, detail=undecided_detail(document))
     partial = partial_parent(document, exp.key)
     if partial is not None:
         return Outcome(exp, measured, passed=False, detail=(
@@ -258,8 +258,22 @@ def evaluate(exp: Expectation, document: Any) -> Outcome:
 
 
 UNDETERMINED = "undetermined"
-UNDECIDED = ("hesscli could not decide this here: see the notes (unconverged extremes: "
-             "raise --max-steps; a kink: no second-order verdict)")
+UNDECIDED = "hesscli could not decide this here: see the notes"
+KINK = "a kink: no second-order verdict"
+UNCONVERGED = "unconverged extremes: raise --max-steps"
+
+
+def undecided_detail(document: Any) -> str:
+    """:data:`UNDECIDED` with the reason the document shows (a kink, unconverged ends),
+    or both possible reasons when it shows neither."""
+    reasons = []
+    if isinstance(document, dict):
+        if document.get("smooth") is False:
+            reasons.append(KINK)
+        converged = document.get("converged")
+        if isinstance(converged, list) and not all(converged):
+            reasons.append(UNCONVERGED)
+    return f"{UNDECIDED} ({'; '.join(reasons or [UNCONVERGED, KINK])})"
 
 
 def undecided(measured: Any, expected: Any) -> bool:
@@ -297,8 +311,8 @@ class Pending:
                              f"{json.dumps(o.measured)} is {o.detail})")
                 continue
             got = json.dumps(o.measured) if o.present else "absent from this document"
-            if o.present and o.detail == UNDECIDED:
-                got += f", which {UNDECIDED.removeprefix('hesscli ')}"
+            if o.present and o.detail.startswith(UNDECIDED):
+                got += f", which {o.detail.removeprefix('hesscli ')}"
             parts.append(f"{o.expectation.text} (measured {o.expectation.key} = {got})"
                          if o.present else f"{o.expectation.text} ({o.expectation.key} is "
                          f"{got})")

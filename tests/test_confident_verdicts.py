@@ -481,3 +481,14 @@ def test_train_on_a_huge_constant_reports_no_minimum_at_the_start(hess, tmp_path
     doc = res.json()
     validate(doc, "train")
     assert doc["events"] == [] and doc["final_classification"] == "not_critical"
+
+
+def test_an_undecided_expectation_names_its_own_reason(hess, write):
+    """The failure says why this verdict is open: a kink at 0 of ½Σx² − Σrelu(−x)
+    (f(−0.1, 0) = 0.005 − 0.1 < f(0)), not 'unconverged extremes', which dense cannot be."""
+    path = write("kink_reason.py", "import jax, jax.numpy as jnp\ndef objective(x):\n"
+                 "    return 0.5 * jnp.sum(x ** 2) - jnp.sum(jax.nn.relu(-x))\n"
+                 "x0 = jnp.zeros(2)\n")
+    res = hess("analyze", path, "--expect", "classification=local_minimum")
+    assert res.exit_code == 1, res.output
+    assert "a kink" in res.stderr and "unconverged" not in res.stderr

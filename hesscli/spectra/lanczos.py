@@ -262,6 +262,20 @@ def start_vector(n: int, seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def initial_basis(rows: int, n: int, dtype: str, seed: int, basis_sharding: Any = None) -> Any:
+    """A ``rows × n`` basis of zeros whose first row is :func:`start_vector`.
+
+    Built in NumPy (eager JAX ops such as zeros and ``.at[].set`` would each
+    compile), then split along n over the devices when ``basis_sharding`` is given.
+    """
+    basis = np.zeros((rows, n), dtype)
+    basis[0] = start_vector(n, seed)
+    if basis_sharding is None:
+        return basis
+    return jax_module().make_array_from_callback(basis.shape, basis_sharding,
+                                                 lambda index: basis[index])
+
+
 def max_steps_for(n: int, dtype: str, requested: int | None = None, shards: int = 1) -> int:
     """Steps allowed: ≤ n, ≤ MAX_STEPS and a basis within :data:`BASIS_BUDGET`.
 
@@ -467,14 +481,7 @@ def lanczos_extremes(
     m = max_steps_for(n, dtype, max_steps, shards if basis_sharding is not None else 1)
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
     extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
-    # NumPy inputs: eager JAX ops (zeros, .at[].set) would each compile
-    basis = np.zeros((rows, n), dtype)
-    basis[0] = start_vector(n, seed)
-    if basis_sharding is not None:
-        host = basis
-        basis = jax_module().make_array_from_callback(host.shape, basis_sharding,
-                                                      lambda index: host[index])
-        del host
+    basis = initial_basis(rows, n, dtype, seed, basis_sharding)
     alpha = np.zeros(rows, dtype)
     beta = np.zeros(rows, dtype)
     key = float(seed % 1000) * 0.618

@@ -57,10 +57,10 @@ from hesscli.spectra.lanczos import (
     Extremes,
     Target,
     certify,
+    initial_basis,
     operator_at,
     ritz_pairs,
     split_operator,
-    start_vector,
 )
 from hesscli.spectra.progress import OnProgress, Progress
 from hesscli.vocab import Eigensolver
@@ -154,13 +154,7 @@ def restarted_extremes(
         hvp_fn, f = linearized_hvp(f, xj), None
     run = restarted_kernel(hvp_fn, f, n, dtype, rows, size.m, size.keep, k, ENDS[ends],
                            basis_sharding is None, progress is not None)
-    v = np.zeros((rows, n), dtype)
-    v[0] = start_vector(n, seed)
-    if basis_sharding is not None:
-        host = v
-        v = jax_module().make_array_from_callback(host.shape, basis_sharding,
-                                                  lambda index: host[index])
-        del host
+    v = initial_basis(rows, n, dtype, seed, basis_sharding)
     t = np.zeros((size.m + 1, size.m + 1))
     state = (v, t, np.int32(0), np.int32(0), np.int32(0), np.int32(-1), np.int32(-1),
              np.bool_(False), np.float64(np.inf), np.float64(np.inf),

@@ -256,3 +256,14 @@ def test_matrix_free_side_by_side_does_not_state_a_partial_count_as_the_count(he
     text = " ".join(res.stdout.replace("│", " ").split())
     assert "The Hessian's 1 negative eigenvalue" not in text
     assert "among the computed extremes; the full count is not known" in text
+
+
+def test_a_ggn_stability_line_says_whose_lambda_max_it_is(hess):
+    """GD's 2/λmax bound is about the Hessian; with --curvature ggn the line must say
+    its λmax is the GGN's (the two differ: the GGN drops the residual term)."""
+    res = hess("analyze", *SMALL, "--curvature", "ggn")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "lr·λmax" in text and "This λmax is the GGN's" in text
+    res = hess("analyze", *SMALL)
+    assert res.exit_code == 0 and "This λmax is the" not in res.stdout

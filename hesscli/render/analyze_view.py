@@ -229,6 +229,15 @@ def step_lines(a: Analysis) -> list[Text]:
                 style="" if ok else "bold red",
             )
         )
+    if st.max_stable_lr is not None and a.curvature != "hessian":
+        from hesscli.curvature.ggn import TITLES
+
+        title = TITLES.get(a.curvature, a.curvature)
+        lines.append(Text(
+            f"This λmax is the {title}'s: gradient descent's stability is set by the "
+            "Hessian's λmax (rerun with --curvature hessian to decide it).",
+            style="yellow",
+        ))
     return lines
 
 

@@ -331,6 +331,11 @@ def spectrum(
 
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
+    from hesscli.spectra.trace import ESTIMATORS
+
+    if estimator not in ESTIMATORS:
+        raise InputError(f"--estimator must be one of {', '.join(ESTIMATORS)}; "
+                         f"got {estimator!r}")
     if estimator == "hutch++" and trace_probes < 3:  # a sketch, its basis, one probe
         raise InputError(f"--estimator hutch++ needs --trace-probes ≥ 3; got {trace_probes}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,

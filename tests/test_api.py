@@ -216,3 +216,16 @@ def test_cli_spellings_of_blocks_and_curvature_in_python():
     # a list of names is the comma list
     res = hesscli.spectrum("rosenbrock", "1,1", curvature_kind=["hessian"])
     assert res.spectrum.eigenvalues == pytest.approx(lam, rel=1e-10)
+
+
+@pytest.mark.parametrize("call,options", [
+    ("analyze", {"ends": "middle"}),
+    ("analyze", {"eigensolver": "nope"}),
+    ("spectrum", {"estimator": "hutch"}),
+])
+def test_misspelt_choices_are_refused_on_the_dense_path_too(call, options):
+    """n = 5 takes the dense path, which uses none of these: a misspelling was accepted
+    silently there (the CLI's Choice catches it; Python had no such check)."""
+    with pytest.raises(InputError) as info:
+        getattr(hesscli, call)(quadratic, tree(np.ones(5)), **options)
+    assert info.value.exit_code == 2

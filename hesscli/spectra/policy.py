@@ -60,6 +60,19 @@ class SpectrumPolicy:
     ends: str = "both"
     stop: str = "residual"
 
+    def __post_init__(self) -> None:
+        # checked here, not only on the matrix-free path: from Python a misspelt ends or
+        # eigensolver was otherwise accepted silently whenever the dense path ran
+        from hesscli.errors import InputError
+        from hesscli.vocab import EigensolverRequest, Ends, words
+
+        if self.ends not in words(Ends):
+            raise InputError(f"--ends must be one of {', '.join(words(Ends))}; "
+                             f"got {self.ends!r}")
+        if self.solver not in words(EigensolverRequest):
+            raise InputError(f"unknown eigensolver {self.solver!r}; choose one of "
+                             f"{', '.join(words(EigensolverRequest))}")
+
     def target(self, dtype: str) -> Target:
         """The eigensolver's stopping rule for ``dtype``."""
         if self.stop == "verdict":

@@ -1,6 +1,8 @@
 """``--curvature`` end to end: every value on analyze, spectrum side by side, landscape,
 train; JSON validated against the shipped schemas; errors and exit codes."""
 
+import json
+
 import jsonschema
 import numpy as np
 import pytest
@@ -265,5 +267,19 @@ def test_a_ggn_stability_line_says_whose_lambda_max_it_is(hess):
     assert res.exit_code == 0, res.output
     text = " ".join(res.stdout.split())
     assert "lr·λmax" in text and "This λmax is the GGN's" in text
+    assert "stable near here" not in text and "unstable along" not in text
     res = hess("analyze", *SMALL)
     assert res.exit_code == 0 and "This λmax is the" not in res.stdout
+
+
+def test_a_ggn_lambda_max_does_not_decide_gd_stability_in_json(hess):
+    """stability.stable is the Hessian's verdict: with another matrix it is null, so
+    --expect stability.stable=true cannot pass on the GGN's λmax."""
+    res = hess("analyze", *SMALL, "--curvature", "ggn", "--format", "json")
+    assert res.exit_code == 0, res.output
+    st = json.loads(res.stdout)["stability"]
+    assert st["stable"] is None and st["lr_times_lambda_max"] > 0
+    res = hess("analyze", *SMALL, "--curvature", "ggn", "--expect", "stability.stable=true")
+    assert res.exit_code == 1, res.output
+    res = hess("analyze", *SMALL, "--format", "json")
+    assert json.loads(res.stdout)["stability"]["stable"] is not None

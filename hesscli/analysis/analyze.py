@@ -226,7 +226,9 @@ def analyze(
         classification=kind if kind_used == "hessian" else None,
         condition_number=_condition(spectrum, tol_used),
         step=step,
-        stability=stability(lr, spectrum.lambda_max, spectrum.max_converged),
+        # GD's 2/λmax bound is the Hessian's: another matrix's λmax cannot decide it
+        stability=stability(lr, spectrum.lambda_max,
+                            spectrum.max_converged and kind_used == "hessian"),
         escape=escape,
         notes=objective.notes + notes + spectrum.notes
         + precision_notes(objective.dtype, tol_used, gtol_used)

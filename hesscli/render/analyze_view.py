@@ -207,7 +207,17 @@ def step_lines(a: Analysis) -> list[Text]:
                 )
             )
     st = a.stability
-    if st.max_stable_lr is not None and st.stable is None:
+    if st.max_stable_lr is not None and a.curvature != "hessian":
+        from hesscli.curvature.ggn import TITLES
+
+        title = TITLES.get(a.curvature, a.curvature)
+        lines.append(Text(
+            f"lr·λmax = {num(st.lr_times_lambda_max)} with the {title}'s λmax. This λmax is "
+            f"the {title}'s: gradient descent's stability is set by the Hessian's λmax, so "
+            "it is undetermined here (rerun with --curvature hessian to decide it).",
+            style="yellow",
+        ))
+    elif st.max_stable_lr is not None and st.stable is None:
         lines.append(Text(
             f"lr·λmax ≥ {num(st.lr_times_lambda_max)} (λmax not converged: the true λmax may "
             "be larger), so stability is undetermined: gradient descent is stable only if "
@@ -229,15 +239,6 @@ def step_lines(a: Analysis) -> list[Text]:
                 style="" if ok else "bold red",
             )
         )
-    if st.max_stable_lr is not None and a.curvature != "hessian":
-        from hesscli.curvature.ggn import TITLES
-
-        title = TITLES.get(a.curvature, a.curvature)
-        lines.append(Text(
-            f"This λmax is the {title}'s: gradient descent's stability is set by the "
-            "Hessian's λmax (rerun with --curvature hessian to decide it).",
-            style="yellow",
-        ))
     return lines
 
 

@@ -56,7 +56,7 @@ class Source:
 
 @dataclass(frozen=True)
 class NullSpace:
-    dimension: float  # exact (dense) or estimated (matrix-free)
+    dimension: float  # exact (dense: an int) or estimated (matrix-free)
     standard_error: float  # 0 when exact
     exact: bool
     tolerance: float
@@ -292,7 +292,7 @@ def null_space_dense(hessian: np.ndarray, eigenvalues: np.ndarray, tol: float,
     vanish = vanishing_dense(hessian, tol)
     sources = attribute_vanishing(vanish, layout)
     sym, rank, hvps = find_symmetries(lambda v: hessian @ v, layout, x, vanish, tol, gradient)
-    return NullSpace(float(dim), 0.0, True, tol, x.size, tuple(sources + sym),
+    return NullSpace(dim, 0.0, True, tol, x.size, tuple(sources + sym),
                      int(vanish.sum()), rank, 0)
 
 

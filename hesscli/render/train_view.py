@@ -119,8 +119,11 @@ def _dynamics_sentences(r: Any) -> list[str]:
                        f"{num(d['lr_times_lambda_max_end'], 3)}).")
         elif e.kind == "edge_of_stability":
             out.append(f"Edge of stability over steps {d['start']}–{d['end']}: lr·λmax hovered "
-                       f"at {num(d['lr_times_lambda_max_min'], 4)}–"
-                       f"{num(d['lr_times_lambda_max_max'], 4)} while f fell from "
+                       f"around {num(d['bound'], 3)} (median "
+                       f"{num(d['lr_times_lambda_max_median'], 4)}, "
+                       f"{d['share_in_band']:.0%} of the records within ± {num(d['band'], 3)}; "
+                       f"range {num(d['lr_times_lambda_max_min'], 4)}–"
+                       f"{num(d['lr_times_lambda_max_max'], 4)}) while f fell from "
                        f"{num(d['value_start'], 4)} to {num(d['value_end'], 4)}: gradient "
                        "descent is regulating its own sharpness (Cohen et al. 2021), not "
                        "diverging.")

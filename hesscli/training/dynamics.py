@@ -186,8 +186,8 @@ class DynamicsWatch:
                 and in_band >= IN_BAND_SHARE and f1 < f0 and slope < 0):
             return [Span(EventKind.EDGE_OF_STABILITY, steps[0], steps[-1],
                          f"edge of stability over steps {steps[0]}–{steps[-1]}: lr·λmax hovered "
-                         f"at {lo:.4g}–{hi:.4g} (median {median:.4g}, band "
-                         f"{self.bound:.3g} ± {self.band:.3g}) "
+                         f"around {self.bound:.3g} (median {median:.4g}, {in_band:.0%} of the "
+                         f"records within ± {self.band:.3g}; range {lo:.4g}–{hi:.4g}) "
                          f"while f fell from {f0:.6g} to {f1:.6g} on average: not divergence, "
                          "the regime of Cohen et al. 2021 where gradient descent regulates its "
                          "own sharpness", data)]

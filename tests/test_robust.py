@@ -404,6 +404,7 @@ def test_corrupt_compilation_cache_is_cleared_once(tmp_path, monkeypatch):
     from hesscli import jaxconf
 
     monkeypatch.setenv("HESSCLI_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("HESSCLI_NO_CACHE", raising=False)  # hermetic: the caller may set it
     monkeypatch.setattr(jaxconf, "_cache_reported", set())
     for name in ("jit_f-abc-cache", "jit_f-abc-atime", "jit_g-def-cache"):
         (tmp_path / name).write_bytes(b"\x00garbage")

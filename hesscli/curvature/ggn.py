@@ -26,6 +26,7 @@ matvecs), Lanczos, SLQ and Hutchinson work on it unchanged.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -84,9 +85,12 @@ def ggn_at(split: ModelSplit, unravel: Any) -> OperatorAt:
 
 
 def hessian_at(f: Any) -> OperatorAt:
-    """``x -> (v -> H(x) v)`` by linearizing ∇f once per point (forward-over-reverse)."""
-    jax = jax_module()
-    return OperatorAt(lambda x: jax.linearize(jax.grad(f), x)[1])
+    """``x -> (v -> H(x) v)`` by linearizing ∇f once per point (forward-over-reverse):
+    the exact backend's :func:`~hesscli.curvature.exact.linearized_hvp`, whose
+    linearizer compiles once for every point of the same shape."""
+    from hesscli.curvature.exact import linearized_hvp
+
+    return OperatorAt(lambda x: functools.partial(linearized_hvp(f, x), x))
 
 
 def residual_at(hessian: OperatorAt, ggn: OperatorAt) -> OperatorAt:

@@ -16,11 +16,14 @@ from hesscli.analysis.step import (
     stability,
 )
 from hesscli.analysis.verdicts import (
+    PROBABILISTIC,
+    PROVEN,
+    Evidence,
     Inertia,
-    classify,
+    classification_of,
     condition_number,
     curvature_scale,
-    definiteness,
+    definiteness_of,
     eigen_tolerance,
     gradient_tolerance,
     inertia,
@@ -95,6 +98,8 @@ class Analysis:
     fd: FDInfo | None = None
     verification: Verification | None = None
     curvature: str = "hessian"  # "hessian" | "ggn" | "fisher" | "empirical-fisher"
+    # how each verdict is known: "proven" | "probabilistic" | None, and the probability
+    certainty: dict[str, object] = field(default_factory=dict)
 
     @property
     def eigenvalues(self) -> np.ndarray:
@@ -151,14 +156,20 @@ def analyze(
     x_norm = float(np.linalg.norm(x))
     scale = curvature_scale(lam, value, gnorm, x_norm)
     n_eff = rounding_dimension(objective.n, spectrum.complete)
-    tol_used = tol if tol is not None else eigen_tolerance(
-        scale, n_eff, objective.dtype, spectrum.certified_error
-    )
-    hess_norm = float(np.max(np.abs(lam))) if lam.size else 0.0
+    bounds = spectrum.bounds
+    if tol is not None:
+        tol_used = tol
+    elif bounds is not None:
+        # matrix-free: the zero band is the HVP's rounding only; a residual never widens
+        # it (that swallowed proven signs: θmin = −0.496 called zero with tol 0.935)
+        tol_used = max(eigen_tolerance(scale, n_eff, objective.dtype), bounds.rounding)
+    else:
+        tol_used = eigen_tolerance(scale, n_eff, objective.dtype, spectrum.certified_error)
+    evidence = Evidence.of(lam, spectrum.converged, bounds)
+    hess_norm = hessian_norm_bound(spectrum)
     gtol_used = gtol if gtol is not None else gradient_tolerance(
         value, objective.dtype, x_norm=x_norm, hessian_norm=hess_norm,
-        smallest_curvature=smallest_curvature(lam, tol_used, spectrum.complete,
-                                              spectrum.converged),
+        smallest_curvature=smallest_known_curvature(lam, tol_used, spectrum, evidence),
         n=objective.n,
     )
     fd = curvature.fd
@@ -166,8 +177,8 @@ def analyze(
                   if fd is not None and fd.gradient_error is not None else 0.0)
     if gtol is None:
         gtol_used += grad_error  # a finite-difference gradient is only known to ± its error
-    kind = classify(gnorm, gtol_used, lam, tol_used, spectrum.converged)
-    shape = definiteness(lam, tol_used, spectrum.complete, spectrum.converged)
+    kind, kind_basis = classification_of(gnorm, gtol_used, evidence, tol_used)
+    shape, shape_basis = definiteness_of(evidence, tol_used)
     step = None
     if gnorm > grad_error:  # an FD gradient inside its error band is no direction
         hg = curvature.hvp(x, grad)
@@ -196,6 +207,8 @@ def analyze(
         critical = gnorm <= gtol_used + nonsmooth.gradient_band
         kind = Classification.UNDETERMINED if critical else Classification.NOT_CRITICAL
         shape = Definiteness.UNDETERMINED
+        kind_basis = PROVEN if kind == Classification.NOT_CRITICAL else None
+        shape_basis = None
 
     escape = None
     if spectrum.lambda_min < -tol_used and kind_used == "hessian":
@@ -224,21 +237,79 @@ def analyze(
         definiteness=shape,
         critical=critical,
         classification=kind if kind_used == "hessian" else None,
-        condition_number=_condition(spectrum, tol_used),
+        condition_number=_condition(spectrum, tol_used, shape),
         step=step,
         # GD's 2/λmax bound is the Hessian's: another matrix's λmax cannot decide it
-        stability=stability(lr, spectrum.lambda_max,
-                            spectrum.max_converged and kind_used == "hessian"),
+        stability=_stability(lr, spectrum, kind_used),
         escape=escape,
         notes=objective.notes + notes + spectrum.notes
         + precision_notes(objective.dtype, tol_used, gtol_used)
-        + undetermined_notes(spectrum, tol_used, kind, shape) + kink_notes(nonsmooth)
+        + undetermined_notes(spectrum, tol_used, kind, shape)
+        + probability_notes(spectrum, kind_basis, shape_basis) + kink_notes(nonsmooth)
         + curvature_notes(curvature, kind_used),
         smooth=(nonsmooth is None) if curvature.fd is not None or probe is not None else None,
         nonsmooth=nonsmooth,
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
         curvature=kind_used,
+        certainty={"classification": kind_basis if kind_used == "hessian" else None,
+                   "definiteness": shape_basis,
+                   "probability": (bounds.probability if bounds is not None and PROBABILISTIC
+                                   in (kind_basis, shape_basis) else None)},
+    )
+
+
+def _stability(lr: float, spectrum: Spectrum, kind: str) -> Stability:
+    """GD stability at ``lr``: the Hessian's λmax only (a GGN's cannot decide it)."""
+    if kind != "hessian":
+        return stability(lr, spectrum.lambda_max, False)
+    return stability(lr, spectrum.lambda_max, spectrum.max_converged, spectrum.bounds)
+
+
+def hessian_norm_bound(spectrum: Spectrum) -> float:
+    """An upper bound on ‖H‖₂ for the gradient tolerance.
+
+    Dense: max|λ|. Matrix-free: the probabilistic bound of the random start
+    (:attr:`~hesscli.spectra.bounds.EndBounds.norm_at_most`), else the extremes
+    widened by their residuals — never a bare Ritz value, and (since every
+    reported value is a Rayleigh quotient of a vector actually formed) never one
+    beyond the spectrum.
+    """
+    lam = spectrum.eigenvalues
+    if lam.size == 0:
+        return 0.0
+    b = spectrum.bounds
+    if b is None:
+        return float(np.max(np.abs(lam)))
+    if np.isfinite(b.norm_at_most):
+        return float(b.norm_at_most)
+    return max(abs(b.min_interval[0]), abs(b.max_interval[1]))
+
+
+def smallest_known_curvature(lam: np.ndarray, tol: float, spectrum: Spectrum,
+                             evidence: Evidence) -> float:
+    """σ for the gradient tolerance: min|λ| where a lower bound on it is known (> tol)."""
+    if spectrum.bounds is None:
+        return smallest_curvature(lam, tol, spectrum.complete, spectrum.converged)
+    ends = evidence.probable or evidence.proven
+    if ends.lo[0] > tol:
+        return float(ends.lo[0])
+    if ends.hi[1] < -tol:
+        return float(-ends.hi[1])
+    return 0.0
+
+
+def probability_notes(spectrum: Spectrum, *bases: str | None) -> tuple[str, ...]:
+    """What a probabilistic verdict rests on (the random start, its probability, the steps)."""
+    b = spectrum.bounds
+    if b is None or PROBABILISTIC not in bases or b.probability is None:
+        return ()
+    return (
+        f"probabilistic: a Krylov run from one start can miss an eigenvector, so the far "
+        f"sides λmin ≥ {b.min_at_least:.4g} and λmax ≤ {b.max_at_most:.4g} hold with "
+        f"probability ≥ {b.probability:.3g} over the random start (Kuczyński–Woźniakowski "
+        f"after {b.krylov_steps} Lanczos steps); verdicts that need them say so. A second "
+        "--seed that agrees makes them more likely",
     )
 
 
@@ -305,13 +376,17 @@ def kink_notes(nonsmooth: NonSmooth | None) -> tuple[str, ...]:
             "kink, so classification and definiteness are undetermined",)
 
 
-def _condition(spectrum: Spectrum, tol: float) -> float | None:
+def _condition(spectrum: Spectrum, tol: float, shape: str) -> float | None:
     """max|λ|/min|λ| when both ends are known and min|λ| is beyond tol, else None.
 
     On the matrix-free path only a definite spectrum (both extremes of one
-    sign) bounds min|λ|; an unconverged end leaves the ratio unknown.
+    sign, proven or probable: ``shape``) bounds min|λ|; an unconverged end
+    leaves the ratio unknown.
     """
     lam = spectrum.eigenvalues
+    if spectrum.bounds is not None and not spectrum.complete and shape not in (
+            Definiteness.POSITIVE_DEFINITE, Definiteness.NEGATIVE_DEFINITE):
+        return None
     if not (spectrum.min_converged and spectrum.max_converged):
         return None
     if spectrum.complete or float(lam.min()) > tol or float(lam.max()) < -tol:
@@ -322,12 +397,14 @@ def _condition(spectrum: Spectrum, tol: float) -> float | None:
 def undetermined_notes(
     spectrum: Spectrum, tol: float, classification: str, shape: str
 ) -> tuple[str, ...]:
-    """Why a verdict is ``undetermined`` on unconverged extremes, and what to do."""
-    if spectrum.min_converged and spectrum.max_converged:
-        return ()
+    """Why a verdict is ``undetermined`` on the matrix-free path, and what to do."""
     words = [w for w, undecided in (
         ("classification", classification == Classification.UNDETERMINED),
         ("definiteness", shape == Definiteness.UNDETERMINED)) if undecided]
+    if spectrum.bounds is not None:
+        return _bounds_undetermined_note(spectrum, tol, words)
+    if spectrum.min_converged and spectrum.max_converged:
+        return ()
     ends = [e for e, ok in (("λmin", spectrum.min_converged),
                             ("λmax", spectrum.max_converged)) if not ok]
     proven = []
@@ -344,6 +421,29 @@ def undetermined_notes(
     if words:
         text += f"; {' and '.join(words)} undetermined"
     return (text + ". Raise --max-steps (or --rtol) until the end converges",)
+
+
+def _bounds_undetermined_note(spectrum: Spectrum, tol: float, words: list[str]
+                              ) -> tuple[str, ...]:
+    b = spectrum.bounds
+    if not words or b is None:
+        return ()
+    proven = []
+    if b.theta_min < -tol:
+        proven.append(f"negative curvature (λmin ≤ {b.min_at_most:.4g})")
+    if b.theta_max > tol:
+        proven.append(f"positive curvature (λmax ≥ {b.max_at_least:.4g})")
+    text = (f"{' and '.join(words)} undetermined: the Rayleigh quotients prove "
+            + (", ".join(proven) if proven else "nothing about the sign")
+            + "; the far sides (a lower bound on λmin, an upper bound on λmax) are not proven "
+            "by a Krylov run from one start")
+    if b.probability is not None:
+        text += (f", and the random-start bound (probability {b.probability:.3g} after "
+                 f"{b.krylov_steps} Lanczos steps: λmin ≥ {b.min_at_least:.4g}, "
+                 f"λmax ≤ {b.max_at_most:.4g}) does not decide it either")
+    else:
+        text += f", and {b.krylov_steps} Lanczos steps give no random-start bound"
+    return (text + ". A dense run (--dense, when it fits) proves both sides",)
 
 
 def precision_notes(dtype: str, tol: float, gtol: float) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -148,11 +149,15 @@ def _no_gradient(lr: float, value: float, value_after: float, level: float) -> S
 class Stability:
     """Gradient descent near here is stable along every eigendirection iff lr < 2/λmax.
 
-    ``stable`` is None (undetermined) when λmax comes from an unconverged
-    matrix-free run and does not already prove instability: the largest Ritz
-    value θ only bounds λmax from below (λmax ≥ θ), so ``lr·θ > 2`` proves
-    "unstable" while "stable" needs an upper bound on λmax that is not there.
-    ``max_stable_lr`` is then an upper bound on the true 2/λmax.
+    ``stable`` needs an *upper* bound on λmax, "unstable" a lower one. Dense:
+    both are λmax. Matrix-free: the largest Rayleigh quotient θ proves
+    ``λmax ≥ θ − δ`` (so ``lr·(θ − δ) ≥ 2`` proves "unstable", ``certainty``
+    "proven"), and only a probabilistic bound (Kuczyński–Woźniakowski, random
+    start) gives ``λmax ≤ lambda_max_at_most``: "stable" is then stated with its
+    ``probability`` (``certainty`` "probabilistic"), or ``stable`` is None
+    (undetermined) when ``lr·lambda_max_at_most ≥ 2 > lr·(θ − δ)``. No residual
+    or Kato–Temple estimate decides it. ``max_stable_lr`` is 2/λmax from the
+    computed λmax (an upper bound on the true one on the matrix-free path).
     """
 
     lambda_max: float
@@ -161,13 +166,35 @@ class Stability:
     stable: bool | None
     lr_times_lambda_max: float
     lambda_max_converged: bool = True
+    certainty: str | None = "proven"  # "proven" | "probabilistic" | None (undetermined)
+    lambda_max_at_most: float | None = None  # the upper bound "stable" rests on (matrix-free)
+    probability: float | None = None  # of that bound (None: proven or none)
 
 
-def stability(lr: float, lambda_max: float, converged: bool = True) -> Stability:
-    """Stability of gradient descent with ``lr`` from λmax (see :class:`Stability`)."""
+def stability(lr: float, lambda_max: float, converged: bool = True,
+              bounds: Any = None) -> Stability:
+    """Stability of gradient descent with ``lr`` from λmax (see :class:`Stability`).
+
+    ``bounds`` (:class:`~hesscli.spectra.bounds.EndBounds`, matrix-free) replaces
+    ``converged``: what the Rayleigh quotients prove and the random start makes likely.
+    """
     bound = 2.0 / lambda_max if lambda_max > 0 else None
+    if bounds is not None:
+        unstable = lr * bounds.max_at_least >= 2.0
+        upper = bounds.max_at_most
+        likely_stable = bool(np.isfinite(upper)) and lr * upper < 2.0
+        stable: bool | None = False if unstable else (True if likely_stable else None)
+        certainty = ("proven" if unstable or (likely_stable and bounds.complete)
+                     else "probabilistic" if likely_stable else None)
+        return Stability(
+            lambda_max=lambda_max, max_stable_lr=bound, lr=lr, stable=stable,
+            lr_times_lambda_max=lr * lambda_max, lambda_max_converged=converged,
+            certainty=certainty,
+            lambda_max_at_most=float(upper) if np.isfinite(upper) else None,
+            probability=(bounds.probability if certainty == "probabilistic" else None),
+        )
     unstable = bound is not None and not lr < bound
-    stable: bool | None = not unstable if converged or unstable else None
+    stable = not unstable if converged or unstable else None
     return Stability(
         lambda_max=lambda_max,
         max_stable_lr=bound,
@@ -175,4 +202,5 @@ def stability(lr: float, lambda_max: float, converged: bool = True) -> Stability
         stable=stable,
         lr_times_lambda_max=lr * lambda_max,
         lambda_max_converged=converged,
+        certainty="proven" if stable is not None else None,
     )

@@ -186,6 +186,58 @@ class Ends:
         return self.lo[0] == self.lo[1] and self.hi[0] == self.hi[1]
 
 
+PROVEN = "proven"
+PROBABILISTIC = "probabilistic"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What is known of the two ends: ``proven`` for certain, ``probable`` with ``probability``.
+
+    Dense (or a basis that spanned the space): both ends known, all proven. On
+    the matrix-free path (:class:`~hesscli.spectra.bounds.EndBounds`) the
+    Rayleigh quotients prove ``λmin ≤ θmin`` and ``λmax ≥ θmax`` (their rounding
+    is in the zero tolerance) and nothing more; the far sides
+    (``λmin ≥ …``, ``λmax ≤ …``) hold with a probability over the random start
+    (Kuczyński–Woźniakowski), or are open when too few steps were taken. No
+    residual and no Kato–Temple estimate enters a verdict: they bound the distance
+    to *some* eigenvalue, not to the extreme one.
+    """
+
+    proven: Ends
+    probable: Ends | None = None
+    probability: float | None = None
+
+    @classmethod
+    def of(cls, eigenvalues: Any, converged: Any = None, bounds: Any = None) -> Evidence:
+        if bounds is None:
+            return cls(Ends.of(eigenvalues, converged))
+        lo, hi = bounds.theta_min, bounds.theta_max
+        if bounds.complete:
+            return cls(Ends((lo, lo), (hi, hi)))
+        proven = Ends((-math.inf, lo), (hi, math.inf))
+        if bounds.kw is None:
+            return cls(proven)
+        # the verdicts' tolerance holds the rounding δ: the sides here are without it
+        reach = bounds.kw * bounds.spread_bound
+        return cls(proven, Ends((lo - reach, lo), (hi, hi + reach)), bounds.probability)
+
+
+def decide(evidence: Evidence, tol: float, verdict: Any, undetermined: Any
+           ) -> tuple[Any, str | None]:
+    """(answer, ``"proven"`` | ``"probabilistic"`` | None): the verdict every possible
+    combination of signs agrees on, from the proven ends if they suffice, else from
+    the probable ones; ``undetermined`` (None) when neither decides."""
+    answer = _decide(evidence.proven, tol, verdict, undetermined)
+    if answer != undetermined:
+        return answer, PROVEN
+    if evidence.probable is not None:
+        answer = _decide(evidence.probable, tol, verdict, undetermined)
+        if answer != undetermined:
+            return answer, PROBABILISTIC
+    return undetermined, None
+
+
 def end_converged(eigenvalues: Any, converged: Any) -> tuple[bool, bool]:
     """(λmin end converged, λmax end converged) from per-eigenvalue flags (None: both)."""
     if converged is None:
@@ -231,6 +283,11 @@ _DEFINITENESS = {
 }
 
 
+def definiteness_of(evidence: Evidence, tol: float) -> tuple[Definiteness, str | None]:
+    """(definiteness, how it is known: see :func:`decide`)."""
+    return decide(evidence, tol, lambda a, b: _DEFINITENESS[(a, b)], Definiteness.UNDETERMINED)
+
+
 def definiteness(
     eigenvalues: np.ndarray, tol: float, complete: bool = True, converged: Any = None
 ) -> Definiteness:
@@ -257,6 +314,15 @@ def _second_order(a: str, b: str) -> Classification:
     if a == "negative" and b == "positive":
         return Classification.SADDLE_POINT
     return Classification.DEGENERATE
+
+
+def classification_of(gradient_norm: float, gtol: float, evidence: Evidence, tol: float
+                      ) -> tuple[Classification, str | None]:
+    """(classification, how it is known: see :func:`decide`); ``not_critical`` is proven
+    by the gradient alone."""
+    if gradient_norm > gtol:
+        return Classification.NOT_CRITICAL, PROVEN
+    return decide(evidence, tol, _second_order, Classification.UNDETERMINED)
 
 
 def classify(

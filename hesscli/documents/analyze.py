@@ -74,6 +74,12 @@ def analysis_document(
         doc["eigenvalue_error_estimates"] = sp.error_estimates
     if sp.converged is not None:
         doc["converged"] = sp.converged
+    if sp.bounds is not None:  # matrix-free: what is proven, what is probable
+        b = sp.bounds
+        doc["lambda_min_interval"] = list(b.min_interval)
+        doc["lambda_max_interval"] = list(b.max_interval)
+        doc["bounds"] = b.as_json()
+    doc["certainty"] = a.certainty
     if a.step is not None:
         doc["step"] = a.step
     if a.escape is not None:

@@ -38,7 +38,26 @@ def proven_curvature(a: Analysis) -> str:
     return " and ".join(proven) if proven else "nothing about the sign of the curvature"
 
 
+def probable_clause(a: Analysis) -> str:
+    """", with probability ≥ p over the random start (…)" for a probabilistic verdict."""
+    b = a.spectrum.bounds
+    if b is None or b.probability is None:
+        return ""
+    return (f" — with probability ≥ {b.probability:.3g} over the random start (a Krylov run "
+            f"can miss an eigenvector; Kuczyński–Woźniakowski after {b.krylov_steps} Lanczos "
+            f"steps: λmin ≥ {num(b.min_at_least)}, λmax ≤ {num(b.max_at_most)})")
+
+
 def undetermined_headline(a: Analysis) -> str:
+    if a.spectrum.bounds is not None:
+        return (
+            f"Undetermined: the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol), "
+            f"but the matrix-free run does not decide the second-order test. Proven: "
+            f"{proven_curvature(a)}. Not proven: a lower bound on λmin beyond zero (a "
+            "minimum) or an upper bound on λmax below zero (a maximum): a Krylov run from "
+            "one start can miss an eigenvector. See the notes; a dense run (--dense, when "
+            "it fits) decides it."
+        )
     return (
         f"Undetermined: the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol), but "
         f"the matrix-free {unconverged_ends(a)} did not converge, so the second-order test "
@@ -110,12 +129,16 @@ def headline(a: Analysis) -> str:
     if a.classification == "local_minimum":
         return (
             f"Local minimum: the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol) and "
-            f"every eigenvalue is positive (λmin = {num(lam_min)} > tol = {num(a.tolerance)})."
+            f"every eigenvalue is positive (λmin = {num(lam_min)} > tol = {num(a.tolerance)})"
+            + (probable_clause(a) if a.certainty.get("classification") == "probabilistic"
+               else "") + "."
         )
     if a.classification == "local_maximum":
         return (
             f"Local maximum: the gradient vanishes and every eigenvalue is negative "
-            f"(λmax = {num(lam_max)} < −tol)."
+            f"(λmax = {num(lam_max)} < −tol)"
+            + (probable_clause(a) if a.certainty.get("classification") == "probabilistic"
+               else "") + "."
         )
     if a.classification == "saddle_point" and a.escape is not None:
         e = a.escape
@@ -138,12 +161,20 @@ def headline(a: Analysis) -> str:
             "higher-order terms decide. hesscli does not guess."
         )
     text = f"Not a critical point: ‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}. "
+    if a.definiteness == "undetermined" and a.spectrum.bounds is not None:
+        return text + (
+            f"The Hessian's definiteness is undetermined: proven: {proven_curvature(a)}; "
+            "the far sides of the ends are not (see the notes)."
+        )
     if a.definiteness == "undetermined":
         return text + (
             f"The Hessian's definiteness is undetermined: {unconverged_ends(a)} did not "
             f"converge; proven: {proven_curvature(a)}. Raise --max-steps to decide it."
         )
-    return text + f"The Hessian here is {a.definiteness.replace('_', ' ')}."
+    text += f"The Hessian here is {a.definiteness.replace('_', ' ')}"
+    if a.certainty.get("definiteness") == "probabilistic":
+        text += probable_clause(a)
+    return text + "."
 
 
 def signed_change(change: float) -> str:
@@ -217,6 +248,25 @@ def step_lines(a: Analysis) -> list[Text]:
             "it is undetermined here (rerun with --curvature hessian to decide it).",
             style="yellow",
         ))
+    elif st.max_stable_lr is not None and a.spectrum.bounds is not None and st.stable is None:
+        upper = ("no upper bound on λmax (too few Lanczos steps from the random start)"
+                 if st.lambda_max_at_most is None else
+                 f"the random-start bound λmax ≤ {num(st.lambda_max_at_most)} gives "
+                 f"lr·λmax ≤ {num(st.lr * st.lambda_max_at_most)}")
+        lines.append(Text(
+            f"lr·λmax ≥ {num(st.lr * a.spectrum.bounds.max_at_least)} (proven) and {upper}, "
+            "so stability is undetermined: a Krylov run from one start never proves an "
+            f"upper bound on λmax. lr < 2/λmax ≤ {num(st.max_stable_lr)} is needed; a "
+            "dense run (--dense, when it fits) decides it.",
+            style="bold yellow",
+        ))
+    elif st.max_stable_lr is not None and st.certainty == "probabilistic" and st.stable:
+        lines.append(Text(
+            f"lr·λmax ≤ {num(st.lr * st.lambda_max_at_most)} < 2 with probability ≥ "
+            f"{st.probability:.3g} over the random start (λmax ≤ {num(st.lambda_max_at_most)}, "
+            "Kuczyński–Woźniakowski): gradient descent is stable near here, unless the run "
+            "missed the top eigenvector."
+        ))
     elif st.max_stable_lr is not None and st.stable is None:
         lines.append(Text(
             f"lr·λmax ≥ {num(st.lr_times_lambda_max)} (λmax not converged: the true λmax may "
@@ -252,6 +302,9 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
     t.add_row("gradient norm", f"{num(a.gradient_norm)}  (gtol {num(a.gtol)})")
     label = "eigenvalues" if sp.complete else "extreme eigenvalues"
     t.add_row(label, eigen_list([float(v) for v in sp.eigenvalues]))
+    if sp.bounds is not None and not sp.complete:
+        for name, text in end_rows(sp.bounds):
+            t.add_row(name, text)
     t.add_row(
         "inertia",
         f"{a.inertia.positive} positive, {a.inertia.negative} negative, {a.inertia.zero} zero"
@@ -303,6 +356,31 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
     for label, text in rows or []:
         t.add_row(label, text)
     return t
+
+
+def end_rows(b: object) -> list[tuple[str, str]]:
+    """The two ends as what is known: a value ± its certified half-width when resolved,
+    else the proven one-sided bound; the random-start bound beside it."""
+    rows = []
+    lo, hi = b.min_interval
+    if b.min_resolved:
+        text = f"{num(b.theta_min)} ± {num(b.residual_min + b.rounding)}"
+    else:
+        text = (f"≤ {num(hi)} (proven; not resolved below: ≥ {num(lo)} if the run found the "
+                "smallest eigenvalue; --rtol for more)")
+    if b.probability is not None:
+        text += f"; ≥ {num(b.min_at_least)} with probability {b.probability:.3g}"
+    rows.append(("λmin", text))
+    lo, hi = b.max_interval
+    if b.max_resolved:
+        text = f"{num(b.theta_max)} ± {num(b.residual_max + b.rounding)}"
+    else:
+        text = (f"≥ {num(lo)} (proven; not resolved above: ≤ {num(hi)} if the run found the "
+                "largest eigenvalue; --rtol for more)")
+    if b.probability is not None:
+        text += f"; ≤ {num(b.max_at_most)} with probability {b.probability:.3g}"
+    rows.append(("λmax", text))
+    return rows
 
 
 def escape_table(a: Analysis) -> Table | None:

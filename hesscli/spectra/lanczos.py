@@ -155,6 +155,8 @@ class Extremes:
     basis_rows: int | None = None  # most basis vectors held at once
     restarts: int = 0
     choice: str = ""  # why this solver (set by the policy)
+    n: int = 0  # the dimension of the operator
+    krylov_steps: int = 0  # Lanczos steps from the random start before any restart
 
     @property
     def all_converged(self) -> bool:
@@ -350,6 +352,7 @@ def _lanczos_program(
     jnp, lax = jax.numpy, jax.lax
     dt = jnp.dtype(dtype)
     tiny = 1e3 * float(np.finfo(dtype).eps)
+    twice = bool(np.dtype(dtype) != np.float64)
     del structure  # part of the cache key only: the Partials' functions and shapes
 
     def project(basis: Any, w: Any, nblocks: Any) -> tuple[Any, Any]:
@@ -385,6 +388,9 @@ def _lanczos_program(
             w = hv - a * v - jnp.where(j > 0, beta[jnp.maximum(j - 1, 0)], 0.0) * basis[
                 jnp.maximum(j - 1, 0)]
             w, c = project(basis, w, j // BLOCK + 1)
+            if twice:  # single precision: "twice is enough" (Giraud–Langou–Rozložník)
+                w, c2 = project(basis, w, j // BLOCK + 1)
+                c = c + c2
             a = a + c[j]
             b = jnp.linalg.norm(w)
             broke = b <= tiny * jnp.maximum(jnp.linalg.norm(hv), jnp.finfo(dt).tiny)
@@ -411,21 +417,50 @@ def _lanczos_program(
 
 def ritz_pairs(
     hvp_fn: Any, x: Any, basis: Any, coef: np.ndarray, theta: np.ndarray, dtype: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ritz vectors ``coefᵀ V`` (unit rows) and their true residuals ‖Hv − θv‖.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ritz vectors ``coefᵀ V`` (unit rows), their Rayleigh quotients and true residuals.
+
+    The vector certified is the one the HVP actually receives: ``y`` rounded to
+    ``dtype`` (float32 rounds it), read back exactly in float64. Its Rayleigh
+    quotient ``θ = yᵀfl(Hy)/yᵀy`` and residual ``‖fl(Hy) − θy‖/‖y‖`` are formed in
+    float64 from the computed HVP, so ``λmin − δ ≤ θ ≤ λmax + δ`` holds for the
+    numbers returned (δ the HVP's rounding, :mod:`hesscli.spectra.bounds`) — the
+    projected matrix's ``theta`` (given) need not: in float32 a projected matrix
+    that drifted from ``VᵀHV`` reported 55× λmax. Returned in ascending order of
+    the Rayleigh quotients, one HVP each.
 
     On the host with NumPy's BLAS and the already-compiled HVP: a compiled
     kernel for this would cost a second of compilation for a one-off product.
     """
+    del theta  # the projected matrix's values are not what is certified
     j = coef.shape[0]
     rows = np.asarray(basis)[:j]  # a view: no float64 copy of the basis (512 MB at 10⁶×64)
     vecs = (np.asarray(coef.T, dtype=rows.dtype) @ rows).astype(np.float64)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    res = np.array([
-        np.linalg.norm(np.asarray(hvp_fn(x, np.asarray(v, dtype=dtype)), dtype=np.float64) - t * v)
-        for v, t in zip(vecs, theta, strict=True)
-    ])
-    return vecs, res
+    return rayleigh_pairs(lambda v: hvp_fn(x, v), vecs, dtype)
+
+
+def rayleigh_pairs(apply: Any, vectors: np.ndarray, dtype: str
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit vectors, residuals, Rayleigh quotients) of the rows of ``vectors``, ascending.
+
+    Each row is normalized, rounded to ``dtype`` — the vector ``u`` the HVP
+    ``apply`` actually receives — and certified as that: ``θ = uᵀfl(Hu)/uᵀu`` and
+    ``r = ‖fl(Hu) − θu‖/‖u‖`` in float64 (see :func:`ritz_pairs`).
+    """
+    vecs = np.asarray(vectors, dtype=np.float64)
+    vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    formed = vecs.astype(dtype)
+    out, quotients, res = [], [], []
+    for u_w in formed:
+        u = u_w.astype(np.float64)
+        norm = float(np.linalg.norm(u))
+        hu = np.asarray(apply(u_w), dtype=np.float64).reshape(-1)
+        q = float(u @ hu) / norm**2
+        quotients.append(q)
+        res.append(float(np.linalg.norm(hu - q * u)) / norm)
+        out.append(u / norm)
+    order = np.argsort(np.asarray(quotients), kind="stable")
+    return np.asarray(out)[order], np.asarray(res)[order], np.asarray(quotients)[order]
 
 
 def tridiag_eigh(alpha: np.ndarray, beta: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -516,13 +551,13 @@ def lanczos_extremes(
     # a basis that spans the space has every eigenvalue: report all n (complete)
     idx = np.arange(j) if j >= n else _ends(j, k)
     theta_sel = theta[idx]
-    vecs, res = ritz_pairs(hvp_fn, xj, basis, s[:, idx], theta_sel, dtype)
+    vecs, res, theta_sel = ritz_pairs(hvp_fn, xj, basis, s[:, idx], theta_sel, dtype)
     fields = certify(values=theta_sel, residuals=res, ritz=theta, index=idx, vectors=vecs,
                      target=target, n=n, k=k, dtype=dtype, ends=ends, complete=j >= n,
                      ritz_residuals=est)
     return Extremes(
         **fields, k=k, solver=Eigensolver.LANCZOS, steps=j, hvps=j + idx.size, hvps_max=hvps_max,
-        hvps_min=hvps_min, seed=seed, basis_rows=j,
+        hvps_min=hvps_min, seed=seed, basis_rows=j, n=n, krylov_steps=j,
     )
 
 
@@ -578,14 +613,17 @@ def arpack_extremes(
     vecs = np.concatenate([e[1] for e in runs], axis=1)
     order = np.argsort(theta)
     theta, vecs = theta[order], vecs[:, order]
-    res = np.array([np.linalg.norm(matvec(vecs[:, i]) - theta[i] * vecs[:, i])
-                    for i in range(theta.size)])
+    vecs_t, res, theta = rayleigh_pairs(matvec, vecs.T, dtype)
+    vecs = vecs_t.T
     fields = certify(values=theta, residuals=res, ritz=theta, index=np.arange(theta.size),
                      vectors=vecs.T, target=target, n=n, k=k, dtype=dtype, ends=ends,
                      complete=theta.size >= n)
     return Extremes(
         **fields, k=k, solver=Eigensolver.ARPACK, steps=sum(e[2] for e in runs), hvps=count[0],
-        hvps_max=runs[-1][3], hvps_min=runs[0][3], seed=seed,
+        hvps_max=runs[-1][3], hvps_min=runs[0][3], seed=seed, n=n,
+        # implicitly restarted with exact shifts: its first factorization is ncv Lanczos
+        # steps from v0 and the wanted Ritz values only move outward after it
+        krylov_steps=min(n, max(2 * k + 1, 20)),
     )
 
 

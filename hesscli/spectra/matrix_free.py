@@ -31,6 +31,7 @@ import numpy as np
 from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
+from hesscli.spectra.bounds import EndBounds, hvp_rounding
 from hesscli.spectra.lanczos import SOLVERS, Extremes, Target, max_steps_for
 from hesscli.spectra.progress import OnProgress, sink
 from hesscli.spectra.spectrum import Spectrum, fix_sign
@@ -211,8 +212,26 @@ def extremes_notes(ex: Extremes, dtype: str) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
-    """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring)."""
+def end_bounds(ex: Extremes, dtype: str, differenced: bool = False) -> EndBounds:
+    """What the extremes of ``ex`` prove and make likely (:mod:`hesscli.spectra.bounds`)."""
+    lam = np.asarray(ex.eigenvalues, dtype=np.float64)
+    res = np.asarray(ex.residuals, dtype=np.float64)
+    scale = float(np.max(np.abs(lam))) if lam.size else 0.0
+    n = ex.n or int(lam.size)
+    return EndBounds(
+        theta_min=float(lam[0]), theta_max=float(lam[-1]),
+        residual_min=float(res[0]), residual_max=float(res[-1]),
+        rounding=hvp_rounding(n, dtype, scale, differenced),
+        krylov_steps=int(ex.krylov_steps), n=n, complete=bool(ex.complete),
+    )
+
+
+def matrix_free_spectrum(ex: Extremes, dtype: str, differenced: bool = False) -> Spectrum:
+    """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring).
+
+    ``differenced``: the HVPs came from finite differences of gradients (their
+    error, not rounding, sets δ: :func:`hesscli.spectra.bounds.hvp_rounding`).
+    """
     residuals = np.asarray(ex.residuals, dtype=np.float64)
     converged = np.asarray(ex.converged, dtype=bool)
     return Spectrum(
@@ -230,4 +249,5 @@ def matrix_free_spectrum(ex: Extremes, dtype: str) -> Spectrum:
         error_estimates=(None if ex.error_estimates is None
                          else np.asarray(ex.error_estimates, dtype=np.float64)),
         solver=ex.solver,
+        bounds=end_bounds(ex, dtype, differenced),
     )

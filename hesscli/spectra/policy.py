@@ -27,7 +27,7 @@ from hesscli.objective.layout import Layout
 from hesscli.spectra.lanczos import Extremes, Target
 from hesscli.spectra.paths import Budget, PathChoice, choose_path, dense_budget
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
-from hesscli.vocab import Path, PathRequest
+from hesscli.vocab import Method, Path, PathRequest
 
 
 @dataclass(frozen=True)
@@ -146,5 +146,6 @@ def spectrum_at(
     ex = extremes_of(curvature, x, k=policy.k, seed=policy.seed, solver=policy.solver,
                      max_steps=policy.max_steps, ends=policy.ends,
                      target=policy.target(curvature.dtype), progress=progress)
-    return PointSpectrum(matrix_free_spectrum(ex, curvature.dtype), choice, ex)
+    differenced = curvature.method == Method.FD
+    return PointSpectrum(matrix_free_spectrum(ex, curvature.dtype, differenced), choice, ex)
 

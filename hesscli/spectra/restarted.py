@@ -169,13 +169,13 @@ def restarted_extremes(
         t_host = np.asarray(t)[:j, :j]
         theta, s = np.linalg.eigh(0.5 * (t_host + t_host.T))
         report = _report_indices(j, k)
-        vecs, res = ritz_pairs(hvp_fn, xj, v, s[:, report], theta[report], dtype)
+        vecs, res, values = ritz_pairs(hvp_fn, xj, v, s[:, report], theta[report], dtype)
         checks += int(report.size)
         # residual estimates of all Ritz pairs: the coupling row of v_j times S
         # (only β_j·s_j after a Lanczos step; the whole arrow right after a restart)
         couple = np.asarray(t)[j, :j]
         ex = certify(
-            values=theta[report], residuals=res, ritz=theta, index=report, vectors=vecs,
+            values=values, residuals=res, ritz=theta, index=report, vectors=vecs,
             target=target, n=n, k=k, dtype=dtype, ends=ends, complete=False,
             ritz_residuals=np.abs(couple @ s),
         )
@@ -191,7 +191,10 @@ def restarted_extremes(
         hvps=int(hvps) + checks,
         hvps_max=None if int(hmax) < 0 else int(hmax),
         hvps_min=None if int(hmin) < 0 else int(hmin),
-        seed=seed, basis_rows=size.m + 1, restarts=int(restarts),
+        seed=seed, basis_rows=size.m + 1, restarts=int(restarts), n=n,
+        # the first cycle is plain Lanczos from the random start; a restart keeps the
+        # extreme Ritz vectors, so the extreme Ritz values only move outward after it
+        krylov_steps=min(int(hvps), size.m),
     )
 
 
@@ -270,6 +273,7 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
     tiny = 1e3 * e
     floor = 100 * e
     sign_rounding = 10.0 * math.sqrt(n) * e  # the verdicts' zero band for matrix-free extremes
+    always_twice = bool(np.dtype(dtype) != np.float64)
     del structure
     idx_m = jnp.arange(m)
     idx_r = jnp.arange(rows)
@@ -391,7 +395,10 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
             hv = op(v)
             w, c = project(basis, hv, j)
             w0 = jnp.linalg.norm(hv)
-            again = jnp.linalg.norm(w) < REORTH * w0
+            # float32: always a second pass ("twice is enough", Giraud–Langou–Rozložník):
+            # one pass in single precision left θmax growing by ~1 per step past λmax
+            # (869 → 907 in 40 steps on a diagonal operator with n = 10⁶)
+            again = always_twice | (jnp.linalg.norm(w) < REORTH * w0)
 
             def second(w: Any) -> Any:
                 w2, c2 = project(basis, w, j)

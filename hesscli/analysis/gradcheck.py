@@ -182,7 +182,7 @@ def gradcheck(
     exact = ExactCurvature(objective)
     fx, g = exact.value_and_gradient(x)
     values = Values(objective)
-    fd_g = value_gradient(values, x, ladder(1, accuracy, dtype))
+    fd_g = value_gradient(values, x, ladder(1, accuracy, dtype), fx=fx)
 
     kink_params: set[int] = set()
     hess_checks: list[tuple[str, str, str, Estimate]] = []

@@ -161,7 +161,7 @@ class ValueDifferences(Curvature):
     def gradient_estimate(self, x: np.ndarray) -> Estimate:
         x = np.asarray(x, dtype=np.float64)
         est = value_gradient(self.values, x, ladder(1, self.accuracy, self.dtype),
-                             self.pilot(x))
+                             self.pilot(x), fx=self.value(x))
         self.last_gradient_error = est.error
         return est
 

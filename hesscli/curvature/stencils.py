@@ -53,6 +53,67 @@ ROUND_GRADIENTS = 4.0  # each gradient entry to 4ε·max|∇f| (autodiff of a su
 PILOT_ABOVE = 2.0  # coordinates that get a pilot: |x_i| above this (one ladder ratio)
 PILOT_AGREE = 2.0  # a pilot/final gap beyond this many pilot rounding bounds is real
 PAIR_BLOCK = 1 << 21  # stencil points × n per batch (16 MB of float64)
+NOISE_BOUND = 3.0  # each evaluation is assumed correct to this many measured noise levels
+
+
+def noise_level(center: np.ndarray, plus: np.ndarray, minus: np.ndarray, ratio: float
+                ) -> np.ndarray:
+    """The rounding noise of the evaluated quantity near ``x``, measured on the stencil.
+
+    ``center`` is the quantity at ``x`` (f, or ∇f), ``plus[k, i]``/``minus[k, i]``
+    at ``x ± h·ratioᵏ·eᵢ``. The model ``ε·|f|`` misses the rounding of f's
+    intermediates: at Himmelblau's minimum f = 0 while each evaluation next to it
+    carries the rounding of terms of size 11; at Goldstein–Price's minimum f = 3
+    while its factors cancel terms of size 400. So the noise is measured
+    (Moré & Wild 2011, "Estimating computational noise"): the fourth difference
+    ``Δ⁴ = f(x−2h) − 4f(x−h) + 6f(x) − 4f(x+h) + f(x+2h)`` is ``h⁴f⁗`` (negligible
+    at these steps) plus noise of standard deviation ``√70·σ``; with a third
+    rung, ``Δ⁴(h) − Δ⁴(2h)/16`` removes the ``h⁴`` term too. The largest over the
+    coordinates (one sample each) estimates σ of f (per entry of ∇f for
+    gradients: ``center`` of shape ``(m,)``, ``plus`` ``(K, n, m)``). Needs
+    ``ratio == 2``; non-finite samples (steps outside the domain) are skipped.
+    """
+    if ratio != 2.0 or plus.shape[0] < 2:
+        return np.zeros(np.shape(center))
+    c = np.asarray(center, dtype=np.float64)
+    d4 = minus[1] - 4 * minus[0] + 6 * c - 4 * plus[0] + plus[1]
+    spread = np.sqrt(70.0)
+    if plus.shape[0] >= 3:
+        d4_2 = minus[2] - 4 * minus[1] + 6 * c - 4 * plus[1] + plus[2]
+        both = d4 - d4_2 / 16.0
+        ok = np.isfinite(both)
+        d4 = np.where(ok, both, d4)
+        # noise weights: centre 6 − 6/16, ±h −4, ±2h 1 + 4/16, ±4h −1/16
+        spread = np.where(ok, np.sqrt(5.625**2 + 2 * 16 + 2 * 1.25**2 + 2 / 256), spread)
+    sample = np.abs(d4) / spread
+    # a kink at x (|t|, a hinge) is no noise: its second differences grow linearly with
+    # the step, D²(2h) = 2·D²(h), and Δ⁴ = −D²(2h) (it would hide itself in the band;
+    # its effect on the gradient is the analysis' nonsmooth band)
+    d2 = plus[0] - 2 * c + minus[0]
+    d2_2 = plus[1] - 2 * c + minus[1]
+    kink = (np.abs(np.abs(d4) - np.abs(d2_2)) <= 0.25 * np.abs(d2_2)) & (
+        np.abs(d2_2 - 2 * d2) <= 0.25 * np.abs(d2_2))
+    sample = np.where(np.isfinite(sample) & ~kink, sample, 0.0)
+    return np.max(sample, axis=0) if sample.ndim else sample
+
+
+def input_rounding(x: np.ndarray, slope: np.ndarray, curvature: np.ndarray, h: np.ndarray,
+                   e: float) -> np.ndarray:
+    """The rounding of f at ``x ± hᵢeᵢ`` that grows with the step, per coordinate ``i``.
+
+    Rounding the arguments (``1e-3·x``, ``x² + y − 11``) perturbs them by about
+    ``ε|yⱼ|``, which changes f by ``ε·Σⱼ|yⱼ·∂ⱼf(y)|``. Next to a minimiser
+    ``∂ⱼf(x + hᵢeᵢ) ≈ Hⱼᵢhᵢ`` grows with the step, so the noise measured at the two
+    smallest rungs (:func:`noise_level`) misses it on the larger rungs of a
+    ladder. ``slope``/``curvature`` are the differences' estimates of ``|∂ⱼf|``
+    and ``|Hⱼⱼ|``; ``|Hⱼᵢ|`` is taken as ``max(|Hᵢᵢ|, |Hⱼⱼ|)`` (a bound for
+    positive semidefinite H). Returns ``e·(Σⱼ|xⱼ||∂ⱼf| + hᵢ·Σⱼ|xⱼ|·max(|Hᵢᵢ|, |Hⱼⱼ|))``.
+    """
+    ax = np.abs(np.asarray(x, dtype=np.float64))
+    c = np.where(np.isfinite(curvature), np.abs(curvature), 0.0)
+    s = np.where(np.isfinite(slope), np.abs(slope), 0.0)
+    coupled = np.maximum(c[:, None], c[None, :]) @ ax  # Σⱼ |xⱼ|·max(cᵢ, cⱼ)
+    return e * (float(ax @ s) + np.abs(h) * coupled)
 
 
 @dataclass(frozen=True)
@@ -222,15 +283,24 @@ def _cross_check(pilot: Pilot, est: np.ndarray, error: np.ndarray, h: np.ndarray
 # ---------------------------------------------------------------- values only
 
 
-def value_gradient(f: Values, x: np.ndarray, plan: Ladder, pilot: Pilot | None = None
-                   ) -> Estimate:
+def value_gradient(f: Values, x: np.ndarray, plan: Ladder, pilot: Pilot | None = None,
+                   fx: float | None = None) -> Estimate:
     """Central differences of values on every rung of ``plan``, steps scaled by the pilot's
-    scales (computed here when not given)."""
+    scales (computed here when not given).
+
+    ``f(x)`` (``fx``, evaluated here when not given, and counted either way: it is
+    part of the stencil) measures the noise of f (:func:`noise_level`); each value
+    is taken as correct to ``max(ROUND_VALUES·ε·|f|, NOISE_BOUND·σ)``.
+    """
     n = x.size
     start = f.count
+    if fx is None:
+        fx = f.one(x)
+    else:
+        start -= 1
     if pilot is None:
-        pilot = value_pilot(f, x)
-    rungs, rho = [], []
+        pilot = value_pilot(f, x, fx)
+    rungs, steps, plus, minus, big = [], [], [], [], []
     for rel in plan.relative_steps():
         h = coordinate_steps(x, rel, pilot.scales)
         pts = np.concatenate([x + np.diag(h), x - np.diag(h)])
@@ -239,21 +309,32 @@ def value_gradient(f: Values, x: np.ndarray, plan: Ladder, pilot: Pilot | None =
             ensure_finite(vals, "value next to the point")
         fp, fm = vals[:n], vals[n:]
         rungs.append((fp - fm) / (2 * h))
-        big = np.maximum(np.abs(fp), np.abs(fm))
-        rho.append(ROUND_VALUES * eps(f.dtype) * big / h)
+        steps.append(h)
+        plus.append(fp)
+        minus.append(fm)
+        big.append(np.maximum(np.abs(fp), np.abs(fm)))
+    sigma = noise_level(fx, np.array(plus), np.array(minus), plan.ratio)
+    e = eps(f.dtype)
+    k = min(1, len(steps) - 1)
+    slope = rungs[0]
+    curv = (plus[k] - 2 * fx + minus[k]) / steps[k] ** 2
+    # |coefficients| of (f₊ − f₋)/2h sum to 1/h
+    rho = [np.maximum(np.maximum(ROUND_VALUES * e * b, NOISE_BOUND * sigma),
+                      ROUND_VALUES * input_rounding(x, slope, curv, h, e)) / h
+           for b, h in zip(big, steps, strict=True)]
     out = combine(np.array(rungs), np.array(rho), plan)
     return Estimate(out.estimate, out.error, f.count - start)
 
 
 def _value_hessian_rung(
     f: Values, x: np.ndarray, h: np.ndarray, fx: float, strict: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """One rung of the value stencil: (D, rounding bound), ``n² + n`` evaluations."""
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """One rung of the value stencil, ``n² + n`` evaluations: (D, max|f| on it,
+    f(x + hᵢeᵢ), f(x − hᵢeᵢ))."""
     n = x.size
     diag = np.diag(h)
     vals = f(np.concatenate([x + diag, x - diag]), strict=strict)
     fp, fm = vals[:n], vals[n:]
-    e = eps(f.dtype)
     big = max(abs(fx), float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 0.0)
     d = np.empty((n, n))
     d[np.diag_indices(n)] = (fp - 2 * fx + fm) / h**2
@@ -273,9 +354,7 @@ def _value_hessian_rung(
         mixed = (pp + pm - fp[i] - fm[i] - fp[j] - fm[j] + 2 * fx) / (2 * h[i] * h[j])
         d[i, j] = mixed
         d[j, i] = mixed
-    # |coefficients| sum to 4/h² (diagonal) and 8/2hᵢhⱼ (mixed)
-    rho = ROUND_VALUES * e * big * 4.0 / np.outer(h, h)
-    return d, rho
+    return d, big, fp, fm
 
 
 def value_hessian(f: Values, x: np.ndarray, plan: Ladder, fx: float | None = None,
@@ -296,17 +375,34 @@ def value_hessian(f: Values, x: np.ndarray, plan: Ladder, fx: float | None = Non
     else:
         start -= pilot.evaluations  # the pilot's cost belongs to this estimate
     fr = _Reuse(f, pilot.known)
-    rungs, rho, steps = [], [], []
+    rungs, big, steps, plus, minus = [], [], [], [], []
     for k, rel in enumerate(plan.relative_steps()):
         h = coordinate_steps(x, rel, pilot.scales)
-        d, r = _value_hessian_rung(fr, x, h, fx, strict=k < 2)
+        d, b, fp, fm = _value_hessian_rung(fr, x, h, fx, strict=k < 2)
         if k < 2:
             ensure_finite(d, "finite-difference Hessian")
         rungs.append(d)
-        rho.append(r)
+        big.append(b)
         steps.append(h)
+        plus.append(fp)
+        minus.append(fm)
+    sigma = noise_level(fx, np.array(plus), np.array(minus), plan.ratio)
+    e = eps(f.dtype)
+    slope = (plus[0] - minus[0]) / (2 * steps[0])
+    curv = np.diag(rungs[min(1, len(rungs) - 1)])
+    grow = [ROUND_VALUES * input_rounding(x, slope, curv, h, e)
+            for h in steps]
+    # |coefficients| sum to 4/h² (diagonal) and 8/2hᵢhⱼ (mixed); the points of entry
+    # (i, j) move along eᵢ and eⱼ, so the larger growth of the two applies
+    rho = [np.maximum(np.maximum(ROUND_VALUES * e * b, NOISE_BOUND * sigma),
+                      np.maximum(gr[:, None], gr[None, :])) * 4.0 / np.outer(h, h)
+           for b, h, gr in zip(big, steps, grow, strict=True)]
+    # the kink test keeps the ε|f| model: a kink inflates the measured "noise" (Δ⁴ of
+    # |x| at 0 is 4h) and would hide itself
+    plain = [ROUND_VALUES * e * b * 4.0 / np.outer(h, h) for b, h in zip(big, steps,
+                                                                         strict=True)]
     return _finish_ladder(rungs, rho, steps, plan, pilot, f.count - start,
-                          jump_factor=2.0, diagonal=True)
+                          jump_factor=2.0, diagonal=True, kink_rho=plain)
 
 
 def value_hvp(f: Values, x: np.ndarray, v: np.ndarray, dtype: str,
@@ -341,7 +437,9 @@ def gradient_hessian(g: Gradients, x: np.ndarray, plan: Ladder, pilot: Pilot | N
     """Hessian columns by central differences of the exact gradient (not symmetrized).
 
     Steps are scaled by the pilot's scales (computed here when not given), and
-    the result is cross-checked against the pilot's columns.
+    the result is cross-checked against the pilot's columns. ``∇f(x)`` (one more
+    gradient) measures the gradient's noise (:func:`noise_level`): each entry
+    ``∂ⱼf`` is taken as correct to ``max(ROUND_GRADIENTS·ε·max|∇f|, NOISE_BOUND·σⱼ)``.
     """
     n = x.size
     start = g.count
@@ -350,7 +448,8 @@ def gradient_hessian(g: Gradients, x: np.ndarray, plan: Ladder, pilot: Pilot | N
     else:
         start -= pilot.evaluations
     gr = _Reuse(g, pilot.known)
-    rungs, rho, steps = [], [], []
+    gx = gr(x[None, :])[0]
+    rungs, big, steps, plus, minus = [], [], [], [], []
     e = eps(g.dtype)
     for rel in plan.relative_steps():
         h = coordinate_steps(x, rel, pilot.scales)
@@ -359,13 +458,21 @@ def gradient_hessian(g: Gradients, x: np.ndarray, plan: Ladder, pilot: Pilot | N
         gp, gm = grads[:n], grads[n:]
         # row i of gp is ∇f(x + a_i): column i of the Hessian is (gp[i] − gm[i]) / 2h_i
         d = ((gp - gm) / (2 * h[:, None])).T
-        big = np.maximum(np.abs(gp), np.abs(gm)).max(axis=1)
+        big.append(np.maximum(np.abs(gp), np.abs(gm)).max(axis=1))
         rungs.append(d)
-        rho.append(ROUND_GRADIENTS * e * np.broadcast_to(big / h, (n, n)))
         steps.append(h)
+        plus.append(gp)
+        minus.append(gm)
     ensure_finite(rungs[0], "finite-difference Hessian")
+    sigma = noise_level(gx, np.array(plus), np.array(minus), plan.ratio)  # per entry j
+    # entry (j, i) = (∂ⱼf(x + aᵢ) − ∂ⱼf(x − aᵢ))/2hᵢ: |coefficients| sum to 1/hᵢ
+    plain = [np.broadcast_to(ROUND_GRADIENTS * e * b[None, :] / h[None, :], (n, n))
+             for b, h in zip(big, steps, strict=True)]
+    rho = [np.maximum(p, NOISE_BOUND * sigma[:, None] / h[None, :])
+           for p, h in zip(plain, steps, strict=True)]
+    # the kink test keeps the plain model (a kink inflates the measured noise)
     return _finish_ladder(rungs, rho, steps, plan, pilot, g.count - start,
-                          jump_factor=4.0, diagonal=False)
+                          jump_factor=4.0, diagonal=False, kink_rho=plain)
 
 
 def gradient_hvp(g: Gradients, x: np.ndarray, v: np.ndarray, plan: Ladder,
@@ -393,11 +500,16 @@ def gradient_hvp(g: Gradients, x: np.ndarray, v: np.ndarray, plan: Ladder,
 def _finish_ladder(
     rungs: list[np.ndarray], rho: list[np.ndarray], steps: list[np.ndarray], plan: Ladder,
     pilot: Pilot, evaluations: int, *, jump_factor: float, diagonal: bool,
+    kink_rho: list[np.ndarray],
 ) -> Estimate:
-    """Extrapolate a Hessian ladder, flag kinks, cross-check against the pilot."""
+    """Extrapolate a Hessian ladder, flag kinks, cross-check against the pilot.
+
+    ``rho`` are the rounding bounds of the error band, ``kink_rho`` those the kink
+    test allows for (the ``ε·|f|`` model, without the measured noise).
+    """
     rungs_a, rho_a = np.array(rungs), np.array(rho)
     out = combine(rungs_a, rho_a, plan)
-    kinks, error = _kinks(rungs_a, rho_a, out.error, steps[0], plan.ratio,
+    kinks, error = _kinks(rungs_a, np.array(kink_rho), out.error, steps[0], plan.ratio,
                           jump_factor=jump_factor)
     error = _cross_check(pilot, out.estimate, error, steps[0], diagonal=diagonal)
     return Estimate(out.estimate, error, evaluations, kinks)

@@ -152,6 +152,23 @@ def test_flax_msgpack_point(hess, pytree_file, tmp_path):
     assert note.startswith("parameters stored in bfloat16 (2 leaves, 4 values)")
 
 
+def test_orbax_point(hess, pytree_file, tmp_path):
+    ocp = pytest.importorskip("orbax.checkpoint")
+    import jax.numpy as jnp
+
+    u, v = stored(BF16)
+    path = tmp_path / "ckpt"
+    ckpt = ocp.StandardCheckpointer()
+    ckpt.save(str(path), {"u": jnp.asarray(u), "v": jnp.asarray(v)})
+    ckpt.wait_until_finished()
+    res = hess("analyze", pytree_file, "--at", path, "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    assert_matches(doc, upcast(u, v), "float64")
+    (note,) = half_notes(doc)
+    assert note.startswith("parameters stored in bfloat16 (2 leaves, 4 values)")
+
+
 # ---------------------------------------------------------------- Python API and x0
 
 
@@ -206,6 +223,17 @@ def output_loss(out, targets):
     assert note.startswith("parameters stored in bfloat16 (1 leaf, 2 values)")
     (data,) = [n for n in doc["notes"] if n.startswith("data stored in")]
     assert data.startswith("data stored in bfloat16 (2 arrays, 9 values): used as stored")
+
+
+def test_convexity_ball_around_a_bfloat16_point_says_so(pytree_file, tmp_path):
+    import hesscli
+
+    u, v = stored(BF16)
+    np.savez(tmp_path / "p.npz", u=u, v=v)
+    res = hesscli.convexity(str(pytree_file), around=str(tmp_path / "p.npz"), radius=0.1,
+                            samples=10, hessian_points=2)
+    np.testing.assert_array_equal(res.objective.x, upcast(u, v))  # the ball's center
+    assert len(half_notes(res.to_json())) == 1
 
 
 def test_full_precision_point_has_no_note(hess, pytree_file, tmp_path):

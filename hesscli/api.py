@@ -480,10 +480,10 @@ def convexity(
             f"{hessian_points}", "ask for fewer --samples or --hessian-points (0 skips the "
             "eigenvalue test)")
     region = box(bounds, obj.n) if bounds else ball(obj.x, radius)
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = () if bounds else obj.notes  # how the ball's center was read
     if not bounds and around is None:
-        notes = (f"region: ball of radius {radius:g} around the default point "
-                 "(give --box or --around to choose)",)
+        notes += (f"region: ball of radius {radius:g} around the default point "
+                  "(give --box or --around to choose)",)
     backend_notes: tuple[str, ...] = ()
     backend = curvature
     if backend is None:

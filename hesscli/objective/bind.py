@@ -22,6 +22,7 @@ from hesscli.objective.files import ObjectiveFile, describe_exception
 from hesscli.objective.layout import Layout, layout_of
 from hesscli.objective.models import Split, held_note, split_point
 from hesscli.objective.points import read_point
+from hesscli.objective.precision import data_note, half_precision_note, is_number
 from hesscli.vocab import MethodRequest
 
 
@@ -149,6 +150,17 @@ def _arrays(tree: Any, file: ObjectiveFile) -> Any:
         ) from exc
 
 
+def _raw_bfloat16(at: Any, leaves: list[Any]) -> bool:
+    """Whether bfloat16 leaves came from a NumPy file (stored there as raw ``|V2``)."""
+    if not isinstance(at, str):
+        return False
+    from pathlib import Path
+
+    suffix = Path(at.split("::")[0]).suffix.lower()
+    return suffix in (".npy", ".npz") and any(
+        np.asarray(leaf).dtype.name == "bfloat16" for leaf in leaves)
+
+
 def _untraceable_errors() -> tuple[type[BaseException], ...]:
     jax = jax_module()
     return (
@@ -222,16 +234,21 @@ def bind(
     if not leaves:
         raise InputError(f"{file.label}: the point has no parameters")
     for leaf in leaves:
-        if np.asarray(leaf).dtype.kind not in "biuf":
-            raise InputError(f"{file.label}: point entries must be numbers")
+        if not is_number(np.asarray(leaf).dtype):
+            raise InputError(f"{file.label}: point entries must be numbers (got dtype "
+                             f"{np.asarray(leaf).dtype})")
     layout = layout_of(point)
+    # the run's dtype, whatever the point was stored in: half precision is upcast
+    # exactly here (and said so below), never computed in
     flat = np.concatenate([np.asarray(leaf, dtype=dtype).reshape(-1) for leaf in leaves])
     if flat.size == 0:
         raise InputError(f"{file.label}: the point has no parameters (size 0)")
     if not np.all(np.isfinite(flat)):
         raise InputError(f"{file.label}: the point has non-finite entries")
     note = held_note(split) if split is not None else None
-    notes = tuple(n for n in (note, held_from if note else None) if n)
+    half = half_precision_note(leaves, dtype, raw_bfloat16=_raw_bfloat16(at, leaves))
+    notes = tuple(n for n in (note, held_from if note else None, half,
+                              data_note(file.data, dtype)) if n)
     obj = Objective(file, flat, layout, treedef, dtype, traceable=True, split=split, notes=notes)
     where = f"{file.path.name}:{file.function_name}"
 

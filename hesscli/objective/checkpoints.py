@@ -132,12 +132,15 @@ def nest(flat: Mapping[str, Any], where: str) -> Any:
 
 
 def _numeric(tree: Any, where: str) -> Any:
-    """Every leaf as a float64 NumPy array (the tree's containers kept)."""
+    """Every leaf as a NumPy array in its stored dtype (the tree's containers kept);
+    half-precision leaves stay half precision until the binding upcasts them."""
     import jax
+
+    from hesscli.objective.precision import is_number
 
     def leaf(x: Any) -> np.ndarray:
         arr = np.asarray(x)
-        if arr.dtype.kind not in "biuf":
+        if not is_number(arr.dtype):
             raise InputError(f"{where}: a leaf of dtype {arr.dtype} is not a number")
         return arr
 
@@ -181,14 +184,36 @@ def read_checkpoint(path: Path, like: Any | None) -> Any:
                 f"{name}: an Equinox leaves file holds no structure; the objective file must "
                 "define the model as x0 (or init(key)) to read it into"
             )
-        try:
-            model = eqx.tree_deserialise_leaves(str(path), like)
-        except Exception as exc:  # noqa: BLE001 - shape/dtype mismatches raise RuntimeError
-            raise InputError(
-                f"cannot read {name!r} into the objective's default point: {exc}"
-            ) from None
-        return model
+        first: Exception | None = None
+        for template in _eqx_templates(like):
+            try:
+                return eqx.tree_deserialise_leaves(str(path), template)
+            except Exception as exc:  # noqa: BLE001 - shape/dtype mismatches raise RuntimeError
+                first = first or exc
+                if "changed dtype" not in str(exc):
+                    break
+        raise InputError(
+            f"cannot read {name!r} into the objective's default point: {first}"
+        ) from None
     raise InputError(f"{name}: not a checkpoint this version reads")
+
+
+def _eqx_templates(like: Any) -> list[Any]:
+    """``like``, then ``like`` with its floating-point arrays in float64 and in float32.
+
+    Equinox refuses a leaf whose dtype on disk differs from the template's; a
+    point hesscli wrote keeps the run's dtype (float64 by default, float32 with
+    ``--dtype float32``), while the objective's default point may be bfloat16
+    or float32. The file's values are read as stored, never cast.
+    """
+    import equinox as eqx
+    import jax
+
+    def cast(dtype: str) -> Any:
+        return jax.tree_util.tree_map(
+            lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, like)
+
+    return [like, cast("float64"), cast("float32")]
 
 
 def _plain_dict(state: Mapping[str, Any]) -> dict[str, Any]:

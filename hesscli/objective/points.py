@@ -28,6 +28,7 @@ import numpy as np
 
 from hesscli.errors import InputError
 from hesscli.files import atomic_write, read_regular
+from hesscli.objective.precision import is_low_float, is_number, numeric
 
 __all__ = ["atomic_write", "read_point", "read_point_file", "write_point"]
 
@@ -36,17 +37,20 @@ WRITE_SUFFIXES = FILE_SUFFIXES + (".msgpack", ".safetensors", ".eqx")
 
 
 def _finite(array: np.ndarray, where: str) -> np.ndarray:
-    if array.dtype.kind not in "biuf":
+    """``array`` as float64, or in its own half-precision dtype (bfloat16, float16: the
+    objective's binding upcasts those to the run's dtype and says so), checked finite."""
+    array = numeric(array)
+    if not is_number(array.dtype):
         raise InputError(f"{where}: expected numbers, got dtype {array.dtype}")
-    array = np.asarray(array, dtype=np.float64)
-    bad = ~np.isfinite(array)
+    wide = np.asarray(array, dtype=np.float64)
+    bad = ~np.isfinite(wide)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InputError(
             f"{where}: {int(bad.sum())} non-finite entries (first at index {first}: "
-            f"{array[first]}); points must be finite"
+            f"{wide[first]}); points must be finite"
         )
-    return array
+    return array if is_low_float(array.dtype) else wide
 
 
 def nest(flat: dict[str, np.ndarray], where: str = "point") -> Any:

@@ -7,6 +7,7 @@ which adds the progress bar, the JSONL log and ``--resume`` around it through
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,8 @@ def run(
         hessian = (curvature.base or curvature) if curvature.kind != "hessian" else curvature
         analysis = final_analysis(obj, hessian, result.x, config.lr, gtol=gtol, tol=tol,
                                   dense_budget=dense_budget)
+    elif obj.notes:  # no final analysis to carry them: how the point was read, what was held
+        result = dataclasses.replace(result, notes=tuple(obj.notes) + tuple(result.notes))
     names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
     return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,
                       problem_report(obj, result.x), config.steps, names)

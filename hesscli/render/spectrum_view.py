@@ -225,5 +225,5 @@ def render_comparison(c: Comparison, console: Console, plot: Path | None = None)
         for note in r.notes:
             if note not in seen:
                 seen.add(note)
-                label = "" if note.startswith(r.title) else f"{r.title}: "
+                label = "" if note.startswith((r.title, f"the {r.title}")) else f"{r.title}: "
                 console.print(Text(f"note: {label}{note}", style="dim"))

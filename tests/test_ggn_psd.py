@@ -283,3 +283,15 @@ def test_fisher_still_accepts_squared_error_with_its_scale(write):
     np.testing.assert_allclose(fisher.hessian(obj.x).matrix, dense_ggn(obj), rtol=1e-12,
                                atol=1e-14)
     assert "0.0625" in fisher.notes[0]
+
+
+@pytest.mark.parametrize("loss, psd", [("neg_mse", False), ("mse", True)])
+def test_float32_point_with_float64_data(hess, write, loss, psd):
+    """--dtype float32 with float64 data: the model's outputs stay float64, and the
+    output-Hessian probes must follow them (a float32 probe made jax.jvp fail)."""
+    res = hess("analyze", str(split_file(write, loss)), "--dtype", "float32", "--curvature",
+               "ggn", "--format", "json")
+    assert res.exit_code == 0, res.output
+    notes = " ".join(res.json()["notes"])
+    assert ("positive semidefinite by construction" in notes) is psd
+    assert ("may be indefinite" in notes) is not psd

@@ -163,13 +163,14 @@ def output_hessian(split: ModelSplit, unravel: Any, x: Any, dtype: str) -> Outpu
     out = split.model(unravel(jnp.asarray(x, dtype)), split.inputs)
     flat, unflatten = ravel_pytree(out)
     size = int(flat.size)
+    out_dtype = np.dtype(flat.dtype)  # the outputs' (data in float64 keeps them float64)
 
     def loss(o: Any) -> Any:
         return split.output_loss(unflatten(o), split.targets)
 
     grad = jax.grad(loss)
     hvps = jax.jit(jax.vmap(lambda u: jax.jvp(grad, (flat,), (u,))[1]))
-    rounding = 100.0 * eps(dtype)
+    rounding = 100.0 * max(eps(dtype), eps(out_dtype.name))
 
     def facts(lam: np.ndarray, exact: bool, how: str, width: int) -> OutputHessian:
         top = float(np.max(np.abs(lam))) if lam.size else 0.0
@@ -182,24 +183,24 @@ def output_hessian(split: ModelSplit, unravel: Any, x: Any, dtype: str) -> Outpu
     if samples >= 2 and 0 < width <= BLOCK_LIMIT and samples * width * width <= BLOCK_ENTRIES:
         # comb probes: probe c is 1 at output c of every sample; block-diagonal H_ℓ maps
         # it to column c of every sample's block
-        combs = np.tile(np.eye(width, dtype=dtype), (1, samples))
+        combs = np.tile(np.eye(width, dtype=out_dtype), (1, samples))
         rng = np.random.default_rng(0)
-        probe = rng.standard_normal(size).astype(dtype)
+        probe = rng.standard_normal(size).astype(out_dtype)
         both = np.asarray(hvps(jnp.asarray(np.vstack([combs, probe[None]]))), np.float64)
         blocks = both[:width].reshape(width, samples, width).transpose(1, 2, 0)
         blocks = 0.5 * (blocks + blocks.transpose(0, 2, 1))
         predicted = np.einsum("ncd,nd->nc", blocks, probe.reshape(samples, width)).reshape(-1)
         actual = both[width]
-        bound = 1e3 * eps(dtype) * max(float(np.linalg.norm(actual)),
+        bound = 1e3 * eps(out_dtype.name) * max(float(np.linalg.norm(actual)),
                                         float(np.abs(blocks).max()) * float(np.linalg.norm(probe)))
         if float(np.linalg.norm(actual - predicted)) <= bound:
             lam = np.linalg.eigvalsh(blocks).reshape(-1)
             return facts(lam, True, f"as {samples} per-sample {width}×{width} blocks", width)
     if size <= DENSE_OUTPUTS:
-        dense = np.asarray(hvps(jnp.eye(size, dtype=dtype)), np.float64)
+        dense = np.asarray(hvps(jnp.eye(size, dtype=out_dtype)), np.float64)
         lam = np.linalg.eigvalsh(0.5 * (dense + dense.T))
         return facts(lam, True, f"as one dense {size}×{size} matrix", size)
-    return facts(_krylov_ritz(lambda u: np.asarray(hvps(jnp.asarray(u[None], dtype))[0],
+    return facts(_krylov_ritz(lambda u: np.asarray(hvps(jnp.asarray(u[None], out_dtype))[0],
                                                     np.float64), size),
                  False, f"by {KRYLOV_STEPS} Lanczos steps", size)
 

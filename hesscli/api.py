@@ -221,8 +221,8 @@ def analyze(
     ``null_space`` the zero eigenspace and its sources; both are in ``res.parts``
     and the document. ``curvature_kind`` (``--curvature``): hessian, or for a
     model split ggn, fisher or empirical-fisher, whose spectrum then replaces the
-    Hessian's (no classification and no escape direction: they are PSD by
-    construction).
+    Hessian's (no classification and no escape direction: they are not the
+    Hessian; the notes say whether the GGN is PSD at the point).
     """
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis

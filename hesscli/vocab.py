@@ -46,8 +46,10 @@ class PathRequest(StrEnum):
 class CurvatureKind(StrEnum):
     """``--curvature``: the matrix whose spectrum is reported (``curvature`` in documents).
 
-    All but the Hessian need a model split (``model``, ``output_loss``, ``data``)
-    and are positive semidefinite by construction. ``residual`` and ``difference``
+    All but the Hessian need a model split (``model``, ``output_loss``, ``data``).
+    The Fisher and the empirical Fisher are positive semidefinite by construction;
+    the GGN only where the output loss is convex in the outputs (checked at the
+    point: :func:`hesscli.curvature.ggn.output_hessian`). ``residual`` and ``difference``
     name the side-by-side difference blocks of ``spectrum --curvature A,B``.
     """
 

@@ -317,13 +317,15 @@ def curvature_notes(curvature: Curvature, kind: str) -> tuple[str, ...]:
     """What a curvature other than the Hessian can and cannot say."""
     if kind == "hessian":
         return ()
-    from hesscli.curvature.ggn import PSD_REASON, TITLES
+    from hesscli.curvature.ggn import TITLES
 
     title = TITLES.get(kind, kind)
+    # whether the matrix is PSD here (for the GGN: checked on the output loss's Hessian)
+    # is one of the backend's notes; either way its signs are not the Hessian's
     return tuple(curvature.notes) + (
-        f"{PSD_REASON.get(kind, title + ' is not the Hessian')}, so it cannot show a saddle: "
-        "no classification (minimum, saddle) and no escape direction are reported from it; "
-        "run with --curvature hessian for those",
+        f"the {title} is not the Hessian, so the signs of its eigenvalues decide no minimum "
+        "or saddle: no classification (minimum, saddle) and no escape direction are reported "
+        "from it; run with --curvature hessian for those",
         f"the step model uses gᵀMg with M the {title} (a Gauss–Newton-type quadratic model)",
     )
 

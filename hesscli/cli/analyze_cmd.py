@@ -71,7 +71,7 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --blocks                  # which layer is sharpest
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes
-      hesscli analyze classifier --curvature ggn    # Gauss–Newton: PSD by construction
+      hesscli analyze classifier --curvature ggn    # Gauss–Newton JᵀH_ℓJ
     """
     from hesscli import api
     from hesscli.cli.context import App
@@ -94,7 +94,7 @@ def command(**_options: Any) -> None:
         kind = app.params.get("curvature_kind", "hessian")
         if result.escape is None and kind != "hessian":
             raise InputError(f"--save-escape {save_escape}: escape directions come from the "
-                             f"Hessian, and --curvature {kind} is positive semidefinite; "
+                             f"Hessian, and --curvature {kind} is not the Hessian; "
                              "drop --curvature")
         if result.escape is None:
             raise InputError(

@@ -132,6 +132,7 @@ def curvature_option(*, several: bool = False) -> Callable[[F], F]:
         metavar="KIND" + (",..." if several else ""),
         help="hessian, or (for a file with model, output_loss and data) ggn: Gauss–Newton "
         "JᵀH_ℓJ; fisher: the true Fisher of the output likelihood; empirical-fisher: "
-        "(1/N)Σgᵢgᵢᵀ. The last three are PSD, so no minimum/saddle verdict comes from "
-        "them." + extra,
+        "(1/N)Σgᵢgᵢᵀ. The last three are not the Hessian, so no minimum/saddle verdict "
+        "comes from them (the Fisher and empirical Fisher are PSD; the GGN is PSD only where "
+        "the output loss is convex in the outputs, which the notes report)." + extra,
     )

@@ -17,7 +17,10 @@ For both, F equals the GGN (they are exponential families in their natural
 parameters; Martens 2020, §9.2): here it is computed from its definition's
 closed form instead of the loss's second derivatives. A file names its
 likelihood with ``likelihood = "squared_error" | "softmax_cross_entropy"``;
-without one hesscli recognizes it by evaluating ``output_loss`` at the point.
+either way hesscli checks that ``output_loss`` is one, by its gradient and
+Hessian in the outputs at the point and at perturbed outputs (a value at one
+point cannot tell ``|r|`` from ``r²`` at residuals ±1), and refuses any other
+loss (its Fisher has no closed form here: ``--curvature ggn`` still applies).
 
 **Empirical Fisher.** ``(1/N) Σᵢ gᵢ gᵢᵀ`` with ``gᵢ`` the gradient of sample
 i's loss. With ``L(θ) = (ℓ₁, …, ℓ_N)`` the per-sample losses (``vmap`` of the
@@ -139,11 +142,18 @@ def empirical_fisher_at(obj: Objective, split: ModelSplit) -> OperatorAt:
 
 
 def likelihood_of(obj: Objective, split: ModelSplit) -> Likelihood:
-    """The likelihood the file declares (checked) or the one its output loss matches.
+    """The likelihood the output loss is (the one the file declares, or either one).
+
+    Recognized by its derivatives in the outputs, not by its value: ``output_loss``'s
+    gradient and Hessian-vector product at the actual outputs and at
+    :data:`PERTURBATIONS` random perturbations of them (residuals of different sizes)
+    must be the candidate's closed forms (:func:`_mismatch`). A value check at one
+    point is fooled by any even loss at residuals ±1 (``|r| = r²`` there); a
+    Hessian check is not (the L1 loss's is 0, not ``2c·I``).
 
     A declared ``likelihood`` that ``output_loss`` does not compute is an
-    :class:`ObjectiveError` (exit 3); an output loss that matches neither
-    closed form is an :class:`InputError` (exit 2: the request cannot be met).
+    :class:`ObjectiveError` (exit 3); an output loss that is neither likelihood is
+    an :class:`InputError` (exit 2: the request cannot be met).
     """
     module, name = obj.file.module, obj.file.path.name
     declared = getattr(module, "likelihood", None)
@@ -165,57 +175,120 @@ def likelihood_of(obj: Objective, split: ModelSplit) -> Likelihood:
         )
     outputs = np.asarray(raw, dtype=np.float64)
     targets = np.asarray(split.targets)
+    derivatives = _output_derivatives(split, obj.dtype, name)
     rtol = split_tolerance(obj.dtype)
-
-    def loss(out: np.ndarray) -> float:
-        return float(np.asarray(split.output_loss(out.astype(obj.dtype), split.targets)))
-
-    value = loss(outputs)
-    found = {}
+    why = {}
     for candidate in [declared] if declared else LIKELIHOODS:
-        fit = _fit(candidate, outputs, targets, loss)
-        if fit is not None:
-            predicted, scale = fit
-            if abs(predicted - value) <= rtol * max(abs(value), abs(predicted), 1e-300):
-                return Likelihood(candidate, scale)
-            found[candidate] = predicted
+        fit = _mismatch(candidate, outputs, targets, derivatives, rtol)
+        if isinstance(fit, Likelihood):
+            return fit
+        why[candidate] = fit
     if declared:
-        got = (f"the closed form gives {found[declared]:.10g}" if declared in found
-               else "the outputs and targets do not have its shapes")
         raise ObjectiveError(
-            f"{name}: likelihood = {declared!r}, but output_loss = {value:.10g} at this point "
-            f"and {got}; fix likelihood or output_loss"
+            f"{name}: likelihood = {declared!r}, but output_loss is not that likelihood's "
+            f"negative log: {why[declared]}; fix likelihood or output_loss"
         )
     raise InputError(
-        f"--curvature fisher: {name}'s output_loss ({value:.10g} here) is neither a squared "
-        "error c·Σ‖m − y‖² nor the mean softmax cross-entropy of its outputs; declare "
-        "likelihood = 'squared_error' or 'softmax_cross_entropy' if it is one, or use "
-        "--curvature ggn or empirical-fisher"
+        f"--curvature fisher accepts an output_loss that is a squared error c·Σ‖m − y‖² "
+        "(c > 0: a Gaussian likelihood) or the mean softmax cross-entropy of its outputs (a "
+        f"categorical one); {name}'s output_loss is neither a squared error "
+        f"({why['squared_error']}) nor a softmax cross-entropy "
+        f"({why['softmax_cross_entropy']}): use --curvature ggn (or empirical-fisher)"
     )
 
 
-def _fit(
-    name: str, outputs: np.ndarray, targets: np.ndarray, loss: Any
-) -> tuple[float, float] | None:
-    """(the closed form's value at ``outputs``, its scale), None when shapes rule it out."""
+PERTURBATIONS = (0.3, 3.0)  # sizes of the random residuals (perturbations) checked
+
+
+def _output_derivatives(split: ModelSplit, dtype: str, name: str) -> Any:
+    """``(m, u) -> (∇ℓ(m), ∇²ℓ(m) u)`` in float64 NumPy, ℓ = output_loss(·, targets);
+    the user's loss failing is an :class:`ObjectiveError`."""
+    jax = jax_module()
+
+    def loss(out: Any) -> Any:
+        return split.output_loss(out, split.targets)
+
+    both = jax.jit(lambda m, u: jax.jvp(jax.grad(loss), (m,), (u,)))
+
+    def at(m: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            g, hu = both(m.astype(dtype), u.astype(dtype))
+        except HesscliError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user's loss failed
+            raise ObjectiveError(f"{name}: differentiating output_loss in the outputs raised "
+                                 f"{describe_exception(exc)}") from exc
+        return np.asarray(g, np.float64), np.asarray(hu, np.float64)
+
+    return at
+
+
+def _mismatch(
+    name: str, outputs: np.ndarray, targets: np.ndarray, derivatives: Any, rtol: float
+) -> Likelihood | str:
+    """The likelihood ``name`` when the output loss's gradient and Hessian match its
+    closed forms at the outputs and at perturbed outputs; else why not (a phrase).
+
+    Squared error: ``∇ℓ = 2c(m − y)``, ``∇²ℓ = 2c·I`` with c > 0 read from one
+    Hessian-vector product. Softmax cross-entropy over M predictions of C classes,
+    with t the one-hot labels (or probability rows): ``∇ℓ = (p − t)/M``,
+    ``∇²ℓ u = (p⊙u − p·(pᵀu))/M`` per prediction, ``p = softmax(m)``.
+    """
+    rng = np.random.default_rng(0)
+
+    def far(actual: np.ndarray, expected: np.ndarray, scale: float) -> float:
+        """Relative distance of ``actual`` from ``expected`` (NaN counts as far)."""
+        gap = float(np.linalg.norm(actual - expected))
+        size = max(float(np.linalg.norm(actual)), float(np.linalg.norm(expected)), scale)
+        return gap / size if size > 0 else 0.0 if gap == 0 else np.inf
+
+    def where(i: int) -> str:
+        return "at the outputs" if i == 0 else (
+            f"at outputs perturbed by random residuals of size {PERTURBATIONS[i - 1]:g}")
+
     if name == "squared_error":
         if targets.shape != outputs.shape or targets.dtype.kind != "f":
-            return None
-        # c from one evaluation at m = y + 1 (ℓ = c·size), then the value at the point
-        c = loss(targets.astype(np.float64) + 1.0) / max(outputs.size, 1)
+            return "its targets are not real numbers shaped like the outputs"
+        y = targets.astype(np.float64)
+        u = rng.standard_normal(outputs.shape)
+        _, hu = derivatives(outputs, u)
+        c = float(np.vdot(u, hu)) / (2.0 * float(np.vdot(u, u)))
         if not c > 0:
-            return None
-        return c * float(np.sum((outputs - targets) ** 2)), c
+            return f"its curvature in the outputs uᵀ∇²ℓu/‖u‖² is {2 * c:.4g}, not positive"
+        points = [outputs] + [y + s * rng.standard_normal(y.shape) for s in PERTURBATIONS]
+        for i, m in enumerate(points):
+            u = rng.standard_normal(m.shape)
+            g, hu = derivatives(m, u)
+            scale = 2 * c * (float(np.linalg.norm(m)) + float(np.linalg.norm(y)))
+            if not far(g, 2 * c * (m - y), scale) <= rtol:
+                return f"its gradient {where(i)} is not 2c·(m − y) (c = {c:.4g})"
+            if not far(hu, 2 * c * u, 0.0) <= rtol:
+                return f"its Hessian {where(i)} is not 2c·I (c = {c:.4g})"
+        return Likelihood(name, c)
     if outputs.ndim < 1 or outputs.shape[-1] < 2:
-        return None
-    z = outputs - outputs.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
-    m = outputs.size // outputs.shape[-1]
+        return "its outputs have no class axis (the last axis, of 2 or more logits)"
+    classes = outputs.shape[-1]
     if targets.dtype.kind in "iu" and targets.shape == outputs.shape[:-1]:
-        if targets.min() < 0 or targets.max() >= outputs.shape[-1]:
-            return None
-        picked = np.take_along_axis(logp, targets[..., None].astype(np.int64), axis=-1)
-        return -float(np.sum(picked)) / m, 1.0 / m
-    if targets.dtype.kind == "f" and targets.shape == outputs.shape:
-        return -float(np.sum(targets * logp)) / m, 1.0 / m
-    return None
+        if targets.size and (targets.min() < 0 or targets.max() >= classes):
+            return f"its labels are not classes 0…{classes - 1}"
+        t = np.eye(classes)[targets.astype(np.int64)]
+    elif targets.dtype.kind == "f" and targets.shape == outputs.shape:
+        t = targets.astype(np.float64)
+        if not (np.all(t >= 0) and np.allclose(t.sum(axis=-1), 1.0, rtol=0, atol=rtol)):
+            return "its targets are not probability rows over the last axis"
+    else:
+        return "its targets are neither class labels nor probability rows for these outputs"
+    m_count = outputs.size // classes
+    points = [outputs] + [outputs + s * rng.standard_normal(outputs.shape)
+                          for s in PERTURBATIONS]
+    for i, z in enumerate(points):
+        u = rng.standard_normal(z.shape)
+        g, hu = derivatives(z, u)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        if not far(g, (p - t) / m_count, 1.0 / m_count) <= rtol:
+            return f"its gradient {where(i)} is not (softmax(m) − t)/M (M = {m_count})"
+        expected = (p * u - p * np.sum(p * u, axis=-1, keepdims=True)) / m_count
+        if not far(hu, expected, 0.0) <= rtol:
+            return f"its Hessian {where(i)} is not (diag p − ppᵀ)/M (M = {m_count})"
+    return Likelihood("softmax_cross_entropy", 1.0 / m_count)

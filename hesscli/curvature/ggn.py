@@ -8,9 +8,18 @@ output_loss(·, targets)``) the Hessian splits as
 with ``J = ∂m/∂θ`` and ``H_ℓ = ∇²ℓ`` in the outputs. The generalized
 Gauss–Newton matrix ``G`` (Schraudolph 2002; Martens 2020) is positive
 semidefinite whenever ℓ is convex in the outputs (squared error,
-cross-entropy on logits) whatever the model; the residual ``R`` carries the
-model's own curvature weighted by the output gradient, and with it all the
-negative curvature a saddle has.
+cross-entropy on logits) whatever the model, and only then: with a loss that is
+not (−squared error, a cosine loss) ``G`` may be indefinite. The residual ``R``
+carries the model's own curvature weighted by the output gradient; when ``H_ℓ``
+is PSD it holds all the negative curvature a saddle has.
+
+Whether ``H_ℓ`` is PSD at the point is checked, not assumed
+(:func:`output_hessian`): ``H_ℓ`` is small, and for a loss that is a mean of
+per-sample terms it is block diagonal (one C×C block per sample, C outputs per
+sample), so C HVPs of the output loss give every block, one more random HVP
+confirms the block structure, and the blocks' eigenvalues decide. The notes
+say "positive semidefinite by construction" only when they do
+(:func:`psd_reason`).
 
 ``G v`` is one Jacobian-vector product of the model, one HVP of the output
 loss (small: the outputs' size) and one vector-Jacobian product — J is never
@@ -27,6 +36,7 @@ matvecs), Lanczos, SLQ and Hutchinson work on it unchanged.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,10 +58,9 @@ TITLES = {
     CurvatureKind.RESIDUAL: "Hessian − GGN",
     CurvatureKind.DIFFERENCE: "difference",
 }
-PSD_REASON = {
-    "ggn": "the GGN JᵀH_ℓJ is positive semidefinite by construction (for a loss convex in "
-    "the outputs)",
-    "fisher": "the Fisher is positive semidefinite by construction",
+PSD_REASON = {  # matrices PSD whatever the point (the GGN's: psd_reason, from H_ℓ)
+    "fisher": "the Fisher Jᵀ F_out J of a Gaussian or categorical likelihood is positive "
+    "semidefinite by construction",
     "empirical-fisher": "the empirical Fisher (1/N)Σgᵢgᵢᵀ is positive semidefinite by "
     "construction",
 }
@@ -103,6 +112,143 @@ def residual_at(hessian: OperatorAt, ggn: OperatorAt) -> OperatorAt:
     return OperatorAt(at)
 
 
+# ---- is the GGN PSD here? the output loss's Hessian H_ℓ at the point ----------------
+
+BLOCK_LIMIT = 256  # largest per-sample block C (C HVPs of the output loss)
+BLOCK_ENTRIES = 1 << 22  # N·C² entries held for the N blocks
+DENSE_OUTPUTS = 512  # without block structure: H_ℓ formed densely up to this many outputs
+KRYLOV_STEPS = 40  # else: this many Lanczos steps on H_ℓ, which can only refute PSD
+
+
+@dataclass(frozen=True)
+class OutputHessian:
+    """The output loss's Hessian ``H_ℓ = ∇²ℓ`` in the outputs at one point.
+
+    ``lambda_min``/``lambda_max``: its extreme eigenvalues (every eigenvalue
+    computed when ``exact``; else the extreme Ritz values of ``how``'s Krylov
+    space, so ``lambda_min`` is an upper bound on the true one). ``tolerance``:
+    eigenvalues above −tolerance are rounding of a zero. ``how`` says how it was
+    computed, ``outputs`` how many outputs there are in all.
+    """
+
+    lambda_min: float
+    lambda_max: float
+    tolerance: float
+    exact: bool
+    how: str
+    outputs: int
+
+    @property
+    def psd(self) -> bool | None:
+        """True: PSD here (the GGN is PSD); False: not; None: not decided (probes only)."""
+        if not self.lambda_min >= -self.tolerance:
+            return False
+        return True if self.exact else None
+
+
+def output_hessian(split: ModelSplit, unravel: Any, x: Any, dtype: str) -> OutputHessian:
+    """``H_ℓ``'s extreme eigenvalues at ``x`` (see module docstring).
+
+    Per-sample blocks when the outputs are one array whose leading axis is the
+    samples and a random HVP confirms ``H_ℓ`` is block diagonal (C + 1 HVPs of
+    the output loss); else dense up to :data:`DENSE_OUTPUTS` outputs; else
+    :data:`KRYLOV_STEPS` Lanczos steps, which can refute PSD but not prove it.
+    """
+    jax = jax_module()
+    jnp = jax.numpy
+    from jax.flatten_util import ravel_pytree
+
+    from hesscli.jaxconf import eps
+
+    out = split.model(unravel(jnp.asarray(x, dtype)), split.inputs)
+    flat, unflatten = ravel_pytree(out)
+    size = int(flat.size)
+    out_dtype = np.dtype(flat.dtype)  # the outputs' (data in float64 keeps them float64)
+
+    def loss(o: Any) -> Any:
+        return split.output_loss(unflatten(o), split.targets)
+
+    grad = jax.grad(loss)
+    hvps = jax.jit(jax.vmap(lambda u: jax.jvp(grad, (flat,), (u,))[1]))
+    rounding = 100.0 * max(eps(dtype), eps(out_dtype.name))
+
+    def facts(lam: np.ndarray, exact: bool, how: str, width: int) -> OutputHessian:
+        top = float(np.max(np.abs(lam))) if lam.size else 0.0
+        return OutputHessian(float(lam.min()), float(lam.max()),
+                             rounding * max(1.0, np.sqrt(width)) * top, exact, how, size)
+
+    leading = getattr(out, "shape", ())
+    samples = int(leading[0]) if len(leading) >= 1 else 0
+    width = size // samples if samples else 0
+    if samples >= 2 and 0 < width <= BLOCK_LIMIT and samples * width * width <= BLOCK_ENTRIES:
+        # comb probes: probe c is 1 at output c of every sample; block-diagonal H_ℓ maps
+        # it to column c of every sample's block
+        combs = np.tile(np.eye(width, dtype=out_dtype), (1, samples))
+        rng = np.random.default_rng(0)
+        probe = rng.standard_normal(size).astype(out_dtype)
+        both = np.asarray(hvps(jnp.asarray(np.vstack([combs, probe[None]]))), np.float64)
+        blocks = both[:width].reshape(width, samples, width).transpose(1, 2, 0)
+        blocks = 0.5 * (blocks + blocks.transpose(0, 2, 1))
+        predicted = np.einsum("ncd,nd->nc", blocks, probe.reshape(samples, width)).reshape(-1)
+        actual = both[width]
+        bound = 1e3 * eps(out_dtype.name) * max(float(np.linalg.norm(actual)),
+                                        float(np.abs(blocks).max()) * float(np.linalg.norm(probe)))
+        if float(np.linalg.norm(actual - predicted)) <= bound:
+            lam = np.linalg.eigvalsh(blocks).reshape(-1)
+            return facts(lam, True, f"as {samples} per-sample {width}×{width} blocks", width)
+    if size <= DENSE_OUTPUTS:
+        dense = np.asarray(hvps(jnp.eye(size, dtype=out_dtype)), np.float64)
+        lam = np.linalg.eigvalsh(0.5 * (dense + dense.T))
+        return facts(lam, True, f"as one dense {size}×{size} matrix", size)
+    return facts(_krylov_ritz(lambda u: np.asarray(hvps(jnp.asarray(u[None], out_dtype))[0],
+                                                    np.float64), size),
+                 False, f"by {KRYLOV_STEPS} Lanczos steps", size)
+
+
+def _krylov_ritz(matvec: Any, size: int) -> np.ndarray:
+    """Ritz values of a symmetric operator on a Krylov space (full reorthogonalization)."""
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal(size)
+    basis = [q / np.linalg.norm(q)]
+    images = []
+    for _ in range(min(KRYLOV_STEPS, size)):
+        w = matvec(basis[-1])
+        images.append(w)
+        q_mat = np.array(basis)
+        w = w - q_mat.T @ (q_mat @ w)
+        w = w - q_mat.T @ (q_mat @ w)
+        norm = float(np.linalg.norm(w))
+        if norm <= 1e-12 * max(float(np.linalg.norm(images[-1])), 1e-300):
+            break
+        basis.append(w / norm)
+    q_mat = np.array(basis[: len(images)])
+    small = q_mat @ np.array(images).T
+    return np.linalg.eigvalsh(0.5 * (small + small.T))
+
+
+def psd_reason(kind: str, facts: OutputHessian | None = None) -> str:
+    """Whether the matrix ``kind`` is PSD, and why: for the GGN, read from ``facts``."""
+    if kind != "ggn":
+        return PSD_REASON.get(kind, f"the {TITLES.get(kind, kind)} is not the Hessian")
+    if facts is None:
+        return ("the GGN JᵀH_ℓJ is positive semidefinite only where the output loss is convex "
+                "in the outputs, which was not checked here; it may be indefinite")
+    lam = f"λmin(H_ℓ) = {facts.lambda_min:.4g}"
+    if facts.psd:
+        zero = " (zero up to rounding)" if facts.lambda_min < 0 else ""
+        return ("the GGN JᵀH_ℓJ is positive semidefinite by construction (the output loss is "
+                f"convex in the outputs here: {lam}{zero}, H_ℓ computed {facts.how})")
+    if facts.psd is False:
+        return ("the GGN JᵀH_ℓJ is NOT guaranteed positive semidefinite here: the output loss "
+                f"is not convex in the outputs ({lam} < 0, H_ℓ computed {facts.how}), so the "
+                "GGN may be indefinite; its negative eigenvalues are the output loss's "
+                "negative curvature, not evidence of a saddle")
+    return ("the GGN JᵀH_ℓJ is not known to be positive semidefinite here: H_ℓ has no "
+            f"per-sample block structure and {facts.outputs} outputs, and {facts.how[3:]} "
+            f"found no negative curvature (smallest Ritz value {facts.lambda_min:.4g}) but "
+            "cannot prove the output loss convex; the GGN may be indefinite")
+
+
 class OperatorCurvature(Curvature):
     """A curvature matrix given as an :class:`OperatorAt`, behind the backend interface.
 
@@ -113,10 +259,13 @@ class OperatorCurvature(Curvature):
     so training and step predictions keep working on the same objective.
     ``kind`` names the matrix (``ggn``, ``fisher``, ``empirical-fisher``,
     ``residual``, ``difference``); ``notes`` say how it was computed.
+    ``output_hessian``: for the GGN, the output loss's Hessian at the point
+    (:class:`OutputHessian`: is the GGN PSD here?), else None.
     """
 
     def __init__(self, base: Curvature, kind: str, operator_at: OperatorAt,
-                 notes: tuple[str, ...] = ()) -> None:
+                 notes: tuple[str, ...] = (),
+                 output_hessian: OutputHessian | None = None) -> None:
         jax = jax_module()
         self.base = base
         self.method = base.method
@@ -127,6 +276,7 @@ class OperatorCurvature(Curvature):
         self.operator_at = operator_at
         self.linearizable = operator_at
         self.notes = notes
+        self.output_hessian = output_hessian
         self.hvp_mode = f"{kind} operator (linearized once per point)"
         self.hvp_fn = jax.jit(lambda x, v: operator_at(x)(v))
         self._example = jax.ShapeDtypeStruct((self.n,), jax.numpy.dtype(self.dtype))
@@ -243,26 +393,46 @@ def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
     split = require_split(obj, kind)
     if kind in ("ggn", "residual"):
         op = ggn_at(split, obj.unravel)
-        notes: tuple[str, ...] = (
-            "GGN: Jᵀ(∇²ℓ)J v by one jvp of the model, one output-loss HVP and one vjp per "
-            "matvec (J never formed)",
-        )
         if kind == "residual":
             return checked(OperatorCurvature(
                 base, kind, residual_at(hessian_at(obj.flat_fn), op),
                 ("Hessian − GGN: the residual Σ(∂ℓ/∂m)·∇²m the GGN drops, matvec H v − G v",),
             ), obj)
-        return checked(OperatorCurvature(base, kind, op, notes), obj)
+        ggn = checked(OperatorCurvature(base, kind, op), obj)
+        facts = output_hessian_of(obj, split)
+        ggn.output_hessian = facts
+        ggn.notes = (
+            "GGN: Jᵀ(∇²ℓ)J v by one jvp of the model, one output-loss HVP and one vjp per "
+            "matvec (J never formed)",
+            psd_reason(kind, facts),
+        )
+        return ggn
     from hesscli.curvature.fisher import empirical_fisher_at, fisher_at, likelihood_of
 
     if kind == "fisher":
         likelihood = likelihood_of(obj, split)
         return checked(OperatorCurvature(base, kind, fisher_at(split, obj.unravel, likelihood), (
             f"Fisher of the {likelihood.describe()}: Jᵀ F_out J v with the closed-form "
-            "output-space Fisher per sample",)), obj)
+            "output-space Fisher per sample", psd_reason(kind))), obj)
     return checked(OperatorCurvature(base, kind, empirical_fisher_at(obj, split), (
         f"empirical Fisher (1/N)Σ gᵢgᵢᵀ over N = {split.samples} per-sample gradients, "
-        "as a matvec (one jvp and one vjp of the per-sample losses)",)), obj)
+        "as a matvec (one jvp and one vjp of the per-sample losses)", psd_reason(kind))), obj)
+
+
+def output_hessian_of(obj: Objective, split: ModelSplit) -> OutputHessian:
+    """:func:`output_hessian` at the objective's point; the user's functions failing
+    there is an :class:`ObjectiveError` (exit 3)."""
+    from hesscli.objective.files import describe_exception
+
+    try:
+        return output_hessian(split, obj.unravel, obj.x, obj.dtype)
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's model or loss failed
+        raise ObjectiveError(
+            f"{obj.file.path.name}: the output loss's Hessian in the outputs (is the GGN "
+            f"PSD here?) raised {describe_exception(exc)}"
+        ) from exc
 
 
 def parse_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:

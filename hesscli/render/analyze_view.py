@@ -111,11 +111,20 @@ def curvature_headline(a: Analysis) -> str:
             else f"‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}")
     cond = (f", condition number {num(a.condition_number, 3)}"
             if a.condition_number is not None else "")
+    if a.curvature != "ggn":  # the Fisher and the empirical Fisher: PSD at every point
+        what = f"The {title} is positive semidefinite by construction, so it"
+    elif a.inertia.negative:  # a GGN with negative eigenvalues: H_ℓ is not PSD here
+        count = a.inertia.negative
+        what = (f"The GGN has {count} negative eigenvalue{'s' if count != 1 else ''} here: "
+                "the output loss is not convex in the outputs (see the notes), so it is not "
+                "positive semidefinite. It")
+    else:  # PSD only where the output loss is convex in the outputs: the notes say
+        what = ("The GGN is positive semidefinite only where the output loss is convex in "
+                "the outputs (the notes say whether it is here). It")
     return (
         f"{title} curvature: λmin = {num(lam_min)}, λmax = {num(lam_max)}{cond}; {grad}. "
-        f"The {title} is positive semidefinite by construction, so it says how sharp the "
-        "model and loss are here, not whether this is a minimum or a saddle: rerun with "
-        "--curvature hessian for that verdict."
+        f"{what} says how sharp the model and loss are here, not whether this is a minimum "
+        "or a saddle: rerun with --curvature hessian for that verdict."
     )
 
 

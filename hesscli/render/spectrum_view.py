@@ -199,8 +199,15 @@ def comparison_headline(c: Comparison) -> str:
                     if hess.spectrum.complete else
                     f"negative eigenvalues ({count} among the computed extremes; the full "
                     "count is not known on this path)")
-            parts.append(f"The Hessian's {what} come from this "
-                         "residual: the GGN, PSD by construction, cannot show them.")
+            ggn = next((r for r in c.reports if r.curvature == "ggn"), None)
+            if ggn is not None and ggn.inertia.negative:
+                # H_ℓ is not PSD here: the GGN has negative curvature of its own
+                parts.append(f"The Hessian's {what} come from this residual and from the "
+                             f"GGN's own negative eigenvalues ({ggn.inertia.negative} here: "
+                             "the output loss is not convex in the outputs).")
+            else:
+                parts.append(f"The Hessian's {what} come from this residual: the GGN has "
+                             "no negative eigenvalue here.")
     return " ".join(parts)
 
 
@@ -218,5 +225,5 @@ def render_comparison(c: Comparison, console: Console, plot: Path | None = None)
         for note in r.notes:
             if note not in seen:
                 seen.add(note)
-                label = "" if note.startswith(r.title) else f"{r.title}: "
+                label = "" if note.startswith((r.title, f"the {r.title}")) else f"{r.title}: "
                 console.print(Text(f"note: {label}{note}", style="dim"))

@@ -20,8 +20,11 @@
   loss or a loss unbounded below); see :mod:`hesscli.training.loop`.
 
 When the monitored curvature is not the Hessian (``hessian=False``: a GGN or
-Fisher, PSD by construction) a stall is only ``stalled``: minimum and saddle are
-statements about the Hessian.
+Fisher) a stall is only ``stalled``: minimum and saddle are statements about the
+Hessian, and the monitored λmin's sign says nothing about them either way (the
+Fisher is PSD by construction; the GGN only where the output loss is convex in
+the outputs, and a negative GGN eigenvalue is the loss's curvature, not a
+saddle's).
 
 Each of stalled / at_saddle / reached_minimum fires once per episode (again only
 after the gradient rose above ``gtol``). Span events carry ``start``/``end`` in

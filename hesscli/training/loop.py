@@ -358,11 +358,14 @@ def train(
     notes: list[str] = []
     kind = curvature.kind
     if curvature_on and kind != "hessian":
-        from hesscli.curvature.ggn import TITLES
+        from hesscli.curvature.ggn import TITLES, psd_reason
 
         notes.append(f"curvature monitored: the {TITLES.get(kind, kind)} (λmin, λmax, "
                      "lr·λmax and the step model's error are its own); the final verdict "
                      "is the Hessian's")
+        facts = getattr(curvature, "output_hessian", None)  # the GGN's H_ℓ at the start
+        notes.append(("at the start point: " if kind == "ggn" else "")
+                     + psd_reason(kind, facts))
     choice = choose_path(obj.n, path, budget=budget_of(dense_budget))
     if curvature_on and choice.path == Path.MATRIX_FREE:
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))

@@ -28,6 +28,7 @@ from hesscli.analysis.verdicts import (
     gradient_tolerance,
     inertia,
     rounding_dimension,
+    smallest_bounded,
     smallest_curvature,
 )
 from hesscli.analysis.verify import Verification
@@ -291,12 +292,7 @@ def smallest_known_curvature(lam: np.ndarray, tol: float, spectrum: Spectrum,
     """σ for the gradient tolerance: min|λ| where a lower bound on it is known (> tol)."""
     if spectrum.bounds is None:
         return smallest_curvature(lam, tol, spectrum.complete, spectrum.converged)
-    ends = evidence.probable or evidence.proven
-    if ends.lo[0] > tol:
-        return float(ends.lo[0])
-    if ends.hi[1] < -tol:
-        return float(-ends.hi[1])
-    return 0.0
+    return smallest_bounded(evidence, tol)
 
 
 def probability_notes(spectrum: Spectrum, *bases: str | None) -> tuple[str, ...]:

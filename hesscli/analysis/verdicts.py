@@ -238,6 +238,17 @@ def decide(evidence: Evidence, tol: float, verdict: Any, undetermined: Any
     return undetermined, None
 
 
+def smallest_bounded(evidence: Evidence, tol: float) -> float:
+    """σ for :func:`gradient_tolerance` from what is known of the ends: a lower bound on
+    min|λ| when the spectrum is (proven or probably) definite beyond ``tol``, else 0."""
+    ends = evidence.probable or evidence.proven
+    if ends.lo[0] > tol:
+        return float(ends.lo[0])
+    if ends.hi[1] < -tol:
+        return float(-ends.hi[1])
+    return 0.0
+
+
 def end_converged(eigenvalues: Any, converged: Any) -> tuple[bool, bool]:
     """(λmin end converged, λmax end converged) from per-eigenvalue flags (None: both)."""
     if converged is None:

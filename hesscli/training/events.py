@@ -35,18 +35,21 @@ at the end of the run), with ``step`` = the span's start. Tolerances are
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hesscli.analysis.verdicts import (
-    classify,
+    Ends,
+    Evidence,
+    classification_of,
     curvature_scale,
     eigen_tolerance,
     gradient_tolerance,
     rounding_dimension,
-    smallest_curvature,
+    smallest_bounded,
 )
 from hesscli.training.dynamics import STABILITY_BOUND, DynamicsWatch, Span
 from hesscli.training.monitor import Record
@@ -98,13 +101,28 @@ class EventTracker:
         dense = record.lambda_min_converged is None and record.lambda_max_converged is None
         tol = self.tol if self.tol is not None else eigen_tolerance(
             scale, rounding_dimension(self.n, dense), self.dtype, record.curvature_error or 0.0)
-        ends = [record.lambda_min, record.lambda_max]
         # only the extremes are logged: min|λ| is known when they share a sign
-        sigma = smallest_curvature(np.array(ends), tol, False, self.converged(record))
+        evidence = self.evidence(record)
+        sigma = smallest_bounded(evidence, tol)
+        if record.lambda_max_at_most is not None and record.lambda_min_at_least is not None:
+            hess_norm = max(abs(record.lambda_min_at_least), abs(record.lambda_max_at_most))
         gtol = self.gtol if self.gtol is not None else gradient_tolerance(
             record.value, self.dtype, x_norm=x_norm, hessian_norm=hess_norm,
             smallest_curvature=sigma, n=self.n)
         return gtol, tol
+
+    @staticmethod
+    def evidence(record: Record) -> Evidence:
+        """What the record proves of its ends (dense: both known; matrix-free: the Ritz
+        values one-sidedly, the far sides from the random-start bounds when logged)."""
+        lo, hi = float(record.lambda_min), float(record.lambda_max)  # type: ignore[arg-type]
+        if record.lambda_min_converged is None and record.lambda_max_converged is None:
+            return Evidence(Ends((lo, lo), (hi, hi)))
+        proven = Ends((-math.inf, lo), (hi, math.inf))
+        if record.lambda_min_at_least is None or record.lambda_max_at_most is None:
+            return Evidence(proven)
+        return Evidence(proven, Ends((record.lambda_min_at_least, lo),
+                                     (hi, record.lambda_max_at_most)))
 
     @staticmethod
     def converged(record: Record) -> list[bool]:
@@ -121,8 +139,7 @@ class EventTracker:
                 self.in_stall = True
                 kind = Classification.DEGENERATE
                 if tol is not None and self.hessian:
-                    kind = classify(g, gtol, [record.lambda_min, record.lambda_max], tol,
-                                    self.converged(record))
+                    kind, _ = classification_of(g, gtol, self.evidence(record), tol)
                 if kind == Classification.SADDLE_POINT:
                     lam = float(record.lambda_min)  # type: ignore[arg-type]
                     self.saddle = (step, record.value, lam)

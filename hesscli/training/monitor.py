@@ -46,6 +46,9 @@ class Extremes:
     min_converged: bool = True  # False: λmin only bounded from above (unconverged Lanczos)
     max_converged: bool = True  # False: λmax only bounded from below
     blocks: dict[str, float] | None = None  # λmax of each diagonal block, when asked
+    # matrix-free: the far sides with the random start's probability (None: none / dense)
+    min_at_least: float | None = None
+    max_at_most: float | None = None
 
 
 def block_maxima(curvature: Curvature, x: np.ndarray, blocks: list, dense: bool
@@ -93,8 +96,19 @@ def extreme_eigenvalues(
         ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
     per_block = (block_maxima(curvature, np.asarray(x), blocks, sp.path == Path.DENSE)
                  if blocks else None)
-    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.certified_error,
-                    sp.min_converged, sp.max_converged, per_block)
+    b = sp.bounds
+    if b is None:
+        return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.certified_error,
+                        sp.min_converged, sp.max_converged, per_block)
+    # matrix-free: the zero band is the HVP's rounding (a residual never widens it), and
+    # the far sides are the random-start bounds, never a residual or Kato–Temple estimate
+    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, b.rounding,
+                    sp.min_converged, sp.max_converged, per_block,
+                    min_at_least=_finite(b.min_at_least), max_at_most=_finite(b.max_at_most))
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,9 @@ class Record:
     curvature_error: float | None = None  # error band of λmin/λmax beyond rounding
     lambda_min_converged: bool | None = None  # None: dense (known); False: upper bound only
     lambda_max_converged: bool | None = None  # None: dense (known); False: lower bound only
+    # matrix-free: λmin ≥ …, λmax ≤ … with the random start's probability (None: no bound)
+    lambda_min_at_least: float | None = None
+    lambda_max_at_most: float | None = None
     block_lambda_max: dict[str, float] | None = None  # per diagonal block (--monitor-blocks)
 
 
@@ -153,7 +170,9 @@ def monitor(
             )
             if ext.path == Path.MATRIX_FREE:
                 fields.update(lambda_min_converged=ext.min_converged,
-                              lambda_max_converged=ext.max_converged)
+                              lambda_max_converged=ext.max_converged,
+                              lambda_min_at_least=ext.min_at_least,
+                              lambda_max_at_most=ext.max_at_most)
             if ext.blocks is not None:
                 fields["block_lambda_max"] = ext.blocks
         else:

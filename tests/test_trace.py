@@ -136,10 +136,14 @@ def test_spectrum_trace_with_an_estimator(hess):
     assert st["estimator"] == "hutch++" and st["hvps"] == 24
     assert abs(st["estimate"] - tr["estimate"]) <= 4 * st["standard_error"] + 1e-9 * abs(
         tr["estimate"])
+    # 24 HVPs: a sketch of 8, its basis (8), 8 residual probes whose spread is the s.e.
+    assert st["degrees_of_freedom"] == 7 and st["confidence"] == 0.95
+    lo, hi = st["interval"]
+    assert lo < st["estimate"] < hi
     table = hess("spectrum", "rosenbrock", "-p", "n=30", "--trace", "--trace-probes", "24")
     assert table.exit_code == 0, table.output
     text = " ".join(table.stdout.replace("│", " ").split())
-    assert "Auto: Hutch" in text and "from the same 24 HVPs" in text
+    assert "Auto: Hutch" in text and "on the same 24 HVPs" in text and "s.e. (95% in [" in text
 
 
 def test_hutch_plus_plus_is_exact_once_the_sketch_spans_everything():

@@ -136,10 +136,14 @@ def test_spectrum_trace_with_an_estimator(hess):
     assert st["estimator"] == "hutch++" and st["hvps"] == 24
     assert abs(st["estimate"] - tr["estimate"]) <= 4 * st["standard_error"] + 1e-9 * abs(
         tr["estimate"])
+    # 24 HVPs: a sketch of 8, its basis (8), 8 residual probes whose spread is the s.e.
+    assert st["degrees_of_freedom"] == 7 and st["confidence"] == 0.95
+    lo, hi = st["interval"]
+    assert lo < st["estimate"] < hi
     table = hess("spectrum", "rosenbrock", "-p", "n=30", "--trace", "--trace-probes", "24")
     assert table.exit_code == 0, table.output
     text = " ".join(table.stdout.replace("│", " ").split())
-    assert "Auto: Hutch" in text and "from the same 24 HVPs" in text
+    assert "Auto: Hutch" in text and "on the same 24 HVPs" in text and "s.e. (95% in [" in text
 
 
 def test_hutch_plus_plus_is_exact_once_the_sketch_spans_everything():
@@ -158,3 +162,46 @@ def test_hutch_plus_plus_with_too_few_probes_is_bad_input(hess):
                "--trace-probes", "2")
     assert res.exit_code == 2, res.output
     assert "needs --trace-probes ≥ 3" in res.stderr and "internal error" not in res.stderr
+
+
+def test_leave_one_out_residuals_are_those_of_least_squares():
+    """‖(I − P₋ᵢ)yᵢ‖²: the residual of regressing column i on the others (lstsq), and 0
+    for a column that is a combination of the others."""
+    from hesscli.spectra.trace import leave_one_out_residuals
+
+    y = np.random.default_rng(6).standard_normal((30, 6))
+    want = []
+    for i in range(6):
+        others = np.delete(y, i, axis=1)
+        coef = np.linalg.lstsq(others, y[:, i], rcond=None)[0]
+        want.append(np.sum((y[:, i] - others @ coef) ** 2))
+    assert leave_one_out_residuals(y) == pytest.approx(want, rel=1e-10)
+    dup = np.column_stack([y[:, :3], y[:, 0] + 2 * y[:, 1]])
+    res = leave_one_out_residuals(dup)
+    assert res[[0, 1, 3]] == pytest.approx(0.0, abs=1e-20 * np.sum(dup**2))
+    assert res[2] > 1.0
+
+
+def test_auto_with_a_sketch_spanning_everything_is_exact():
+    """n = 8 with 30 HVPs: the sketch has 8 columns and spans R⁸, Hutch++ is exact and
+    its interval (rounding allowance only) contains the trace."""
+    lam = np.linspace(-2.0, 5.0, 8)
+    a = known(lam, 7)
+    tr = estimate_trace(lambda v: a @ v, 8, estimator="auto", hvps=30, seed=0)
+    assert tr.estimator == "hutch++" and tr.hvps == 30
+    assert tr.interval[0] <= lam.sum() <= tr.interval[1]
+    assert tr.interval[1] - tr.interval[0] < 1e-10
+
+
+def test_auto_below_six_products_is_hutchinson(flat):
+    a, _ = flat
+    tr = estimate_trace(lambda v: a @ v, N, estimator="auto", hvps=5, seed=0)
+    assert tr.estimator == "hutchinson" and tr.probes == 5 and tr.choice is None
+
+
+def test_one_residual_probe_gives_an_unbounded_interval(flat):
+    """Hutch++ with 3 HVPs: one residual probe, no spread to measure."""
+    a, _ = flat
+    tr = hutch_plus_plus(lambda v: a @ v, N, hvps=3, seed=0)
+    assert tr.probes == 1 and tr.degrees_of_freedom == 0
+    assert tr.interval == (-math.inf, math.inf)

@@ -119,7 +119,8 @@ def spectrum_report(
         hvp_fn = curvature.hvp_fn
         if estimate_trace_dense and hvp_fn is not None:
             tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
-                                estimator=trace_estimator, hvps=trace_probes, seed=seed)
+                                estimator=trace_estimator, hvps=trace_probes, seed=seed,
+                                unit_roundoff=float(np.finfo(obj.dtype).eps) / 2)
     else:
         hvp_fn = curvature.hvp_fn
         if sp.complete:  # the Krylov basis spanned the space: every eigenvalue is known
@@ -129,7 +130,8 @@ def spectrum_report(
                                  "eigenvalue is known; the histogram shows them exactly",)
         elif hvp_fn is not None:
             tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
-                                estimator=trace_estimator, hvps=trace_probes, seed=seed)
+                                estimator=trace_estimator, hvps=trace_probes, seed=seed,
+                                unit_roundoff=float(np.finfo(obj.dtype).eps) / 2)
             if density:
                 dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,
                                    seed=seed, dtype=obj.dtype, f=curvature.linearizable)

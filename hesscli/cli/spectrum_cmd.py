@@ -34,8 +34,8 @@ from hesscli.cli.path_options import path_options
               "Hutch++: a third each for sketch, basis and residual probes; needs 3).")
 @click.option("--estimator", "estimator", type=click.Choice(["auto", "hutchinson",
               "hutch++"]), default="auto", show_default=True,
-              help="Trace estimator; auto keeps the one with the smaller standard error from "
-              "the same HVPs on this problem, and says so.")
+              help="Trace estimator; auto decides on the Hutch++ sketch's first HVPs (how "
+              "much of the Hessian they capture, not the estimate's own noise), and says so.")
 @click.option("--trace", "trace", is_flag=True,
               help="Also estimate the trace on the dense path, beside the exact one.")
 @click.option("--bins", type=click.IntRange(min=2, max=40), default=12, show_default=True,

@@ -43,7 +43,10 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
         estimated = {"estimate": r.trace.estimate, "standard_error": r.trace.standard_error,
                      "probes": r.trace.probes, "exact": False, "estimator": r.trace.estimator,
                      "hvps": r.trace.hvps, "choice": r.trace.choice,
-                     "alternative_standard_error": r.trace.alternative_standard_error}
+                     "alternative_standard_error": r.trace.alternative_standard_error,
+                     "degrees_of_freedom": r.trace.degrees_of_freedom,
+                     "confidence": r.trace.confidence,
+                     "interval": list(r.trace.interval) if r.trace.interval else None}
     if r.trace_exact is not None:
         doc["trace"] = {"estimate": r.trace_exact, "standard_error": 0.0, "probes": 0,
                         "exact": True}

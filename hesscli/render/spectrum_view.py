@@ -44,9 +44,14 @@ def headline(r: SpectrumReport) -> str:
 
 
 def trace_text(tr: Any) -> str:
-    """``12.3 ± 0.4 (Hutch++, 30 HVPs)``."""
+    """``12.3 ± 0.4 s.e. (95% in [11.4, 13.2]; Hutch++, 30 HVPs)``: the standard error, and
+    the Student-t interval at the estimate's level (its degrees of freedom are in the JSON)."""
     name = {"hutchinson": "Hutchinson", "hutch++": "Hutch++"}.get(tr.estimator, tr.estimator)
-    return f"{num(tr.estimate)} ± {num(tr.standard_error)} ({name}, {tr.hvps} HVPs)"
+    text = f"{num(tr.estimate)} ± {num(tr.standard_error)} s.e. ("
+    if tr.interval is not None:
+        lo, hi = tr.interval
+        text += f"{num(100 * tr.confidence, 3)}% in [{num(lo)}, {num(hi)}]; "
+    return text + f"{name}, {tr.hvps} HVPs)"
 
 
 def eigen_table(r: SpectrumReport) -> Table:
@@ -169,7 +174,7 @@ def comparison_table(c: Comparison) -> Table:
     for label, r in rows:
         sp = r.spectrum
         trace = (num(r.trace_exact) if r.trace_exact is not None else
-                 f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)}"
+                 f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)} s.e."
                  if r.trace is not None else "—")
         suffix = "" if sp.complete else " (of computed)"
         row = [label, num(sp.lambda_min, 6), num(sp.lambda_max, 6), trace,

@@ -2,29 +2,59 @@
 
 Both take any symmetric operator given as ``matmat(V) -> A V`` (V of shape
 (n, k)): the Hessian's HVPs, a Gauss–Newton or Fisher product, or a diagonal
-block of any of them. Each estimate comes with its standard error and the
-number of products (HVPs) it spent.
+block of any of them. Each estimate comes with its standard error, the degrees
+of freedom of that standard error, a confidence interval (95% by default) and
+the number of products (HVPs) it spent.
 
 - **Hutchinson** (1990): tr A = E[zᵀAz] for Rademacher z. With m probes the
-  estimate is the sample mean and its standard error s/√m; the variance per
-  probe is 2(‖A‖_F² − Σ A_ii²), so the error falls like 1/√m whatever the
-  spectrum.
+  estimate is the sample mean and its standard error s/√m (m − 1 degrees of
+  freedom); the variance per probe is 2(‖A‖_F² − Σ A_ii²), so the error falls
+  like 1/√m whatever the spectrum.
 - **Hutch++** (Meyer, Musco, Musco & Woodruff, *Hutch++: Optimal Stochastic
   Trace Estimation*, SOSA 2021): spend m/3 products on a sketch Y = AS, take an
   orthonormal basis Q of range(Y), compute tr(QᵀAQ) exactly (m/3 products), and
-  estimate the rest, tr((I − QQᵀ)A(I − QQᵀ)), by Hutchinson with the last m/3
+  estimate the rest, tr((I − QQᵀ)A(I − QQᵀ)), by Hutchinson with the last r
   probes. The top of the spectrum is then captured exactly, and only the tail's
   Frobenius norm enters the variance: when the eigenvalues decay fast (a
   Hessian with a few outliers over a small bulk, the usual picture for
-  networks) the error falls like 1/m instead of 1/√m. Its standard error is
-  that of the residual Hutchinson part (conditional on the sketch).
+  networks) the error falls like 1/m instead of 1/√m. Given the sketch, the r
+  residual values gᵀ(I − QQᵀ)A(I − QQᵀ)g are independent draws of one
+  distribution, so the standard error is their sample standard deviation over
+  √r, with r − 1 degrees of freedom (all the estimate's randomness beyond the
+  sketch; the sketch's own values are not samples of the remainder).
 
-``auto`` runs Hutch++ and reuses its random products as Hutchinson probes
-(the sketch columns zᵢᵀ(Azᵢ) and the residual probes gᵀAg, recovered from
-A(g − QQᵀg) + AQ·Qᵀg at no extra cost), so both errors are measured on the
-problem at hand from one budget (Hutchinson then has ⌊m/3⌋ fewer probes than
-it would alone: the price of measuring both); it keeps the estimate with the
-smaller standard error and says which and why.
+**The interval.** A standard error estimated from few probes is itself noisy
+(Hutch++ with 30 products has 10 residual probes, 9 degrees of freedom), so
+``estimate ± 1.96·s.e.`` covers the trace less often than 95%. The interval is
+``estimate ± t·s.e.`` with t the Student-t quantile for the degrees of freedom
+actually used (2.26 at 9, 2.05 at 29), plus a small rounding allowance
+(4n·u·‖v‖‖Av‖ per form vᵀAv, weighted as the form enters the estimate, u the unit
+roundoff)
+so that an estimate exact up to rounding still contains the trace.
+
+**auto** decides between the two on the sketch's geometry, never on the
+quadratic forms it reports nor on their spread (choosing the estimator whose
+estimated standard error came out smaller, from the very products reported,
+biased the interval: a run whose probes happened to agree looked precise and
+won). It spends the first k = ⌊m/3⌋ products on the sketch Y = AS, which both
+estimators can use, and measures the share ρ of ‖A‖_F² that the sketch leaves
+out: ρ = Σᵢ‖(I − Q₋ᵢQ₋ᵢᵀ)yᵢ‖² / Σᵢ‖yᵢ‖², Q₋ᵢ spanning the other k − 1 columns
+(each term an unbiased estimate of ‖(I − Q₋ᵢQ₋ᵢᵀ)A‖_F², since sᵢ is independent
+of Q₋ᵢ). Hutch++'s remainder (I − QQᵀ)A(I − QQᵀ) is deflated on both sides, so
+its squared Frobenius norm is about ρ²‖A‖_F²; Hutch++ wins when its predicted
+variance 2ρ²‖A‖_F²/(m − 2k) is below Hutchinson's 2‖A‖_F²/m, i.e. when
+ρ² < (m − 2k)/m (1/3 at 30 HVPs). Both predictions ignore the diagonal terms
+of the Rademacher variance, so a strongly diagonal operator may get Hutch++
+where Hutchinson would have been better. Hutch++ then continues on the same
+sketch with fresh residual probes (its interval rests only on probes drawn
+after the decision); Hutchinson reuses the k sketch columns as probes and draws
+m − k fresh ones, so neither pays for the decision. The sketch reaches the
+decision only through ρ, a ratio of energies that is blind to the values
+sᵢᵀAsᵢ and their spread; tests/test_trace_coverage.py checks the interval's
+coverage over 300 seeds, on a network where the choice changes with the seed.
+A sketch of n columns spans Rⁿ and makes Hutch++ exact (ρ = 0). Below 6
+products (a sketch of fewer than 2 columns leaves no column out) ``auto`` is
+plain Hutchinson.
 """
 
 from __future__ import annotations
@@ -40,18 +70,26 @@ from hesscli.jaxconf import jax_module
 
 ESTIMATORS = ("hutchinson", "hutch++", "auto")
 DEFAULT_HVPS = 30
+CONFIDENCE = 0.95  # the level of the reported interval
+AUTO_MIN_HVPS = 6  # auto's sketch needs 2 columns to leave one out
 MatMat = Callable[[np.ndarray], np.ndarray]
+UNIT_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
 
 
 @dataclass(frozen=True)
 class Trace:
-    """A trace estimate with its standard error and cost.
+    """A trace estimate with its standard error, its interval and its cost.
 
-    ``probes`` is the number of random probe vectors (Hutchinson) or the
-    residual probes (Hutch++); ``hvps`` counts every operator product spent.
-    ``estimator`` names the method used; with ``auto``, ``choice`` says why it
-    won and ``alternative_standard_error`` is the other method's standard error
-    scaled to the same ``hvps``.
+    ``probes`` is the number of random probe vectors whose values make the
+    estimate's randomness (Hutchinson: all of them; Hutch++: the residual
+    probes); ``hvps`` counts every operator product spent (with ``auto``, also
+    the sketch that decided). ``degrees_of_freedom`` is that of
+    ``standard_error`` (probes − 1; None when exact); ``interval`` is the
+    ``confidence`` (two-sided) Student-t interval around ``estimate`` with a
+    rounding allowance, ``(-inf, inf)`` when there are too few probes for a
+    standard error. ``estimator`` names the method used; with ``auto``,
+    ``choice`` says why it won and ``alternative_standard_error`` is the other
+    method's standard error as predicted from the sketch.
     """
 
     estimate: float
@@ -62,6 +100,37 @@ class Trace:
     estimator: str = "hutchinson"
     choice: str | None = None
     alternative_standard_error: float | None = None
+    degrees_of_freedom: int | None = None
+    confidence: float = CONFIDENCE
+    interval: tuple[float, float] | None = None
+    rounding: float = 0.0  # the rounding allowance inside ``interval``
+
+    def interval_at(self, confidence: float) -> tuple[float, float]:
+        """The two-sided Student-t interval at another ``confidence`` (same allowance)."""
+        half = _half_width(self.standard_error, self.degrees_of_freedom, confidence,
+                           self.rounding)
+        return (self.estimate - half, self.estimate + half)
+
+
+def _half_width(se: float, dof: int | None, confidence: float, rounding: float) -> float:
+    if dof is None:  # exact
+        return rounding
+    if dof < 1 or not math.isfinite(se):
+        return math.inf
+    import scipy.stats
+
+    return float(scipy.stats.t.ppf(0.5 + confidence / 2, dof)) * se + rounding
+
+
+def _trace(estimate: float, samples: np.ndarray, rounding: float, *, seed: int, hvps: int,
+           estimator: str, confidence: float, choice: str | None = None,
+           alternative: float | None = None) -> Trace:
+    """A Trace whose randomness is the mean of ``samples`` (i.i.d. given what came before)."""
+    m = int(samples.size)
+    se = _se(samples)
+    half = _half_width(se, m - 1, confidence, rounding)
+    return Trace(estimate, se, m, seed, hvps, estimator, choice, alternative, m - 1,
+                 confidence, (estimate - half, estimate + half), rounding)
 
 
 def rademacher_matrix(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -74,72 +143,152 @@ def _se(samples: np.ndarray) -> float:
         else math.inf
 
 
-def hutchinson(matmat: MatMat, n: int, *, hvps: int = DEFAULT_HVPS, seed: int = 0) -> Trace:
+def _forms(v: np.ndarray, av: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->j", v, av)
+
+
+def _rounding(n: int, u: float, v: np.ndarray, av: np.ndarray, weight: float) -> float:
+    """n·u·Σ‖v‖‖Av‖·weight: a bound-sized allowance for the rounding of the forms vᵀ(Av)."""
+    if v.size == 0:
+        return 0.0
+    norms = np.linalg.norm(v, axis=0) * np.linalg.norm(av, axis=0)
+    return float(4 * n * u * weight * np.sum(norms))
+
+
+def _hutchinson_from(matmat: MatMat, n: int, z: np.ndarray, *, seed: int, hvps: int, u: float,
+                     confidence: float) -> Trace:
+    return _hutchinson_forms(n, z, np.asarray(matmat(z), dtype=np.float64), seed=seed,
+                             hvps=hvps, u=u, confidence=confidence)
+
+
+def _hutchinson_forms(n: int, z: np.ndarray, az: np.ndarray, *, seed: int, hvps: int, u: float,
+                      confidence: float, choice: str | None = None,
+                      alternative: float | None = None) -> Trace:
+    samples = _forms(z, az)
+    rounding = _rounding(n, u, z, az, 1.0 / max(z.shape[1], 1))
+    return _trace(float(np.mean(samples)), samples, rounding, seed=seed, hvps=hvps,
+                  estimator="hutchinson", confidence=confidence, choice=choice,
+                  alternative=alternative)
+
+
+def hutchinson(matmat: MatMat, n: int, *, hvps: int = DEFAULT_HVPS, seed: int = 0,
+               confidence: float = CONFIDENCE, unit_roundoff: float = UNIT_ROUNDOFF) -> Trace:
     """tr A ≈ mean of zᵀAz over ``hvps`` seeded Rademacher probes (one product each)."""
     z = rademacher_matrix(n, hvps, np.random.default_rng(seed))
-    samples = np.einsum("ij,ij->j", z, np.asarray(matmat(z), dtype=np.float64))
-    return Trace(float(np.mean(samples)), _se(samples), hvps, seed, hvps, "hutchinson")
+    return _hutchinson_from(matmat, n, z, seed=seed, hvps=hvps, u=unit_roundoff,
+                            confidence=confidence)
 
 
-@dataclass(frozen=True)
-class _HutchPPParts:
-    trace: Trace
-    hutchinson_samples: np.ndarray  # zᵀAz for every Rademacher column drawn
-
-
-def _hutch_pp(matmat: MatMat, n: int, hvps: int, seed: int) -> _HutchPPParts:
+def _split(hvps: int, n: int) -> tuple[int, int]:
+    """Hutch++'s sketch width k and residual probes r for ``hvps`` products."""
     if hvps < 3:
         raise ValueError(f"Hutch++ needs at least 3 products; got {hvps}")
     k = min(hvps // 3, n)  # a sketch wider than n adds nothing
-    r = hvps - 2 * k  # the residual probes get the remainder (r ≥ k)
-    rng = np.random.default_rng(seed)
-    s = rademacher_matrix(n, k, rng)
+    return k, hvps - 2 * k  # the residual probes get the remainder (r ≥ k)
+
+
+def _hutch_pp_from(matmat: MatMat, n: int, s: np.ndarray, y: np.ndarray, r: int,
+                   rng: np.random.Generator, *, seed: int, u: float, confidence: float,
+                   choice: str | None = None, alternative: float | None = None) -> Trace:
+    """Hutch++ on the sketch ``y = A s`` with ``r`` fresh residual probes from ``rng``."""
+    k = s.shape[1]
     g = rademacher_matrix(n, r, rng)
-    y = np.asarray(matmat(s), dtype=np.float64)
     q, _ = np.linalg.qr(y)  # orthonormal even when Y is rank-deficient
     aq = np.asarray(matmat(q), dtype=np.float64)
     ag = np.asarray(matmat(g), dtype=np.float64)
-    top = float(np.trace(q.T @ aq))
+    top_forms = _forms(q, aq)
     c = q.T @ g
     w, aw = g - q @ c, ag - aq @ c  # (I − QQᵀ)g and A(I − QQᵀ)g
-    resid = np.einsum("ij,ij->j", w, aw)
-    se = _se(resid)
-    trace = Trace(top + float(np.mean(resid)), se, r, seed, 2 * k + r, "hutch++")
-    plain = np.concatenate([np.einsum("ij,ij->j", s, y), np.einsum("ij,ij->j", g, ag)])
-    return _HutchPPParts(trace, plain)
+    resid = _forms(w, aw)
+    rounding = (_rounding(n, u, q, aq, 1.0) + _rounding(n, u, w, aw, 1.0 / max(r, 1))
+                + _rounding(n, u, g, ag, 1.0 / max(r, 1)))
+    estimate = float(np.sum(top_forms)) + float(np.mean(resid))
+    return _trace(estimate, resid, rounding, seed=seed, hvps=2 * k + r, estimator="hutch++",
+                  confidence=confidence, choice=choice, alternative=alternative)
 
 
-def hutch_plus_plus(matmat: MatMat, n: int, *, hvps: int = DEFAULT_HVPS, seed: int = 0) -> Trace:
+def hutch_plus_plus(matmat: MatMat, n: int, *, hvps: int = DEFAULT_HVPS, seed: int = 0,
+                    confidence: float = CONFIDENCE,
+                    unit_roundoff: float = UNIT_ROUNDOFF) -> Trace:
     """Hutch++ with ``hvps`` products (⌊hvps/3⌋ sketch, as many for the basis, the rest
     residual probes); see the module docstring."""
-    return _hutch_pp(matmat, n, hvps, seed).trace
+    k, r = _split(hvps, n)
+    rng = np.random.default_rng(seed)
+    s = rademacher_matrix(n, k, rng)
+    y = np.asarray(matmat(s), dtype=np.float64)
+    return _hutch_pp_from(matmat, n, s, y, r, rng, seed=seed, u=unit_roundoff,
+                          confidence=confidence)
+
+
+def leave_one_out_residuals(y: np.ndarray) -> np.ndarray:
+    """‖(I − P₋ᵢ)yᵢ‖² for every column yᵢ of ``y``, P₋ᵢ the projector on the other columns.
+
+    The residual of regressing column i on the rest is 1/((YᵀY)⁻¹)ᵢᵢ; with
+    Y = UΣVᵀ, ((YᵀY)⁻¹)ᵢᵢ = Σⱼ Vᵢⱼ²/σⱼ² (one SVD instead of k projections). A
+    column in the span of the others has residual 0 (to rounding).
+    """
+    if y.shape[1] == 1:
+        return np.sum(y**2, axis=0)
+    _, sig, vt = np.linalg.svd(y, full_matrices=False)
+    if sig.size == 0 or sig[0] == 0.0:
+        return np.zeros(y.shape[1])
+    # σ floored at rounding level: a column in a dependency weighs O(1) on the null
+    # direction (residual ~ floor², i.e. 0), an independent one only ~u (no effect)
+    floor = sig[0] * np.finfo(np.float64).eps * max(y.shape)
+    g_inv_diag = np.sum(vt.T**2 / np.maximum(sig, floor) ** 2, axis=1)  # ((YᵀY)⁻¹)ᵢᵢ
+    return 1.0 / g_inv_diag
+
+
+def _auto(matmat: MatMat, n: int, hvps: int, seed: int, u: float,
+          confidence: float) -> Trace:
+    k, r = _split(hvps, n)
+    rng = np.random.default_rng(seed)
+    s = rademacher_matrix(n, k, rng)
+    y = np.asarray(matmat(s), dtype=np.float64)
+    # the decision: from the geometry of the sketch alone (how much of ‖A‖_F² lies
+    # outside the span of the other columns), never from the quadratic forms sᵢᵀAsᵢ
+    # that Hutchinson reports nor from their spread
+    energy = float(np.mean(np.sum(y**2, axis=0)))  # ≈ ‖A‖_F²
+    left = 0.0 if k == n else float(np.mean(leave_one_out_residuals(y)))
+    rho = left / energy if energy > 0 else 0.0
+    se_h = math.sqrt(2 * energy / hvps)  # predicted, diagonal terms ignored on both sides
+    se_pp = math.sqrt(2 * rho**2 * energy / r)
+    share = f"{100 * rho:.3g}%"
+    if se_pp < se_h:
+        why = (f"auto: Hutch++ (its {k}-HVP sketch leaves {share} of ‖H‖_F² outside the span "
+               f"of {k - 1} columns: predicted standard error {se_pp:.3g} against {se_h:.3g} "
+               f"for Hutchinson on the same {hvps} HVPs)")
+        return _hutch_pp_from(matmat, n, s, y, r, rng, seed=seed, u=u, confidence=confidence,
+                              choice=why, alternative=se_h)
+    why = (f"auto: Hutchinson (a {k}-HVP sketch leaves {share} of ‖H‖_F² outside the span "
+           f"of {k - 1} columns: predicted standard error {se_h:.3g} against {se_pp:.3g} for "
+           f"Hutch++ on the same {hvps} HVPs; the spectrum does not decay fast enough for the "
+           "sketch to pay, and its products are reused as probes)")
+    z = np.concatenate([s, rademacher_matrix(n, hvps - k, rng)], axis=1)
+    az = np.concatenate([y, np.asarray(matmat(z[:, k:]), dtype=np.float64)], axis=1)
+    return _hutchinson_forms(n, z, az, seed=seed, hvps=hvps, u=u, confidence=confidence,
+                             choice=why, alternative=se_pp)
 
 
 def estimate_trace(matmat: MatMat, n: int, *, estimator: str = "auto",
-                   hvps: int = DEFAULT_HVPS, seed: int = 0) -> Trace:
+                   hvps: int = DEFAULT_HVPS, seed: int = 0, confidence: float = CONFIDENCE,
+                   unit_roundoff: float = UNIT_ROUNDOFF) -> Trace:
     """The trace by ``estimator`` (``hutchinson``, ``hutch++`` or ``auto``) with ``hvps`` products.
 
-    ``auto`` (see the module docstring) falls back to Hutchinson below 3 products.
+    ``auto`` (see the module docstring) is plain Hutchinson below :data:`AUTO_MIN_HVPS`
+    products. ``unit_roundoff`` is that of the products (float32 HVPs: 2⁻²⁴).
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}; got {estimator!r}")
-    if estimator == "hutchinson" or (estimator == "auto" and hvps < 3):
-        return hutchinson(matmat, n, hvps=hvps, seed=seed)
-    parts = _hutch_pp(matmat, n, hvps, seed)
-    pp = parts.trace
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence}")
+    opts = {"hvps": hvps, "seed": seed, "confidence": confidence,
+            "unit_roundoff": unit_roundoff}
+    if estimator == "hutchinson" or (estimator == "auto" and (hvps < AUTO_MIN_HVPS or n < 2)):
+        return hutchinson(matmat, n, **opts)
     if estimator == "hutch++":
-        return pp
-    plain = parts.hutchinson_samples
-    h_est, h_se = float(np.mean(plain)), _se(plain)  # the same products, read as Hutchinson
-    if pp.standard_error <= h_se:
-        why = (f"auto: Hutch++ (standard error {pp.standard_error:.3g} against "
-               f"{h_se:.3g} for Hutchinson from the same {hvps} HVPs)")
-        return Trace(pp.estimate, pp.standard_error, pp.probes, seed, pp.hvps, "hutch++",
-                     why, h_se)
-    why = (f"auto: Hutchinson (standard error {h_se:.3g} against {pp.standard_error:.3g} "
-           f"for Hutch++ from the same {hvps} HVPs: the spectrum does not decay fast enough "
-           "for the sketch to pay)")
-    return Trace(h_est, h_se, int(plain.size), seed, hvps, "hutchinson", why, pp.standard_error)
+        return hutch_plus_plus(matmat, n, **opts)
+    return _auto(matmat, n, hvps, seed, unit_roundoff, confidence)
 
 
 def hvp_matmat(hvp_fn: Any, x: np.ndarray, dtype: str = "float64") -> MatMat:

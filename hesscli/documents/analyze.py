@@ -74,11 +74,7 @@ def analysis_document(
         doc["eigenvalue_error_estimates"] = sp.error_estimates
     if sp.converged is not None:
         doc["converged"] = sp.converged
-    if sp.bounds is not None:  # matrix-free: what is proven, what is probable
-        b = sp.bounds
-        doc["lambda_min_interval"] = list(b.min_interval)
-        doc["lambda_max_interval"] = list(b.max_interval)
-        doc["bounds"] = b.as_json()
+    doc.update(bounds_fields(sp))
     doc["certainty"] = a.certainty
     if a.step is not None:
         doc["step"] = a.step
@@ -98,6 +94,16 @@ def analysis_document(
     doc.update(extra or {})
     doc["meta"] = meta
     return doc
+
+
+def bounds_fields(sp: Any) -> dict[str, Any]:
+    """Matrix-free: ``lambda_min_interval``, ``lambda_max_interval`` and ``bounds`` (what
+    is proven, what the random start makes likely); nothing on the dense path."""
+    b = sp.bounds
+    if b is None:
+        return {}
+    return {"lambda_min_interval": list(b.min_interval),
+            "lambda_max_interval": list(b.max_interval), "bounds": b.as_json()}
 
 
 def verification_document(v: Any) -> dict[str, Any]:

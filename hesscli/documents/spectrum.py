@@ -6,6 +6,7 @@ from typing import Any
 
 from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
+from hesscli.documents.analyze import bounds_fields
 
 
 def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +55,7 @@ def spectrum_document(r: SpectrumReport, meta: dict[str, Any]) -> dict[str, Any]
             doc["trace"]["stochastic"] = estimated
     elif estimated is not None:
         doc["trace"] = estimated
+    doc.update(bounds_fields(sp))
     ex = r.extremes
     if ex is not None:
         doc["extremes"] = {

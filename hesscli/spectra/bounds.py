@@ -84,6 +84,7 @@ class EndBounds:
     n: int
     complete: bool = False
     failure: float = KW_FAILURE
+    differenced: bool = False  # the HVPs are finite differences (δ from ε^(2/3))
 
     @property
     def kw(self) -> float | None:
@@ -166,7 +167,8 @@ class EndBounds:
 
         return {
             "rounding": self.rounding,
-            "rounding_model": "10·√n·ε·max|θ| (derived from the operation count)",
+            "rounding_model": (f"10·√n·{'ε^(2/3)' if self.differenced else 'ε'}·max|θ| "
+                               "(derived from the operation count, not measured)"),
             "lambda_min_at_most": self.min_at_most,
             "lambda_max_at_least": self.max_at_least,
             "probable": {

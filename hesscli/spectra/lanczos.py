@@ -71,11 +71,6 @@ VERDICT_RTOL = 1e-3  # default target of the verdict-driven stop (relative to ma
 # that needs one (stable, a minimum) is undetermined without it. 40 steps at n = 10⁶ put
 # λmax within 3.3% of the spread with probability 0.998 (14 steps: 27%).
 KRYLOV_FLOOR = 40
-# λmin resolved relative to itself (its estimated error within 10% of |θmin|) when it is
-# not zero at ZERO_REL·max|λ|: a sign alone left λmin = −0.127 reported where the truth
-# was −0.43 (n ≈ 10⁶, residual 0.356)
-MIN_REL = 0.1
-ZERO_REL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,6 @@ class Target:
     estimate: bool = False
     sign: bool = False
     krylov: int = 0  # Lanczos steps from the random start before it may stop
-    min_rel: float = 0.0  # λmin's error within this fraction of |θmin| (0: not asked)
 
     @classmethod
     def residual(cls, dtype: str, rtol: float | None = None) -> Target:
@@ -106,7 +100,7 @@ class Target:
         """What a verdict needs: each eigenvalue to rtol·max|λ| (default
         :data:`VERDICT_RTOL`) by the Kato–Temple estimate, and the sign of λmin."""
         del dtype
-        return cls(VERDICT_RTOL if rtol is None else rtol, True, True, KRYLOV_FLOOR, MIN_REL)
+        return cls(VERDICT_RTOL if rtol is None else rtol, True, True, KRYLOV_FLOOR)
 
     @property
     def measure(self) -> str:
@@ -226,8 +220,7 @@ def certify(
     converged = measure <= goal
     decided = sign_decided(float(values[0]), float(residuals[0]), goal, n, dtype, scale)
     if target.sign and ends != "max":
-        converged[0] = converged[0] and decided and resolved_min(
-            float(values[0]), float(measure[0]), scale, target)
+        converged[0] = converged[0] and decided
     return {
         "eigenvalues": values, "residuals": residuals, "converged": converged,
         "vec_min": np.asarray(vectors[0], dtype=np.float64),
@@ -236,13 +229,6 @@ def certify(
         "sign_decided": decided, "complete": complete, "measure": target.measure,
         "ends": ends,
     }
-
-
-def resolved_min(theta_min: float, error: float, scale: float, target: Target) -> bool:
-    """λmin resolved relative to itself (:data:`MIN_REL`), or zero at ZERO_REL·scale."""
-    if target.min_rel <= 0 or abs(theta_min) <= ZERO_REL * scale:
-        return True
-    return error <= target.min_rel * abs(theta_min)
 
 
 def judge(theta: np.ndarray, est: np.ndarray, k: int, target: Target, n: int,
@@ -274,8 +260,7 @@ def judge(theta: np.ndarray, est: np.ndarray, k: int, target: Target, n: int,
             moved = np.abs(end_values(theta, kk) - before) <= goal
             min_ok, max_ok = min_ok and bool(moved[:kk].all()), max_ok and bool(moved[kk:].all())
     if target.sign and min_ok:
-        min_ok = (sign_decided(float(theta[0]), float(est[0]), goal, n, dtype, scale)
-                  and resolved_min(float(theta[0]), float(err[0]), scale, target))
+        min_ok = sign_decided(float(theta[0]), float(est[0]), goal, n, dtype, scale)
     return min_ok, max_ok
 
 

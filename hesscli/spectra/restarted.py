@@ -54,7 +54,6 @@ from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import jax_module
 from hesscli.spectra.lanczos import (
     BASIS_BUDGET,
-    ZERO_REL,
     Extremes,
     Target,
     certify,
@@ -162,7 +161,7 @@ def restarted_extremes(
              np.full((2, 2 * k), np.inf))
     params = np.array([target.rtol, 1.0 if target.estimate else 0.0,
                        1.0 if target.sign else 0.0, float(seed % 1000) * 0.618,
-                       float(min(target.krylov, size.m, n)), target.min_rel])
+                       float(min(target.krylov, size.m, n))])
     checks = 0
     while True:
         state = _advance(run, xj, state, budget, params, progress)
@@ -352,9 +351,7 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
         max_ok = max_ok & (jnp.all(moved[k:]) | ~use_estimate)
         rounding = sign_rounding * scale
         sign_ok = (lo < -rounding) | (lo - res[0] > rounding) | (jnp.abs(lo) + res[0] <= goal)
-        # λmin resolved relative to itself unless it is zero (lanczos.resolved_min)
-        rel_ok = (jnp.abs(lo) <= ZERO_REL * scale) | (err[0] <= params[5] * jnp.abs(lo))
-        min_ok = min_ok & ((sign_ok & rel_ok) | ~use_sign)
+        min_ok = min_ok & (sign_ok | ~use_sign)
         ready = j >= min(max(2 * k + 2, 8), m)
         bmin = jnp.max(jnp.where(low, err, 0.0))
         bmax = jnp.max(jnp.where(high, err, 0.0))

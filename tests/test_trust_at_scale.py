@@ -313,3 +313,30 @@ def test_cli_hidden_negative_is_never_a_minimum(hess, tmp_path):
     assert doc["definiteness"] in ("indefinite", "undetermined")
     table = hess("analyze", str(path))
     assert "Local minimum" not in table.output
+
+
+def test_gradient_tolerance_uses_a_bound_not_an_unconverged_value():
+    """An early stop (8 HVPs, no random-start bound yet): the ‖H‖ the gradient tolerance
+    uses is θmax widened by its certified half-width — at least the proven λmax ≥ θmax − δ,
+    at most the true λmax plus that half-width — never a value beyond the spectrum."""
+    from hesscli.analysis.analyze import hessian_norm_bound
+
+    n = 20_000
+    d = spectrum_with(n, top=(50.0, 49.0, 48.5), bottom=-0.2, bulk=(0.0, 40.0))
+    for dtype in ("float64", "float32"):
+        _, sp = run(d, dtype, "restarted", max_steps=8)
+        b = sp.bounds
+        bound = hessian_norm_bound(sp)
+        assert bound >= b.max_at_least
+        assert bound <= d.max() + b.residual_max + b.rounding + 1e-9
+        assert b.kw is None or np.isfinite(b.max_at_most)
+
+
+def test_cli_not_critical_with_an_early_stop(hess, tmp_path):
+    path = tmp_path / "tilted.py"
+    path.write_text(SADDLE.format(n=5000).replace("x0 = jnp.zeros(n)", "x0 = 0.01 * jnp.ones(n)"))
+    res = hess("analyze", str(path), "--matrix-free", "--max-steps", "6", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    assert doc["classification"] == "not_critical"
+    assert doc["gradient_tolerance"] < 1e-6 * doc["gradient_norm"]

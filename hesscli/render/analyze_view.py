@@ -370,25 +370,22 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
 def end_rows(b: object) -> list[tuple[str, str]]:
     """The two ends as what is known: a value ± its certified half-width when resolved,
     else the proven one-sided bound; the random-start bound beside it."""
+    ends = (
+        ("λmin", b.theta_min, b.residual_min, b.min_resolved, b.min_interval[::-1], "≤",
+         "≥", "below", "smallest", b.min_at_least),
+        ("λmax", b.theta_max, b.residual_max, b.max_resolved, b.max_interval, "≥", "≤",
+         "above", "largest", b.max_at_most),
+    )
     rows = []
-    lo, hi = b.min_interval
-    if b.min_resolved:
-        text = f"{num(b.theta_min)} ± {num(b.residual_min + b.rounding)}"
-    else:
-        text = (f"≤ {num(hi)} (proven; not resolved below: ≥ {num(lo)} if the run found the "
-                "smallest eigenvalue; --rtol for more)")
-    if b.probability is not None:
-        text += f"; ≥ {num(b.min_at_least)} with probability {b.probability:.3g}"
-    rows.append(("λmin", text))
-    lo, hi = b.max_interval
-    if b.max_resolved:
-        text = f"{num(b.theta_max)} ± {num(b.residual_max + b.rounding)}"
-    else:
-        text = (f"≥ {num(lo)} (proven; not resolved above: ≤ {num(hi)} if the run found the "
-                "largest eigenvalue; --rtol for more)")
-    if b.probability is not None:
-        text += f"; ≤ {num(b.max_at_most)} with probability {b.probability:.3g}"
-    rows.append(("λmax", text))
+    for name, theta, r, resolved, (proven, far), sure, other, side, which, likely in ends:
+        if resolved:
+            text = f"{num(theta)} ± {num(r + b.rounding)}"
+        else:
+            text = (f"{sure} {num(proven)} (proven; not resolved {side}: {other} {num(far)} if "
+                    f"the run found the {which} eigenvalue; --rtol for more)")
+        if b.probability is not None:
+            text += f"; {other} {num(likely)} with probability {b.probability:.3g}"
+        rows.append((name, text))
     return rows
 
 

@@ -2,9 +2,11 @@
 
 Both (and the thick-restart solver, :mod:`hesscli.spectra.restarted`) return an
 :class:`Extremes`: the ``k`` smallest and ``k`` largest *algebraic* eigenvalues
-(never "largest magnitude"), Ritz vectors for the two ends, the true residual
-``‖Hv − λv‖`` of every pair (one extra HVP each, not the cheap estimate) — the
-certified error: some eigenvalue lies within it — the Kato–Temple estimate
+(never "largest magnitude"), Ritz vectors for the two ends, each value the
+Rayleigh quotient of the vector actually formed (float64 accumulation: so
+``λmin ≤ θ ≤ λmax`` up to the HVP's rounding, :mod:`hesscli.spectra.bounds`),
+the true residual ``‖Hv − θv‖`` of every pair (one extra HVP each, not the
+cheap estimate) — some eigenvalue lies within it — the Kato–Temple estimate
 ``r²/gap`` (:func:`kato_temple`, an estimate), which pairs met the
 :class:`Target`, and the HVPs each end took. What to stop on is a
 :class:`Target`: the residual (certified), or what a verdict needs (each
@@ -15,8 +17,8 @@ Full-basis Lanczos runs with full reorthogonalization inside one compiled
 loop (``lax.fori_loop``): the bookkeeping (projecting the new vector against
 the basis) is what costs at 10⁵ parameters, as much as the HVP, so it must not
 run step by step from Python, and it is done once per step after the
-three-term recurrence (a second pass doubled the cost and changed no result
-we measured). The projection reads only
+three-term recurrence (in float64 a second pass doubled the cost and changed
+no result we measured; float32 always takes it). The projection reads only
 the rows of the basis filled so far, in blocks of :data:`BLOCK` rows, so a step
 costs O(j·n) at step j rather than O(m_max·n). Every :data:`CHECK_EVERY` steps
 the host diagonalizes the small tridiagonal matrix and stops once the wanted
@@ -553,7 +555,7 @@ def lanczos_extremes(
         if hvps_max is None and max_ok:
             hvps_max = j
         if ((min_ok or ends == "max") and (max_ok or ends == "min")
-                and j >= min(target.krylov, n)):
+                and j >= min(target.krylov, n // 2)):
             break
     # a basis that spans the space has every eigenvalue: report all n (complete)
     idx = np.arange(j) if j >= n else _ends(j, k)

@@ -36,8 +36,12 @@ entries whatever the number of steps, each step costs O(m·n) besides the HVP,
 and "not converged" can only mean that the HVP budget ran out.
 
 The reported pairs are then certified on the host with the already compiled
-HVP (one per pair, :func:`hesscli.spectra.lanczos.ritz_pairs`): the *true*
-residuals ``‖Hy − θy‖``, not the Lanczos estimates.
+HVP (one per pair, :func:`hesscli.spectra.lanczos.ritz_pairs`): each value is
+the Rayleigh quotient of the vector actually formed, with its *true* residual
+``‖Hy − θy‖`` (float64 accumulation), not the projected matrix's value or the
+Lanczos estimate. In float32 every step reorthogonalizes twice: with one
+pass the projected matrix drifted from ``VᵀHV`` and its top value grew past
+λmax by about one per step at n = 10⁶ (see ``docs/trust.md``).
 """
 
 from __future__ import annotations
@@ -161,7 +165,7 @@ def restarted_extremes(
              np.full((2, 2 * k), np.inf))
     params = np.array([target.rtol, 1.0 if target.estimate else 0.0,
                        1.0 if target.sign else 0.0, float(seed % 1000) * 0.618,
-                       float(min(target.krylov, size.m, n))])
+                       float(min(target.krylov, size.m, n // 2))])
     checks = 0
     while True:
         state = _advance(run, xj, state, budget, params, progress)

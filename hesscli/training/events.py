@@ -3,7 +3,8 @@
 - ``stalled``: the gradient norm fell to ``gtol`` or below where the curvature
   gives no verdict (degenerate, a maximum, undetermined because a matrix-free
   end did not converge, or curvature not monitored);
-- ``at_saddle``: stalled with λmin < −tol (:func:`classify` says ``saddle_point``);
+- ``at_saddle``: stalled with λmin < −tol (the classification says ``saddle_point``;
+  on the matrix-free path from the proven sides and the random-start bounds logged);
 - ``reached_minimum``: stalled with λmin > tol (``local_minimum``);
 - ``escaped_saddle``: after ``at_saddle``, the value fell below the saddle's by
   more than the quadratic model's drop for a move of ``ESCAPE_DISTANCE`` along
@@ -123,12 +124,6 @@ class EventTracker:
             return Evidence(proven)
         return Evidence(proven, Ends((record.lambda_min_at_least, lo),
                                      (hi, record.lambda_max_at_most)))
-
-    @staticmethod
-    def converged(record: Record) -> list[bool]:
-        """Per-end convergence flags of the monitored extremes (dense: both known)."""
-        return [record.lambda_min_converged is not False,
-                record.lambda_max_converged is not False]
 
     def feed(self, record: Record) -> list[Event]:
         new: list[Event] = []

@@ -340,3 +340,50 @@ def test_cli_not_critical_with_an_early_stop(hess, tmp_path):
     doc = res.json()
     assert doc["classification"] == "not_critical"
     assert doc["gradient_tolerance"] < 1e-6 * doc["gradient_norm"]
+
+
+def test_arpack_end_without_a_pair_is_bounded_by_a_formed_vector():
+    """ARPACK returning no pair for an end (one restart allowed) used to fill it with the
+    other end's value (a 'local minimum' at a saddle) or crash: now the start vector's
+    Rayleigh quotient bounds it, it is unconverged, and no random-start bound is claimed."""
+    n = 3000
+    d = np.linspace(-1e-3, 1.0, n)
+    d[-2:] = (1.0000001, 1.0000002)
+    ex = arpack_extremes(operator(d, "float64"), np.zeros(n), 1, max_steps=1,
+                         target=Target.verdict("float64"))
+    sp = matrix_free_spectrum(ex, "float64")
+    assert not ex.converged.any() and ex.krylov_steps == 0 and sp.bounds.kw is None
+    assert_true_of_spectrum(sp, d)
+    tol, kind, shape = verdicts(sp, "float64", n)
+    assert (kind, shape) == ("undetermined", "undetermined")
+
+
+BLACK_BOX = """
+import numpy as np
+n = 100
+rng = np.random.default_rng(3)
+lam = np.linspace(0.1, 1.0, n)
+lam[0] = 1e-6
+Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+H = (Q * lam) @ Q.T
+def objective(x):
+    x = np.asarray(x, dtype=np.float64)
+    return 1e6 + 0.5 * x @ (H @ x)
+x0 = np.zeros(n)
+"""
+
+
+def test_cli_finite_difference_hvps_prove_no_false_sign(hess, tmp_path):
+    """A black box (value differences) on the matrix-free path: the differences' noise
+    gave θmin = −4.9e-4 for a positive definite Hessian; δ now carries that noise, so no
+    negative curvature is claimed."""
+    path = tmp_path / "black_box.py"
+    path.write_text(BLACK_BOX)
+    res = hess("analyze", str(path), "--matrix-free", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    assert doc["method"] == "fd"
+    assert doc["classification"] not in ("saddle_point", "local_maximum")
+    assert doc["definiteness"] not in ("indefinite", "negative_definite",
+                                       "negative_semidefinite")
+    assert doc["bounds"]["lambda_min_at_most"] >= 1e-6

@@ -160,6 +160,12 @@ def analyze(
     bounds = spectrum.bounds
     if tol is not None:
         tol_used = tol
+        if bounds is not None and tol < bounds.rounding:
+            # the proven sides hold only beyond the HVP's rounding: a smaller --tol would
+            # let a Rayleigh quotient within rounding of zero decide a sign
+            tol_used = bounds.rounding
+            notes = notes + (f"--tol {tol:.3g} raised to the HVP's rounding δ = "
+                             f"{bounds.rounding:.3g}: no sign is proven within it",)
     elif bounds is not None:
         # matrix-free: the zero band is the HVP's rounding only; a residual never widens
         # it (that swallowed proven signs: θmin = −0.496 called zero with tol 0.935)

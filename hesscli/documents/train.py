@@ -38,6 +38,7 @@ def run_fields(s: Any) -> dict[str, Any]:
         "final_value": final.value,
         "final_gradient_norm": final.gradient_norm,
         "final_classification": a.classification if a is not None else None,
+        "final_certainty": a.certainty if a is not None else None,
         "final_lambda_min": a.spectrum.lambda_min if a is not None else final.lambda_min,
         "final_lambda_max": a.spectrum.lambda_max if a is not None else final.lambda_max,
         "final_tolerance": a.tolerance if a is not None else None,

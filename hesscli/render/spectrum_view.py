@@ -95,7 +95,9 @@ def numbers_table(r: SpectrumReport) -> Table:
     t.add_row("inertia", f"{r.inertia.positive} positive, {r.inertia.negative} negative, "
               f"{r.inertia.zero} zero" + ("" if sp.complete else " (of those computed)"))
     t.add_row("tolerance", f"|λ| ≤ {num(r.tolerance)} counts as zero"
-              + (f" (includes residual band {num(sp.error)})" if sp.error else ""))
+              + (f" (the HVP's rounding δ = {num(sp.bounds.rounding)}; residuals never widen "
+                 "it)" if sp.bounds is not None else
+                 f" (includes error band {num(sp.error)})" if sp.error else ""))
     ex = r.extremes
     if ex is not None:
         def hv(v: int | None) -> str:

@@ -101,7 +101,11 @@ def _headline(s: Any) -> str:
         elif a.classification == "undetermined":
             parts.append("Final point: undetermined (" + (
                 "not smooth there: a kink" if a.smooth is False else
-                "the matrix-free extremes did not converge") + "; see the notes).")
+                "the matrix-free extremes do not decide it") + "; see the notes).")
+        elif a.certainty.get("classification") == "probabilistic":
+            parts.append(f"Final point: {verdict}, with probability ≥ "
+                         f"{a.certainty.get('probability') or 0:.3g} over the random start "
+                         "(a matrix-free run can miss an eigenvector; see the notes).")
         else:
             parts.append(f"Final point: {verdict}.")
     return " ".join(parts)

@@ -46,11 +46,12 @@ def hvp_rounding(n: int, dtype: str, scale: float, differenced: bool = False) ->
     matrix-free extremes, :func:`hesscli.analysis.verdicts.rounding_dimension`).
     Measured on a 10⁶-parameter tanh MLP the float32 HVP differs from the float64
     one by 4.9e-8 relative (δ/‖H‖ = 1.2e-3 there): the bound is pessimistic, never
-    the other way. An HVP from finite differences of gradients (``differenced``)
-    carries an error of order ``ε^(2/3)·‖H‖`` (central differences with the
-    ε^(1/3) step), which replaces ε.
+    the other way. An HVP from finite differences (``differenced``) carries a
+    truncation and rounding error up to order ``√ε`` (second differences of
+    values), which replaces ε; :func:`hesscli.spectra.matrix_free.end_bounds`
+    also raises it to the largest residual, where finite-difference noise shows.
     """
-    unit = eps(dtype) ** (2.0 / 3.0) if differenced else eps(dtype)
+    unit = math.sqrt(eps(dtype)) if differenced else eps(dtype)
     return ROUNDING_SAFETY * math.sqrt(max(n, 1)) * unit * abs(scale)
 
 
@@ -167,8 +168,10 @@ class EndBounds:
 
         return {
             "rounding": self.rounding,
-            "rounding_model": (f"10·√n·{'ε^(2/3)' if self.differenced else 'ε'}·max|θ| "
-                               "(derived from the operation count, not measured)"),
+            "rounding_model": ("finite differences: the larger of 10·√n·√ε·max|θ| and the "
+                               "largest residual (an estimate of the differences' error)"
+                               if self.differenced else
+                               "10·√n·ε·max|θ| (derived from the operation count)"),
             "lambda_min_at_most": self.min_at_most,
             "lambda_max_at_least": self.max_at_least,
             "probable": {

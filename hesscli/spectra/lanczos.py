@@ -601,6 +601,9 @@ def arpack_extremes(
 
     op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
     v0 = start_vector(n, seed)
+    # ncv Lanczos steps from v0 before ARPACK's first restart: scipy's default, raised to
+    # the Krylov floor that the random-start bound needs (hesscli.spectra.bounds)
+    ncv = min(n, max(2 * k + 1, 20, min(target.krylov, n // 2)))
     if n <= 2 * k + 1:  # ARPACK needs k < n: form the small matrix instead
         mat = np.column_stack([matvec(e) for e in np.eye(n)])
         theta, vecs = np.linalg.eigh(0.5 * (mat + mat.T))
@@ -612,11 +615,15 @@ def arpack_extremes(
             before = count[0]
             try:
                 theta, vecs = eigsh(op, k=k, which=which, tol=target.rtol, v0=v0,
-                                    maxiter=maxiter)
+                                    maxiter=maxiter, ncv=ncv)
                 done = count[0] - before
             except ArpackNoConvergence as exc:
                 theta, vecs = exc.eigenvalues, exc.eigenvectors
                 done = None
+            if np.size(theta) == 0:
+                # no pair returned for this end: the start vector is the one vector formed
+                # that it can be certified from (its Rayleigh quotient bounds the end)
+                theta, vecs = np.zeros(1), v0.reshape(-1, 1)
             runs.append((theta, vecs, count[0] - before, done))
     theta = np.concatenate([e[0] for e in runs])
     vecs = np.concatenate([e[1] for e in runs], axis=1)
@@ -627,12 +634,20 @@ def arpack_extremes(
     fields = certify(values=theta, residuals=res, ritz=theta, index=np.arange(theta.size),
                      vectors=vecs.T, target=target, n=n, k=k, dtype=dtype, ends=ends,
                      complete=theta.size >= n)
+    if len(runs) == 2:  # an end whose run did not converge is not converged, whatever its
+        half = fields["converged"].size // 2  # residual says
+        if runs[0][3] is None:
+            fields["converged"][: max(half, 1)] = False
+        if runs[1][3] is None:
+            fields["converged"][-max(half, 1):] = False
+    # implicitly restarted with exact shifts: its first factorization is ncv Lanczos steps
+    # from v0 and the wanted Ritz values only move outward after it; an end that did not
+    # converge returned no Ritz value of that space, so then no random-start bound
+    converged_runs = all(e[3] is not None for e in runs) if len(runs) == 2 else True
     return Extremes(
         **fields, k=k, solver=Eigensolver.ARPACK, steps=sum(e[2] for e in runs), hvps=count[0],
         hvps_max=runs[-1][3], hvps_min=runs[0][3], seed=seed, n=n,
-        # implicitly restarted with exact shifts: its first factorization is ncv Lanczos
-        # steps from v0 and the wanted Ritz values only move outward after it
-        krylov_steps=min(n, max(2 * k + 1, 20)),
+        krylov_steps=ncv if converged_runs else 0,
     )
 
 

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.analysis.verdicts import (
+    PROBABILISTIC,
     Ends,
     Evidence,
     classification_of,
@@ -52,6 +53,7 @@ from hesscli.analysis.verdicts import (
     rounding_dimension,
     smallest_bounded,
 )
+from hesscli.spectra.bounds import KW_FAILURE
 from hesscli.training.dynamics import STABILITY_BOUND, DynamicsWatch, Span
 from hesscli.training.monitor import Record
 from hesscli.vocab import Classification, EventKind
@@ -123,7 +125,8 @@ class EventTracker:
         if record.lambda_min_at_least is None or record.lambda_max_at_most is None:
             return Evidence(proven)
         return Evidence(proven, Ends((record.lambda_min_at_least, lo),
-                                     (hi, record.lambda_max_at_most)))
+                                     (hi, record.lambda_max_at_most)),
+                        1.0 - 2.0 * KW_FAILURE)
 
     def feed(self, record: Record) -> list[Event]:
         new: list[Event] = []
@@ -134,7 +137,7 @@ class EventTracker:
                 self.in_stall = True
                 kind = Classification.DEGENERATE
                 if tol is not None and self.hessian:
-                    kind, _ = classification_of(g, gtol, self.evidence(record), tol)
+                    kind, basis = classification_of(g, gtol, self.evidence(record), tol)
                 if kind == Classification.SADDLE_POINT:
                     lam = float(record.lambda_min)  # type: ignore[arg-type]
                     self.saddle = (step, record.value, lam)
@@ -143,11 +146,15 @@ class EventTracker:
                                      f"{lam:.4g} < 0", {"value": record.value,
                                                         "gradient_norm": g, "lambda_min": lam}))
                 elif kind == Classification.LOCAL_MINIMUM:
+                    likely = basis == PROBABILISTIC
                     new.append(Event(step, EventKind.REACHED_MINIMUM,
                                      f"at a local minimum: ‖∇f‖ = {g:.3g} ≤ gtol, λmin = "
-                                     f"{record.lambda_min:.4g} > 0",
+                                     f"{record.lambda_min:.4g} > 0"
+                                     + (f" (with probability ≥ {1 - 2 * KW_FAILURE:.3g} "
+                                        "over the random start: λmin ≥ "
+                                        f"{record.lambda_min_at_least:.4g})" if likely else ""),
                                      {"value": record.value, "gradient_norm": g,
-                                      "lambda_min": record.lambda_min}))
+                                      "lambda_min": record.lambda_min, "certainty": basis}))
                 else:
                     why = ("curvature not monitored" if tol is None else
                            kind.replace("_", " ") if self.hessian else

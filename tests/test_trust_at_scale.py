@@ -387,3 +387,31 @@ def test_cli_finite_difference_hvps_prove_no_false_sign(hess, tmp_path):
     assert doc["definiteness"] not in ("indefinite", "negative_definite",
                                        "negative_semidefinite")
     assert doc["bounds"]["lambda_min_at_most"] >= 1e-6
+
+
+OFFSET = """
+import jax.numpy as jnp
+import numpy as np
+n = 2000
+d = np.linspace(0.5, 1.0, n)
+D = jnp.asarray(d)
+c = 220.0  # far from the origin: ‖x‖ ≈ 10⁴ widens float32's rounding model of the gradient
+def objective(x):
+    return 0.5 * jnp.sum(D * (x - c) ** 2)
+x0 = np.full(n, c) + np.where(np.arange(n) % 2 == 0, 3e-3, -3e-3)
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_measured_first_order_decrease_is_never_called_critical(hess, tmp_path, dtype):
+    """‖∇f‖ ≈ 0.1 (a real gradient: a step lowers f to first order) sits inside float32's
+    rounding-model gtol at ‖x‖ ≈ 10⁴; float32 called the point critical (a 'local
+    minimum') where float64 says not critical. Now both say not critical."""
+    path = tmp_path / "offset.py"
+    path.write_text(OFFSET)
+    res = hess("analyze", str(path), "--dtype", dtype, "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    g = np.sqrt(np.sum((np.linspace(0.5, 1.0, 2000) * 3e-3) ** 2))
+    assert doc["gradient_norm"] == pytest.approx(g, rel=1e-2)
+    assert doc["classification"] == "not_critical" and doc["critical"] is False

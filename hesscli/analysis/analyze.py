@@ -27,12 +27,14 @@ from hesscli.analysis.verdicts import (
     eigen_tolerance,
     gradient_tolerance,
     inertia,
+    length_scale,
     rounding_dimension,
     smallest_bounded,
     smallest_curvature,
 )
 from hesscli.analysis.verify import Verification
 from hesscli.curvature.base import Curvature, ensure_finite
+from hesscli.jaxconf import eps
 from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
@@ -191,8 +193,6 @@ def analyze(
         hg = curvature.hvp(x, grad)
         ensure_finite(hg, "Hessian-vector product", layout)
         after = curvature.value(gradient_step(x, lr, grad))
-        from hesscli.jaxconf import eps
-
         step = predict_step(lr, grad, hg, value, after, eps=eps(objective.dtype),
                             gtol=gtol_used, hessian_norm=hess_norm)
 
@@ -208,6 +208,19 @@ def analyze(
         )
         nonsmooth = _probe_nonsmooth(probe)
     critical = gnorm <= gtol_used
+    if (critical and step is not None and nonsmooth is None and gtol is None
+            and gnorm > 2.0 * hess_norm * eps(objective.dtype) * length_scale(x_norm)
+            and first_order_measured(step, gnorm, value, objective.dtype)):
+        # the rounding model put ‖∇f‖ within gtol, but f measurably moved to first order
+        # along −g, by more than x's own representation (‖H‖·ε·‖x‖) explains: the
+        # gradient is not autodiff rounding (float32 at 10⁶ called ‖∇f‖ = 61 critical)
+        critical = False
+        kind, kind_basis = Classification.NOT_CRITICAL, PROVEN
+        notes = notes + (
+            f"‖∇f‖ = {gnorm:.4g} is within the rounding model's gtol = {gtol_used:.4g}, but a "
+            f"gradient step changed f to first order (by {step.actual_change:.4g}, beyond "
+            "the second-order and higher terms and f's rounding): the gradient is not "
+            "zero, so the point is not critical",)
     if nonsmooth is not None:
         # No Hessian exists at a kink: no second-order verdict, and the gradient is
         # only known to within the one-sided slopes' spread.
@@ -264,6 +277,26 @@ def analyze(
                    "probability": (bounds.probability if bounds is not None and PROBABILISTIC
                                    in (kind_basis, shape_basis) else None)},
     )
+
+
+def first_order_measured(step: StepPrediction, gnorm: float, value: float,
+                         dtype: str) -> bool:
+    """Did a gradient step change f to first order, beyond what a zero gradient allows?
+
+    With ∇f(x) = 0, ``f(x − lr·g) − f(x)`` is ``½lr²·gᵀHg`` plus third-order terms,
+    whatever the computed g. The step's measured change minus that second-order term
+    is then the first-order term ``−lr·∇fᵀg`` plus the model's error (the third- and
+    higher-order terms, measured as actual − predicted). When it exceeds three times
+    the model error and f's rounding (10·ε·max|f|), ∇f(x) ≠ 0: a fact measured, not
+    the rounding model's estimate.
+    """
+    after = value + step.actual_change
+    if not (np.isfinite(step.actual_change) and np.isfinite(after)):
+        return False
+    second = 0.5 * step.lr**2 * step.curvature_along_gradient * gnorm**2
+    first = step.actual_change - second
+    noise = 10.0 * eps(dtype) * max(abs(value), abs(after))
+    return abs(first) > 3.0 * abs(step.model_error) + noise and first < 0
 
 
 def _stability(lr: float, spectrum: Spectrum, kind: str) -> Stability:
@@ -454,8 +487,6 @@ def precision_notes(dtype: str, tol: float, gtol: float) -> tuple[str, ...]:
     """What float32 costs: the tolerances scale with ε, 5·10⁸ times float64's."""
     if dtype != Dtype.FLOAT32:
         return ()
-    from hesscli.jaxconf import eps
-
     return (
         f"float32: ε = {eps(dtype):.2e} (float64: {eps('float64'):.2e}), so the tolerances are "
         f"widened accordingly: tol = {tol:.3g}, gtol = {gtol:.3g}",

@@ -66,7 +66,7 @@ def jax_costs(obj: Any, cur: Any) -> dict[str, float]:
 
     jax = jax_module()
     x = jax.numpy.asarray(obj.x)
-    v = jax.numpy.asarray(np.random.default_rng(1).standard_normal(obj.n))
+    v = jax.numpy.asarray(np.random.default_rng(1).standard_normal(obj.n), dtype=x.dtype)
     block(cur.grad_fn(x))
     block(cur.hvp_fn(x, v))
     lin = jax.jit(lambda x, v: jax.linearize(jax.grad(cur.f), x)[1](v))
@@ -82,9 +82,9 @@ def jax_costs(obj: Any, cur: Any) -> dict[str, float]:
             "hvp_over_grad": hvp / grad, "linearized_hvp_over_grad": linear / grad}
 
 
-def reference(cur: Any, x: np.ndarray, tol: float = 1e-10) -> dict[str, float]:
-    """λmax and λmin by ARPACK at ``tol`` (the yardstick for achieved errors), over the
-    HVP linearized once at x (the same products, computed faster)."""
+def reference(cur: Any, x: np.ndarray, tol: float = 1e-10, ncv: int = 40) -> dict[str, float]:
+    """λmax and λmin by ARPACK at ``tol`` with ``ncv`` basis vectors (the yardstick for
+    achieved errors), over the HVP linearized once at x (the same products, faster)."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     from hesscli.curvature.exact import linearized_hvp
@@ -103,7 +103,7 @@ def reference(cur: Any, x: np.ndarray, tol: float = 1e-10) -> dict[str, float]:
     out: dict[str, float] = {}
     for which, name in (("LA", "lambda_max"), ("SA", "lambda_min")):
         start, before = time.perf_counter(), count[0]
-        val = eigsh(op, k=1, which=which, tol=tol, v0=v0, ncv=40, maxiter=5000,
+        val = eigsh(op, k=1, which=which, tol=tol, v0=v0, ncv=ncv, maxiter=5000,
                     return_eigenvectors=False)
         out[name] = float(val[0])
         out[f"{name}_hvps"] = count[0] - before
@@ -171,13 +171,17 @@ def save_network(obj: Any, path: Path, kind: str = "mse") -> None:
              b2=np.asarray(params["head"]["b"]))
 
 
-def torch_model(path: Path) -> tuple[Any, Any, Any]:
-    """The same network, weights and data in float64 PyTorch."""
+def torch_model(path: Path, dtype: str = "float64") -> tuple[Any, Any, Any]:
+    """The same network, weights and data in PyTorch, in ``dtype`` (float64 or float32:
+    the saved float64 values rounded once, as hesscli's ``--dtype float32`` rounds them)."""
     import torch
 
-    torch.set_default_dtype(torch.float64)
+    torch.set_default_dtype(getattr(torch, dtype))
     z = np.load(path)
     X, Y, w1, b1, w2, b2 = (z[k] for k in ("X", "Y", "w1", "b1", "w2", "b2"))
+    X, w1, b1, w2, b2 = (a.astype(dtype) for a in (X, w1, b1, w2, b2))
+    if Y.dtype.kind == "f":
+        Y = Y.astype(dtype)
     model = torch.nn.Sequential(
         torch.nn.Linear(w1.shape[0], w1.shape[1]), torch.nn.Tanh(),
         torch.nn.Linear(w2.shape[0], w2.shape[1]),
@@ -485,10 +489,23 @@ def detail_main() -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the issue's table
 
-SOFTMAX = Path(__file__).resolve().parent / "softmax_mlp.py"
-# name: (objective argument, loss kind for torch, widths for ~10^5 and ~10^6 parameters)
-NETWORKS = {"mlp": ("mlp", "mse"), "softmax": (str(SOFTMAX), "ce")}
-DEFAULT_ROWS = "mlp:2048,softmax:2325,mlp:20480,softmax:23255"
+
+HERE = Path(__file__).resolve().parent
+SOFTMAX = HERE / "softmax_mlp.py"
+MLP_F32DATA = HERE / "mlp_f32data.py"
+# name: (objective argument, loss kind for torch)
+NETWORKS = {"mlp": ("mlp", "mse"), "softmax": (str(SOFTMAX), "ce"),
+            "mlpf32": (str(MLP_F32DATA), "mse")}
+# network:width[:dtype[:rtol]]; the float32 rows (and the float64 rows they are
+# compared with) use mlpf32, whose data is float32 (see mlp_f32data.py)
+DEFAULT_ROWS = ("mlp:2048,softmax:2325,mlp:20480,softmax:23255,"
+                "mlpf32:20480:float64,mlpf32:20480:float32,mlpf32:204800:float32")
+# above this many parameters the float64 reference is ARPACK at tol LOOSE_TOL with a
+# basis of LOOSE_NCV vectors (tol 1e-12 with 40 vectors would take hours at 10^7)
+LOOSE_N = 3_000_000
+LOOSE_TOL = 1e-8
+LOOSE_NCV = 20
+TIMEOUT = float(os.environ.get("BENCH_SCALE_TIMEOUT", "900"))  # seconds per child
 
 PYHESSIAN_PROCESS = """
 import sys, time, numpy as np, torch
@@ -502,7 +519,7 @@ def counted(*args):
     return original(*args)
 ph.hessian_vector_product = counted
 torch.manual_seed(0)
-model, criterion, data = torch_model(sys.argv[1])
+model, criterion, data = torch_model(sys.argv[1], sys.argv[2])
 start = time.perf_counter()
 h = ph.hessian(model, criterion, data=data, cuda=False)
 vals, _ = h.eigenvalues()  # the defaults: maxIter=100, tol=1e-3, top_n=1
@@ -510,12 +527,32 @@ print(float(vals[0]), count[0], time.perf_counter() - start)
 """
 
 
-def run_child(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+def session_peak_mib(sid: int) -> float | None:
+    """The largest VmHWM (peak resident set) among the live processes of session ``sid``."""
+    peaks = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) != sid:  # fields after the name: state ppid pgrp session
+                continue
+            for line in (status.parent / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        except (OSError, IndexError, ValueError):
+            continue
+    return max(peaks) if peaks else None
+
+
+def run_child(argv: list[str], env: dict[str, str] | None = None,
+              timeout: float | None = None) -> dict[str, Any]:
     """Run ``argv`` as a fresh process: wall and CPU seconds, peak resident memory,
     stdout and stderr.
 
     A small parent waits for it with ``os.wait4``, which gives this child's own
-    rusage (``RUSAGE_CHILDREN`` would be the largest of every child so far).
+    rusage (``RUSAGE_CHILDREN`` would be the largest of every child so far). After
+    ``timeout`` seconds the child's session is killed and the result says
+    ``timed_out`` (with the peak memory read from /proc just before, and whatever
+    the child had written to stderr).
     """
     wrapper = (
         "import json, os, subprocess, sys, time\n"
@@ -526,57 +563,91 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> dict[str, A
         " 'cpu_s': ru.ru_utime + ru.ru_stime, 'peak_mib': ru.ru_maxrss / 1024,"
         " 'rc': os.waitstatus_to_exitcode(status)}) + '\\n')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", wrapper, *argv], cwd=ROOT,
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
-    head, _, tail = proc.stderr.rpartition("\n@@")
+    proc = subprocess.Popen([sys.executable, "-c", wrapper, *argv], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+    start = time.perf_counter()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        peak = session_peak_mib(proc.pid)
+        os.killpg(proc.pid, 9)  # the session started above: the wrapper and its child
+        out, err = proc.communicate()
+        return {"timed_out": True, "wall_s": time.perf_counter() - start, "cpu_s": None,
+                "peak_mib": peak, "rc": None, "stdout": out, "stderr": err}
+    head, _, tail = err.rpartition("\n@@")
     stats = json.loads(tail)
     if stats["rc"] not in (0, 1):  # 1: a check failed, still a full run
         raise RuntimeError(f"{argv} failed ({stats['rc']}): {head[-800:]}")
-    return {**stats, "stdout": proc.stdout, "stderr": head}
+    return {**stats, "timed_out": False, "stdout": out, "stderr": head}
 
 
 def hvps_per_end(doc: dict[str, Any]) -> dict[str, Any]:
     """HVPs in all and per end, from the analyze document's notes (None when the end
-    did not converge or the note is absent)."""
+    did not converge or the note is absent), and the relative target."""
     import re
 
     text = " ".join(doc.get("notes", []))
     out: dict[str, Any] = {}
     for key, pattern in (("hvps", r"(\d+) HVPs in all"), ("hvps_max", r"λmax end: (\d+) HVPs"),
-                         ("hvps_min", r"λmin end: (\d+) HVPs")):
+                         ("hvps_min", r"λmin end: (\d+) HVPs"),
+                         ("target_rtol", r"target:[^;]*?\(rtol ([0-9.e+-]+)")):
         m = re.search(pattern, text)
-        out[key] = int(m.group(1)) if m else None
+        out[key] = (float(m.group(1)) if key == "target_rtol" else int(m.group(1))) if m else None
     return out
 
 
+def progress_tail(stderr: str, lines: int = 3) -> list[str]:
+    """The last progress lines a child wrote (``--progress``: HVPs, restarts, Ritz values)."""
+    got = [line.strip() for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
+    return got[-lines:]
+
+
 def analyze_row(target: str, width: int, ref: dict[str, float], extra: list[str],
-                label: str) -> dict[str, Any]:
+                label: str, dtype: str = "float64") -> dict[str, Any]:
     """One whole ``hesscli analyze`` process and what its JSON says against the reference."""
     argv = [str(HESSCLI), "analyze", target, "-p", f"width={width}", "--format", "json",
-            "--no-progress", *extra]
-    got = run_child(argv)
+            "--dtype", dtype, "--progress", *extra]
+    got = run_child(argv, timeout=TIMEOUT)
+    row: dict[str, Any] = {"tool": label, "argv": argv[1:], "wall_s": got["wall_s"],
+                           "cpu_s": got["cpu_s"], "peak_mib": got["peak_mib"],
+                           "timed_out": got["timed_out"],
+                           "progress": progress_tail(got["stderr"])}
+    if got["timed_out"]:
+        print(f"{label}: stopped after {got['wall_s']:.0f} s; last progress: "
+              f"{row['progress']}", flush=True)
+        return row
     doc = json.loads(got["stdout"])
     lam = doc["eigenvalues"]
     scale = abs(ref["lambda_max"])
-    row = {"tool": label, "argv": argv[1:], "wall_s": got["wall_s"], "cpu_s": got["cpu_s"],
-           "peak_mib": got["peak_mib"], "lambda_max": lam[-1], "lambda_min": lam[0],
-           "err_max": abs(lam[-1] - ref["lambda_max"]) / scale,
-           "err_min": abs(lam[0] - ref["lambda_min"]) / scale,
-           "eigenvalue_errors": doc.get("eigenvalue_errors"),
-           "residuals": doc.get("residuals"), "classification": doc.get("classification"),
-           **hvps_per_end(doc)}
+    stability = doc.get("stability") or {}
+    row.update({
+        "lambda_max": lam[-1], "lambda_min": lam[0],
+        "err_max": abs(lam[-1] - ref["lambda_max"]) / scale,
+        "err_min": abs(lam[0] - ref["lambda_min"]) / scale,
+        "eigenvalue_errors": doc.get("eigenvalue_errors"),
+        "residuals": doc.get("residuals"), "converged": doc.get("converged"),
+        "classification": doc.get("classification"),
+        "definiteness": doc.get("definiteness"), "stable": stability.get("stable"),
+        **hvps_per_end(doc)})
     return row
 
 
-def pyhessian_row(net: Path, ref: dict[str, float]) -> dict[str, Any]:
+def pyhessian_row(net: Path, ref: dict[str, float], dtype: str = "float64") -> dict[str, Any]:
     """PyHessian's default top eigenvalue on the same network, as a whole process."""
-    got = run_child([sys.executable, "-c", PYHESSIAN_PROCESS, str(net)])
+    got = run_child([sys.executable, "-c", PYHESSIAN_PROCESS, str(net), dtype],
+                    timeout=TIMEOUT)
+    row: dict[str, Any] = {"tool": f"pyhessian eigenvalues() default, {dtype}",
+                           "wall_s": got["wall_s"], "cpu_s": got["cpu_s"],
+                           "peak_mib": got["peak_mib"], "timed_out": got["timed_out"]}
+    if got["timed_out"]:
+        return row
     lam, hvps, inner = got["stdout"].split()
     lam = float(lam)
-    return {"tool": "pyhessian eigenvalues() default", "wall_s": got["wall_s"],
-            "cpu_s": got["cpu_s"], "peak_mib": got["peak_mib"], "lambda_max": lam,
-            "err_max": abs(lam - ref["lambda_max"]) / abs(ref["lambda_max"]),
-            "hvps": int(hvps), "hvps_max": int(hvps), "solver_s": float(inner)}
+    row.update({"lambda_max": lam,
+                "err_max": abs(lam - ref["lambda_max"]) / abs(ref["lambda_max"]),
+                "hvps": int(hvps), "hvps_max": int(hvps), "solver_s": float(inner)})
+    return row
 
 
 def has_option(option: str) -> bool:
@@ -584,49 +655,105 @@ def has_option(option: str) -> bool:
     return option in proc.stdout
 
 
-def one_row(name: str, width: int, with_torch: bool) -> dict[str, Any]:
-    """Everything the issue's table asks for, for one network at one width."""
+def have_pyhessian() -> bool:
+    try:
+        import pyhessian  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def reference_for(name: str, width: int) -> dict[str, Any]:
+    """The float64 truth of the network at its seeded point, cached in ``bench-results/``:
+    ARPACK at tol 1e-12 (40 vectors), or above :data:`LOOSE_N` parameters at
+    :data:`LOOSE_TOL` with :data:`LOOSE_NCV` vectors (ARPACK's test is
+    ‖r‖ ≤ tol·|θ|, so either is far below the float32 target of 1e-3·|λmax|)."""
+    from hesscli.api import load
+    from hesscli.curvature.choose import curvature_for
+
+    target, _ = NETWORKS[name]
+    n = 49 * width + 16 if name != "softmax" else 43 * width + 10
+    loose = n > LOOSE_N
+    label = f"tol{LOOSE_TOL:g}_ncv{LOOSE_NCV}" if loose else "tol1e-12"
+    cache = RESULTS / f"scale_reference_{name}_{width}_{label}.json"
+    if cache.exists():  # minutes at 10^6; the network and the point are seeded
+        return json.loads(cache.read_text())
+    obj = load(target, None, (f"width={width}",), seed=0, dtype="float64", method="auto")
+    cur, _ = curvature_for(obj, "auto")
+    start = time.perf_counter()
+    if loose:
+        ref = reference(cur, np.asarray(obj.x), tol=LOOSE_TOL, ncv=LOOSE_NCV)
+    else:
+        ref = reference(cur, np.asarray(obj.x), tol=1e-12)
+    ref["method"] = (f"ARPACK float64, tol {LOOSE_TOL:g}, ncv {LOOSE_NCV}" if loose
+                     else "ARPACK float64, tol 1e-12, ncv 40")
+    ref["seconds"] = time.perf_counter() - start
+    RESULTS.mkdir(exist_ok=True)
+    cache.write_text(json.dumps(ref))
+    return ref
+
+
+def one_row(name: str, width: int, with_torch: bool, dtype: str = "float64",
+            rtol: str | None = None) -> dict[str, Any]:
+    """Everything the issue's table asks for, for one network at one width and dtype
+    (``rtol``: the target of the default run instead of the dtype's default)."""
     from hesscli.api import load
     from hesscli.curvature.choose import curvature_for
 
     target, kind = NETWORKS[name]
-    obj = load(target, None, (f"width={width}",), seed=0, dtype="float64", method="auto")
+    obj = load(target, None, (f"width={width}",), seed=0, dtype=dtype, method="auto")
     cur, _ = curvature_for(obj, "auto")
-    x, n = np.asarray(obj.x), obj.n
-    print(f"\n-- {name} width={width}: n = {n}", flush=True)
+    n = obj.n
+    print(f"\n-- {name} width={width} {dtype}{f' rtol {rtol}' if rtol else ''}: n = {n}",
+          flush=True)
     costs = jax_costs(obj, cur)
     print("HVP / gradient:", {k: round(v, 4) for k, v in costs.items()}, flush=True)
-    cache = RESULTS / f"scale_reference_{name}_{width}_tol1e-12.json"
-    if cache.exists():  # minutes at 10^6; the network and the point are seeded
-        ref = json.loads(cache.read_text())
-    else:
-        ref = reference(cur, x, tol=1e-12)
-        RESULTS.mkdir(exist_ok=True)
-        cache.write_text(json.dumps(ref))
-    print(f"reference (ARPACK tol 1e-12): λmax = {ref['lambda_max']:.12g}, "
-          f"λmin = {ref['lambda_min']:.12g}", flush=True)
-    del cur, obj  # the child processes get the memory
-    runs = [analyze_row(target, width, ref, [], "hesscli analyze (default)")]
-    if has_option("--ends"):
+    del cur, obj
+    ref = reference_for(name, width)
+    print(f"reference ({ref.get('method', 'ARPACK float64, tol 1e-12')}): "
+          f"λmax = {ref['lambda_max']:.12g} ({ref['lambda_max_hvps']} HVPs), "
+          f"λmin = {ref['lambda_min']:.12g} ({ref['lambda_min_hvps']} HVPs)", flush=True)
+    extra = ["--rtol", rtol] if rtol else []
+    runs = [analyze_row(target, width, ref, extra,
+                        f"hesscli analyze {'--rtol ' + rtol if rtol else '(default)'}", dtype)]
+    if (dtype == "float64" and not rtol and os.environ.get("BENCH_SCALE_ENDS_MAX", "1") != "0"
+            and has_option("--ends")):
         runs.append(analyze_row(target, width, ref, ["--ends", "max", "--rtol", "1e-4"],
-                                "hesscli analyze --ends max --rtol 1e-4"))
-    if with_torch:
+                                "hesscli analyze --ends max --rtol 1e-4", dtype))
+    if with_torch and not rtol:
         with tempfile.TemporaryDirectory() as tmp:
             net = Path(tmp) / "net.npz"
             obj = load(target, None, (f"width={width}",), seed=0, dtype="float64",
                        method="auto")
             save_network(obj, net, kind)
             del obj
-            runs.append(pyhessian_row(net, ref))
+            runs.append(pyhessian_row(net, ref, dtype))
     base = next((r for r in runs if r["tool"].startswith("pyhessian")), None)
     for r in runs:
         r["wall_over_pyhessian"] = r["wall_s"] / base["wall_s"] if base else None
-    return {"network": name, "width": width, "n": n, "dtype": "float64", "costs": costs,
-            "reference": ref, "runs": runs, "load_average": os.getloadavg()}
+    return {"network": name, "width": width, "n": n, "dtype": dtype, "rtol": rtol,
+            "costs": costs, "reference": ref, "runs": runs, "load_average": os.getloadavg()}
 
 
 def fmt(v: Any, spec: str = ".3g") -> str:
     return "—" if v is None else format(v, spec)
+
+
+def verdict(r: dict[str, Any]) -> str:
+    if r.get("timed_out"):
+        return "stopped at the time limit"
+    if "classification" not in r:
+        return ""
+    stable = {True: "stable", False: "unstable", None: "—"}[r.get("stable")]
+    return f"{r['classification']}, {r['definiteness']}, {stable}"
+
+
+def met(r: dict[str, Any]) -> str:
+    conv = r.get("converged")
+    if not conv:
+        return "—"
+    return "/".join("yes" if c else "no" for c in conv)
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
@@ -635,52 +762,95 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         label = f"{row['network']} n={row['n']:.3g}"
         if row.get("solver_note"):
             label += f" ({row['solver_note']})"
+        dtype = row.get("dtype", "float64") + (f" rtol {row['rtol']}" if row.get("rtol") else "")
         for r in row["runs"]:
             table.append([
-                label, r["tool"], fmt(r["wall_s"]),
+                label, dtype, r["tool"], fmt(r["wall_s"]),
                 fmt(r.get("wall_over_pyhessian")), fmt(r["peak_mib"], ".0f"),
                 f"{fmt(r.get('hvps_max'), 'd')} / {fmt(r.get('hvps_min'), 'd')}",
                 fmt(r.get("hvps"), "d"), fmt(r.get("err_max"), ".1e"),
-                fmt(r.get("err_min"), ".1e"),
+                fmt(r.get("err_min"), ".1e"), met(r), verdict(r),
             ])
         c = row["costs"]
-        table.append([label, "HVP/gradient: jvp(grad) "
-                      f"{c['hvp_over_grad']:.2f}, linearized {c['linearized_hvp_over_grad']:.2f}",
-                      "", "", "", "", "", "", ""])
+        ref = row["reference"]
+        table.append([label, dtype, "HVP/gradient: jvp(grad) "
+                      f"{c['hvp_over_grad']:.2f}, linearized {c['linearized_hvp_over_grad']:.2f}"
+                      f"; reference: {ref.get('method', 'ARPACK float64, tol 1e-12, ncv 40')}",
+                      "", "", "", "", "", "", "", "", ""])
     from rich.console import Console
     from rich.table import Table
 
-    out = Table(title="whole processes; errors |λ − λ_ARPACK(1e-12)| / |λmax|",
+    out = Table(title="whole processes; errors |λ − λ_ref| / |λmax| against the float64 "
+                "reference of the same network; met: each end's target (max/min)",
                 title_justify="left")
-    for col in ["network", "run", "wall s", "÷ PyHessian", "peak MiB", "HVPs max/min",
-                "HVPs all", "err λmax", "err λmin"]:
-        out.add_column(col, justify="left" if col in ("network", "run") else "right")
+    for col in ["network", "dtype", "run", "wall s", "÷ PyHessian", "peak MiB",
+                "HVPs max/min", "HVPs all", "err λmax", "err λmin", "met", "verdict"]:
+        out.add_column(col, justify="left" if col in ("network", "dtype", "run", "verdict")
+                       else "right")
     for r in table:
         out.add_row(*r)
-    Console(width=180).print(out)
+    Console(width=220).print(out)
+
+
+def hvp_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """float32 ÷ float64 HVPs (both ends, default runs) per network and size, against the
+    float64 default and, when measured, float64 at the float32 run's target."""
+    def default(row: dict[str, Any]) -> dict[str, Any] | None:
+        return next((r for r in row["runs"] if r["tool"].startswith("hesscli analyze")
+                     and "--ends" not in r["tool"]), None)
+
+    out = []
+    for row in rows:
+        if row.get("dtype") != "float32" or row.get("rtol"):
+            continue
+        mine = default(row)
+        if not mine or not mine.get("hvps"):
+            continue
+        same = [r for r in rows if r["network"] == row["network"] and r["n"] == row["n"]
+                and r.get("dtype", "float64") == "float64"]
+        item: dict[str, Any] = {"network": row["network"], "n": row["n"],
+                                "float32_hvps": mine["hvps"],
+                                "float32_target_rtol": mine.get("target_rtol")}
+        for other in same:
+            theirs = default(other)
+            if not theirs or not theirs.get("hvps"):
+                continue
+            key = f"float64 rtol {other['rtol']}" if other.get("rtol") else "float64 default"
+            item[key] = {"hvps": theirs["hvps"], "ratio": mine["hvps"] / theirs["hvps"]}
+        out.append(item)
+    for item in out:
+        print(f"HVPs float32 ÷ float64, {item['network']} n={item['n']:.3g}: " + ", ".join(
+            f"{k}: {item['float32_hvps']}/{v['hvps']} = {v['ratio']:.2f}"
+            for k, v in item.items() if isinstance(v, dict)), flush=True)
+    return out
 
 
 def main() -> dict[str, Any]:
     if os.environ.get("BENCH_SCALE_DETAIL"):
         return detail_main()
     spec = os.environ.get("BENCH_SCALE_ROWS", DEFAULT_ROWS)
-    with_torch = have_torch()
+    with_torch = have_pyhessian()
     if not with_torch:
         print("torch / pyhessian not installed: hesscli columns only")
     rows = []
     for item in spec.split(","):
-        name, width = item.split(":")
-        row = one_row(name, int(width), with_torch)
+        name, width, *rest = item.split(":")
+        dtype = rest[0] if rest else "float64"
+        rtol = rest[1] if len(rest) > 1 else None
+        row = one_row(name, int(width), with_torch, dtype, rtol)
         tag = os.environ.get("BENCH_SCALE_TAG", "")
         if tag:  # e.g. which solver was on the branch when the row was measured
             row["solver_note"] = tag
         RESULTS.mkdir(exist_ok=True)
-        suffix = f"_{tag.split()[0]}" if tag else ""
+        suffix = (f"_{dtype}" if dtype != "float64" or rest else "")
+        suffix += f"_rtol{rtol}" if rtol else ""
+        suffix += f"_{tag.split()[0]}" if tag else ""
         (RESULTS / f"scale_row_{name}_{width}{suffix}.json").write_text(json.dumps(row, indent=2))
         rows.append(row)
         print_rows([row])
     # every row measured so far (one heavy run at a time, in separate invocations)
     saved = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("scale_row_*.json"))]
-    saved.sort(key=lambda r: (r["n"], r["network"]))
+    saved.sort(key=lambda r: (r["n"], r["network"], r.get("dtype", "float64"),
+                              r.get("rtol") or ""))
     print_rows(saved)
-    return {"rows_measured_now": spec, "rows": saved}
+    return {"rows_measured_now": spec, "rows": saved, "hvp_ratios": hvp_ratios(saved)}

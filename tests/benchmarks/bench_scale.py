@@ -173,6 +173,8 @@ def save_network(obj: Any, path: Path, kind: str = "mse") -> None:
     ``kind``: "mse" (the built-in mlp: summed squared error, mean over samples) or
     "ce" (softmax cross-entropy over integer labels, mean over samples)."""
     params = obj.unravel(obj.x)
+    params = {k: {j: np.asarray(a, dtype=np.float64) for j, a in v.items()}
+              for k, v in params.items()}
     # the problem's data arrays may be float32: the same values, widened
     X = np.array(obj.file.data[0], dtype=np.float64)
     Y = np.array(obj.file.data[1], dtype=np.float64 if kind == "mse" else np.int64)
@@ -733,6 +735,12 @@ def one_row(name: str, width: int, with_torch: bool, dtype: str = "float64",
     costs = jax_costs(obj, cur) if os.environ.get("BENCH_SCALE_COSTS", "1") != "0" else None
     if costs:
         print("HVP / gradient:", {k: round(v, 4) for k, v in costs.items()}, flush=True)
+    # the torch side's network, saved now (the row's weights, widened: torch casts them
+    # back to the row's dtype exactly) rather than loading the objective a second time
+    tmp = tempfile.TemporaryDirectory()
+    net = Path(tmp.name) / "net.npz"
+    if with_torch and not rtol:
+        save_network(obj, net, kind)
     del cur, obj
     extra = ["--rtol", rtol] if rtol else []
     runs = [analyze_row(target, width, extra,
@@ -742,13 +750,8 @@ def one_row(name: str, width: int, with_torch: bool, dtype: str = "float64",
         runs.append(analyze_row(target, width, ["--ends", "max", "--rtol", "1e-4"],
                                 "hesscli analyze --ends max --rtol 1e-4", dtype))
     if with_torch and not rtol:
-        with tempfile.TemporaryDirectory() as tmp:
-            net = Path(tmp) / "net.npz"
-            obj = load(target, None, (f"width={width}",), seed=0, dtype="float64",
-                       method="auto")
-            save_network(obj, net, kind)
-            del obj
-            runs.append(pyhessian_row(net, dtype))
+        runs.append(pyhessian_row(net, dtype))
+    tmp.cleanup()
     # the reference after the timed runs (at 10^7 it may take longer than all of them)
     ref = reference_for(name, width)
     method = ref.get("method", "ARPACK float64, tol 1e-12")

@@ -517,6 +517,7 @@ DEFAULT_ROWS = ("mlp:2048,softmax:2325,mlp:20480,softmax:23255,"
 LOOSE_N = 3_000_000
 LOOSE_TOL = 1e-8
 LOOSE_NCV = 20
+UNFINISHED: dict[tuple[str, int], dict[str, Any]] = {}
 REF_SECONDS = float(os.environ.get("BENCH_SCALE_REF_SECONDS", "1200"))  # per end, loose only
 TIMEOUT = float(os.environ.get("BENCH_SCALE_TIMEOUT", "900"))  # seconds per child
 
@@ -639,6 +640,8 @@ def analyze_row(target: str, width: int, extra: list[str], label: str,
         "residuals": doc.get("residuals"), "converged": doc.get("converged"),
         "classification": doc.get("classification"),
         "definiteness": doc.get("definiteness"), "stable": stability.get("stable"),
+        "bounds": doc.get("bounds"), "certainty": doc.get("certainty"),
+        "notes": doc.get("notes"),
         **hvps_per_end(doc)})
     return row
 
@@ -688,6 +691,8 @@ def reference_for(name: str, width: int) -> dict[str, Any]:
     cache = RESULTS / f"scale_reference_{name}_{width}_{label}.json"
     if cache.exists():  # minutes at 10^6; the network and the point are seeded
         return json.loads(cache.read_text())
+    if (name, width) in UNFINISHED:  # not tried twice in one invocation
+        return UNFINISHED[(name, width)]
     obj = load(target, None, (f"width={width}",), seed=0, dtype="float64", method="auto")
     cur, _ = curvature_for(obj, "auto")
     start = time.perf_counter()
@@ -702,6 +707,7 @@ def reference_for(name: str, width: int) -> dict[str, Any]:
     ref["seconds"] = time.perf_counter() - start
     if None in (ref["lambda_max"], ref["lambda_min"]):
         ref["method"] += f" (an end not done in {REF_SECONDS:g} s: None)"
+        UNFINISHED[(name, width)] = ref
         return ref
     RESULTS.mkdir(exist_ok=True)
     cache.write_text(json.dumps(ref))

@@ -857,21 +857,42 @@ def hvp_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item[key] = {"hvps": theirs["hvps"], "ratio": mine["hvps"] / theirs["hvps"]}
         out.append(item)
     for item in out:
-        print(f"HVPs float32 ÷ float64, {item['network']} n={item['n']:.3g}: " + ", ".join(
+        print(f"HVPs float32 ÷ float64, {item['network']} n={item['n']:.3g}: " + (", ".join(
             f"{k}: {item['float32_hvps']}/{v['hvps']} = {v['ratio']:.2f}"
-            for k, v in item.items() if isinstance(v, dict)), flush=True)
+            for k, v in item.items() if isinstance(v, dict))
+            or f"no float64 row (float32: {item['float32_hvps']} HVPs)"), flush=True)
     return out
+
+
+def rescore(spec: str) -> None:
+    """``BENCH_SCALE_REFERENCE=name:width``: compute that reference alone (after its rows
+    were measured without one) and score the saved rows of that network and width
+    against it, an unfinished end staying None."""
+    name, width = spec.split(":")
+    ref = reference_for(name, int(width))
+    print(f"reference ({ref['method']}): λmax = {fmt(ref['lambda_max'], '.12g')} "
+          f"({ref['lambda_max_hvps']} HVPs), λmin = {fmt(ref['lambda_min'], '.12g')} "
+          f"({ref['lambda_min_hvps']} HVPs)", flush=True)
+    for path in sorted(RESULTS.glob(f"scale_row_{name}_{width}*.json")):
+        row = json.loads(path.read_text())
+        row["reference"] = ref
+        for r in row["runs"]:
+            score(r, ref)
+        path.write_text(json.dumps(row, indent=2))
 
 
 def main() -> dict[str, Any]:
     if os.environ.get("BENCH_SCALE_DETAIL"):
         return detail_main()
+    if os.environ.get("BENCH_SCALE_REFERENCE"):
+        rescore(os.environ["BENCH_SCALE_REFERENCE"])
+        os.environ["BENCH_SCALE_ROWS"] = ""
     spec = os.environ.get("BENCH_SCALE_ROWS", DEFAULT_ROWS)
     with_torch = have_pyhessian()
     if not with_torch:
         print("torch / pyhessian not installed: hesscli columns only")
     rows = []
-    for item in spec.split(","):
+    for item in filter(None, spec.split(",")):
         name, width, *rest = item.split(":")
         dtype = rest[0] if rest else "float64"
         rtol = rest[1] if len(rest) > 1 else None

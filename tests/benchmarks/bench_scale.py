@@ -20,12 +20,31 @@ picks rows (``mlp:2048,softmax:2325``); each row is saved on its own
 final table shows every row measured so far. Compare ratios (÷ PyHessian, the
 two processes run back to back), not seconds: the machine is shared.
 
+A row may name a dtype and a target, ``network:width[:dtype[:rtol]]``
+(``mlpf32:20480:float32``): hesscli then runs with ``--dtype`` (and ``--rtol``), and
+PyHessian in that dtype on the same weights and data rounded once (torch's default
+dtype set to it). The float32 rows use ``mlpf32`` (``mlp_f32data.py``: the built-in
+``mlp`` with float32 data, so that a float32 run computes its HVPs in float32; on the
+built-in, float64 data promotes them to float64), and so do the float64 rows they are
+compared with. The table gives per run the dtype, wall, peak RSS, HVPs per end and in
+all, the achieved error of each end against the float64 reference of the same
+network, whether each end met its target, and the verdicts (classification,
+definiteness, stability at the default lr); then the float32 ÷ float64 HVP ratio per
+size. Above 3·10⁶ parameters the reference is ARPACK at tol 1e-8 with 20 vectors,
+each end limited to ``BENCH_SCALE_REF_SECONDS`` (default 1200; an end not done is
+None, kept in ``…_partial.json``); the reference is computed after the timed runs, and
+``BENCH_SCALE_REFERENCE=network:width`` computes it alone and rescores that size's
+saved rows. Each child is stopped after ``BENCH_SCALE_TIMEOUT`` seconds (default 900;
+the row then keeps its last progress lines). ``BENCH_SCALE_COSTS=0`` skips the
+in-process HVP/gradient timing, ``BENCH_SCALE_TORCH=0`` PyHessian,
+``BENCH_SCALE_ENDS_MAX=0`` the ``--ends max`` run.
+
 ``BENCH_SCALE_DETAIL=1`` runs the older in-process comparison instead (Lanczos
 at several rtol, ARPACK, PyHessian and hessian-eigenthings at several
 tolerances; sizes from ``BENCH_SCALE_WIDTHS``). Torch, pyhessian and
 hessian-eigenthings are benchmark-only (``pip install torch==2.13.0``, ``pip
-install --no-deps pyhessian hessian-eigenthings``); without them those columns
-are skipped.
+install --no-deps pyhessian hessian-eigenthings``; the table needs only torch and
+pyhessian); without them those columns are skipped.
 """
 
 from __future__ import annotations

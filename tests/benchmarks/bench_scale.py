@@ -530,6 +530,7 @@ NETWORKS = {"mlp": ("mlp", "mse"), "softmax": (str(SOFTMAX), "ce"),
 # network:width[:dtype[:rtol]]; the float32 rows (and the float64 rows they are
 # compared with) use mlpf32, whose data is float32 (see mlp_f32data.py)
 DEFAULT_ROWS = ("mlp:2048,softmax:2325,mlp:20480,softmax:23255,"
+                "mlpf32:2048:float64,mlpf32:2048:float32,"
                 "mlpf32:20480:float64,mlpf32:20480:float32,mlpf32:204800:float32")
 # above this many parameters the float64 reference is ARPACK at tol LOOSE_TOL with a
 # basis of LOOSE_NCV vectors (tol 1e-12 with 40 vectors would take hours at 10^7)

@@ -115,12 +115,15 @@ def sign_decided(theta_min: float, bound: float, goal: float, n: int, dtype: str
 
     Negative: θmin < −rounding proves it (λmin ≤ θmin for any Rayleigh
     quotient). Positive: θmin − bound > rounding. Zero: |θmin| + bound ≤ goal
-    (zero to the accuracy asked for). ``rounding`` = 10·√n·ε·scale, the zero
-    band the verdicts use for matrix-free extremes.
+    (zero to the accuracy asked for) or ≤ rounding (zero at this precision: no
+    further step can prove a sign inside the band — float32 at 10⁷ parameters
+    otherwise spent its whole budget on a λmin of −0.6 inside a band of 32).
+    ``rounding`` = 10·√n·ε·scale, the zero band the verdicts use for
+    matrix-free extremes.
     """
     rounding = 10.0 * math.sqrt(n) * eps(dtype) * scale
     return bool(theta_min < -rounding or theta_min - bound > rounding
-                or abs(theta_min) + bound <= goal)
+                or abs(theta_min) + bound <= max(goal, rounding))
 
 
 @dataclass(frozen=True)

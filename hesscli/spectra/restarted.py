@@ -354,7 +354,8 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
         min_ok = min_ok & (jnp.all(moved[:k]) | ~use_estimate)
         max_ok = max_ok & (jnp.all(moved[k:]) | ~use_estimate)
         rounding = sign_rounding * scale
-        sign_ok = (lo < -rounding) | (lo - res[0] > rounding) | (jnp.abs(lo) + res[0] <= goal)
+        sign_ok = ((lo < -rounding) | (lo - res[0] > rounding)
+                   | (jnp.abs(lo) + res[0] <= jnp.maximum(goal, rounding)))  # lanczos.sign_decided
         min_ok = min_ok & (sign_ok | ~use_sign)
         ready = j >= min(max(2 * k + 2, 8), m)
         bmin = jnp.max(jnp.where(low, err, 0.0))

@@ -11,49 +11,20 @@ the float32 data and computes in float64 on exactly the same values (the float64
 reference is the truth of the same network).
 """
 
-import jax
+import importlib.util
+from pathlib import Path
+
 import jax.numpy as jnp
-import numpy as np
 
-import hesscli
+# the built-in itself (its -p parameters, seeded weights and data), loaded from problems/
+_spec = importlib.util.spec_from_file_location(
+    "_hesscli_builtin_mlp", Path(__file__).resolve().parents[2] / "problems" / "mlp.py")
+_mlp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mlp)
 
-P = hesscli.params({
-    "width": (8, "hidden units", {"min": 1}),
-    "inputs": (32, "input features", {"min": 1}),
-    "outputs": (16, "output units", {"min": 1}),
-    "samples": (256, "number of training samples", {"min": 1}),
-    "noise": (0.1, "label noise (standard deviation)", {"min": 0.0}),
-    "seed": (0, "seed of the synthetic data", {"min": 0}),
-})
-
-_rng = np.random.default_rng(P.seed)
-X = _rng.standard_normal((P.samples, P.inputs))
-_teacher = _rng.standard_normal((P.inputs, P.outputs)) / np.sqrt(P.inputs)
-Y = np.tanh(X @ _teacher) + P.noise * _rng.standard_normal((P.samples, P.outputs))
-data = (jnp.asarray(X, dtype=jnp.float32), jnp.asarray(Y, dtype=jnp.float32))
-
-
-likelihood = "squared_error"
-
-
-def model(params, inputs):
-    h = jnp.tanh(inputs @ params["hidden"]["w"] + params["hidden"]["b"])
-    return h @ params["head"]["w"] + params["head"]["b"]
-
-
-def output_loss(outputs, targets):
-    return jnp.mean(jnp.sum((outputs - targets) ** 2, axis=-1))
-
-
-def init(key):
-    k1, k2 = jax.random.split(key)
-    return {
-        "hidden": {
-            "w": jax.random.normal(k1, (P.inputs, P.width)) / np.sqrt(P.inputs),
-            "b": jnp.zeros(P.width),
-        },
-        "head": {
-            "w": jax.random.normal(k2, (P.width, P.outputs)) / np.sqrt(P.width),
-            "b": jnp.zeros(P.outputs),
-        },
-    }
+P = _mlp.P
+data = tuple(jnp.asarray(a, dtype=jnp.float32) for a in _mlp.data)
+likelihood = _mlp.likelihood
+model = _mlp.model
+output_loss = _mlp.output_loss
+init = _mlp.init

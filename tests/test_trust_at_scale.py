@@ -415,3 +415,29 @@ def test_a_measured_first_order_decrease_is_never_called_critical(hess, tmp_path
     g = np.sqrt(np.sum((np.linspace(0.5, 1.0, 2000) * 3e-3) ** 2))
     assert doc["gradient_norm"] == pytest.approx(g, rel=1e-2)
     assert doc["classification"] == "not_critical" and doc["critical"] is False
+
+
+PROMOTED = """
+import jax.numpy as jnp
+import numpy as np
+A = jnp.asarray(np.arange(1.0, 4.0))  # float64 data under x64
+def objective(x):
+    return 0.5 * jnp.sum(A * x * x)
+x0 = np.ones(3)
+"""
+
+
+def test_float32_run_of_a_float64_objective_says_so(hess, tmp_path):
+    """float64 data promotes float32 parameters: --dtype float32 is then float64 arithmetic
+    rounded to float32, which the output must say (never a silent change of precision)."""
+    path = tmp_path / "promoted.py"
+    path.write_text(PROMOTED)
+    f32 = hess("analyze", str(path), "--dtype", "float32", "--format", "json")
+    f64 = hess("analyze", str(path), "--format", "json")
+    assert f32.exit_code == 0 and f64.exit_code == 0, f32.output + f64.output
+    assert any("computes in float64" in n for n in f32.json()["notes"])
+    assert not any("computes in float64" in n for n in f64.json()["notes"])
+    clean = tmp_path / "clean.py"
+    clean.write_text(PROMOTED.replace("np.arange(1.0, 4.0))", "np.arange(1.0, 4.0), jnp.float32)"))
+    f32c = hess("analyze", str(clean), "--dtype", "float32", "--format", "json")
+    assert not any("computes in" in n for n in f32c.json()["notes"])

@@ -22,7 +22,12 @@ from hesscli.objective.files import ObjectiveFile, describe_exception
 from hesscli.objective.layout import Layout, layout_of
 from hesscli.objective.models import Split, held_note, split_point
 from hesscli.objective.points import read_point
-from hesscli.objective.precision import data_note, half_precision_note, is_number
+from hesscli.objective.precision import (
+    data_note,
+    half_precision_note,
+    is_number,
+    promotion_note,
+)
 from hesscli.vocab import MethodRequest
 
 
@@ -278,6 +283,9 @@ def bind(
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's function failed
         raise ObjectiveError(f"{where} raised {describe_exception(exc)}") from exc
     check_scalar(out, where)
+    promoted = promotion_note(out.dtype, dtype)
+    if promoted is not None:
+        obj = dataclasses.replace(obj, notes=obj.notes + (promoted,))
     why = not_differentiable(obj.flat_fn, flat.shape, dtype)
     if why is not None:
         if method == "exact":

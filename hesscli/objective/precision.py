@@ -128,3 +128,17 @@ def data_note(data: Any, dtype: str) -> str | None:
             f"does not cast the file's data); JAX promotes it to {dtype} where it meets the "
             f"parameters, so derivatives are {dtype} arithmetic, but operations on the data "
             f"alone stay in {kinds}")
+
+
+def promotion_note(value_dtype: Any, dtype: str) -> str | None:
+    """The one line for an objective that computes wider than the run's dtype (None when
+    it does not): float64 data or constants promote float32 parameters, so the HVPs of a
+    ``--dtype float32`` run are float64 arithmetic, rounded to float32 — never silently."""
+    wide, run = np.dtype(value_dtype), np.dtype(dtype)
+    if wide.kind != "f" or wide.itemsize <= run.itemsize:
+        return None
+    return (f"the objective computes in {wide.name} (its data or constants are {wide.name}, "
+            f"and JAX promotes the {run.name} parameters where they meet them): the "
+            f"derivatives are {wide.name} arithmetic rounded to {run.name}, and the "
+            f"tolerances still assume {run.name}; store the data as {run.name} for "
+            f"{run.name} arithmetic")

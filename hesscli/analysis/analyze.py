@@ -24,13 +24,12 @@ from hesscli.analysis.verdicts import (
     condition_number,
     curvature_scale,
     definiteness_of,
-    eigen_tolerance,
     gradient_tolerance,
     inertia,
     length_scale,
-    rounding_dimension,
     smallest_bounded,
     smallest_curvature,
+    spectrum_tolerance,
 )
 from hesscli.analysis.verify import Verification
 from hesscli.curvature.base import Curvature, ensure_finite
@@ -158,7 +157,6 @@ def analyze(
     lam = spectrum.eigenvalues
     x_norm = float(np.linalg.norm(x))
     scale = curvature_scale(lam, value, gnorm, x_norm)
-    n_eff = rounding_dimension(objective.n, spectrum.complete)
     bounds = spectrum.bounds
     if tol is not None:
         tol_used = tol
@@ -168,12 +166,8 @@ def analyze(
             tol_used = bounds.rounding
             notes = notes + (f"--tol {tol:.3g} raised to the HVP's rounding δ = "
                              f"{bounds.rounding:.3g}: no sign is proven within it",)
-    elif bounds is not None:
-        # matrix-free: the zero band is the HVP's rounding only; a residual never widens
-        # it (that swallowed proven signs: θmin = −0.496 called zero with tol 0.935)
-        tol_used = max(eigen_tolerance(scale, n_eff, objective.dtype), bounds.rounding)
     else:
-        tol_used = eigen_tolerance(scale, n_eff, objective.dtype, spectrum.certified_error)
+        tol_used = spectrum_tolerance(spectrum, scale, objective.n, objective.dtype)
     evidence = Evidence.of(lam, spectrum.converged, bounds)
     hess_norm = hessian_norm_bound(spectrum)
     gtol_used = gtol if gtol is not None else gradient_tolerance(

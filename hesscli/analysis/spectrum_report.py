@@ -18,9 +18,8 @@ import numpy as np
 from hesscli.analysis.verdicts import (
     Inertia,
     curvature_scale,
-    eigen_tolerance,
     inertia,
-    rounding_dimension,
+    spectrum_tolerance,
 )
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.bind import Objective
@@ -145,12 +144,7 @@ def spectrum_report(
     # the same zero tolerance as analyze (curvature scale, rounding dimension)
     value, grad = curvature.value(x), curvature.gradient(x)
     scale = curvature_scale(lam, value, float(np.linalg.norm(grad)), float(np.linalg.norm(x)))
-    if sp.bounds is not None:  # matrix-free: the HVP's rounding only (as analyze)
-        tol = max(eigen_tolerance(scale, rounding_dimension(obj.n, sp.complete), obj.dtype),
-                  sp.bounds.rounding)
-    else:
-        tol = eigen_tolerance(scale, rounding_dimension(obj.n, sp.complete), obj.dtype,
-                              sp.error)
+    tol = spectrum_tolerance(sp, scale, obj.n, obj.dtype)
     return SpectrumReport(
         objective=obj.label, n=obj.n, method=curvature.method, dtype=obj.dtype,
         path=choice.path, path_reason=choice.reason, dense_bytes=choice.dense_bytes,

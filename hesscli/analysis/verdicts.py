@@ -65,6 +65,19 @@ def eigen_tolerance(scale: float, n: int, dtype: str, error: float = 0.0) -> flo
     return TOL_SAFETY * max(n, 1) * eps(dtype) * abs(scale) + abs(error)
 
 
+def spectrum_tolerance(spectrum: Any, scale: float, n: int, dtype: str) -> float:
+    """The zero tolerance for a :class:`~hesscli.spectra.spectrum.Spectrum`.
+
+    Dense: :func:`eigen_tolerance` with the spectrum's error band. Matrix-free:
+    the HVP's rounding only (at least the bounds' δ): a residual never widens it,
+    since it would swallow a proven sign (θmin = −0.496 called zero with tol 0.935).
+    """
+    n_eff = rounding_dimension(n, spectrum.complete)
+    if spectrum.bounds is not None:
+        return max(eigen_tolerance(scale, n_eff, dtype), spectrum.bounds.rounding)
+    return eigen_tolerance(scale, n_eff, dtype, spectrum.certified_error)
+
+
 def gradient_tolerance(
     value: float, dtype: str, *, x_norm: float = 0.0, hessian_norm: float = 0.0,
     smallest_curvature: float = 0.0, n: int = 1,
@@ -215,12 +228,24 @@ class Evidence:
         lo, hi = bounds.theta_min, bounds.theta_max
         if bounds.complete:
             return cls(Ends((lo, lo), (hi, hi)))
-        proven = Ends((-math.inf, lo), (hi, math.inf))
         if bounds.kw is None:
-            return cls(proven)
+            return cls.one_sided(lo, hi)
         # the verdicts' tolerance holds the rounding δ: the sides here are without it
         reach = bounds.kw * bounds.spread_bound
-        return cls(proven, Ends((lo - reach, lo), (hi, hi + reach)), bounds.probability)
+        return cls.one_sided(lo, hi, lo - reach, hi + reach, bounds.probability)
+
+    @classmethod
+    def one_sided(cls, theta_min: float, theta_max: float, min_at_least: float | None = None,
+                  max_at_most: float | None = None, probability: float | None = None
+                  ) -> Evidence:
+        """Matrix-free ends: ``λmin ≤ θmin`` and ``λmax ≥ θmax`` proven; the far sides
+        ``λmin ≥ min_at_least``, ``λmax ≤ max_at_most`` with ``probability`` (when both
+        are known)."""
+        proven = Ends((-math.inf, theta_min), (theta_max, math.inf))
+        if min_at_least is None or max_at_most is None:
+            return cls(proven)
+        return cls(proven, Ends((min_at_least, theta_min), (theta_max, max_at_most)),
+                   probability)
 
 
 def decide(evidence: Evidence, tol: float, verdict: Any, undetermined: Any

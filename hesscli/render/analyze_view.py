@@ -9,6 +9,7 @@ from rich.text import Text
 
 from hesscli.analysis.analyze import Analysis
 from hesscli.render.numbers import eigen_list, num, small
+from hesscli.spectra.bounds import EndBounds
 
 KIND_STYLE = {
     "local_minimum": "bold green",
@@ -38,10 +39,11 @@ def proven_curvature(a: Analysis) -> str:
     return " and ".join(proven) if proven else "nothing about the sign of the curvature"
 
 
-def probable_clause(a: Analysis) -> str:
-    """", with probability ≥ p over the random start (…)" for a probabilistic verdict."""
+def probable_clause(a: Analysis, verdict: str) -> str:
+    """" — with probability ≥ p over the random start (…)" when ``verdict``
+    (classification, definiteness) rests on the random-start bound, else ""."""
     b = a.spectrum.bounds
-    if b is None or b.probability is None:
+    if b is None or b.probability is None or a.certainty.get(verdict) != "probabilistic":
         return ""
     return (f" — with probability ≥ {b.probability:.3g} over the random start (a Krylov run "
             f"can miss an eigenvector; Kuczyński–Woźniakowski after {b.krylov_steps} Lanczos "
@@ -139,15 +141,13 @@ def headline(a: Analysis) -> str:
         return (
             f"Local minimum: the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol) and "
             f"every eigenvalue is positive (λmin = {num(lam_min)} > tol = {num(a.tolerance)})"
-            + (probable_clause(a) if a.certainty.get("classification") == "probabilistic"
-               else "") + "."
+            + probable_clause(a, "classification") + "."
         )
     if a.classification == "local_maximum":
         return (
             f"Local maximum: the gradient vanishes and every eigenvalue is negative "
             f"(λmax = {num(lam_max)} < −tol)"
-            + (probable_clause(a) if a.certainty.get("classification") == "probabilistic"
-               else "") + "."
+            + probable_clause(a, "classification") + "."
         )
     if a.classification == "saddle_point" and a.escape is not None:
         e = a.escape
@@ -180,10 +180,8 @@ def headline(a: Analysis) -> str:
             f"The Hessian's definiteness is undetermined: {unconverged_ends(a)} did not "
             f"converge; proven: {proven_curvature(a)}. Raise --max-steps to decide it."
         )
-    text += f"The Hessian here is {a.definiteness.replace('_', ' ')}"
-    if a.certainty.get("definiteness") == "probabilistic":
-        text += probable_clause(a)
-    return text + "."
+    return (text + f"The Hessian here is {a.definiteness.replace('_', ' ')}"
+            + probable_clause(a, "definiteness") + ".")
 
 
 def signed_change(change: float) -> str:
@@ -367,7 +365,7 @@ def numbers_table(a: Analysis, rows: list[tuple[str, str]] | None = None) -> Tab
     return t
 
 
-def end_rows(b: object) -> list[tuple[str, str]]:
+def end_rows(b: EndBounds) -> list[tuple[str, str]]:
     """The two ends as what is known: a value ± its certified half-width when resolved,
     else the proven one-sided bound; the random-start bound beside it."""
     ends = (

@@ -32,6 +32,7 @@ import numpy as np
 from hesscli.jaxconf import eps
 
 KW_FAILURE = 1e-3  # failure probability allowed per end (both ends: 2e-3)
+KW_PROBABILITY = 1.0 - 2.0 * KW_FAILURE  # both far sides hold together
 KW_CONSTANT = 1.648  # Kuczyński–Woźniakowski (1992), Theorem 4.2
 ROUNDING_SAFETY = 10.0  # the same factor as the verdicts' zero tolerance
 RESOLVED = 0.1  # an end is "resolved" when its certified half-width is within 10% of it

@@ -155,8 +155,9 @@ def num(value: float) -> str:
     return f"{value:.4g}"
 
 
-def extremes_notes(ex: Extremes, dtype: str, differenced: bool = False) -> tuple[str, ...]:
-    """What the output must say about how the extremes were found and how well."""
+def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
+    """What the output must say about how the extremes were found and how well (``b``:
+    what they prove, :func:`end_bounds`)."""
     def count(v: int | None, end: str) -> str:
         if v is not None:
             return f"{v} HVPs"
@@ -180,13 +181,12 @@ def extremes_notes(ex: Extremes, dtype: str, differenced: bool = False) -> tuple
     ]
     if ex.choice:
         notes.append(f"eigensolver: {ex.choice}")
-    b = end_bounds(ex, dtype, differenced)
     notes.append(
         "each eigenvalue is the Rayleigh quotient θ = vᵀHv of the vector v actually formed "
         f"(accumulated in float64), so λmin ≤ θmin + δ and λmax ≥ θmax − δ are proven with "
         f"the HVP's error δ = {num(b.rounding)} ("
         + ("finite differences: an estimate, the larger of 10·√n·√ε·max|θ| and the "
-           "largest residual" if differenced else "10·√n·ε·max|θ|, derived") + "); some "
+           "largest residual" if b.differenced else "10·√n·ε·max|θ|, derived") + "); some "
         "eigenvalue lies within the residual ‖Hv−θv‖ + δ of each θ, but that it is the "
         "extreme one is not proven by a Krylov run"
         + ("; the Kato–Temple value r²/gap uses the Ritz gap and is an estimate"
@@ -240,9 +240,10 @@ def end_bounds(ex: Extremes, dtype: str, differenced: bool = False) -> EndBounds
 def matrix_free_spectrum(ex: Extremes, dtype: str, differenced: bool = False) -> Spectrum:
     """The :class:`Spectrum` the verdicts of ``analyze`` work from (see module docstring).
 
-    ``differenced``: the HVPs came from finite differences of gradients (their
-    error, not rounding, sets δ: :func:`hesscli.spectra.bounds.hvp_rounding`).
+    ``differenced``: the HVPs came from finite differences (their error, not
+    rounding, sets δ: :func:`end_bounds`).
     """
+    bounds = end_bounds(ex, dtype, differenced)
     residuals = np.asarray(ex.residuals, dtype=np.float64)
     converged = np.asarray(ex.converged, dtype=bool)
     return Spectrum(
@@ -254,11 +255,11 @@ def matrix_free_spectrum(ex: Extremes, dtype: str, differenced: bool = False) ->
         error=float(np.max(residuals)) if residuals.size else 0.0,
         residuals=residuals,
         path=Path.MATRIX_FREE,
-        notes=extremes_notes(ex, dtype, differenced),
+        notes=extremes_notes(ex, dtype, bounds),
         eigenvalue_errors=residuals.copy(),
         converged=converged,
         error_estimates=(None if ex.error_estimates is None
                          else np.asarray(ex.error_estimates, dtype=np.float64)),
         solver=ex.solver,
-        bounds=end_bounds(ex, dtype, differenced),
+        bounds=bounds,
     )

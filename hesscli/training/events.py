@@ -36,7 +36,6 @@ at the end of the run), with ``step`` = the span's start. Tolerances are
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +52,7 @@ from hesscli.analysis.verdicts import (
     rounding_dimension,
     smallest_bounded,
 )
-from hesscli.spectra.bounds import KW_FAILURE
+from hesscli.spectra.bounds import KW_PROBABILITY
 from hesscli.training.dynamics import STABILITY_BOUND, DynamicsWatch, Span
 from hesscli.training.monitor import Record
 from hesscli.vocab import Classification, EventKind
@@ -121,12 +120,8 @@ class EventTracker:
         lo, hi = float(record.lambda_min), float(record.lambda_max)  # type: ignore[arg-type]
         if record.lambda_min_converged is None and record.lambda_max_converged is None:
             return Evidence(Ends((lo, lo), (hi, hi)))
-        proven = Ends((-math.inf, lo), (hi, math.inf))
-        if record.lambda_min_at_least is None or record.lambda_max_at_most is None:
-            return Evidence(proven)
-        return Evidence(proven, Ends((record.lambda_min_at_least, lo),
-                                     (hi, record.lambda_max_at_most)),
-                        1.0 - 2.0 * KW_FAILURE)
+        return Evidence.one_sided(lo, hi, record.lambda_min_at_least,
+                                  record.lambda_max_at_most, KW_PROBABILITY)
 
     def feed(self, record: Record) -> list[Event]:
         new: list[Event] = []
@@ -150,7 +145,7 @@ class EventTracker:
                     new.append(Event(step, EventKind.REACHED_MINIMUM,
                                      f"at a local minimum: ‖∇f‖ = {g:.3g} ≤ gtol, λmin = "
                                      f"{record.lambda_min:.4g} > 0"
-                                     + (f" (with probability ≥ {1 - 2 * KW_FAILURE:.3g} "
+                                     + (f" (with probability ≥ {KW_PROBABILITY:.3g} "
                                         "over the random start: λmin ≥ "
                                         f"{record.lambda_min_at_least:.4g})" if likely else ""),
                                      {"value": record.value, "gradient_norm": g,

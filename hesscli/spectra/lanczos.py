@@ -47,6 +47,7 @@ import numpy as np
 from hesscli.curvature.base import OperatorAt
 from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import eps, jax_module
+from hesscli.spectra.bounds import hvp_rounding
 from hesscli.spectra.progress import OnProgress, Progress, report, sink
 from hesscli.vocab import Eigensolver
 
@@ -92,6 +93,11 @@ class Target:
     sign: bool = False
     krylov: int = 0  # Lanczos steps from the random start before it may stop
 
+    def krylov_floor(self, n: int) -> int:
+        """Steps from the random start before a stop, for dimension n: at most n/2, so
+        that a small problem's basis does not span the space just for the bound."""
+        return min(self.krylov, n // 2)
+
     @classmethod
     def residual(cls, dtype: str, rtol: float | None = None) -> Target:
         """Residual ‖Hv − θv‖ ≤ rtol·max|θ| (default :func:`default_rtol`): certified."""
@@ -121,7 +127,7 @@ def sign_decided(theta_min: float, bound: float, goal: float, n: int, dtype: str
     ``rounding`` = 10·√n·ε·scale, the zero band the verdicts use for
     matrix-free extremes.
     """
-    rounding = 10.0 * math.sqrt(n) * eps(dtype) * scale
+    rounding = hvp_rounding(n, dtype, scale)
     return bool(theta_min < -rounding or theta_min - bound > rounding
                 or abs(theta_min) + bound <= max(goal, rounding))
 
@@ -427,7 +433,7 @@ def _lanczos_program(
 
 
 def ritz_pairs(
-    hvp_fn: Any, x: Any, basis: Any, coef: np.ndarray, theta: np.ndarray, dtype: str
+    hvp_fn: Any, x: Any, basis: Any, coef: np.ndarray, dtype: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ritz vectors ``coefᵀ V`` (unit rows), their Rayleigh quotients and true residuals.
 
@@ -436,14 +442,13 @@ def ritz_pairs(
     quotient ``θ = yᵀfl(Hy)/yᵀy`` and residual ``‖fl(Hy) − θy‖/‖y‖`` are formed in
     float64 from the computed HVP, so ``λmin − δ ≤ θ ≤ λmax + δ`` holds for the
     numbers returned (δ the HVP's rounding, :mod:`hesscli.spectra.bounds`) — the
-    projected matrix's ``theta`` (given) need not: in float32 a projected matrix
+    projected matrix's Ritz values need not: in float32 a projected matrix
     that drifted from ``VᵀHV`` reported 55× λmax. Returned in ascending order of
     the Rayleigh quotients, one HVP each.
 
     On the host with NumPy's BLAS and the already-compiled HVP: a compiled
     kernel for this would cost a second of compilation for a one-off product.
     """
-    del theta  # the projected matrix's values are not what is certified
     j = coef.shape[0]
     rows = np.asarray(basis)[:j]  # a view: no float64 copy of the basis (512 MB at 10⁶×64)
     vecs = (np.asarray(coef.T, dtype=rows.dtype) @ rows).astype(np.float64)
@@ -558,13 +563,12 @@ def lanczos_extremes(
         if hvps_max is None and max_ok:
             hvps_max = j
         if ((min_ok or ends == "max") and (max_ok or ends == "min")
-                and j >= min(target.krylov, n // 2)):
+                and j >= target.krylov_floor(n)):
             break
     # a basis that spans the space has every eigenvalue: report all n (complete)
     idx = np.arange(j) if j >= n else _ends(j, k)
-    theta_sel = theta[idx]
-    vecs, res, theta_sel = ritz_pairs(hvp_fn, xj, basis, s[:, idx], theta_sel, dtype)
-    fields = certify(values=theta_sel, residuals=res, ritz=theta, index=idx, vectors=vecs,
+    vecs, res, values = ritz_pairs(hvp_fn, xj, basis, s[:, idx], dtype)
+    fields = certify(values=values, residuals=res, ritz=theta, index=idx, vectors=vecs,
                      target=target, n=n, k=k, dtype=dtype, ends=ends, complete=j >= n,
                      ritz_residuals=est)
     return Extremes(
@@ -606,7 +610,7 @@ def arpack_extremes(
     v0 = start_vector(n, seed)
     # ncv Lanczos steps from v0 before ARPACK's first restart: scipy's default, raised to
     # the Krylov floor that the random-start bound needs (hesscli.spectra.bounds)
-    ncv = min(n, max(2 * k + 1, 20, min(target.krylov, n // 2)))
+    ncv = min(n, max(2 * k + 1, 20, target.krylov_floor(n)))
     if n <= 2 * k + 1:  # ARPACK needs k < n: form the small matrix instead
         mat = np.column_stack([matvec(e) for e in np.eye(n)])
         theta, vecs = np.linalg.eigh(0.5 * (mat + mat.T))

@@ -56,6 +56,7 @@ import numpy as np
 from hesscli.curvature.base import OperatorAt
 from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import jax_module
+from hesscli.spectra.bounds import hvp_rounding
 from hesscli.spectra.lanczos import (
     BASIS_BUDGET,
     Extremes,
@@ -165,7 +166,7 @@ def restarted_extremes(
              np.full((2, 2 * k), np.inf))
     params = np.array([target.rtol, 1.0 if target.estimate else 0.0,
                        1.0 if target.sign else 0.0, float(seed % 1000) * 0.618,
-                       float(min(target.krylov, size.m, n // 2))])
+                       float(min(target.krylov_floor(n), size.m))])
     checks = 0
     while True:
         state = _advance(run, xj, state, budget, params, progress)
@@ -174,7 +175,7 @@ def restarted_extremes(
         t_host = np.asarray(t)[:j, :j]
         theta, s = np.linalg.eigh(0.5 * (t_host + t_host.T))
         report = _report_indices(j, k)
-        vecs, res, values = ritz_pairs(hvp_fn, xj, v, s[:, report], theta[report], dtype)
+        vecs, res, values = ritz_pairs(hvp_fn, xj, v, s[:, report], dtype)
         checks += int(report.size)
         # residual estimates of all Ritz pairs: the coupling row of v_j times S
         # (only β_j·s_j after a Lanczos step; the whole arrow right after a restart)
@@ -277,7 +278,7 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
     e = float(np.finfo(dtype).eps)
     tiny = 1e3 * e
     floor = 100 * e
-    sign_rounding = 10.0 * math.sqrt(n) * e  # the verdicts' zero band for matrix-free extremes
+    sign_rounding = hvp_rounding(n, dtype, 1.0)  # the verdicts' zero band, per unit of scale
     always_twice = bool(np.dtype(dtype) != np.float64)
     del structure
     idx_m = jnp.arange(m)

@@ -369,15 +369,15 @@ def end_rows(b: EndBounds) -> list[tuple[str, str]]:
     """The two ends as what is known: a value ± its certified half-width when resolved,
     else the proven one-sided bound; the random-start bound beside it."""
     ends = (
-        ("λmin", b.theta_min, b.residual_min, b.min_resolved, b.min_interval[::-1], "≤",
+        ("λmin", b.theta_min, b.min_halfwidth, b.min_resolved, b.min_interval[::-1], "≤",
          "≥", "below", "smallest", b.min_at_least),
-        ("λmax", b.theta_max, b.residual_max, b.max_resolved, b.max_interval, "≥", "≤",
+        ("λmax", b.theta_max, b.max_halfwidth, b.max_resolved, b.max_interval, "≥", "≤",
          "above", "largest", b.max_at_most),
     )
     rows = []
-    for name, theta, r, resolved, (proven, far), sure, other, side, which, likely in ends:
+    for name, theta, half, resolved, (proven, far), sure, other, side, which, likely in ends:
         if resolved:
-            text = f"{num(theta)} ± {num(r + b.rounding)}"
+            text = f"{num(theta)} ± {num(half)}"
         else:
             text = (f"{sure} {num(proven)} (proven; not resolved {side}: {other} {num(far)} if "
                     f"the run found the {which} eigenvalue; --rtol for more)")

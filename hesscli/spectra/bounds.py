@@ -123,12 +123,12 @@ class EndBounds:
         """[θmin − r − δ, θmin + δ]: the upper side proven; the lower side holds if the
         eigenvalue the residual certifies is the smallest (a random start makes that
         likely; proven when the basis spanned the space)."""
-        return (self.theta_min - self.residual_min - self.rounding, self.min_at_most)
+        return (self.theta_min - self.min_halfwidth, self.min_at_most)
 
     @property
     def max_interval(self) -> tuple[float, float]:
         """[θmax − δ, θmax + r + δ]: lower side proven, upper side as in :attr:`min_interval`."""
-        return (self.max_at_least, self.theta_max + self.residual_max + self.rounding)
+        return (self.max_at_least, self.theta_max + self.max_halfwidth)
 
     # -- probable (Kuczyński–Woźniakowski) ----------------------------------------------
     @property
@@ -148,15 +148,25 @@ class EndBounds:
         return math.inf if s is None else self.theta_max + self.kw * s + self.rounding
 
     @property
+    def min_halfwidth(self) -> float:
+        """``r + δ``: some eigenvalue lies this close to θmin (Weyl, rounding included)."""
+        return self.residual_min + self.rounding
+
+    @property
+    def max_halfwidth(self) -> float:
+        """``r + δ`` at the λmax end (see :attr:`min_halfwidth`)."""
+        return self.residual_max + self.rounding
+
+    @property
     def min_resolved(self) -> bool:
         """λmin is resolved relative to itself: its certified half-width ``r + δ`` is within
         :data:`RESOLVED` of ``|θmin|`` (else it is reported as the bound ``λmin ≤ θmin + δ``)."""
-        return self.residual_min + self.rounding <= RESOLVED * abs(self.theta_min)
+        return self.min_halfwidth <= RESOLVED * abs(self.theta_min)
 
     @property
     def max_resolved(self) -> bool:
         """λmax resolved relative to itself (see :attr:`min_resolved`)."""
-        return self.residual_max + self.rounding <= RESOLVED * abs(self.theta_max)
+        return self.max_halfwidth <= RESOLVED * abs(self.theta_max)
 
     @property
     def norm_at_most(self) -> float:

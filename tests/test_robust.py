@@ -465,8 +465,18 @@ def test_native_writes_to_fd_1_never_reach_stdout(tmp_path):
 
 
 def test_second_ctrl_c_ends_at_once_without_traceback():
+    """Hermetic: the child starts with Python's own SIGINT handler whatever it inherits.
+
+    A process started with SIGINT ignored (a background job of a non-interactive shell,
+    nohup, some CI runners) keeps it ignored, and rightly so: then
+    ``interrupts_end_cleanly`` leaves Ctrl-C alone, the self-sent signals are dropped and
+    the child exits 0 with nothing on stderr, which is how this test once failed from a
+    fresh clone. The signals here are sent by the child to itself after the handler is
+    installed, so there is no start-up race to wait out.
+    """
     code = textwrap.dedent("""
         import os, signal, sys, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive shell
         from hesscli.cli.outcome import interrupts_end_cleanly
         with interrupts_end_cleanly():
             try:

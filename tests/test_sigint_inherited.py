@@ -1,0 +1,35 @@
+"""Ctrl-C handling when the process inherits an ignored SIGINT (nohup, background jobs).
+
+The reason ``test_second_ctrl_c_ends_at_once_without_traceback`` once exited 0 with
+an empty stderr: a process started with SIGINT ignored keeps it ignored (the Unix
+convention a background job relies on), and :func:`interrupts_end_cleanly` leaves a
+handler it does not own alone. This pins that behaviour down, so the product side of
+that failure is a decision, not an accident.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_an_inherited_ignored_sigint_stays_ignored():
+    code = textwrap.dedent("""
+        import os, signal, sys
+        from hesscli.cli.outcome import interrupts_end_cleanly
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        with interrupts_end_cleanly():
+            os.kill(os.getpid(), signal.SIGINT)
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        print("ran to the end")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ran to the end" and out.stderr == ""

@@ -571,60 +571,124 @@ def landscape(
 
 def train(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
-    dtype: str = "float64", seed: int = 0, optimizer: str = "sgd", lr: float = 0.01,
-    steps: int = 1000, options: Mapping[str, Any] | None = None, batch_size: int | None = None,
-    noise: float | None = None, noise_steps: int | None = None,
-    monitor_every: int | None = None, curvature_on: bool = True, gtol: float | None = None,
-    tol: float | None = None, devices: int | str = 1, curvature: Curvature | None = None,
-    dense_budget: str | int | None = None, monitor_blocks: str | None = None,
-    curvature_kind: str = "hessian",
+    method: str = "auto", dtype: str = "float64", seed: int = 0, optimizer: str = "sgd",
+    lr: float = 0.01, steps: int | None = None, epochs: int | None = None,
+    batch_size: int | None = None, options: Mapping[str, Any] | None = None,
+    momentum: float | None = None, nesterov: bool | None = None, b1: float | None = None,
+    b2: float | None = None, eps: float | None = None, weight_decay: float | None = None,
+    decay: float | None = None, opt_extra: Iterable[str] = (), noisy: bool = False,
+    noise_scale: float = 1.0, noise: float | None = None, noise_steps: int | None = None,
+    monitor_every: int | None = None, curvature_on: bool = True,
+    curvature_kind: str = "hessian", monitor_blocks: str | None = None,
+    gtol: float | None = None, tol: float | None = None, compare: str | None = None,
+    resume: Any = None, devices: int | str = 1, curvature: Curvature | None = None,
+    dense_budget: str | int | None = None, observers: Iterable[Any] = (),
 ) -> Result:
-    """``hesscli train`` (one run): an optax optimizer from the point, curvature watched.
+    """``hesscli train``: an optax optimizer from the point, curvature watched.
 
+    The one training pipeline: the command passes its options here and adds only
+    its outputs (the run log, the progress bar, the plot, exit codes) as
+    ``observers`` (:class:`hesscli.training.observers.Observer`: told the plan,
+    every logged record with its events and state, each run's end, Ctrl-C).
+
+    ``steps`` (default 1000) or ``epochs`` (passes over the data, with
+    ``batch_size``: minibatch SGD on the file's ``data`` and ``loss``). The
+    optimizer's options are ``options`` (``{"momentum": 0.9}``), the flags
+    ``momentum`` ... ``decay`` and ``opt_extra`` (``["b1=0.8"]``, as ``--opt``).
+    ``noisy`` adds Ge et al.'s sphere noise of radius ``noise_scale`` (``noise=r``
+    is short for both), in the first ``noise_steps`` steps when given.
     ``curvature_kind`` picks the monitored matrix (hessian, ggn, fisher,
-    empirical-fisher); the final verdict is the Hessian's.
-
-    ``options`` are the optimizer's own options (``{"momentum": 0.9}``); ``noise``
-    is the radius of Ge et al.'s sphere noise (None: none). ``monitor_blocks``
+    empirical-fisher); the final verdict is the Hessian's. ``monitor_blocks``
     (leaf, a depth or prefixes, as ``analyze --blocks``) logs each diagonal
-    block's λmax. The progress bar,
-    the JSONL log, ``--resume`` and ``--compare`` are the command's.
+    block's λmax. ``compare`` (``"plain,noisy"``, ``"sgd,adam"``) runs variants
+    from the same start and seed: the output is then a
+    :class:`~hesscli.training.report.TrainComparison`, else a
+    :class:`~hesscli.training.report.RunSummary`. ``resume`` (a run log's path, or
+    a :class:`~hesscli.training.runlog.ResumePoint`) continues a logged run from its
+    last state, with the same options.
     """
     call = dict(locals())
-    from hesscli.documents.train import train_document
+    from hesscli.documents.train import compare_document, train_document
     from hesscli.errors import InputError
     from hesscli.training.loop import TrainConfig, minibatch_for
-    from hesscli.training.optimizers import resolved_options
-    from hesscli.training.run import run
+    from hesscli.training.observers import run_plan
+    from hesscli.training.plan import Plan, check_resume, configs_for, optimizer_options
+    from hesscli.training.report import TrainComparison
     from hesscli.validate import positive
 
+    if noise is not None:  # noise=r: noisy with radius r
+        noisy, noise_scale = True, noise
     positive("--lr", lr)
-    if steps < 1:
-        raise InputError(f"--steps must be at least 1; got {steps}")
-    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method="auto")
-    if not obj.traceable:
+    positive("--noise-scale", noise_scale)
+    for key, value in (("steps", steps), ("epochs", epochs), ("batch_size", batch_size),
+                       ("monitor_every", monitor_every)):
+        if value is not None and value < 1:
+            raise InputError(f"--{key.replace('_', '-')} must be at least 1; got {value}")
+    if noise_steps is not None and noise_steps < 0:
+        raise InputError(f"--noise-steps must be 0 or more; got {noise_steps}")
+    if epochs is not None and steps is not None:
+        raise InputError("give --steps or --epochs, not both")
+    if compare and resume is not None:
+        raise InputError("--compare runs several variants; --resume and --save-point take one "
+                         "run (drop --compare)")
+    if method == MethodRequest.FD:
+        raise InputError("train needs JAX derivatives of the objective, and --method fd asks "
+                         "for finite differences; use --method auto or exact")
+    from hesscli.spectra.paths import dense_budget as budget_of
+
+    budget = budget_of(dense_budget)  # a malformed size is exit 2 before any work
+    from hesscli.curvature.ggn import single_kind
+
+    kind = single_kind(curvature_kind or "hessian")
+    if monitor_blocks is True or monitor_blocks is False:  # the bare flag: one block per leaf
+        monitor_blocks = "leaf" if monitor_blocks else None
+    logged = None if resume is None else "<log>" if hasattr(resume, "state_line") else str(
+        resume)  # the path as meta records it
+    if resume is not None and not hasattr(resume, "state_line"):
+        from pathlib import Path
+
+        from hesscli.training.runlog import read_log
+
+        resume = read_log(Path(resume))
+    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+    if not obj.traceable:  # exit 3 when JAX traces but cannot differentiate it, else 2
         from hesscli.objective.bind import no_derivatives_error
 
         raise no_derivatives_error(obj)(
             f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
             "it with jax.numpy (lax.scan for loops, no host callbacks)")
-    from hesscli.curvature.ggn import single_kind
-
+    # the final verdict stays the Hessian's: the operator only when curvature is monitored
     backend, _ = _backend(obj, MethodRequest.EXACT, devices=devices, curvature=curvature,
-                          kind=single_kind(curvature_kind) if curvature_on else "hessian")
+                          kind=kind if curvature_on else "hessian")
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
-    every = monitor_every or max(1, steps // 100)
+    if epochs is not None:
+        if minibatch is None:
+            raise InputError("--epochs needs --batch-size (an epoch is a pass over the data)")
+        steps = epochs * minibatch.per_epoch
+    if resume is not None and steps is None:
+        steps = int(resume.header.get("steps", 1000))
+    steps = steps or 1000
+    every = monitor_every
+    if every is None and resume is not None:
+        every = int(resume.header["config"].get("monitor_every", 0)) or None
+    every = every or max(1, steps // 100)
     from hesscli.budget import require, train_bytes
 
-    require(train_bytes(steps // every + 1), f"train with {steps} steps logged every {every}",
-            "log less often (monitor_every) or train for fewer steps")
-    config = TrainConfig(optimizer=optimizer, options=dict(options or {}), lr=lr, noise=noise,
-                         noise_steps=noise_steps, seed=seed, batch_size=batch_size,
-                         monitor_every=every, steps=steps)
-    resolved_options(config.optimizer, config.options)
+    runs = len(compare.split(",")) if compare else 1
+    require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
+            f"{every}", "log less often (--monitor-every) or train for fewer --steps")
+    flags = {"momentum": momentum, "nesterov": nesterov, "b1": b1, "b2": b2, "eps": eps,
+             "weight_decay": weight_decay, "decay": decay}
+    chosen = optimizer_options(flags, opt_extra, options)
+    base = TrainConfig(optimizer=optimizer, options={}, lr=lr, noise=None,
+                       noise_steps=noise_steps, seed=seed, batch_size=batch_size,
+                       monitor_every=every, steps=steps)
+    configs = configs_for(base, chosen, noisy=noisy, noise_scale=noise_scale, compare=compare)
+    start = {"objective": objective if isinstance(objective, str) else obj.label,
+             "at": _point_text(at), "params": list(_assignments(params)), "dtype": dtype}
+    if resume is not None:
+        check_resume(resume, start, configs[0][1])
     blocks = None
-    if monitor_blocks is True or monitor_blocks is False:  # the bare flag: one block per leaf
-        monitor_blocks = "leaf" if monitor_blocks else None
     if monitor_blocks is not None and curvature_on:
         from hesscli.spectra.blocks import group_blocks
 
@@ -632,13 +696,22 @@ def train(
             _, blocks = group_blocks(obj.layout, monitor_blocks)
         except ValueError as exc:
             raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
-    summary = run(obj, backend, config, minibatch=minibatch, gtol=gtol, tol=tol,
-                  curvature_on=curvature_on, dense_budget=dense_budget, blocks=blocks)
-    from hesscli.spectra.paths import dense_budget as budget_of
+    plan = Plan(obj.label, obj.n, tuple(configs), start, resume)
+    summaries = run_plan(plan, obj, backend, minibatch=minibatch, gtol=gtol, tol=tol,
+                         curvature_on=curvature_on, dense_budget=dense_budget, blocks=blocks,
+                         observers=observers)
+    del call["observers"], call["noise"]
+    call.update(noisy=noisy, noise_scale=noise_scale)
+    info = _meta(call, backend.parallel, steps=steps, monitor_every=every,
+                 dense_budget=budget.bytes, curvature=kind, curvature_kind=kind,
+                 resume=logged, opt_extra=list(opt_extra), options=dict(options or {}))
+    if compare:
+        def document(c: Any, m: dict[str, Any]) -> dict[str, Any]:
+            return compare_document(list(c.runs), m)
 
-    info = _meta(call, backend.parallel, monitor_every=every,
-                 dense_budget=budget_of(dense_budget).bytes, curvature=curvature_kind)
-    return Result("train", summary, obj, backend, backend.parallel, info, train_document)
+        return Result("train", TrainComparison(tuple(summaries)), obj, backend,
+                      backend.parallel, info, document)
+    return Result("train", summaries[0], obj, backend, backend.parallel, info, train_document)
 
 
 def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = None) -> Result:

@@ -147,8 +147,15 @@ def test_bad_calls_raise_input_errors():
 
 
 def strip_argv(doc):
+    """The document without ``meta.argv`` and the wall-clock fields (train's ``timing`` and
+    each record's ``elapsed``), the only parts two identical runs may differ in."""
     doc = dict(doc)
     doc["meta"] = {k: v for k, v in doc["meta"].items() if k != "argv"}
+    runs = doc["variants"] if "variants" in doc else [doc]
+    for run in runs:
+        run.pop("timing", None)
+        for record in run.get("history", ()):
+            record.pop("elapsed", None)
     return doc
 
 
@@ -165,6 +172,14 @@ def strip_argv(doc):
      lambda: hesscli.convexity("rosenbrock", boxes=["-2,2"], samples=40, hessian_points=3)),
     (("landscape", "ravine", "--at", "1,1", "--points", "5", "--grid", "3"),
      lambda: hesscli.landscape("ravine", "1,1", points=5, grid=3)),
+    (("train", "saddle", "--at", "0.1,0.1", "--steps", "20", "--monitor-every", "10",
+      "--optimizer", "momentum", "--momentum", "0.5"),
+     lambda: hesscli.train("saddle", "0.1,0.1", steps=20, monitor_every=10,
+                           optimizer="momentum", momentum=0.5)),
+    (("train", "saddle", "--at", "0.1,0.1", "--steps", "20", "--monitor-every", "10",
+      "--compare", "plain,noisy", "--dense-budget", "1MiB"),
+     lambda: hesscli.train("saddle", "0.1,0.1", steps=20, monitor_every=10,
+                           compare="plain,noisy", dense_budget="1MiB")),
 ])
 def test_the_api_document_is_the_cli_document(hess, args, call):
     cli = hess(*args, "--format", "json")

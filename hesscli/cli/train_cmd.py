@@ -116,8 +116,6 @@ def command(**_options: Any) -> None:
       hesscli train classifier --monitor-every 50 --curvature ggn
     """
     from hesscli.cli.context import App
-    from hesscli.cli.train_run import TrainOptions, run_command
+    from hesscli.cli.train_run import run_command
 
-    params = dict(App.current().params)
-    params["curvature_on"] = not params.pop("no_curvature")
-    run_command(TrainOptions(**params))
+    run_command(App.current())

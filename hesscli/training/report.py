@@ -97,3 +97,21 @@ class RunSummary:
     requested_steps: int
     names: tuple[str, ...] = ()  # parameter names when n is small (for the final point)
     interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class TrainComparison:
+    """Runs from the same start and seed, side by side (``train --compare``), in order."""
+
+    runs: tuple[RunSummary, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.runs)
+
+    def __getitem__(self, name: str) -> RunSummary:
+        """The run of variant ``name`` (``res.output["noisy"]``)."""
+        for s in self.runs:
+            if s.name == name:
+                return s
+        raise KeyError(name)

@@ -22,7 +22,22 @@ from hesscli.objective.params import params  # noqa: E402  (the objective-file h
 API = ("Result", "analyze", "check", "convexity", "gradcheck", "landscape", "load", "spectrum",
        "train")
 
-__all__ = ["InputError", "__version__", "params", *API]
+#: The result types (``res.output``, and ``Result`` itself), served lazily from the module
+#: that defines each; importing one loads that module (JAX with the numerics), not before.
+TYPES = {
+    "Objective": "hesscli.objective.bind",
+    "Analysis": "hesscli.analysis.analyze",
+    "SpectrumReport": "hesscli.analysis.spectrum_report",
+    "Comparison": "hesscli.analysis.spectrum_compare",
+    "GradCheck": "hesscli.analysis.gradcheck",
+    "Convexity": "hesscli.analysis.convexity",
+    "Landscape": "hesscli.analysis.landscape",
+    "RunSummary": "hesscli.training.report",
+    "TrainComparison": "hesscli.training.report",
+    "Report": "hesscli.checks.run",
+}
+
+__all__ = ["InputError", "__version__", "params", *API, *TYPES]
 
 
 def __getattr__(name: str) -> Any:
@@ -30,8 +45,12 @@ def __getattr__(name: str) -> Any:
         from hesscli import api
 
         return getattr(api, name)
+    if name in TYPES:
+        import importlib
+
+        return getattr(importlib.import_module(TYPES[name]), name)
     raise AttributeError(f"module 'hesscli' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(API))
+    return sorted(set(globals()) | set(API) | set(TYPES))

@@ -81,6 +81,40 @@ class Result:
             raise AttributeError(name)
         return getattr(self.output, name)
 
+    # ---- in a notebook: the command's report and its figure (Rich and matplotlib load
+    # here, on first display; :mod:`hesscli.render.views` draws for the CLI as well)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        """The command's ``--format table`` report, for a Rich console (``rich.print(res)``,
+        ``%load_ext rich`` in IPython), at the console's width."""
+        from rich.text import Text
+
+        from hesscli.render.views import text
+
+        yield Text.from_ansi(text(self, width=options.max_width, styles=True))
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the command's report (an HTML fragment with inline styles)."""
+        from hesscli.render.views import html
+
+        return html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's terminal shows the command's report as plain text."""
+        if cycle:
+            printer.text(f"<hesscli {self.command} result>")
+            return
+        from hesscli.render.views import text
+
+        printer.text(text(self).rstrip("\n"))
+
+    def plot(self) -> Any:
+        """The matplotlib ``Figure`` the command's ``--plot`` saves (spectrum, landscape,
+        train); it displays in a notebook, and ``.savefig(path)`` writes it."""
+        from hesscli.render.views import figure
+
+        return figure(self)
+
 
 # ---- loading ---------------------------------------------------------------------------
 

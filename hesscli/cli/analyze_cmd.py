@@ -89,7 +89,7 @@ def command(**_options: Any) -> None:
 
     with progress_line(app.params.get("progress") if primary() else False):
         res = app.call(api.analyze, cli_only=("save_escape",))
-    result, parallel = res.output, res.parallel
+    result = res.output
     if save_escape is not None:
         kind = app.params.get("curvature_kind", "hessian")
         if result.escape is None and kind != "hessian":
@@ -107,21 +107,9 @@ def command(**_options: Any) -> None:
             direction = result.escape.direction
             write_point(save_escape, res.objective.unravel(direction),
                         res.objective.params_of(direction))
-    from hesscli.render.analyze_view import render_analysis
+    from hesscli.render.views import show
 
-    rows = [("devices", parallel.describe())] if parallel.sharded else []
-    def show(console: Any) -> None:
-        render_analysis(result, console, rows=rows)
-        if "blocks" in res.parts:
-            from hesscli.render.structure_view import render_blocks
-
-            render_blocks(res.parts["blocks"], console)
-        if "null_space" in res.parts:
-            from hesscli.render.structure_view import render_null_space
-
-            render_null_space(res.parts["null_space"], console)
-
-    pending = app.report(res, show)
+    pending = app.report(res, lambda console: show(res, console))
     if result.verification is not None and result.verification.passed is False:
         from hesscli.errors import CheckFailed
 

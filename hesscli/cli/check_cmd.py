@@ -46,12 +46,13 @@ def command(**_options: Any) -> None:
     from hesscli import api
     from hesscli.cli.context import App
     from hesscli.errors import CheckFailed
-    from hesscli.render.check_view import measured_text, render_report
+    from hesscli.render.check_view import measured_text
+    from hesscli.render.views import show
 
     app = App.current()
     res = app.call(api.check)
     report = res.output
-    app.report(res, lambda console: render_report(report, console))
+    app.report(res, lambda console: show(res, console))
     if not report.passed:
         ok, total = report.counts
         failed = [f"{c.name}: {o.key} expected {o.expected}, measured "

@@ -67,9 +67,8 @@ def command(**_options: Any) -> None:
     """
     from hesscli import api
     from hesscli.cli.context import App
-    from hesscli.render.convexity_view import render_convexity
+    from hesscli.render.views import show
 
     app = App.current()
     res = app.call(api.convexity)
-    app.report(res, lambda console: render_convexity(res.output, res.objective.layout,
-                                                     console)).enforce()
+    app.report(res, lambda console: show(res, console)).enforce()

@@ -33,12 +33,12 @@ def command(**_options: Any) -> None:
     from hesscli import api
     from hesscli.cli.context import App
     from hesscli.errors import CheckFailed
-    from hesscli.render.gradcheck_view import render_gradcheck
+    from hesscli.render.views import show
 
     app = App.current()
     res = app.call(api.gradcheck)
     result = res.output
-    pending = app.report(res, lambda console: render_gradcheck(result, console))
+    pending = app.report(res, lambda console: show(res, console))
     if not result.passed:
         bad = [c.key for c in result.checks if c.passed is False]
         raise CheckFailed(f"gradcheck failed: {', '.join(bad)} disagree with finite differences")

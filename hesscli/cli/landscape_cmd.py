@@ -44,7 +44,7 @@ def command(**_options: Any) -> None:
     """
     from hesscli import api
     from hesscli.cli.context import App
-    from hesscli.render.landscape_view import render_landscape
+    from hesscli.render.views import show
 
     app = App.current()
     plot = app.params["plot"]
@@ -54,7 +54,7 @@ def command(**_options: Any) -> None:
         check_plot_path(plot)
         pyplot()  # fail early when matplotlib is missing
     res = app.call(api.landscape, cli_only=("plot",))
-    pending = app.report(res, lambda console: render_landscape(res.output, console))
+    pending = app.report(res, lambda console: show(res, console))
     if plot is not None:
         from hesscli.render.plot_landscape import plot_landscape
 

@@ -84,7 +84,6 @@ def command(**_options: Any) -> None:
         from hesscli.render.plot_spectrum import plot_comparison, plot_spectrum
 
         (plot_comparison if several else plot_spectrum)(report, plot)
-    from hesscli.render.spectrum_view import render_comparison, render_spectrum
+    from hesscli.render.views import show
 
-    render = render_comparison if several else render_spectrum
-    app.report(res, lambda console: render(report, console, plot)).enforce()
+    app.report(res, lambda console: show(res, console, plot=plot)).enforce()

@@ -266,15 +266,9 @@ def finish(app: Any, res: Any, show: bool) -> None:
         from hesscli.render.plot_train import plot_training
 
         plot_training(runs, p["plot"])
-    from hesscli.render.train_view import render_compare, render_train
+    from hesscli.render.views import show
 
-    def table(console: Any) -> None:
-        if len(runs) == 1:
-            render_train(runs[0], console)
-        else:
-            render_compare(runs, console)
-
-    pending = app.report(res, table)
+    pending = app.report(res, lambda console: show(res, console))
     if p["fail_on"]:
         kinds = {k.strip() for k in p["fail_on"].split(",")}
         hits = [(s.name, e) for s in runs for e in s.result.events if e.kind in kinds]

@@ -10,11 +10,12 @@ ravine whose walls rise by orders of magnitude still shows its floor.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hesscli.analysis.landscape import Landscape
-from hesscli.render.plotting import pyplot, save_figure
+from hesscli.render.plotting import new_figure, save_figure
 
 FIGSIZE = (10.0, 8.0)  # inches
 DPI = 100  # so a PNG is about 1000 × 800 pixels
@@ -30,8 +31,12 @@ def contour_levels(values: np.ndarray, count: int = 14) -> np.ndarray:
 
 def plot_landscape(ls: Landscape, path: Path | str) -> None:
     """Draw ``ls`` to ``path`` (PNG or SVG by suffix), atomically."""
-    plt = pyplot()
-    fig = plt.figure(figsize=FIGSIZE, layout="constrained")
+    save_figure(landscape_figure(ls), path, dpi=DPI)
+
+
+def landscape_figure(ls: Landscape) -> Any:
+    """The slices (top row) and the plane's contours (below), as ``--plot`` draws them."""
+    fig = new_figure(figsize=FIGSIZE, layout="constrained")
     cols = max(len(ls.slices), 1)
     gs = fig.add_gridspec(2, cols, height_ratios=(1.0, 1.5))
     fig.suptitle(f"{ls.objective}: {ls.verdict}, "
@@ -91,4 +96,4 @@ def plot_landscape(ls: Landscape, path: Path | str) -> None:
     else:
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no plane (n = 1)", ha="center", va="center")
-    save_figure(fig, path, dpi=DPI)
+    return fig

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
-from hesscli.render.plotting import pyplot, save_figure
+from hesscli.render.plotting import new_figure, save_figure
 
 
 def plot_spectrum(r: SpectrumReport, path: Path) -> None:
-    """Write the figure: density on a log axis (the bulk near zero dwarfs the outliers),
+    """Write :func:`spectrum_figure` to ``path``."""
+    save_figure(spectrum_figure(r), path)
+
+
+def plot_comparison(c: Comparison, path: Path) -> None:
+    """Write :func:`comparison_figure` to ``path``."""
+    save_figure(comparison_figure(c), path)
+
+
+def spectrum_figure(r: SpectrumReport) -> Any:
+    """The figure: density on a log axis (the bulk near zero dwarfs the outliers),
     computed extremes as vertical lines, and the zero tolerance band shaded."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = new_figure(figsize=(7, 4))
+    ax = fig.subplots()
     sp = r.spectrum
     if r.density is not None:
         d = r.density
@@ -36,14 +47,14 @@ def plot_spectrum(r: SpectrumReport, path: Path) -> None:
     ax.set_xlabel("eigenvalue λ")
     ax.set_title(f"{r.title} spectrum of {r.objective} (n = {r.n}, {r.path})")
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    return fig
 
 
-def plot_comparison(c: Comparison, path: Path) -> None:
+def comparison_figure(c: Comparison) -> Any:
     """One figure for ``spectrum --curvature A,B``: each matrix's density (SLQ) or
     eigenvalue histogram (dense) as a line, the difference dashed, the zero band."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = new_figure(figsize=(7, 4))
+    ax = fig.subplots()
     reports = [(r.title, r, "-") for r in c.reports]
     if c.difference is not None and c.difference_of is not None:
         from hesscli.curvature.ggn import TITLES
@@ -80,4 +91,4 @@ def plot_comparison(c: Comparison, path: Path) -> None:
     first = c.reports[0]
     ax.set_title(f"Curvature spectra of {first.objective} (n = {first.n}, {first.path})")
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    return fig

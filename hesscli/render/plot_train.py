@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.render.plotting import pyplot, save_figure
+from hesscli.render.plotting import new_figure, save_figure
 from hesscli.training.dynamics import EDGE_SHARE, STABILITY_BOUND, stability_bound
 
 EVENT_COLOURS = {"at_saddle": "tab:orange", "escaped_saddle": "tab:green",
@@ -36,11 +36,18 @@ def _series(history: Any, field: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_training(summaries: list[Any], path: Path | str) -> None:
-    """Write the figure for one or more runs to ``path`` (.png/.svg)."""
-    plt = pyplot()
-    fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    """Write :func:`training_figure` for one or more runs to ``path`` (.png/.svg)."""
+    save_figure(training_figure(summaries), path)
+
+
+def training_figure(summaries: list[Any]) -> Any:
+    """Value, ‖∇f‖ and the monitored eigenvalues against the step, one colour per run."""
+    import matplotlib
+
+    fig = new_figure(figsize=(8, 9))
+    axes = fig.subplots(3, 1, sharex=True)
     ax_f, ax_g, ax_l = axes
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     lrs: set[tuple[float, float]] = set()
     for i, s in enumerate(summaries):
         colour = colours[i % len(colours)]
@@ -98,4 +105,4 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
     ax_f.set_title(f"hesscli train {title}")
     for ax in axes:
         ax.legend(fontsize=7, loc="best")
-    save_figure(fig, path)
+    return fig

@@ -41,6 +41,19 @@ def pyplot() -> Any:
     return plt
 
 
+def new_figure(**options: Any) -> Any:
+    """A matplotlib ``Figure`` outside pyplot (no backend switched, no global figure list).
+
+    What every plot here draws on: the command saves it (:func:`save_figure`), and a
+    notebook displays the one ``res.plot()`` returns, the same figure.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise InputError(MISSING) from None
+    return Figure(**options)
+
+
 def check_plot_path(path: Path | str) -> Path:
     """Validate ``--plot FILE`` before any work is done: suffix, folder, and matplotlib.
 

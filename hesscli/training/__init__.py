@@ -1,7 +1,7 @@
 """Training: optax optimizers, Ge et al.'s sphere noise, a compiled loop watched by curvature.
 
-Pure numerics: nothing here prints. The loop reports progress through a
-callback; the CLI turns that into a progress bar, a JSONL log and a summary.
+Pure numerics: nothing here prints. The runs report to observers
+(:mod:`.observers`); the ``train`` command's are its progress bar and its JSONL log.
 """
 
 from hesscli.jaxconf import jax_module

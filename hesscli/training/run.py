@@ -1,8 +1,9 @@
 """One training run, from its configuration to the :class:`RunSummary` that is reported.
 
-Shared by the Python API (:func:`hesscli.api.train`) and the ``train`` command,
-which adds the progress bar, the JSONL log and ``--resume`` around it through
-``state``, ``history`` and ``callback``.
+Called for each run by :func:`hesscli.training.observers.run_plan` (the pipeline of
+:func:`hesscli.api.train`, which the ``train`` command calls), which continues a
+logged run through ``resume_state`` and ``history`` and tells its observers through
+``started``, ``callback`` and ``trained``.
 """
 
 from __future__ import annotations

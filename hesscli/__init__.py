@@ -34,7 +34,7 @@ TYPES = {
     "Landscape": "hesscli.analysis.landscape",
     "RunSummary": "hesscli.training.report",
     "TrainComparison": "hesscli.training.report",
-    "Report": "hesscli.checks.run",
+    "Report": "hesscli.checks.report",
 }
 
 __all__ = ["InputError", "__version__", "params", *API, *TYPES]

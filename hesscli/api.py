@@ -757,10 +757,10 @@ def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = Non
     anything runs. ``dense_budget`` is the dense path's budget for every check
     (as ``--dense-budget``).
     """
-    from hesscli.checks.run import run_spec
+    from hesscli.checks.report import report_document
+    from hesscli.checks.run import Commands, run_spec
     from hesscli.checks.spec import parse_spec, read_spec
     from hesscli.devices import Parallel
-    from hesscli.documents.check import report_document
     from hesscli.documents.meta import meta
     from hesscli.spectra.paths import dense_budget as budget_of
 
@@ -770,7 +770,8 @@ def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = Non
         label = "<python>"
     else:
         parsed, label = read_spec(spec), str(spec)
-    report = run_spec(parsed, dense_budget=budget.bytes)
+    report = run_spec(parsed, Commands(load, analyze, convexity, gradcheck),
+                      dense_budget=budget.bytes)
     seeds = sorted({c.seed for c in parsed.checks})
     dtypes = sorted({c.dtype for c in parsed.checks})
     info = meta(seeds[0] if len(seeds) == 1 else None,

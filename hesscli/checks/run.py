@@ -1,7 +1,8 @@
 """Evaluating a spec: each check's expectations against the same analyses the commands run.
 
 A check loads its objective once, then computes on demand and at most once
-what its expectations need, through the Python API (:mod:`hesscli.api`), so
+what its expectations need, through the Python API (:mod:`hesscli.api`, which
+hands its functions to :func:`run_spec` as :class:`Commands`), so
 the numbers are the commands' own: :func:`hesscli.api.analyze` (with the same
 spectrum policy: dense within the dense budget, matrix-free above it),
 :func:`hesscli.api.convexity` (once per distinct region, sharing the analysis's
@@ -11,54 +12,40 @@ backend) and :func:`hesscli.api.gradcheck`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hesscli import api
 from hesscli.checks.registry import ANALYSES, measure
+from hesscli.checks.report import CheckResult, Report
 from hesscli.checks.spec import CheckSpec, Spec
 from hesscli.errors import HesscliError, InputError
 from hesscli.expect import Expectation, Outcome
 
 
 @dataclass(frozen=True)
-class CheckResult:
-    name: str
-    objective: str
-    at: str | None
-    n: int
-    outcomes: tuple[Outcome, ...]
+class Commands:
+    """The API functions a check computes with. :func:`hesscli.api.check` passes its own
+    (``load``, ``analyze``, ``convexity``, ``gradcheck``), so a check's numbers are the
+    commands' while this module, below the API, imports nothing above it."""
 
-    @property
-    def passed(self) -> bool:
-        return all(o.passed for o in self.outcomes)
-
-
-@dataclass(frozen=True)
-class Report:
-    spec: str
-    checks: tuple[CheckResult, ...]
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    @property
-    def counts(self) -> tuple[int, int]:
-        """(passed, total) expectations."""
-        outcomes = [o for c in self.checks for o in c.outcomes]
-        return sum(o.passed for o in outcomes), len(outcomes)
+    load: Callable[..., Any]
+    analyze: Callable[..., Any]
+    convexity: Callable[..., Any]
+    gradcheck: Callable[..., Any]
 
 
 class CheckContext:
     """The objective of one check and its lazily computed analyses."""
 
-    def __init__(self, check: CheckSpec, dense_budget: int | str | None = None) -> None:
+    def __init__(self, check: CheckSpec, api: Commands,
+                 dense_budget: int | str | None = None) -> None:
         self.check = check
+        self.api = api
         self.dense_budget = dense_budget
         self.obj = api.load(check.objective, check.at, check.params, seed=check.seed,
                             dtype=check.dtype, method=check.method)
-        self._analysis: api.Result | None = None
+        self._analysis: Any = None  # the api.Result of analyze
         self._document: dict[str, Any] = {}
         self._convexity: dict[str, Any] = {}
         self._gradcheck: Any = None
@@ -70,11 +57,11 @@ class CheckContext:
             # the optional reports run when some expectation reads them (blocks.*, null_space.*)
             heads = {e.expectation.key.split(".")[0] for e in c.expectations
                      if e.expectation is not None}
-            self._analysis = api.analyze(self.obj, method=c.method, dtype=c.dtype, seed=c.seed,
-                                         lr=c.lr, gtol=c.gtol, tol=c.tol,
-                                         dense_budget=self.dense_budget,
-                                         blocks="leaf" if "blocks" in heads else None,
-                                         null_space="null_space" in heads)
+            self._analysis = self.api.analyze(self.obj, method=c.method, dtype=c.dtype,
+                                              seed=c.seed, lr=c.lr, gtol=c.gtol, tol=c.tol,
+                                              dense_budget=self.dense_budget,
+                                              blocks="leaf" if "blocks" in heads else None,
+                                              null_space="null_space" in heads)
             self._document = self._analysis.to_json()
         return self._document
 
@@ -84,9 +71,9 @@ class CheckContext:
             c = self.check
             around = options.get("around")
             if around is not None:  # the center, as the check's own point is read
-                around = api.load(self.obj, around, seed=c.seed, dtype=c.dtype,
+                around = self.api.load(self.obj, around, seed=c.seed, dtype=c.dtype,
                                   method=c.method).x
-            self._convexity[key] = api.convexity(
+            self._convexity[key] = self.api.convexity(
                 self.obj, boxes=options.get("box", ()), around=around,
                 radius=options.get("radius", 1.0), samples=options.get("samples", 1000),
                 hessian_points=options.get("hessian_points", 20),
@@ -99,15 +86,16 @@ class CheckContext:
 
     def gradcheck(self) -> Any:
         if self._gradcheck is None:
-            self._gradcheck = api.gradcheck(self.obj, dtype=self.check.dtype,
-                                            seed=self.check.seed,
-                                            dense_budget=self.dense_budget).output
+            self._gradcheck = self.api.gradcheck(self.obj, dtype=self.check.dtype,
+                                                 seed=self.check.seed,
+                                                 dense_budget=self.dense_budget).output
         return self._gradcheck
 
 
-def run_check(check: CheckSpec, dense_budget: int | str | None = None) -> CheckResult:
+def run_check(check: CheckSpec, api: Commands,
+              dense_budget: int | str | None = None) -> CheckResult:
     try:
-        ctx = CheckContext(check, dense_budget)
+        ctx = CheckContext(check, api, dense_budget)
         outcomes = []
         for exp in check.expectations:
             if exp.expectation is not None:
@@ -123,11 +111,12 @@ def run_check(check: CheckSpec, dense_budget: int | str | None = None) -> CheckR
     return CheckResult(check.name, check.objective, check.at, ctx.obj.n, tuple(outcomes))
 
 
-def run_spec(spec: Spec, dense_budget: int | str | None = None) -> Report:
+def run_spec(spec: Spec, api: Commands, dense_budget: int | str | None = None) -> Report:
     """Every check of ``spec``, in order (an objective that fails ends the run: exit 3).
 
-    ``dense_budget``: the dense path's budget (None: the environment or the default).
+    ``api``: the API functions the checks compute with; ``dense_budget``: the dense
+    path's budget (None: the environment or the default).
     """
     if not spec.checks:
         raise InputError("the spec holds no checks")
-    return Report(spec.path, tuple(run_check(c, dense_budget) for c in spec.checks))
+    return Report(spec.path, tuple(run_check(c, api, dense_budget) for c in spec.checks))

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.curvature.base import OperatorAt
-from hesscli.curvature.ggn import flat_model
+from hesscli.curvature.split import flat_model
 from hesscli.errors import HesscliError, InputError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective, split_tolerance

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, OperatorAt, symmetrize
+from hesscli.curvature.split import flat_model
 from hesscli.errors import HesscliError, InputError, ObjectiveError, closest
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
@@ -64,11 +65,6 @@ PSD_REASON = {  # matrices PSD whatever the point (the GGN's: psd_reason, from H
     "empirical-fisher": "the empirical Fisher (1/N)Σgᵢgᵢᵀ is positive semidefinite by "
     "construction",
 }
-
-
-def flat_model(split: ModelSplit, unravel: Any) -> Any:
-    """``θ_flat -> model(params, inputs)`` for the whole data set."""
-    return lambda x: split.model(unravel(x), split.inputs)
 
 
 def ggn_at(split: ModelSplit, unravel: Any) -> OperatorAt:

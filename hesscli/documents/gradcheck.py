@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hesscli.analysis.gradcheck import SAFETY, Check, GradCheck
-from hesscli.render.numbers import num
+from hesscli.numfmt import num
 
 
 def tolerance_why(r: GradCheck) -> str:

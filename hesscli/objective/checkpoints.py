@@ -290,7 +290,7 @@ def write_checkpoint(path: Path, tree: Any, flat: dict[str, np.ndarray]) -> bool
     written atomically; an orbax directory is written by orbax (which commits
     through a temporary folder and a rename).
     """
-    from hesscli.objective.points import atomic_write
+    from hesscli.files import atomic_write
 
     suffix = path.suffix.lower()
     name = str(path)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hesscli.checks.run import Report
+from hesscli.checks.report import Report
 from hesscli.render.numbers import num
 
 

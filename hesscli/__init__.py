@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from hesscli.errors import InputError  # noqa: E402  (for objective files: bad -p values)
-from hesscli.objective.params import params  # noqa: E402  (the objective-file helper; no JAX import)
+from hesscli.errors import InputError  # (for objective files: bad -p values)
+from hesscli.objective.params import params  # (the objective-file helper; no JAX import)
+from hesscli.version import __version__
 
 #: Names served lazily from :mod:`hesscli.api` (importing it pulls in nothing heavy
 #: either, but its functions import JAX when called).

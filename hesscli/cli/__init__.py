@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from hesscli import __version__
+from hesscli.version import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, short help shown by `hesscli --help` without importing it)

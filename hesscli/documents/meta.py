@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from hesscli import __version__
 from hesscli.devices import Parallel
+from hesscli.version import __version__
 
 
 def meta(

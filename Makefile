@@ -32,6 +32,7 @@ docs: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hesscli tests problems
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -18,12 +18,23 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.test_layers import table_rows
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "hesscli"
 DOC = ROOT / "docs" / "architecture.md"
 FILE = re.compile(r"`([\w./]+\.py)`")
+
+
+def table_rows() -> list[list[str]]:
+    """The cells of the layer table of docs/architecture.md, top row first (header skipped)."""
+    text = DOC.read_text(encoding="utf-8")
+    lines = text.split("\n## Layers\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| layer |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
 
 
 def named() -> tuple[set[Path], list[str]]:

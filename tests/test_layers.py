@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-importlinter = pytest.importorskip("importlinter", minversion="2.1")
+importlinter = pytest.importorskip("importlinter", minversion="2.6")
 grimp = pytest.importorskip("grimp")
 
 from importlinter.application.use_cases import read_user_options  # noqa: E402
 from importlinter.configuration import configure  # noqa: E402
 from importlinter.contracts.acyclic_siblings import AcyclicSiblingsContract  # noqa: E402
 from importlinter.contracts.layers import LayersContract  # noqa: E402
+
+from tests.test_architecture_doc import table_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
@@ -141,19 +143,6 @@ def test_the_graph_holds_the_imports_inside_functions(graph):
 
 
 # ---- the contract and docs/architecture.md say the same ------------------------------
-
-def table_rows() -> list[list[str]]:
-    """The cells of the layer table of docs/architecture.md, top row first (header skipped)."""
-    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    lines = text.split("\n## Layers\n", 1)[1].splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| layer |"))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
-
 
 def doc_layers() -> list[set[str]]:
     """The table's package column, top to bottom, as sets of top-level names of

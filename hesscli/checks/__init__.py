@@ -1,3 +1,4 @@
 """``hesscli check``: specs of curvature expectations (``spec``), the keys ``expect:``
-accepts (``registry``) and their evaluation (``run``) through the Python API and the
-one expectation engine (:mod:`hesscli.expect`)."""
+accepts (``registry``), their evaluation (``run``) with the API's functions and the
+one expectation engine (:mod:`hesscli.expect`), and what a check found with its
+document (``report``)."""

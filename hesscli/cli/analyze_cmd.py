@@ -46,6 +46,13 @@ from hesscli.cli.path_options import path_options
               help="The dimension of the zero eigenspace (exact when dense, an SLQ estimate "
               "with an error bar matrix-free) and where it lives: dead units, unused inputs, "
               "shift and scale symmetries.")
+@click.option("--preconditioner", type=click.Path(dir_okay=False), default=None,
+              metavar="RUN.jsonl",
+              help="Adam's preconditioned sharpness λmax(P⁻¹H) against (2 + 2β₁)/((1 − β₁)·lr), "
+              "P from the last optimizer state of a 'train --optimizer adam --out RUN.jsonl' "
+              "log (adam, adamw, nadam, amsgrad).")
+@click.option("--b1", type=float, default=None,
+              help="β₁ for --preconditioner's threshold (default: the logged run's).")
 @curvature_option()
 @expect_option
 @fd_accuracy_option
@@ -120,6 +127,10 @@ def command(**_options: Any) -> None:
             from hesscli.render.structure_view import render_null_space
 
             render_null_space(res.parts["null_space"], console)
+        if "preconditioned" in res.parts:
+            from hesscli.render.preconditioned_view import render_preconditioned
+
+            render_preconditioned(res.parts["preconditioned"], console)
 
     pending = app.report(res, show)
     if result.verification is not None and result.verification.passed is False:

@@ -24,8 +24,13 @@ EVENT_COLOURS = {"at_saddle": "tab:orange", "escaped_saddle": "tab:green",
                  "reached_minimum": "tab:green", "stalled": "tab:olive",
                  "unstable": "tab:red", "diverged": "black",
                  "progressive_sharpening": "tab:purple", "edge_of_stability": "tab:blue",
-                 "above_edge": "tab:pink"}
-SPAN_KINDS = ("progressive_sharpening", "edge_of_stability", "unstable", "above_edge")
+                 "above_edge": "tab:pink",
+                 "adaptive_progressive_sharpening": "tab:purple",
+                 "adaptive_edge_of_stability": "tab:blue", "adaptive_unstable": "tab:red",
+                 "adaptive_above_edge": "tab:pink"}
+SPAN_KINDS = ("progressive_sharpening", "edge_of_stability", "unstable", "above_edge",
+              "adaptive_progressive_sharpening", "adaptive_edge_of_stability",
+              "adaptive_unstable", "adaptive_above_edge")
 
 
 def _series(history: Any, field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -38,8 +43,11 @@ def _series(history: Any, field: str) -> tuple[np.ndarray, np.ndarray]:
 def plot_training(summaries: list[Any], path: Path | str) -> None:
     """Write the figure for one or more runs to ``path`` (.png/.svg)."""
     plt = pyplot()
-    fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
-    ax_f, ax_g, ax_l = axes
+    adaptive = any(r.preconditioned_lambda_max is not None
+                   for s in summaries for r in s.result.history)
+    fig, axes = plt.subplots(4 if adaptive else 3, 1, figsize=(8, 12 if adaptive else 9),
+                             sharex=True)
+    ax_f, ax_g, ax_l = axes[:3]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     lrs: set[tuple[float, float]] = set()
     for i, s in enumerate(summaries):
@@ -85,6 +93,8 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
         else:  # far above the spectrum: say so instead of squashing the curves
             ax_l.annotate(f"{name}/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
                           xycoords="axes fraction", va="top", fontsize=8, color="tab:red")
+    if adaptive:
+        _plot_preconditioned(axes[3], summaries, colours)
     ax_l.axhline(0.0, color="grey", linewidth=0.5)
     values = np.concatenate([_series(s.result.history, "value")[1] for s in summaries])
     values = values[np.isfinite(values)]
@@ -93,9 +103,36 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
     ax_f.set_ylabel("f")
     ax_g.set_ylabel("‖∇f‖")
     ax_l.set_ylabel("eigenvalues")
-    ax_l.set_xlabel("step")
+    axes[-1].set_xlabel("step")
     title = summaries[0].objective
     ax_f.set_title(f"hesscli train {title}")
     for ax in axes:
         ax.legend(fontsize=7, loc="best")
     save_figure(fig, path)
+
+
+def _plot_preconditioned(ax: Any, summaries: list[Any], colours: list[str]) -> None:
+    """λmax(P⁻¹H) (Adam-type runs) against its threshold bound/lr, with the edge band."""
+    drawn: set[float] = set()
+    for i, s in enumerate(summaries):
+        hist = s.result.history
+        x, lam = _series(hist, "preconditioned_lambda_max")
+        if not np.isfinite(lam).any():
+            continue
+        colour = colours[i % len(colours)]
+        label = s.name or s.result.config.optimizer
+        ax.plot(x, lam, color=colour, label=f"{label}: λmax(P⁻¹H)")
+        _, thr = _series(hist, "preconditioned_threshold")
+        _, bound = _series(hist, "preconditioned_bound")
+        ok = np.isfinite(thr)
+        if ok.any():
+            t, b = float(thr[ok][0]), float(bound[ok][0])
+            if t not in drawn:
+                drawn.add(t)
+                ax.axhline(t, color="tab:red", linestyle=":",
+                           label=f"{b:.3g}/lr = {t:.4g} (Adam's threshold)")
+                band = EDGE_SHARE * t
+                ax.axhspan(t - band, t + band, color="tab:blue", alpha=0.1, linewidth=0,
+                           label="adaptive edge-of-stability band")
+    ax.set_ylabel("λmax(P⁻¹H)")
+    ax.legend(fontsize=7, loc="best")

@@ -474,6 +474,16 @@ ADAPTIVE_NOTE = (
 )
 
 
+def tracker_options(config: TrainConfig, curvature: Any, curvature_on: bool = True
+                    ) -> dict[str, Any]:
+    """The :class:`EventTracker` options of a run: the span bound, and for Adam-type
+    optimizers (:func:`adaptive_monitor`) the preconditioned spans."""
+    adaptive = adaptive_monitor(config, curvature, curvature_on, [])
+    if adaptive is not None:
+        return {"bound": adaptive, "preconditioned": True}
+    return {"bound": stability_bound(config.optimizer, config.options)}
+
+
 def adaptive_monitor(config: TrainConfig, curvature: Any, curvature_on: bool,
                      notes: list[str]) -> float | None:
     """The bound on lr·λmax(P⁻¹H) when the run monitors Adam's preconditioned sharpness

@@ -79,6 +79,7 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes
       hesscli analyze classifier --curvature ggn    # Gauss–Newton JᵀH_ℓJ
+      hesscli analyze mlp --at x.npz --preconditioner run.jsonl --lr 0.01  # Adam: λmax(P⁻¹H)
     """
     from hesscli import api
     from hesscli.cli.context import App

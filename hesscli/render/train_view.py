@@ -279,7 +279,9 @@ def render_compare(summaries: list[Any], console: Console) -> None:
     row("classification", lambda s: s.analysis.classification.replace("_", " ")
         if s.analysis is not None else "—")
     seen = {e.kind for s in summaries for e in s.result.events}
-    dynamics = [k for k in ("progressive_sharpening", "edge_of_stability", "above_edge")
+    dynamics = [k for k in ("progressive_sharpening", "edge_of_stability", "above_edge",
+                            "adaptive_progressive_sharpening", "adaptive_edge_of_stability",
+                            "adaptive_above_edge", "adaptive_unstable")
                 if k in seen]  # shown only when some run has them
     for kind in ("at_saddle", "escaped_saddle", "reached_minimum", *dynamics, "unstable",
                  "diverged"):

@@ -300,3 +300,19 @@ def test_analyze_preconditioner_bad_inputs(tmp_path):
     assert res.exit_code == 0, res.output
     res = run_cli("analyze", "mlp", "-p", "width=3", "--preconditioner", str(log))
     assert res.exit_code == 2 and "no preconditioner" in res.stderr, res.output
+
+
+def test_train_matrix_free_matches_dense():
+    """The monitored λmax(P⁻¹H) on the matrix-free path (Lanczos on the Partial matvec) brackets
+    the dense one: proven below, the random start's bound above."""
+    common = ("train", "mlp", "-p", "width=3", "--optimizer", "adam", "--lr", "0.05",
+              "--steps", "20", "--monitor-every", "10", "--format", "json")
+    dense = run_cli(*common)
+    free = run_cli(*common, "--dense-budget", "1KiB")
+    assert dense.exit_code == 0 and free.exit_code == 0, dense.output + free.output
+    for d, f in zip(dense.json()["history"][1:], free.json()["history"][1:], strict=True):
+        lam = d["preconditioned_lambda_max"]
+        assert d["preconditioned_lambda_max_at_least"] is None  # dense: the value itself
+        assert f["preconditioned_lambda_max_at_least"] <= lam * (1 + 1e-9)
+        assert lam <= f["preconditioned_lambda_max_at_most"]
+        assert f["preconditioned_lambda_max"] == pytest.approx(lam, rel=1e-6)

@@ -84,7 +84,11 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
     for lr, factor in sorted(lrs):
         bound = factor / lr
         name = "2" if factor == STABILITY_BOUND else f"{factor:.3g}"
-        if bound <= hi_data + 0.5 * (hi_data - lo_data):
+        if adaptive:  # Adam-type: 2/lr is plain GD's bound, not the criterion (panel 4)
+            ax_l.annotate(f"{name}/lr = {bound:.3g}: plain GD's bound, not Adam's criterion "
+                          "(see λmax(P⁻¹H) below)", (0.01, 0.97), xycoords="axes fraction",
+                          va="top", fontsize=8, color="grey")
+        elif bound <= hi_data + 0.5 * (hi_data - lo_data):
             ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"{name}/lr = {bound:.3g}")
             band = EDGE_SHARE * factor
             ax_l.axhspan((factor - band) / lr, (factor + band) / lr,

@@ -163,18 +163,20 @@ def render_train(s: Any, console: Console) -> None:
     console.print(f"[bold]{title}[/bold]  (n = {s.n}, lr = {num(c.lr)}, "
                   f"{r.steps} of {s.requested_steps} steps)")
     console.print(_headline(s))
-    table = Table(title="History (logged steps)", show_lines=False)
     from hesscli.training.optimizers import plain_gd
 
     adaptive = any(rec.preconditioned_lambda_max is not None for rec in r.history)
+    title = "History (logged steps)"
     gd = "" if plain_gd(c.optimizer) else " (GD)"  # plain-GD diagnostics: see the note
     if adaptive:  # Adam-type: λmax(P⁻¹H) against its threshold is the criterion (see the note)
         bound = next(rec.preconditioned_bound for rec in r.history
                      if rec.preconditioned_bound is not None)
-        cols = ("step", "f", "‖∇f‖", "λmin", "λmax", "λmax(P⁻¹H)",
-                f"lr·λmax(P⁻¹H) (< {num(bound, 3)})", "GD-step model error")
+        title = (f"History (logged steps; {c.optimizer} is stable while lr·λmax(P⁻¹H) < "
+                 f"{num(bound, 3)})")
+        cols = ("step", "f", "‖∇f‖", "λmin", "λmax", "λmax(P⁻¹H)", "lr·λmax(P⁻¹H)")
     else:
         cols = ("step", "f", "‖∇f‖", "λmin", "λmax", f"lr·λmax{gd}", f"model error{gd}")
+    table = Table(title=title, show_lines=False)
     for col in cols:
         table.add_column(col, justify="right")
     rows = list(r.history)
@@ -190,8 +192,7 @@ def render_train(s: Any, console: Console) -> None:
                           else f"[bold red]{num(ratio)}[/]")
             table.add_row(str(rec.step), num(rec.value, 6), num(rec.gradient_norm),
                           num(rec.lambda_min), num(rec.lambda_max),
-                          num(rec.preconditioned_lambda_max), ratio_text,
-                          num(rec.model_error))
+                          num(rec.preconditioned_lambda_max), ratio_text)
             continue
         ratio = rec.lr_times_lambda_max
         ratio_text = num(ratio) if ratio is None or ratio <= 2 else f"[bold red]{num(ratio)}[/]"

@@ -316,3 +316,22 @@ def test_train_matrix_free_matches_dense():
         assert f["preconditioned_lambda_max_at_least"] <= lam * (1 + 1e-9)
         assert lam <= f["preconditioned_lambda_max_at_most"]
         assert f["preconditioned_lambda_max"] == pytest.approx(lam, rel=1e-6)
+
+
+def test_api_analyze_preconditioner(tmp_path):
+    """The same option from Python: ``hesscli.analyze(..., preconditioner=LOG)``."""
+    import hesscli
+
+    log = tmp_path / "run.jsonl"
+    res = run_cli("train", "mlp", "-p", "width=3", "--optimizer", "adamw", "--lr", "0.01",
+                  "--weight-decay", "0.5", "--steps", "5", "--monitor-every", "5",
+                  "--out", str(log), "--no-curvature", "--format", "json")
+    assert res.exit_code == 0, res.output
+    x = np.asarray(res.json()["final_point"])
+    out = hesscli.analyze("mlp", x, params={"width": 3}, lr=0.01, preconditioner=str(log))
+    ps = out.parts["preconditioned"]
+    assert ps.preconditioner.optimizer == "adamw" and ps.preconditioner.count == 5
+    assert ps.bound == pytest.approx((2 - 0.01 * 0.5) * 1.9 / 0.1)  # decoupled weight decay
+    doc = out.to_json()
+    assert doc["preconditioned"]["weight_decay"] == 0.5
+    assert not any("not the one logged" in n for n in doc["preconditioned"]["notes"])

@@ -242,8 +242,14 @@ def analyze(
     ends: str = "both",
     blocks: str | None = None, null_space: bool = False,
     curvature_kind: str = "hessian",
+    preconditioner: str | None = None, b1: float | None = None,
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
+
+    ``preconditioner`` (a ``train --out`` run log of an Adam-type run) adds Adam's
+    preconditioned sharpness λmax(P⁻¹H), P from the log's last optimizer state, against
+    (2 + 2β₁)/((1 − β₁)·lr) with its stable/unstable verdict (``res.parts["preconditioned"]``,
+    JSON ``preconditioned``); ``b1`` overrides the logged β₁.
 
     The spectrum is dense when it fits the dense budget (``dense_budget``, e.g.
     ``"1GiB"``; default ``$HESSCLI_DENSE_BUDGET`` or 512 MiB, never the free
@@ -295,6 +301,11 @@ def analyze(
     if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
         blocks = "leaf" if blocks else None
     parts = _structure(obj, backend, result, blocks, null_space, seed)
+    if preconditioner is not None:
+        from hesscli.analysis.preconditioned import preconditioned_part
+
+        parts["preconditioned"], extra["preconditioned"] = preconditioned_part(
+            obj, backend, preconditioner, lr, b1, policy)
     if parts:
         from hesscli.documents.structure import blocks_document, null_space_document
 

@@ -124,6 +124,12 @@ class EventKind(StrEnum):
     ABOVE_EDGE = "above_edge"  # above the band without f rising
     UNSTABLE = "unstable"  # above 2 with f rising, or diverging
     DIVERGED = "diverged"
+    # Adam-type optimizers: the same spans of lr·λmax(P⁻¹H) against (2 + 2β₁)/(1 − β₁)
+    # (Cohen et al. 2022), P from the optimizer state
+    ADAPTIVE_PROGRESSIVE_SHARPENING = "adaptive_progressive_sharpening"
+    ADAPTIVE_EDGE_OF_STABILITY = "adaptive_edge_of_stability"
+    ADAPTIVE_ABOVE_EDGE = "adaptive_above_edge"
+    ADAPTIVE_UNSTABLE = "adaptive_unstable"
 
 
 class Eigensolver(StrEnum):

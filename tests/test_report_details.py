@@ -37,15 +37,20 @@ def test_a_real_step_is_still_printed(hess):
     assert "decreases f by" in res.stdout
 
 
-@pytest.mark.parametrize("optimizer,labelled", [("sgd", False), ("adam", True)])
+@pytest.mark.parametrize("optimizer,labelled", [("sgd", False), ("rmsprop", True),
+                                                ("adam", False)])
 def test_gd_only_diagnostics_are_labelled_for_other_optimizers(hess, optimizer, labelled):
+    """Optimizers without a preconditioned sharpness get the plain-GD numbers labelled (GD);
+    Adam gets λmax(P⁻¹H) against its own threshold instead (tests/test_preconditioned.py)."""
     res = hess("train", "saddle", "--at", "0.1,0.1", "--optimizer", optimizer, "--steps", "4",
                "--monitor-every", "2")
     assert res.exit_code == 0, res.output
     assert ("lr·λmax (GD)" in res.stdout) is labelled
+    assert ("is stable while lr·λmax(P⁻¹H) < 38" in res.stdout) is (optimizer == "adam")
     doc = hess("train", "saddle", "--at", "0.1,0.1", "--optimizer", optimizer, "--steps", "4",
                "--monitor-every", "2", "--format", "json").json()
-    assert any("plain gradient step" in n for n in doc["notes"]) is labelled
+    assert any("what plain gradient descent with this lr would do" in n
+               for n in doc["notes"]) is labelled
 
 
 QUAD = """

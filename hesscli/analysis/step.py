@@ -172,17 +172,20 @@ class Stability:
 
 
 def stability(lr: float, lambda_max: float, converged: bool = True,
-              bounds: Any = None) -> Stability:
+              bounds: Any = None, *, bound: float = 2.0) -> Stability:
     """Stability of gradient descent with ``lr`` from λmax (see :class:`Stability`).
 
     ``bounds`` (:class:`~hesscli.spectra.bounds.EndBounds`, matrix-free) replaces
     ``converged``: what the Rayleigh quotients prove and the random start makes likely.
+    ``bound``: the value of lr·λmax above which the method is unstable (2 for gradient
+    descent; Adam's (2 + 2β₁)/(1 − β₁) on λmax(P⁻¹H), :mod:`.preconditioned`).
     """
-    bound = 2.0 / lambda_max if lambda_max > 0 else None
+    limit = bound
+    bound = limit / lambda_max if lambda_max > 0 else None
     if bounds is not None:
-        unstable = lr * bounds.max_at_least >= 2.0
+        unstable = lr * bounds.max_at_least >= limit
         upper = bounds.max_at_most
-        likely_stable = bool(np.isfinite(upper)) and lr * upper < 2.0
+        likely_stable = bool(np.isfinite(upper)) and lr * upper < limit
         stable: bool | None = False if unstable else (True if likely_stable else None)
         certainty = ("proven" if unstable or (likely_stable and bounds.complete)
                      else "probabilistic" if likely_stable else None)

@@ -46,6 +46,13 @@ from hesscli.cli.path_options import path_options
               help="The dimension of the zero eigenspace (exact when dense, an SLQ estimate "
               "with an error bar matrix-free) and where it lives: dead units, unused inputs, "
               "shift and scale symmetries.")
+@click.option("--preconditioner", type=click.Path(dir_okay=False), default=None,
+              metavar="RUN.jsonl",
+              help="Adam's preconditioned sharpness λmax(P⁻¹H) against (2 + 2β₁)/((1 − β₁)·lr), "
+              "P from the last optimizer state of a 'train --optimizer adam --out RUN.jsonl' "
+              "log (adam, adamw, nadam, amsgrad).")
+@click.option("--b1", type=float, default=None,
+              help="β₁ for --preconditioner's threshold (default: the logged run's).")
 @curvature_option()
 @expect_option
 @fd_accuracy_option
@@ -72,6 +79,7 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes
       hesscli analyze classifier --curvature ggn    # Gauss–Newton JᵀH_ℓJ
+      hesscli analyze mlp --at x.npz --preconditioner run.jsonl --lr 0.01  # Adam: λmax(P⁻¹H)
     """
     from hesscli import api
     from hesscli.cli.context import App

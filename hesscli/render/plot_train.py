@@ -24,8 +24,13 @@ EVENT_COLOURS = {"at_saddle": "tab:orange", "escaped_saddle": "tab:green",
                  "reached_minimum": "tab:green", "stalled": "tab:olive",
                  "unstable": "tab:red", "diverged": "black",
                  "progressive_sharpening": "tab:purple", "edge_of_stability": "tab:blue",
-                 "above_edge": "tab:pink"}
-SPAN_KINDS = ("progressive_sharpening", "edge_of_stability", "unstable", "above_edge")
+                 "above_edge": "tab:pink",
+                 "adaptive_progressive_sharpening": "tab:purple",
+                 "adaptive_edge_of_stability": "tab:blue", "adaptive_unstable": "tab:red",
+                 "adaptive_above_edge": "tab:pink"}
+SPAN_KINDS = ("progressive_sharpening", "edge_of_stability", "unstable", "above_edge",
+              "adaptive_progressive_sharpening", "adaptive_edge_of_stability",
+              "adaptive_unstable", "adaptive_above_edge")
 
 
 def _series(history: Any, field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -41,12 +46,15 @@ def plot_training(summaries: list[Any], path: Path | str) -> None:
 
 
 def training_figure(summaries: list[Any]) -> Any:
-    """Value, ‖∇f‖ and the monitored eigenvalues against the step, one colour per run."""
+    """Value, ‖∇f‖ and the monitored eigenvalues against the step, one colour per run;
+    a fourth panel with λmax(P⁻¹H) for Adam-type runs."""
     import matplotlib
 
-    fig = new_figure(figsize=(8, 9))
-    axes = fig.subplots(3, 1, sharex=True)
-    ax_f, ax_g, ax_l = axes
+    adaptive = any(r.preconditioned_lambda_max is not None
+                   for s in summaries for r in s.result.history)
+    fig = new_figure(figsize=(8, 12 if adaptive else 9))
+    axes = fig.subplots(4 if adaptive else 3, 1, sharex=True)
+    ax_f, ax_g, ax_l = axes[:3]
     colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     lrs: set[tuple[float, float]] = set()
     for i, s in enumerate(summaries):
@@ -83,7 +91,11 @@ def training_figure(summaries: list[Any]) -> Any:
     for lr, factor in sorted(lrs):
         bound = factor / lr
         name = "2" if factor == STABILITY_BOUND else f"{factor:.3g}"
-        if bound <= hi_data + 0.5 * (hi_data - lo_data):
+        if adaptive:  # Adam-type: 2/lr is plain GD's bound, not the criterion (panel 4)
+            ax_l.annotate(f"{name}/lr = {bound:.3g}: plain GD's bound, not Adam's criterion "
+                          "(see λmax(P⁻¹H) below)", (0.01, 0.97), xycoords="axes fraction",
+                          va="top", fontsize=8, color="grey")
+        elif bound <= hi_data + 0.5 * (hi_data - lo_data):
             ax_l.axhline(bound, color="tab:red", linestyle=":", label=f"{name}/lr = {bound:.3g}")
             band = EDGE_SHARE * factor
             ax_l.axhspan((factor - band) / lr, (factor + band) / lr,
@@ -92,6 +104,8 @@ def training_figure(summaries: list[Any]) -> Any:
         else:  # far above the spectrum: say so instead of squashing the curves
             ax_l.annotate(f"{name}/lr = {bound:.3g} (above the plot: stable)", (0.01, 0.97),
                           xycoords="axes fraction", va="top", fontsize=8, color="tab:red")
+    if adaptive:
+        _plot_preconditioned(axes[3], summaries, colours)
     ax_l.axhline(0.0, color="grey", linewidth=0.5)
     values = np.concatenate([_series(s.result.history, "value")[1] for s in summaries])
     values = values[np.isfinite(values)]
@@ -100,9 +114,36 @@ def training_figure(summaries: list[Any]) -> Any:
     ax_f.set_ylabel("f")
     ax_g.set_ylabel("‖∇f‖")
     ax_l.set_ylabel("eigenvalues")
-    ax_l.set_xlabel("step")
+    axes[-1].set_xlabel("step")
     title = summaries[0].objective
     ax_f.set_title(f"hesscli train {title}")
     for ax in axes:
         ax.legend(fontsize=7, loc="best")
     return fig
+
+
+def _plot_preconditioned(ax: Any, summaries: list[Any], colours: list[str]) -> None:
+    """λmax(P⁻¹H) (Adam-type runs) against its threshold bound/lr, with the edge band."""
+    drawn: set[float] = set()
+    for i, s in enumerate(summaries):
+        hist = s.result.history
+        x, lam = _series(hist, "preconditioned_lambda_max")
+        if not np.isfinite(lam).any():
+            continue
+        colour = colours[i % len(colours)]
+        label = s.name or s.result.config.optimizer
+        ax.plot(x, lam, color=colour, label=f"{label}: λmax(P⁻¹H)")
+        _, thr = _series(hist, "preconditioned_threshold")
+        _, bound = _series(hist, "preconditioned_bound")
+        ok = np.isfinite(thr)
+        if ok.any():
+            t, b = float(thr[ok][0]), float(bound[ok][0])
+            if t not in drawn:
+                drawn.add(t)
+                ax.axhline(t, color="tab:red", linestyle=":",
+                           label=f"{b:.3g}/lr = {t:.4g} (Adam's threshold)")
+                band = EDGE_SHARE * t
+                ax.axhspan(t - band, t + band, color="tab:blue", alpha=0.1, linewidth=0,
+                           label="adaptive edge-of-stability band")
+    ax.set_ylabel("λmax(P⁻¹H)")
+    ax.legend(fontsize=7, loc="best")

@@ -22,6 +22,8 @@ EVENT_STYLE = {
     "reached_minimum": "bold green", "unstable": "bold red", "diverged": "bold red",
     "progressive_sharpening": "magenta", "edge_of_stability": "bold cyan",
     "above_edge": "yellow",
+    "adaptive_progressive_sharpening": "magenta", "adaptive_edge_of_stability": "bold cyan",
+    "adaptive_above_edge": "yellow", "adaptive_unstable": "bold red",
 }
 
 
@@ -135,6 +137,18 @@ def _dynamics_sentences(r: Any) -> list[str]:
             out.append(f"Unstable over steps {d.get('start', e.step)}–{d.get('end', e.step)}: "
                        f"lr·λmax reached {num(d.get('lr_times_lambda_max'), 4)} and f rose; "
                        "lower the learning rate.")
+        elif e.kind == "adaptive_edge_of_stability":
+            out.append(f"Adaptive edge of stability over steps {d['start']}–{d['end']}: "
+                       f"lr·λmax(P⁻¹H) hovered around {num(d['bound'], 3)} (median "
+                       f"{num(d['lr_times_lambda_max_median'], 4)}) while f fell from "
+                       f"{num(d['value_start'], 4)} to {num(d['value_end'], 4)}: "
+                       f"{r.config.optimizer} is regulating its preconditioned sharpness "
+                       "(Cohen et al. 2022), not diverging.")
+        elif e.kind == "adaptive_unstable":
+            out.append(f"Unstable ({r.config.optimizer}) over steps {d.get('start', e.step)}–"
+                       f"{d.get('end', e.step)}: lr·λmax(P⁻¹H) reached "
+                       f"{num(d.get('lr_times_lambda_max'), 4)} > {num(d.get('bound'), 3)} and "
+                       "f rose; lower the learning rate.")
         elif e.kind == "above_edge":
             out.append(f"Above the edge over steps {d['start']}–{d['end']}: lr·λmax up to "
                        f"{num(d['lr_times_lambda_max_max'], 4)} > 2 without divergence; f "
@@ -149,18 +163,36 @@ def render_train(s: Any, console: Console) -> None:
     console.print(f"[bold]{title}[/bold]  (n = {s.n}, lr = {num(c.lr)}, "
                   f"{r.steps} of {s.requested_steps} steps)")
     console.print(_headline(s))
-    table = Table(title="History (logged steps)", show_lines=False)
     from hesscli.training.optimizers import plain_gd
 
+    adaptive = any(rec.preconditioned_lambda_max is not None for rec in r.history)
+    title = "History (logged steps)"
     gd = "" if plain_gd(c.optimizer) else " (GD)"  # plain-GD diagnostics: see the note
-    for col in ("step", "f", "‖∇f‖", "λmin", "λmax", f"lr·λmax{gd}", f"model error{gd}"):
+    if adaptive:  # Adam-type: λmax(P⁻¹H) against its threshold is the criterion (see the note)
+        bound = next(rec.preconditioned_bound for rec in r.history
+                     if rec.preconditioned_bound is not None)
+        title = (f"History (logged steps; {c.optimizer} is stable while lr·λmax(P⁻¹H) < "
+                 f"{num(bound, 3)})")
+        cols = ("step", "f", "‖∇f‖", "λmin", "λmax", "λmax(P⁻¹H)", "lr·λmax(P⁻¹H)")
+    else:
+        cols = ("step", "f", "‖∇f‖", "λmin", "λmax", f"lr·λmax{gd}", f"model error{gd}")
+    table = Table(title=title, show_lines=False)
+    for col in cols:
         table.add_column(col, justify="right")
     rows = list(r.history)
     if len(rows) > 12:
         rows = rows[:5] + [None] + rows[-6:]
     for rec in rows:
         if rec is None:
-            table.add_row("…", "", "", "", "", "", "")
+            table.add_row("…", *([""] * (len(cols) - 1)))
+            continue
+        if adaptive:
+            ratio, limit = rec.lr_times_preconditioned_lambda_max, rec.preconditioned_bound
+            ratio_text = (num(ratio) if ratio is None or limit is None or ratio <= limit
+                          else f"[bold red]{num(ratio)}[/]")
+            table.add_row(str(rec.step), num(rec.value, 6), num(rec.gradient_norm),
+                          num(rec.lambda_min), num(rec.lambda_max),
+                          num(rec.preconditioned_lambda_max), ratio_text)
             continue
         ratio = rec.lr_times_lambda_max
         ratio_text = num(ratio) if ratio is None or ratio <= 2 else f"[bold red]{num(ratio)}[/]"
@@ -248,7 +280,9 @@ def render_compare(summaries: list[Any], console: Console) -> None:
     row("classification", lambda s: s.analysis.classification.replace("_", " ")
         if s.analysis is not None else "—")
     seen = {e.kind for s in summaries for e in s.result.events}
-    dynamics = [k for k in ("progressive_sharpening", "edge_of_stability", "above_edge")
+    dynamics = [k for k in ("progressive_sharpening", "edge_of_stability", "above_edge",
+                            "adaptive_progressive_sharpening", "adaptive_edge_of_stability",
+                            "adaptive_above_edge", "adaptive_unstable")
                 if k in seen]  # shown only when some run has them
     for kind in ("at_saddle", "escaped_saddle", "reached_minimum", *dynamics, "unstable",
                  "diverged"):

@@ -41,6 +41,10 @@ def _analyze(res: Any, console: Console, **_: Any) -> None:
         from hesscli.render.structure_view import render_null_space
 
         render_null_space(res.parts["null_space"], console)
+    if "preconditioned" in res.parts:
+        from hesscli.render.preconditioned_view import render_preconditioned
+
+        render_preconditioned(res.parts["preconditioned"], console)
 
 
 def _spectrum(res: Any, console: Console, plot: Path | None = None, **_: Any) -> None:

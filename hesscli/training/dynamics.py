@@ -92,6 +92,10 @@ class DynamicsWatch:
     rise: list[tuple[int, float, float]] = field(default_factory=list)  # (step, ratio, f)
     episode: list[tuple[int, float, float]] = field(default_factory=list)
     done: bool = False  # set after a divergence: nothing more to judge
+    # what is judged, for the messages: lr·λmax(H) of gradient descent by default; Adam's
+    # lr·λmax(P⁻¹H) (:mod:`hesscli.analysis.preconditioned`) with quantity "λmax(P⁻¹H)"
+    quantity: str = "λmax"
+    who: str = "gradient descent"
 
     def __post_init__(self) -> None:
         if self.band is None:
@@ -143,8 +147,9 @@ class DynamicsWatch:
             return []
         (s0, r0, _), (s1, r1, _) = run[0], run[-1]
         lam0, lam1 = r0 / self.lr, r1 / self.lr
-        msg = (f"progressive sharpening over steps {s0}–{s1}: λmax rose from {lam0:.4g} to "
-               f"{lam1:.4g} (lr·λmax {r0:.3f} → {r1:.3f}), toward the stability bound "
+        q = self.quantity
+        msg = (f"progressive sharpening over steps {s0}–{s1}: {q} rose from {lam0:.4g} to "
+               f"{lam1:.4g} (lr·{q} {r0:.3f} → {r1:.3f}), toward the stability bound "
                f"{self.bound:.3g}/lr = {self.bound / self.lr:.4g}")
         return [Span(EventKind.PROGRESSIVE_SHARPENING, s0, s1, msg, {
             "start": s0, "end": s1, "records": len(run), "lambda_max_start": lam0,
@@ -171,12 +176,13 @@ class DynamicsWatch:
                 "share_in_band": in_band}
         lo, hi = float(ratios.min()), float(ratios.max())
         rising = f1 > f0 and slope > 0
+        q, who = self.quantity, self.who
         if above.any() and (diverged or rising):
             why = "the run diverged" if diverged else f"f rose from {f0:.6g} to {f1:.6g}"
             return [Span(EventKind.UNSTABLE, start, steps[-1],
-                         f"unstable over steps {start}–{steps[-1]}: lr·λmax up to {hi:.4g} > "
+                         f"unstable over steps {start}–{steps[-1]}: lr·{q} up to {hi:.4g} > "
                          f"{self.bound:.3g} "
-                         f"and {why}: gradient descent with lr = {self.lr:g} blows up along "
+                         f"and {why}: {who} with lr = {self.lr:g} blows up along "
                          f"the top eigenvector (stable below lr = "
                          f"{self.bound * self.lr / hi:.4g})",
                          {**data, "start": start, "diverged": diverged,
@@ -185,18 +191,18 @@ class DynamicsWatch:
         if (len(ep) >= MIN_RECORDS and abs(median - self.bound) <= self.band
                 and in_band >= IN_BAND_SHARE and f1 < f0 and slope < 0):
             return [Span(EventKind.EDGE_OF_STABILITY, steps[0], steps[-1],
-                         f"edge of stability over steps {steps[0]}–{steps[-1]}: lr·λmax hovered "
+                         f"edge of stability over steps {steps[0]}–{steps[-1]}: lr·{q} hovered "
                          f"around {self.bound:.3g} (median {median:.4g}, {in_band:.0%} of the "
                          f"records within ± {self.band:.3g}; range {lo:.4g}–{hi:.4g}) "
                          f"while f fell from {f0:.6g} to {f1:.6g} on average: not divergence, "
-                         "the regime of Cohen et al. 2021 where gradient descent regulates its "
-                         "own sharpness", data)]
+                         f"the regime of Cohen et al. {2022 if q != 'λmax' else 2021} where "
+                         f"{who} regulates its own sharpness", data)]
         if len(ep) >= MIN_RECORDS and median > self.bound + self.band and not rising:
             return [Span(EventKind.ABOVE_EDGE, start, steps[-1],
-                         f"above the edge over steps {start}–{steps[-1]}: lr·λmax {lo:.4g}–"
+                         f"above the edge over steps {start}–{steps[-1]}: lr·{q} {lo:.4g}–"
                          f"{hi:.4g} (median {median:.4g}) > {self.bound:.3g} without diverging (f "
                          f"{f0:.6g} → "
-                         f"{f1:.6g}): gradient descent is unstable along the top eigenvector "
+                         f"{f1:.6g}): {who} is unstable along the top eigenvector "
                          f"and the run tolerates it; lr below {self.bound * self.lr / hi:.4g}"
                          " would be stable", {**data, "start": start})]
         return []

@@ -17,6 +17,11 @@
   with a falling loss is the edge of stability, not divergence). The bound 2
   is exact for plain GD; adaptive optimizers rescale the step, so for them
   these are warning signs only;
+- for Adam-type optimizers (``preconditioned``) the same four spans are judged on
+  lr·λmax(P⁻¹H) against (2 + 2β₁)/(1 − β₁) instead (Cohen et al. 2022, P from the
+  optimizer state), as ``adaptive_progressive_sharpening``, ``adaptive_edge_of_stability``,
+  ``adaptive_above_edge`` and ``adaptive_unstable``; lr·λmax(H) against 2 is then no
+  criterion and raises nothing;
 - ``diverged``: decided inside the compiled loop (non-finite, exploding
   loss or a loss unbounded below); see :mod:`hesscli.training.loop`.
 
@@ -82,6 +87,9 @@ class EventTracker:
     optimizer: str = "sgd"  # the GD stability bound is labelled as such for other optimizers
     in_stall: bool = False
     bound: float = STABILITY_BOUND  # the optimizer's lr·λ bound (dynamics.stability_bound)
+    # Adam-type: the spans judge lr·λmax(P⁻¹H) (Record.lr_times_preconditioned_lambda_max)
+    # against ``bound`` = (2 + 2β₁)/(1 − β₁), and their kinds are the adaptive_* ones
+    preconditioned: bool = False
     dynamics: DynamicsWatch | None = None
     saddle: tuple[int, float, float] | None = None  # (step, value, λmin)
     events: list[Event] = field(default_factory=list)
@@ -171,8 +179,9 @@ class EventTracker:
                                  f"{s_value:.6g} to {record.value:.6g}",
                                  {"saddle_step": s_step, "saddle_value": s_value,
                                   "value": record.value}))
-        new += self._spans(self._watch().feed(step, record.lr_times_lambda_max,
-                                              record.value))
+        ratio = (record.lr_times_preconditioned_lambda_max if self.preconditioned
+                 else record.lr_times_lambda_max)
+        new += self._spans(self._watch().feed(step, ratio, record.value))
         self.events.extend(new)
         return new
 
@@ -190,13 +199,24 @@ class EventTracker:
 
     def _watch(self) -> DynamicsWatch:
         if self.dynamics is None:
-            self.dynamics = DynamicsWatch(self.lr, bound=self.bound)
+            self.dynamics = (DynamicsWatch(self.lr, bound=self.bound, quantity="λmax(P⁻¹H)",
+                                           who=self.optimizer) if self.preconditioned
+                             else DynamicsWatch(self.lr, bound=self.bound))
         return self.dynamics
 
     def _spans(self, spans: list[Span]) -> list[Event]:
         from hesscli.training.optimizers import plain_gd
 
+        if self.preconditioned:
+            return [Event(s.start, ADAPTIVE[s.kind], s.message, s.data) for s in spans]
         suffix = ""
         if not plain_gd(self.optimizer) and self.bound == STABILITY_BOUND:
             suffix = f"; a plain-GD bound: {self.optimizer} scales its own steps"
         return [Event(s.start, s.kind, s.message + suffix, s.data) for s in spans]
+
+
+#: the span kinds of gradient descent and their adaptive counterparts
+ADAPTIVE = {EventKind.PROGRESSIVE_SHARPENING: EventKind.ADAPTIVE_PROGRESSIVE_SHARPENING,
+            EventKind.EDGE_OF_STABILITY: EventKind.ADAPTIVE_EDGE_OF_STABILITY,
+            EventKind.ABOVE_EDGE: EventKind.ADAPTIVE_ABOVE_EDGE,
+            EventKind.UNSTABLE: EventKind.ADAPTIVE_UNSTABLE}

@@ -369,25 +369,33 @@ def train(
     choice = choose_path(obj.n, path, budget=budget_of(dense_budget))
     if curvature_on and choice.path == Path.MATRIX_FREE:
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
-    if curvature_on and not plain_gd(config.optimizer):
+    adaptive = adaptive_monitor(config, curvature, curvature_on, notes)
+    if curvature_on and not plain_gd(config.optimizer) and adaptive is None:
         notes.append(GD_ONLY_NOTE.format(name=config.optimizer))
     bound = stability_bound(config.optimizer, config.options)
-    if curvature_on and bound != STABILITY_BOUND:
+    if adaptive is not None:
+        bound = adaptive
+    elif curvature_on and bound != STABILITY_BOUND:
         notes.append(f"the span events (progressive sharpening, edge of stability, unstable) "
                      f"judge lr·λmax against {config.optimizer}'s own stability bound "
                      f"{bound:.4g} (momentum β: 2(1 + β), Nesterov 2(1 + β)/(1 + 2β)), not 2")
     tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr, optimizer=config.optimizer,
-                                      bound=bound, hessian=curvature.kind == "hessian")
+                                      bound=bound, hessian=curvature.kind == "hessian",
+                                      preconditioned=adaptive is not None)
     history = list(history or [])
     t0 = time.perf_counter()
     monitor_seconds = 0.0
 
-    def observe(x: np.ndarray, step: int, mean_loss: float | None) -> tuple[Record, list[Event]]:
+    def observe(x: np.ndarray, step: int, mean_loss: float | None,
+                opt_state: Any = None) -> tuple[Record, list[Event]]:
         nonlocal monitor_seconds
         tm = time.perf_counter()
+        pre = (state_preconditioner(config, opt_state, obj.n)
+               if adaptive is not None and curvature_on else None)
         record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
                                mean_step_loss=mean_loss, elapsed=tm - t0,
-                               path=path, dense_budget=dense_budget, blocks=blocks)
+                               path=path, dense_budget=dense_budget, blocks=blocks,
+                               preconditioner=pre)
         events = tracker.feed(record)
         history.append(record)
         monitor_seconds += time.perf_counter() - tm
@@ -400,7 +408,7 @@ def train(
         ensure_finite(start_value, "value at the starting point")
         state = initial_state(obj, optimizer, start_value)
     if fresh or not history:
-        record, events = observe(state.x, state.step, None)
+        record, events = observe(state.x, state.step, None, state.opt_state)
         if state.step >= config.steps:  # nothing to run: the spans end here
             events = events + tracker.finish()
         if callback:
@@ -439,7 +447,7 @@ def train(
                            "value": last})
             tracker.add(event)
             new_events.append(event)
-        record, events = observe(state.x, state.step, mean_loss)
+        record, events = observe(state.x, state.step, mean_loss, state.opt_state)
         new_events.extend(events)
         if state.step >= config.steps or diverged:  # the last record: close the open spans
             new_events.extend(tracker.finish())
@@ -453,6 +461,72 @@ def train(
         train_seconds=elapsed - monitor_seconds, monitor_seconds=monitor_seconds,
         notes=tuple(notes), state=state,
     )
+
+
+ADAPTIVE_NOTE = (
+    "{name}: lr·λmax(H) against 2 is not the stability criterion of an adaptive optimizer; "
+    "with its preconditioner P (from the optimizer state at each log step, bias-corrected: "
+    "{formula}) {name} is stable on a quadratic while lr·λmax(P⁻¹H) < {bound_formula} = "
+    "{bound:.4g} (Cohen et al. 2022, 'Adaptive gradient methods at the edge of stability'), "
+    "and the span events (adaptive_progressive_sharpening, adaptive_edge_of_stability, "
+    "adaptive_above_edge, adaptive_unstable) judge that; λmax(H), lr·λmax(H) and the model "
+    "error are shown for reference (the latter two describe a plain gradient step)"
+)
+
+
+def tracker_options(config: TrainConfig, curvature: Any, curvature_on: bool = True
+                    ) -> dict[str, Any]:
+    """The :class:`EventTracker` options of a run: the span bound, and for Adam-type
+    optimizers (:func:`adaptive_monitor`) the preconditioned spans."""
+    adaptive = adaptive_monitor(config, curvature, curvature_on, [])
+    if adaptive is not None:
+        return {"bound": adaptive, "preconditioned": True}
+    return {"bound": stability_bound(config.optimizer, config.options)}
+
+
+def adaptive_monitor(config: TrainConfig, curvature: Any, curvature_on: bool,
+                     notes: list[str]) -> float | None:
+    """The bound on lr·λmax(P⁻¹H) when the run monitors Adam's preconditioned sharpness
+    (a supported optimizer, curvature on, one device), else None; says why in ``notes``."""
+    from hesscli.curvature.preconditioned import supported, why_unsupported
+
+    if not curvature_on:
+        return None
+    if not supported(config.optimizer):
+        if config.optimizer not in ("sgd", "momentum", "nesterov"):
+            notes.append(f"no preconditioned sharpness λmax(P⁻¹H) for {config.optimizer}: "
+                         f"{why_unsupported(config.optimizer)}")
+        return None
+    if sharded(curvature):
+        notes.append("λmax(P⁻¹H) is not monitored over several devices (--devices 1 for it)")
+        return None
+    from hesscli.analysis.preconditioned import optimizer_bound
+    from hesscli.curvature.preconditioned import hyperparameters
+
+    bound = optimizer_bound(config.optimizer, config.options, config.lr)
+    hp = hyperparameters(config.optimizer, config.options)
+    formula = ("P = sqrt(ν_max + eps_root) + eps" if config.optimizer == "amsgrad"
+               else "P = sqrt(ν/(1 − β₂ᵗ) + eps_root) + eps")
+    wd = config.optimizer == "adamw" and hp.get("weight_decay")
+    bound_formula = ("2(1 + β₁)/((1 − β₁)(1 + 2β₁))" if hp.get("nesterov") else
+                     "(2 − lr·w)(1 + β₁)/(1 − β₁)" if wd else "(2 + 2β₁)/(1 − β₁)")
+    notes.append(ADAPTIVE_NOTE.format(name=config.optimizer, formula=formula,
+                                      bound_formula=bound_formula, bound=bound)
+                 + f" (β₁ = {float(hp['b1']):g}: threshold {bound:.4g}/lr = "
+                 f"{bound / config.lr:.4g}); before the first step there is no P")
+    return bound
+
+
+def state_preconditioner(config: TrainConfig, opt_state: Any, n: int) -> Any:
+    """The preconditioner of ``opt_state`` (None before the first step: count 0)."""
+    from hesscli.curvature.preconditioned import preconditioner_of
+
+    if opt_state is None:
+        return None
+    try:
+        return preconditioner_of(config.optimizer, config.options, opt_state, n)
+    except InputError:
+        return None
 
 
 def optimizer_for(config: TrainConfig) -> optax.GradientTransformation:

@@ -134,6 +134,16 @@ class Record:
     lambda_min_at_least: float | None = None
     lambda_max_at_most: float | None = None
     block_lambda_max: dict[str, float] | None = None  # per diagonal block (--monitor-blocks)
+    # Adam-type optimizers: λmax(P⁻¹H) with P from the optimizer state at this step
+    # (:mod:`hesscli.analysis.preconditioned`), lr times it, the bound on that product
+    # ((2 + 2β₁)/(1 − β₁)) and the threshold bound/lr on λmax(P⁻¹H) itself
+    preconditioned_lambda_max: float | None = None
+    lr_times_preconditioned_lambda_max: float | None = None
+    preconditioned_bound: float | None = None
+    preconditioned_threshold: float | None = None
+    # matrix-free: λmax(P⁻¹H) ≥ … (proven) and ≤ … (the random start's bound)
+    preconditioned_lambda_max_at_least: float | None = None
+    preconditioned_lambda_max_at_most: float | None = None
 
 
 def monitor(
@@ -148,8 +158,13 @@ def monitor(
     path: str = PathRequest.AUTO,
     dense_budget: str | int | None = None,
     blocks: list | None = None,
+    preconditioner: Any = None,
 ) -> tuple[Record, np.ndarray, Extremes | None]:
-    """The record at ``x`` (plus the full gradient and the extremes, for the event logic)."""
+    """The record at ``x`` (plus the full gradient and the extremes, for the event logic).
+
+    ``preconditioner`` (:class:`~hesscli.curvature.preconditioned.Preconditioner`, from the
+    optimizer state at this step) adds λmax(P⁻¹H) and its threshold.
+    """
     value, grad = curvature.value_and_gradient(x)
     gnorm = float(np.linalg.norm(grad))
     ext = None
@@ -177,6 +192,9 @@ def monitor(
                 fields["block_lambda_max"] = ext.blocks
         else:
             ext = None
+        if preconditioner is not None:
+            fields.update(preconditioned_fields(curvature, x, preconditioner, lr, path,
+                                                dense_budget))
         if gnorm > 0:
             hg = curvature.hvp(x, grad)
             after = curvature.value(gradient_step(x, lr, grad))
@@ -191,3 +209,27 @@ def monitor(
         elapsed=elapsed, x_norm=float(np.linalg.norm(x)), **fields,  # type: ignore[arg-type]
     )
     return record, grad, ext
+
+
+def preconditioned_fields(curvature: Curvature, x: np.ndarray, pre: Any, lr: float,
+                          path: str, dense_budget: str | int | None) -> dict[str, Any]:
+    """The record's λmax(P⁻¹H) fields (k = 1, seed 0, the run's path; the top end only
+    has to meet the target)."""
+    from hesscli.analysis.preconditioned import preconditioned_sharpness
+
+    policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
+                            dense_budget=dense_budget, ends="max")
+    try:
+        ps = preconditioned_sharpness(curvature, x, pre, lr, policy)
+    except ObjectiveError:
+        return {}
+    if not np.isfinite(ps.lambda_max):
+        return {}
+    out: dict[str, Any] = {
+        "preconditioned_lambda_max": ps.lambda_max,
+        "lr_times_preconditioned_lambda_max": lr * ps.lambda_max,
+        "preconditioned_bound": ps.bound, "preconditioned_threshold": ps.threshold}
+    if ps.path == Path.MATRIX_FREE:
+        out["preconditioned_lambda_max_at_least"] = ps.interval[0]
+        out["preconditioned_lambda_max_at_most"] = ps.stability.lambda_max_at_most
+    return out

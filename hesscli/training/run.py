@@ -14,7 +14,6 @@ from typing import Any
 
 from hesscli.curvature.base import Curvature
 from hesscli.objective.bind import Objective
-from hesscli.training.dynamics import stability_bound
 from hesscli.training.events import EventTracker
 from hesscli.training.loop import (
     Minibatch,
@@ -23,6 +22,7 @@ from hesscli.training.loop import (
     TrainResult,
     TrainState,
     optimizer_for,
+    tracker_options,
     train,
 )
 from hesscli.training.monitor import Record
@@ -52,9 +52,8 @@ def run(
     """
     optimizer = optimizer_for(config)
     tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol,
-                           optimizer=config.optimizer,
-                           bound=stability_bound(config.optimizer, config.options),
-                           hessian=curvature.kind == "hessian")
+                           optimizer=config.optimizer, hessian=curvature.kind == "hessian",
+                           **tracker_options(config, curvature, curvature_on))
     state = resume_state(optimizer) if resume_state is not None else None
     history = list(history) if history is not None else None
     for record in history or ():

@@ -1,0 +1,296 @@
+"""The adaptive edge of stability: λmax(P⁻¹H) against Adam's threshold.
+
+Cohen et al. (2022), *Adaptive Gradient Methods at the Edge of Stability*
+(arXiv:2207.14484): with its preconditioner P frozen, Adam on a quadratic with
+Hessian H is EMA momentum on P⁻¹H,
+
+    m ← β₁·m + (1 − β₁)·P⁻¹H x,   x ← x − η·m
+
+(bias correction of m → 1 as β₁ᵗ → 0). Along an eigenvector of P⁻¹H with
+eigenvalue a this is ``x₊ = (1 + β₁ − c)·x − β₁·x₋`` with ``c = η(1 − β₁)a``,
+whose characteristic polynomial ``z² − (1 + β₁ − c)z + β₁`` has both roots
+inside the unit circle iff ``0 < c < 2 + 2β₁`` (Jury; the boundary is the root
+z = −1). So Adam is stable iff
+
+    η·λmax(P⁻¹H) < (2 + 2β₁)/(1 − β₁)      (38 at β₁ = 0.9).
+
+The variants, derived the same way:
+
+- Nesterov (``nadam``: the step is β₁m + (1 − β₁)g): ``z² + (c(1 + β₁) − 1 − β₁)z
+  + β₁(1 − c)``, stable iff ``c < 2(1 + β₁)/(1 + 2β₁)``, i.e.
+  η·λmax < 2(1 + β₁)/((1 − β₁)(1 + 2β₁)) (13.6 at β₁ = 0.9);
+- decoupled weight decay w (``adamw``: x ← x − η(m/P + w·x)): with q = 1 − ηw the
+  recurrence is ``x₊ = (q + β₁ − c)x − β₁q·x₋``, stable iff
+  ``c < (1 + q)(1 + β₁)``, i.e. η·λmax < (2 − ηw)(1 + β₁)/(1 − β₁);
+- β₁ = 0 (RMSProp-like): 2, plain gradient descent on P⁻¹H.
+
+These are the thresholds on ``lr·λmax(P⁻¹H)``; plain gradient descent keeps
+``lr·λmax(H)`` against 2 and heavy-ball momentum its own bound
+(:func:`hesscli.training.dynamics.stability_bound`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hesscli.analysis.step import Stability, stability
+from hesscli.curvature.base import Curvature
+from hesscli.curvature.preconditioned import PreconditionedCurvature, Preconditioner
+from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
+from hesscli.vocab import Path
+
+
+def adam_bound(b1: float, *, nesterov: bool = False, lr: float = 0.0,
+               weight_decay: float = 0.0) -> float:
+    """The bound on ``lr·λmax(P⁻¹H)`` (see the module docstring): (2 + 2β₁)/(1 − β₁) for
+    Adam, 2(1 + β₁)/((1 − β₁)(1 + 2β₁)) with Nesterov, times (2 − lr·w)/2 with decoupled
+    weight decay w (``lr`` only matters then)."""
+    if not 0.0 <= b1 < 1.0:
+        raise ValueError(f"b1 must be in [0, 1); got {b1}")
+    if nesterov:
+        if weight_decay:
+            raise ValueError("no threshold derived for Nesterov with weight decay")
+        return 2.0 * (1.0 + b1) / ((1.0 - b1) * (1.0 + 2.0 * b1))
+    return (2.0 - lr * weight_decay) * (1.0 + b1) / (1.0 - b1)
+
+
+def adam_threshold(lr: float, b1: float, **kwargs: Any) -> float:
+    """The threshold on λmax(P⁻¹H) itself: ``adam_bound(b1, …)/lr`` (38/lr at β₁ = 0.9)."""
+    return adam_bound(b1, lr=lr, **kwargs) / lr
+
+
+def gd_threshold(lr: float) -> float:
+    """Plain gradient descent: λmax(H) against 2/lr."""
+    return 2.0 / lr
+
+
+def bound_of(pre: Preconditioner, lr: float) -> float:
+    """:func:`adam_bound` for the preconditioner's optimizer and hyperparameters."""
+    return adam_bound(pre.b1, nesterov=pre.nesterov, lr=lr, weight_decay=pre.weight_decay)
+
+
+def bound_formula(pre: Preconditioner) -> str:
+    if pre.nesterov:
+        return "2(1 + β₁)/((1 − β₁)(1 + 2β₁))"
+    if pre.weight_decay:
+        return "(2 − lr·w)(1 + β₁)/(1 − β₁)"
+    return "(2 + 2β₁)/(1 − β₁)"
+
+
+@dataclass(frozen=True)
+class PreconditionedSharpness:
+    """λmax(P⁻¹H) at a point, its evidence, and the stability verdict against the threshold.
+
+    ``lambda_max``: the computed value; ``interval``: [proven lower, upper if the run found
+    the top eigenvalue] (dense: a point); ``lambda_max_at_most``: the random start's upper
+    bound (matrix-free); ``bound``: the threshold on lr·λmax; ``threshold`` = bound/lr;
+    ``stability``: :func:`hesscli.analysis.step.stability` with that bound (same certainty
+    rules as gradient descent's).
+    """
+
+    lambda_max: float
+    lambda_min: float
+    interval: tuple[float, float]
+    path: Path
+    lr: float
+    bound: float
+    threshold: float
+    formula: str
+    stability: Stability
+    preconditioner: Preconditioner
+    hvps: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ratio(self) -> float:
+        """λmax(P⁻¹H)/threshold = lr·λmax/bound."""
+        return self.lambda_max / self.threshold
+
+
+def preconditioned_sharpness(base: Curvature, x: np.ndarray, pre: Preconditioner, lr: float,
+                             policy: SpectrumPolicy | None = None) -> PreconditionedSharpness:
+    """λmax(P⁻¹H) at ``x`` by ``policy`` (dense or matrix-free, as any spectrum), with the
+    threshold of ``pre``'s optimizer at ``lr`` and the stability verdict."""
+    op = PreconditionedCurvature(base, pre)
+    policy = policy or SpectrumPolicy(k=1, seed=0)
+    point = spectrum_at(op, np.asarray(x), policy=policy, vectors=False)
+    sp = point.spectrum
+    bound = bound_of(pre, lr)
+    b = sp.bounds
+    if b is None:
+        interval = (sp.lambda_max, sp.lambda_max)
+        stab = stability(lr, sp.lambda_max, bound=bound)
+    else:
+        interval = b.max_interval
+        stab = stability(lr, sp.lambda_max, sp.max_converged, b, bound=bound)
+    notes = list(op.notes)
+    if pre.nesterov or pre.weight_decay:
+        notes.append(f"threshold for {pre.optimizer}: {bound_formula(pre)} = {bound:.4g} on "
+                     "lr·λmax(P⁻¹H)")
+    notes.append("the threshold is the asymptotic one (bias correction of m → 1); with P "
+                 "frozen it is exact for a quadratic, and Adam's P moves slowly (β₂)")
+    return PreconditionedSharpness(
+        lambda_max=float(sp.lambda_max), lambda_min=float(sp.lambda_min),
+        interval=(float(interval[0]), float(interval[1])), path=sp.path, lr=lr, bound=bound,
+        threshold=bound / lr, formula=bound_formula(pre), stability=stab,
+        preconditioner=pre, hvps=None if point.extremes is None else point.extremes.hvps,
+        notes=tuple(notes))
+
+
+def optimizer_bound(optimizer: str, options: dict[str, Any] | None, lr: float) -> float:
+    """The bound on lr·λmax(P⁻¹H) for a supported optimizer (:data:`SUPPORTED`) from its
+    options (optax's defaults otherwise), before any state exists."""
+    from hesscli.curvature.preconditioned import hyperparameters
+
+    hp = hyperparameters(optimizer, options)
+    wd = float(hp.get("weight_decay", 0.0) or 0.0) if optimizer == "adamw" else 0.0
+    return adam_bound(float(hp["b1"]), nesterov=bool(hp.get("nesterov", False)), lr=lr,
+                      weight_decay=wd)
+
+
+@dataclass(frozen=True)
+class LoadedState:
+    """An optimizer state read from a checkpoint: its preconditioner and where it came from."""
+
+    preconditioner: Preconditioner
+    source: str
+    step: int | None = None  # the training step the state belongs to
+    lr: float | None = None  # the learning rate the run trained with (None: unknown)
+    x: np.ndarray | None = None  # the point logged with the state (None: not logged)
+
+
+def load_state(path: str, n: int, *, b1: float | None = None) -> LoadedState:
+    """The preconditioner of the last optimizer state in a ``train --out`` run log.
+
+    The log's header names the optimizer and its options (b1, b2, eps, ...); its
+    last ``state`` line holds the optimizer state's arrays, rebuilt with that
+    optimizer's structure. ``b1`` overrides the logged β₁ (the threshold only).
+    Anything else is an :class:`~hesscli.errors.InputError` naming what is wrong.
+    """
+    import dataclasses
+    import json
+    from pathlib import Path as FilePath
+
+    from hesscli.curvature.preconditioned import preconditioner_of
+    from hesscli.errors import InputError
+    from hesscli.files import read_regular
+
+    file = FilePath(path)
+    what = f"--preconditioner {str(path)!r}"
+    if not file.is_file():
+        raise InputError(f"{what}: no such file (give the JSONL run log that "
+                         "'hesscli train --out FILE.jsonl' wrote)")
+    text = read_regular(file, "--preconditioner", None).decode("utf-8", errors="replace")
+    header, state = None, None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if header is None:
+                raise InputError(f"{what}: line {number} is not JSON; expected a hesscli "
+                                 "train log (train --out FILE.jsonl)") from None
+            continue  # a torn last line
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("record") == "header":
+            header = entry
+        elif entry.get("record") == "state":
+            state = entry
+    from hesscli.training.runlog import LOG_SCHEMA, restore_state
+
+    if header is None or header.get("schema") != LOG_SCHEMA:
+        raise InputError(f"{what}: not a hesscli train log (no header line with schema "
+                         f"{LOG_SCHEMA})")
+    if header.get("variants"):
+        raise InputError(f"{what}: a --compare log holds several runs; log one run")
+    if state is None:
+        raise InputError(f"{what}: the log has no optimizer state (states are logged every "
+                         "--checkpoint-every steps and at the end of a run)")
+    config = dict(header.get("config") or {})
+    optimizer = str(config.get("optimizer", ""))
+    options = dict(config.get("options") or {})
+    if b1 is not None:
+        options["b1"] = float(b1)
+    from hesscli.training.loop import TrainConfig, optimizer_for
+
+    try:
+        train_config = TrainConfig(**{k: v for k, v in config.items()
+                                      if k in TrainConfig.__dataclass_fields__})
+        x = np.asarray(state["x"], dtype=state.get("x_dtype", "float64"))
+        if x.size != n:
+            raise InputError(f"{what}: the logged point has {x.size} parameters; the "
+                             f"objective has {n}")
+        template = optimizer_for(train_config).init(x)
+        restored = restore_state(state, template)
+    except InputError as exc:
+        raise InputError(str(exc).replace("--resume", what)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{what}: malformed state record ({exc})") from None
+    pre = preconditioner_of(optimizer, options, restored.opt_state, n)
+    if b1 is not None:
+        pre = dataclasses.replace(pre, b1=float(b1))
+    lr = config.get("lr")
+    return LoadedState(pre, str(path), step=restored.step,
+                       lr=float(lr) if isinstance(lr, (int, float)) else None, x=restored.x)
+
+
+def sharpness_document(ps: PreconditionedSharpness, loaded: LoadedState | None = None
+                       ) -> dict[str, Any]:
+    """The ``preconditioned`` object of the analyze document."""
+    st = ps.stability
+    doc: dict[str, Any] = {
+        **ps.preconditioner.summary(),
+        "lambda_max": ps.lambda_max,
+        "lambda_max_interval": list(ps.interval),
+        "lambda_max_at_most": st.lambda_max_at_most,
+        "path": ps.path,
+        "lr": ps.lr,
+        "bound": ps.bound,
+        "bound_formula": ps.formula,
+        "threshold": ps.threshold,
+        "lr_times_lambda_max": ps.lr * ps.lambda_max,
+        "stable": st.stable,
+        "certainty": st.certainty,
+        "probability": st.probability,
+        "max_stable_lr": st.max_stable_lr,
+        "hvps": ps.hvps,
+        "notes": list(ps.notes),
+    }
+    if loaded is not None:
+        doc.update(source=loaded.source, step=loaded.step, logged_lr=loaded.lr)
+    return doc
+
+
+def preconditioned_part(obj: Any, backend: Curvature, path: str, lr: float, b1: float | None,
+                        policy: SpectrumPolicy) -> tuple[PreconditionedSharpness, dict[str, Any]]:
+    """``analyze --preconditioner``: the sharpness at ``obj``'s point from the run log at
+    ``path`` and its JSON object (with notes when the log's lr or point differ)."""
+    import dataclasses
+
+    from hesscli.errors import InputError
+
+    if backend.parallel.sharded:
+        raise InputError("--preconditioner runs on one device; use --devices 1")
+    loaded = load_state(path, obj.n, b1=b1)
+    ends_policy = dataclasses.replace(policy, k=1, ends="max")
+    ps = preconditioned_sharpness(backend, np.asarray(obj.x), loaded.preconditioner, lr,
+                                  ends_policy)
+    notes = list(ps.notes)
+    if backend.kind != "hessian":
+        notes.append(f"the operator is P^(-1/2)·M·P^(-1/2) with M the {backend.kind}, not the "
+                     "Hessian (--curvature)")
+    if loaded.lr is not None and not np.isclose(loaded.lr, lr, rtol=1e-12, atol=0.0):
+        notes.append(f"the run trained with lr = {loaded.lr:g}; the threshold here is for "
+                     f"--lr {lr:g} (pass --lr {loaded.lr:g} for the run's own)")
+    if loaded.x is not None:
+        dist = float(np.linalg.norm(np.asarray(obj.x, np.float64) - loaded.x))
+        if dist > 0:
+            notes.append(f"the point analyzed is not the one logged with the state (step "
+                         f"{loaded.step}; ‖Δx‖ = {dist:.3g}): P is that step's")
+    ps = dataclasses.replace(ps, notes=tuple(notes))
+    return ps, sharpness_document(ps, loaded)

@@ -302,7 +302,7 @@ def analyze(
         blocks = "leaf" if blocks else None
     parts = _structure(obj, backend, result, blocks, null_space, seed)
     if preconditioner is not None:
-        from hesscli.analysis.preconditioned import preconditioned_part
+        from hesscli.training.logged_state import preconditioned_part
 
         parts["preconditioned"], extra["preconditioned"] = preconditioned_part(
             obj, backend, preconditioner, lr, b1, policy)

@@ -16,6 +16,7 @@ from hesscli.cli.options import (
     output_file,
 )
 from hesscli.cli.path_options import path_options
+from hesscli.cli.stream_options import stream_options
 
 
 @click.command("analyze")
@@ -51,6 +52,7 @@ from hesscli.cli.path_options import path_options
 @fd_accuracy_option
 @verify_option
 @path_options(default_k=1)
+@stream_options
 def command(**_options: Any) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -72,6 +74,7 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes
       hesscli analyze classifier --curvature ggn    # Gauss–Newton JᵀH_ℓJ
+      hesscli analyze mlp --batch-size 64 --batches 4   # data set in batches, streamed
     """
     from hesscli import api
     from hesscli.cli.context import App
@@ -120,6 +123,10 @@ def command(**_options: Any) -> None:
             from hesscli.render.structure_view import render_null_space
 
             render_null_space(res.parts["null_space"], console)
+        if "stream" in res.parts:
+            from hesscli.render.stream_view import render_stream
+
+            render_stream(res.parts["stream"], console)
 
     pending = app.report(res, show)
     if result.verification is not None and result.verification.passed is False:

@@ -303,3 +303,18 @@ def test_bad_input_is_one_line_with_its_exit_code(write, hess, name, source, arg
     assert "Traceback" not in res.stderr
     assert words in res.stderr, res.output
     assert lines[-1].startswith(("error:", "Error:")) or "Usage" in res.stderr
+
+
+def test_progress_reports_batches_and_products(backends):
+    from hesscli.render.progress_view import progress_text
+    from hesscli.spectra.progress import reporting
+
+    obj, backend = backends["generator", "hessian"]
+    seen = []
+    backend._sink = seen.append  # the sink is captured when the backend is built
+    with reporting(seen.append):
+        backend.matmat(obj.x, np.eye(obj.n)[:2])
+    assert [p.batch for p in seen] == [1, 2, 3]
+    assert all(p.batches == 3 for p in seen)
+    assert seen[-1].hvps == backend.hvps - 2  # products done before this pass
+    assert progress_text(seen[0]).startswith("data set: batch 1/3 ·")

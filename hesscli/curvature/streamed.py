@@ -165,7 +165,7 @@ class StreamedCurvature(Curvature):
         from hesscli.spectra.progress import Progress
 
         self._sink(Progress(solver="streamed", hvps=self.hvps, batch=index + 1,
-                            batches=self.stream.count or self.stream.limit or 0))
+                            batches=self.stream.count))
 
     def _loop(self, step: Any, what: str) -> Any:
         """Σ_b w_b step(batch_b), accumulated in float64 (``step`` returns a tuple)."""

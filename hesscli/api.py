@@ -268,9 +268,15 @@ def analyze(
         from hesscli.analysis.verify import verify_derivatives
 
         verification = verify_derivatives(obj, seed)
-    result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
-                          policy=policy, notes=notes + chunk_notes, verification=verification,
-                          fd_why=fd_reason(obj, method))
+    try:
+        result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol,
+                              escape_distance=escape_step, policy=policy,
+                              notes=notes + chunk_notes, verification=verification,
+                              fd_why=fd_reason(obj, method))
+    except Exception as exc:
+        _reraise(streamed, backend, exc)
+        raise
+    _reraise(streamed, backend)
     info = _meta(call, parallel, path_choice=choose(obj.n, policy),
                  dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver,
                  curvature=kind)
@@ -278,7 +284,12 @@ def analyze(
     extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
     if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
         blocks = "leaf" if blocks else None
-    parts = _structure(obj, backend, result, blocks, null_space, seed)
+    try:
+        parts = _structure(obj, backend, result, blocks, null_space, seed)
+    except Exception as exc:
+        _reraise(streamed, backend, exc)
+        raise
+    _reraise(streamed, backend)
     if streamed is not None:
         parts["stream"] = _stream_report(stream_part, backend, obj, seed)
         extra["stream"] = parts["stream"].document()
@@ -373,6 +384,14 @@ def _streamed(objective: Any, at: Any, params: Any, seed: int, dtype: str, metho
                                 batch_size=batch_size, batches=batches)
     backend, notes = streamed_curvature(obj, stream, kind)
     return obj, backend, notes, stream
+
+
+def _reraise(streamed: Any, backend: Any, exc: BaseException | None = None) -> None:
+    """A streamed product's error met inside a compiled solver, raised as itself."""
+    if streamed is not None:
+        from hesscli.curvature.streamed import reraise
+
+        reraise(backend, exc)
 
 
 def _stream_report(stream: Any, backend: Any, obj: Objective, seed: int) -> StreamReport:
@@ -489,7 +508,12 @@ def spectrum(
                      curvature=",".join(kinds))
         return Result("spectrum", comparison, obj, backend, backend.parallel, info,
                       comparison_document)
-    report = spectrum_report(obj, backends[kinds[0]], **options)
+    try:
+        report = spectrum_report(obj, backends[kinds[0]], **options)
+    except Exception as exc:
+        _reraise(streamed, backend, exc)
+        raise
+    _reraise(streamed, backend)
     info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes,
                  eigensolver_used=report.spectrum.solver, curvature=kinds[0])
     if streamed is None:

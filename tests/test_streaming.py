@@ -318,3 +318,25 @@ def test_progress_reports_batches_and_products(backends):
     assert all(p.batches == 3 for p in seen)
     assert seen[-1].hvps == backend.hvps - 2  # products done before this pass
     assert progress_text(seen[0]).startswith("data set: batch 1/3 ·")
+
+
+FLAKY = MODEL + textwrap.dedent('''
+    PASSES = []
+
+
+    def batches():
+        PASSES.append(1)
+        if len(PASSES) > 3:  # fine for the first passes, then the disk goes
+            raise OSError("disk gone on a later pass")
+        yield X[:25], y[:25]
+        yield X[25:], y[25:]
+''')
+
+
+def test_a_generator_failing_inside_a_solver_is_exit_3(write, hess):
+    path = write("flaky.py", FLAKY)
+    res = hess("spectrum", str(path), "--matrix-free", "--k", "1")
+    assert res.exit_code == 3, res.output
+    assert "disk gone on a later pass" in res.stderr
+    assert "internal error" not in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -156,6 +156,7 @@ class StreamedCurvature(Curvature):
 
         self.hvp_fn = jax.jit(callback)
         self._spread_fns: dict[tuple[int, int], Any] = {}
+        self.failure: HesscliError | None = None  # an error raised inside hvp_fn's callback
 
     # ---- the host loop ---------------------------------------------------------------
 
@@ -222,7 +223,22 @@ class StreamedCurvature(Curvature):
         return self.matmat(x, np.asarray(v).reshape(1, -1))[0]
 
     def _host_matvec(self, x: Any, v: Any) -> np.ndarray:
-        """The callback behind ``hvp_fn``: x and v with any leading (vmapped) axes."""
+        """The callback behind ``hvp_fn``: x and v with any leading (vmapped) axes.
+
+        An error raised here would reach the caller wrapped in JAX's runtime error (and
+        logged with a traceback by JAX): it is kept in ``failure`` instead, NaNs are
+        returned (and every later call returns them at once), and :func:`reraise`
+        raises the original with its exit code when the solver returns or fails.
+        """
+        if self.failure is None:
+            try:
+                return self._matvec_rows(x, v)
+            except HesscliError as exc:
+                self.failure = exc
+        lead = np.broadcast_shapes(np.shape(x)[:-1], np.shape(v)[:-1])
+        return np.full(lead + (self.n,), np.nan, dtype=self.dtype)
+
+    def _matvec_rows(self, x: Any, v: Any) -> np.ndarray:
         x, v = np.asarray(x), np.asarray(v)
         lead = np.broadcast_shapes(x.shape[:-1], v.shape[:-1])
         xs = np.broadcast_to(x, lead + (self.n,)).reshape(-1, self.n)
@@ -439,3 +455,12 @@ def stream_notes(stream: BatchStream) -> tuple[str, ...]:
                      + (f" of {stream.available}" if stream.available else "")
                      + " (the objective is the mean over these, not over all the data)")
     return tuple(notes)
+
+
+def reraise(backend: Any, exc: BaseException | None = None) -> None:
+    """Raise the error a streamed product met inside compiled code (the generator
+    failing on a later pass: exit 3) in place of ``exc`` (what the solver made of the
+    NaNs it got instead, None when it returned); otherwise return."""
+    failure = getattr(backend, "failure", None)
+    if failure is not None:
+        raise failure from exc

@@ -329,7 +329,7 @@ def _declares_batches(objective: Any) -> bool:
     from hesscli.objective.bind import Objective
 
     if isinstance(objective, Objective):
-        return callable(getattr(objective.file.module, "batches", None))
+        return getattr(objective.file.module, "batches", None) is not None
     if isinstance(objective, str):
         from hesscli.objective.files import resolve_path
 
@@ -337,7 +337,9 @@ def _declares_batches(objective: Any) -> bool:
             text = resolve_path(objective)[0].read_text(encoding="utf-8", errors="replace")
         except Exception:  # noqa: BLE001 - loading reports it properly
             return False
-        return "def batches(" in text
+        import re
+
+        return re.search(r"^(def batches\(|batches\s*[:=])", text, re.M) is not None
     return False
 
 

@@ -340,3 +340,35 @@ def test_a_generator_failing_inside_a_solver_is_exit_3(write, hess):
     assert "disk gone on a later pass" in res.stderr
     assert "internal error" not in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_python_api_errors_carry_exit_codes(files, write):
+    import hesscli
+    from hesscli.errors import InputError, ObjectiveError
+
+    with pytest.raises(InputError) as bad:
+        hesscli.analyze(files["arrays"], batch_size=0)
+    assert bad.value.exit_code == 2
+    with pytest.raises(InputError, match="--batches"):
+        hesscli.spectrum(files["arrays"], batch_size=16, batches="many")
+    with pytest.raises(InputError, match="file"):
+        hesscli.analyze(lambda p: (p**2).sum(), np.ones(2), batch_size=2)
+    gen_object = write("once.py", MODEL + "\nbatches = ((X[i:i + 10], y[i:i + 10]) for i in "
+                       "range(0, 50, 10))\n")
+    with pytest.raises(InputError, match="used up after one pass"):
+        hesscli.analyze(str(gen_object))
+    shapes = write("shapes_api.py", BAD_SHAPES)
+    with pytest.raises(ObjectiveError) as failed:
+        hesscli.analyze(str(shapes))
+    assert failed.value.exit_code == 3
+
+
+def test_a_list_of_batches_streams_like_a_generator(write, reference):
+    import hesscli
+
+    path = write("listed.py", MODEL + "\nbatches = [(X[a:b], y[a:b]) for a, b in "
+                 "((0, 16), (16, 40), (40, 50))]\n")
+    res = hesscli.analyze(str(path))
+    assert res.parts["stream"].stream.sizes == (16, 24, 10)
+    want = np.linalg.eigvalsh(reference["hessian"])
+    assert np.max(np.abs(res.spectrum.eigenvalues - want)) <= 1e-12 * np.abs(want).max()

@@ -97,7 +97,7 @@ def model_split(module: ModuleType) -> ModelSplit | None:
             f"{'is' if len(missing) == 1 else 'are'} not a function"
         )
     data = getattr(module, "data", None)
-    if data is None and callable(getattr(module, "batches", None)):
+    if data is None and getattr(module, "batches", None) is not None:
         return ModelSplit(model, output_loss, None, None)  # batches() yields (inputs, targets)
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         got = "no data" if data is None else f"data of type {type(data).__name__}"

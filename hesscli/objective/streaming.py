@@ -9,7 +9,9 @@ An objective file declares its data as batches in one of two ways::
         for i in range(0, len(X), 256):   # (tuples of arrays, leading axis =
             yield X[i:i + 256], y[i:i + 256]  # samples) in a fixed order
 
-with ``loss(params, batch)`` (the mean loss over a batch) or a model split
+(or ``batches = [...]``, a list of batches; a generator object is refused: it
+would be used up after one pass), with ``loss(params, batch)`` (the mean loss
+over a batch) or a model split
 (``model``, ``output_loss``; a batch is then ``(inputs, targets)``). The
 objective "over the data set" is the sample-weighted mean of the per-batch
 losses, ``f = Σ_b (n_b/N)·loss(params, batch_b)``, and so are its gradient,
@@ -41,8 +43,25 @@ from hesscli.objective.files import ObjectiveFile, describe_exception
 
 
 def declares_batches(file: ObjectiveFile) -> bool:
-    """Whether the file defines a ``batches()`` generator function."""
-    return callable(getattr(file.module, "batches", None))
+    """Whether the file defines ``batches``: a generator function (or a list of batches)."""
+    return getattr(file.module, "batches", None) is not None
+
+
+def _fetch_of(file: ObjectiveFile) -> Callable[[], Iterator[Any]]:
+    """``batches`` as a function returning a fresh iterator: a generator function as it
+    is, a list or tuple of batches iterated again on every pass. A generator object (or
+    any other one-shot iterator) is refused: it would be used up after the first pass."""
+    batches = file.module.batches
+    if callable(batches):
+        return batches  # type: ignore[no-any-return]
+    if isinstance(batches, (list, tuple)):
+        return lambda: iter(batches)
+    kind = type(batches).__name__
+    raise InputError(
+        f"{file.path.name}: batches is a {kind}; make it a generator function "
+        "(def batches(): ... yield ...), which hesscli calls again for every pass over the "
+        "data, or a list of batches" + (" (a generator object is used up after one pass)"
+                                        if hasattr(batches, "__next__") else ""))
 
 
 def streaming_requested(file: ObjectiveFile, batch_size: int | None,
@@ -241,7 +260,7 @@ def stream_of(file: ObjectiveFile, *, batch_size: int | None, batches: int | str
             raise InputError(f"--batch-size {batch_size}: {name} defines batches(), which "
                              "yields its own batches; drop --batch-size (or --batches N to "
                              "use the first N)")
-        return BatchStream(file, loss, file.module.batches, limit, dtype, "batches()", None)
+        return BatchStream(file, loss, _fetch_of(file), limit, dtype, "batches()", None)
     data = file.data
     if data is None:
         raise InputError(f"--batch-size/--batches: {name} defines neither batches() nor "

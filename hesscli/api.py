@@ -385,7 +385,10 @@ def _streamed(objective: Any, at: Any, params: Any, seed: int, dtype: str, metho
     obj, stream = bind_streamed(file, at, seed=seed, dtype=dtype, method=method,
                                 batch_size=batch_size, batches=batches)
     backend, notes = streamed_curvature(obj, stream, kind)
-    return obj, backend, notes, stream
+    from hesscli.objective.streaming import check_objective
+
+    checked = check_objective(stream, obj.unravel(obj.x), backend.value(obj.x))
+    return obj, backend, notes + ((checked,) if checked else ()), stream
 
 
 def _reraise(streamed: Any, backend: Any, exc: BaseException | None = None) -> None:

@@ -282,6 +282,15 @@ RAISES = MODEL + textwrap.dedent('''
         raise OSError("disk gone")
 ''')
 
+REGULARIZED = ARRAYS + textwrap.dedent('''
+    def loss(params, batch):
+        return output_loss(model(params, batch[0]), batch[1])
+
+
+    def objective(params):
+        return loss(params, data) + 0.1 * jnp.sum(params["w"] ** 2)
+''')
+
 
 @pytest.mark.parametrize("name,source,args,code,words", [
     ("arrays", ARRAYS, ["--batch-size", "0"], 2, "--batch-size"),
@@ -294,6 +303,7 @@ RAISES = MODEL + textwrap.dedent('''
     ("shapes", BAD_SHAPES, [], 3, "batch 1"),
     ("sums", SUM_LOSS, ["--batch-size", "10"], 2, "mean over the batch"),
     ("raises", RAISES, [], 3, "disk gone"),
+    ("other", REGULARIZED, ["--batch-size", "10"], 2, "different functions"),
 ])
 def test_bad_input_is_one_line_with_its_exit_code(write, hess, name, source, args, code, words):
     path = write(f"{name}.py", source)

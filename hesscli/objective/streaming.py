@@ -338,3 +338,33 @@ def bind_streamed(file: ObjectiveFile, at: Any, *, seed: int, dtype: str, method
                          f"{file.path.name}: {obj.why_untraceable}")
     check_mean(stream, obj.unravel(obj.x), batch0)
     return obj, stream
+
+
+def check_objective(stream: BatchStream, params: Any, streamed: float) -> str | None:
+    """With ``--batch-size`` over all of ``data``, the file's own ``objective`` (when it
+    defines one) must be the streamed mean of ``loss``: else streaming would analyze
+    another function (a regularizer in ``objective`` but not in ``loss``, say), and
+    that is an :class:`InputError` with both numbers, as ``--chunk-size`` refuses it.
+    Returns a note when checked, None when there is nothing to check (``batches()``,
+    ``--batches N`` short of all, no ``objective``)."""
+    module = stream.file.module
+    objective = getattr(module, "objective", None)
+    if (stream.how == "batches()" or not callable(objective)
+            or (stream.available is not None and stream.count < stream.available)):
+        return None
+    name = stream.file.path.name
+    try:
+        want = float(objective(params))
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's objective failed
+        raise ObjectiveError(f"{name}: objective raised {describe_exception(exc)}") from exc
+    tol = math.sqrt(eps(stream.dtype)) * max(1.0, abs(want))
+    if abs(want - streamed) <= tol:
+        return (f"objective(params) = {want:.10g} over all of data agrees with the streamed "
+                f"mean of loss ({streamed:.10g})")
+    raise InputError(
+        f"{name}: streaming analyzes the mean of loss(params, batch) over the batches of "
+        f"data, {streamed:.10g} here, but objective(params) = {want:.10g}: they are "
+        "different functions (a term in objective that loss lacks?). Make loss the "
+        "per-batch objective, or drop --batch-size")

@@ -40,6 +40,9 @@ def end_text(name: str, value: float, bound: float, target: float) -> str:
 
 def progress_text(p: Progress) -> str:
     """The line for one report."""
+    if p.batch:  # a pass over streamed data: which batch, how many products so far
+        return (f"data set: batch {p.batch}/{p.batches or '?'} · {p.hvps} HVPs over the "
+                "data done")
     parts = [f"{p.solver} {p.hvps} HVPs"]
     if p.restarts:
         parts.append(f"{p.restarts} restart{'s' if p.restarts != 1 else ''}")

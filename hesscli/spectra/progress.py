@@ -53,6 +53,8 @@ class Progress:
     bound_min: float = math.nan
     bound_max: float = math.nan
     target: float = math.nan
+    batch: int = 0  # streamed data: the batch a pass over the data has reached (1-based)
+    batches: int = 0  # ... out of this many (0: not known yet, on the first pass)
 
     def __getitem__(self, name: str) -> Any:
         """``progress["hvps"]``: the fields by name, as a mapping would give them."""

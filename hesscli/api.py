@@ -243,6 +243,7 @@ def analyze(
     blocks: str | None = None, null_space: bool = False,
     curvature_kind: str = "hessian",
     preconditioner: str | None = None, b1: float | None = None,
+    batch_size: int | None = None, batches: int | str | None = None,
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
 
@@ -263,6 +264,17 @@ def analyze(
     model split ggn, fisher or empirical-fisher, whose spectrum then replaces the
     Hessian's (no classification and no escape direction: they are not the
     Hessian; the notes say whether the GGN is PSD at the point).
+
+    ``batch_size`` (arrays in the file's ``data`` cut into batches of that many
+    samples, the last one ragged) or a ``batches()`` generator in the file
+    streams the data set (:mod:`hesscli.curvature.streamed`): value, gradient
+    and curvature are sample-weighted means of per-batch ones, computed with
+    the memory of one batch; ``batches`` = N uses the first N (default all;
+    more than there are means all). ``res.parts["stream"]`` then holds the
+    batches used and their variability (per-batch λmax and trace).
+
+    >>> res = hesscli.analyze("problems/mlp.py", batch_size=64)  # doctest: +SKIP
+    >>> res.parts["stream"].spread.lambda_max.stderr  # doctest: +SKIP
     """
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
@@ -280,19 +292,31 @@ def analyze(
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
-    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
-    obj, chunk_notes = chunked(obj, chunk_size)
     kind = single_kind(curvature_kind)
-    backend, notes = _backend(obj, method, fd_accuracy, devices, curvature, kind)
+    streamed = _streamed(objective, at, params, seed, dtype, method, batch_size, batches,
+                         chunk_size, devices, curvature, kind)
+    if streamed is not None:
+        obj, backend, notes, stream_part = streamed
+        chunk_notes: tuple[str, ...] = ()
+    else:
+        obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+        obj, chunk_notes = chunked(obj, chunk_size)
+        backend, notes = _backend(obj, method, fd_accuracy, devices, curvature, kind)
     parallel = backend.parallel
     verification = None
     if verify:
         from hesscli.analysis.verify import verify_derivatives
 
         verification = verify_derivatives(obj, seed)
-    result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step,
-                          policy=policy, notes=notes + chunk_notes, verification=verification,
-                          fd_why=fd_reason(obj, method))
+    try:
+        result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol,
+                              escape_distance=escape_step, policy=policy,
+                              notes=notes + chunk_notes, verification=verification,
+                              fd_why=fd_reason(obj, method))
+    except Exception as exc:
+        _reraise(streamed, backend, exc)
+        raise
+    _reraise(streamed, backend)
     info = _meta(call, parallel, path_choice=choose(obj.n, policy),
                  dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver,
                  curvature=kind)
@@ -300,7 +324,15 @@ def analyze(
     extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
     if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
         blocks = "leaf" if blocks else None
-    parts = _structure(obj, backend, result, blocks, null_space, seed)
+    try:
+        parts = _structure(obj, backend, result, blocks, null_space, seed)
+    except Exception as exc:
+        _reraise(streamed, backend, exc)
+        raise
+    _reraise(streamed, backend)
+    if streamed is not None:
+        parts["stream"] = _stream_report(stream_part, backend, obj, seed)
+        extra["stream"] = parts["stream"].document()
     if preconditioner is not None:
         from hesscli.training.logged_state import preconditioned_part
 
@@ -318,6 +350,105 @@ def analyze(
         return analysis_document(a, m, with_direction=with_direction, extra=extra)
 
     return Result("analyze", result, obj, backend, parallel, info, document, parts)
+
+
+@dataclass(frozen=True)
+class StreamReport:
+    """A streamed data set: its batches (``stream``), how many products over the data the
+    run took (``hvps``) and the batch-to-batch variability (``spread``; None for one
+    batch)."""
+
+    stream: Any
+    spread: Any
+    hvps: int
+
+    def document(self) -> dict[str, Any]:
+        from hesscli.documents.stream import stream_document
+
+        return stream_document(self.stream, self.spread, self.hvps)
+
+
+def _declares_batches(objective: Any) -> bool:
+    """Whether ``objective`` (a path, a built-in or a loaded objective) has ``batches()``
+    (a file is read as text here, not imported: it is imported once, later)."""
+    from hesscli.objective.bind import Objective
+
+    if isinstance(objective, Objective):
+        return getattr(objective.file.module, "batches", None) is not None
+    if isinstance(objective, str):
+        from hesscli.objective.files import resolve_path
+
+        try:
+            text = resolve_path(objective)[0].read_text(encoding="utf-8", errors="replace")
+        except Exception:  # noqa: BLE001 - loading reports it properly
+            return False
+        import re
+
+        return re.search(r"^(def batches\(|batches\s*[:=])", text, re.M) is not None
+    return False
+
+
+def _streamed(objective: Any, at: Any, params: Any, seed: int, dtype: str, method: str,
+              batch_size: int | None, batches: int | str | None, chunk_size: int | None,
+              devices: Any, curvature: Any, kind: str) -> Any:
+    """(objective, streamed backend, notes, stream) when the data are streamed, else None.
+
+    Streaming is in force with ``batch_size``, ``batches`` or a file defining
+    ``batches()``; it takes a file (a path, a built-in name or an objective
+    loaded from one) and combines with none of ``chunk_size``, several devices or
+    a ``curvature`` backend passed in (:class:`InputError`).
+    """
+    from hesscli.devices import parse_devices
+    from hesscli.errors import InputError
+    from hesscli.objective.bind import Objective
+    from hesscli.objective.files import load_file
+    from hesscli.objective.params import parse_assignments
+    from hesscli.objective.streaming import bind_streamed, streaming_requested
+
+    if isinstance(objective, str):
+        if batch_size is None and batches is None and not _declares_batches(objective):
+            return None
+        file = load_file(objective, parse_assignments(_assignments(params)))
+    elif isinstance(objective, Objective):
+        file = objective.file
+    else:
+        if batch_size is not None or batches is not None:
+            raise InputError("batch_size/batches stream an objective file's data; pass the "
+                             "file's path (with data and loss, or batches())")
+        return None
+    if not streaming_requested(file, batch_size, batches):
+        return None
+    if chunk_size is not None:
+        raise InputError("--chunk-size and --batch-size/--batches both split the data; "
+                         "streamed batches already bound the memory: drop --chunk-size")
+    if parse_devices(devices) != 1:
+        raise InputError("streamed batches run on one device; use --devices 1")
+    if curvature is not None:
+        raise InputError("curvature= reuses a backend; a streamed data set builds its own")
+    from hesscli.curvature.streamed import streamed_curvature
+
+    obj, stream = bind_streamed(file, at, seed=seed, dtype=dtype, method=method,
+                                batch_size=batch_size, batches=batches)
+    backend, notes = streamed_curvature(obj, stream, kind)
+    from hesscli.objective.streaming import check_objective
+
+    checked = check_objective(stream, obj.unravel(obj.x), backend.value(obj.x))
+    return obj, backend, notes + ((checked,) if checked else ()), stream
+
+
+def _reraise(streamed: Any, backend: Any, exc: BaseException | None = None) -> None:
+    """A streamed product's error met inside a compiled solver, raised as itself."""
+    if streamed is not None:
+        from hesscli.curvature.streamed import reraise
+
+        reraise(backend, exc)
+
+
+def _stream_report(stream: Any, backend: Any, obj: Objective, seed: int) -> StreamReport:
+    """The batches used and, for two or more, their per-batch λmax and trace."""
+    hvps = backend.hvps
+    spread = backend.spread(obj.x, seed=seed) if stream.count >= 2 else None
+    return StreamReport(stream, spread, hvps)
 
 
 def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | None,
@@ -351,7 +482,8 @@ def spectrum(
     curvature: Curvature | None = None, dense_budget: str | int | None = None,
     ends: str = "both",
     estimator: str = "auto", trace: bool = False,
-    curvature_kind: str = "hessian",
+    curvature_kind: str = "hessian", batch_size: int | None = None,
+    batches: int | str | None = None,
 ) -> Result:
     """``hesscli spectrum``: every eigenvalue when the dense Hessian fits, else the ``k``
     extremes with residuals, a stochastic trace estimate and (``density``) the SLQ density.
@@ -364,6 +496,9 @@ def spectrum(
     :class:`~hesscli.analysis.spectrum_compare.Comparison`, every matrix with the
     same settings plus the spectrum of the first two's difference.
     ``plot`` is only recorded in ``meta`` (the CLI draws the figure).
+    ``batch_size`` / ``batches``: a streamed data set, as for :func:`analyze`
+    (one curvature at a time); the document's ``stream`` field then gives the
+    batches and their variability.
     """
     call = dict(locals())
     from hesscli.analysis.spectrum_report import spectrum_report
@@ -387,10 +522,21 @@ def spectrum(
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
                             ends=ends, stop="verdict")
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
-    obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
-    obj, chunk_notes = chunked(obj, chunk_size)
     kinds = parse_kinds(curvature_kind)
-    backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
+    streamed = None
+    if batch_size is not None or batches is not None or _declares_batches(objective):
+        if len(kinds) > 1:
+            raise InputError(f"--curvature {curvature_kind}: side by side spectra are not "
+                             "available over streamed batches; run one curvature at a time")
+        streamed = _streamed(objective, at, params, seed, dtype, method, batch_size, batches,
+                             chunk_size, devices, curvature, kinds[0])
+    if streamed is not None:
+        obj, backend, notes, stream_part = streamed
+        chunk_notes: tuple[str, ...] = ()
+    else:
+        obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+        obj, chunk_notes = chunked(obj, chunk_size)
+        backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
     choice = choose(obj.n, policy)
     notes = notes + chunk_notes
     if density and choice.path == Path.DENSE:
@@ -399,7 +545,8 @@ def spectrum(
     options = dict(policy=policy, choice=choice, density=density, probes=probes, steps=steps,
                    sigma=sigma, trace_probes=trace_probes, bins=bins, notes=notes,
                    trace_estimator=estimator, estimate_trace_dense=trace)
-    backends = {kind: _backend(obj, method, curvature=backend, kind=kind)[0] for kind in kinds}
+    backends = ({kinds[0]: backend} if streamed is not None else
+                {kind: _backend(obj, method, curvature=backend, kind=kind)[0] for kind in kinds})
     if len(kinds) > 1:
         from hesscli.analysis.spectrum_compare import compare_spectra
         from hesscli.documents.spectrum import comparison_document
@@ -411,10 +558,26 @@ def spectrum(
                      curvature=",".join(kinds))
         return Result("spectrum", comparison, obj, backend, backend.parallel, info,
                       comparison_document)
-    report = spectrum_report(obj, backends[kinds[0]], **options)
+    try:
+        report = spectrum_report(obj, backends[kinds[0]], **options)
+    except Exception as exc:
+        _reraise(streamed, backend, exc)
+        raise
+    _reraise(streamed, backend)
     info = _meta(call, backend.parallel, path_choice=choice, dense_budget=policy.budget.bytes,
                  eigensolver_used=report.spectrum.solver, curvature=kinds[0])
-    return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
+    if streamed is None:
+        return Result("spectrum", report, obj, backend, backend.parallel, info,
+                      spectrum_document)
+    part = _stream_report(stream_part, backend, obj, seed)
+
+    def streamed_document(r: Any, m: dict[str, Any]) -> dict[str, Any]:
+        doc = spectrum_document(r, m)
+        body = {k: v for k, v in doc.items() if k != "meta"}
+        return {**body, "stream": part.document(), "meta": doc["meta"]}
+
+    return Result("spectrum", report, obj, backend, backend.parallel, info, streamed_document,
+                  {"stream": part})
 
 
 def gradcheck(

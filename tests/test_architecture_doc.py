@@ -94,5 +94,5 @@ def test_every_module_is_named_in_the_doc():
 def test_the_doc_names_the_modules_issue_20_found_unnamed():
     files, _ = named()
     for name in ("spectra/trace.py", "spectra/restarted.py", "spectra/blocks.py",
-                 "spectra/progress.py", "cli/train_run.py"):
+                 "progress.py", "cli/train_run.py"):
         assert PACKAGE / name in files, name

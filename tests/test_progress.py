@@ -15,10 +15,10 @@ import pytest
 from rich.console import Console
 
 from hesscli.jaxconf import jax_module
+from hesscli.progress import Progress, device_report, report, reporting
 from hesscli.render import progress_view
 from hesscli.render.progress_view import ProgressLine, progress_line, progress_text
 from hesscli.spectra.lanczos import arpack_extremes, lanczos_extremes
-from hesscli.spectra.progress import Progress, device_report, report, reporting
 
 jax = jax_module()
 jnp = jax.numpy

@@ -16,6 +16,7 @@ from hesscli.cli.options import (
     output_file,
 )
 from hesscli.cli.path_options import path_options
+from hesscli.cli.stream_options import stream_options
 
 
 @click.command("analyze")
@@ -58,6 +59,7 @@ from hesscli.cli.path_options import path_options
 @fd_accuracy_option
 @verify_option
 @path_options(default_k=1)
+@stream_options
 def command(**_options: Any) -> None:
     """Gradient, Hessian spectrum, definiteness, classification, conditioning,
     step prediction and escape direction at a point.
@@ -80,6 +82,7 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes
       hesscli analyze classifier --curvature ggn    # Gauss–Newton JᵀH_ℓJ
       hesscli analyze mlp --at x.npz --preconditioner run.jsonl --lr 0.01  # Adam: λmax(P⁻¹H)
+      hesscli analyze mlp --batch-size 64 --batches 4   # data set in batches, streamed
     """
     from hesscli import api
     from hesscli.cli.context import App

@@ -14,12 +14,14 @@ from hesscli.cli.options import (
     objective_options,
 )
 from hesscli.cli.path_options import path_options
+from hesscli.cli.stream_options import stream_options
 
 
 @click.command("spectrum")
 @objective_options
 @devices_options
 @path_options(default_k=3)
+@stream_options
 @click.option("--density", is_flag=True,
               help="Matrix-free: estimate the eigenvalue density by stochastic Lanczos "
               "quadrature.")
@@ -60,6 +62,7 @@ def command(**_options: Any) -> None:
       hesscli spectrum ravine --at 0,0 --expect 'lambda_max<=100'
       hesscli spectrum mlp --trace --estimator hutch++ --trace-probes 60
       hesscli spectrum classifier --curvature hessian,ggn   # side by side, and H − G
+      hesscli spectrum mlp --batch-size 64 --trace         # over the data set, streamed
     """
     from hesscli import api
     from hesscli.cli.context import App

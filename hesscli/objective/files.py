@@ -62,6 +62,10 @@ class ModelSplit:
 
     def objective(self, params: Any) -> Any:
         """The mean loss over the whole data set."""
+        if self.inputs is None:  # the data come from batches() only
+            raise InputError(
+                "this file's data come from batches() only (no data = (inputs, targets)); "
+                "'hesscli analyze' and 'spectrum' stream them, other commands need data")
         return self.output_loss(self.model(params, self.inputs), self.targets)
 
     def loss(self, params: Any, batch: Any) -> Any:
@@ -93,6 +97,8 @@ def model_split(module: ModuleType) -> ModelSplit | None:
             f"{'is' if len(missing) == 1 else 'are'} not a function"
         )
     data = getattr(module, "data", None)
+    if data is None and getattr(module, "batches", None) is not None:
+        return ModelSplit(model, output_loss, None, None)  # batches() yields (inputs, targets)
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         got = "no data" if data is None else f"data of type {type(data).__name__}"
         if isinstance(data, (tuple, list)):

@@ -1,7 +1,7 @@
 """The progress line of a long matrix-free run, on stderr.
 
 A run that is still computing after :data:`DELAY` seconds shows one Rich line
-that the solver's reports (:class:`hesscli.spectra.progress.Progress`) keep up
+that the solver's reports (:class:`hesscli.progress.Progress`) keep up
 to date: HVPs so far, restarts, and for each end the current Ritz value with
 its bound against the target. On a terminal the line is redrawn in place and
 removed at the end (the report on stdout says the rest); when stderr is not a
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from hesscli.spectra.progress import OnProgress, Progress, reporting
+from hesscli.progress import OnProgress, Progress, reporting
 
 if TYPE_CHECKING:  # Rich is imported only when a line is shown (JSON runs never need it)
     from rich.console import Console
@@ -40,6 +40,9 @@ def end_text(name: str, value: float, bound: float, target: float) -> str:
 
 def progress_text(p: Progress) -> str:
     """The line for one report."""
+    if p.batch:  # a pass over streamed data: which batch, how many products so far
+        return (f"data set: batch {p.batch}/{p.batches or '?'} · {p.hvps} HVPs over the "
+                "data done")
     parts = [f"{p.solver} {p.hvps} HVPs"]
     if p.restarts:
         parts.append(f"{p.restarts} restart{'s' if p.restarts != 1 else ''}")

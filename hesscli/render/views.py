@@ -45,6 +45,10 @@ def _analyze(res: Any, console: Console, **_: Any) -> None:
         from hesscli.render.preconditioned_view import render_preconditioned
 
         render_preconditioned(res.parts["preconditioned"], console)
+    if "stream" in res.parts:
+        from hesscli.render.stream_view import render_stream
+
+        render_stream(res.parts["stream"], console)
 
 
 def _spectrum(res: Any, console: Console, plot: Path | None = None, **_: Any) -> None:
@@ -53,6 +57,10 @@ def _spectrum(res: Any, console: Console, plot: Path | None = None, **_: Any) ->
 
     render = render_comparison if isinstance(res.output, Comparison) else render_spectrum
     render(res.output, console, plot)
+    if "stream" in res.parts:
+        from hesscli.render.stream_view import render_stream
+
+        render_stream(res.parts["stream"], console)
 
 
 def _gradcheck(res: Any, console: Console, **_: Any) -> None:

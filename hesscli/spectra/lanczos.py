@@ -47,8 +47,8 @@ import numpy as np
 from hesscli.curvature.base import OperatorAt
 from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import eps, jax_module
+from hesscli.progress import OnProgress, Progress, report, sink
 from hesscli.spectra.bounds import hvp_rounding
-from hesscli.spectra.progress import OnProgress, Progress, report, sink
 from hesscli.vocab import Eigensolver
 
 BLOCK = 16  # rows of the basis projected per inner iteration
@@ -519,8 +519,8 @@ def lanczos_extremes(
     (default: :func:`max_steps_for`). ``basis_sharding`` (with ``shards``, the
     devices it splits n over): where the basis lives, for parameter-sharded
     vectors; the memory budget is then per device. ``progress`` (or, when None,
-    the sink of :func:`hesscli.spectra.progress.reporting`) gets a
-    :class:`~hesscli.spectra.progress.Progress` after every convergence check:
+    the sink of :func:`hesscli.progress.reporting`) gets a
+    :class:`~hesscli.progress.Progress` after every convergence check:
     HVPs so far, each end's Ritz value and residual estimate, the target.
     """
     n = int(np.size(x))

@@ -31,9 +31,9 @@ import numpy as np
 from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
+from hesscli.progress import OnProgress, sink
 from hesscli.spectra.bounds import EndBounds, hvp_rounding
 from hesscli.spectra.lanczos import SOLVERS, Extremes, Target, max_steps_for
-from hesscli.spectra.progress import OnProgress, sink
 from hesscli.spectra.spectrum import Spectrum, fix_sign
 from hesscli.vocab import Dtype, Eigensolver, EigensolverRequest, Ends, Path, words
 
@@ -100,8 +100,8 @@ def extremes_of(
     criterion); ``analyze`` and ``spectrum`` pass :meth:`Target.verdict`.
     ``ends`` = both|min|max: which ends must meet it (the other is still
     reported). ``progress`` (None: the sink installed by
-    :func:`hesscli.spectra.progress.reporting`, if any) gets a
-    :class:`~hesscli.spectra.progress.Progress` per restart cycle (restarted),
+    :func:`hesscli.progress.reporting`, if any) gets a
+    :class:`~hesscli.progress.Progress` per restart cycle (restarted),
     per convergence check (full basis) or every few products (ARPACK).
     """
     if k < 1:

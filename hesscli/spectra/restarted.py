@@ -56,6 +56,7 @@ import numpy as np
 from hesscli.curvature.base import OperatorAt
 from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import jax_module
+from hesscli.progress import OnProgress, Progress
 from hesscli.spectra.bounds import hvp_rounding
 from hesscli.spectra.lanczos import (
     BASIS_BUDGET,
@@ -67,7 +68,6 @@ from hesscli.spectra.lanczos import (
     ritz_pairs,
     split_operator,
 )
-from hesscli.spectra.progress import OnProgress, Progress
 from hesscli.vocab import Eigensolver
 
 CHECK_EVERY = 2  # steps between convergence tests inside the loop (an m×m eigh each)
@@ -141,7 +141,7 @@ def restarted_extremes(
     ``ends`` = both|min|max which ends must meet the target; ``basis`` the
     basis size m (default :func:`basis_size`). ``progress``, when given, is
     called from inside the compiled loop (``jax.debug.callback``) at every
-    convergence test with a :class:`~hesscli.spectra.progress.Progress` (HVPs,
+    convergence test with a :class:`~hesscli.progress.Progress` (HVPs,
     restarts, each end's Ritz value and error measure, the target); the solve
     stays one compiled call.
     """

@@ -1,4 +1,6 @@
-"""Progress of an eigensolver: what it reports, and how a report leaves compiled code.
+"""Progress of a long computation (an eigensolver, the streamed backend's pass over its
+batches): what it reports, and how a report leaves compiled code. Below the curvature
+backends and the spectra, which both report.
 
 An eigensolver accepts ``progress``, an ``OnProgress`` callable taking one
 :class:`Progress`, and calls it at its natural checkpoints (each convergence
@@ -53,6 +55,8 @@ class Progress:
     bound_min: float = math.nan
     bound_max: float = math.nan
     target: float = math.nan
+    batch: int = 0  # streamed data: the batch a pass over the data has reached (1-based)
+    batches: int = 0  # ... out of this many (0: not known yet, on the first pass)
 
     def __getitem__(self, name: str) -> Any:
         """``progress["hvps"]``: the fields by name, as a mapping would give them."""

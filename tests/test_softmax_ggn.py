@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from hesscli.curvature import fisher as fisher_module
+from hesscli.curvature import ggn as ggn_module
 from hesscli.curvature.closed_form import output_hessian_product
 from hesscli.curvature.exact import ExactCurvature
 from hesscli.curvature.ggn import operator_curvature
@@ -252,6 +253,27 @@ def test_autodiff_path_agrees_and_says_so(lms, loss):
     assert "one output-loss HVP" in op.notes[0] and "closed-form" not in op.notes[0]
 
 
+def test_written_loss_still_gets_the_probed_likelihood(lms):
+    # the generic check (derivatives at perturbed logits) on (B, T, V) logits
+    obj, base = lms("written")
+    op = operator_curvature(obj, base, "fisher")
+    assert "categorical; mean over 10 predictions" in op.notes[0]
+    assert_close(op.hessian(obj.x).matrix, reference(obj, 1 / 10))
+
+
+def test_output_hessian_too_large_to_probe_is_not_checked(lms, monkeypatch):
+    obj, base = lms("written")
+    monkeypatch.setattr(ggn_module, "BLOCK_LIMIT", 4)  # 2 samples of 55 outputs: no blocks,
+    monkeypatch.setattr(ggn_module, "DENSE_OUTPUTS", 4)  # 110 outputs: Krylov probes ...
+    monkeypatch.setattr(ggn_module, "KRYLOV_BYTES", 2 * 40 * 110 * 8 - 1)  # ... too large
+    op = operator_curvature(obj, base, "ggn")
+    assert op.output_hessian is None
+    assert "which was not checked here; it may be indefinite" in op.notes[1]
+    monkeypatch.setattr(ggn_module, "KRYLOV_BYTES", 2 * 40 * 110 * 8)  # just fits
+    facts = operator_curvature(obj, base, "ggn").output_hessian
+    assert facts is not None and "Lanczos" in facts.how
+
+
 def test_ggn_is_psd_by_construction_without_probes(lms):
     obj, base = lms("mean")
     op = operator_curvature(obj, base, "ggn")
@@ -292,13 +314,13 @@ def test_cli_analyze_with_the_helper(hess, tmp_path_factory):
     from hesscli.schemas import load_schema
 
     path = lm_file(tmp_path_factory, "mean")
-    for kind in ("ggn", "fisher"):
-        res = hess("analyze", str(path), "--curvature", kind, "--format", "json")
-        assert res.exit_code == 0, res.output
-        doc = res.json()
-        jsonschema.validate(doc, load_schema("analyze"))
-        assert doc["inertia"]["negative"] == 0
-        assert any("by construction" in note for note in doc["notes"])
+    res = hess("analyze", str(path), "--curvature", "ggn", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = res.json()
+    jsonschema.validate(doc, load_schema("analyze"))
+    assert doc["inertia"]["negative"] == 0
+    assert any("closed-form output-Hessian product" in note for note in doc["notes"])
+    assert any("positive semidefinite by construction" in note for note in doc["notes"])
 
 
 # ---- memory at a vocabulary of 32k -----------------------------------------------------

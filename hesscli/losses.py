@@ -49,7 +49,9 @@ class SoftmaxCrossEntropy:
     ``optax.softmax_cross_entropy``; probability rows for a likelihood). Every
     axis but the last is a position; ``reduction="mean"`` averages over the M
     positions (the default, ``torch.nn.CrossEntropyLoss``'s and the
-    ``output_loss`` protocol's "mean over the batch"), ``"sum"`` sums them.
+    ``output_loss`` protocol's "mean over the batch"), ``"sum"`` sums them. A
+    label outside ``0…V−1`` makes the loss NaN (hesscli then stops with exit 3):
+    there is no ignored label (padding).
 
     Closed forms, per position with ``p = softmax(z)`` and ``s = Σ_c t_c``
     (1 for labels and probability rows), times ``scale`` = 1/M (mean) or 1 (sum):
@@ -93,6 +95,9 @@ class SoftmaxCrossEntropy:
         targets = jnp.asarray(targets)
         if self.integer_labels(logits, targets):
             per = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+            # a label outside 0…V−1 is NaN, not another class (−1 would index from the end)
+            valid = (targets >= 0) & (targets < logits.shape[-1])
+            per = jnp.where(valid, per, jnp.nan)
         else:
             per = optax.softmax_cross_entropy(logits, targets)
         return jnp.mean(per) if self.reduction == "mean" else jnp.sum(per)
@@ -104,7 +109,8 @@ class SoftmaxCrossEntropy:
         import numpy as np
 
         shape, tshape = tuple(np.shape(logits)), tuple(np.shape(targets))
-        kind = np.dtype(getattr(targets, "dtype", np.asarray(targets).dtype)).kind
+        dtype = targets.dtype if hasattr(targets, "dtype") else np.asarray(targets).dtype
+        kind = np.dtype(dtype).kind
         if len(shape) < 1 or shape[-1] < 2:
             raise ValueError(f"softmax_cross_entropy: logits of shape {shape} have no class "
                              "axis; expected (..., V) with V >= 2 classes on the last axis")

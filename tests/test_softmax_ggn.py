@@ -204,6 +204,13 @@ def test_bad_arguments_are_one_clear_error():
         softmax_cross_entropy(jnp.zeros((2, 1)), jnp.zeros(2, dtype=int))
 
 
+def test_a_label_outside_the_classes_is_nan_not_another_class():
+    z = jnp.zeros((3, 4))
+    for bad in (-1, 4):  # -1 would otherwise index the last class
+        assert np.isnan(float(softmax_cross_entropy(z, jnp.array([0, bad, 2]))))
+    assert float(softmax_cross_entropy(z, jnp.array([0, 3, 2]))) == pytest.approx(np.log(4))
+
+
 def test_import_hesscli_losses_does_not_import_jax():
     import subprocess
     import sys
@@ -243,6 +250,36 @@ def test_soft_targets(lms):
     expected = reference(obj, 1 / 10, targets.sum(-1))
     for kind in ("ggn", "fisher"):
         assert_close(operator_curvature(obj, base, kind).hessian(obj.x).matrix, expected)
+
+
+def test_empirical_fisher_with_the_helper(lms):
+    # (1/B) Σ_b g_b g_bᵀ with g_b the gradient of sequence b's mean loss, here formed with
+    # jax.jacobian of the per-sequence losses written with log_softmax
+    obj, base = lms("mean")
+    split = obj.file.split
+
+    def per_sequence(t):
+        logp = jax.nn.log_softmax(split.model(obj.unravel(t), split.inputs), axis=-1)
+        picked = jnp.take_along_axis(logp, split.targets[..., None], axis=-1)[..., 0]
+        return -jnp.mean(picked, axis=-1)
+
+    g = np.asarray(jax.jacobian(per_sequence)(jnp.asarray(obj.x)))
+    expected = g.T @ g / g.shape[0]
+    assert_close(operator_curvature(obj, base, "empirical-fisher").hessian(obj.x).matrix,
+                 expected)
+
+
+def test_float32_matches_the_float64_reference(tmp_path_factory):
+    # float32 products: each entry is a sum of a few hundred products of O(1) numbers,
+    # so the error is a few hundred ε₃₂ ≈ 1e-5 of the largest entry, not 1e-12
+    path = lm_file(tmp_path_factory, "mean")
+    obj64, _ = bound(path)
+    expected = reference(obj64, 1 / 10)
+    obj = bind(load_file(str(path), {}), None, dtype="float32")
+    op = operator_curvature(obj, ExactCurvature(obj), "ggn")
+    matrix = op.hessian(obj.x).matrix
+    err = np.abs(matrix - expected).max() / np.abs(expected).max()
+    assert err < 3e-5, err
 
 
 @pytest.mark.parametrize("loss", ["written", "wrapped"])

@@ -41,6 +41,10 @@ __all__ = ["InputError", "__version__", "params", *API, *TYPES]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "losses":  # hesscli.losses.softmax_cross_entropy (imports no JAX itself)
+        import importlib
+
+        return importlib.import_module("hesscli.losses")
     if name in API:
         from hesscli import api
 
@@ -53,4 +57,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(API) | set(TYPES))
+    return sorted(set(globals()) | set(API) | set(TYPES) | {"losses"})

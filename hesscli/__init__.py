@@ -40,6 +40,10 @@ __all__ = ["InputError", "__version__", "params", *API, *TYPES]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "losses":  # hesscli.losses.softmax_cross_entropy (imports no JAX itself)
+        import importlib
+
+        return importlib.import_module("hesscli.losses")
     if name in API:
         from hesscli import api
 
@@ -52,4 +56,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(API) | set(TYPES))
+    return sorted(set(globals()) | set(API) | set(TYPES) | {"losses"})

@@ -14,6 +14,12 @@ categorical model: here the GGN and the true Fisher coincide, and both drop
 the (indefinite) second-derivative term of the hidden layer that the full
 Hessian keeps. Compare them with ``hesscli spectrum classifier --curvature
 hessian,ggn``. There are (inputs + 1)·width + (width + 1)·classes parameters.
+
+The loss is written out here to show the protocol (hesscli then checks that
+``H_ℓ`` is PSD from its per-sample blocks). With many classes, such as a
+language model's vocabulary, write ``output_loss =
+hesscli.losses.softmax_cross_entropy`` instead: the same value, and the GGN
+applies ``diag(p) − ppᵀ`` in closed form with no probes.
 """
 
 import jax

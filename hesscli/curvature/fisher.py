@@ -51,15 +51,19 @@ class Likelihood:
     """The likelihood behind the output loss.
 
     ``scale``: c for squared error (``ℓ = c Σ‖m − y‖²``), 1/M for softmax
-    cross-entropy (M predictions averaged).
+    cross-entropy (M predictions averaged), 1 for one summed over its predictions
+    (``reduction="sum"``, only from :mod:`hesscli.losses`).
     """
 
     name: str
     scale: float
+    reduction: str = "mean"
 
     def describe(self) -> str:
         if self.name == "squared_error":
             return f"squared error (Gaussian; ℓ = {self.scale:.4g}·Σ‖m − y‖²)"
+        if self.reduction == "sum":
+            return "softmax cross-entropy (categorical; sum over its predictions)"
         return f"softmax cross-entropy (categorical; mean over {round(1 / self.scale)} " \
                "predictions)"
 
@@ -151,6 +155,9 @@ def likelihood_of(obj: Objective, split: ModelSplit) -> Likelihood:
     point is fooled by any even loss at residuals ±1 (``|r| = r²`` there); a
     Hessian check is not (the L1 loss's is 0, not ``2c·I``).
 
+    An ``output_loss`` that is a :mod:`hesscli.losses` loss says what it is: no
+    probes (:func:`_closed_form_likelihood`).
+
     A declared ``likelihood`` that ``output_loss`` does not compute is an
     :class:`ObjectiveError` (exit 3); an output loss that is neither likelihood is
     an :class:`InputError` (exit 2: the request cannot be met).
@@ -161,6 +168,9 @@ def likelihood_of(obj: Objective, split: ModelSplit) -> Likelihood:
         raise ObjectiveError(
             f"{name}: likelihood = {declared!r}; expected one of {', '.join(LIKELIHOODS)}"
         )
+    known = _closed_form_likelihood(obj, split, declared)
+    if known is not None:
+        return known
     try:
         raw = split.model(obj.unravel(obj.x), split.inputs)
     except HesscliError:
@@ -195,6 +205,36 @@ def likelihood_of(obj: Objective, split: ModelSplit) -> Likelihood:
         f"({why['squared_error']}) nor a softmax cross-entropy "
         f"({why['softmax_cross_entropy']}): use --curvature ggn (or empirical-fisher)"
     )
+
+
+def _closed_form_likelihood(obj: Objective, split: ModelSplit,
+                            declared: str | None) -> Likelihood | None:
+    """The likelihood of a :mod:`hesscli.losses` output loss (its ``likelihood``
+    attribute, the scale from its reduction and the outputs' shape), or None
+    for any other loss. A file that declares another likelihood is an
+    :class:`ObjectiveError`."""
+    from hesscli.losses import closed_form
+
+    known = closed_form(split.output_loss)
+    if known is None:
+        return None
+    name = obj.file.path.name
+    if declared is not None and declared != known.likelihood:
+        raise ObjectiveError(
+            f"{name}: likelihood = {declared!r}, but output_loss is {known!r}, the negative "
+            f"log of a {known.likelihood!r} likelihood; fix likelihood or output_loss"
+        )
+    jax = jax_module()
+    try:
+        shape = jax.eval_shape(lambda t: split.model(obj.unravel(t), split.inputs),
+                               jax.ShapeDtypeStruct(np.shape(obj.x), jax.numpy.dtype(obj.dtype)))
+        known.integer_labels(shape, split.targets)
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's model failed, or its outputs do not fit
+        raise ObjectiveError(f"{name}: output_loss = {known!r} on model(params, inputs) "
+                             f"raised {describe_exception(exc)}") from exc
+    return Likelihood(known.likelihood, known.scale(shape), known.reduction)
 
 
 PERTURBATIONS = (0.3, 3.0)  # sizes of the random residuals (perturbations) checked
@@ -271,7 +311,8 @@ def _mismatch(
     if targets.dtype.kind in "iu" and targets.shape == outputs.shape[:-1]:
         if targets.size and (targets.min() < 0 or targets.max() >= classes):
             return f"its labels are not classes 0…{classes - 1}"
-        t = np.eye(classes)[targets.astype(np.int64)]
+        # one-hot rows (not np.eye(classes)[labels]: a V×V identity at a 50k vocabulary)
+        t = (targets[..., None] == np.arange(classes)).astype(np.float64)
     elif targets.dtype.kind == "f" and targets.shape == outputs.shape:
         t = targets.astype(np.float64)
         if not (np.all(t >= 0) and np.allclose(t.sum(axis=-1), 1.0, rtol=0, atol=rtol)):

@@ -36,13 +36,12 @@ matvecs), Lanczos, SLQ and Hutchinson work on it unchanged.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, OperatorAt, symmetrize
-from hesscli.curvature.split import flat_model
+from hesscli.curvature.split import OutputHessian, flat_model
 from hesscli.errors import HesscliError, InputError, ObjectiveError, closest
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
@@ -72,18 +71,18 @@ def ggn_at(split: ModelSplit, unravel: Any) -> OperatorAt:
 
     One ``jax.linearize`` of the model and of the output loss's gradient per
     point; per matvec one jvp (the linearized model), one output-space HVP and
-    one vjp (its transpose).
+    one vjp (its transpose). The output-space HVP is in closed form for a
+    :mod:`hesscli.losses` loss (:mod:`hesscli.curvature.closed_form`).
     """
+    from hesscli.curvature.closed_form import output_hessian_product
+
     jax = jax_module()
     model = flat_model(split, unravel)
-
-    def loss_of_outputs(out: Any) -> Any:
-        return split.output_loss(out, split.targets)
 
     def at(x: Any) -> Any:
         out, jvp = jax.linearize(model, x)
         vjp = jax.linear_transpose(jvp, x)
-        _, h_out = jax.linearize(jax.grad(loss_of_outputs), out)
+        h_out = output_hessian_product(split.output_loss, out, split.targets)
         return lambda v: vjp(h_out(jvp(v)))[0]
 
     return OperatorAt(at)
@@ -114,47 +113,32 @@ BLOCK_LIMIT = 256  # largest per-sample block C (C HVPs of the output loss)
 BLOCK_ENTRIES = 1 << 22  # N·C² entries held for the N blocks
 DENSE_OUTPUTS = 512  # without block structure: H_ℓ formed densely up to this many outputs
 KRYLOV_STEPS = 40  # else: this many Lanczos steps on H_ℓ, which can only refute PSD
+KRYLOV_BYTES = 1 << 30  # ... holding 2·KRYLOV_STEPS float64 vectors of the outputs' size:
+# above this (large-vocabulary logits) H_ℓ is not probed at all
 
 
-@dataclass(frozen=True)
-class OutputHessian:
-    """The output loss's Hessian ``H_ℓ = ∇²ℓ`` in the outputs at one point.
-
-    ``lambda_min``/``lambda_max``: its extreme eigenvalues (every eigenvalue
-    computed when ``exact``; else the extreme Ritz values of ``how``'s Krylov
-    space, so ``lambda_min`` is an upper bound on the true one). ``tolerance``:
-    eigenvalues above −tolerance are rounding of a zero. ``how`` says how it was
-    computed, ``outputs`` how many outputs there are in all.
-    """
-
-    lambda_min: float
-    lambda_max: float
-    tolerance: float
-    exact: bool
-    how: str
-    outputs: int
-
-    @property
-    def psd(self) -> bool | None:
-        """True: PSD here (the GGN is PSD); False: not; None: not decided (probes only)."""
-        if not self.lambda_min >= -self.tolerance:
-            return False
-        return True if self.exact else None
-
-
-def output_hessian(split: ModelSplit, unravel: Any, x: Any, dtype: str) -> OutputHessian:
+def output_hessian(split: ModelSplit, unravel: Any, x: Any,
+                   dtype: str) -> OutputHessian | None:
     """``H_ℓ``'s extreme eigenvalues at ``x`` (see module docstring).
 
-    Per-sample blocks when the outputs are one array whose leading axis is the
+    A :mod:`hesscli.losses` loss has it in closed form, no probes
+    (:func:`~hesscli.curvature.closed_form.known_output_hessian`). Otherwise
+    per-sample blocks when the outputs are one array whose leading axis is the
     samples and a random HVP confirms ``H_ℓ`` is block diagonal (C + 1 HVPs of
     the output loss); else dense up to :data:`DENSE_OUTPUTS` outputs; else
-    :data:`KRYLOV_STEPS` Lanczos steps, which can refute PSD but not prove it.
+    :data:`KRYLOV_STEPS` Lanczos steps, which can refute PSD but not prove it;
+    None (not checked) when those would hold more than :data:`KRYLOV_BYTES`.
     """
     jax = jax_module()
     jnp = jax.numpy
     from jax.flatten_util import ravel_pytree
 
+    from hesscli.curvature.closed_form import known_output_hessian
     from hesscli.jaxconf import eps
+
+    known = known_output_hessian(split, unravel, x, dtype)
+    if known is not None:
+        return known
 
     out = split.model(unravel(jnp.asarray(x, dtype)), split.inputs)
     flat, unflatten = ravel_pytree(out)
@@ -196,6 +180,8 @@ def output_hessian(split: ModelSplit, unravel: Any, x: Any, dtype: str) -> Outpu
         dense = np.asarray(hvps(jnp.eye(size, dtype=out_dtype)), np.float64)
         lam = np.linalg.eigvalsh(0.5 * (dense + dense.T))
         return facts(lam, True, f"as one dense {size}×{size} matrix", size)
+    if 2 * KRYLOV_STEPS * size * 8 > KRYLOV_BYTES:
+        return None
     return facts(_krylov_ritz(lambda u: np.asarray(hvps(jnp.asarray(u[None], out_dtype))[0],
                                                     np.float64), size),
                  False, f"by {KRYLOV_STEPS} Lanczos steps", size)
@@ -397,9 +383,11 @@ def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
         ggn = checked(OperatorCurvature(base, kind, op), obj)
         facts = output_hessian_of(obj, split)
         ggn.output_hessian = facts
+        from hesscli.curvature.closed_form import describe_product
+
         ggn.notes = (
-            "GGN: Jᵀ(∇²ℓ)J v by one jvp of the model, one output-loss HVP and one vjp per "
-            "matvec (J never formed)",
+            f"GGN: Jᵀ(∇²ℓ)J v by one jvp of the model, {describe_product(split.output_loss)} "
+            "and one vjp per matvec (J never formed)",
             psd_reason(kind, facts),
         )
         return ggn
@@ -415,7 +403,7 @@ def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
         "as a matvec (one jvp and one vjp of the per-sample losses)", psd_reason(kind))), obj)
 
 
-def output_hessian_of(obj: Objective, split: ModelSplit) -> OutputHessian:
+def output_hessian_of(obj: Objective, split: ModelSplit) -> OutputHessian | None:
     """:func:`output_hessian` at the objective's point; the user's functions failing
     there is an :class:`ObjectiveError` (exit 3)."""
     from hesscli.objective.files import describe_exception

@@ -222,7 +222,7 @@ def _backend(
     if curvature is not None:
         if kind == "hessian":
             return curvature, ()
-        from hesscli.curvature.ggn import operator_curvature
+        from hesscli.curvature.operators import operator_curvature
 
         return operator_curvature(obj, curvature, kind), ()
     return curvature_for(obj, method, accuracy, devices=parse_devices(devices), kind=kind)
@@ -279,7 +279,7 @@ def analyze(
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
-    from hesscli.curvature.ggn import single_kind
+    from hesscli.curvature.operators import single_kind
     from hesscli.documents.analyze import analysis_document
     from hesscli.spectra.policy import SpectrumPolicy, choose
     from hesscli.validate import nonnegative, positive
@@ -503,11 +503,11 @@ def spectrum(
     call = dict(locals())
     from hesscli.analysis.spectrum_report import spectrum_report
     from hesscli.curvature.choose import chunked
-    from hesscli.curvature.ggn import parse_kinds
+    from hesscli.curvature.operators import parse_kinds
     from hesscli.documents.spectrum import spectrum_document
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy, choose
-    from hesscli.vocab import Path
+    from hesscli.vocab import SpectrumPath
 
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
@@ -539,7 +539,7 @@ def spectrum(
         backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
     choice = choose(obj.n, policy)
     notes = notes + chunk_notes
-    if density and choice.path == Path.DENSE:
+    if density and choice.path == SpectrumPath.DENSE:
         notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
                          "shows them exactly",)
     options = dict(policy=policy, choice=choice, density=density, probes=probes, steps=steps,
@@ -596,7 +596,7 @@ def gradcheck(
     from hesscli.devices import Parallel
     from hesscli.documents.gradcheck import gradcheck_document
     from hesscli.errors import InputError
-    from hesscli.spectra.paths import dense_budget as budget_of
+    from hesscli.spectra.route import dense_budget as budget_of
 
     if method == MethodRequest.FD:
         raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
@@ -664,7 +664,7 @@ def convexity(
         raise InputError("--samples and --hessian-points must be ≥ 0")
     nonnegative("--rtol", rtol)
     nonnegative("--atol", atol)
-    from hesscli.spectra.paths import dense_budget as budget_of
+    from hesscli.spectra.route import dense_budget as budget_of
 
     budget = budget_of(dense_budget)
     bounds = [_box(b) for b in boxes]
@@ -739,7 +739,7 @@ def landscape(
     are that matrix's (the Gauss–Newton model of f)."""
     call = dict(locals())
     from hesscli.analysis.landscape import landscape as run_landscape
-    from hesscli.curvature.ggn import single_kind
+    from hesscli.curvature.operators import single_kind
     from hesscli.documents.landscape import landscape_document
     from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy
@@ -842,10 +842,10 @@ def train(
     if method == MethodRequest.FD:
         raise InputError("train needs JAX derivatives of the objective, and --method fd asks "
                          "for finite differences; use --method auto or exact")
-    from hesscli.spectra.paths import dense_budget as budget_of
+    from hesscli.spectra.route import dense_budget as budget_of
 
     budget = budget_of(dense_budget)  # a malformed size is exit 2 before any work
-    from hesscli.curvature.ggn import single_kind
+    from hesscli.curvature.operators import single_kind
 
     kind = single_kind(curvature_kind or "hessian")
     if monitor_blocks is True or monitor_blocks is False:  # the bare flag: one block per leaf
@@ -936,7 +936,7 @@ def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = Non
     from hesscli.checks.spec import parse_spec, read_spec
     from hesscli.devices import Parallel
     from hesscli.documents.meta import meta
-    from hesscli.spectra.paths import dense_budget as budget_of
+    from hesscli.spectra.route import dense_budget as budget_of
 
     budget = budget_of(dense_budget)
     if isinstance(spec, Mapping):

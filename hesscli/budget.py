@@ -2,7 +2,7 @@
 
 A request whose size is known from its options (``--samples``, ``--points``,
 ``--grid``, ``--hessian-points``, the number of parameters n) is checked up
-front, the way ``--dense`` is (:func:`hesscli.spectra.paths.choose_path`):
+front, the way ``--dense`` is (:func:`hesscli.spectra.route.choose_path`):
 exit 2 with the size it would need and what is available, instead of minutes
 of work ending in a MemoryError or the OOM killer. The estimates count the
 float64 arrays each analysis holds at its peak; they are deliberately simple
@@ -13,7 +13,7 @@ only requests that are far out of reach.
 from __future__ import annotations
 
 from hesscli.errors import InputError
-from hesscli.spectra.paths import available_memory, choose_path, dense_bytes, human_bytes
+from hesscli.spectra.route import available_memory, choose_path, dense_bytes, human_bytes
 
 FLOAT = 8  # bytes per float64 entry (analyses work in float64 on the host)
 # Peak of one matrix-free λmin (Lanczos, up to 400 steps with their basis and its

@@ -28,7 +28,7 @@ class MethodRequest(StrEnum):
     FD = "fd"
 
 
-class Path(StrEnum):
+class SpectrumPath(StrEnum):
     """How the spectrum is computed (``path`` in analyze and spectrum documents)."""
 
     DENSE = "dense"  # the n×n Hessian, every eigenvalue (LAPACK)

@@ -90,11 +90,11 @@ def test_coupling_is_the_off_diagonal_blocks_on_the_top_eigenvector(mlp):
 
 def test_matrix_free_blocks_agree_with_the_dense_ones(mlp):
     obj, cur, h = mlp
-    from hesscli.analysis.blocks import operator_of
+    from hesscli.analysis.blocks import matmat_of
     from hesscli.spectra.blocks import block_spectra
 
     _, blocks = group_blocks(obj.layout, "1")
-    report = block_spectra(operator_of(cur, obj.x), obj.n, blocks, dense_limit=0,
+    report = block_spectra(matmat_of(cur, obj.x), obj.n, blocks, dense_limit=0,
                            trace_hvps=30, seed=0)
     for r in report.blocks:
         lam, tr = reference(h, next(b for b in blocks if b.name == r.name).indices)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hesscli.curvature.exact import ExactCurvature
-from hesscli.curvature.ggn import operator_curvature
+from hesscli.curvature.operators import operator_curvature
 from hesscli.errors import InputError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import bind

@@ -21,7 +21,7 @@ import pytest
 
 from hesscli.curvature import ggn as ggn_module
 from hesscli.curvature.exact import ExactCurvature
-from hesscli.curvature.ggn import operator_curvature
+from hesscli.curvature.operators import operator_curvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import bind

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-import hesscli.spectra.paths as paths
+import hesscli.spectra.route as paths
 from hesscli.errors import InputError
-from hesscli.spectra.paths import choose_path, dense_budget, dense_limit, parse_bytes
+from hesscli.spectra.route import choose_path, dense_budget, dense_limit, parse_bytes
 
 
 def test_default_budget_gives_n_4096():

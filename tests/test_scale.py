@@ -21,7 +21,7 @@ from hesscli.jaxconf import jax_module
 from hesscli.spectra.density import slq_density
 from hesscli.spectra.lanczos import arpack_extremes, lanczos_extremes
 from hesscli.spectra.matrix_free import matrix_free_spectrum
-from hesscli.spectra.paths import choose_path, dense_bytes
+from hesscli.spectra.route import choose_path, dense_bytes
 from hesscli.spectra.trace import hutchinson_trace
 
 jax = jax_module()

@@ -22,7 +22,7 @@ from hesscli.curvature import fisher as fisher_module
 from hesscli.curvature import ggn as ggn_module
 from hesscli.curvature.closed_form import output_hessian_product
 from hesscli.curvature.exact import ExactCurvature
-from hesscli.curvature.ggn import operator_curvature
+from hesscli.curvature.operators import operator_curvature
 from hesscli.errors import ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.losses import SoftmaxCrossEntropy, closed_form, softmax_cross_entropy

@@ -346,7 +346,7 @@ def curvature_notes(curvature: Curvature, kind: str) -> tuple[str, ...]:
     """What a curvature other than the Hessian can and cannot say."""
     if kind == "hessian":
         return ()
-    from hesscli.curvature.ggn import TITLES
+    from hesscli.curvature.operators import TITLES
 
     title = TITLES.get(kind, kind)
     # whether the matrix is PSD here (for the GGN: checked on the output loss's Hessian)

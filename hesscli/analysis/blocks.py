@@ -2,7 +2,7 @@
 
 Wires :mod:`hesscli.spectra.blocks` to an objective: the partition comes from
 the objective's pytree layout, the operator from the curvature backend
-(:func:`operator_of`), and on the dense path the blocks are sliced from the
+(:func:`matmat_of`), and on the dense path the blocks are sliced from the
 dense Hessian analyze already affords.
 """
 
@@ -17,7 +17,7 @@ from hesscli.objective.bind import Objective
 from hesscli.spectra.blocks import BlockReport, block_spectra, group_blocks
 
 
-def operator_of(curvature: Any, x: np.ndarray, dtype: str = "float64") -> Any:
+def matmat_of(curvature: Any, x: np.ndarray, dtype: str = "float64") -> Any:
     """``matmat(V) -> H V`` for a curvature backend: its jitted HVP mapped over columns
     when it has one (exact JAX), else one ``curvature.hvp`` per column."""
     hvp_fn = curvature.hvp_fn
@@ -43,5 +43,5 @@ def analyze_blocks(obj: Objective, curvature: Any, spec: str = "leaf", *,
         how, blocks = group_blocks(obj.layout, spec)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return block_spectra(operator_of(curvature, obj.x, obj.dtype), obj.n, blocks,
+    return block_spectra(matmat_of(curvature, obj.x, obj.dtype), obj.n, blocks,
                          grouping=how, dense=dense, trace_hvps=trace_hvps, seed=seed)

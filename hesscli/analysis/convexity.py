@@ -44,10 +44,10 @@ from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
 from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
-from hesscli.spectra.paths import PathChoice
 from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
+from hesscli.spectra.route import PathChoice
 from hesscli.spectra.spectrum import Spectrum
-from hesscli.vocab import ConvexityVerdict, Path
+from hesscli.vocab import ConvexityVerdict, SpectrumPath
 
 RTOL_FACTOR = 256.0  # rtol = RTOL_FACTOR · ε (see the module docstring)
 SHORT_FRACTION = 0.1  # short pairs: y within this fraction of the region's size of x
@@ -392,7 +392,7 @@ def convexity(
     eigenvalue test's spectra come from ``spectrum_fn`` when given, else by the
     spectrum policy (k = 1, start vectors from ``seed``); when that goes
     matrix-free a note says so. ``dense_budget`` is ``--dense-budget`` (None: the
-    environment or the default, :mod:`hesscli.spectra.paths`).
+    environment or the default, :mod:`hesscli.spectra.route`).
     """
     if pairs < 0 or hessian_points < 0:
         raise InputError("sample counts must be ≥ 0")
@@ -406,7 +406,7 @@ def convexity(
     if spectrum_fn is None and curvature is not None and hessian_points:
         policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
         choice = choose(objective.n, policy)
-        if choice.path == Path.MATRIX_FREE:
+        if choice.path == SpectrumPath.MATRIX_FREE:
             notes += (f"eigenvalue test matrix-free ({choice.reason}): λmin at each point by "
                       "Lanczos on Hessian-vector products (residuals widen the tolerance)",)
         spectrum_fn = policy_spectrum(objective, policy, choice)

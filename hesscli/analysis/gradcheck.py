@@ -31,7 +31,7 @@ Each comparison's "worst" entries are ranked by that reported relative error
 reports; the overall list takes the failing comparisons first, gradient before
 Hessian. The
 Hessian comparisons need the dense Hessian: they run up to the dense limit
-every command shares (:func:`hesscli.spectra.paths.dense_limit`, from the
+every command shares (:func:`hesscli.spectra.route.dense_limit`, from the
 dense budget); (3) is further limited by its cost, about n² evaluations.
 """
 
@@ -159,7 +159,7 @@ def gradcheck(
     """Run the three comparisons at ``objective.x``.
 
     The Hessian comparisons run up to ``dense_limit`` parameters (default: the
-    shared policy, :func:`hesscli.spectra.paths.dense_limit`).
+    shared policy, :func:`hesscli.spectra.route.dense_limit`).
     """
     if not objective.traceable:
         from hesscli.objective.bind import no_derivatives_error
@@ -174,9 +174,9 @@ def gradcheck(
     from hesscli.curvature.exact import ExactCurvature
     from hesscli.curvature.fd_steps import ladder
     from hesscli.curvature.stencils import gradient_hessian, value_gradient, value_hessian
-    from hesscli.spectra import paths
+    from hesscli.spectra import route
 
-    max_dense = paths.dense_limit() if dense_limit is None else dense_limit
+    max_dense = route.dense_limit() if dense_limit is None else dense_limit
     x = np.asarray(objective.x, dtype=np.float64)
     n, dtype, layout = objective.n, objective.dtype, objective.layout
     exact = ExactCurvature(objective)

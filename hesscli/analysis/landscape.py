@@ -117,7 +117,7 @@ class Landscape:
         """The classification in words, or the curvature's name when there is none."""
         if self.classification is not None:
             return self.classification.replace("_", " ")
-        from hesscli.curvature.ggn import TITLES
+        from hesscli.curvature.operators import TITLES
 
         return f"{TITLES.get(self.curvature, self.curvature)} curvature"
 

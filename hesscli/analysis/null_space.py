@@ -322,7 +322,7 @@ def analyze_null_space(obj: Any, curvature: Any, tol: float, eigenvalues: np.nda
                        dense: np.ndarray | None = None, seed: int = 0) -> NullSpace:
     """The null space at ``obj``'s point: dense when ``dense`` (the Hessian whose
     ``eigenvalues`` these are) is given, else matrix-free (needs the exact HVP)."""
-    from hesscli.analysis.blocks import operator_of
+    from hesscli.analysis.blocks import matmat_of
     from hesscli.errors import InputError
 
     x = np.asarray(obj.x, dtype=np.float64)
@@ -333,5 +333,5 @@ def analyze_null_space(obj: Any, curvature: Any, tol: float, eigenvalues: np.nda
     if hvp_fn is None:
         raise InputError("--null-space on the matrix-free path needs exact (JAX) "
                          "Hessian-vector products; use --dense for this objective")
-    return null_space_matrix_free(operator_of(curvature, x, obj.dtype), hvp_fn, x, tol,
+    return null_space_matrix_free(matmat_of(curvature, x, obj.dtype), hvp_fn, x, tol,
                                   obj.layout, seed=seed, dtype=obj.dtype, gradient=gradient)

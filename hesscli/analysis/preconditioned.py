@@ -40,7 +40,7 @@ from hesscli.analysis.step import Stability, stability
 from hesscli.curvature.base import Curvature
 from hesscli.curvature.preconditioned import PreconditionedCurvature, Preconditioner
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
-from hesscli.vocab import Path
+from hesscli.vocab import SpectrumPath
 
 
 def adam_bound(b1: float, *, nesterov: bool = False, lr: float = 0.0,
@@ -94,7 +94,7 @@ class PreconditionedSharpness:
     lambda_max: float
     lambda_min: float
     interval: tuple[float, float]
-    path: Path
+    path: SpectrumPath
     lr: float
     bound: float
     threshold: float

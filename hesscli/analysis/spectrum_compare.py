@@ -40,11 +40,11 @@ def difference_description(a: str, b: str) -> str:
     return f"{a} − {b}: the difference of the two matrices (matvec A v − B v)"
 
 
-def operator_of(curvature: Any, obj: Objective) -> OperatorAt:
+def linearized_operator(curvature: Any, obj: Objective) -> OperatorAt:
     """The backend's matvec linearized once per point (the Hessian's: ∇f linearized)."""
     if isinstance(curvature.linearizable, OperatorAt):
         return curvature.linearizable
-    from hesscli.curvature.ggn import hessian_at
+    from hesscli.curvature.operators import hessian_at
 
     return hessian_at(obj.flat_fn)
 
@@ -57,7 +57,8 @@ def compare_spectra(
     ``options`` are :func:`spectrum_report`'s (path, k, seed, density, ...),
     used alike for every matrix.
     """
-    from hesscli.curvature.ggn import OperatorCurvature, residual_at
+    from hesscli.curvature.ggn import residual_at
+    from hesscli.curvature.operators import OperatorCurvature
 
     kinds = list(curvatures)
     reports = tuple(spectrum_report(obj, curvatures[k], **options) for k in kinds)
@@ -67,6 +68,7 @@ def compare_spectra(
     base = curvatures[a].base or curvatures[a]
     description = difference_description(a, b)
     kind = "residual" if (a, b) == ("hessian", "ggn") else "difference"
-    op = residual_at(operator_of(curvatures[a], obj), operator_of(curvatures[b], obj))
+    op = residual_at(linearized_operator(curvatures[a], obj),
+                     linearized_operator(curvatures[b], obj))
     diff = spectrum_report(obj, OperatorCurvature(base, kind, op, (description,)), **options)
     return Comparison(reports, diff, (a, b), description)

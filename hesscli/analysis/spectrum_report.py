@@ -25,11 +25,11 @@ from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.bind import Objective
 from hesscli.spectra.density import Density, slq_density
 from hesscli.spectra.lanczos import Extremes
-from hesscli.spectra.paths import PathChoice
 from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
+from hesscli.spectra.route import PathChoice
 from hesscli.spectra.spectrum import Spectrum
 from hesscli.spectra.trace import Trace, estimate_trace, hvp_matmat
-from hesscli.vocab import Method, Path
+from hesscli.vocab import Method, SpectrumPath
 
 BINS = 12
 
@@ -49,7 +49,7 @@ class SpectrumReport:
     n: int
     method: Method
     dtype: str
-    path: Path
+    path: SpectrumPath
     path_reason: str
     dense_bytes: int
     spectrum: Spectrum
@@ -66,7 +66,7 @@ class SpectrumReport:
     @property
     def title(self) -> str:
         """The matrix's name for people ("Hessian", "GGN", "Hessian − GGN", ...)."""
-        from hesscli.curvature.ggn import TITLES
+        from hesscli.curvature.operators import TITLES
 
         return TITLES.get(self.curvature, self.curvature)
 
@@ -112,7 +112,7 @@ def spectrum_report(
     point = spectrum_at(curvature, x, obj.layout, policy, choice=choice)
     sp, ex = point.spectrum, point.extremes
     seed = policy.seed
-    if choice.path == Path.DENSE:
+    if choice.path == SpectrumPath.DENSE:
         trace_exact = float(np.sum(sp.eigenvalues))
         hist = histogram(sp.eigenvalues, None, bins)
         hvp_fn = curvature.hvp_fn

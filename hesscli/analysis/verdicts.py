@@ -170,7 +170,7 @@ SIGNS = ("negative", "zero", "positive")  # beyond −tol, within ±tol, beyond 
 
 
 @dataclass(frozen=True)
-class Ends:
+class EndIntervals:
     """What is known of λmin and λmax: ``λmin ∈ [lo[0], lo[1]]``, ``λmax ∈ [hi[0], hi[1]]``.
 
     A converged (or dense) end is known: both bounds are the computed value (its
@@ -187,7 +187,7 @@ class Ends:
     @classmethod
     def of(
         cls, eigenvalues: Any, converged: Any = None
-    ) -> Ends:
+    ) -> EndIntervals:
         """From computed eigenvalues and per-eigenvalue ``converged`` flags (None: all)."""
         lam = np.asarray(eigenvalues, dtype=np.float64)
         lo, hi = float(lam.min()), float(lam.max())
@@ -217,17 +217,17 @@ class Evidence:
     to *some* eigenvalue, not to the extreme one.
     """
 
-    proven: Ends
-    probable: Ends | None = None
+    proven: EndIntervals
+    probable: EndIntervals | None = None
     probability: float | None = None
 
     @classmethod
     def of(cls, eigenvalues: Any, converged: Any = None, bounds: Any = None) -> Evidence:
         if bounds is None:
-            return cls(Ends.of(eigenvalues, converged))
+            return cls(EndIntervals.of(eigenvalues, converged))
         lo, hi = bounds.theta_min, bounds.theta_max
         if bounds.complete:
-            return cls(Ends((lo, lo), (hi, hi)))
+            return cls(EndIntervals((lo, lo), (hi, hi)))
         if bounds.kw is None:
             return cls.one_sided(lo, hi)
         # the verdicts' tolerance holds the rounding δ: the sides here are without it
@@ -241,10 +241,10 @@ class Evidence:
         """Matrix-free ends: ``λmin ≤ θmin`` and ``λmax ≥ θmax`` proven; the far sides
         ``λmin ≥ min_at_least``, ``λmax ≤ max_at_most`` with ``probability`` (when both
         are known)."""
-        proven = Ends((-math.inf, theta_min), (theta_max, math.inf))
+        proven = EndIntervals((-math.inf, theta_min), (theta_max, math.inf))
         if min_at_least is None or max_at_most is None:
             return cls(proven)
-        return cls(proven, Ends((min_at_least, theta_min), (theta_max, max_at_most)),
+        return cls(proven, EndIntervals((min_at_least, theta_min), (theta_max, max_at_most)),
                    probability)
 
 
@@ -297,7 +297,7 @@ def possible_signs(bounds: tuple[float, float], tol: float) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _decide(ends: Ends, tol: float, verdict: Any, undetermined: Any) -> Any:
+def _decide(ends: EndIntervals, tol: float, verdict: Any, undetermined: Any) -> Any:
     """``verdict(sign_min, sign_max)`` if every possible combination agrees, else undetermined."""
     rank = {name: i for i, name in enumerate(SIGNS)}
     answers = {
@@ -332,13 +332,13 @@ def definiteness(
     Definiteness depends only on λmin and λmax, so the matrix-free extremes
     answer it as well as all eigenvalues do (``complete`` is accepted for
     callers that know it). With ``converged`` flags, an unconverged end is
-    bounded on one side only (:class:`Ends`): "positive (semi)definite" needs a
+    bounded on one side only (:class:`EndIntervals`): "positive (semi)definite" needs a
     lower bound on λmin, "negative (semi)definite" an upper bound on λmax,
     "zero" both, while "indefinite" is proven by Rayleigh quotients alone.
     What the known bounds cannot decide is ``undetermined``.
     """
     del complete
-    ends = Ends.of(eigenvalues, converged)
+    ends = EndIntervals.of(eigenvalues, converged)
     return _decide(ends, tol, lambda a, b: _DEFINITENESS[(a, b)], Definiteness.UNDETERMINED)
 
 
@@ -376,7 +376,7 @@ def classify(
     """
     if gradient_norm > gtol:
         return Classification.NOT_CRITICAL
-    return _decide(Ends.of(eigenvalues, converged), tol, _second_order,
+    return _decide(EndIntervals.of(eigenvalues, converged), tol, _second_order,
                    Classification.UNDETERMINED)
 
 

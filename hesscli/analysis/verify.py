@@ -29,7 +29,7 @@ SAFETY = 10.0
 
 
 @dataclass(frozen=True)
-class Comparison:
+class FDComparison:
     """One exact-vs-FD comparison: relative error, the tolerance it met or not."""
 
     what: str
@@ -46,14 +46,14 @@ class Verification:
     performed: bool
     passed: bool | None
     why: str | None = None
-    hvp: Comparison | None = None
-    directional: Comparison | None = None
+    hvp: FDComparison | None = None
+    directional: FDComparison | None = None
     evaluations: int = 0
     seed: int = 0
 
 
 def compare(what: str, exact: np.ndarray, fd: np.ndarray, fd_error: float, dtype: str,
-            scale: float | None = None) -> Comparison:
+            scale: float | None = None) -> FDComparison:
     """Relative error ``‖exact − fd‖ / max(‖exact‖, ‖fd‖, scale)`` and its tolerance."""
     exact, fd = np.atleast_1d(exact), np.atleast_1d(fd)
     diff = float(np.linalg.norm(exact - fd))
@@ -61,8 +61,8 @@ def compare(what: str, exact: np.ndarray, fd: np.ndarray, fd_error: float, dtype
     den = max(en, fn, scale or 0.0)
     allowed = SAFETY * fd_error + math.sqrt(eps(dtype)) * den
     if den == 0:
-        return Comparison(what, en, fn, 0.0, 0.0, True, fd_error)
-    return Comparison(what, en, fn, diff / den, allowed / den, diff <= allowed, fd_error)
+        return FDComparison(what, en, fn, 0.0, 0.0, True, fd_error)
+    return FDComparison(what, en, fn, diff / den, allowed / den, diff <= allowed, fd_error)
 
 
 def verify_derivatives(objective: Objective, seed: int = 0) -> Verification:

@@ -75,7 +75,7 @@ NULL_MEANS = {"condition_number": "an eigenvalue is zero within tolerance"}
 
 
 @dataclass(frozen=True)
-class Analysis:
+class AnalysisKey:
     """An ``expect:`` key that runs another analysis: how to read and to measure it."""
 
     help: str
@@ -262,10 +262,10 @@ def measure_gradcheck(ctx: Context, want_pass: bool) -> tuple[Any, bool, str]:
     return "passed" if passed else "failed", passed == want_pass, ""
 
 
-ANALYSES: dict[str, Analysis] = {
-    "convexity": Analysis("{verdict, box | around + radius, samples, hessian_points, seed}",
+ANALYSES: dict[str, AnalysisKey] = {
+    "convexity": AnalysisKey("{verdict, box | around + radius, samples, hessian_points, seed}",
                           parse_convexity, lambda o: o["verdict"], measure_convexity),
-    "gradcheck": Analysis("passed or failed", parse_gradcheck,
+    "gradcheck": AnalysisKey("passed or failed", parse_gradcheck,
                           lambda p: "passed" if p else "failed", measure_gradcheck),
 }
 

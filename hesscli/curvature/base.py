@@ -13,7 +13,7 @@ probing for undeclared ones:
   linearization across HVPs, or an :class:`OperatorAt` (a curvature matrix other
   than the Hessian that linearizes itself: GGN, Fisher) (None: not available);
 - ``kind``: the matrix that ``hvp`` and ``hessian`` apply, ``"hessian"`` except
-  for the Gauss–Newton and Fisher operators (:mod:`hesscli.curvature.ggn`), whose
+  for the Gauss–Newton and Fisher operators (:mod:`hesscli.curvature.operators`), whose
   ``base`` is the Hessian backend they wrap (None for a backend that is its own);
 - ``notes``: what the output must say about how this backend computes;
 - ``fd``: the finite-difference statistics (:class:`FDStatistics`: what is

@@ -34,12 +34,12 @@ def curvature_for(
     ``devices`` counts devices per process (None: every local one); more than one
     device (or process) selects the sharded exact backend. ``kind`` (``--curvature``)
     other than ``hessian`` puts that matrix's operator (GGN, Fisher, empirical
-    Fisher: :mod:`hesscli.curvature.ggn`) on top of the chosen backend.
+    Fisher: :mod:`hesscli.curvature.operators`) on top of the chosen backend.
     """
     curvature, notes = hessian_backend(obj, method, accuracy, devices=devices)
     if kind == "hessian":
         return curvature, notes
-    from hesscli.curvature.ggn import operator_curvature
+    from hesscli.curvature.operators import operator_curvature
 
     return operator_curvature(obj, curvature, kind), notes
 

@@ -59,7 +59,7 @@ def batch_operator(kind: str, obj: Objective, stream: BatchStream,
         return hessian
     split = obj.file.split
     if split is None:
-        from hesscli.curvature.ggn import require_split
+        from hesscli.curvature.operators import require_split
 
         require_split(obj, kind)
 
@@ -396,7 +396,7 @@ def streamed_curvature(obj: Objective, stream: BatchStream,
     notes: list[str] = []
     batch0 = stream.first()
     if kind != "hessian":
-        from hesscli.curvature.ggn import require_split
+        from hesscli.curvature.operators import require_split
 
         split = require_split(obj, kind)
         split0 = ModelSplit(split.model, split.output_loss, batch0[0], batch0[1])

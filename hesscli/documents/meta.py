@@ -16,7 +16,7 @@ def meta(
     """Versions, dtype, seed, argv, the options that shaped the result, and who computed.
 
     ``parallel`` records how many devices and processes took part (one of each
-    when not given); ``path_choice`` (a :class:`hesscli.spectra.paths.PathChoice`)
+    when not given); ``path_choice`` (a :class:`hesscli.spectra.route.PathChoice`)
     the dense or matrix-free path, the dense budget it was chosen by, and why.
     """
     import jax

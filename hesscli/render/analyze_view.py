@@ -105,7 +105,7 @@ def nonsmooth_headline(a: Analysis) -> str:
 
 def curvature_headline(a: Analysis) -> str:
     """The verdict line when the spectrum is a GGN or Fisher, not the Hessian's."""
-    from hesscli.curvature.ggn import TITLES
+    from hesscli.curvature.operators import TITLES
 
     title = TITLES.get(a.curvature, a.curvature)
     lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
@@ -246,7 +246,7 @@ def step_lines(a: Analysis) -> list[Text]:
             )
     st = a.stability
     if st.max_stable_lr is not None and a.curvature != "hessian":
-        from hesscli.curvature.ggn import TITLES
+        from hesscli.curvature.operators import TITLES
 
         title = TITLES.get(a.curvature, a.curvature)
         lines.append(Text(

@@ -57,7 +57,7 @@ def comparison_figure(c: Comparison) -> Any:
     ax = fig.subplots()
     reports = [(r.title, r, "-") for r in c.reports]
     if c.difference is not None and c.difference_of is not None:
-        from hesscli.curvature.ggn import TITLES
+        from hesscli.curvature.operators import TITLES
 
         a, b = c.difference_of
         reports.append((f"{TITLES.get(a, a)} − {TITLES.get(b, b)}", c.difference, "--"))

@@ -169,7 +169,7 @@ def comparison_table(c: Comparison) -> Table:
         t.add_column("negative mass (SLQ)", justify="right")
     rows = [(r.title, r) for r in c.reports]
     if c.difference is not None and c.difference_of is not None:
-        from hesscli.curvature.ggn import TITLES
+        from hesscli.curvature.operators import TITLES
 
         a, b = c.difference_of
         rows.append((f"{TITLES.get(a, a)} − {TITLES.get(b, b)}", c.difference))

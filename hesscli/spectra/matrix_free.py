@@ -35,7 +35,7 @@ from hesscli.progress import OnProgress, sink
 from hesscli.spectra.bounds import EndBounds, hvp_rounding
 from hesscli.spectra.lanczos import SOLVERS, Extremes, Target, max_steps_for
 from hesscli.spectra.spectrum import Spectrum, fix_sign
-from hesscli.vocab import Dtype, Eigensolver, EigensolverRequest, Ends, Path, words
+from hesscli.vocab import Dtype, Eigensolver, EigensolverRequest, Ends, SpectrumPath, words
 
 EIGENSOLVERS = words(EigensolverRequest)
 ENDS = words(Ends)
@@ -150,7 +150,7 @@ def basis_sharding(curvature: Curvature) -> tuple[Any, int]:
     return basis_sharding_of(parallel), parallel.devices
 
 
-def num(value: float) -> str:
+def note_num(value: float) -> str:
     """Compact number for notes (analysis must not import the render layer)."""
     return f"{value:.4g}"
 
@@ -170,8 +170,8 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
         how += f" (basis ≤ {ex.basis_rows} vectors, {ex.restarts} restarts)"
     what = ("all eigenvalues" if ex.complete
             else f"{ex.k} smallest and {ex.k} largest eigenvalues")
-    target = (f"target: each eigenvalue's {ex.measure} ≤ {num(ex.tolerance)} "
-              f"(rtol {num(ex.rtol)}·max|λ|)")
+    target = (f"target: each eigenvalue's {ex.measure} ≤ {note_num(ex.tolerance)} "
+              f"(rtol {note_num(ex.rtol)}·max|λ|)")
     if ex.measure != "residual" and ex.ends != "max":
         target += " and the sign of λmin decided"
     notes = [
@@ -184,7 +184,7 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
     notes.append(
         "each eigenvalue is the Rayleigh quotient θ = vᵀHv of the vector v actually formed "
         f"(accumulated in float64), so λmin ≤ θmin + δ and λmax ≥ θmax − δ are proven with "
-        f"the HVP's error δ = {num(b.rounding)} ("
+        f"the HVP's error δ = {note_num(b.rounding)} ("
         + ("finite differences: an estimate, the larger of 10·√n·√ε·max|θ| and the "
            "largest residual" if b.differenced else "10·√n·ε·max|θ|, derived") + "); some "
         "eigenvalue lies within the residual ‖Hv−θv‖ + δ of each θ, but that it is the "
@@ -197,7 +197,8 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
               or (ex.ends == "min") == (i < ex.eigenvalues.size // 2 or ex.complete)]
     if wanted:
         listed = ", ".join(
-            f"λ = {num(float(ex.eigenvalues[i]))} (residual {num(float(ex.residuals[i]))})"
+            f"λ = {note_num(float(ex.eigenvalues[i]))} "
+            f"(residual {note_num(float(ex.residuals[i]))})"
             for i in wanted[:4]
         )
         notes.append(
@@ -207,13 +208,13 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
         )
     if ex.measure != "residual" and ex.ends != "max" and not ex.sign_decided:
         notes.append(
-            f"sign of λmin UNDECIDED: θmin = {num(float(ex.eigenvalues[0]))} is within its "
-            f"certified error {num(float(ex.residuals[0]))} of zero"
+            f"sign of λmin UNDECIDED: θmin = {note_num(float(ex.eigenvalues[0]))} is within its "
+            f"certified error {note_num(float(ex.residuals[0]))} of zero"
         )
     if dtype == Dtype.FLOAT32:
         notes.append(
-            f"float32: tolerances widened (ε = {num(eps('float32'))}, target "
-            f"rtol {num(ex.rtol)})"
+            f"float32: tolerances widened (ε = {note_num(eps('float32'))}, target "
+            f"rtol {note_num(ex.rtol)})"
         )
     return tuple(notes)
 
@@ -254,7 +255,7 @@ def matrix_free_spectrum(ex: Extremes, dtype: str, differenced: bool = False) ->
         symmetry_error=0.0,
         error=float(np.max(residuals)) if residuals.size else 0.0,
         residuals=residuals,
-        path=Path.MATRIX_FREE,
+        path=SpectrumPath.MATRIX_FREE,
         notes=extremes_notes(ex, dtype, bounds),
         eigenvalue_errors=residuals.copy(),
         converged=converged,

@@ -4,7 +4,7 @@
 request, and for the matrix-free path how many eigenpairs at each end, which
 eigensolver, its residual target, its step budget and its seed);
 :func:`spectrum_at` applies it: the path is chosen once by the dense budget
-(:func:`hesscli.spectra.paths.choose_path`: a fixed dense budget, never the
+(:func:`hesscli.spectra.route.choose_path`: a fixed dense budget, never the
 free memory of the moment), then either the dense Hessian's
 eigenvalues (:func:`hesscli.spectra.spectrum.dense_spectrum`) or the
 matrix-free extremes (:func:`hesscli.spectra.matrix_free.extremes_of`, whose
@@ -25,9 +25,9 @@ import numpy as np
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.layout import Layout
 from hesscli.spectra.lanczos import Extremes, Target
-from hesscli.spectra.paths import Budget, PathChoice, choose_path, dense_budget
+from hesscli.spectra.route import Budget, PathChoice, choose_path, dense_budget
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
-from hesscli.vocab import Method, Path, PathRequest
+from hesscli.vocab import Method, PathRequest, SpectrumPath
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class SpectrumPolicy:
     1e-6, for callers that use the eigenvectors or track the values closely:
     landscape, the training monitor, convexity).
     ``dense_budget`` is ``--dense-budget`` (a size such as ``1GiB``, or bytes;
-    None: ``$HESSCLI_DENSE_BUDGET`` or the default, see :mod:`hesscli.spectra.paths`).
+    None: ``$HESSCLI_DENSE_BUDGET`` or the default, see :mod:`hesscli.spectra.route`).
     """
 
     path: str = PathRequest.AUTO
@@ -102,7 +102,7 @@ class PointSpectrum:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        return (self.choice.reason,) if self.choice.path == Path.MATRIX_FREE else ()
+        return (self.choice.reason,) if self.choice.path == SpectrumPath.MATRIX_FREE else ()
 
 
 def choose(n: int, policy: SpectrumPolicy) -> PathChoice:
@@ -126,7 +126,7 @@ def spectrum_at(
     """
     x = np.asarray(x)
     choice = choice or choose(int(x.size), policy)
-    if choice.path == Path.DENSE:
+    if choice.path == SpectrumPath.DENSE:
         if vectors:
             return PointSpectrum(dense_spectrum(curvature, x, layout), choice)
         hess = curvature.hessian(x)

@@ -112,7 +112,7 @@ def basis_size(n: int, k: int, dtype: str, shards: int = 1, requested: int | Non
             f"n = {n} allows {m}"
         )
     if by_memory < least:
-        from hesscli.spectra.paths import available_memory, human_bytes
+        from hesscli.spectra.route import available_memory, human_bytes
 
         avail = available_memory() if available is None else available
         need = (least + 2) * vector

@@ -21,7 +21,7 @@ import numpy as np
 from hesscli.curvature.base import Curvature, Kinks, ensure_finite
 from hesscli.objective.layout import Layout
 from hesscli.spectra.bounds import EndBounds
-from hesscli.vocab import Path
+from hesscli.vocab import SpectrumPath
 
 SMALL_DENSE = 256  # up to this n the dense eigen-solve is numpy.linalg.eigh (no SciPy import)
 
@@ -36,7 +36,7 @@ class Spectrum:
     (None: exact/dense) and ``converged`` a flag per eigenvalue (None: all
     converged). An unconverged end is bounded on one side only (a Ritz value
     bounds λmin from above and λmax from below), and the verdicts treat it so
-    (:class:`hesscli.analysis.verdicts.Ends`).
+    (:class:`hesscli.analysis.verdicts.EndIntervals`).
 
     On the matrix-free path ``eigenvalue_errors`` is the true residual
     ‖Hv − θv‖ (certified: *some* eigenvalue lies within it, Weyl),
@@ -53,7 +53,7 @@ class Spectrum:
     symmetry_error: float = 0.0
     error: float = 0.0
     residuals: np.ndarray | None = None  # per eigenvalue, when known
-    path: Path = Path.DENSE
+    path: SpectrumPath = SpectrumPath.DENSE
     notes: tuple[str, ...] = field(default_factory=tuple)
     kinks: Kinks | None = None  # finite differences found the objective not smooth here
     evaluations: int = 0  # function/gradient evaluations spent (finite differences)

@@ -48,7 +48,7 @@ import numpy as np
 
 from hesscli.analysis.verdicts import (
     PROBABILISTIC,
-    Ends,
+    EndIntervals,
     Evidence,
     classification_of,
     curvature_scale,
@@ -127,7 +127,7 @@ class EventTracker:
         values one-sidedly, the far sides from the random-start bounds when logged)."""
         lo, hi = float(record.lambda_min), float(record.lambda_max)  # type: ignore[arg-type]
         if record.lambda_min_converged is None and record.lambda_max_converged is None:
-            return Evidence(Ends((lo, lo), (hi, hi)))
+            return Evidence(EndIntervals((lo, lo), (hi, hi)))
         return Evidence.one_sided(lo, hi, record.lambda_min_at_least,
                                   record.lambda_max_at_most, KW_PROBABILITY)
 

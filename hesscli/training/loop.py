@@ -13,7 +13,7 @@ optimizer state (:mod:`.noise`), and minibatches are the ``i``-th slice of a
 permutation drawn from ``fold_in(data_key, epoch)``. So the state to resume a
 run is the point, the optimizer state and the step count (:class:`TrainState`).
 
-Progress is reported through ``callback(Progress)``; nothing here prints.
+Progress is reported through ``callback(ChunkProgress)``; nothing here prints.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import optax
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import InputError
 from hesscli.objective.bind import Objective
-from hesscli.spectra.paths import choose_path
+from hesscli.spectra.route import choose_path
 from hesscli.training.dynamics import STABILITY_BOUND, stability_bound
 from hesscli.training.events import Event, EventTracker
 from hesscli.training.monitor import MATRIX_FREE_NOTE, Record, monitor
-from hesscli.vocab import EventKind, Path, PathRequest
+from hesscli.vocab import EventKind, PathRequest, SpectrumPath
 
 EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above (or below) its start is no longer training
 
@@ -73,7 +73,7 @@ class TrainState:
 
 
 @dataclass(frozen=True)
-class Progress:
+class ChunkProgress:
     """What the callback receives after each chunk."""
 
     record: Record
@@ -332,7 +332,7 @@ def train(
     tracker: EventTracker | None = None,
     history: list[Record] | None = None,
     curvature_on: bool = True,
-    callback: Callable[[Progress], None] | None = None,
+    callback: Callable[[ChunkProgress], None] | None = None,
     path: str = PathRequest.AUTO,
     dense_budget: str | int | None = None,
     blocks: list | None = None,
@@ -345,20 +345,20 @@ def train(
     steps' gradients (:func:`stepped_chunk`). Pass ``state``, ``tracker``
     and ``history`` (from a log) to resume: the step at ``state.step`` is then
     already logged and is not logged again. ``path`` (auto|dense|matrix-free) is
-    chosen once for the run (:func:`hesscli.spectra.paths.choose_path`); on the
+    chosen once for the run (:func:`hesscli.spectra.route.choose_path`); on the
     matrix-free path the monitored eigenvalues are the Lanczos extremes.
     ``dense_budget`` is ``--dense-budget`` (None: the environment or the default);
     the choice depends on n and the budget only, so every log step takes the same path.
     ``blocks`` (from :func:`hesscli.spectra.blocks.group_blocks`) adds each diagonal
     block's λmax to every record.
     """
-    from hesscli.spectra.paths import dense_budget as budget_of
+    from hesscli.spectra.route import dense_budget as budget_of
     from hesscli.training.optimizers import GD_ONLY_NOTE, plain_gd
 
     notes: list[str] = []
     kind = curvature.kind
     if curvature_on and kind != "hessian":
-        from hesscli.curvature.ggn import TITLES, psd_reason
+        from hesscli.curvature.operators import TITLES, psd_reason
 
         notes.append(f"curvature monitored: the {TITLES.get(kind, kind)} (λmin, λmax, "
                      "lr·λmax and the step model's error are its own); the final verdict "
@@ -367,7 +367,7 @@ def train(
         notes.append(("at the start point: " if kind == "ggn" else "")
                      + psd_reason(kind, facts))
     choice = choose_path(obj.n, path, budget=budget_of(dense_budget))
-    if curvature_on and choice.path == Path.MATRIX_FREE:
+    if curvature_on and choice.path == SpectrumPath.MATRIX_FREE:
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
     adaptive = adaptive_monitor(config, curvature, curvature_on, notes)
     if curvature_on and not plain_gd(config.optimizer) and adaptive is None:
@@ -412,7 +412,7 @@ def train(
         if state.step >= config.steps:  # nothing to run: the spans end here
             events = events + tracker.finish()
         if callback:
-            callback(Progress(record, tuple(events), state, config.steps))
+            callback(ChunkProgress(record, tuple(events), state, config.steps))
 
     if sharded(curvature):
         chunk = stepped_chunk(obj, curvature, optimizer, minibatch)
@@ -452,7 +452,7 @@ def train(
         if state.step >= config.steps or diverged:  # the last record: close the open spans
             new_events.extend(tracker.finish())
         if callback:
-            callback(Progress(record, tuple(new_events), state, config.steps))
+            callback(ChunkProgress(record, tuple(new_events), state, config.steps))
 
     elapsed = time.perf_counter() - t0
     return TrainResult(

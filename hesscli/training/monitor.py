@@ -3,7 +3,7 @@
 The eigenvalues come from :func:`extreme_eigenvalues` through the same entry
 point every command uses (:func:`hesscli.spectra.policy.spectrum_at`): the
 dense Hessian's eigenvalues (LAPACK, no eigenvectors) when the dense budget
-allows (the one limit every command uses, :mod:`hesscli.spectra.paths`),
+allows (the one limit every command uses, :mod:`hesscli.spectra.route`),
 otherwise the matrix-free extremes (Lanczos on Hessian-vector products,
 k = 1 at each end, seed 0 so every log step starts alike), whose largest
 residual is the error band.
@@ -24,7 +24,7 @@ from hesscli.analysis.step import gradient_step, predict_step
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import ObjectiveError
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
-from hesscli.vocab import Path, PathRequest
+from hesscli.vocab import PathRequest, SpectrumPath
 
 #: The monitor's spectrum policy: k = 1 at each end, seed 0 (every log step starts alike).
 MONITOR_POLICY = SpectrumPolicy(k=1, seed=0)
@@ -36,12 +36,12 @@ MATRIX_FREE_NOTE = (
 
 
 @dataclass(frozen=True)
-class Extremes:
+class MonitoredExtremes:
     """The smallest and largest Hessian eigenvalue and how they were computed."""
 
     lambda_min: float
     lambda_max: float
-    path: Path
+    path: SpectrumPath
     error: float = 0.0  # absolute error band beyond rounding (converged Lanczos residuals, fd)
     min_converged: bool = True  # False: λmin only bounded from above (unconverged Lanczos)
     max_converged: bool = True  # False: λmax only bounded from below
@@ -63,10 +63,10 @@ def block_maxima(curvature: Curvature, x: np.ndarray, blocks: list, dense: bool
         return {b.name: float(scipy.linalg.eigh(hess[np.ix_(b.indices, b.indices)],
                                                 eigvals_only=True, check_finite=False)[-1])
                 for b in blocks}
-    from hesscli.analysis.blocks import operator_of
+    from hesscli.analysis.blocks import matmat_of
     from hesscli.spectra.blocks import extremes_iterative, restricted
 
-    op = operator_of(curvature, x)
+    op = matmat_of(curvature, x)
     n = int(np.asarray(x).size)
     return {b.name: extremes_iterative(restricted(op, n, b.indices), b.size, 0)[1]
             for b in blocks}
@@ -76,7 +76,7 @@ def extreme_eigenvalues(
     curvature: Curvature, x: np.ndarray, *, path: str = PathRequest.AUTO,
     dense_budget: str | int | None = None,
     blocks: list | None = None,
-) -> Extremes:
+) -> MonitoredExtremes:
     """λmin and λmax of the Hessian at ``x``.
 
     ``path`` is auto|dense|matrix-free (:data:`MONITOR_POLICY` otherwise): every
@@ -92,17 +92,17 @@ def extreme_eigenvalues(
     # LAPACK eigvalsh measured 8x faster than the end-vector solve at n = 1584.
     point = spectrum_at(curvature, np.asarray(x), policy=policy, vectors=False)
     sp = point.spectrum
-    if sp.path == Path.MATRIX_FREE:
+    if sp.path == SpectrumPath.MATRIX_FREE:
         ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
-    per_block = (block_maxima(curvature, np.asarray(x), blocks, sp.path == Path.DENSE)
+    per_block = (block_maxima(curvature, np.asarray(x), blocks, sp.path == SpectrumPath.DENSE)
                  if blocks else None)
     b = sp.bounds
     if b is None:
-        return Extremes(sp.lambda_min, sp.lambda_max, sp.path, sp.certified_error,
+        return MonitoredExtremes(sp.lambda_min, sp.lambda_max, sp.path, sp.certified_error,
                         sp.min_converged, sp.max_converged, per_block)
     # matrix-free: the zero band is the HVP's rounding (a residual never widens it), and
     # the far sides are the random-start bounds, never a residual or Kato–Temple estimate
-    return Extremes(sp.lambda_min, sp.lambda_max, sp.path, b.rounding,
+    return MonitoredExtremes(sp.lambda_min, sp.lambda_max, sp.path, b.rounding,
                     sp.min_converged, sp.max_converged, per_block,
                     min_at_least=_finite(b.min_at_least), max_at_most=_finite(b.max_at_most))
 
@@ -159,7 +159,7 @@ def monitor(
     dense_budget: str | int | None = None,
     blocks: list | None = None,
     preconditioner: Any = None,
-) -> tuple[Record, np.ndarray, Extremes | None]:
+) -> tuple[Record, np.ndarray, MonitoredExtremes | None]:
     """The record at ``x`` (plus the full gradient and the extremes, for the event logic).
 
     ``preconditioner`` (:class:`~hesscli.curvature.preconditioned.Preconditioner`, from the
@@ -183,7 +183,7 @@ def monitor(
                 lr_times_lambda_max=lr * ext.lambda_max,
                 curvature_error=ext.error,
             )
-            if ext.path == Path.MATRIX_FREE:
+            if ext.path == SpectrumPath.MATRIX_FREE:
                 fields.update(lambda_min_converged=ext.min_converged,
                               lambda_max_converged=ext.max_converged,
                               lambda_min_at_least=ext.min_at_least,
@@ -229,7 +229,7 @@ def preconditioned_fields(curvature: Curvature, x: np.ndarray, pre: Any, lr: flo
         "preconditioned_lambda_max": ps.lambda_max,
         "lr_times_preconditioned_lambda_max": lr * ps.lambda_max,
         "preconditioned_bound": ps.bound, "preconditioned_threshold": ps.threshold}
-    if ps.path == Path.MATRIX_FREE:
+    if ps.path == SpectrumPath.MATRIX_FREE:
         out["preconditioned_lambda_max_at_least"] = ps.interval[0]
         out["preconditioned_lambda_max_at_most"] = ps.stability.lambda_max_at_most
     return out

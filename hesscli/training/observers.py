@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hesscli.training.loop import Minibatch, Progress, TrainConfig, TrainResult, TrainState
+from hesscli.training.loop import ChunkProgress, Minibatch, TrainConfig, TrainResult, TrainState
 from hesscli.training.plan import Plan
 from hesscli.training.report import RunSummary
 
@@ -41,7 +41,7 @@ class Observer:
     def start(self, label: str, config: TrainConfig, state: TrainState | None) -> None:
         """Before a run's first step; ``state`` is the resumed state, or None."""
 
-    def progress(self, label: str, p: Progress) -> None:
+    def progress(self, label: str, p: ChunkProgress) -> None:
         """After each logged step: ``p.record``, ``p.events`` and ``p.state``."""
 
     def end(self, label: str, result: TrainResult) -> None:
@@ -88,7 +88,7 @@ def run_plan(
         def started(state: TrainState | None) -> None:
             tell("start", label, config, state)
 
-        def callback(p: Progress) -> None:
+        def callback(p: ChunkProgress) -> None:
             nonlocal last_step
             last_step = p.state.step
             tell("progress", label, p)

@@ -16,8 +16,8 @@ from hesscli.curvature.base import Curvature
 from hesscli.objective.bind import Objective
 from hesscli.training.events import EventTracker
 from hesscli.training.loop import (
+    ChunkProgress,
     Minibatch,
-    Progress,
     TrainConfig,
     TrainResult,
     TrainState,
@@ -33,7 +33,7 @@ def run(
     obj: Objective, curvature: Curvature, config: TrainConfig, *, label: str = "",
     minibatch: Minibatch | None = None, gtol: float | None = None, tol: float | None = None,
     curvature_on: bool = True, resume_state: Callable[[Any], Any] | None = None,
-    history: list[Record] | None = None, callback: Callable[[Progress], None] | None = None,
+    history: list[Record] | None = None, callback: Callable[[ChunkProgress], None] | None = None,
     started: Callable[[TrainState | None], None] | None = None,
     trained: Callable[[TrainResult], None] | None = None,
     dense_budget: str | int | None = None,

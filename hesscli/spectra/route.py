@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hesscli.errors import InputError
-from hesscli.vocab import Path, PathRequest
+from hesscli.vocab import PathRequest, SpectrumPath
 
 MATRICES = 4  # Hessian, symmetrized copy, sum temporary / LAPACK copy, workspace
 HOST_BYTES = 8  # the eigensolver works in float64
@@ -68,7 +68,7 @@ class Budget:
 class PathChoice:
     """The chosen path, the memory the dense one would take, the budget, and why."""
 
-    path: Path
+    path: SpectrumPath
     dense_bytes: int
     available_bytes: int | None  # consulted only for an explicit --dense
     reason: str
@@ -170,7 +170,7 @@ def choose_path(
     budget = budget or dense_budget()
     need = dense_bytes(n)
     if request == PathRequest.MATRIX_FREE:
-        return PathChoice(Path.MATRIX_FREE, need, None, "--matrix-free requested", request,
+        return PathChoice(SpectrumPath.MATRIX_FREE, need, None, "--matrix-free requested", request,
                           budget)
     if request == PathRequest.DENSE:
         avail = available_memory() if available is None else available
@@ -182,18 +182,18 @@ def choose_path(
                 "Use --matrix-free (or drop --dense) for the extreme eigenvalues from "
                 "Hessian-vector products"
             )
-        return PathChoice(Path.DENSE, need, avail, "--dense requested", request, budget)
+        return PathChoice(SpectrumPath.DENSE, need, avail, "--dense requested", request, budget)
     if request != PathRequest.AUTO:
         raise InputError(f"unknown curvature path {request!r}; use auto, dense or matrix-free")
     where = "" if budget.source == "default" else f" from {budget.source}"
     if need <= budget.bytes:
         return PathChoice(
-            Path.DENSE, need, None,
+            SpectrumPath.DENSE, need, None,
             f"dense Hessian needs about {human_bytes(need)} "
             f"(≤ {human_bytes(budget.bytes)} budget{where})", request, budget,
         )
     return PathChoice(
-        Path.MATRIX_FREE, need, None,
+        SpectrumPath.MATRIX_FREE, need, None,
         f"matrix-free: a dense Hessian would need about {human_bytes(need)} with the "
         f"eigensolver's workspace (> {human_bytes(budget.bytes)} dense budget{where}: dense "
         f"up to n = {budget.limit}; raise it with --dense-budget or {BUDGET_ENV})",

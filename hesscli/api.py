@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hesscli.vocab import MethodRequest
+from hesscli.vocab import CurvatureKind, Estimator, MethodRequest, StopRule
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from hesscli.curvature.base import Curvature
@@ -220,7 +220,7 @@ def _backend(
             f"curvature={curvature!r}: curvature= takes a backend (a result's .curvature); "
             f"name the matrix as --curvature does with curvature_kind={named!r}")
     if curvature is not None:
-        if kind == "hessian":
+        if kind == CurvatureKind.HESSIAN:
             return curvature, ()
         from hesscli.curvature.operators import operator_curvature
 
@@ -288,7 +288,7 @@ def analyze(
     positive("--escape-step", escape_step)
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
-                            ends=ends, stop="verdict")
+                            ends=ends, stop=StopRule.VERDICT)
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
@@ -516,11 +516,12 @@ def spectrum(
     if estimator not in ESTIMATORS:
         raise InputError(f"--estimator must be one of {', '.join(ESTIMATORS)}; "
                          f"got {estimator!r}")
-    if estimator == "hutch++" and trace_probes < 3:  # a sketch, its basis, one probe
+    # a sketch, its basis, one probe
+    if estimator == Estimator.HUTCH_PLUS_PLUS and trace_probes < 3:
         raise InputError(f"--estimator hutch++ needs --trace-probes ≥ 3; got {trace_probes}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
-                            ends=ends, stop="verdict")
+                            ends=ends, stop=StopRule.VERDICT)
     policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
     kinds = parse_kinds(curvature_kind)
     streamed = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from hesscli.errors import InputError
 from hesscli.spectra.route import available_memory, choose_path, dense_bytes, human_bytes
+from hesscli.vocab import SpectrumPath
 
 FLOAT = 8  # bytes per float64 entry (analyses work in float64 on the host)
 # Peak of one matrix-free λmin (Lanczos, up to 400 steps with their basis and its
@@ -45,7 +46,7 @@ def convexity_bytes(n: int, samples: int, hessian_points: int) -> float:
     pairs = 6.0 * FLOAT * n * samples
     if hessian_points <= 0:
         return pairs
-    dense = choose_path(n).path == "dense"
+    dense = choose_path(n).path == SpectrumPath.DENSE
     per_point = dense_bytes(n) if dense else MATRIX_FREE_FLOATS * FLOAT * n
     return max(pairs, 2.0 * FLOAT * n * hessian_points + per_point)
 

@@ -36,6 +36,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from hesscli.vocab import Ends
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -66,7 +68,7 @@ class Progress:
 
     def done(self, end: str) -> bool:
         """True when ``end`` ('min' or 'max') is within the target."""
-        bound = self.bound_min if end == "min" else self.bound_max
+        bound = self.bound_min if end == Ends.MIN else self.bound_max
         return bool(bound <= self.target)  # False when either is NaN
 
 

@@ -157,6 +157,28 @@ class Ends(StrEnum):
     MAX = "max"
 
 
+class StopRule(StrEnum):
+    """When a matrix-free eigensolver may stop (``SpectrumPolicy.stop``)."""
+
+    VERDICT = "verdict"  # each eigenvalue to rtol by the Kato–Temple estimate, λmin's sign
+    RESIDUAL = "residual"  # the certified residual ‖Hv − θv‖ ≤ rtol·max|λ|
+
+
+class ErrorMeasure(StrEnum):
+    """How an eigensolver measured each eigenvalue's error (``measure`` of its extremes)."""
+
+    RESIDUAL = "residual"  # ‖Hv − θv‖: a certified bound (Weyl)
+    KATO_TEMPLE = "Kato-Temple estimate"  # min(r, r²/gap): an estimate
+
+
+class Estimator(StrEnum):
+    """``--estimator``: how the trace is estimated (``hutch++`` needs at least 3 probes)."""
+
+    HUTCHINSON = "hutchinson"
+    HUTCH_PLUS_PLUS = "hutch++"
+    AUTO = "auto"  # Hutch++ with enough products, else Hutchinson
+
+
 def words(enum: type[StrEnum]) -> tuple[str, ...]:
     """The enum's strings, in declaration order (for choices and messages)."""
     return tuple(member.value for member in enum)

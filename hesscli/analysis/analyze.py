@@ -38,7 +38,15 @@ from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
 from hesscli.spectra.spectrum import Spectrum
-from hesscli.vocab import Classification, Definiteness, Dtype, FDAccuracy, FDSource, Method
+from hesscli.vocab import (
+    Classification,
+    CurvatureKind,
+    Definiteness,
+    Dtype,
+    FDAccuracy,
+    FDSource,
+    Method,
+)
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ class Analysis:
     nonsmooth: NonSmooth | None = None
     fd: FDInfo | None = None
     verification: Verification | None = None
-    curvature: str = "hessian"  # "hessian" | "ggn" | "fisher" | "empirical-fisher"
+    curvature: CurvatureKind = CurvatureKind.HESSIAN  # hessian, ggn, fisher, empirical-fisher
     # how each verdict is known: "proven" | "probabilistic" | None, and the probability
     certainty: dict[str, object] = field(default_factory=dict)
 
@@ -194,7 +202,8 @@ def analyze(
     probe = None
     # the probe checks f's one-sided second differences against the curvatures used,
     # which only the Hessian predicts (a GGN's dᵀGd is not f's curvature): Hessian only
-    if nonsmooth is None and kink_probe and curvature.fd is None and kind_used == "hessian":
+    if (nonsmooth is None and kink_probe and curvature.fd is None
+            and kind_used == CurvatureKind.HESSIAN):
         probe = probe_kinks(
             curvature.value, curvature.hvp, x, value, grad,
             _probe_directions(spectrum, grad, step), gtol=gtol_used, tol=tol_used,
@@ -225,7 +234,7 @@ def analyze(
         shape_basis = None
 
     escape = None
-    if spectrum.lambda_min < -tol_used and kind_used == "hessian":
+    if spectrum.lambda_min < -tol_used and kind_used == CurvatureKind.HESSIAN:
         v = spectrum.vec_min
         plus = curvature.value(x + escape_distance * v)
         minus = curvature.value(x - escape_distance * v)
@@ -250,7 +259,7 @@ def analyze(
         inertia=inertia(lam, tol_used, spectrum.complete),
         definiteness=shape,
         critical=critical,
-        classification=kind if kind_used == "hessian" else None,
+        classification=kind if kind_used == CurvatureKind.HESSIAN else None,
         condition_number=_condition(spectrum, tol_used, shape),
         step=step,
         # GD's 2/λmax bound is the Hessian's: another matrix's λmax cannot decide it
@@ -266,7 +275,7 @@ def analyze(
         fd=_fd_info(curvature, spectrum, fd_why, grad_error),
         verification=verification,
         curvature=kind_used,
-        certainty={"classification": kind_basis if kind_used == "hessian" else None,
+        certainty={"classification": kind_basis if kind_used == CurvatureKind.HESSIAN else None,
                    "definiteness": shape_basis,
                    "probability": (bounds.probability if bounds is not None and PROBABILISTIC
                                    in (kind_basis, shape_basis) else None)},
@@ -295,7 +304,7 @@ def first_order_measured(step: StepPrediction, gnorm: float, value: float,
 
 def _stability(lr: float, spectrum: Spectrum, kind: str) -> Stability:
     """GD stability at ``lr``: the Hessian's λmax only (a GGN's cannot decide it)."""
-    if kind != "hessian":
+    if kind != CurvatureKind.HESSIAN:
         return stability(lr, spectrum.lambda_max, False)
     return stability(lr, spectrum.lambda_max, spectrum.max_converged, spectrum.bounds)
 
@@ -344,7 +353,7 @@ def probability_notes(spectrum: Spectrum, *bases: str | None) -> tuple[str, ...]
 
 def curvature_notes(curvature: Curvature, kind: str) -> tuple[str, ...]:
     """What a curvature other than the Hessian can and cannot say."""
-    if kind == "hessian":
+    if kind == CurvatureKind.HESSIAN:
         return ()
     from hesscli.curvature.operators import TITLES
 

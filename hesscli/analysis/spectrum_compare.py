@@ -18,6 +18,7 @@ from typing import Any
 from hesscli.analysis.spectrum_report import SpectrumReport, spectrum_report
 from hesscli.curvature.base import OperatorAt
 from hesscli.objective.bind import Objective
+from hesscli.vocab import CurvatureKind
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,10 @@ class Comparison:
 
 def difference_description(a: str, b: str) -> str:
     """What ``A − B`` means, in words."""
-    if (a, b) == ("hessian", "ggn"):
+    if (a, b) == (CurvatureKind.HESSIAN, CurvatureKind.GGN):
         return ("Hessian − GGN: the residual term Σ(∂ℓ/∂m)·∇²m (output-loss gradient times "
                 "the model's own curvature) that the Gauss–Newton approximation drops")
-    if (a, b) == ("ggn", "hessian"):
+    if (a, b) == (CurvatureKind.GGN, CurvatureKind.HESSIAN):
         return "GGN − Hessian: minus the residual term Σ(∂ℓ/∂m)·∇²m"
     return f"{a} − {b}: the difference of the two matrices (matvec A v − B v)"
 
@@ -67,7 +68,8 @@ def compare_spectra(
     a, b = kinds[0], kinds[1]
     base = curvatures[a].base or curvatures[a]
     description = difference_description(a, b)
-    kind = "residual" if (a, b) == ("hessian", "ggn") else "difference"
+    kind = (CurvatureKind.RESIDUAL if (a, b) == (CurvatureKind.HESSIAN, CurvatureKind.GGN)
+            else CurvatureKind.DIFFERENCE)
     op = residual_at(linearized_operator(curvatures[a], obj),
                      linearized_operator(curvatures[b], obj))
     diff = spectrum_report(obj, OperatorCurvature(base, kind, op, (description,)), **options)

@@ -29,7 +29,7 @@ from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
 from hesscli.spectra.route import PathChoice
 from hesscli.spectra.spectrum import Spectrum
 from hesscli.spectra.trace import Trace, estimate_trace, hvp_matmat
-from hesscli.vocab import Method, SpectrumPath
+from hesscli.vocab import CurvatureKind, Method, SpectrumPath
 
 BINS = 12
 
@@ -61,7 +61,7 @@ class SpectrumReport:
     trace_exact: float | None
     histogram: Histogram
     notes: tuple[str, ...] = field(default_factory=tuple)
-    curvature: str = "hessian"  # the matrix: hessian, ggn, fisher, empirical-fisher, residual
+    curvature: CurvatureKind = CurvatureKind.HESSIAN  # the matrix the spectrum is of
 
     @property
     def title(self) -> str:
@@ -104,7 +104,7 @@ def spectrum_report(
     # where f is NaN or infinite its derivatives describe nothing (log at a negative x
     # has a finite Hessian): refuse as analyze does, rather than report a spectrum
     ensure_finite(curvature.value(x), "value")
-    if curvature.kind != "hessian":  # say how the GGN/Fisher was computed
+    if curvature.kind != CurvatureKind.HESSIAN:  # say how the GGN/Fisher was computed
         notes = notes + tuple(curvature.notes)
     dens = tr = None
     trace_exact = None

@@ -17,6 +17,7 @@ from hesscli.cli.options import (
 )
 from hesscli.cli.path_options import path_options
 from hesscli.cli.stream_options import stream_options
+from hesscli.vocab import CurvatureKind
 
 
 @click.command("analyze")
@@ -102,8 +103,8 @@ def command(**_options: Any) -> None:
         res = app.call(api.analyze, cli_only=("save_escape",))
     result = res.output
     if save_escape is not None:
-        kind = app.params.get("curvature_kind", "hessian")
-        if result.escape is None and kind != "hessian":
+        kind = app.params.get("curvature_kind", CurvatureKind.HESSIAN)
+        if result.escape is None and kind != CurvatureKind.HESSIAN:
             raise InputError(f"--save-escape {save_escape}: escape directions come from the "
                              f"Hessian, and --curvature {kind} is not the Hessian; "
                              "drop --curvature")

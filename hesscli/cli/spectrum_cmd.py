@@ -15,6 +15,7 @@ from hesscli.cli.options import (
 )
 from hesscli.cli.path_options import path_options
 from hesscli.cli.stream_options import stream_options
+from hesscli.vocab import Estimator
 
 
 @click.command("spectrum")
@@ -34,8 +35,9 @@ from hesscli.cli.stream_options import stream_options
 @click.option("--trace-probes", type=click.IntRange(min=2), default=30, show_default=True,
               help="HVPs spent on the stochastic trace estimate (Hutchinson: one per probe; "
               "Hutch++: a third each for sketch, basis and residual probes; needs 3).")
-@click.option("--estimator", "estimator", type=click.Choice(["auto", "hutchinson",
-              "hutch++"]), default="auto", show_default=True,
+@click.option("--estimator", "estimator", type=click.Choice([e.value for e in (
+              Estimator.AUTO, Estimator.HUTCHINSON, Estimator.HUTCH_PLUS_PLUS)]),
+              default=Estimator.AUTO.value, show_default=True,
               help="Trace estimator; auto decides on the Hutch++ sketch's first HVPs (how "
               "much of the Hessian they capture, not the estimate's own noise), and says so.")
 @click.option("--trace", "trace", is_flag=True,

@@ -39,7 +39,7 @@ import numpy as np
 from hesscli.devices import Parallel
 from hesscli.errors import ObjectiveError
 from hesscli.objective.layout import Layout
-from hesscli.vocab import FDAccuracy, FDSource, Method
+from hesscli.vocab import CurvatureKind, FDAccuracy, FDSource, Method
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Curvature(ABC):
     method: Method
     n: int
     dtype: str
-    kind: str = "hessian"  # the matrix hvp/hessian give: hessian, ggn, fisher, ...
+    kind: CurvatureKind = CurvatureKind.HESSIAN  # the matrix hvp/hessian give
     base: Curvature | None = None  # the Hessian backend an operator wraps (None: itself)
     notes: tuple[str, ...] = ()  # what the output must say about how this backend computes
     hvp_fn: Callable[[Any, Any], Any] | None = None

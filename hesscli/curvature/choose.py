@@ -21,12 +21,12 @@ from hesscli.curvature.base import Curvature
 from hesscli.devices import Parallel
 from hesscli.errors import InputError
 from hesscli.objective.bind import Objective
-from hesscli.vocab import MethodRequest
+from hesscli.vocab import CurvatureKind, MethodRequest
 
 
 def curvature_for(
     obj: Objective, method: str = MethodRequest.AUTO, accuracy: str = "normal", *,
-    devices: int | None = 1, kind: str = "hessian",
+    devices: int | None = 1, kind: str = CurvatureKind.HESSIAN,
 ) -> tuple[Curvature, tuple[str, ...]]:
     """The backend that ``method``, ``devices`` and the objective call for, with notes.
 
@@ -37,7 +37,7 @@ def curvature_for(
     Fisher: :mod:`hesscli.curvature.operators`) on top of the chosen backend.
     """
     curvature, notes = hessian_backend(obj, method, accuracy, devices=devices)
-    if kind == "hessian":
+    if kind == CurvatureKind.HESSIAN:
         return curvature, notes
     from hesscli.curvature.operators import operator_curvature
 

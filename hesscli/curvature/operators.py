@@ -36,9 +36,9 @@ TITLES = {
     CurvatureKind.DIFFERENCE: "difference",
 }
 PSD_REASON = {  # matrices PSD whatever the point (the GGN's: psd_reason, from H_ℓ)
-    "fisher": "the Fisher Jᵀ F_out J of a Gaussian or categorical likelihood is positive "
-    "semidefinite by construction",
-    "empirical-fisher": "the empirical Fisher (1/N)Σgᵢgᵢᵀ is positive semidefinite by "
+    CurvatureKind.FISHER: "the Fisher Jᵀ F_out J of a Gaussian or categorical likelihood is "
+    "positive semidefinite by construction",
+    CurvatureKind.EMPIRICAL_FISHER: "the empirical Fisher (1/N)Σgᵢgᵢᵀ is positive semidefinite by "
     "construction",
 }
 
@@ -52,9 +52,9 @@ def hessian_at(f: Any) -> OperatorAt:
     return OperatorAt(lambda x: functools.partial(linearized_hvp(f, x), x))
 
 
-def psd_reason(kind: str, facts: OutputHessian | None = None) -> str:
+def psd_reason(kind: CurvatureKind, facts: OutputHessian | None = None) -> str:
     """Whether the matrix ``kind`` is PSD, and why: for the GGN, read from ``facts``."""
-    if kind != "ggn":
+    if kind != CurvatureKind.GGN:
         return PSD_REASON.get(kind, f"the {TITLES.get(kind, kind)} is not the Hessian")
     if facts is None:
         return ("the GGN JᵀH_ℓJ is positive semidefinite only where the output loss is convex "
@@ -89,13 +89,13 @@ class OperatorCurvature(Curvature):
     (:class:`OutputHessian`: is the GGN PSD here?), else None.
     """
 
-    def __init__(self, base: Curvature, kind: str, operator_at: OperatorAt,
+    def __init__(self, base: Curvature, kind: CurvatureKind, operator_at: OperatorAt,
                  notes: tuple[str, ...] = (),
                  output_hessian: OutputHessian | None = None) -> None:
         jax = jax_module()
         self.base = base
         self.method = base.method
-        self.kind = kind
+        self.kind = CurvatureKind(kind)
         self.n = base.n
         self.dtype = base.dtype
         self.parallel = base.parallel
@@ -197,17 +197,19 @@ def checked(curvature: OperatorCurvature, obj: Objective) -> OperatorCurvature:
     return curvature
 
 
-def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
+def operator_curvature(obj: Objective, base: Any, kind: CurvatureKind | str) -> Any:
     """The backend for ``--curvature kind`` on top of the exact backend ``base``.
 
     ``hessian`` returns ``base`` itself. The others need a model split and
     exact derivatives (an :class:`InputError` otherwise); the residual
     (``H − G``, for the side-by-side comparison) is ``kind="residual"``.
     """
-    if kind == "hessian":
+    if kind == CurvatureKind.HESSIAN:
         return base
-    if kind not in (*KINDS, "residual"):  # "difference" is built by the comparison itself
+    # "difference" is built by the comparison itself
+    if kind not in (*KINDS, CurvatureKind.RESIDUAL):
         raise InputError(f"unknown curvature {kind!r}; choose from {', '.join(KINDS)}")
+    kind = CurvatureKind(kind)
     if base.method != Method.EXACT or not obj.traceable:
         why = obj.why_untraceable or "--method fd"
         raise InputError(
@@ -217,9 +219,9 @@ def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
     if base.parallel.sharded:
         raise InputError(f"--curvature {kind} runs on one device; use --devices 1")
     split = require_split(obj, kind)
-    if kind in ("ggn", "residual"):
+    if kind in (CurvatureKind.GGN, CurvatureKind.RESIDUAL):
         op = ggn_at(split, obj.unravel)
-        if kind == "residual":
+        if kind == CurvatureKind.RESIDUAL:
             return checked(OperatorCurvature(
                 base, kind, residual_at(hessian_at(obj.flat_fn), op),
                 ("Hessian − GGN: the residual Σ(∂ℓ/∂m)·∇²m the GGN drops, matvec H v − G v",),
@@ -237,7 +239,7 @@ def operator_curvature(obj: Objective, base: Any, kind: str) -> Any:
         return ggn
     from hesscli.curvature.fisher import empirical_fisher_at, fisher_at, likelihood_of
 
-    if kind == "fisher":
+    if kind == CurvatureKind.FISHER:
         likelihood = likelihood_of(obj, split)
         return checked(OperatorCurvature(base, kind, fisher_at(split, obj.unravel, likelihood), (
             f"Fisher of the {likelihood.describe()}: Jᵀ F_out J v with the closed-form "
@@ -263,7 +265,7 @@ def output_hessian_of(obj: Objective, split: ModelSplit) -> OutputHessian | None
         ) from exc
 
 
-def parse_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+def parse_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[CurvatureKind, ...]:
     """``"hessian,ggn"`` (or, from Python, ``["hessian", "ggn"]``) -> ("hessian", "ggn");
     unknown or repeated names are input errors."""
     if isinstance(text, (list, tuple)):
@@ -282,7 +284,7 @@ def parse_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return kinds
 
 
-def single_kind(text: str) -> str:
+def single_kind(text: str) -> CurvatureKind:
     """One curvature name (commands that report one spectrum)."""
     kinds = parse_kinds(text)
     if len(kinds) > 1:

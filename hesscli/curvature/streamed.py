@@ -42,7 +42,7 @@ from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
 from hesscli.objective.files import ModelSplit, describe_exception
 from hesscli.objective.streaming import BatchStream
-from hesscli.vocab import Method
+from hesscli.vocab import CurvatureKind, Method
 
 DENSE_CHUNK = 64  # basis vectors per lax.map step when forming a batch's dense matrix
 
@@ -52,7 +52,7 @@ def batch_operator(kind: str, obj: Objective, stream: BatchStream,
     """``(x, batch) -> (v -> M_b(x) v)``, traceable, for the matrix ``kind`` on one batch."""
     jax = jax_module()
     unravel, loss = obj.unravel, stream.loss
-    if kind == "hessian":
+    if kind == CurvatureKind.HESSIAN:
         def hessian(x: Any, batch: Any) -> Any:
             return jax.linearize(jax.grad(lambda y: loss(unravel(y), batch)), x)[1]
 
@@ -72,11 +72,11 @@ def batch_operator(kind: str, obj: Objective, stream: BatchStream,
     def samples(batch: Any) -> int:
         return int(jax.tree_util.tree_leaves(batch)[0].shape[0])
 
-    if kind == "ggn":
+    if kind == CurvatureKind.GGN:
         from hesscli.curvature.ggn import ggn_at
 
         return lambda x, batch: ggn_at(split_of(batch), unravel)(x)
-    if kind == "fisher":
+    if kind == CurvatureKind.FISHER:
         from hesscli.curvature.fisher import Likelihood, fisher_at
 
         first = samples(stream.first())
@@ -87,7 +87,7 @@ def batch_operator(kind: str, obj: Objective, stream: BatchStream,
             return fisher_at(split_of(batch), unravel, lik)(x)
 
         return fisher
-    if kind == "empirical-fisher":
+    if kind == CurvatureKind.EMPIRICAL_FISHER:
         from hesscli.curvature.fisher import per_sample_losses
 
         def empirical(x: Any, batch: Any) -> Any:
@@ -111,7 +111,7 @@ class StreamedCurvature(Curvature):
 
     method = Method.EXACT
 
-    def __init__(self, obj: Objective, stream: BatchStream, kind: str = "hessian", *,
+    def __init__(self, obj: Objective, stream: BatchStream, kind: str = CurvatureKind.HESSIAN, *,
                  likelihood: Any = None, notes: tuple[str, ...] = (),
                  output_hessian: Any = None) -> None:
         from hesscli.progress import sink
@@ -120,7 +120,7 @@ class StreamedCurvature(Curvature):
         jnp = jax.numpy
         self.objective = obj
         self.stream = stream
-        self.kind = kind
+        self.kind = CurvatureKind(kind)
         self.n = obj.n
         self.dtype = obj.dtype
         self.notes = notes
@@ -388,25 +388,26 @@ class BatchSpread:
 
 
 def streamed_curvature(obj: Objective, stream: BatchStream,
-                       kind: str = "hessian") -> tuple[StreamedCurvature, tuple[str, ...]]:
+                       kind: str = CurvatureKind.HESSIAN,
+                       ) -> tuple[StreamedCurvature, tuple[str, ...]]:
     """The streamed backend for the matrix ``kind``, after one pass over the data (which
     fixes the batches' sizes and checks every batch), with the notes the output carries."""
     split = obj.file.split
     likelihood = None
     notes: list[str] = []
     batch0 = stream.first()
-    if kind != "hessian":
+    if kind != CurvatureKind.HESSIAN:
         from hesscli.curvature.operators import require_split
 
         split = require_split(obj, kind)
         split0 = ModelSplit(split.model, split.output_loss, batch0[0], batch0[1])
-    if kind == "fisher":
+    if kind == CurvatureKind.FISHER:
         from hesscli.curvature.fisher import likelihood_of
 
         likelihood = likelihood_of(obj, split0)
         notes.append(f"Fisher of the {likelihood.describe()} on batch 0, rescaled to each "
                      "batch's size: Jᵀ F_out J v per batch")
-    elif kind == "ggn":
+    elif kind == CurvatureKind.GGN:
         from hesscli.curvature.ggn import output_hessian
 
         facts = output_hessian(split0, obj.unravel, obj.x, obj.dtype)
@@ -416,13 +417,13 @@ def streamed_curvature(obj: Objective, stream: BatchStream,
                      f"output loss is {convex} (λmin(H_ℓ) = {facts.lambda_min:.4g}); the other "
                      "batches were not checked, so the data-set GGN is not proven positive "
                      "semidefinite here")
-    elif kind == "empirical-fisher":
+    elif kind == CurvatureKind.EMPIRICAL_FISHER:
         notes.append("empirical Fisher (1/N)Σ gᵢgᵢᵀ over the streamed samples, per batch one "
                      "jvp and one vjp of the per-sample losses")
-    elif kind != "hessian":
+    elif kind != CurvatureKind.HESSIAN:
         raise InputError(f"--curvature {kind} is not available when streaming batches")
     backend = StreamedCurvature(obj, stream, kind, likelihood=likelihood, notes=tuple(notes))
-    if kind != "hessian":
+    if kind != CurvatureKind.HESSIAN:
         try:
             backend._matmat.lower(np.asarray(obj.x), np.zeros((1, obj.n), obj.dtype), batch0)
         except HesscliError:

@@ -10,6 +10,7 @@ from rich.text import Text
 from hesscli.analysis.analyze import Analysis
 from hesscli.render.numbers import eigen_list, num, small
 from hesscli.spectra.bounds import EndBounds
+from hesscli.vocab import CurvatureKind
 
 KIND_STYLE = {
     "local_minimum": "bold green",
@@ -113,7 +114,7 @@ def curvature_headline(a: Analysis) -> str:
             else f"‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}")
     cond = (f", condition number {num(a.condition_number, 3)}"
             if a.condition_number is not None else "")
-    if a.curvature != "ggn":  # the Fisher and the empirical Fisher: PSD at every point
+    if a.curvature != CurvatureKind.GGN:  # the Fisher and the empirical Fisher: PSD at every point
         what = f"The {title} is positive semidefinite by construction, so it"
     elif a.inertia.negative:  # a GGN with negative eigenvalues: H_ℓ is not PSD here
         count = a.inertia.negative
@@ -133,7 +134,7 @@ def curvature_headline(a: Analysis) -> str:
 def headline(a: Analysis) -> str:
     if a.smooth is False and a.nonsmooth is not None:
         return nonsmooth_headline(a)
-    if a.curvature != "hessian":
+    if a.curvature != CurvatureKind.HESSIAN:
         return curvature_headline(a)
     lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
     zero = a.inertia.zero
@@ -245,7 +246,7 @@ def step_lines(a: Analysis) -> list[Text]:
                 )
             )
     st = a.stability
-    if st.max_stable_lr is not None and a.curvature != "hessian":
+    if st.max_stable_lr is not None and a.curvature != CurvatureKind.HESSIAN:
         from hesscli.curvature.operators import TITLES
 
         title = TITLES.get(a.curvature, a.curvature)

@@ -15,6 +15,7 @@ from rich.text import Text
 from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
 from hesscli.render.numbers import eigen_list, num
+from hesscli.vocab import CurvatureKind, Estimator, SpectrumPath
 
 BAR = 36  # characters of the longest histogram bar (the table fits in 80 columns)
 LIST_ALL = 12  # list every eigenvalue in a table up to this many
@@ -46,7 +47,8 @@ def headline(r: SpectrumReport) -> str:
 def trace_text(tr: Any) -> str:
     """``12.3 ± 0.4 s.e. (95% in [11.4, 13.2]; Hutch++, 30 HVPs)``: the standard error, and
     the Student-t interval at the estimate's level (its degrees of freedom are in the JSON)."""
-    name = {"hutchinson": "Hutchinson", "hutch++": "Hutch++"}.get(tr.estimator, tr.estimator)
+    name = {Estimator.HUTCHINSON: "Hutchinson",
+            Estimator.HUTCH_PLUS_PLUS: "Hutch++"}.get(tr.estimator, tr.estimator)
     text = f"{num(tr.estimate)} ± {num(tr.standard_error)} s.e. ("
     if tr.interval is not None:
         lo, hi = tr.interval
@@ -88,7 +90,7 @@ def numbers_table(r: SpectrumReport) -> Table:
     t.add_column()
     sp = r.spectrum
     t.add_row("objective", f"{r.objective}  (n = {r.n}, method {r.method}, {r.dtype})")
-    t.add_row("path", r.path_reason if r.path == "matrix-free" else
+    t.add_row("path", r.path_reason if r.path == SpectrumPath.MATRIX_FREE else
               f"dense ({r.path_reason})")
     if sp.complete and sp.eigenvalues.size > LIST_ALL:
         t.add_row("eigenvalues", eigen_list([float(v) for v in sp.eigenvalues]))
@@ -198,15 +200,16 @@ def comparison_headline(c: Comparison) -> str:
         sp = d.spectrum
         parts.append(f"{c.description}: λ from {num(sp.lambda_min)} to {num(sp.lambda_max)}"
                      + (f", {d.inertia.negative} negative" if sp.complete else "") + ".")
-        hess = next((r for r in c.reports if r.curvature == "hessian"), None)
-        if hess is not None and hess.inertia.negative and c.difference_of == ("hessian", "ggn"):
+        hess = next((r for r in c.reports if r.curvature == CurvatureKind.HESSIAN), None)
+        if hess is not None and hess.inertia.negative and c.difference_of == (
+                CurvatureKind.HESSIAN, CurvatureKind.GGN):
             count = hess.inertia.negative
             # matrix-free, the count is of the computed extremes only, not of the spectrum
             what = (f"{count} negative eigenvalue{'s' if count != 1 else ''}"
                     if hess.spectrum.complete else
                     f"negative eigenvalues ({count} among the computed extremes; the full "
                     "count is not known on this path)")
-            ggn = next((r for r in c.reports if r.curvature == "ggn"), None)
+            ggn = next((r for r in c.reports if r.curvature == CurvatureKind.GGN), None)
             if ggn is not None and ggn.inertia.negative:
                 # H_ℓ is not PSD here: the GGN has negative curvature of its own
                 parts.append(f"The Hessian's {what} come from this residual and from the "

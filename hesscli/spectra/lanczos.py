@@ -49,7 +49,7 @@ from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import eps, jax_module
 from hesscli.progress import OnProgress, Progress, report, sink
 from hesscli.spectra.bounds import hvp_rounding
-from hesscli.vocab import Eigensolver
+from hesscli.vocab import Eigensolver, Ends, ErrorMeasure
 
 BLOCK = 16  # rows of the basis projected per inner iteration
 CHECK_EVERY = 4  # Lanczos steps between convergence checks on the host
@@ -111,8 +111,8 @@ class Target:
         return cls(VERDICT_RTOL if rtol is None else rtol, True, True, KRYLOV_FLOOR)
 
     @property
-    def measure(self) -> str:
-        return "Kato-Temple estimate" if self.estimate else "residual"
+    def measure(self) -> ErrorMeasure:
+        return ErrorMeasure.KATO_TEMPLE if self.estimate else ErrorMeasure.RESIDUAL
 
 
 def sign_decided(theta_min: float, bound: float, goal: float, n: int, dtype: str,
@@ -167,8 +167,8 @@ class Extremes:
     error_estimates: np.ndarray | None = None
     sign_decided: bool | None = None
     complete: bool = False
-    measure: str = "residual"
-    ends: str = "both"
+    measure: ErrorMeasure = ErrorMeasure.RESIDUAL
+    ends: str = Ends.BOTH
     basis_rows: int | None = None  # most basis vectors held at once
     restarts: int = 0
     choice: str = ""  # why this solver (set by the policy)
@@ -230,7 +230,7 @@ def certify(
     measure = estimates if target.estimate else residuals
     converged = measure <= goal
     decided = sign_decided(float(values[0]), float(residuals[0]), goal, n, dtype, scale)
-    if target.sign and ends != "max":
+    if target.sign and ends != Ends.MAX:
         converged[0] = converged[0] and decided
     return {
         "eigenvalues": values, "residuals": residuals, "converged": converged,
@@ -503,7 +503,7 @@ def end_values(theta: np.ndarray, k: int) -> np.ndarray:
 
 def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
-    max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
+    max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = Ends.BOTH,
     basis_sharding: Any = None, shards: int = 1, target: Target | None = None,
     progress: OnProgress | None = None,
 ) -> Extremes:
@@ -562,7 +562,7 @@ def lanczos_extremes(
             hvps_min = j
         if hvps_max is None and max_ok:
             hvps_max = j
-        if ((min_ok or ends == "max") and (max_ok or ends == "min")
+        if ((min_ok or ends == Ends.MAX) and (max_ok or ends == Ends.MIN)
                 and j >= target.krylov_floor(n)):
             break
     # a basis that spans the space has every eigenvalue: report all n (complete)
@@ -579,7 +579,7 @@ def lanczos_extremes(
 
 def arpack_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
-    max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = "both",
+    max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = Ends.BOTH,
     target: Target | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """The same as :func:`lanczos_extremes` by ARPACK, each end separately.

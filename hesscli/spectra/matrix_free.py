@@ -35,7 +35,15 @@ from hesscli.progress import OnProgress, sink
 from hesscli.spectra.bounds import EndBounds, hvp_rounding
 from hesscli.spectra.lanczos import SOLVERS, Extremes, Target, max_steps_for
 from hesscli.spectra.spectrum import Spectrum, fix_sign
-from hesscli.vocab import Dtype, Eigensolver, EigensolverRequest, Ends, SpectrumPath, words
+from hesscli.vocab import (
+    Dtype,
+    Eigensolver,
+    EigensolverRequest,
+    Ends,
+    ErrorMeasure,
+    SpectrumPath,
+    words,
+)
 
 EIGENSOLVERS = words(EigensolverRequest)
 ENDS = words(Ends)
@@ -66,7 +74,7 @@ def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: i
     if not has_jax_hvp:
         return (EigensolverRequest.ARPACK,
                 "ARPACK over the backend's HVP (no compiled JAX HVP to run Lanczos in)")
-    if requested != "auto":
+    if requested != EigensolverRequest.AUTO:
         if requested == EigensolverRequest.RESTARTED:
             try:
                 basis_size(n, k, dtype, shards)
@@ -91,7 +99,7 @@ def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: i
 
 def extremes_of(
     curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "auto",
-    rtol: float | None = None, max_steps: int | None = None, ends: str = "both",
+    rtol: float | None = None, max_steps: int | None = None, ends: str = Ends.BOTH,
     target: Target | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """Run the chosen eigensolver (:func:`choose_solver`) on the backend's HVP at ``x``.
@@ -161,7 +169,7 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
     def count(v: int | None, end: str) -> str:
         if v is not None:
             return f"{v} HVPs"
-        return "not requested" if ex.ends not in ("both", end) else "not converged"
+        return "not requested" if ex.ends not in (Ends.BOTH, end) else "not converged"
 
     names = {Eigensolver.LANCZOS: "full-basis Lanczos",
              Eigensolver.RESTARTED: "thick-restart Lanczos", Eigensolver.ARPACK: "ARPACK"}
@@ -172,11 +180,11 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
             else f"{ex.k} smallest and {ex.k} largest eigenvalues")
     target = (f"target: each eigenvalue's {ex.measure} ≤ {note_num(ex.tolerance)} "
               f"(rtol {note_num(ex.rtol)}·max|λ|)")
-    if ex.measure != "residual" and ex.ends != "max":
+    if ex.measure != ErrorMeasure.RESIDUAL and ex.ends != Ends.MAX:
         target += " and the sign of λmin decided"
     notes = [
         f"matrix-free: {what} by {how} (seed {ex.seed}), {ex.hvps} HVPs in all; "
-        f"λmax end: {count(ex.hvps_max, 'max')}, λmin end: {count(ex.hvps_min, 'min')}; "
+        f"λmax end: {count(ex.hvps_max, Ends.MAX)}, λmin end: {count(ex.hvps_min, Ends.MIN)}; "
         + target
     ]
     if ex.choice:
@@ -190,11 +198,11 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
         "eigenvalue lies within the residual ‖Hv−θv‖ + δ of each θ, but that it is the "
         "extreme one is not proven by a Krylov run"
         + ("; the Kato–Temple value r²/gap uses the Ritz gap and is an estimate"
-           if ex.measure != "residual" else "")
+           if ex.measure != ErrorMeasure.RESIDUAL else "")
     )
     bad = [i for i in range(ex.eigenvalues.size) if not ex.converged[i]]
-    wanted = [i for i in bad if ex.ends == "both"
-              or (ex.ends == "min") == (i < ex.eigenvalues.size // 2 or ex.complete)]
+    wanted = [i for i in bad if ex.ends == Ends.BOTH
+              or (ex.ends == Ends.MIN) == (i < ex.eigenvalues.size // 2 or ex.complete)]
     if wanted:
         listed = ", ".join(
             f"λ = {note_num(float(ex.eigenvalues[i]))} "
@@ -206,7 +214,7 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
             "verdicts that need the far side of an unconverged end are undetermined. "
             "Raise --max-steps or --rtol"
         )
-    if ex.measure != "residual" and ex.ends != "max" and not ex.sign_decided:
+    if ex.measure != ErrorMeasure.RESIDUAL and ex.ends != Ends.MAX and not ex.sign_decided:
         notes.append(
             f"sign of λmin UNDECIDED: θmin = {note_num(float(ex.eigenvalues[0]))} is within its "
             f"certified error {note_num(float(ex.residuals[0]))} of zero"

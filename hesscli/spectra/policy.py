@@ -27,7 +27,15 @@ from hesscli.objective.layout import Layout
 from hesscli.spectra.lanczos import Extremes, Target
 from hesscli.spectra.route import Budget, PathChoice, choose_path, dense_budget
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
-from hesscli.vocab import Method, PathRequest, SpectrumPath
+from hesscli.vocab import (
+    EigensolverRequest,
+    Ends,
+    Method,
+    PathRequest,
+    SpectrumPath,
+    StopRule,
+    words,
+)
 
 
 @dataclass(frozen=True)
@@ -52,19 +60,18 @@ class SpectrumPolicy:
 
     path: str = PathRequest.AUTO
     k: int = 1
-    solver: str = "auto"
+    solver: str = EigensolverRequest.AUTO
     rtol: float | None = None
     max_steps: int | None = None
     seed: int = 0
     dense_budget: str | int | None = None
-    ends: str = "both"
-    stop: str = "residual"
+    ends: str = Ends.BOTH
+    stop: str = StopRule.RESIDUAL
 
     def __post_init__(self) -> None:
         # checked here, not only on the matrix-free path: from Python a misspelt ends or
         # eigensolver was otherwise accepted silently whenever the dense path ran
         from hesscli.errors import InputError
-        from hesscli.vocab import EigensolverRequest, Ends, words
 
         if self.ends not in words(Ends):
             raise InputError(f"--ends must be one of {', '.join(words(Ends))}; "
@@ -75,7 +82,7 @@ class SpectrumPolicy:
 
     def target(self, dtype: str) -> Target:
         """The eigensolver's stopping rule for ``dtype``."""
-        if self.stop == "verdict":
+        if self.stop == StopRule.VERDICT:
             return Target.verdict(dtype, self.rtol)
         return Target.residual(dtype, self.rtol)
 

@@ -68,13 +68,13 @@ from hesscli.spectra.lanczos import (
     ritz_pairs,
     split_operator,
 )
-from hesscli.vocab import Eigensolver
+from hesscli.vocab import Eigensolver, Ends
 
 CHECK_EVERY = 2  # steps between convergence tests inside the loop (an m×m eigh each)
 MAX_HVPS = 600  # default HVP budget of the restarted solver (both ends together)
 MIN_BASIS = 64  # default basis size for k ≤ 6 (measured: see notes in matrix_free)
 COLUMNS = 1 << 15  # columns per block of the in-place restart product V ← SᵀV
-ENDS = {"both": 0, "min": 1, "max": 2}
+ENDS = {Ends.BOTH: 0, Ends.MIN: 1, Ends.MAX: 2}
 # a second Gram-Schmidt pass when the first left less than this fraction of ‖Hv‖: one
 # classical pass leaves components of size ε·‖Hv‖/‖w‖ along the basis, so below 1e-2
 # that is still 100·ε; the textbook 1/√2 would repeat the pass at almost every step
@@ -128,7 +128,7 @@ def basis_size(n: int, k: int, dtype: str, shards: int = 1, requested: int | Non
 def restarted_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, target: Target | None = None,
     rtol: float | None = None, max_steps: int | None = None, dtype: str = "float64",
-    f: Any = None, ends: str = "both", basis_sharding: Any = None, shards: int = 1,
+    f: Any = None, ends: str = Ends.BOTH, basis_sharding: Any = None, shards: int = 1,
     basis: int | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by thick-restart Lanczos.
@@ -238,9 +238,9 @@ def _report(hvps: Any, restarts: Any, bmin: Any, bmax: Any, lo: Any, hi: Any,
 def _wanted(converged: np.ndarray, k: int, ends: str) -> np.ndarray:
     """The converged flags of the pairs the ``ends`` request is about."""
     size = converged.size
-    if size < 2 * k or ends == "both":
+    if size < 2 * k or ends == Ends.BOTH:
         return converged
-    return converged[:k] if ends == "min" else converged[size - k:]
+    return converged[:k] if ends == Ends.MIN else converged[size - k:]
 
 
 def _report_indices(j: int, k: int) -> np.ndarray:

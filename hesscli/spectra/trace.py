@@ -67,8 +67,9 @@ from typing import Any
 import numpy as np
 
 from hesscli.jaxconf import jax_module
+from hesscli.vocab import Estimator, words
 
-ESTIMATORS = ("hutchinson", "hutch++", "auto")
+ESTIMATORS = words(Estimator)
 DEFAULT_HVPS = 30
 CONFIDENCE = 0.95  # the level of the reported interval
 AUTO_MIN_HVPS = 6  # auto's sketch needs 2 columns to leave one out
@@ -97,7 +98,7 @@ class Trace:
     probes: int
     seed: int
     hvps: int = 0
-    estimator: str = "hutchinson"
+    estimator: str = Estimator.HUTCHINSON
     choice: str | None = None
     alternative_standard_error: float | None = None
     degrees_of_freedom: int | None = None
@@ -167,7 +168,7 @@ def _hutchinson_forms(n: int, z: np.ndarray, az: np.ndarray, *, seed: int, hvps:
     samples = _forms(z, az)
     rounding = _rounding(n, u, z, az, 1.0 / max(z.shape[1], 1))
     return _trace(float(np.mean(samples)), samples, rounding, seed=seed, hvps=hvps,
-                  estimator="hutchinson", confidence=confidence, choice=choice,
+                  estimator=Estimator.HUTCHINSON, confidence=confidence, choice=choice,
                   alternative=alternative)
 
 
@@ -203,8 +204,9 @@ def _hutch_pp_from(matmat: MatMat, n: int, s: np.ndarray, y: np.ndarray, r: int,
     rounding = (_rounding(n, u, q, aq, 1.0) + _rounding(n, u, w, aw, 1.0 / max(r, 1))
                 + _rounding(n, u, g, ag, 1.0 / max(r, 1)))
     estimate = float(np.sum(top_forms)) + float(np.mean(resid))
-    return _trace(estimate, resid, rounding, seed=seed, hvps=2 * k + r, estimator="hutch++",
-                  confidence=confidence, choice=choice, alternative=alternative)
+    return _trace(estimate, resid, rounding, seed=seed, hvps=2 * k + r,
+                  estimator=Estimator.HUTCH_PLUS_PLUS, confidence=confidence, choice=choice,
+                  alternative=alternative)
 
 
 def hutch_plus_plus(matmat: MatMat, n: int, *, hvps: int = DEFAULT_HVPS, seed: int = 0,
@@ -284,9 +286,10 @@ def estimate_trace(matmat: MatMat, n: int, *, estimator: str = "auto",
         raise ValueError(f"confidence must be in (0, 1); got {confidence}")
     opts = {"hvps": hvps, "seed": seed, "confidence": confidence,
             "unit_roundoff": unit_roundoff}
-    if estimator == "hutchinson" or (estimator == "auto" and (hvps < AUTO_MIN_HVPS or n < 2)):
+    if estimator == Estimator.HUTCHINSON or (estimator == Estimator.AUTO
+                                             and (hvps < AUTO_MIN_HVPS or n < 2)):
         return hutchinson(matmat, n, **opts)
-    if estimator == "hutch++":
+    if estimator == Estimator.HUTCH_PLUS_PLUS:
         return hutch_plus_plus(matmat, n, **opts)
     return _auto(matmat, n, hvps, seed, unit_roundoff, confidence)
 

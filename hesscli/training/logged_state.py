@@ -21,6 +21,7 @@ from hesscli.analysis.preconditioned import (
 )
 from hesscli.curvature.base import Curvature
 from hesscli.spectra.policy import SpectrumPolicy
+from hesscli.vocab import CurvatureKind, Ends
 
 
 def load_state(path: str, n: int, *, b1: float | None = None) -> LoadedState:
@@ -111,11 +112,11 @@ def preconditioned_part(obj: Any, backend: Curvature, path: str, lr: float, b1: 
     if backend.parallel.sharded:
         raise InputError("--preconditioner runs on one device; use --devices 1")
     loaded = load_state(path, obj.n, b1=b1)
-    ends_policy = dataclasses.replace(policy, k=1, ends="max")
+    ends_policy = dataclasses.replace(policy, k=1, ends=Ends.MAX)
     ps = preconditioned_sharpness(backend, np.asarray(obj.x), loaded.preconditioner, lr,
                                   ends_policy)
     notes = list(ps.notes)
-    if backend.kind != "hessian":
+    if backend.kind != CurvatureKind.HESSIAN:
         notes.append(f"the operator is P^(-1/2)·M·P^(-1/2) with M the {backend.kind}, not the "
                      "Hessian (--curvature)")
     if loaded.lr is not None and not np.isclose(loaded.lr, lr, rtol=1e-12, atol=0.0):

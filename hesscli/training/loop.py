@@ -35,7 +35,7 @@ from hesscli.spectra.route import choose_path
 from hesscli.training.dynamics import STABILITY_BOUND, stability_bound
 from hesscli.training.events import Event, EventTracker
 from hesscli.training.monitor import MATRIX_FREE_NOTE, Record, monitor
-from hesscli.vocab import EventKind, PathRequest, SpectrumPath
+from hesscli.vocab import CurvatureKind, EventKind, PathRequest, SpectrumPath
 
 EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above (or below) its start is no longer training
 
@@ -357,14 +357,14 @@ def train(
 
     notes: list[str] = []
     kind = curvature.kind
-    if curvature_on and kind != "hessian":
+    if curvature_on and kind != CurvatureKind.HESSIAN:
         from hesscli.curvature.operators import TITLES, psd_reason
 
         notes.append(f"curvature monitored: the {TITLES.get(kind, kind)} (λmin, λmax, "
                      "lr·λmax and the step model's error are its own); the final verdict "
                      "is the Hessian's")
         facts = getattr(curvature, "output_hessian", None)  # the GGN's H_ℓ at the start
-        notes.append(("at the start point: " if kind == "ggn" else "")
+        notes.append(("at the start point: " if kind == CurvatureKind.GGN else "")
                      + psd_reason(kind, facts))
     choice = choose_path(obj.n, path, budget=budget_of(dense_budget))
     if curvature_on and choice.path == SpectrumPath.MATRIX_FREE:
@@ -380,7 +380,7 @@ def train(
                      f"judge lr·λmax against {config.optimizer}'s own stability bound "
                      f"{bound:.4g} (momentum β: 2(1 + β), Nesterov 2(1 + β)/(1 + 2β)), not 2")
     tracker = tracker or EventTracker(obj.n, obj.dtype, config.lr, optimizer=config.optimizer,
-                                      bound=bound, hessian=curvature.kind == "hessian",
+                                      bound=bound, hessian=curvature.kind == CurvatureKind.HESSIAN,
                                       preconditioned=adaptive is not None)
     history = list(history or [])
     t0 = time.perf_counter()

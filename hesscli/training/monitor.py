@@ -24,7 +24,7 @@ from hesscli.analysis.step import gradient_step, predict_step
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import ObjectiveError
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
-from hesscli.vocab import PathRequest, SpectrumPath
+from hesscli.vocab import Ends, PathRequest, SpectrumPath
 
 #: The monitor's spectrum policy: k = 1 at each end, seed 0 (every log step starts alike).
 MONITOR_POLICY = SpectrumPolicy(k=1, seed=0)
@@ -218,7 +218,7 @@ def preconditioned_fields(curvature: Curvature, x: np.ndarray, pre: Any, lr: flo
     from hesscli.analysis.preconditioned import preconditioned_sharpness
 
     policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
-                            dense_budget=dense_budget, ends="max")
+                            dense_budget=dense_budget, ends=Ends.MAX)
     try:
         ps = preconditioned_sharpness(curvature, x, pre, lr, policy)
     except ObjectiveError:

@@ -27,6 +27,7 @@ from hesscli.training.loop import (
 )
 from hesscli.training.monitor import Record
 from hesscli.training.report import RunSummary, final_analysis, problem_report
+from hesscli.vocab import CurvatureKind
 
 
 def run(
@@ -52,7 +53,8 @@ def run(
     """
     optimizer = optimizer_for(config)
     tracker = EventTracker(obj.n, obj.dtype, config.lr, gtol=gtol, tol=tol,
-                           optimizer=config.optimizer, hessian=curvature.kind == "hessian",
+                           optimizer=config.optimizer,
+                           hessian=curvature.kind == CurvatureKind.HESSIAN,
                            **tracker_options(config, curvature, curvature_on))
     state = resume_state(optimizer) if resume_state is not None else None
     history = list(history) if history is not None else None
@@ -68,7 +70,8 @@ def run(
     analysis = None
     if curvature_on:
         # the verdict at the end is the Hessian's, whatever curvature was monitored
-        hessian = (curvature.base or curvature) if curvature.kind != "hessian" else curvature
+        hessian = (curvature.base or curvature
+                   ) if curvature.kind != CurvatureKind.HESSIAN else curvature
         analysis = final_analysis(obj, hessian, result.x, config.lr, gtol=gtol, tol=tol,
                                   dense_budget=dense_budget)
     elif obj.notes:  # no final analysis to carry them: how the point was read, what was held

@@ -132,6 +132,11 @@ def start_processes(
     return True
 
 
+def joined() -> bool:
+    """True when this process joined a multi-process run (:func:`start_processes`)."""
+    return bool(_started)
+
+
 def check_distributed(
     coordinator: str | None, num_processes: int | None, process_id: int | None
 ) -> None:

@@ -217,7 +217,7 @@ def test_step_memory_does_not_grow_with_the_number_of_batches(tmp_path):
         assert backend.stream.count == batches
         temp[batches] = backend.step_memory().temp_size_in_bytes
         exact = ExactCurvature(bind(load_file(str(path)), None))
-        mem = exact.hvp_fn.lower(exact._example, exact._example).compile().memory_analysis()
+        mem = exact.hvp_fn.lower(exact.example, exact.example).compile().memory_analysis()
         full[batches] = mem.temp_size_in_bytes
     assert temp[4] == temp[64]
     assert full[64] > 8 * full[4]  # what the measurement would show if the step grew

@@ -16,6 +16,11 @@ probing for undeclared ones:
   for the Gauss–Newton and Fisher operators (:mod:`hesscli.curvature.operators`), whose
   ``base`` is the Hessian backend they wrap (None for a backend that is its own);
 - ``notes``: what the output must say about how this backend computes;
+- ``output_hessian``: for the GGN, the output loss's Hessian at the point (is the
+  GGN PSD here?), None otherwise;
+- :meth:`Curvature.batch_value_and_gradient`: the mean loss over a minibatch and
+  its gradient, for training steps taken one at a time (the sharded backend's;
+  the default refuses);
 - ``fd``: the finite-difference statistics (:class:`FDStatistics`: what is
   differenced, the accuracy setting, evaluations spent, the gradient's error
   band), None for exact backends;
@@ -117,6 +122,9 @@ class Curvature(ABC):
     kind: CurvatureKind = CurvatureKind.HESSIAN  # the matrix hvp/hessian give
     base: Curvature | None = None  # the Hessian backend an operator wraps (None: itself)
     notes: tuple[str, ...] = ()  # what the output must say about how this backend computes
+    # the GGN's: the output loss's Hessian at the point (curvature.split.OutputHessian: is
+    # the GGN PSD here?); None for every other matrix, or when not checked
+    output_hessian: Any = None
     hvp_fn: Callable[[Any, Any], Any] | None = None
     linearizable: Callable[[Any], Any] | None = None
     parallel: Parallel = Parallel()
@@ -146,6 +154,18 @@ class Curvature(ABC):
     def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """(f(x), ∇f(x)); backends with a fused program override it."""
         return self.value(x), self.gradient(x)
+
+    def batch_value_and_gradient(self, x: np.ndarray, batch: Any) -> tuple[float, np.ndarray]:
+        """The mean loss over ``batch`` (a minibatch of the objective's ``data``) and its
+        gradient, for training steps taken one at a time from Python.
+
+        Only a backend whose ``parallel.sharded`` is True is asked (the sharded backend,
+        which keeps the batch split over the devices); the others' minibatch steps run
+        inside the compiled training loop, so the default refuses.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} takes no minibatch steps of its own (only a sharded "
+            "backend's training steps run one at a time)")
 
 
 def symmetrize(matrix: np.ndarray) -> tuple[np.ndarray, float]:

@@ -77,9 +77,9 @@ def fd_reason(obj: Objective, method: str) -> str | None:
 
 def multi_process() -> bool:
     """True when this process joined a multi-process run."""
-    from hesscli.devices import _started
+    from hesscli.devices import joined
 
-    return bool(_started)
+    return joined()
 
 
 def sharded_curvature(

@@ -177,7 +177,7 @@ class ExactCurvature(Curvature):
         self.grad_fn = jax.jit(jax.grad(f))
         self.linearizable = f if self.hvp_mode == "forward-over-reverse" else None
         self._hvp = hvp
-        self._example = example
+        self.example = example  # the flat point abstractly (shape, dtype): what programs lower with
         self._chunk = chunk
         self._hessian_fn: Any = None
 
@@ -207,7 +207,7 @@ class ExactCurvature(Curvature):
         """The jitted ``x -> H``, built on first use (choosing the HVP batch costs a compile)."""
         if self._hessian_fn is None:
             jax = jax_module()
-            chunk = self._chunk or hvp_batch_size(self.hvp_fn, self._example, self.n)
+            chunk = self._chunk or hvp_batch_size(self.hvp_fn, self.example, self.n)
             self._hessian_fn = jax.jit(
                 dense_from_hvp(self._hvp, self.n, jax.numpy.dtype(self.dtype), chunk)
             )

@@ -80,9 +80,10 @@ class OperatorCurvature(Curvature):
 
     ``hvp``/``hvp_fn``/``hessian`` are the *operator's* matvec and dense
     matrix, and ``linearizable`` is the operator itself (the eigensolvers
-    linearize it once per point); value and gradient (and anything else the
-    base backend offers, such as its compiled gradient) are the base backend's,
-    so training and step predictions keep working on the same objective.
+    linearize it once per point); value and gradient are the base backend's
+    (``base``), so training and step predictions keep working on the same
+    objective. Nothing else is forwarded: what callers read is declared on
+    :class:`~hesscli.curvature.base.Curvature`.
     ``kind`` names the matrix (``ggn``, ``fisher``, ``empirical-fisher``,
     ``residual``, ``difference``); ``notes`` say how it was computed.
     ``output_hessian``: for the GGN, the output loss's Hessian at the point
@@ -105,14 +106,8 @@ class OperatorCurvature(Curvature):
         self.output_hessian = output_hessian
         self.hvp_mode = f"{kind} operator (linearized once per point)"
         self.hvp_fn = jax.jit(lambda x, v: operator_at(x)(v))
-        self._example = jax.ShapeDtypeStruct((self.n,), jax.numpy.dtype(self.dtype))
+        self.example = jax.ShapeDtypeStruct((self.n,), jax.numpy.dtype(self.dtype))  # to lower with
         self._hessian_fn: Any = None
-
-    def __getattr__(self, name: str) -> Any:
-        # what only the base backend has (its objective, compiled gradient, ...)
-        if name == "base":
-            raise AttributeError(name)
-        return getattr(self.base, name)
 
     def value(self, x: np.ndarray) -> float:
         return self.base.value(x)
@@ -137,7 +132,7 @@ class OperatorCurvature(Curvature):
             jax = jax_module()
             jnp = jax.numpy
             n, dt = self.n, jnp.dtype(self.dtype)
-            chunk = hvp_batch_size(self.hvp_fn, self._example, n)
+            chunk = hvp_batch_size(self.hvp_fn, self.example, n)
             operator_at = self.operator_at
 
             def dense(x: Any) -> Any:
@@ -180,7 +175,7 @@ def checked(curvature: OperatorCurvature, obj: Objective) -> OperatorCurvature:
 
     name = obj.file.path.name
     try:
-        curvature.hvp_fn.lower(curvature._example, curvature._example)
+        curvature.hvp_fn.lower(curvature.example, curvature.example)
     except HesscliError:
         raise
     except TypeError as exc:

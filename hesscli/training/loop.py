@@ -363,7 +363,7 @@ def train(
         notes.append(f"curvature monitored: the {TITLES.get(kind, kind)} (λmin, λmax, "
                      "lr·λmax and the step model's error are its own); the final verdict "
                      "is the Hessian's")
-        facts = getattr(curvature, "output_hessian", None)  # the GGN's H_ℓ at the start
+        facts = curvature.output_hessian  # the GGN's H_ℓ at the start
         notes.append(("at the start point: " if kind == CurvatureKind.GGN else "")
                      + psd_reason(kind, facts))
     choice = choose_path(obj.n, path, budget=budget_of(dense_budget))

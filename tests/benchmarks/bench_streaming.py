@@ -42,7 +42,7 @@ def main() -> dict[str, Any]:
     lin = linearized_hvp(obj.flat_fn, jax.numpy.asarray(x))
     block(lin(x, v))
     rows = [["in memory, jvp(grad)", SAMPLES, 1, timeit(lambda: exact.hvp(x, v)),
-             compiled_memory(exact.hvp_fn, exact._example, exact._example)],
+             compiled_memory(exact.hvp_fn, exact.example, exact.example)],
             ["in memory, linearized", SAMPLES, 1, timeit(lambda: block(lin(x, v))), None]]
     results: dict[str, Any] = {"n": obj.n, "samples": SAMPLES}
     for size in (256, 1024, SAMPLES):

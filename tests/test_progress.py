@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from hesscli.curvature.exact import hessian_at
 from hesscli.jaxconf import jax_module
 from hesscli.progress import Progress, device_report, report, reporting
 from hesscli.render import progress_view
@@ -52,7 +53,7 @@ class Clock:
 def test_lanczos_reports_converge_to_the_known_ends(known):
     hvp, f, lam = known
     seen: list[Progress] = []
-    ex = lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=f, progress=seen.append)
+    ex = lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=hessian_at(f), progress=seen.append)
     assert len(seen) >= 2
     counts = [p.hvps for p in seen]
     assert counts == sorted(counts) and counts[-1] == ex.steps
@@ -75,7 +76,7 @@ def test_restarted_reports_from_the_compiled_loop(known):
 
     hvp, f, lam = known
     seen: list[Progress] = []
-    ex = restarted_extremes(hvp, np.zeros(N), 1, seed=0, f=f, basis=16, rtol=1e-8,
+    ex = restarted_extremes(hvp, np.zeros(N), 1, seed=0, f=hessian_at(f), basis=16, rtol=1e-8,
                             progress=seen.append)
     assert seen and all(p.solver == "thick-restart lanczos" for p in seen)
     counts = [p.hvps for p in seen]
@@ -93,10 +94,10 @@ def test_installed_sink_is_used_and_removed(known):
     hvp, f, _ = known
     seen: list[Progress] = []
     with reporting(seen.append):
-        lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=f)
+        lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=hessian_at(f))
     assert seen
     count = len(seen)
-    lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=f)  # no sink installed: nothing
+    lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=hessian_at(f))  # no sink installed: nothing
     assert len(seen) == count
     report(None, Progress(solver="lanczos", hvps=1))  # no sink: a no-op
     assert len(seen) == count

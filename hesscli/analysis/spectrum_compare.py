@@ -43,9 +43,9 @@ def difference_description(a: str, b: str) -> str:
 
 def linearized_operator(curvature: Any, obj: Objective) -> OperatorAt:
     """The backend's matvec linearized once per point (the Hessian's: ∇f linearized)."""
-    if isinstance(curvature.linearizable, OperatorAt):
+    if curvature.linearizable is not None:
         return curvature.linearizable
-    from hesscli.curvature.operators import hessian_at
+    from hesscli.curvature.exact import hessian_at
 
     return hessian_at(obj.flat_fn)
 

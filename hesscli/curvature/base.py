@@ -8,10 +8,10 @@ probing for undeclared ones:
 - ``method`` (:class:`~hesscli.vocab.Method`): exact autodiff or finite differences;
 - ``hvp_fn``: a compiled JAX HVP ``(x, v) -> Hv`` that Lanczos, SLQ and
   Hutchinson can run inside their own compiled loops (None: only :meth:`hvp`);
-- ``linearizable``: the flat objective when its gradient may be linearized in
-  forward mode (``jax.linearize``), which the Lanczos kernels use to share one
-  linearization across HVPs, or an :class:`OperatorAt` (a curvature matrix other
-  than the Hessian that linearizes itself: GGN, Fisher) (None: not available);
+- ``linearizable``: the matrix as an :class:`OperatorAt`, linearized once per
+  point so that the HVPs of a Lanczos run share it: the Hessian's when ∇f may be
+  linearized in forward mode (``jax.linearize``), or a curvature matrix other than
+  the Hessian (GGN, Fisher) (None: not available); the one type the eigensolvers take;
 - ``kind``: the matrix that ``hvp`` and ``hessian`` apply, ``"hessian"`` except
   for the Gauss–Newton and Fisher operators (:mod:`hesscli.curvature.operators`), whose
   ``base`` is the Hessian backend they wrap (None for a backend that is its own);
@@ -89,9 +89,16 @@ class OperatorAt:
     its linearization) and returns the matvec, which reuses it; traceable, so
     the eigensolvers call it once inside their compiled loop and then apply
     the matvec at every step. Compared by identity (a cache key).
+
+    ``hessian_of``: the flat objective when this is its Hessian
+    (:func:`hesscli.curvature.exact.hessian_at`); the eigensolvers then linearize
+    ∇f once at the point on the host (:func:`~hesscli.curvature.exact.linearized_hvp`,
+    which keeps a sharded objective's data as operands) and run that in their loops.
+    None for every other matrix (GGN, Fisher, ...), which linearizes itself in the loop.
     """
 
     fn: Callable[[Any], Callable[[Any], Any]]
+    hessian_of: Callable[[Any], Any] | None = None
 
     def __call__(self, x: Any) -> Callable[[Any], Any]:
         return self.fn(x)
@@ -126,7 +133,7 @@ class Curvature(ABC):
     # the GGN PSD here?); None for every other matrix, or when not checked
     output_hessian: Any = None
     hvp_fn: Callable[[Any, Any], Any] | None = None
-    linearizable: Callable[[Any], Any] | None = None
+    linearizable: OperatorAt | None = None
     parallel: Parallel = Parallel()
     vector_sharding: Any = None
 

@@ -14,12 +14,13 @@ chunks (``lax.map(..., batch_size=chunk)``): measured faster than
 
 from __future__ import annotations
 
+import functools
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.base import Curvature, DenseHessian, symmetrize
+from hesscli.curvature.base import Curvature, DenseHessian, OperatorAt, symmetrize
 from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
@@ -153,11 +154,18 @@ def linearized_hvp(f: Any, x: Any) -> Any:
     return jax.tree_util.Partial(_apply_linearized(), lin)
 
 
+def hessian_at(f: Any) -> OperatorAt:
+    """``x -> (v -> H(x) v)`` by linearizing ∇f once per point (forward-over-reverse):
+    :func:`linearized_hvp`, whose linearizer compiles once for every point of the same
+    shape; ``hessian_of`` is ``f`` (the eigensolvers linearize it on the host)."""
+    return OperatorAt(lambda x: functools.partial(linearized_hvp(f, x), x), hessian_of=f)
+
+
 class ExactCurvature(Curvature):
     """Exact derivatives of a traceable objective (see module docstring).
 
     Declares ``hvp_fn`` (the jitted HVP) and, when forward mode works,
-    ``linearizable`` (the flat objective).
+    ``linearizable`` (the Hessian's :class:`OperatorAt`, :func:`hessian_at`).
     """
 
     method = Method.EXACT
@@ -175,7 +183,7 @@ class ExactCurvature(Curvature):
         self.value_fn = jax.jit(f)
         self.value_and_grad_fn = jax.jit(jax.value_and_grad(f))
         self.grad_fn = jax.jit(jax.grad(f))
-        self.linearizable = f if self.hvp_mode == "forward-over-reverse" else None
+        self.linearizable = hessian_at(f) if self.hvp_mode == "forward-over-reverse" else None
         self._hvp = hvp
         self.example = example  # the flat point abstractly (shape, dtype): what programs lower with
         self._chunk = chunk

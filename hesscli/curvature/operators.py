@@ -11,12 +11,12 @@ these backends from ``--curvature``.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, OperatorAt, symmetrize
+from hesscli.curvature.exact import hessian_at
 from hesscli.curvature.ggn import ggn_at, output_hessian, residual_at
 from hesscli.curvature.split import OutputHessian
 from hesscli.errors import HesscliError, InputError, ObjectiveError, closest
@@ -41,15 +41,6 @@ PSD_REASON = {  # matrices PSD whatever the point (the GGN's: psd_reason, from H
     CurvatureKind.EMPIRICAL_FISHER: "the empirical Fisher (1/N)Σgᵢgᵢᵀ is positive semidefinite by "
     "construction",
 }
-
-
-def hessian_at(f: Any) -> OperatorAt:
-    """``x -> (v -> H(x) v)`` by linearizing ∇f once per point (forward-over-reverse):
-    the exact backend's :func:`~hesscli.curvature.exact.linearized_hvp`, whose
-    linearizer compiles once for every point of the same shape."""
-    from hesscli.curvature.exact import linearized_hvp
-
-    return OperatorAt(lambda x: functools.partial(linearized_hvp(f, x), x))
 
 
 def psd_reason(kind: CurvatureKind, facts: OutputHessian | None = None) -> str:

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.exact import DEFAULT_CHUNK, ExactCurvature, dense_from_hvp
+from hesscli.curvature.exact import DEFAULT_CHUNK, ExactCurvature, dense_from_hvp, hessian_at
 from hesscli.devices import AXIS, Parallel
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
@@ -236,7 +236,8 @@ class ShardedCurvature(ExactCurvature):
         self._hvp = jax.jit(hvp, in_shardings=(operand_shardings, vec, vec), out_shardings=vec)
         self._hessian = jax.jit(hessian, in_shardings=ops_in, out_shardings=rep)
         self.f = partial(self._value, operands)  # jitted: keeps the shardings under grad
-        self.linearizable = self.f if self.hvp_mode == "forward-over-reverse" else None
+        self.linearizable = (hessian_at(self.f) if self.hvp_mode == "forward-over-reverse"
+                             else None)
         self.value_fn = partial(self._value, operands)
         self.value_and_grad_fn = partial(self._value_and_grad, operands)
         self.grad_fn = partial(self._grad, operands)

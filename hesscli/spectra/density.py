@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.spectra.lanczos import BLOCK, lanczos_kernel, tridiag_eigh
+from hesscli.curvature.base import OperatorAt
+from hesscli.spectra.lanczos import BLOCK, at_point, lanczos_kernel, tridiag_eigh
 
 DEFAULT_PROBES = 8
 DEFAULT_STEPS = 80
@@ -60,7 +61,7 @@ def rademacher(n: int, seed: int) -> np.ndarray:
 def slq_density(
     hvp_fn: Any, x: np.ndarray, *, probes: int = DEFAULT_PROBES, steps: int = DEFAULT_STEPS,
     sigma: float | None = None, seed: int = 0, dtype: str = "float64", grid: int = GRID,
-    f: Any = None,
+    f: OperatorAt | None = None,
 ) -> Density:
     """Stochastic Lanczos quadrature (see module docstring).
 
@@ -68,12 +69,16 @@ def slq_density(
     so nodes are not ghost copies); ``sigma`` defaults to
     :data:`SIGMA_FRACTION` of the span of all nodes: fine enough to separate
     outliers from the bulk, coarse enough not to show single nodes as spikes.
+    ``f``: the matrix as an :class:`~hesscli.curvature.base.OperatorAt` (a curvature's
+    ``linearizable``), linearized once for every probe (see
+    :func:`~hesscli.spectra.lanczos.at_point`).
     """
     n = int(np.size(x))
     m = max(1, min(steps, n))
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
-    extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
     xj = np.asarray(x, dtype=dtype)
+    hvp_fn, f = at_point(hvp_fn, f, xj)
+    extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
     nodes = np.zeros((probes, m))
     weights = np.zeros((probes, m))
     for p in range(probes):

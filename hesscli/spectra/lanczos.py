@@ -308,23 +308,29 @@ def max_steps_for(n: int, dtype: str, requested: int | None = None, shards: int 
     return int(max(1, min(n, cap, by_memory)))
 
 
-def operator_at(hvp_fn: Any, f: Any | None) -> Any:
-    """``x -> (v -> H(x) v)`` for use inside compiled code.
+def at_point(hvp_fn: Any, op: OperatorAt | None, x: Any) -> tuple[Any, OperatorAt | None]:
+    """What the compiled loops take at the point ``x``: ``(hvp_fn, op)``.
 
-    With the objective ``f`` (forward mode allowed) it linearizes ∇f at x once,
-    ``jax.linearize(grad f, x)``, so the many HVPs at the same point reuse the
-    primal computation (on a 10⁵-parameter MLP one quiet measurement gave 1.6× a
-    gradient against 2.3× for ``jvp(grad f)``; ``bench_scale`` under heavy machine
-    load gave 3.6× vs 3.0×: not conclusive). ``f`` may instead be an
-    :class:`~hesscli.curvature.base.OperatorAt` (Gauss–Newton, Fisher), used as
-    it is. Without ``f``, the HVP as given.
+    The Hessian of a flat objective (``op.hessian_of``) is linearized here, once:
+    ``jax.linearize(grad f, x)`` (:func:`~hesscli.curvature.exact.linearized_hvp`)
+    serves every step, restart and residual check, so the many HVPs at the same
+    point reuse the primal computation (on a 10⁵-parameter MLP one quiet measurement
+    gave 1.6× a gradient against 2.3× for ``jvp(grad f)``; ``bench_scale`` under heavy
+    machine load gave 3.6× vs 3.0×: not conclusive), and comes back as the HVP with
+    no operator. Any other operator (Gauss–Newton, Fisher) is returned as it is and
+    linearizes itself inside the loop; without one, the HVP as given.
     """
-    if f is None:
+    if op is None or op.hessian_of is None:
+        return hvp_fn, op
+    return linearized_hvp(op.hessian_of, x), None
+
+
+def operator_at(hvp_fn: Any, op: OperatorAt | None) -> Any:
+    """``x -> (v -> M(x) v)`` for use inside compiled code: the operator (after
+    :func:`at_point`), or without one the HVP as given."""
+    if op is None:
         return lambda x: (lambda v: hvp_fn(x, v))
-    if isinstance(f, OperatorAt):  # a curvature other than the Hessian, linearized by itself
-        return f
-    jax = jax_module()
-    return lambda x: jax.linearize(jax.grad(f), x)[1]
+    return op
 
 
 def split_operator(hvp_fn: Any, f: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
@@ -503,7 +509,8 @@ def end_values(theta: np.ndarray, k: int) -> np.ndarray:
 
 def lanczos_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
-    max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = Ends.BOTH,
+    max_steps: int | None = None, dtype: str = "float64", f: OperatorAt | None = None,
+    ends: str = Ends.BOTH,
     basis_sharding: Any = None, shards: int = 1, target: Target | None = None,
     progress: OnProgress | None = None,
 ) -> Extremes:
@@ -513,8 +520,9 @@ def lanczos_extremes(
     ``ends`` = "max" or "min" stops as soon as that end has met it (the other
     end is still reported, flagged by its own measure).
 
-    ``hvp_fn(x, v)`` is a jitted JAX HVP; ``f``, when given, the flat objective
-    whose gradient is linearized once instead (see :func:`operator_at`). Stops when
+    ``hvp_fn(x, v)`` is a jitted JAX HVP; ``f``, when given, the matrix as an
+    :class:`~hesscli.curvature.base.OperatorAt` (a curvature's ``linearizable``),
+    linearized once per point instead (see :func:`at_point`). Stops when
     the wanted ends meet the target, or after ``max_steps``
     (default: :func:`max_steps_for`). ``basis_sharding`` (with ``shards``, the
     devices it splits n over): where the basis lives, for parameter-sharded
@@ -526,9 +534,7 @@ def lanczos_extremes(
     n = int(np.size(x))
     target = target if target is not None else Target.residual(dtype, rtol)
     xj = np.asarray(x, dtype=dtype)
-    if f is not None and not isinstance(f, OperatorAt):  # a Hessian: linearize ∇f here
-        # one linearization of ∇f at x serves every step and residual check
-        hvp_fn, f = linearized_hvp(f, xj), None
+    hvp_fn, f = at_point(hvp_fn, f, xj)  # a Hessian: ∇f linearized here, once
     m = max_steps_for(n, dtype, max_steps, shards if basis_sharding is not None else 1)
     rows = BLOCK * math.ceil((m + 1) / BLOCK)
     extend = lanczos_kernel(hvp_fn, n, dtype, rows, f)
@@ -579,7 +585,8 @@ def lanczos_extremes(
 
 def arpack_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
-    max_steps: int | None = None, dtype: str = "float64", f: Any = None, ends: str = Ends.BOTH,
+    max_steps: int | None = None, dtype: str = "float64", f: OperatorAt | None = None,
+    ends: str = Ends.BOTH,
     target: Target | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """The same as :func:`lanczos_extremes` by ARPACK, each end separately.
@@ -587,16 +594,15 @@ def arpack_extremes(
     ``eigsh(which="LA")`` then ``which="SA"``, ``tol=rtol`` (ARPACK's own
     criterion is relative to each Ritz value, so residuals are recomputed
     here against ``rtol·max|λ|`` like Lanczos'), same seeded start vector.
-    ``hvp_fn`` may be any callable ``(x, v) -> Hv`` (NumPy or JAX); with ``f``
-    the gradient is linearized once at x and every product reuses it.
+    ``hvp_fn`` may be any callable ``(x, v) -> Hv`` (NumPy or JAX); with ``f`` the
+    Hessian's operator, the gradient is linearized once at x and every product reuses it.
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     n = int(np.size(x))
     target = target if target is not None else Target.residual(dtype, rtol)
     xj = np.asarray(x, dtype=dtype)
-    if f is not None and not isinstance(f, OperatorAt):  # a Hessian: linearize ∇f here
-        hvp_fn = linearized_hvp(f, xj)
+    hvp_fn, _ = at_point(hvp_fn, f, xj)  # a Hessian: ∇f linearized here, once
     count = [0]
     listener = sink(progress)
 

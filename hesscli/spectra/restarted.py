@@ -54,7 +54,6 @@ from typing import Any
 import numpy as np
 
 from hesscli.curvature.base import OperatorAt
-from hesscli.curvature.exact import linearized_hvp
 from hesscli.jaxconf import jax_module
 from hesscli.progress import OnProgress, Progress
 from hesscli.spectra.bounds import hvp_rounding
@@ -62,6 +61,7 @@ from hesscli.spectra.lanczos import (
     BASIS_BUDGET,
     Extremes,
     Target,
+    at_point,
     certify,
     initial_basis,
     operator_at,
@@ -128,14 +128,15 @@ def basis_size(n: int, k: int, dtype: str, shards: int = 1, requested: int | Non
 def restarted_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, target: Target | None = None,
     rtol: float | None = None, max_steps: int | None = None, dtype: str = "float64",
-    f: Any = None, ends: str = Ends.BOTH, basis_sharding: Any = None, shards: int = 1,
+    f: OperatorAt | None = None, ends: str = Ends.BOTH, basis_sharding: Any = None, shards: int = 1,
     basis: int | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by thick-restart Lanczos.
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP (or a :class:`jax.tree_util.Partial`);
-    ``f``, when given, the flat objective whose gradient is linearized once at x
-    (:func:`hesscli.curvature.exact.linearized_hvp`) for the whole solve. ``target``
+    ``f``, when given, the matrix as an :class:`~hesscli.curvature.base.OperatorAt`
+    (the Hessian's is linearized once at x for the whole solve:
+    :func:`hesscli.spectra.lanczos.at_point`). ``target``
     says when to stop (default: :meth:`Target.residual` with ``rtol``);
     ``max_steps`` is the HVP budget of the loop (default :data:`MAX_HVPS`);
     ``ends`` = both|min|max which ends must meet the target; ``basis`` the
@@ -154,9 +155,7 @@ def restarted_extremes(
     budget = max(budget, 2 * k + 2)
     rows = size.m + 1
     xj = np.asarray(x, dtype=dtype)
-    if f is not None and not isinstance(f, OperatorAt):  # a Hessian: linearize ∇f here
-        # one linearization of ∇f at x serves every step, restart and residual check
-        hvp_fn, f = linearized_hvp(f, xj), None
+    hvp_fn, f = at_point(hvp_fn, f, xj)  # a Hessian: ∇f linearized here, once
     run = restarted_kernel(hvp_fn, f, n, dtype, rows, size.m, size.keep, k, ENDS[ends],
                            basis_sharding is None, progress is not None)
     v = initial_basis(rows, n, dtype, seed, basis_sharding)

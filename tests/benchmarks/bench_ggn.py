@@ -51,7 +51,7 @@ def load_mlp(width: int) -> tuple[Any, Any, Any]:
 
 def jax_costs(obj: Any, hessian: Any, ggn: Any) -> dict[str, float]:
     """Seconds per gradient, HVP and GGN matvec (from scratch and amortized)."""
-    from hesscli.curvature.operators import hessian_at
+    from hesscli.curvature.exact import hessian_at
     from hesscli.jaxconf import jax_module
 
     jax = jax_module()

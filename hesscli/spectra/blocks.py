@@ -36,6 +36,7 @@ import numpy as np
 
 from hesscli.objective.layout import Layout
 from hesscli.spectra.trace import Trace, estimate_trace
+from hesscli.vocab import Estimator
 
 MatMat = Callable[[np.ndarray], np.ndarray]
 DENSE_BLOCK = 400  # a block this small is formed (n_i products + an O(n_i³) eigensolve)
@@ -208,7 +209,7 @@ def block_spectra(
         else:
             lo, hi, top, residual, used = extremes_iterative(op, b.size, seed)
             top = top.reshape(-1, 1)
-            tr = estimate_trace(op, b.size, estimator="auto", hvps=trace_hvps, seed=seed)
+            tr = estimate_trace(op, b.size, estimator=Estimator.AUTO, hvps=trace_hvps, seed=seed)
             used += tr.hvps
             method = "lanczos"
         # the coupling: H applied to the top eigenvector(s) placed on the block

@@ -560,7 +560,8 @@ def lanczos_extremes(
         before = end_values(theta, min(k, j))
         kk = min(k, j)
         report(progress, Progress(
-            solver="lanczos", hvps=j, lambda_min=float(theta[0]), lambda_max=float(theta[-1]),
+            solver=Eigensolver.LANCZOS, hvps=j, lambda_min=float(theta[0]),
+            lambda_max=float(theta[-1]),
             bound_min=float(np.max(est[:kk])), bound_max=float(np.max(est[j - kk:])),
             target=target.rtol * (float(np.max(np.abs(theta))) or 1.0),
         ))
@@ -609,7 +610,7 @@ def arpack_extremes(
     def matvec(v: np.ndarray) -> np.ndarray:
         count[0] += 1
         if listener is not None and count[0] % ARPACK_REPORT_EVERY == 0:
-            listener(Progress(solver="arpack", hvps=count[0]))
+            listener(Progress(solver=Eigensolver.ARPACK, hvps=count[0]))
         return np.asarray(hvp_fn(xj, np.asarray(v, dtype=dtype).reshape(-1)), dtype=np.float64)
 
     op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)

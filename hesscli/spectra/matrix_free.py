@@ -56,8 +56,8 @@ ENDS = words(Ends)
 FULL_BASIS_MAX_N = 20_000
 
 
-def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: int = 1,
-                  has_jax_hvp: bool = True) -> tuple[str, str]:
+def choose_solver(n: int, k: int, dtype: str, requested: str = EigensolverRequest.AUTO,
+                  shards: int = 1, has_jax_hvp: bool = True) -> tuple[str, str]:
     """(solver, reason): which eigensolver runs, and why (for the notes and ``meta``).
 
     ``auto``: full-basis Lanczos while n ≤ :data:`FULL_BASIS_MAX_N` and its
@@ -98,8 +98,9 @@ def choose_solver(n: int, k: int, dtype: str, requested: str = "auto", shards: i
 
 
 def extremes_of(
-    curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0, solver: str = "auto",
-    rtol: float | None = None, max_steps: int | None = None, ends: str = Ends.BOTH,
+    curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0,
+    solver: str = EigensolverRequest.AUTO, rtol: float | None = None,
+    max_steps: int | None = None, ends: str = Ends.BOTH,
     target: Target | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """Run the chosen eigensolver (:func:`choose_solver`) on the backend's HVP at ``x``.

@@ -156,7 +156,7 @@ def human_bytes(size: float) -> str:
 
 
 def choose_path(
-    n: int, request: str = "auto", available: int | None = None, *,
+    n: int, request: str = PathRequest.AUTO, available: int | None = None, *,
     budget: Budget | None = None,
 ) -> PathChoice:
     """Pick ``dense`` or ``matrix-free`` for ``request`` in auto|dense|matrix-free.

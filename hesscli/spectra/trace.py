@@ -272,7 +272,7 @@ def _auto(matmat: MatMat, n: int, hvps: int, seed: int, u: float,
                              choice=why, alternative=se_pp)
 
 
-def estimate_trace(matmat: MatMat, n: int, *, estimator: str = "auto",
+def estimate_trace(matmat: MatMat, n: int, *, estimator: str = Estimator.AUTO,
                    hvps: int = DEFAULT_HVPS, seed: int = 0, confidence: float = CONFIDENCE,
                    unit_roundoff: float = UNIT_ROUNDOFF) -> Trace:
     """The trace by ``estimator`` (``hutchinson``, ``hutch++`` or ``auto``) with ``hvps`` products.

@@ -281,15 +281,14 @@ def analyze(
     from hesscli.curvature.choose import chunked, fd_reason
     from hesscli.curvature.ggn import single_kind
     from hesscli.documents.analyze import analysis_document
-    from hesscli.spectra.policy import SpectrumPolicy, choose
+    from hesscli.spectra.policy import HessianOnce, SpectrumPolicy, choose
     from hesscli.validate import nonnegative, positive
 
     positive("--lr", lr)
     positive("--escape-step", escape_step)
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
-                            ends=ends, stop="verdict")
-    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
+                            ends=ends, stop="verdict").resolved()
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
     kind = single_kind(curvature_kind)
@@ -303,21 +302,25 @@ def analyze(
         obj, chunk_notes = chunked(obj, chunk_size)
         backend, notes = _backend(obj, method, fd_accuracy, devices, curvature, kind)
     parallel = backend.parallel
+    choice = choose(obj.n, policy)  # the path, decided once for the whole command
     verification = None
     if verify:
         from hesscli.analysis.verify import verify_derivatives
 
         verification = verify_derivatives(obj, seed)
+    # the spectrum, --blocks, --null-space and --preconditioner share one dense Hessian
+    once = HessianOnce(backend)
     try:
         result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol,
-                              escape_distance=escape_step, policy=policy,
+                              escape_distance=escape_step, policy=policy, choice=choice,
                               notes=notes + chunk_notes, verification=verification,
                               fd_why=fd_reason(obj, method))
     except Exception as exc:
+        once.release()
         _reraise(streamed, backend, exc)
         raise
     _reraise(streamed, backend)
-    info = _meta(call, parallel, path_choice=choose(obj.n, policy),
+    info = _meta(call, parallel, path_choice=choice,
                  dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver,
                  curvature=kind)
     with_direction = obj.n <= 1000
@@ -327,6 +330,7 @@ def analyze(
     try:
         parts = _structure(obj, backend, result, blocks, null_space, seed)
     except Exception as exc:
+        once.release()
         _reraise(streamed, backend, exc)
         raise
     _reraise(streamed, backend)
@@ -336,8 +340,10 @@ def analyze(
     if preconditioner is not None:
         from hesscli.training.logged_state import preconditioned_part
 
-        parts["preconditioned"], extra["preconditioned"] = preconditioned_part(
-            obj, backend, preconditioner, lr, b1, policy)
+        with once:
+            parts["preconditioned"], extra["preconditioned"] = preconditioned_part(
+                obj, backend, preconditioner, lr, b1, policy)
+    once.release()
     if parts:
         from hesscli.documents.structure import blocks_document, null_space_document
 
@@ -520,8 +526,7 @@ def spectrum(
         raise InputError(f"--estimator hutch++ needs --trace-probes ≥ 3; got {trace_probes}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
-                            ends=ends, stop="verdict")
-    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
+                            ends=ends, stop="verdict").resolved()
     kinds = parse_kinds(curvature_kind)
     streamed = None
     if batch_size is not None or batches is not None or _declares_batches(objective):
@@ -664,9 +669,11 @@ def convexity(
         raise InputError("--samples and --hessian-points must be ≥ 0")
     nonnegative("--rtol", rtol)
     nonnegative("--atol", atol)
-    from hesscli.spectra.paths import dense_budget as budget_of
+    from hesscli.spectra.policy import SpectrumPolicy
 
-    budget = budget_of(dense_budget)
+    # the eigenvalue test's policy, with the dense budget parsed once (exit 2 before any work)
+    policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget).resolved()
+    budget = policy.budget
     bounds = [_box(b) for b in boxes]
     try:
         obj = load(objective, around, params=params, seed=seed, dtype=dtype, method=method)
@@ -683,7 +690,7 @@ def convexity(
         obj = load(objective, centers, params=params, seed=seed, dtype=dtype, method=method)
     from hesscli.budget import convexity_bytes, require
 
-    require(convexity_bytes(obj.n, samples, hessian_points),
+    require(convexity_bytes(obj.n, samples, hessian_points, budget),
             f"convexity at n = {obj.n} with --samples {samples} --hessian-points "
             f"{hessian_points}", "ask for fewer --samples or --hessian-points (0 skips the "
             "eigenvalue test)")
@@ -698,7 +705,7 @@ def convexity(
         backend, backend_notes = curvature_for(obj, method)
     result = run_convexity(obj, backend, region, pairs=samples, hessian_points=hessian_points,
                            seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes,
-                           dense_budget=budget.bytes)
+                           policy=policy)
     info = _meta(call, dense_budget=budget.bytes)
     with_points = obj.n <= 1000
 
@@ -751,8 +758,7 @@ def landscape(
     if points < 3 or grid < 3:
         raise InputError("--points and --grid must be at least 3")
     chosen = _plane(plane)
-    policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
-    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
+    policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget).resolved()
     from hesscli.budget import landscape_bytes, require
 
     require(landscape_bytes(1, points, grid), f"landscape --points {points} --grid {grid}",
@@ -842,9 +848,14 @@ def train(
     if method == MethodRequest.FD:
         raise InputError("train needs JAX derivatives of the objective, and --method fd asks "
                          "for finite differences; use --method auto or exact")
-    from hesscli.spectra.paths import dense_budget as budget_of
+    from dataclasses import replace
 
-    budget = budget_of(dense_budget)  # a malformed size is exit 2 before any work
+    from hesscli.training.monitor import MONITOR_POLICY
+
+    # the run's spectrum policy: the monitor's, with the dense budget parsed once (a
+    # malformed size is exit 2 before any work); the path is chosen from it once per run
+    policy = replace(MONITOR_POLICY, dense_budget=dense_budget).resolved()
+    budget = policy.budget
     from hesscli.curvature.ggn import single_kind
 
     kind = single_kind(curvature_kind or "hessian")
@@ -906,7 +917,7 @@ def train(
             raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
     plan = Plan(obj.label, obj.n, tuple(configs), start, resume)
     summaries = run_plan(plan, obj, backend, minibatch=minibatch, gtol=gtol, tol=tol,
-                         curvature_on=curvature_on, dense_budget=dense_budget, blocks=blocks,
+                         curvature_on=curvature_on, policy=policy, blocks=blocks,
                          observers=observers)
     del call["observers"], call["noise"]
     call.update(noisy=noisy, noise_scale=noise_scale)

@@ -13,7 +13,14 @@ only requests that are far out of reach.
 from __future__ import annotations
 
 from hesscli.errors import InputError
-from hesscli.spectra.paths import available_memory, choose_path, dense_bytes, human_bytes
+from hesscli.spectra.paths import (
+    Budget,
+    available_memory,
+    choose_path,
+    dense_bytes,
+    human_bytes,
+)
+from hesscli.vocab import Path
 
 FLOAT = 8  # bytes per float64 entry (analyses work in float64 on the host)
 # Peak of one matrix-free λmin (Lanczos, up to 400 steps with their basis and its
@@ -37,15 +44,18 @@ def gradcheck_bytes(n: int) -> float:
     return 5.0 * FLOAT * n * n
 
 
-def convexity_bytes(n: int, samples: int, hessian_points: int) -> float:
+def convexity_bytes(n: int, samples: int, hessian_points: int,
+                    budget: Budget | None = None) -> float:
     """Midpoint test: each sampled pair holds its two ends, the midpoint and the
     dyadic-rounded copies (about six n-vectors per pair). Eigenvalue test: the
     sampled points, plus per point either the dense path (when the path policy
-    picks it for n) or a Lanczos basis (:data:`MATRIX_FREE_FLOATS` per parameter)."""
+    picks it for n under ``budget``, the command's ``--dense-budget``; None: the
+    environment's or the default) or a Lanczos basis (:data:`MATRIX_FREE_FLOATS`
+    per parameter)."""
     pairs = 6.0 * FLOAT * n * samples
     if hessian_points <= 0:
         return pairs
-    dense = choose_path(n).path == "dense"
+    dense = choose_path(n, budget=budget).path == Path.DENSE
     per_point = dense_bytes(n) if dense else MATRIX_FREE_FLOATS * FLOAT * n
     return max(pairs, 2.0 * FLOAT * n * hessian_points + per_point)
 

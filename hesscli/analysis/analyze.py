@@ -36,6 +36,7 @@ from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.jaxconf import eps
 from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
+from hesscli.spectra.paths import PathChoice
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
 from hesscli.spectra.spectrum import Spectrum
 from hesscli.vocab import Classification, Definiteness, Dtype, FDAccuracy, FDSource, Method
@@ -115,6 +116,7 @@ def analyze(
     lr: float = 0.01,
     spectrum: Spectrum | None = None,
     policy: SpectrumPolicy | None = None,
+    choice: PathChoice | None = None,
     gtol: float | None = None,
     tol: float | None = None,
     escape_distance: float = 0.1,
@@ -126,7 +128,8 @@ def analyze(
     """Value, gradient, spectrum, verdicts, step prediction and escape direction at ``x``.
 
     ``spectrum`` defaults to :func:`hesscli.spectra.policy.spectrum_at` by
-    ``policy`` (default: auto path, k = 1), whose path note joins ``notes``.
+    ``policy`` (default: auto path, k = 1) on the path ``choice`` already chosen for
+    this objective (None: chosen here), whose path note joins ``notes``.
     ``gtol``/``tol`` override the derived tolerances (see :mod:`.verdicts`).
 
     When finite differences find a kink (estimates at two step sizes disagree
@@ -152,7 +155,7 @@ def analyze(
     ensure_finite(grad, "gradient", layout)
     gnorm = float(np.linalg.norm(grad))
     if spectrum is None:
-        point = spectrum_at(curvature, x, layout, policy or SpectrumPolicy())
+        point = spectrum_at(curvature, x, layout, policy or SpectrumPolicy(), choice=choice)
         spectrum, notes = point.spectrum, notes + point.notes
     lam = spectrum.eigenvalues
     x_norm = float(np.linalg.norm(x))

@@ -15,7 +15,7 @@ quadratic-model change against the actual change, one HVP and one extra value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,9 @@ import numpy as np
 from hesscli.analysis.step import gradient_step, predict_step
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import ObjectiveError
+from hesscli.spectra.paths import PathChoice
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
-from hesscli.vocab import Path, PathRequest
+from hesscli.vocab import Path
 
 #: The monitor's spectrum policy: k = 1 at each end, seed 0 (every log step starts alike).
 MONITOR_POLICY = SpectrumPolicy(k=1, seed=0)
@@ -73,24 +74,22 @@ def block_maxima(curvature: Curvature, x: np.ndarray, blocks: list, dense: bool
 
 
 def extreme_eigenvalues(
-    curvature: Curvature, x: np.ndarray, *, path: str = PathRequest.AUTO,
-    dense_budget: str | int | None = None,
-    blocks: list | None = None,
+    curvature: Curvature, x: np.ndarray, *, policy: SpectrumPolicy = MONITOR_POLICY,
+    choice: PathChoice | None = None, blocks: list | None = None,
 ) -> Extremes:
     """λmin and λmax of the Hessian at ``x``.
 
-    ``path`` is auto|dense|matrix-free (:data:`MONITOR_POLICY` otherwise): every
-    eigenvalue of the dense Hessian when the budget allows, else the matrix-free
-    extremes with the largest residual ‖Hv − λv‖ as ``error``. ``dense_budget``
-    is ``--dense-budget`` (None: the environment or the default). With ``blocks`` (a
-    partition from :func:`hesscli.spectra.blocks.group_blocks`) also each diagonal
-    block's λmax.
+    ``policy`` (the run's: :data:`MONITOR_POLICY` with its path request and dense
+    budget) gives every eigenvalue of the dense Hessian when the budget allows, else
+    the matrix-free extremes with the largest residual ‖Hv − λv‖ as ``error``;
+    ``choice`` is the path already chosen for the run (None: chosen here). With
+    ``blocks`` (a partition from :func:`hesscli.spectra.blocks.group_blocks`) also
+    each diagonal block's λmax.
     """
-    policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
-                            dense_budget=dense_budget)
     # Eigenvalues only on the dense path: the monitor needs no eigenvectors, and one
     # LAPACK eigvalsh measured 8x faster than the end-vector solve at n = 1584.
-    point = spectrum_at(curvature, np.asarray(x), policy=policy, vectors=False)
+    point = spectrum_at(curvature, np.asarray(x), policy=policy, vectors=False,
+                        choice=choice)
     sp = point.spectrum
     if sp.path == Path.MATRIX_FREE:
         ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
@@ -155,12 +154,15 @@ def monitor(
     curvature_on: bool = True,
     mean_step_loss: float | None = None,
     elapsed: float = 0.0,
-    path: str = PathRequest.AUTO,
-    dense_budget: str | int | None = None,
+    policy: SpectrumPolicy = MONITOR_POLICY,
+    choice: PathChoice | None = None,
     blocks: list | None = None,
     preconditioner: Any = None,
 ) -> tuple[Record, np.ndarray, Extremes | None]:
     """The record at ``x`` (plus the full gradient and the extremes, for the event logic).
+
+    ``policy`` is the run's spectrum policy and ``choice`` the path chosen for the run
+    once (None: chosen here from ``policy``).
 
     ``preconditioner`` (:class:`~hesscli.curvature.preconditioned.Preconditioner`, from the
     optimizer state at this step) adds λmax(P⁻¹H) and its threshold.
@@ -172,7 +174,7 @@ def monitor(
     finite = np.isfinite(value) and np.all(np.isfinite(grad))
     if curvature_on and finite:
         try:
-            ext = extreme_eigenvalues(curvature, x, path=path, dense_budget=dense_budget,
+            ext = extreme_eigenvalues(curvature, x, policy=policy, choice=choice,
                                       blocks=blocks)
         except ObjectiveError:  # a non-finite Hessian at a finite point: no curvature here
             ext = None
@@ -193,8 +195,7 @@ def monitor(
         else:
             ext = None
         if preconditioner is not None:
-            fields.update(preconditioned_fields(curvature, x, preconditioner, lr, path,
-                                                dense_budget))
+            fields.update(preconditioned_fields(curvature, x, preconditioner, lr, policy))
         if gnorm > 0:
             hg = curvature.hvp(x, grad)
             after = curvature.value(gradient_step(x, lr, grad))
@@ -212,13 +213,12 @@ def monitor(
 
 
 def preconditioned_fields(curvature: Curvature, x: np.ndarray, pre: Any, lr: float,
-                          path: str, dense_budget: str | int | None) -> dict[str, Any]:
-    """The record's λmax(P⁻¹H) fields (k = 1, seed 0, the run's path; the top end only
-    has to meet the target)."""
+                          policy: SpectrumPolicy = MONITOR_POLICY) -> dict[str, Any]:
+    """The record's λmax(P⁻¹H) fields (the run's ``policy``: k = 1, seed 0, its path and
+    budget; the top end only has to meet the target)."""
     from hesscli.analysis.preconditioned import preconditioned_sharpness
 
-    policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
-                            dense_budget=dense_budget, ends="max")
+    policy = replace(policy, ends="max")
     try:
         ps = preconditioned_sharpness(curvature, x, pre, lr, policy)
     except ObjectiveError:

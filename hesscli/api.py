@@ -31,11 +31,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hesscli.vocab import MethodRequest
+from hesscli.budget import (
+    convexity_bytes,
+    gradcheck_bytes,
+    landscape_bytes,
+    require,
+    train_bytes,
+)
+from hesscli.devices import Parallel, parse_devices
+from hesscli.documents.meta import meta
+from hesscli.errors import InputError
+from hesscli.spectra.paths import dense_budget as budget_of
+from hesscli.validate import nonnegative, positive
+from hesscli.vocab import MethodRequest, Path
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from hesscli.curvature.base import Curvature
-    from hesscli.devices import Parallel
     from hesscli.objective.bind import Objective
 
 __all__ = [
@@ -140,7 +151,6 @@ def load(
     :class:`Objective` (then ``at`` moves it to another point). ``params`` are
     the file's ``-p`` parameters (a mapping or KEY=VALUE strings).
     """
-    from hesscli.errors import InputError
     from hesscli.objective.bind import Objective, bind
     from hesscli.objective.files import from_callable, load_file
     from hesscli.objective.params import parse_assignments
@@ -176,8 +186,6 @@ def _meta(call: dict[str, Any], parallel: Parallel | None = None, path_choice: A
     """The ``meta`` block from a call's arguments (``call``: the function's ``locals()``
     on entry), as JSON-able values; ``resolved`` replaces values worked out later (the
     dense budget in bytes); ``path_choice`` is the dense/matrix-free choice made."""
-    from hesscli.documents.meta import meta
-
     options: dict[str, Any] = {}
     for name, value in call.items():
         if name in NOT_OPTIONS:
@@ -209,8 +217,6 @@ def _backend(
     """The backend for ``obj``: ``curvature`` when given (with ``kind``'s operator on
     top of it), else the one :func:`~hesscli.curvature.choose.curvature_for` chooses."""
     from hesscli.curvature.choose import curvature_for
-    from hesscli.devices import parse_devices
-    from hesscli.errors import InputError
 
     if isinstance(curvature, (str, list, tuple)):
         # the CLI's --curvature names a matrix; here that is curvature_kind, and
@@ -282,7 +288,6 @@ def analyze(
     from hesscli.curvature.ggn import single_kind
     from hesscli.documents.analyze import analysis_document
     from hesscli.spectra.policy import HessianOnce, SpectrumPolicy, choose
-    from hesscli.validate import nonnegative, positive
 
     positive("--lr", lr)
     positive("--escape-step", escape_step)
@@ -404,8 +409,6 @@ def _streamed(objective: Any, at: Any, params: Any, seed: int, dtype: str, metho
     loaded from one) and combines with none of ``chunk_size``, several devices or
     a ``curvature`` backend passed in (:class:`InputError`).
     """
-    from hesscli.devices import parse_devices
-    from hesscli.errors import InputError
     from hesscli.objective.bind import Objective
     from hesscli.objective.files import load_file
     from hesscli.objective.params import parse_assignments
@@ -511,9 +514,7 @@ def spectrum(
     from hesscli.curvature.choose import chunked
     from hesscli.curvature.ggn import parse_kinds
     from hesscli.documents.spectrum import spectrum_document
-    from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy, choose
-    from hesscli.vocab import Path
 
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
@@ -598,10 +599,7 @@ def gradcheck(
     """
     call = dict(locals())
     from hesscli.analysis.gradcheck import gradcheck as run_gradcheck
-    from hesscli.devices import Parallel
     from hesscli.documents.gradcheck import gradcheck_document
-    from hesscli.errors import InputError
-    from hesscli.spectra.paths import dense_budget as budget_of
 
     if method == MethodRequest.FD:
         raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
@@ -610,7 +608,6 @@ def gradcheck(
         raise InputError(f"--top must be at least 1; got {top}")
     budget = budget_of(dense_budget)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
-    from hesscli.budget import gradcheck_bytes, require
 
     require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (its finite-difference gradient "
             "holds 2n points of n entries)", "check a smaller instance of the objective, or "
@@ -625,8 +622,6 @@ def gradcheck(
 
 
 def _box(bound: str | tuple[float, float]) -> tuple[float, float]:
-    from hesscli.errors import InputError
-
     if not isinstance(bound, str):
         lo, hi = bound
         return float(lo), float(hi)
@@ -659,8 +654,6 @@ def convexity(
     from hesscli.analysis.convexity import convexity as run_convexity
     from hesscli.curvature.choose import curvature_for
     from hesscli.documents.convexity import convexity_document
-    from hesscli.errors import InputError
-    from hesscli.validate import nonnegative
 
     boxes = list(boxes)
     if boxes and around is not None:
@@ -688,7 +681,6 @@ def convexity(
             ) from None
         centers = ",".join(repr(0.5 * (lo + hi)) for lo, hi in bounds)
         obj = load(objective, centers, params=params, seed=seed, dtype=dtype, method=method)
-    from hesscli.budget import convexity_bytes, require
 
     require(convexity_bytes(obj.n, samples, hessian_points, budget),
             f"convexity at n = {obj.n} with --samples {samples} --hessian-points "
@@ -719,8 +711,6 @@ PLANE_CHOICES = ("grad", "max", "min")
 
 
 def _plane(value: str | tuple[str, str] | None) -> tuple[str, str] | None:
-    from hesscli.errors import InputError
-
     if value is None:
         return None
     parts = tuple(p.strip() for p in (value.split(",") if isinstance(value, str) else value))
@@ -748,9 +738,7 @@ def landscape(
     from hesscli.analysis.landscape import landscape as run_landscape
     from hesscli.curvature.ggn import single_kind
     from hesscli.documents.landscape import landscape_document
-    from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy
-    from hesscli.validate import positive
 
     positive("--lr", lr)
     if radius is not None:
@@ -759,7 +747,6 @@ def landscape(
         raise InputError("--points and --grid must be at least 3")
     chosen = _plane(plane)
     policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget).resolved()
-    from hesscli.budget import landscape_bytes, require
 
     require(landscape_bytes(1, points, grid), f"landscape --points {points} --grid {grid}",
             "ask for fewer points (the default --points 101 --grid 41 resolve a slice well)")
@@ -823,12 +810,10 @@ def train(
     """
     call = dict(locals())
     from hesscli.documents.train import compare_document, train_document
-    from hesscli.errors import InputError
     from hesscli.training.loop import TrainConfig, minibatch_for
     from hesscli.training.observers import run_plan
     from hesscli.training.plan import Plan, check_resume, configs_for, optimizer_options
     from hesscli.training.report import TrainComparison
-    from hesscli.validate import positive
 
     if noise is not None:  # noise=r: noisy with radius r
         noisy, noise_scale = True, noise
@@ -864,11 +849,11 @@ def train(
     logged = None if resume is None else "<log>" if hasattr(resume, "state_line") else str(
         resume)  # the path as meta records it
     if resume is not None and not hasattr(resume, "state_line"):
-        from pathlib import Path
+        import pathlib
 
         from hesscli.training.runlog import read_log
 
-        resume = read_log(Path(resume))
+        resume = read_log(pathlib.Path(resume))
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     if not obj.traceable:  # exit 3 when JAX traces but cannot differentiate it, else 2
         from hesscli.objective.bind import no_derivatives_error
@@ -891,7 +876,6 @@ def train(
     if every is None and resume is not None:
         every = int(resume.header["config"].get("monitor_every", 0)) or None
     every = every or max(1, steps // 100)
-    from hesscli.budget import require, train_bytes
 
     runs = len(compare.split(",")) if compare else 1
     require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
@@ -945,9 +929,6 @@ def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = Non
     from hesscli.checks.report import report_document
     from hesscli.checks.run import Commands, run_spec
     from hesscli.checks.spec import parse_spec, read_spec
-    from hesscli.devices import Parallel
-    from hesscli.documents.meta import meta
-    from hesscli.spectra.paths import dense_budget as budget_of
 
     budget = budget_of(dense_budget)
     if isinstance(spec, Mapping):

@@ -24,7 +24,7 @@ import numpy as np
 
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.layout import Layout
-from hesscli.spectra.lanczos import Extremes, Target
+from hesscli.spectra.lanczos import Extremes, Solve, Target
 from hesscli.spectra.paths import Budget, PathChoice, choose_path, dense_budget
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 from hesscli.vocab import Method, Path, PathRequest
@@ -85,6 +85,11 @@ class SpectrumPolicy:
         if self.stop == "verdict":
             return Target.verdict(dtype, self.rtol)
         return Target.residual(dtype, self.rtol)
+
+    def solve(self, dtype: str) -> Solve:
+        """What the matrix-free eigensolver is asked for, in ``dtype``."""
+        return Solve(k=self.k, seed=self.seed, target=self.target(dtype),
+                     max_steps=self.max_steps, ends=self.ends)
 
     def resolved(self) -> SpectrumPolicy:
         """This policy with its dense budget fixed now (None: the environment's or the
@@ -205,9 +210,8 @@ def spectrum_at(
         )
     from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
 
-    ex = extremes_of(curvature, x, k=policy.k, seed=policy.seed, solver=policy.solver,
-                     max_steps=policy.max_steps, ends=policy.ends,
-                     target=policy.target(curvature.dtype), progress=progress)
+    ex = extremes_of(curvature, x, policy.solve(curvature.dtype), solver=policy.solver,
+                     progress=progress)
     differenced = curvature.method == Method.FD
     return PointSpectrum(matrix_free_spectrum(ex, curvature.dtype, differenced), choice, ex)
 

@@ -738,7 +738,7 @@ def landscape(
     from hesscli.analysis.landscape import landscape as run_landscape
     from hesscli.curvature.ggn import single_kind
     from hesscli.documents.landscape import landscape_document
-    from hesscli.spectra.policy import SpectrumPolicy
+    from hesscli.spectra.policy import SpectrumPolicy, choose
 
     positive("--lr", lr)
     if radius is not None:
@@ -755,12 +755,12 @@ def landscape(
             "ask for fewer points")
     kind = single_kind(curvature_kind)
     backend, notes = _backend(obj, method, curvature=curvature, kind=kind)
+    choice = choose(obj.n, policy)  # the path, decided once for the whole command
     # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
     result = run_landscape(obj, backend, lr=lr, radius=radius, plane=chosen, points=points,
-                           grid=grid, policy=policy, notes=notes)
-    from hesscli.spectra.policy import choose
+                           grid=grid, policy=policy, choice=choice, notes=notes)
 
-    info = _meta(call, path_choice=choose(obj.n, policy), dense_budget=policy.budget.bytes,
+    info = _meta(call, path_choice=choice, dense_budget=policy.budget.bytes,
                  curvature=kind)
     with_direction = obj.n <= 1000
 

@@ -142,10 +142,14 @@ class HessianOnce:
 
     def __init__(self, curvature: Curvature) -> None:
         self.curvature = curvature
-        self._own = "hessian" in vars(curvature)  # already shadowed (nested): keep it
+        own = getattr(curvature, "__dict__", {})
+        self._own = "hessian" in own  # already shadowed (nested): keep it
         self._formed = curvature.hessian
         self._last: tuple[np.ndarray, Any] | None = None
-        curvature.hessian = self._hessian  # type: ignore[method-assign]
+        try:
+            curvature.hessian = self._hessian  # type: ignore[method-assign]
+        except AttributeError:  # a backend without an instance dict: it forms each time
+            pass
 
     def _hessian(self, x: np.ndarray) -> Any:
         x = np.asarray(x)
@@ -159,7 +163,7 @@ class HessianOnce:
     def release(self) -> None:
         """The backend's own ``hessian`` back, the kept matrix dropped (idempotent)."""
         self._last = None
-        if vars(self.curvature).get("hessian") == self._hessian:
+        if getattr(self.curvature, "__dict__", {}).get("hessian") == self._hessian:
             if self._own:
                 self.curvature.hessian = self._formed  # type: ignore[method-assign]
             else:

@@ -121,6 +121,9 @@ def nest(flat: Mapping[str, Any], where: str) -> Any:
     for key, value in flat.items():
         node = tree
         parts = [p for p in key.split(sep) if p != ""]
+        if not parts:
+            raise InputError(f"{where}: the key {key!r} names no parameter (an empty path); "
+                             "every key must be a leaf path such as 'w' or 'layer1.w'")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -250,6 +253,19 @@ def _orbax_item(path: Path) -> Path:
         items = [p for p in newest.iterdir() if p.is_dir()]
         if len(items) == 1:
             return items[0]
+        if not items:
+            older = f" (older steps: {', '.join(p.name for p in steps[-4:-1])})" \
+                if len(steps) > 1 else ""
+            hint = ""
+            if len(steps) > 1:
+                previous = steps[-2]
+                inside = [p for p in previous.iterdir() if p.is_dir()]
+                if not any((previous / m).exists() for m in markers) and len(inside) == 1:
+                    previous = inside[0]
+                hint = f"; give a complete step, e.g. --at {previous}"
+            raise InputError(
+                f"{path}: the newest step folder {newest.name} holds no checkpoint (empty, or "
+                f"an interrupted save){older}{hint}")
         raise InputError(
             f"{path}: step {newest.name} holds several items ({', '.join(p.name for p in items)})"
             f"; give the one with the parameters, e.g. --at {newest / items[0].name}"

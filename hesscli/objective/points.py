@@ -67,6 +67,9 @@ def _from_json(obj: Any, where: str) -> Any:
         return {str(k): _from_json(v, f"{where}.{k}") for k, v in obj.items()}
     try:
         array = np.asarray(obj, dtype=np.float64)
+    except OverflowError:
+        raise InputError(f"{where}: a number is too large for float64 (at most about "
+                         "1.8e308); points must be finite") from None
     except (ValueError, TypeError):
         if isinstance(obj, list) and obj:
             return [_from_json(v, f"{where}[{i}]") for i, v in enumerate(obj)]
@@ -93,6 +96,9 @@ def _npz_members(data: bytes, name: str, limit: int) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         total = sum(info.file_size for info in archive.infolist())
         for info in archive.infolist():
+            if not info.filename.endswith(".npy") and not info.is_dir():
+                raise InputError(f"{name}: the member {info.filename!r} is not a .npy array; "
+                                 "an .npz point holds .npy members only (as np.savez writes)")
             if info.filename.endswith(".npy"):
                 with archive.open(info) as member:
                     _npy_header(member, f"{name}[{info.filename[:-4]}]", limit)
@@ -236,6 +242,15 @@ def read_point(spec: str, template: Any | None, seed: int, like: Any | None = No
             new = [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
         return jax.tree_util.tree_unflatten(treedef, new)
     path = Path(spec)
+    try:
+        path.exists()
+    except OSError as exc:  # e.g. a name longer than a file name can be: not a file
+        literal = parse_literal(spec)
+        if literal is not None:
+            return literal
+        shown = spec if len(spec) <= 60 else spec[:57] + "..."
+        raise InputError(f"--at {shown!r}: cannot be a file ({exc.strerror}) and is not a "
+                         "list of numbers like 1,2.5,-3") from None
     if path.suffix.lower() in WRITE_SUFFIXES and not path.exists():
         raise InputError(f"point file {spec!r} does not exist")
     if path.exists() and not (path.is_dir() or path.is_file()):

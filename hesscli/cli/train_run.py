@@ -142,9 +142,10 @@ def check_inputs(o: TrainOptions) -> None:
     from hesscli.spectra.paths import dense_budget
 
     dense_budget(o.dense_budget)  # a malformed size is exit 2 before any work
-    if o.checkpoint_every is not None and o.out is None:
-        raise InputError("--checkpoint-every sets how often --out logs the state; give "
-                         "--out FILE.jsonl too")
+    if o.checkpoint_every is not None and o.out is None and o.resume is None:
+        raise InputError("--checkpoint-every sets how often the run log (--out, or the "
+                         "--resume log it appends to) gets the state; give --out FILE.jsonl "
+                         "too")
     if o.noise_steps is not None and o.noise_steps < 0:
         raise InputError(f"--noise-steps must be 0 or more; got {o.noise_steps}")
     if o.plot is not None:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hesscli.api_args import validated
 from hesscli.vocab import MethodRequest
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -96,6 +97,7 @@ def _assignments(params: Mapping[str, Any] | Iterable[str] | None) -> tuple[str,
     return tuple(params)
 
 
+@validated("load")
 def load(
     objective: Any, at: Any = None, params: Mapping[str, Any] | Iterable[str] | None = None, *,
     seed: int = 0, dtype: str = "float64", method: str = "auto",
@@ -197,6 +199,7 @@ def _backend(
 # ---- the analyses ----------------------------------------------------------------------
 
 
+@validated("analyze")
 def analyze(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
@@ -296,6 +299,7 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
     return parts
 
 
+@validated("spectrum")
 def spectrum(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, devices: int | str = 1,
@@ -372,6 +376,7 @@ def spectrum(
     return Result("spectrum", report, obj, backend, backend.parallel, info, spectrum_document)
 
 
+@validated("gradcheck")
 def gradcheck(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, fd_accuracy: str = "normal",
@@ -426,6 +431,7 @@ def _box(bound: str | tuple[float, float]) -> tuple[float, float]:
         raise InputError(f"--box {bound!r}: expected LO,HI, e.g. --box -3,3") from None
 
 
+@validated("convexity")
 def convexity(
     objective: Any, *, boxes: Iterable[str | tuple[float, float]] = (), around: Any = None,
     radius: float = 1.0, samples: int = 1000, hessian_points: int = 20,
@@ -517,6 +523,7 @@ def _plane(value: str | tuple[str, str] | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+@validated("landscape")
 def landscape(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
@@ -569,6 +576,7 @@ def landscape(
     return Result("landscape", result, obj, backend, backend.parallel, info, document)
 
 
+@validated("train")
 def train(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     dtype: str = "float64", seed: int = 0, optimizer: str = "sgd", lr: float = 0.01,
@@ -641,6 +649,7 @@ def train(
     return Result("train", summary, obj, backend, backend.parallel, info, train_document)
 
 
+@validated("check")
 def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = None) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 

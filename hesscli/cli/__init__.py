@@ -104,8 +104,9 @@ class HessGroup(click.Group):
         debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
         with interrupts_end_cleanly(), one_line_warnings():
             try:
-                from hesscli.cli.outcome import stdout_closed
+                from hesscli.cli.outcome import stderr_closed, stdout_closed
 
+                stderr_closed()
                 closed = stdout_closed()
                 if closed is not None:
                     raise closed

@@ -55,6 +55,13 @@ def stdout_closed() -> HesscliError | None:
                       "stdout open (redirect it to a file, e.g. > report.txt, or to /dev/null)")
 
 
+def stderr_closed() -> None:
+    """A closed stderr (fd 2 closed before start: ``sys.stderr`` is None) becomes
+    /dev/null: the diagnostics are lost, the command and its exit code are not."""
+    if sys.stderr is None:
+        _quiet_stderr()
+
+
 def say(line: str) -> None:
     """Write one line to stderr; a closed or full stderr loses the line, never the exit
     code (the code is what a script reads)."""
@@ -75,9 +82,10 @@ def _quiet_stderr() -> None:
     dropped instead of failing again at exit)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends
+        if devnull != 2:  # fd 2 closed: os.open took it already
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives until the end
     except OSError:
         pass
 

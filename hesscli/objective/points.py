@@ -41,7 +41,11 @@ def _finite(array: np.ndarray, where: str) -> np.ndarray:
     objective's binding upcasts those to the run's dtype and says so), checked finite."""
     array = numeric(array)
     if not is_number(array.dtype):
-        raise InputError(f"{where}: expected numbers, got dtype {array.dtype}")
+        raw = ""
+        if array.dtype.kind == "V" and array.dtype.itemsize == 1 and array.dtype.fields is None:
+            raw = (" (raw 1-byte records: NumPy files store float8 arrays without their "
+                   "type; save them as float32, or as .safetensors, which keeps float8)")
+        raise InputError(f"{where}: expected numbers, got dtype {array.dtype}{raw}")
     wide = np.asarray(array, dtype=np.float64)
     bad = ~np.isfinite(wide)
     if bad.any():

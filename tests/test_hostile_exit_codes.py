@@ -474,3 +474,85 @@ def test_the_rule_table_agrees_with_the_commands_click_options():
                 assert kind == "float", (command, param.name)
                 compared += 1
     assert compared >= 30
+
+
+# --- clearer messages ---------------------------------------------------------------------
+
+
+def test_divergence_advice_uses_the_curvature_before_the_blow_up(hess, tmp_path):
+    """f = x⁴/4 + x²/2 from x = 1.1: f'' = 3x² + 1 = 4.63 there, so lr = 1 is unstable
+    (x ← −x³ grows) and lr < 2/4.63 would have been stable; the blown-up points' curvature
+    is far larger."""
+    path = tmp_path / "quartic.py"
+    path.write_text("import jax.numpy as jnp\ndef objective(x):\n"
+                    "    return jnp.sum(0.25 * x ** 4 + 0.5 * x ** 2)\nx0 = jnp.array([1.1])\n")
+    res = hess("train", path, "--lr", "1", "--steps", "30", "--monitor-every", "1",
+               "--format", "json")
+    assert res.exit_code == 0, res.output
+    unstable = [e for e in res.json()["events"] if e["kind"] == "unstable"]
+    assert unstable, res.json()["events"]
+    curvature = 3 * 1.1 ** 2 + 1
+    assert f"stable below lr = {2 / curvature:.4g}," in unstable[0]["message"]
+    assert unstable[0]["lambda_max_at_start"] == pytest.approx(curvature, rel=1e-12)
+
+
+def test_fisher_with_an_infinite_target_is_a_non_finite_loss(hess, tmp_path):
+    path = tmp_path / "inf_target.py"
+    path.write_text("import jax.numpy as jnp\nX = jnp.array([[1.0, 2.0], [0.5, -1.0]])\n"
+                    "data = (X, jnp.array([1.0, jnp.inf]))\n"
+                    "def model(w, x):\n    return x @ w\n"
+                    "def output_loss(out, y):\n    return 0.5 * jnp.mean((out - y) ** 2)\n"
+                    "x0 = jnp.array([0.1, 0.2])\n")
+    one_error(hess("analyze", path, "--curvature", "fisher"), 3, "value is not finite")
+
+
+def test_a_failed_partial_count_says_it_is_partial(hess, tmp_path, monkeypatch):
+    monkeypatch.setenv("HESSCLI_DENSE_BUDGET", "1MiB")  # n = 1000 goes matrix-free
+    spec = tmp_path / "checks.yaml"
+    spec.write_text("checks:\n  - name: partial\n    objective: saddle\n    params: {n: 1000}\n"
+                    "    expect:\n      inertia.negative: 1\n")
+    line = one_error(hess("check", spec, "--format", "json"), 1,
+                     "inertia.negative expected 1, measured 1")
+    assert "partial: inertia.complete is false" in line
+
+
+def test_analyze_save_point_round_trips(hess, quadratic, tmp_path):
+    out = tmp_path / "p.npz"
+    res = hess("analyze", quadratic, "--at", "random", "--seed", "3", "--save-point", out,
+               "--format", "json")
+    assert res.exit_code == 0, res.output
+    x = np.load(out)["x"]
+    # f = ½ Σ i·xᵢ² − x₀, by hand
+    assert res.json()["value"] == pytest.approx(0.5 * np.sum(np.arange(1, 4) * x ** 2) - x[0],
+                                                rel=1e-14)
+    again = hess("analyze", quadratic, "--at", out, "--format", "json")
+    assert again.json()["value"] == res.json()["value"]
+
+
+def test_float8_safetensors_are_read_and_upcast(hess, pytree, tmp_path):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    path = _safetensors(tmp_path / "p.safetensors", {
+        "a.b": np.array([1.5, -2.0], dtype=ml_dtypes.float8_e4m3fn),
+        "c": np.array([0.5, 0.25, 1.0], dtype=ml_dtypes.float8_e4m3fn)})
+    res = hess("analyze", pytree, "--at", path, "--format", "json")
+    assert res.exit_code == 0, res.output
+    # f = ½‖a.b‖² + ‖c‖² at values exact in float8
+    assert res.json()["value"] == 0.5 * (1.5 ** 2 + 2.0 ** 2) + (0.25 + 0.0625 + 1.0)
+    assert any("float8_e4m3fn" in note for note in res.json()["notes"])
+
+
+def test_unreadable_checkpoints_say_why(hess, pytree, tmp_path):
+    pytest.importorskip("flax")
+    import struct
+
+    deep = tmp_path / "deep.msgpack"  # 3000 nested one-key maps around a float
+    deep.write_bytes(b"\x81\xa1k" * 3000 + b"\xcb" + struct.pack(">d", 1.0))
+    one_error(hess("analyze", pytree, "--at", deep), 2, "nested deeper than msgpack reads")
+    eqx = pytest.importorskip("equinox")
+    import jax.numpy as jnp
+
+    good = tmp_path / "good.eqx"
+    eqx.tree_serialise_leaves(str(good), {"a": {"b": jnp.ones(2)}, "c": jnp.ones(3)})
+    cut = tmp_path / "cut.eqx"
+    cut.write_bytes(good.read_bytes()[:-10])
+    one_error(hess("analyze", pytree, "--at", cut), 2, "at leaf c: the file ends early")

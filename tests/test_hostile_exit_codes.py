@@ -556,3 +556,35 @@ def test_unreadable_checkpoints_say_why(hess, pytree, tmp_path):
     cut = tmp_path / "cut.eqx"
     cut.write_bytes(good.read_bytes()[:-10])
     one_error(hess("analyze", pytree, "--at", cut), 2, "at leaf c: the file ends early")
+
+
+@pytest.mark.parametrize("outputs_first", [False, True])
+def test_a_dead_unit_is_named_in_either_weight_layout(hess, tmp_path, outputs_first):
+    """A ReLU unit with bias −100 is dead on the data: its incoming weights (3) and bias
+    (1) and the next layer's weights reading it (2) vanish, 6 null directions, all one
+    dead unit of l1, whether weights are (in, out) (Flax: x @ w) or (out, in) (Equinox,
+    PyTorch: w @ x)."""
+    t = ".T" if outputs_first else ""
+    path = tmp_path / "dead.py"
+    path.write_text(f"""
+import jax, jax.numpy as jnp
+import numpy as np
+rng = np.random.default_rng(0)
+X = jnp.asarray(rng.standard_normal((20, 3)))
+Y = jnp.asarray(rng.standard_normal((20, 2)))
+def objective(p):
+    h = jax.nn.relu(X @ p["l1"]["weight"]{t} + p["l1"]["bias"])
+    return 0.5 * jnp.mean((h @ p["l2"]["weight"]{t} + p["l2"]["bias"] - Y) ** 2)
+w1, w2 = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+b1 = np.zeros(4)
+b1[2] = -100.0
+x0 = {{"l1": {{"weight": jnp.asarray(w1{t}), "bias": jnp.asarray(b1)}},
+      "l2": {{"weight": jnp.asarray(w2{t}), "bias": jnp.zeros(2)}}}}
+""")
+    res = hess("analyze", path, "--null-space", "--format", "json")
+    assert res.exit_code == 0, res.output
+    sources = res.json()["null_space"]["sources"]
+    dead = [s for s in sources if s["kind"] == "dead_unit"]
+    assert len(dead) == 1 and dead[0]["where"] == "l1", sources
+    assert dead[0]["dimension"] == 6 and dead[0]["indices"] == [2], sources
+    assert not [s for s in sources if s["kind"] == "unused_input"], sources

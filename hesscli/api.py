@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hesscli.api_args import validated
 from hesscli.vocab import MethodRequest
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -130,6 +131,7 @@ def _assignments(params: Mapping[str, Any] | Iterable[str] | None) -> tuple[str,
     return tuple(params)
 
 
+@validated("load")
 def load(
     objective: Any, at: Any = None, params: Mapping[str, Any] | Iterable[str] | None = None, *,
     seed: int = 0, dtype: str = "float64", method: str = "auto",
@@ -231,6 +233,7 @@ def _backend(
 # ---- the analyses ----------------------------------------------------------------------
 
 
+@validated("analyze")
 def analyze(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
@@ -472,6 +475,7 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
     return parts
 
 
+@validated("spectrum")
 def spectrum(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, devices: int | str = 1,
@@ -580,6 +584,7 @@ def spectrum(
                   {"stream": part})
 
 
+@validated("gradcheck")
 def gradcheck(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, fd_accuracy: str = "normal",
@@ -634,6 +639,7 @@ def _box(bound: str | tuple[float, float]) -> tuple[float, float]:
         raise InputError(f"--box {bound!r}: expected LO,HI, e.g. --box -3,3") from None
 
 
+@validated("convexity")
 def convexity(
     objective: Any, *, boxes: Iterable[str | tuple[float, float]] = (), around: Any = None,
     radius: float = 1.0, samples: int = 1000, hessian_points: int = 20,
@@ -725,6 +731,7 @@ def _plane(value: str | tuple[str, str] | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+@validated("landscape")
 def landscape(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
@@ -777,6 +784,7 @@ def landscape(
     return Result("landscape", result, obj, backend, backend.parallel, info, document)
 
 
+@validated("train")
 def train(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, optimizer: str = "sgd",
@@ -922,6 +930,7 @@ def train(
     return Result("train", summaries[0], obj, backend, backend.parallel, info, train_document)
 
 
+@validated("check")
 def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = None) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 

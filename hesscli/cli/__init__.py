@@ -104,6 +104,12 @@ class HessGroup(click.Group):
         debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
         with interrupts_end_cleanly(), one_line_warnings():
             try:
+                from hesscli.cli.outcome import stderr_closed, stdout_closed
+
+                stderr_closed()
+                closed = stdout_closed()
+                if closed is not None:
+                    raise closed
                 rv = super().main(argv, prog_name, complete_var, standalone_mode=False,
                                   **extra)
                 code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

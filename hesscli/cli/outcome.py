@@ -40,6 +40,56 @@ _WRITE_ERRNOS = {"ENOSPC", "EROFS", "EDQUOT", "EACCES", "EPERM", "EFBIG", "EISDI
                  "ENOTDIR", "ETXTBSY"}
 
 
+_STREAM_ERRNOS = {"ENOSPC", "EIO", "EDQUOT", "EFBIG", "EBADF"}
+
+
+def stdout_closed() -> HesscliError | None:
+    """An input error when file descriptor 1 was closed before hesscli started (Python
+    then sets ``sys.stdout`` to None): the report would have nowhere to go, and the
+    first file hesscli opened would take descriptor 1."""
+    if sys.stdout is not None:
+        return None
+    from hesscli.errors import InputError
+
+    return InputError("standard output is closed, so the report has nowhere to go; run with "
+                      "stdout open (redirect it to a file, e.g. > report.txt, or to /dev/null)")
+
+
+def stderr_closed() -> None:
+    """A closed stderr (fd 2 closed before start: ``sys.stderr`` is None) becomes
+    /dev/null: the diagnostics are lost, the command and its exit code are not."""
+    if sys.stderr is None:
+        _quiet_stderr()
+
+
+def say(line: str) -> None:
+    """Write one line to stderr; a closed or full stderr loses the line, never the exit
+    code (the code is what a script reads)."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError, AttributeError, TypeError):
+        _quiet_stderr()
+        return
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        _quiet_stderr()
+
+
+def _quiet_stderr() -> None:
+    """Point descriptor 2 and ``sys.stderr`` at /dev/null (what could not be written is
+    dropped instead of failing again at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if devnull != 2:  # fd 2 closed: os.open took it already
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives until the end
+    except OSError:
+        pass
+
+
 class Interrupted(Exception):
     """Ctrl-C ended the command (Click would otherwise turn it into "Aborted!")."""
 
@@ -103,6 +153,12 @@ def classify(exc: BaseException) -> tuple[int, str]:
 
         if errno.errorcode.get(exc.errno) in _WRITE_ERRNOS:
             return 2, f"cannot use {str(exc.filename)!r}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        import errno
+
+        if errno.errorcode.get(exc.errno) in _STREAM_ERRNOS:  # a stream, not a named file
+            return 2, (f"cannot write the output: {exc.strerror} (standard output is full "
+                       "or closed); send it to a file or a pipe with room")
     return INTERNAL, f"internal error: {what[:300]}; rerun with --debug and report it"
 
 
@@ -134,8 +190,11 @@ def finish(exc: BaseException, debug: bool) -> int:
         import traceback
 
         cause = exc.cause if isinstance(exc, Unexpected) else exc
-        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
-    click.echo(f"error: {message}", err=True)
+        try:
+            traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+        except (OSError, ValueError, AttributeError):
+            pass
+    say(f"error: {message}")
     return code
 
 

@@ -33,9 +33,10 @@ def check_inputs(p: dict[str, Any]) -> None:
     out, resume, save_point, plot = p["out"], p["resume"], p["save_point"], p["plot"]
     if p["checkpoint_every"] is not None and p["checkpoint_every"] < 1:
         raise InputError(f"--checkpoint-every must be at least 1; got {p['checkpoint_every']}")
-    if p["checkpoint_every"] is not None and out is None:
-        raise InputError("--checkpoint-every sets how often --out logs the state; give "
-                         "--out FILE.jsonl too")
+    if p["checkpoint_every"] is not None and out is None and resume is None:
+        raise InputError("--checkpoint-every sets how often the run log (--out, or the "
+                         "--resume log it appends to) gets the state; give --out FILE.jsonl "
+                         "too")
     if plot is not None:
         from hesscli.render.plotting import check_plot_path
 

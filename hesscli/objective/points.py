@@ -41,7 +41,11 @@ def _finite(array: np.ndarray, where: str) -> np.ndarray:
     objective's binding upcasts those to the run's dtype and says so), checked finite."""
     array = numeric(array)
     if not is_number(array.dtype):
-        raise InputError(f"{where}: expected numbers, got dtype {array.dtype}")
+        raw = ""
+        if array.dtype.kind == "V" and array.dtype.itemsize == 1 and array.dtype.fields is None:
+            raw = (" (raw 1-byte records: NumPy files store float8 arrays without their "
+                   "type; save them as float32, or as .safetensors, which keeps float8)")
+        raise InputError(f"{where}: expected numbers, got dtype {array.dtype}{raw}")
     wide = np.asarray(array, dtype=np.float64)
     bad = ~np.isfinite(wide)
     if bad.any():
@@ -67,6 +71,9 @@ def _from_json(obj: Any, where: str) -> Any:
         return {str(k): _from_json(v, f"{where}.{k}") for k, v in obj.items()}
     try:
         array = np.asarray(obj, dtype=np.float64)
+    except OverflowError:
+        raise InputError(f"{where}: a number is too large for float64 (at most about "
+                         "1.8e308); points must be finite") from None
     except (ValueError, TypeError):
         if isinstance(obj, list) and obj:
             return [_from_json(v, f"{where}[{i}]") for i, v in enumerate(obj)]
@@ -93,6 +100,9 @@ def _npz_members(data: bytes, name: str, limit: int) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         total = sum(info.file_size for info in archive.infolist())
         for info in archive.infolist():
+            if not info.filename.endswith(".npy") and not info.is_dir():
+                raise InputError(f"{name}: the member {info.filename!r} is not a .npy array; "
+                                 "an .npz point holds .npy members only (as np.savez writes)")
             if info.filename.endswith(".npy"):
                 with archive.open(info) as member:
                     _npy_header(member, f"{name}[{info.filename[:-4]}]", limit)
@@ -236,6 +246,15 @@ def read_point(spec: str, template: Any | None, seed: int, like: Any | None = No
             new = [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
         return jax.tree_util.tree_unflatten(treedef, new)
     path = Path(spec)
+    try:
+        path.exists()
+    except OSError as exc:  # e.g. a name longer than a file name can be: not a file
+        literal = parse_literal(spec)
+        if literal is not None:
+            return literal
+        shown = spec if len(spec) <= 60 else spec[:57] + "..."
+        raise InputError(f"--at {shown!r}: cannot be a file ({exc.strerror}) and is not a "
+                         "list of numbers like 1,2.5,-3") from None
     if path.suffix.lower() in WRITE_SUFFIXES and not path.exists():
         raise InputError(f"point file {spec!r} does not exist")
     if path.exists() and not (path.is_dir() or path.is_file()):

@@ -130,7 +130,11 @@ def group_blocks(layout: Layout, spec: str = "leaf") -> tuple[str, list[Block]]:
                         or leaf.path.startswith(p + "[")), "(other)")
             groups.setdefault(key, []).append(np.arange(leaf.offset, leaf.offset + leaf.size))
         how = f"leaves grouped by prefix ({', '.join(prefixes)})"
-    blocks = [Block(name, np.sort(np.concatenate(parts))) for name, parts in groups.items()]
+    # a zero-size leaf (an empty bias, a placeholder) has no coordinates: no block
+    blocks = [Block(name, np.sort(np.concatenate(parts))) for name, parts in groups.items()
+              if sum(part.size for part in parts) > 0]
+    if not blocks:
+        raise ValueError(f"--blocks {spec}: every matching parameter leaf is empty (size 0)")
     return how, blocks
 
 

@@ -179,14 +179,20 @@ class DynamicsWatch:
         q, who = self.quantity, self.who
         if above.any() and (diverged or rising):
             why = "the run diverged" if diverged else f"f rose from {f0:.6g} to {f1:.6g}"
+            # the advice uses the curvature where the instability began: later records
+            # are taken at the blown-up points, whose curvature says nothing about the lr
+            # that would have kept the run near where it was
+            first = float(ratios[int(np.argmax(above))])
             return [Span(EventKind.UNSTABLE, start, steps[-1],
                          f"unstable over steps {start}–{steps[-1]}: lr·{q} up to {hi:.4g} > "
                          f"{self.bound:.3g} "
                          f"and {why}: {who} with lr = {self.lr:g} blows up along "
                          f"the top eigenvector (stable below lr = "
-                         f"{self.bound * self.lr / hi:.4g})",
+                         f"{self.bound * self.lr / first:.4g}, from λmax = "
+                         f"{first / self.lr:.4g} at step {start}, where it began)",
                          {**data, "start": start, "diverged": diverged,
-                          "lr_times_lambda_max": hi, "lambda_max": hi / self.lr})]
+                          "lr_times_lambda_max": hi, "lambda_max": hi / self.lr,
+                          "lambda_max_at_start": first / self.lr})]
         median = float(np.median(ratios))
         if (len(ep) >= MIN_RECORDS and abs(median - self.bound) <= self.band
                 and in_band >= IN_BAND_SHARE and f1 < f0 and slope < 0):

@@ -25,7 +25,7 @@ pytest.importorskip("flax")
 
 LM = str(ROOT / "examples" / "transformer_lm.py")
 CNN = str(ROOT / "examples" / "cnn.py")
-D, LAYERS, HEADS, CONTEXT, SEQUENCES = 4, 2, 2, 4, 3
+D, LAYERS, HEADS, CONTEXT, SEQUENCES = 2, 2, 2, 4, 2
 LM_P = {"d_model": D, "layers": LAYERS, "heads": HEADS, "context": CONTEXT,
         "sequences": SEQUENCES}
 CHANNELS, SAMPLES = 2, 40
@@ -207,8 +207,8 @@ def test_transformer_hessian_blocks_per_layer(hess):
 
 
 @pytest.mark.parametrize("which, spec, p, extra", [
-    ("lm", LM, LM_P, ("--lr", "1e-2", "--steps", "30", "--monitor-every", "10")),
-    ("cnn", CNN, CNN_P, ("--lr", "3e-2", "--steps", "40", "--batch-size", "16")),
+    ("lm", LM, LM_P, ("--lr", "1e-2", "--steps", "20", "--monitor-every", "10")),
+    ("cnn", CNN, CNN_P, ("--lr", "3e-2", "--steps", "25", "--batch-size", "16")),
 ])
 def test_adam_decreases_the_loss(which, spec, p, extra, request, hess):
     """``train --optimizer adam`` (full batch, and minibatches of the leading sample axis):
@@ -217,13 +217,13 @@ def test_adam_decreases_the_loss(which, spec, p, extra, request, hess):
     res = hess("train", spec, *flags(p), "--optimizer", "adam", *extra, "--format", "json")
     assert res.exit_code == 0, res.output
     doc = res.json()
-    first, last = doc["history"][0], doc["history"][-1]
+    first = doc["history"][0]
     assert first["step"] == 0 and first["value"] == pytest.approx(float(f.fn(point)), rel=1e-12)
-    assert doc["final_value"] < 0.9 * first["value"]
+    assert doc["final_value"] < 0.95 * first["value"]  # 20-25 Adam steps: a clear fall
     assert doc["steps"] == int(extra[extra.index("--steps") + 1])
     if "--monitor-every" in extra:
         monitored = [r for r in doc["history"] if r.get("lambda_max") is not None]
-        assert len(monitored) >= 3
+        assert len(monitored) >= 2
         assert all(r["lambda_min"] <= r["lambda_max"] for r in monitored)
 
 
@@ -242,7 +242,7 @@ def test_block_table_keeps_numbers_whole_in_a_narrow_terminal():
         name=n, size=4096, lambda_min=lo, lambda_max=hi, trace=tr, trace_standard_error=0.0,
         trace_exact=True, trace_estimator="exact", share=-0.01234, leak=0.99,
         coupling={m: 1.0 for m in names if m != n}, method="dense", residual=0.0, hvps=0)
-        for n, (lo, hi, tr) in zip(names, values))
+        for n, (lo, hi, tr) in zip(names, values, strict=True))
     console = Console(width=80, record=True, force_terminal=False)
     console.print(blocks_table(BlockReport("leaf", blocks, -33.0, 0)))
     text = console.export_text()

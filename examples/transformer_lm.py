@@ -12,7 +12,7 @@ from CPython's ``pydoc_data/topics.py``, PSF License; see ``data/README.md``),
 cut into non-overlapping windows of ``context + 1`` bytes: the inputs are a
 window's first ``context`` bytes, the targets the same window shifted by one.
 ``sequences`` of the windows, spread evenly over the text, form ``data``
-(``sequences=0``: all of them, 3091 windows at the default context).
+(``sequences=0``: all of them, 3139 windows at the default context).
 
 The file is a model split, what Gauss–Newton and Fisher curvature need:
 ``model(params, inputs)`` returns logits (sequences, context, 256),
@@ -30,7 +30,9 @@ them per block (``block_2``), ``--blocks 2`` per sublayer (``block_2.attn``).
 There are 12·d²·layers + 4·d·layers + 256·d + context·d + 2·d parameters
 (d = d_model): 1,026,816 by default, 9,943,680 with ``-p d_model=320 -p layers=8``::
 
-    hesscli analyze examples/transformer_lm.py --curvature hessian,ggn --blocks 1
+    hesscli analyze examples/transformer_lm.py --blocks 1   # the sharpest block
+    hesscli analyze examples/transformer_lm.py --curvature ggn --blocks 1
+    hesscli spectrum examples/transformer_lm.py --curvature hessian,ggn
     hesscli spectrum examples/transformer_lm.py --density --trace
     hesscli train examples/transformer_lm.py --optimizer adam --lr 3e-3 --steps 200 \\
         --monitor-every 50
@@ -38,10 +40,13 @@ There are 12·d²·layers + 4·d·layers + 256·d + context·d + 2·d parameters
         -p sequences=0                                 # minibatches over the whole text
     hesscli analyze examples/transformer_lm.py -p d_model=320 -p layers=8 --dtype float32
     hesscli analyze examples/transformer_lm.py -p d_model=8 -p layers=1 -p heads=2 \\
-        -p context=8 -p sequences=4                    # 1,000-odd parameters: dense
+        -p context=8 -p sequences=4                    # 2,928 parameters: dense
 
 ``-p`` parameters: ``d_model`` (128), ``layers`` (5), ``heads`` (4, dividing
-d_model), ``context`` (64 tokens), ``sequences`` (32; 0 = every window).
+d_model), ``context`` (64 tokens), ``sequences`` (32; 0 = every window). At
+the default size one Hessian-vector product costs a few forward passes over
+32·64 tokens; ``--blocks`` (one block per leaf) runs an eigensolver per leaf,
+so start with ``--blocks 1`` or ``--blocks 2`` and a small ``-p``.
 Copy this file to start from your own network: keep ``model``,
 ``output_loss``, ``data`` and ``init``, and change what they compute.
 """

@@ -186,12 +186,100 @@ def _backend(
             f"curvature={curvature!r}: curvature= takes a backend (a result's .curvature); "
             f"name the matrix as --curvature does with curvature_kind={named!r}")
     if curvature is not None:
+        _check_built_for(curvature, obj)
         if kind == "hessian":
             return curvature, ()
         from hesscli.curvature.ggn import operator_curvature
 
         return operator_curvature(obj, curvature, kind), ()
-    return curvature_for(obj, method, accuracy, devices=parse_devices(devices), kind=kind)
+    wanted = parse_devices(devices)
+    key = _reuse_key(obj, method, accuracy, wanted, kind)
+    if key is not None:
+        hit = _BACKENDS.get(key)
+        if hit is not None and hit[0] is obj.file.fn and _still_same(hit[1], obj):
+            _BACKENDS[key] = _BACKENDS.pop(key)  # most recently used last
+            return hit[1], hit[2]
+        _BACKENDS.pop(key, None)
+    backend, notes = curvature_for(obj, method, accuracy, devices=wanted, kind=kind)
+    if key is not None:
+        while len(_BACKENDS) >= _REUSED:
+            _BACKENDS.pop(next(iter(_BACKENDS)))
+        _BACKENDS[key] = (obj.file.fn, backend, notes)
+    return backend, notes
+
+
+#: Backends kept for reuse (a loop of API calls on one function compiles once): at most
+#: this many, least recently used dropped. Each entry holds compiled programs.
+_REUSED = 8
+_BACKENDS: dict[Any, tuple[Any, Curvature, tuple[str, ...]]] = {}
+
+
+def _reuse_key(obj: Objective, method: str, accuracy: str, devices: int | None,
+               kind: str) -> Any:
+    """What decides a backend's compiled programs, or None when it must not be reused.
+
+    An exact backend depends on the flat function only (never on the point), and
+    the flat function on the user's function, the pytree structure, the entry
+    shapes and the dtype. Model points (held parts put back from the point) are
+    not reused; an objective file loaded anew is a new function (a new module).
+    """
+    from hesscli.curvature.choose import multi_process
+
+    if (obj.split is not None or devices != 1 or multi_process() or not obj.traceable
+            or method == MethodRequest.FD):
+        return None  # finite differences size their steps from the point: not reused
+    shapes = tuple((leaf.path, leaf.shape) for leaf in obj.layout.leaves)
+    return (id(obj.file.fn), obj.treedef, shapes, obj.dtype, str(method), accuracy, kind,
+            obj.values_traceable)
+
+
+def _still_same(backend: Curvature, obj: Objective) -> bool:
+    """The reused backend's compiled value at the point equals the function's own value
+    now: a function reading globals the user has since changed (new data) is rebuilt."""
+    import numpy as np
+
+    from hesscli.objective.bind import split_tolerance
+
+    try:
+        direct = float(np.asarray(obj.flat_fn(obj.x)))
+        compiled = backend.value(obj.x)
+    except Exception:  # noqa: BLE001 - let a fresh backend report the failure
+        return False
+    rtol = split_tolerance(obj.dtype)
+    return abs(direct - compiled) <= rtol * max(abs(direct), abs(compiled), 1e-300)
+
+
+def _base_of(backend: Any) -> Any:
+    while getattr(backend, "base", None) is not None:
+        backend = backend.base
+    return backend
+
+
+def _check_built_for(curvature: Any, obj: Objective) -> None:
+    """Refuse a backend built for another function (``curvature=res.curvature`` of an
+    earlier call on a different objective): it would analyze that function instead."""
+    from hesscli.curvature.base import Curvature as Backend
+    from hesscli.errors import InputError
+
+    if not isinstance(curvature, Backend):
+        raise InputError(f"curvature= takes a backend (a result's .curvature); got "
+                         f"{type(curvature).__name__}")
+    built = getattr(_base_of(curvature), "objective", None)
+    if built is None:
+        return  # a user's own backend: it declares no objective to compare
+    same_fn = built.file.fn is obj.file.fn
+    if not same_fn:
+        other = (f"the objective {built.label!r}, not for {obj.label!r}"
+                 if built.label != obj.label else
+                 f"another function (also named {obj.label!r})")
+        raise InputError(
+            f"curvature=: this backend was built for {other}; it would analyze that "
+            "function instead. Drop curvature= (or pass the result's .objective as the "
+            "objective)")
+    if (curvature.n, curvature.dtype) != (obj.n, obj.dtype) or built.treedef != obj.treedef:
+        raise InputError(
+            f"curvature=: this backend was built for {built.n} parameters in {built.dtype} "
+            f"with another structure; the point has {obj.n} in {obj.dtype}. Drop curvature=")
 
 
 # ---- the analyses ----------------------------------------------------------------------

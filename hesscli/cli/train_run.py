@@ -238,6 +238,11 @@ def run_command(o: TrainOptions) -> None:
         raise no_derivatives_error(obj)(
             f"train needs JAX derivatives of the objective, and {obj.why_untraceable}; write "
             "it with jax.numpy (lax.scan for loops, no host callbacks)")
+    if o.save_point is not None:  # the format fits this point's structure, before the run
+        from hesscli.objective.points import check_point_target
+
+        check_point_target(o.save_point, obj.unravel(obj.x), obj.params_of(obj.x),
+                           "--save-point")
     curvature, _ = curvature_for(obj, MethodRequest.EXACT, devices=per_process)
     parallel = curvature.parallel
     if o.curvature_kind != "hessian" and o.curvature_on:  # the final verdict stays the Hessian's

@@ -303,7 +303,8 @@ def write_checkpoint(path: Path, tree: Any, flat: dict[str, np.ndarray]) -> bool
         require("safetensors", f"writing {name} (safetensors)")
         from safetensors.numpy import save
 
-        data = save({k: np.ascontiguousarray(v) for k, v in flat.items()})
+        # ascontiguousarray makes a 0-d leaf (1,): keep the shape, so it reads back as ()
+        data = save({k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in flat.items()})
         atomic_write(path, lambda fh: fh.write(data))
         return True
     if suffix == ".eqx":

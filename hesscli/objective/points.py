@@ -65,6 +65,8 @@ def _from_json(obj: Any, where: str) -> Any:
     containers (as :func:`write_point` writes tuples and lists of leaves)."""
     if isinstance(obj, dict):
         return {str(k): _from_json(v, f"{where}.{k}") for k, v in obj.items()}
+    if obj is None:
+        return None  # an empty node of the pytree (a None leaf, as write_point writes it)
     try:
         array = np.asarray(obj, dtype=np.float64)
     except (ValueError, TypeError):
@@ -287,8 +289,9 @@ def check_point_target(path: Path, tree: Any, params: Any | None, option: str) -
     _, arrays = _point_arrays(path, tree, params)
     if not (len(arrays) == 1 and "x" in arrays):
         raise InputError(
-            f"{option} {str(path)!r}: the parameters are a pytree with {len(arrays)} leaves "
-            f"and {suffix} holds one array; save them as .npz, .json or .safetensors"
+            f"{option} {str(path)!r}: the parameters are a pytree ({len(arrays)} "
+            f"{'leaf' if len(arrays) == 1 else 'leaves'} with their names) and {suffix} holds "
+            "one array; save them as .npz, .json or .safetensors"
         )
 
 
@@ -324,6 +327,8 @@ def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
                 return {str(k): to_json(v) for k, v in node.items()}
             if isinstance(node, (list, tuple)):
                 return [to_json(v) for v in node]
+            if node is None:
+                return None  # an empty pytree node (not NaN): read back as None
             return np.asarray(node, dtype=np.float64).tolist()
 
         atomic_write(path, lambda fh: json.dump(to_json(tree), fh), mode="w")

@@ -35,7 +35,10 @@ def cache_dir() -> str | None:
 def jax_module() -> Any:
     """Import JAX with float64 enabled (and the compilation cache on) and return it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import jax
+    from hesscli import sigint
+
+    with sigint.hard():  # an interrupted jaxlib import breaks it: Ctrl-C exits here
+        import jax
 
     jax.config.update("jax_enable_x64", True)
     folder = cache_dir()

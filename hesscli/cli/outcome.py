@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -35,7 +34,6 @@ from hesscli.errors import HesscliError, ObjectiveError
 
 INTERRUPTED = 130
 INTERNAL = 4
-_real_exit = os._exit  # captured before exit_guarded can replace it
 _WRITE_ERRNOS = {"ENOSPC", "EROFS", "EDQUOT", "EACCES", "EPERM", "EFBIG", "EISDIR", "ENOENT",
                  "ENOTDIR", "ETXTBSY"}
 
@@ -129,6 +127,10 @@ def finish(exc: BaseException, debug: bool) -> int:
     if no_args and isinstance(exc, no_args):  # bare `hesscli`: the help, as Click shows it
         exc.show()
         return int(exc.exit_code)
+    from hesscli import sigint
+
+    if sigint.interrupted():  # the real cause, even when a callback swallowed the Ctrl-C
+        exc = Interrupted()
     code, message = classify(exc)
     if debug and not isinstance(exc, (click.UsageError, Interrupted, KeyboardInterrupt)):
         import traceback
@@ -136,46 +138,36 @@ def finish(exc: BaseException, debug: bool) -> int:
         cause = exc.cause if isinstance(exc, Unexpected) else exc
         traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
     click.echo(f"error: {message}", err=True)
+    if code == INTERRUPTED:
+        sigint.mark_reported()
     return code
 
 
 @contextlib.contextmanager
 def interrupts_end_cleanly() -> Iterator[None]:
-    """The first Ctrl-C raises KeyboardInterrupt as usual; a second one exits at once.
+    """Ctrl-C during the command: one ``error: interrupted`` line and 130 (:mod:`hesscli.sigint`).
 
-    Without this, a second Ctrl-C arriving while the first is being handled (or
-    while the interpreter waits for threads at exit) prints a traceback from
-    ``threading``. After an interrupt the hard handler stays installed until the
-    process ends; otherwise the previous handler is restored.
+    The handler is installed from the process's first instruction when it is the
+    ``hesscli`` command, here otherwise (in-process runs; given back afterwards
+    unless interrupted). Start-up and teardown exit at once; while the command's
+    code runs the first Ctrl-C raises KeyboardInterrupt, a second one exits at
+    once; an interrupt a callback swallowed still ends the command with 130.
     """
-    import threading
+    from hesscli import sigint
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
+    early = sigint.active()
+    if not sigint.install():
         yield  # someone else (a host application, a test runner) owns Ctrl-C
         return
-    interrupted = []
-
-    def hard_exit(signum: int, frame: Any) -> None:
-        try:
-            sys.stderr.flush()
-        finally:
-            _real_exit(INTERRUPTED)
-
-    def first(signum: int, frame: Any) -> None:
-        interrupted.append(True)
-        signal.signal(signal.SIGINT, hard_exit)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, first)
+    if not early:  # in-process (no start-up to protect): the command's code runs now
+        sigint.reset()
+        sigint.command_running(True)
     try:
         yield
     finally:
-        if not interrupted:
-            signal.signal(signal.SIGINT, previous)
+        sigint.command_running(False)  # teardown: a Ctrl-C now exits at once
+        if not early and not sigint.interrupted():
+            sigint.uninstall()
 
 
 _seen_warnings: set[str] = set()

@@ -1,0 +1,192 @@
+"""Hostile inputs on the newer surfaces (issue 21: "Data lost", "Hangs and memory").
+
+One test per class: the exit code, one ``error:`` line and no traceback, files
+complete or absent, and, where memory is the hazard, a subprocess under
+``RLIMIT_AS`` so a regression fails instead of swapping the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    env.pop("HESSCLI_DENSE_BUDGET", None)
+    env.update(extra)
+    return env
+
+
+def one_error_line(stderr: str) -> str:
+    """The single ``error:`` line of a refused command (and nothing that looks like a
+    traceback)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    assert len(errors[0]) < 2000, errors[0][:200]
+    return errors[0]
+
+
+# ---- Ctrl-C during start-up ------------------------------------------------------------
+
+#: Started by the test: Python's own start-up (``site``, .pth files) is done when it
+#: prints "go"; from there on hesscli's code runs, exactly as in the ``hesscli`` script.
+LAUNCH = textwrap.dedent("""
+    import os, runpy, sys
+    sys.argv = ["hesscli", *sys.argv[1:]]
+    os.write(2, b"go\\n")
+    runpy.run_module("hesscli", run_name="__main__", alter_sys=True)
+""")
+
+
+@pytest.mark.parametrize("delay", [0.02, 0.05, 0.15, 0.3, 0.6, 1.0, 1.6])
+def test_ctrl_c_during_start_up_exits_130_with_one_line(delay, tmp_path):
+    """Interrupted anywhere from its first instruction (imports, JAX's import, the
+    first compile), hesscli says ``error: interrupted`` and exits 130: never a
+    traceback, never "Exception ignored", never exit 0 with a result nor exit 4."""
+    cmd = [sys.executable, "-c", LAUNCH, "analyze", "rosenbrock", "--at", "1,1",
+           "--format", "json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env=_env(HESSCLI_CACHE_DIR=str(tmp_path / "cache")))
+    assert proc.stderr is not None
+    assert proc.stderr.readline() == b"go\n"
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    stderr = err.decode()
+    if proc.returncode == 0:  # finished before the signal arrived: a whole result
+        assert delay >= 0.6, stderr
+        assert json.loads(out)["schema"] == "hesscli.analyze/1"
+        assert "Traceback" not in stderr and "Exception ignored" not in stderr
+        return
+    assert proc.returncode == 130, (proc.returncode, stderr)
+    assert out == b""
+    assert stderr.splitlines() == ["error: interrupted"], stderr
+
+
+# ---- outputs checked before the work ---------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".txt", ".csv"])
+def test_train_save_point_in_a_one_array_format_is_refused_before_training(suffix, tmp_path,
+                                                                           hess):
+    """The built-in mlp's parameters are a pytree: .npy/.txt/.csv cannot hold them, and
+    that is said before a single step (not after the run)."""
+    out = tmp_path / f"p{suffix}"
+    log = tmp_path / "run.jsonl"
+    t0 = time.process_time()
+    res = hess("train", "mlp", "--steps", "100000000", "--save-point", out, "--out", log)
+    assert res.exit_code == 2, res.output
+    line = one_error_line(res.stderr)
+    assert "--save-point" in line and "pytree" in line and ".npz" in line
+    assert not out.exists() and not log.exists()
+    assert time.process_time() - t0 < 120  # 10⁸ steps would take hours: none were run
+
+
+def test_analyze_save_escape_in_a_one_array_format_is_refused_before_the_analysis(tmp_path,
+                                                                                  hess):
+    out = tmp_path / "e.txt"
+    res = hess("analyze", "mlp", "--save-escape", out)
+    assert res.exit_code == 2, res.output
+    assert "--save-escape" in one_error_line(res.stderr)
+    assert res.stdout == "" and not out.exists()
+
+
+# ---- the API: a backend built for another function -------------------------------------
+
+
+def test_api_refuses_a_backend_built_for_another_function():
+    import jax.numpy as jnp
+
+    import hesscli
+    from hesscli.errors import InputError
+
+    def bowl(p):
+        return jnp.sum(p**2)
+
+    def cap(p):  # every eigenvalue −2; the bowl's backend would say +2
+        return -jnp.sum(p**2)
+
+    x = jnp.ones(3)
+    res = hesscli.analyze(bowl, x)
+    with pytest.raises(InputError, match="built for"):
+        hesscli.analyze(cap, x, curvature=res.curvature)
+    with pytest.raises(InputError, match="built for"):
+        hesscli.spectrum(cap, x, curvature=res.curvature)
+    np.testing.assert_allclose(hesscli.analyze(cap, x).eigenvalues, [-2.0] * 3, atol=1e-12)
+    again = hesscli.analyze(bowl, 2 * x, curvature=res.curvature)  # same function: reused
+    np.testing.assert_allclose(again.eigenvalues, [2.0] * 3, atol=1e-12)
+
+
+def test_api_loop_compiles_once_per_function():
+    """A loop of API calls on one function reuses its compiled programs (it used to
+    compile five new ones per call and die of memory near 460 calls)."""
+    import jax.numpy as jnp
+    from jax import monitoring
+
+    import hesscli
+
+    compiles = []
+
+    def listener(event: str, duration: float, **_: object) -> None:
+        if event.endswith("backend_compile_duration"):
+            compiles.append(event)
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        def quartic(p):
+            return jnp.sum(p**4) - jnp.sum(p[:-1] * p[1:]) + 0.5 * jnp.sum(p**2)
+
+        x = jnp.linspace(-1.0, 1.0, 7)
+        for seed in range(2):  # the first compiles the backend, the second the reuse check
+            hesscli.spectrum(quartic, x, seed=seed, trace=True)
+        first = len(compiles)
+        for seed in range(2, 7):
+            hesscli.spectrum(quartic, x, seed=seed, trace=True)
+        assert len(compiles) == first, compiles
+    finally:
+        from jax._src import monitoring as private
+
+        private.unregister_event_duration_listener(listener)
+
+
+def test_api_rebuilds_when_the_function_reads_changed_globals():
+    """Reuse must never analyze stale data: a function whose global data changed
+    between calls gets a fresh backend (its compiled value no longer matches)."""
+    import jax.numpy as jnp
+
+    import hesscli
+
+    scale = [1.0]
+
+    def f(p):
+        return scale[0] * jnp.sum(p**2)
+
+    x = jnp.ones(2)
+    np.testing.assert_allclose(hesscli.analyze(f, x).eigenvalues, [2.0, 2.0], atol=1e-12)
+    scale[0] = -3.0
+    np.testing.assert_allclose(hesscli.analyze(f, x).eigenvalues, [-6.0, -6.0], atol=1e-12)
+
+
+def _limited(code: str, limit_bytes: int, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with its address space capped."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, env=_env(), preexec_fn=cap, cwd=ROOT)

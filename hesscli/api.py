@@ -348,7 +348,7 @@ def analyze(
     extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
     if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
         blocks = "leaf" if blocks else None
-    parts = _structure(obj, backend, result, blocks, null_space, seed)
+    parts = _structure(obj, backend, result, blocks, null_space, seed, policy)
     if parts:
         from hesscli.documents.structure import blocks_document, null_space_document
 
@@ -364,7 +364,7 @@ def analyze(
 
 
 def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | None,
-               null_space: bool, seed: int) -> dict[str, Any]:
+               null_space: bool, seed: int, policy: Any = None) -> dict[str, Any]:
     """The ``--blocks`` and ``--null-space`` reports (the dense Hessian formed once for both
     on the dense path)."""
     parts: dict[str, Any] = {}
@@ -374,7 +374,10 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
     if blocks is not None:
         from hesscli.analysis.blocks import analyze_blocks
 
-        parts["blocks"] = analyze_blocks(obj, backend, blocks, dense=dense, seed=seed)
+        parts["blocks"] = analyze_blocks(
+            obj, backend, blocks, dense=dense, seed=seed,
+            target=policy.target(obj.dtype) if policy is not None else None,
+            max_steps=policy.max_steps if policy is not None else None)
     if null_space:
         from hesscli.analysis.null_space import analyze_null_space
 

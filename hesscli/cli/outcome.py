@@ -50,8 +50,17 @@ class Unexpected(Exception):
         self.cause = cause
 
 
+MAX_MESSAGE = 2000  # characters of an error line: a message quoting a huge value is cut
+
+
 def _one_line(text: str) -> str:
-    return "; ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
+    text = str(text)
+    if len(text) > 4 * MAX_MESSAGE:
+        text = text[: 4 * MAX_MESSAGE]  # never split the lines of a megabyte message
+    line = "; ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+    if len(line) > MAX_MESSAGE:
+        line = f"{line[: MAX_MESSAGE - 40]}… (message cut at {MAX_MESSAGE} characters)"
+    return line
 
 
 def objective_frame(exc: BaseException) -> tuple[str, int] | None:

@@ -493,6 +493,10 @@ def gradcheck(
     require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (its finite-difference gradient "
             "holds 2n points of n entries)", "check a smaller instance of the objective, or "
             "use 'hesscli analyze --verify', which checks Hessian-vector products")
+    if obj.n <= budget.limit:  # the Hessian comparison forms it: does it fit this machine?
+        from hesscli.spectra.paths import check_fits
+
+        check_fits(obj.n, budget, "the dense Hessian comparison")
     result = run_gradcheck(obj, fd_accuracy, top=top, dense_limit=budget.limit)
     info = _meta(call, dense_budget=budget.bytes)
 

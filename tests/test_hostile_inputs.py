@@ -288,3 +288,45 @@ def test_spec_reports_a_missing_file_before_validating_every_check(tmp_path, hes
     assert res.exit_code == 2, res.output[-500:]
     line = one_error_line(res.stderr)
     assert "checks[3000].objective" in line and "missing.py" in line
+
+
+# ---- memory: sizes refused up front ----------------------------------------------------
+
+
+def test_msgpack_point_is_size_limited_like_the_other_formats(tmp_path):
+    """A 16 MB msgpack for a 2-parameter objective is refused before it is read whole
+    (a 3 GiB one held 6.4 GB resident before the error)."""
+    serialization = pytest.importorskip("flax.serialization")
+    big = tmp_path / "big.msgpack"
+    big.write_bytes(serialization.msgpack_serialize({"x": np.zeros(2_000_000)}))
+    code = f"""
+import sys
+sys.argv = ["hesscli", "analyze", "rosenbrock", "--at", {str(big)!r}]
+from hesscli.cli import main
+main()
+"""
+    out = _limited(code, 2 << 30)
+    assert out.returncode == 2, out.stderr[-500:]
+    line = one_error_line(out.stderr)
+    assert "big.msgpack" in line and "MiB" in line
+
+
+@pytest.mark.parametrize("budget", ["1e30", "40GiB"])
+def test_a_raised_dense_budget_is_checked_against_the_machine(budget):
+    """With the address space capped at 3 GiB, a budget that lets n = 12 560 go dense
+    (4.7 GiB) is refused with the size, exit 2 (it aborted inside XLA, exit 134)."""
+    code = """
+import sys
+sys.argv = ["hesscli", "analyze", "mlp", "-p", "width=256"]
+from hesscli.cli import main
+main()
+"""
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=_env(HESSCLI_DENSE_BUDGET=budget), preexec_fn=cap,
+                         cwd=ROOT)
+    assert out.returncode == 2, out.stderr[-500:]
+    line = one_error_line(out.stderr)
+    assert "HESSCLI_DENSE_BUDGET" in line and "4.7 GiB" in line and "--matrix-free" in line

@@ -100,7 +100,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
     if where is not None:
         return ObjectiveError.exit_code, (f"the objective raised {what[:300]} "
                                           f"(at {where[0]}:{where[1]})")
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc)[:200]:
         return 2, ("out of memory: the request is too large for this machine; ask for less "
                    "(a smaller problem, --matrix-free, fewer samples or points)")
     if isinstance(exc, RecursionError):

@@ -159,8 +159,13 @@ def read_checkpoint(path: Path, like: Any | None) -> Any:
         return _numeric(read_orbax(path), name)
     if suffix == ".msgpack":
         serialization = require("flax.serialization", f"reading {name} (Flax msgpack)")
+        from hesscli.files import read_regular
+        from hesscli.objective.points import size_limit
+
+        # bounded like the other formats: a 3 GiB file for 7 parameters was read whole
+        data = read_regular(path, "point file", size_limit(_size_of(like)))
         try:
-            state = serialization.msgpack_restore(path.read_bytes())
+            state = serialization.msgpack_restore(data)
         except Exception as exc:  # noqa: BLE001 - msgpack's errors vary by version
             raise InputError(f"cannot read {name!r} as Flax msgpack: {exc}") from None
         if not isinstance(state, Mapping):
@@ -196,6 +201,16 @@ def read_checkpoint(path: Path, like: Any | None) -> Any:
             f"cannot read {name!r} into the objective's default point: {first}"
         ) from None
     raise InputError(f"{name}: not a checkpoint this version reads")
+
+
+def _size_of(like: Any) -> int | None:
+    """Entries in the objective's default point (None: no default point)."""
+    if like is None:
+        return None
+    import jax
+
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(like)
+               if hasattr(leaf, "shape"))
 
 
 def _eqx_templates(like: Any) -> list[Any]:

@@ -709,10 +709,9 @@ def train(
                           kind=single_kind(curvature_kind) if curvature_on else "hessian")
     minibatch = minibatch_for(obj, batch_size) if batch_size else None
     every = monitor_every or max(1, steps // 100)
-    from hesscli.budget import require, train_bytes
+    from hesscli.budget import require_train
 
-    require(train_bytes(steps // every + 1), f"train with {steps} steps logged every {every}",
-            "log less often (monitor_every) or train for fewer steps")
+    require_train(steps, every)
     config = TrainConfig(optimizer=optimizer, options=dict(options or {}), lr=lr, noise=noise,
                          noise_steps=noise_steps, seed=seed, batch_size=batch_size,
                          monitor_every=every, steps=steps)

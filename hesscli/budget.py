@@ -63,6 +63,31 @@ def landscape_bytes(n: int, points: int, grid: int, slices: int = 3) -> float:
 RECORD_BYTES = 2048
 
 
-def train_bytes(records: int) -> float:
-    """Memory of a run's history: one record per logged step (``steps / monitor_every``)."""
-    return float(RECORD_BYTES) * records
+#: Per optimizer step between two logged ones: the compiled loop (one ``lax.scan`` per
+#: interval) returns each step's value, gradient norm and status, and the host copies
+#: them in float64 (3 · 8 on the device, 3 · 8 on the host).
+STEP_BYTES = 48
+
+
+def train_bytes(records: int, every: int = 0) -> float:
+    """Memory of a run: its history, one record per logged step (``steps / monitor_every``),
+    plus the per-step outputs of one logged interval of ``every`` steps."""
+    return float(RECORD_BYTES) * records + float(STEP_BYTES) * every
+
+
+def require_train(steps: int, every: int, runs: int = 1) -> None:
+    """Refuse (exit 2, with the size) a run whose history or logged interval cannot fit:
+    ``--steps 10¹²`` logs every 10¹⁰ steps, and one such interval alone is 480 GB."""
+    records = runs * (steps // every + 1)
+    need = train_bytes(records, every)
+    avail = available_memory()
+    if avail is None or need <= avail:
+        return
+    if STEP_BYTES * every > RECORD_BYTES * records:
+        fix = ("each logged interval runs as one compiled loop that keeps every step's "
+               "value: log more often (--monitor-every) or train for fewer --steps")
+    else:
+        fix = "log less often (--monitor-every) or train for fewer --steps"
+    raise InputError(f"train with {steps} steps logged every {every} needs about "
+                     f"{human_bytes(need)} of memory ({records} records, {every} steps per "
+                     f"logged interval); only {human_bytes(avail)} is available; {fix}")

@@ -262,11 +262,9 @@ def run_command(o: TrainOptions) -> None:
     if every is None and resume is not None:
         every = int(resume.header["config"].get("monitor_every", 0)) or None
     every = every or max(1, steps // 100)
-    from hesscli.budget import require, train_bytes
+    from hesscli.budget import require_train
 
-    runs = len(o.compare.split(",")) if o.compare else 1
-    require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
-            f"{every}", "log less often (--monitor-every) or train for fewer --steps")
+    require_train(steps, every, len(o.compare.split(",")) if o.compare else 1)
     options = optimizer_options(o)
     noise = o.noise_scale
     base = TrainConfig(optimizer=o.optimizer, options={}, lr=o.lr, noise=None,

@@ -53,9 +53,12 @@ def convexity_bytes(n: int, samples: int, hessian_points: int) -> float:
 def landscape_bytes(n: int, points: int, grid: int, slices: int = 3) -> float:
     """Each slice holds its abscissae, values and model values; the grid likewise
     for grid² points; the evaluation itself is chunked and adds a bounded amount.
-    Measured: 5.7 GB peak for ``--points 10⁸`` (3 slices), about 19 bytes per
-    slice point, so three floats per point."""
-    return 3.0 * FLOAT * (slices * points + grid * grid) + 4.0 * FLOAT * n
+    Measured: ``landscape ravine --points 10⁶`` peaked at 631 MB (table) and 640 MB
+    (JSON), about 110 bytes per slice point above the process's own 300 MB (the
+    abscissae, values and model as arrays, their device copies, the rendered
+    lists); ``--points 10⁷`` used 6× the old estimate of three floats per point,
+    so sixteen are counted."""
+    return 16.0 * FLOAT * (slices * points + grid * grid) + 4.0 * FLOAT * n
 
 
 # Measured: train saddle --monitor-every 1 grew by 78 MB over 60 000 logged steps

@@ -372,3 +372,16 @@ def test_dynamics_keeps_its_rising_peak_in_constant_time():
             naive.feed(float(r))
             assert watch.rise_peak == max(p[1] for p in watch.rise)
         assert lengths == naive.closed, trial
+
+
+@pytest.mark.parametrize("steps", ["1000000000000", "1000000000000000000"])
+def test_train_with_astronomical_steps_is_refused_up_front(steps, hess, tmp_path):
+    """10¹² steps log every 10¹⁰: one logged interval's per-step outputs alone are
+    hundreds of GiB (it was exit 4, RESOURCE_EXHAUSTED). Refused before any work,
+    with the size, and no log file left."""
+    log = tmp_path / "run.jsonl"
+    res = hess("train", "ravine", "--steps", steps, "--out", log)
+    assert res.exit_code == 2, res.output
+    line = one_error_line(res.stderr)
+    assert "needs about" in line and "--monitor-every" in line
+    assert not log.exists()

@@ -222,12 +222,100 @@ def _backend(
             f"curvature={curvature!r}: curvature= takes a backend (a result's .curvature); "
             f"name the matrix as --curvature does with curvature_kind={named!r}")
     if curvature is not None:
+        _check_built_for(curvature, obj)
         if kind == "hessian":
             return curvature, ()
         from hesscli.curvature.ggn import operator_curvature
 
         return operator_curvature(obj, curvature, kind), ()
-    return curvature_for(obj, method, accuracy, devices=parse_devices(devices), kind=kind)
+    wanted = parse_devices(devices)
+    key = _reuse_key(obj, method, accuracy, wanted, kind)
+    if key is not None:
+        hit = _BACKENDS.get(key)
+        if hit is not None and hit[0] is obj.file.fn and _still_same(hit[1], obj):
+            _BACKENDS[key] = _BACKENDS.pop(key)  # most recently used last
+            return hit[1], hit[2]
+        _BACKENDS.pop(key, None)
+    backend, notes = curvature_for(obj, method, accuracy, devices=wanted, kind=kind)
+    if key is not None:
+        while len(_BACKENDS) >= _REUSED:
+            _BACKENDS.pop(next(iter(_BACKENDS)))
+        _BACKENDS[key] = (obj.file.fn, backend, notes)
+    return backend, notes
+
+
+#: Backends kept for reuse (a loop of API calls on one function compiles once): at most
+#: this many, least recently used dropped. Each entry holds compiled programs.
+_REUSED = 8
+_BACKENDS: dict[Any, tuple[Any, Curvature, tuple[str, ...]]] = {}
+
+
+def _reuse_key(obj: Objective, method: str, accuracy: str, devices: int | None,
+               kind: str) -> Any:
+    """What decides a backend's compiled programs, or None when it must not be reused.
+
+    An exact backend depends on the flat function only (never on the point), and
+    the flat function on the user's function, the pytree structure, the entry
+    shapes and the dtype. Model points (held parts put back from the point) are
+    not reused; an objective file loaded anew is a new function (a new module).
+    """
+    from hesscli.curvature.choose import multi_process
+
+    if (obj.split is not None or devices != 1 or multi_process() or not obj.traceable
+            or method == MethodRequest.FD):
+        return None  # finite differences size their steps from the point: not reused
+    shapes = tuple((leaf.path, leaf.shape) for leaf in obj.layout.leaves)
+    return (id(obj.file.fn), obj.treedef, shapes, obj.dtype, str(method), accuracy, kind,
+            obj.values_traceable)
+
+
+def _still_same(backend: Curvature, obj: Objective) -> bool:
+    """The reused backend's compiled value at the point equals the function's own value
+    now: a function reading globals the user has since changed (new data) is rebuilt."""
+    import numpy as np
+
+    from hesscli.objective.bind import split_tolerance
+
+    try:
+        direct = float(np.asarray(obj.flat_fn(obj.x)))
+        compiled = backend.value(obj.x)
+    except Exception:  # noqa: BLE001 - let a fresh backend report the failure
+        return False
+    rtol = split_tolerance(obj.dtype)
+    return abs(direct - compiled) <= rtol * max(abs(direct), abs(compiled), 1e-300)
+
+
+def _base_of(backend: Any) -> Any:
+    while getattr(backend, "base", None) is not None:
+        backend = backend.base
+    return backend
+
+
+def _check_built_for(curvature: Any, obj: Objective) -> None:
+    """Refuse a backend built for another function (``curvature=res.curvature`` of an
+    earlier call on a different objective): it would analyze that function instead."""
+    from hesscli.curvature.base import Curvature as Backend
+    from hesscli.errors import InputError
+
+    if not isinstance(curvature, Backend):
+        raise InputError(f"curvature= takes a backend (a result's .curvature); got "
+                         f"{type(curvature).__name__}")
+    built = getattr(_base_of(curvature), "objective", None)
+    if built is None:
+        return  # a user's own backend: it declares no objective to compare
+    same_fn = built.file.fn is obj.file.fn
+    if not same_fn:
+        other = (f"the objective {built.label!r}, not for {obj.label!r}"
+                 if built.label != obj.label else
+                 f"another function (also named {obj.label!r})")
+        raise InputError(
+            f"curvature=: this backend was built for {other}; it would analyze that "
+            "function instead. Drop curvature= (or pass the result's .objective as the "
+            "objective)")
+    if (curvature.n, curvature.dtype) != (obj.n, obj.dtype) or built.treedef != obj.treedef:
+        raise InputError(
+            f"curvature=: this backend was built for {built.n} parameters in {built.dtype} "
+            f"with another structure; the point has {obj.n} in {obj.dtype}. Drop curvature=")
 
 
 # ---- the analyses ----------------------------------------------------------------------
@@ -328,7 +416,7 @@ def analyze(
     if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
         blocks = "leaf" if blocks else None
     try:
-        parts = _structure(obj, backend, result, blocks, null_space, seed)
+        parts = _structure(obj, backend, result, blocks, null_space, seed, policy)
     except Exception as exc:
         _reraise(streamed, backend, exc)
         raise
@@ -455,7 +543,7 @@ def _stream_report(stream: Any, backend: Any, obj: Objective, seed: int) -> Stre
 
 
 def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | None,
-               null_space: bool, seed: int) -> dict[str, Any]:
+               null_space: bool, seed: int, policy: Any = None) -> dict[str, Any]:
     """The ``--blocks`` and ``--null-space`` reports (the dense Hessian formed once for both
     on the dense path)."""
     parts: dict[str, Any] = {}
@@ -465,7 +553,10 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
     if blocks is not None:
         from hesscli.analysis.blocks import analyze_blocks
 
-        parts["blocks"] = analyze_blocks(obj, backend, blocks, dense=dense, seed=seed)
+        parts["blocks"] = analyze_blocks(
+            obj, backend, blocks, dense=dense, seed=seed,
+            target=policy.target(obj.dtype) if policy is not None else None,
+            max_steps=policy.max_steps if policy is not None else None)
     if null_space:
         from hesscli.analysis.null_space import analyze_null_space
 
@@ -615,6 +706,10 @@ def gradcheck(
     require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (its finite-difference gradient "
             "holds 2n points of n entries)", "check a smaller instance of the objective, or "
             "use 'hesscli analyze --verify', which checks Hessian-vector products")
+    if obj.n <= budget.limit:  # the Hessian comparison forms it: does it fit this machine?
+        from hesscli.spectra.paths import check_fits
+
+        check_fits(obj.n, budget, "the dense Hessian comparison")
     result = run_gradcheck(obj, fd_accuracy, top=top, dense_limit=budget.limit)
     info = _meta(call, dense_budget=budget.bytes)
 
@@ -888,11 +983,9 @@ def train(
     if every is None and resume is not None:
         every = int(resume.header["config"].get("monitor_every", 0)) or None
     every = every or max(1, steps // 100)
-    from hesscli.budget import require, train_bytes
+    from hesscli.budget import require_train
 
-    runs = len(compare.split(",")) if compare else 1
-    require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
-            f"{every}", "log less often (--monitor-every) or train for fewer --steps")
+    require_train(steps, every, len(compare.split(",")) if compare else 1)
     flags = {"momentum": momentum, "nesterov": nesterov, "b1": b1, "b2": b2, "eps": eps,
              "weight_decay": weight_decay, "decay": decay}
     chosen = optimizer_options(flags, opt_extra, options)
@@ -912,7 +1005,7 @@ def train(
             _, blocks = group_blocks(obj.layout, monitor_blocks)
         except ValueError as exc:
             raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
-    plan = Plan(obj.label, obj.n, tuple(configs), start, resume)
+    plan = Plan(obj.label, obj.n, tuple(configs), start, resume, bound=obj)
     summaries = run_plan(plan, obj, backend, minibatch=minibatch, gtol=gtol, tol=tol,
                          curvature_on=curvature_on, dense_budget=dense_budget, blocks=blocks,
                          observers=observers)

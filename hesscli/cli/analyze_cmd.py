@@ -104,6 +104,15 @@ def command(**_options: Any) -> None:
             Path(save_escape).resolve() == Path(save_point).resolve():
         raise InputError("--save-escape and --save-point name the same file; give two")
     app.start()
+    if save_escape is not None:
+        from hesscli.objective.points import FLAT_SUFFIXES, check_point_target
+
+        if save_escape.suffix.lower() in FLAT_SUFFIXES:  # one array: is the point one?
+            p = app.params
+            obj = api.load(p["objective"], p["at"], p["params"], seed=p["seed"],
+                           dtype=p["dtype"], method=p["method"])
+            check_point_target(save_escape, obj.unravel(obj.x), obj.params_of(obj.x),
+                               "--save-escape")
     from hesscli.cli.session import primary
     from hesscli.render.progress_view import progress_line
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -35,7 +34,6 @@ from hesscli.errors import HesscliError, ObjectiveError
 
 INTERRUPTED = 130
 INTERNAL = 4
-_real_exit = os._exit  # captured before exit_guarded can replace it
 _WRITE_ERRNOS = {"ENOSPC", "EROFS", "EDQUOT", "EACCES", "EPERM", "EFBIG", "EISDIR", "ENOENT",
                  "ENOTDIR", "ETXTBSY"}
 
@@ -102,8 +100,17 @@ class Unexpected(Exception):
         self.cause = cause
 
 
+MAX_MESSAGE = 2000  # characters of an error line: a message quoting a huge value is cut
+
+
 def _one_line(text: str) -> str:
-    return "; ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
+    text = str(text)
+    if len(text) > 4 * MAX_MESSAGE:
+        text = text[: 4 * MAX_MESSAGE]  # never split the lines of a megabyte message
+    line = "; ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+    if len(line) > MAX_MESSAGE:
+        line = f"{line[: MAX_MESSAGE - 40]}… (message cut at {MAX_MESSAGE} characters)"
+    return line
 
 
 def objective_frame(exc: BaseException) -> tuple[str, int] | None:
@@ -143,7 +150,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
     if where is not None:
         return ObjectiveError.exit_code, (f"the objective raised {what[:300]} "
                                           f"(at {where[0]}:{where[1]})")
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc)[:200]:
         return 2, ("out of memory: the request is too large for this machine; ask for less "
                    "(a smaller problem, --matrix-free, fewer samples or points)")
     if isinstance(exc, RecursionError):
@@ -185,6 +192,10 @@ def finish(exc: BaseException, debug: bool) -> int:
     if no_args and isinstance(exc, no_args):  # bare `hesscli`: the help, as Click shows it
         exc.show()
         return int(exc.exit_code)
+    from hesscli import sigint
+
+    if sigint.interrupted():  # the real cause, even when a callback swallowed the Ctrl-C
+        exc = Interrupted()
     code, message = classify(exc)
     if debug and not isinstance(exc, (click.UsageError, Interrupted, KeyboardInterrupt)):
         import traceback
@@ -195,46 +206,36 @@ def finish(exc: BaseException, debug: bool) -> int:
         except (OSError, ValueError, AttributeError):
             pass
     say(f"error: {message}")
+    if code == INTERRUPTED:
+        sigint.mark_reported()
     return code
 
 
 @contextlib.contextmanager
 def interrupts_end_cleanly() -> Iterator[None]:
-    """The first Ctrl-C raises KeyboardInterrupt as usual; a second one exits at once.
+    """Ctrl-C during the command: one ``error: interrupted`` line and 130 (:mod:`hesscli.sigint`).
 
-    Without this, a second Ctrl-C arriving while the first is being handled (or
-    while the interpreter waits for threads at exit) prints a traceback from
-    ``threading``. After an interrupt the hard handler stays installed until the
-    process ends; otherwise the previous handler is restored.
+    The handler is installed from the process's first instruction when it is the
+    ``hesscli`` command, here otherwise (in-process runs; given back afterwards
+    unless interrupted). Start-up and teardown exit at once; while the command's
+    code runs the first Ctrl-C raises KeyboardInterrupt, a second one exits at
+    once; an interrupt a callback swallowed still ends the command with 130.
     """
-    import threading
+    from hesscli import sigint
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
+    early = sigint.active()
+    if not sigint.install():
         yield  # someone else (a host application, a test runner) owns Ctrl-C
         return
-    interrupted = []
-
-    def hard_exit(signum: int, frame: Any) -> None:
-        try:
-            sys.stderr.flush()
-        finally:
-            _real_exit(INTERRUPTED)
-
-    def first(signum: int, frame: Any) -> None:
-        interrupted.append(True)
-        signal.signal(signal.SIGINT, hard_exit)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, first)
+    if not early:  # in-process (no start-up to protect): the command's code runs now
+        sigint.reset()
+        sigint.command_running(True)
     try:
         yield
     finally:
-        if not interrupted:
-            signal.signal(signal.SIGINT, previous)
+        sigint.command_running(False)  # teardown: a Ctrl-C now exits at once
+        if not early and not sigint.interrupted():
+            sigint.uninstall()
 
 
 _seen_warnings: set[str] = set()

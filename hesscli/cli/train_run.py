@@ -196,6 +196,20 @@ class RunLogSink(Observer):
                 f"(continue with --resume {self.log.path})")
 
 
+class SavePointCheck(Observer):
+    """``--save-point`` checked against the loaded point before the first step: a format
+    that cannot hold it (one array for a pytree) must not cost a finished run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def begin(self, plan: Any) -> None:
+        from hesscli.objective.points import check_point_target
+
+        obj = plan.bound
+        check_point_target(self.path, obj.unravel(obj.x), obj.params_of(obj.x), "--save-point")
+
+
 class ProgressSink(Observer):
     """The progress bar on stderr (one task per run; events printed above it)."""
 
@@ -242,7 +256,9 @@ def run_command(app: Any) -> None:
     show = primary()  # only process 0 prints and writes files; the others compute alongside
     log = RunLogSink(p["out"], p["resume"], p["force"], p["checkpoint_every"])
     bar = ProgressSink(quiet=not show)
-    sinks = (log, bar) if show else (bar,)
+    sinks: tuple[Observer, ...] = (log, bar) if show else (bar,)
+    if p["save_point"] is not None:
+        sinks = (SavePointCheck(p["save_point"]), *sinks)
     try:
         res = app.call(api.train, cli_only=CLI_ONLY, curvature_on=not p["no_curvature"],
                        observers=sinks)

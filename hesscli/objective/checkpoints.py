@@ -162,8 +162,12 @@ def read_checkpoint(path: Path, like: Any | None) -> Any:
         return _numeric(read_orbax(path), name)
     if suffix == ".msgpack":
         serialization = require("flax.serialization", f"reading {name} (Flax msgpack)")
+        from hesscli.files import read_regular, size_limit
+
+        # bounded like the other formats: a 3 GiB file for 7 parameters was read whole
+        data = read_regular(path, "point file", size_limit(_size_of(like)))
         try:
-            state = serialization.msgpack_restore(path.read_bytes())
+            state = serialization.msgpack_restore(data)
         except Exception as exc:  # noqa: BLE001 - msgpack's errors vary by version
             detail = str(exc).strip() or type(exc).__name__
             if type(exc).__name__ == "StackError":
@@ -271,6 +275,16 @@ def _eqx_reason(exc: Exception | None) -> str:
             why = "the file ends early or is not an Equinox leaves file (truncated?)"
         return f"at leaf {leaf}: {why[:200]}"
     return text[:300]
+
+
+def _size_of(like: Any) -> int | None:
+    """Entries in the objective's default point (None: no default point)."""
+    if like is None:
+        return None
+    import jax
+
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(like)
+               if hasattr(leaf, "shape"))
 
 
 def _eqx_templates(like: Any) -> list[Any]:
@@ -391,7 +405,8 @@ def write_checkpoint(path: Path, tree: Any, flat: dict[str, np.ndarray]) -> bool
         require("safetensors", f"writing {name} (safetensors)")
         from safetensors.numpy import save
 
-        data = save({k: np.ascontiguousarray(v) for k, v in flat.items()})
+        # ascontiguousarray makes a 0-d leaf (1,): keep the shape, so it reads back as ()
+        data = save({k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in flat.items()})
         atomic_write(path, lambda fh: fh.write(data))
         return True
     if suffix == ".eqx":

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.errors import InputError
-from hesscli.files import atomic_write, read_regular
+from hesscli.files import atomic_write, read_regular, size_limit
 from hesscli.objective.precision import is_low_float, is_number, numeric
 
 __all__ = ["atomic_write", "read_point", "read_point_file", "write_point"]
@@ -69,6 +69,8 @@ def _from_json(obj: Any, where: str) -> Any:
     containers (as :func:`write_point` writes tuples and lists of leaves)."""
     if isinstance(obj, dict):
         return {str(k): _from_json(v, f"{where}.{k}") for k, v in obj.items()}
+    if obj is None:
+        return None  # an empty node of the pytree (a None leaf, as write_point writes it)
     try:
         array = np.asarray(obj, dtype=np.float64)
     except OverflowError:
@@ -79,20 +81,6 @@ def _from_json(obj: Any, where: str) -> Any:
             return [_from_json(v, f"{where}[{i}]") for i, v in enumerate(obj)]
         raise InputError(f"{where}: expected a number or a (nested) list of numbers") from None
     return _finite(array, where)
-
-
-BYTES_PER_ENTRY = 64  # a number as text with its separator takes at most about 25
-MIN_LIMIT = 1 << 20  # headers, whitespace and tiny points
-UNKNOWN_LIMIT = 1 << 30  # no default point to size against
-
-
-def size_limit(n: int | None) -> int:
-    """The largest point file read for ``n`` parameters (None: unknown n).
-
-    Proportionate to n, so that a wrong file (a log, a dataset, ``/dev/zero``
-    behind a symlink) is refused at once instead of being read into memory.
-    """
-    return UNKNOWN_LIMIT if n is None else MIN_LIMIT + BYTES_PER_ENTRY * n
 
 
 def _npz_members(data: bytes, name: str, limit: int) -> None:
@@ -275,6 +263,43 @@ def read_point(spec: str, template: Any | None, seed: int, like: Any | None = No
     return literal
 
 
+FLAT_SUFFIXES = (".npy", ".txt", ".csv")  # one array: a pytree of several leaves does not fit
+
+
+def _point_arrays(path: Path, tree: Any, params: Any | None) -> tuple[Any, dict[str, Any]]:
+    """(the tree written, its leaves by dotted path as float64 arrays)."""
+    import jax
+
+    from hesscli.objective.layout import path_to_str
+
+    if params is not None and not isinstance(tree, (dict, list, tuple)):
+        tree = params  # a module's non-array parts cannot go into an array format
+    flat_leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    arrays = {path_to_str(p): np.asarray(leaf, dtype=np.float64) for p, leaf in flat_leaves}
+    if not isinstance(tree, (dict, list, tuple, np.ndarray)) and not hasattr(tree, "shape"):
+        tree = nest(arrays, str(path))  # a module's parameters: their leaf paths as nesting
+    return tree, arrays
+
+
+def check_point_target(path: Path, tree: Any, params: Any | None, option: str) -> None:
+    """Before any work: ``path``'s format can hold this point (``tree``, ``params`` as
+    :func:`write_point` takes them), so a finished run never ends by refusing to save.
+
+    ``.npy``/``.txt``/``.csv`` hold one array: a pytree of several leaves is refused.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FLAT_SUFFIXES:
+        return
+    _, arrays = _point_arrays(path, tree, params)
+    if not (len(arrays) == 1 and "x" in arrays):
+        raise InputError(
+            f"{option} {str(path)!r}: the parameters are a pytree ({len(arrays)} "
+            f"{'leaf' if len(arrays) == 1 else 'leaves'} with their names) and {suffix} holds "
+            "one array; save them as .npz, .json or .safetensors"
+        )
+
+
 def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
     """Save a point in the format named by ``path``'s suffix, atomically.
 
@@ -287,23 +312,15 @@ def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
     nesting; ``.npy``/``.txt``/``.csv`` take a single array and are refused for
     multi-leaf pytrees.
     """
-    import jax
-
     from hesscli.objective.checkpoints import write_checkpoint
-    from hesscli.objective.layout import path_to_str
 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".eqx":  # the whole module: its leaves, read back into the objective's model
         write_checkpoint(path, tree, {})
         return
-    if params is not None and not isinstance(tree, (dict, list, tuple)):
-        tree = params  # a module's non-array parts cannot go into an array format
-    flat_leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    arrays = {path_to_str(p): np.asarray(leaf, dtype=np.float64) for p, leaf in flat_leaves}
-    single = len(arrays) == 1 and "x" in arrays
-    if not isinstance(tree, (dict, list, tuple, np.ndarray)) and not hasattr(tree, "shape"):
-        tree = nest(arrays, str(path))  # a module's parameters: their leaf paths as nesting
+    tree, arrays = _point_arrays(path, tree, params)
+    check_point_target(path, tree, params, "cannot write")
     if write_checkpoint(path, tree, arrays):
         return
     if suffix == ".npz":
@@ -315,15 +332,12 @@ def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
                 return {str(k): to_json(v) for k, v in node.items()}
             if isinstance(node, (list, tuple)):
                 return [to_json(v) for v in node]
+            if node is None:
+                return None  # an empty pytree node (not NaN): read back as None
             return np.asarray(node, dtype=np.float64).tolist()
 
         atomic_write(path, lambda fh: json.dump(to_json(tree), fh), mode="w")
-    elif suffix in (".npy", ".txt", ".csv"):
-        if not single:
-            raise InputError(
-                f"{str(path)!r}: the parameters are a pytree with {len(arrays)} leaves; "
-                "save them as .npz or .json"
-            )
+    elif suffix in FLAT_SUFFIXES:
         arr = arrays["x"]
         if suffix == ".npy":
             atomic_write(path, lambda fh: np.save(fh, arr))

@@ -129,9 +129,12 @@ def restarted_extremes(
     hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, target: Target | None = None,
     rtol: float | None = None, max_steps: int | None = None, dtype: str = "float64",
     f: Any = None, ends: str = "both", basis_sharding: Any = None, shards: int = 1,
-    basis: int | None = None, progress: OnProgress | None = None,
+    basis: int | None = None, progress: OnProgress | None = None, dim: int | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by thick-restart Lanczos.
+
+    ``dim``: the operator's dimension when it is not the point's (a diagonal
+    block of H, whose ``hvp_fn(x, u)`` takes and returns the block's entries).
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP (or a :class:`jax.tree_util.Partial`);
     ``f``, when given, the flat objective whose gradient is linearized once at x
@@ -147,7 +150,7 @@ def restarted_extremes(
     """
     if ends not in ENDS:
         raise ValueError(f"ends must be one of {', '.join(ENDS)}; got {ends!r}")
-    n = int(np.size(x))
+    n = int(np.size(x)) if dim is None else int(dim)
     target = target if target is not None else Target.residual(dtype, rtol)
     size = basis_size(n, k, dtype, shards if basis_sharding is not None else 1, basis)
     budget = int(max_steps) if max_steps is not None else MAX_HVPS

@@ -197,6 +197,16 @@ def score(row: dict[str, Any]) -> None:
                     r[key]["err_max"] = rel(r[key].get("lambda_max"), want, want)
 
 
+def save_row(row: dict[str, Any]) -> Path:
+    """The row as measured so far (after every tool: a stopped run keeps its rows)."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"networks_row_{row['network']}_{row['dtype']}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, indent=2, default=float))
+    tmp.replace(path)
+    return path
+
+
 def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
     from tests.benchmarks.torch_twins import save_twin
 
@@ -212,23 +222,30 @@ def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
                            "load_average_start": os.getloadavg()}
     if "check" in tools:
         row["check"] = peer_row("check", net, "float64", batch)
+        save_row(row)
         print("twin check (float64):", {k: row["check"].get(k) for k in
                                         ("loss_rel_diff", "grad_rel_diff")}, flush=True)
     if "hesscli" in tools:
         row["runs"].append(hesscli_row(target, params, dtype, [], "hesscli spectrum"))
         print("hesscli spectrum:", summary(row["runs"][-1]), flush=True)
+        save_row(row)
     if "pyhessian" in tools:  # the baseline first: a partial row still has its ratio
         row["runs"].append(peer_row("pyhessian", net, dtype, batch))
         print("pyhessian:", summary(row["runs"][-1]), flush=True)
+        ratios(row)
+        save_row(row)
     if "ggn" in tools:
         row["runs"].append(hesscli_row(target, params, dtype,
                                        ["--curvature", "ggn", "--ends", "max"],
                                        "hesscli spectrum --curvature ggn"))
         print("hesscli ggn:", summary(row["runs"][-1]), flush=True)
+        save_row(row)
     for tool in ("eigenthings", "curvlinops"):
         if tool in tools:
             row["runs"].append(peer_row(tool, net, dtype, batch))
             print(f"{tool}:", summary(row["runs"][-1]), flush=True)
+            ratios(row)
+            save_row(row)
     tmp.cleanup()
     if "reference" in tools:
         cache = RESULTS / f"networks_reference_{name}_tol{REF_TOL:g}.json"
@@ -249,8 +266,9 @@ def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
 
 
 def summary(r: dict[str, Any]) -> dict[str, Any]:
-    keys = ("wall_s", "lambda_max", "lambda_min", "trace", "hvps", "matvec_s", "timed_out",
-            "error")
+    keys = ("wall_s", "cpu_s", "lambda_max", "lambda_min", "trace", "trace_standard_error",
+            "hvps", "hvps_max", "hvps_min", "trace_hvps", "eig_s", "solver_s", "trace_probes",
+            "matvec_s", "converged", "progress", "timed_out", "error")
     out = {k: r[k] for k in keys if k in r}
     for sub in ("hessian", "ggn"):
         if isinstance(r.get(sub), dict):
@@ -345,11 +363,7 @@ def main() -> dict[str, Any]:
     for item in filter(None, spec.split(",")):
         name, dtype = (item.split(":") + ["float64"])[:2]
         row = one_row(name, dtype, tools)
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"networks_row_{name}_{dtype}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(row, indent=2, default=float))
-        tmp.replace(path)
+        save_row(row)
         rows.append(row)
         print_rows([row])
     saved = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("networks_row_*.json"))]

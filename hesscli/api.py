@@ -31,16 +31,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hesscli.api_args import validated
 from hesscli.budget import (
     convexity_bytes,
     gradcheck_bytes,
     landscape_bytes,
     require,
-    train_bytes,
+    require_train,
 )
 from hesscli.devices import Parallel, parse_devices
 from hesscli.documents.meta import meta
 from hesscli.errors import InputError
+from hesscli.spectra.paths import check_fits
 from hesscli.spectra.paths import dense_budget as budget_of
 from hesscli.validate import nonnegative, positive
 from hesscli.vocab import MethodRequest, Path
@@ -141,6 +143,7 @@ def _assignments(params: Mapping[str, Any] | Iterable[str] | None) -> tuple[str,
     return tuple(params)
 
 
+@validated("load")
 def load(
     objective: Any, at: Any = None, params: Mapping[str, Any] | Iterable[str] | None = None, *,
     seed: int = 0, dtype: str = "float64", method: str = "auto",
@@ -226,17 +229,105 @@ def _backend(
             f"curvature={curvature!r}: curvature= takes a backend (a result's .curvature); "
             f"name the matrix as --curvature does with curvature_kind={named!r}")
     if curvature is not None:
+        _check_built_for(curvature, obj)
         if kind == "hessian":
             return curvature, ()
         from hesscli.curvature.ggn import operator_curvature
 
         return operator_curvature(obj, curvature, kind), ()
-    return curvature_for(obj, method, accuracy, devices=parse_devices(devices), kind=kind)
+    wanted = parse_devices(devices)
+    key = _reuse_key(obj, method, accuracy, wanted, kind)
+    if key is not None:
+        hit = _BACKENDS.get(key)
+        if hit is not None and hit[0] is obj.file.fn and _still_same(hit[1], obj):
+            _BACKENDS[key] = _BACKENDS.pop(key)  # most recently used last
+            return hit[1], hit[2]
+        _BACKENDS.pop(key, None)
+    backend, notes = curvature_for(obj, method, accuracy, devices=wanted, kind=kind)
+    if key is not None:
+        while len(_BACKENDS) >= _REUSED:
+            _BACKENDS.pop(next(iter(_BACKENDS)))
+        _BACKENDS[key] = (obj.file.fn, backend, notes)
+    return backend, notes
+
+
+#: Backends kept for reuse (a loop of API calls on one function compiles once): at most
+#: this many, least recently used dropped. Each entry holds compiled programs.
+_REUSED = 8
+_BACKENDS: dict[Any, tuple[Any, Curvature, tuple[str, ...]]] = {}
+
+
+def _reuse_key(obj: Objective, method: str, accuracy: str, devices: int | None,
+               kind: str) -> Any:
+    """What decides a backend's compiled programs, or None when it must not be reused.
+
+    An exact backend depends on the flat function only (never on the point), and
+    the flat function on the user's function, the pytree structure, the entry
+    shapes and the dtype. Model points (held parts put back from the point) are
+    not reused; an objective file loaded anew is a new function (a new module).
+    """
+    from hesscli.curvature.choose import multi_process
+
+    if (obj.split is not None or devices != 1 or multi_process() or not obj.traceable
+            or method == MethodRequest.FD):
+        return None  # finite differences size their steps from the point: not reused
+    shapes = tuple((leaf.path, leaf.shape) for leaf in obj.layout.leaves)
+    return (id(obj.file.fn), obj.treedef, shapes, obj.dtype, str(method), accuracy, kind,
+            obj.values_traceable)
+
+
+def _still_same(backend: Curvature, obj: Objective) -> bool:
+    """The reused backend's compiled value at the point equals the function's own value
+    now: a function reading globals the user has since changed (new data) is rebuilt."""
+    import numpy as np
+
+    from hesscli.objective.bind import split_tolerance
+
+    try:
+        direct = float(np.asarray(obj.flat_fn(obj.x)))
+        compiled = backend.value(obj.x)
+    except Exception:  # noqa: BLE001 - let a fresh backend report the failure
+        return False
+    rtol = split_tolerance(obj.dtype)
+    return abs(direct - compiled) <= rtol * max(abs(direct), abs(compiled), 1e-300)
+
+
+def _base_of(backend: Any) -> Any:
+    while getattr(backend, "base", None) is not None:
+        backend = backend.base
+    return backend
+
+
+def _check_built_for(curvature: Any, obj: Objective) -> None:
+    """Refuse a backend built for another function (``curvature=res.curvature`` of an
+    earlier call on a different objective): it would analyze that function instead."""
+    from hesscli.curvature.base import Curvature as Backend
+
+    if not isinstance(curvature, Backend):
+        raise InputError(f"curvature= takes a backend (a result's .curvature); got "
+                         f"{type(curvature).__name__}")
+    built = getattr(_base_of(curvature), "objective", None)
+    if built is None:
+        return  # a user's own backend: it declares no objective to compare
+    same_fn = built.file.fn is obj.file.fn
+    if not same_fn:
+        other = (f"the objective {built.label!r}, not for {obj.label!r}"
+                 if built.label != obj.label else
+                 f"another function (also named {obj.label!r})")
+        raise InputError(
+            f"curvature=: this backend was built for {other}; it would analyze that "
+            "function instead. Drop curvature= (or pass the result's .objective as the "
+            "objective)")
+    if (curvature.n, curvature.dtype) != (obj.n, obj.dtype) or built.treedef != obj.treedef:
+        raise InputError(
+            f"curvature=: this backend was built for {built.n} parameters in {built.dtype} "
+            f"with another structure; the point has {obj.n} in {obj.dtype}. Drop curvature=")
 
 
 # ---- the analyses ----------------------------------------------------------------------
 
 
+@validated("analyze")
 def analyze(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
@@ -333,7 +424,7 @@ def analyze(
     if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
         blocks = "leaf" if blocks else None
     try:
-        parts = _structure(obj, backend, result, blocks, null_space, seed)
+        parts = _structure(obj, backend, result, blocks, null_space, seed, policy)
     except Exception as exc:
         once.release()
         _reraise(streamed, backend, exc)
@@ -461,7 +552,7 @@ def _stream_report(stream: Any, backend: Any, obj: Objective, seed: int) -> Stre
 
 
 def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | None,
-               null_space: bool, seed: int) -> dict[str, Any]:
+               null_space: bool, seed: int, policy: Any = None) -> dict[str, Any]:
     """The ``--blocks`` and ``--null-space`` reports (the dense Hessian formed once for both
     on the dense path)."""
     parts: dict[str, Any] = {}
@@ -471,7 +562,10 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
     if blocks is not None:
         from hesscli.analysis.blocks import analyze_blocks
 
-        parts["blocks"] = analyze_blocks(obj, backend, blocks, dense=dense, seed=seed)
+        parts["blocks"] = analyze_blocks(
+            obj, backend, blocks, dense=dense, seed=seed,
+            target=policy.target(obj.dtype) if policy is not None else None,
+            max_steps=policy.max_steps if policy is not None else None)
     if null_space:
         from hesscli.analysis.null_space import analyze_null_space
 
@@ -481,6 +575,7 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
     return parts
 
 
+@validated("spectrum")
 def spectrum(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, devices: int | str = 1,
@@ -586,6 +681,7 @@ def spectrum(
                   {"stream": part})
 
 
+@validated("gradcheck")
 def gradcheck(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, fd_accuracy: str = "normal",
@@ -612,6 +708,8 @@ def gradcheck(
     require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (its finite-difference gradient "
             "holds 2n points of n entries)", "check a smaller instance of the objective, or "
             "use 'hesscli analyze --verify', which checks Hessian-vector products")
+    if obj.n <= budget.limit:  # the Hessian comparison forms it: does it fit this machine?
+        check_fits(obj.n, budget, "the dense Hessian comparison")
     result = run_gradcheck(obj, fd_accuracy, top=top, dense_limit=budget.limit)
     info = _meta(call, dense_budget=budget.bytes)
 
@@ -634,6 +732,7 @@ def _box(bound: str | tuple[float, float]) -> tuple[float, float]:
         raise InputError(f"--box {bound!r}: expected LO,HI, e.g. --box -3,3") from None
 
 
+@validated("convexity")
 def convexity(
     objective: Any, *, boxes: Iterable[str | tuple[float, float]] = (), around: Any = None,
     radius: float = 1.0, samples: int = 1000, hessian_points: int = 20,
@@ -722,6 +821,7 @@ def _plane(value: str | tuple[str, str] | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+@validated("landscape")
 def landscape(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
@@ -770,6 +870,7 @@ def landscape(
     return Result("landscape", result, obj, backend, backend.parallel, info, document)
 
 
+@validated("train")
 def train(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, optimizer: str = "sgd",
@@ -876,10 +977,7 @@ def train(
     if every is None and resume is not None:
         every = int(resume.header["config"].get("monitor_every", 0)) or None
     every = every or max(1, steps // 100)
-
-    runs = len(compare.split(",")) if compare else 1
-    require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
-            f"{every}", "log less often (--monitor-every) or train for fewer --steps")
+    require_train(steps, every, len(compare.split(",")) if compare else 1)
     flags = {"momentum": momentum, "nesterov": nesterov, "b1": b1, "b2": b2, "eps": eps,
              "weight_decay": weight_decay, "decay": decay}
     chosen = optimizer_options(flags, opt_extra, options)
@@ -899,7 +997,7 @@ def train(
             _, blocks = group_blocks(obj.layout, monitor_blocks)
         except ValueError as exc:
             raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
-    plan = Plan(obj.label, obj.n, tuple(configs), start, resume)
+    plan = Plan(obj.label, obj.n, tuple(configs), start, resume, bound=obj)
     summaries = run_plan(plan, obj, backend, minibatch=minibatch, gtol=gtol, tol=tol,
                          curvature_on=curvature_on, policy=policy, blocks=blocks,
                          observers=observers)
@@ -917,6 +1015,7 @@ def train(
     return Result("train", summaries[0], obj, backend, backend.parallel, info, train_document)
 
 
+@validated("check")
 def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = None) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 

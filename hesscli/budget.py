@@ -63,9 +63,12 @@ def convexity_bytes(n: int, samples: int, hessian_points: int,
 def landscape_bytes(n: int, points: int, grid: int, slices: int = 3) -> float:
     """Each slice holds its abscissae, values and model values; the grid likewise
     for grid² points; the evaluation itself is chunked and adds a bounded amount.
-    Measured: 5.7 GB peak for ``--points 10⁸`` (3 slices), about 19 bytes per
-    slice point, so three floats per point."""
-    return 3.0 * FLOAT * (slices * points + grid * grid) + 4.0 * FLOAT * n
+    Measured: ``landscape ravine --points 10⁶`` peaked at 631 MB (table) and 640 MB
+    (JSON), about 110 bytes per slice point above the process's own 300 MB (the
+    abscissae, values and model as arrays, their device copies, the rendered
+    lists); ``--points 10⁷`` used 6× the old estimate of three floats per point,
+    so sixteen are counted."""
+    return 16.0 * FLOAT * (slices * points + grid * grid) + 4.0 * FLOAT * n
 
 
 # Measured: train saddle --monitor-every 1 grew by 78 MB over 60 000 logged steps
@@ -73,6 +76,31 @@ def landscape_bytes(n: int, points: int, grid: int, slices: int = 3) -> float:
 RECORD_BYTES = 2048
 
 
-def train_bytes(records: int) -> float:
-    """Memory of a run's history: one record per logged step (``steps / monitor_every``)."""
-    return float(RECORD_BYTES) * records
+#: Per optimizer step between two logged ones: the compiled loop (one ``lax.scan`` per
+#: interval) returns each step's value, gradient norm and status, and the host copies
+#: them in float64 (3 · 8 on the device, 3 · 8 on the host).
+STEP_BYTES = 48
+
+
+def train_bytes(records: int, every: int = 0) -> float:
+    """Memory of a run: its history, one record per logged step (``steps / monitor_every``),
+    plus the per-step outputs of one logged interval of ``every`` steps."""
+    return float(RECORD_BYTES) * records + float(STEP_BYTES) * every
+
+
+def require_train(steps: int, every: int, runs: int = 1) -> None:
+    """Refuse (exit 2, with the size) a run whose history or logged interval cannot fit:
+    ``--steps 10¹²`` logs every 10¹⁰ steps, and one such interval alone is 480 GB."""
+    records = runs * (steps // every + 1)
+    need = train_bytes(records, every)
+    avail = available_memory()
+    if avail is None or need <= avail:
+        return
+    if STEP_BYTES * every > RECORD_BYTES * records:
+        fix = ("each logged interval runs as one compiled loop that keeps every step's "
+               "value: log more often (--monitor-every) or train for fewer --steps")
+    else:
+        fix = "log less often (--monitor-every) or train for fewer --steps"
+    raise InputError(f"train with {steps} steps logged every {every} needs about "
+                     f"{human_bytes(need)} of memory ({records} records, {every} steps per "
+                     f"logged interval); only {human_bytes(avail)} is available; {fix}")

@@ -230,6 +230,7 @@ def analyze(
     escape = None
     if spectrum.lambda_min < -tol_used and kind_used == "hessian":
         v = spectrum.vec_min
+        check_escape_step(escape_distance, spectrum.lambda_min, x, v)
         plus = curvature.value(x + escape_distance * v)
         minus = curvature.value(x - escape_distance * v)
         escape = escape_direction(
@@ -518,3 +519,18 @@ def _fd_info(
         why=why or "--method fd",
         gradient_error=gradient_error,
     )
+
+
+def check_escape_step(distance: float, eigenvalue: float, x: np.ndarray, v: np.ndarray) -> None:
+    """Refuse an escape distance t for which x ± t·v or ½·λ·t² overflow the float range:
+    the report would be infinities computed from a step no one can take."""
+    from hesscli.errors import InputError
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.float64(distance)
+        moved = np.asarray(x, dtype=np.float64) + t * np.asarray(v, dtype=np.float64)
+        model = 0.5 * np.float64(eigenvalue) * t * t
+    if not (np.all(np.isfinite(moved)) and np.isfinite(model)):
+        raise InputError(f"--escape-step {distance:g}: the step overflows float64 here "
+                         f"(½·λmin·t² with λmin = {eigenvalue:.4g}); give a distance on the "
+                         "scale of the parameters (default 0.1)")

@@ -129,9 +129,12 @@ def basis_size(n: int, k: int, dtype: str, shards: int = 1, requested: int | Non
 def restarted_extremes(
     hvp_fn: Any, x: np.ndarray, solve: Solve = DEFAULT_SOLVE, *, dtype: str = "float64",
     f: Any = None, basis_sharding: Any = None, shards: int = 1,
-    basis: int | None = None, progress: OnProgress | None = None,
+    basis: int | None = None, progress: OnProgress | None = None, dim: int | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by thick-restart Lanczos.
+
+    ``dim``: the operator's dimension when it is not the point's (a diagonal
+    block of H, whose ``hvp_fn(x, u)`` takes and returns the block's entries).
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP (or a :class:`jax.tree_util.Partial`);
     ``f``, when given, the flat objective whose gradient is linearized once at x
@@ -149,7 +152,7 @@ def restarted_extremes(
     k, seed, max_steps, ends = solve.k, solve.seed, solve.max_steps, solve.ends
     if ends not in ENDS:
         raise ValueError(f"ends must be one of {', '.join(ENDS)}; got {ends!r}")
-    n = int(np.size(x))
+    n = int(np.size(x)) if dim is None else int(dim)
     target = solve.target_for(dtype)
     size = basis_size(n, k, dtype, shards if basis_sharding is not None else 1, basis)
     budget = int(max_steps) if max_steps is not None else MAX_HVPS

@@ -64,12 +64,15 @@ def block_maxima(curvature: Curvature, x: np.ndarray, blocks: list, dense: bool
         return {b.name: float(scipy.linalg.eigh(hess[np.ix_(b.indices, b.indices)],
                                                 eigvals_only=True, check_finite=False)[-1])
                 for b in blocks}
-    from hesscli.analysis.blocks import operator_of
+    from hesscli.analysis.blocks import block_solver, operator_of
     from hesscli.spectra.blocks import extremes_iterative, restricted
 
+    solve = block_solver(curvature, x)  # the certified restarted Lanczos, per block
+    if solve is not None:
+        return {b.name: solve(b).lambda_max for b in blocks}
     op = operator_of(curvature, x)
     n = int(np.asarray(x).size)
-    return {b.name: extremes_iterative(restricted(op, n, b.indices), b.size, 0)[1]
+    return {b.name: extremes_iterative(restricted(op, n, b.indices), b.size, 0).lambda_max
             for b in blocks}
 
 

@@ -10,7 +10,30 @@ on first use of one of its names::
 
 from __future__ import annotations
 
-from typing import Any
+import sys as _sys
+
+if _sys.argv and (_sys.argv[0] == "-m"
+                  or _sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+                  == "hesscli"):
+    # the `hesscli` command (or `python -m hesscli`): from here on Ctrl-C ends it with one
+    # line and 130. The first handler needs nothing but os (already loaded) and signal;
+    # hesscli.sigint then takes over (see there).
+    import os as _os
+    import signal as _signal
+
+    def _early(signum: int, frame: object) -> None:
+        try:
+            _os.write(2, b"error: interrupted\n")
+        finally:
+            _os._exit(130)
+
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _early)
+    from hesscli import sigint as _sigint
+
+    _sigint.install(_early)
+
+from typing import Any  # noqa: E402
 
 from hesscli.errors import InputError  # (for objective files: bad -p values)
 from hesscli.objective.params import params  # (the objective-file helper; no JAX import)

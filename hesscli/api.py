@@ -31,11 +31,24 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hesscli.vocab import CurvatureKind, Estimator, MethodRequest, StopRule
+from hesscli.api_args import validated
+from hesscli.budget import (
+    convexity_bytes,
+    gradcheck_bytes,
+    landscape_bytes,
+    require,
+    require_train,
+)
+from hesscli.devices import Parallel, parse_devices
+from hesscli.documents.meta import meta
+from hesscli.errors import InputError
+from hesscli.spectra.route import check_fits
+from hesscli.spectra.route import dense_budget as budget_of
+from hesscli.validate import nonnegative, positive
+from hesscli.vocab import CurvatureKind, Estimator, MethodRequest, SpectrumPath, StopRule
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from hesscli.curvature.base import Curvature
-    from hesscli.devices import Parallel
     from hesscli.objective.bind import Objective
 
 __all__ = [
@@ -130,6 +143,7 @@ def _assignments(params: Mapping[str, Any] | Iterable[str] | None) -> tuple[str,
     return tuple(params)
 
 
+@validated("load")
 def load(
     objective: Any, at: Any = None, params: Mapping[str, Any] | Iterable[str] | None = None, *,
     seed: int = 0, dtype: str = "float64", method: str = "auto",
@@ -140,7 +154,6 @@ def load(
     :class:`Objective` (then ``at`` moves it to another point). ``params`` are
     the file's ``-p`` parameters (a mapping or KEY=VALUE strings).
     """
-    from hesscli.errors import InputError
     from hesscli.objective.bind import Objective, bind
     from hesscli.objective.files import from_callable, load_file
     from hesscli.objective.params import parse_assignments
@@ -176,8 +189,6 @@ def _meta(call: dict[str, Any], parallel: Parallel | None = None, path_choice: A
     """The ``meta`` block from a call's arguments (``call``: the function's ``locals()``
     on entry), as JSON-able values; ``resolved`` replaces values worked out later (the
     dense budget in bytes); ``path_choice`` is the dense/matrix-free choice made."""
-    from hesscli.documents.meta import meta
-
     options: dict[str, Any] = {}
     for name, value in call.items():
         if name in NOT_OPTIONS:
@@ -209,8 +220,6 @@ def _backend(
     """The backend for ``obj``: ``curvature`` when given (with ``kind``'s operator on
     top of it), else the one :func:`~hesscli.curvature.choose.curvature_for` chooses."""
     from hesscli.curvature.choose import curvature_for
-    from hesscli.devices import parse_devices
-    from hesscli.errors import InputError
 
     if isinstance(curvature, (str, list, tuple)):
         # the CLI's --curvature names a matrix; here that is curvature_kind, and
@@ -220,17 +229,105 @@ def _backend(
             f"curvature={curvature!r}: curvature= takes a backend (a result's .curvature); "
             f"name the matrix as --curvature does with curvature_kind={named!r}")
     if curvature is not None:
+        _check_built_for(curvature, obj)
         if kind == CurvatureKind.HESSIAN:
             return curvature, ()
         from hesscli.curvature.operators import operator_curvature
 
         return operator_curvature(obj, curvature, kind), ()
-    return curvature_for(obj, method, accuracy, devices=parse_devices(devices), kind=kind)
+    wanted = parse_devices(devices)
+    key = _reuse_key(obj, method, accuracy, wanted, kind)
+    if key is not None:
+        hit = _BACKENDS.get(key)
+        if hit is not None and hit[0] is obj.file.fn and _still_same(hit[1], obj):
+            _BACKENDS[key] = _BACKENDS.pop(key)  # most recently used last
+            return hit[1], hit[2]
+        _BACKENDS.pop(key, None)
+    backend, notes = curvature_for(obj, method, accuracy, devices=wanted, kind=kind)
+    if key is not None:
+        while len(_BACKENDS) >= _REUSED:
+            _BACKENDS.pop(next(iter(_BACKENDS)))
+        _BACKENDS[key] = (obj.file.fn, backend, notes)
+    return backend, notes
+
+
+#: Backends kept for reuse (a loop of API calls on one function compiles once): at most
+#: this many, least recently used dropped. Each entry holds compiled programs.
+_REUSED = 8
+_BACKENDS: dict[Any, tuple[Any, Curvature, tuple[str, ...]]] = {}
+
+
+def _reuse_key(obj: Objective, method: str, accuracy: str, devices: int | None,
+               kind: str) -> Any:
+    """What decides a backend's compiled programs, or None when it must not be reused.
+
+    An exact backend depends on the flat function only (never on the point), and
+    the flat function on the user's function, the pytree structure, the entry
+    shapes and the dtype. Model points (held parts put back from the point) are
+    not reused; an objective file loaded anew is a new function (a new module).
+    """
+    from hesscli.curvature.choose import multi_process
+
+    if (obj.split is not None or devices != 1 or multi_process() or not obj.traceable
+            or method == MethodRequest.FD):
+        return None  # finite differences size their steps from the point: not reused
+    shapes = tuple((leaf.path, leaf.shape) for leaf in obj.layout.leaves)
+    return (id(obj.file.fn), obj.treedef, shapes, obj.dtype, str(method), accuracy, kind,
+            obj.values_traceable)
+
+
+def _still_same(backend: Curvature, obj: Objective) -> bool:
+    """The reused backend's compiled value at the point equals the function's own value
+    now: a function reading globals the user has since changed (new data) is rebuilt."""
+    import numpy as np
+
+    from hesscli.objective.bind import split_tolerance
+
+    try:
+        direct = float(np.asarray(obj.flat_fn(obj.x)))
+        compiled = backend.value(obj.x)
+    except Exception:  # noqa: BLE001 - let a fresh backend report the failure
+        return False
+    rtol = split_tolerance(obj.dtype)
+    return abs(direct - compiled) <= rtol * max(abs(direct), abs(compiled), 1e-300)
+
+
+def _base_of(backend: Any) -> Any:
+    while getattr(backend, "base", None) is not None:
+        backend = backend.base
+    return backend
+
+
+def _check_built_for(curvature: Any, obj: Objective) -> None:
+    """Refuse a backend built for another function (``curvature=res.curvature`` of an
+    earlier call on a different objective): it would analyze that function instead."""
+    from hesscli.curvature.base import Curvature as Backend
+
+    if not isinstance(curvature, Backend):
+        raise InputError(f"curvature= takes a backend (a result's .curvature); got "
+                         f"{type(curvature).__name__}")
+    built = getattr(_base_of(curvature), "objective", None)
+    if built is None:
+        return  # a user's own backend: it declares no objective to compare
+    same_fn = built.file.fn is obj.file.fn
+    if not same_fn:
+        other = (f"the objective {built.label!r}, not for {obj.label!r}"
+                 if built.label != obj.label else
+                 f"another function (also named {obj.label!r})")
+        raise InputError(
+            f"curvature=: this backend was built for {other}; it would analyze that "
+            "function instead. Drop curvature= (or pass the result's .objective as the "
+            "objective)")
+    if (curvature.n, curvature.dtype) != (obj.n, obj.dtype) or built.treedef != obj.treedef:
+        raise InputError(
+            f"curvature=: this backend was built for {built.n} parameters in {built.dtype} "
+            f"with another structure; the point has {obj.n} in {obj.dtype}. Drop curvature=")
 
 
 # ---- the analyses ----------------------------------------------------------------------
 
 
+@validated("analyze")
 def analyze(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
@@ -281,15 +378,13 @@ def analyze(
     from hesscli.curvature.choose import chunked, fd_reason
     from hesscli.curvature.operators import single_kind
     from hesscli.documents.analyze import analysis_document
-    from hesscli.spectra.policy import SpectrumPolicy, choose
-    from hesscli.validate import nonnegative, positive
+    from hesscli.spectra.policy import HessianOnce, SpectrumPolicy, choose
 
     positive("--lr", lr)
     positive("--escape-step", escape_step)
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
-                            ends=ends, stop=StopRule.VERDICT)
-    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
+                            ends=ends, stop=StopRule.VERDICT).resolved()
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
     kind = single_kind(curvature_kind)
@@ -303,21 +398,25 @@ def analyze(
         obj, chunk_notes = chunked(obj, chunk_size)
         backend, notes = _backend(obj, method, fd_accuracy, devices, curvature, kind)
     parallel = backend.parallel
+    choice = choose(obj.n, policy)  # the path, decided once for the whole command
     verification = None
     if verify:
         from hesscli.analysis.verify import verify_derivatives
 
         verification = verify_derivatives(obj, seed)
+    # the spectrum, --blocks, --null-space and --preconditioner share one dense Hessian
+    once = HessianOnce(backend)
     try:
         result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol,
-                              escape_distance=escape_step, policy=policy,
+                              escape_distance=escape_step, policy=policy, choice=choice,
                               notes=notes + chunk_notes, verification=verification,
                               fd_why=fd_reason(obj, method))
     except Exception as exc:
+        once.release()
         _reraise(streamed, backend, exc)
         raise
     _reraise(streamed, backend)
-    info = _meta(call, parallel, path_choice=choose(obj.n, policy),
+    info = _meta(call, parallel, path_choice=choice,
                  dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver,
                  curvature=kind)
     with_direction = obj.n <= 1000
@@ -325,8 +424,9 @@ def analyze(
     if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
         blocks = "leaf" if blocks else None
     try:
-        parts = _structure(obj, backend, result, blocks, null_space, seed)
+        parts = _structure(obj, backend, result, blocks, null_space, seed, policy)
     except Exception as exc:
+        once.release()
         _reraise(streamed, backend, exc)
         raise
     _reraise(streamed, backend)
@@ -336,8 +436,10 @@ def analyze(
     if preconditioner is not None:
         from hesscli.training.logged_state import preconditioned_part
 
-        parts["preconditioned"], extra["preconditioned"] = preconditioned_part(
-            obj, backend, preconditioner, lr, b1, policy)
+        with once:
+            parts["preconditioned"], extra["preconditioned"] = preconditioned_part(
+                obj, backend, preconditioner, lr, b1, policy)
+    once.release()
     if parts:
         from hesscli.documents.structure import blocks_document, null_space_document
 
@@ -398,8 +500,6 @@ def _streamed(objective: Any, at: Any, params: Any, seed: int, dtype: str, metho
     loaded from one) and combines with none of ``chunk_size``, several devices or
     a ``curvature`` backend passed in (:class:`InputError`).
     """
-    from hesscli.devices import parse_devices
-    from hesscli.errors import InputError
     from hesscli.objective.bind import Objective
     from hesscli.objective.files import load_file
     from hesscli.objective.params import parse_assignments
@@ -452,7 +552,7 @@ def _stream_report(stream: Any, backend: Any, obj: Objective, seed: int) -> Stre
 
 
 def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | None,
-               null_space: bool, seed: int) -> dict[str, Any]:
+               null_space: bool, seed: int, policy: Any = None) -> dict[str, Any]:
     """The ``--blocks`` and ``--null-space`` reports (the dense Hessian formed once for both
     on the dense path)."""
     parts: dict[str, Any] = {}
@@ -462,7 +562,10 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
     if blocks is not None:
         from hesscli.analysis.blocks import analyze_blocks
 
-        parts["blocks"] = analyze_blocks(obj, backend, blocks, dense=dense, seed=seed)
+        parts["blocks"] = analyze_blocks(
+            obj, backend, blocks, dense=dense, seed=seed,
+            target=policy.target(obj.dtype) if policy is not None else None,
+            max_steps=policy.max_steps if policy is not None else None)
     if null_space:
         from hesscli.analysis.null_space import analyze_null_space
 
@@ -472,6 +575,7 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
     return parts
 
 
+@validated("spectrum")
 def spectrum(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, devices: int | str = 1,
@@ -505,9 +609,7 @@ def spectrum(
     from hesscli.curvature.choose import chunked
     from hesscli.curvature.operators import parse_kinds
     from hesscli.documents.spectrum import spectrum_document
-    from hesscli.errors import InputError
     from hesscli.spectra.policy import SpectrumPolicy, choose
-    from hesscli.vocab import SpectrumPath
 
     if sigma is not None and not sigma > 0:
         raise InputError(f"--sigma must be positive; got {sigma}")
@@ -521,8 +623,7 @@ def spectrum(
         raise InputError(f"--estimator hutch++ needs --trace-probes ≥ 3; got {trace_probes}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
-                            ends=ends, stop=StopRule.VERDICT)
-    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
+                            ends=ends, stop=StopRule.VERDICT).resolved()
     kinds = parse_kinds(curvature_kind)
     streamed = None
     if batch_size is not None or batches is not None or _declares_batches(objective):
@@ -581,6 +682,7 @@ def spectrum(
                   {"stream": part})
 
 
+@validated("gradcheck")
 def gradcheck(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, fd_accuracy: str = "normal",
@@ -594,10 +696,7 @@ def gradcheck(
     """
     call = dict(locals())
     from hesscli.analysis.gradcheck import gradcheck as run_gradcheck
-    from hesscli.devices import Parallel
     from hesscli.documents.gradcheck import gradcheck_document
-    from hesscli.errors import InputError
-    from hesscli.spectra.route import dense_budget as budget_of
 
     if method == MethodRequest.FD:
         raise InputError("--method fd: gradcheck checks exact (JAX) derivatives against finite "
@@ -606,11 +705,12 @@ def gradcheck(
         raise InputError(f"--top must be at least 1; got {top}")
     budget = budget_of(dense_budget)
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
-    from hesscli.budget import gradcheck_bytes, require
 
     require(gradcheck_bytes(obj.n), f"gradcheck at n = {obj.n} (its finite-difference gradient "
             "holds 2n points of n entries)", "check a smaller instance of the objective, or "
             "use 'hesscli analyze --verify', which checks Hessian-vector products")
+    if obj.n <= budget.limit:  # the Hessian comparison forms it: does it fit this machine?
+        check_fits(obj.n, budget, "the dense Hessian comparison")
     result = run_gradcheck(obj, fd_accuracy, top=top, dense_limit=budget.limit)
     info = _meta(call, dense_budget=budget.bytes)
 
@@ -621,8 +721,6 @@ def gradcheck(
 
 
 def _box(bound: str | tuple[float, float]) -> tuple[float, float]:
-    from hesscli.errors import InputError
-
     if not isinstance(bound, str):
         lo, hi = bound
         return float(lo), float(hi)
@@ -635,6 +733,7 @@ def _box(bound: str | tuple[float, float]) -> tuple[float, float]:
         raise InputError(f"--box {bound!r}: expected LO,HI, e.g. --box -3,3") from None
 
 
+@validated("convexity")
 def convexity(
     objective: Any, *, boxes: Iterable[str | tuple[float, float]] = (), around: Any = None,
     radius: float = 1.0, samples: int = 1000, hessian_points: int = 20,
@@ -655,8 +754,6 @@ def convexity(
     from hesscli.analysis.convexity import convexity as run_convexity
     from hesscli.curvature.choose import curvature_for
     from hesscli.documents.convexity import convexity_document
-    from hesscli.errors import InputError
-    from hesscli.validate import nonnegative
 
     boxes = list(boxes)
     if boxes and around is not None:
@@ -665,9 +762,11 @@ def convexity(
         raise InputError("--samples and --hessian-points must be ≥ 0")
     nonnegative("--rtol", rtol)
     nonnegative("--atol", atol)
-    from hesscli.spectra.route import dense_budget as budget_of
+    from hesscli.spectra.policy import SpectrumPolicy
 
-    budget = budget_of(dense_budget)
+    # the eigenvalue test's policy, with the dense budget parsed once (exit 2 before any work)
+    policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget).resolved()
+    budget = policy.budget
     bounds = [_box(b) for b in boxes]
     try:
         obj = load(objective, around, params=params, seed=seed, dtype=dtype, method=method)
@@ -682,9 +781,8 @@ def convexity(
             ) from None
         centers = ",".join(repr(0.5 * (lo + hi)) for lo, hi in bounds)
         obj = load(objective, centers, params=params, seed=seed, dtype=dtype, method=method)
-    from hesscli.budget import convexity_bytes, require
 
-    require(convexity_bytes(obj.n, samples, hessian_points),
+    require(convexity_bytes(obj.n, samples, hessian_points, budget),
             f"convexity at n = {obj.n} with --samples {samples} --hessian-points "
             f"{hessian_points}", "ask for fewer --samples or --hessian-points (0 skips the "
             "eigenvalue test)")
@@ -699,7 +797,7 @@ def convexity(
         backend, backend_notes = curvature_for(obj, method)
     result = run_convexity(obj, backend, region, pairs=samples, hessian_points=hessian_points,
                            seed=seed, rtol=rtol, atol=atol, notes=notes + backend_notes,
-                           dense_budget=budget.bytes)
+                           policy=policy)
     info = _meta(call, dense_budget=budget.bytes)
     with_points = obj.n <= 1000
 
@@ -713,8 +811,6 @@ PLANE_CHOICES = ("grad", "max", "min")
 
 
 def _plane(value: str | tuple[str, str] | None) -> tuple[str, str] | None:
-    from hesscli.errors import InputError
-
     if value is None:
         return None
     parts = tuple(p.strip() for p in (value.split(",") if isinstance(value, str) else value))
@@ -726,6 +822,7 @@ def _plane(value: str | tuple[str, str] | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+@validated("landscape")
 def landscape(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
@@ -742,9 +839,7 @@ def landscape(
     from hesscli.analysis.landscape import landscape as run_landscape
     from hesscli.curvature.operators import single_kind
     from hesscli.documents.landscape import landscape_document
-    from hesscli.errors import InputError
-    from hesscli.spectra.policy import SpectrumPolicy
-    from hesscli.validate import positive
+    from hesscli.spectra.policy import SpectrumPolicy, choose
 
     positive("--lr", lr)
     if radius is not None:
@@ -752,9 +847,7 @@ def landscape(
     if points < 3 or grid < 3:
         raise InputError("--points and --grid must be at least 3")
     chosen = _plane(plane)
-    policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
-    policy.budget  # noqa: B018 - a malformed --dense-budget is exit 2 before any work
-    from hesscli.budget import landscape_bytes, require
+    policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget).resolved()
 
     require(landscape_bytes(1, points, grid), f"landscape --points {points} --grid {grid}",
             "ask for fewer points (the default --points 101 --grid 41 resolve a slice well)")
@@ -763,12 +856,12 @@ def landscape(
             "ask for fewer points")
     kind = single_kind(curvature_kind)
     backend, notes = _backend(obj, method, curvature=curvature, kind=kind)
+    choice = choose(obj.n, policy)  # the path, decided once for the whole command
     # the slices need only λmax, λmin and their eigenvectors: k = 1 when matrix-free
     result = run_landscape(obj, backend, lr=lr, radius=radius, plane=chosen, points=points,
-                           grid=grid, policy=policy, notes=notes)
-    from hesscli.spectra.policy import choose
+                           grid=grid, policy=policy, choice=choice, notes=notes)
 
-    info = _meta(call, path_choice=choose(obj.n, policy), dense_budget=policy.budget.bytes,
+    info = _meta(call, path_choice=choice, dense_budget=policy.budget.bytes,
                  curvature=kind)
     with_direction = obj.n <= 1000
 
@@ -778,6 +871,7 @@ def landscape(
     return Result("landscape", result, obj, backend, backend.parallel, info, document)
 
 
+@validated("train")
 def train(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
     method: str = "auto", dtype: str = "float64", seed: int = 0, optimizer: str = "sgd",
@@ -818,12 +912,10 @@ def train(
     """
     call = dict(locals())
     from hesscli.documents.train import compare_document, train_document
-    from hesscli.errors import InputError
     from hesscli.training.loop import TrainConfig, minibatch_for
     from hesscli.training.observers import run_plan
     from hesscli.training.plan import Plan, check_resume, configs_for, optimizer_options
     from hesscli.training.report import TrainComparison
-    from hesscli.validate import positive
 
     if noise is not None:  # noise=r: noisy with radius r
         noisy, noise_scale = True, noise
@@ -843,9 +935,14 @@ def train(
     if method == MethodRequest.FD:
         raise InputError("train needs JAX derivatives of the objective, and --method fd asks "
                          "for finite differences; use --method auto or exact")
-    from hesscli.spectra.route import dense_budget as budget_of
+    from dataclasses import replace
 
-    budget = budget_of(dense_budget)  # a malformed size is exit 2 before any work
+    from hesscli.training.monitor import MONITOR_POLICY
+
+    # the run's spectrum policy: the monitor's, with the dense budget parsed once (a
+    # malformed size is exit 2 before any work); the path is chosen from it once per run
+    policy = replace(MONITOR_POLICY, dense_budget=dense_budget).resolved()
+    budget = policy.budget
     from hesscli.curvature.operators import single_kind
 
     kind = single_kind(curvature_kind or "hessian")
@@ -854,11 +951,11 @@ def train(
     logged = None if resume is None else "<log>" if hasattr(resume, "state_line") else str(
         resume)  # the path as meta records it
     if resume is not None and not hasattr(resume, "state_line"):
-        from pathlib import Path
+        import pathlib
 
         from hesscli.training.runlog import read_log
 
-        resume = read_log(Path(resume))
+        resume = read_log(pathlib.Path(resume))
     obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
     if not obj.traceable:  # exit 3 when JAX traces but cannot differentiate it, else 2
         from hesscli.objective.bind import no_derivatives_error
@@ -881,11 +978,7 @@ def train(
     if every is None and resume is not None:
         every = int(resume.header["config"].get("monitor_every", 0)) or None
     every = every or max(1, steps // 100)
-    from hesscli.budget import require, train_bytes
-
-    runs = len(compare.split(",")) if compare else 1
-    require(train_bytes(runs * (steps // every + 1)), f"train with {steps} steps logged every "
-            f"{every}", "log less often (--monitor-every) or train for fewer --steps")
+    require_train(steps, every, len(compare.split(",")) if compare else 1)
     flags = {"momentum": momentum, "nesterov": nesterov, "b1": b1, "b2": b2, "eps": eps,
              "weight_decay": weight_decay, "decay": decay}
     chosen = optimizer_options(flags, opt_extra, options)
@@ -905,9 +998,9 @@ def train(
             _, blocks = group_blocks(obj.layout, monitor_blocks)
         except ValueError as exc:
             raise InputError(str(exc).replace("--blocks", "--monitor-blocks")) from None
-    plan = Plan(obj.label, obj.n, tuple(configs), start, resume)
+    plan = Plan(obj.label, obj.n, tuple(configs), start, resume, bound=obj)
     summaries = run_plan(plan, obj, backend, minibatch=minibatch, gtol=gtol, tol=tol,
-                         curvature_on=curvature_on, dense_budget=dense_budget, blocks=blocks,
+                         curvature_on=curvature_on, policy=policy, blocks=blocks,
                          observers=observers)
     del call["observers"], call["noise"]
     call.update(noisy=noisy, noise_scale=noise_scale)
@@ -923,6 +1016,7 @@ def train(
     return Result("train", summaries[0], obj, backend, backend.parallel, info, train_document)
 
 
+@validated("check")
 def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = None) -> Result:
     """``hesscli check``: run the checks of a ``checks.yaml`` and report each expectation.
 
@@ -935,9 +1029,6 @@ def check(spec: str | Mapping[str, Any], *, dense_budget: str | int | None = Non
     from hesscli.checks.report import report_document
     from hesscli.checks.run import Commands, run_spec
     from hesscli.checks.spec import parse_spec, read_spec
-    from hesscli.devices import Parallel
-    from hesscli.documents.meta import meta
-    from hesscli.spectra.route import dense_budget as budget_of
 
     budget = budget_of(dense_budget)
     if isinstance(spec, Mapping):

@@ -271,3 +271,18 @@ def _too_big(what: str, name: str, size: int, limit: int) -> str:
 
 def _mib(size: int) -> str:
     return f"{size} bytes" if size < 2**20 else f"{size / 2**20:.1f} MiB"
+
+
+#: what a point file may weigh (bytes) for its number of parameters
+BYTES_PER_ENTRY = 64  # a number as text with its separator takes at most about 25
+MIN_LIMIT = 1 << 20  # headers, whitespace and tiny points
+UNKNOWN_LIMIT = 1 << 30  # no default point to size against
+
+
+def size_limit(n: int | None) -> int:
+    """The largest point file read for ``n`` parameters (None: unknown n).
+
+    Proportionate to n, so that a wrong file (a log, a dataset, ``/dev/zero``
+    behind a symlink) is refused at once instead of being read into memory.
+    """
+    return UNKNOWN_LIMIT if n is None else MIN_LIMIT + BYTES_PER_ENTRY * n

@@ -7,6 +7,8 @@ Everything that needs JAX imports it through :func:`jax_module` so that
 from __future__ import annotations
 
 import os
+import re
+import stat
 from functools import cache
 from typing import Any
 
@@ -33,7 +35,10 @@ def cache_dir() -> str | None:
 def jax_module() -> Any:
     """Import JAX with float64 enabled (and the compilation cache on) and return it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import jax
+    from hesscli import sigint
+
+    with sigint.hard():  # an interrupted jaxlib import breaks it: Ctrl-C exits here
+        import jax
 
     jax.config.update("jax_enable_x64", True)
     folder = cache_dir()
@@ -58,11 +63,20 @@ def eps(dtype: str) -> float:
 _cache_reported: set[str] = set()
 
 
-def clear_cache(folder: str) -> int:
-    """Delete the compiled-program entries in ``folder`` (JAX's ``*-cache``/``*-atime`` files).
+#: A JAX cache entry's file name: ``<module>-<sha256 hex>-cache`` (the compiled program)
+#: or ``-atime`` (its 8-byte access time), as ``jax._src.lru_cache`` names them.
+_ENTRY = re.compile(r"^(?P<key>(?P<module>[A-Za-z0-9_.]+)-[0-9a-f]{64})-(?P<kind>cache|atime)$")
 
-    Only those files are touched, so a cache folder shared with other data is safe.
-    Returns how many were removed.
+
+def clear_cache(folder: str, module: str | None = None) -> int:
+    """Delete the compiled-program entries of ``module`` (all modules: None) in ``folder``.
+
+    Only files that are provably JAX cache entries are touched: a regular file
+    named ``<module>-<64 hex digits>-cache``, or ``-atime`` holding exactly the 8
+    bytes JAX writes there; anything else in a folder shared with other data
+    (``notes-cache``, ``photo-atime``, sub-folders, links) stays. ``module`` may
+    also be one whole entry key (``jit_f-<hex>``), as some JAX warnings name it.
+    Returns how many files were removed.
     """
     removed = 0
     try:
@@ -70,13 +84,26 @@ def clear_cache(folder: str) -> int:
     except OSError:
         return 0
     for name in names:
-        if name.endswith(("-cache", "-atime")):
-            try:
-                os.unlink(os.path.join(folder, name))
-                removed += 1
-            except OSError:
-                pass
+        match = _ENTRY.match(name)
+        if match is None:
+            continue
+        if module is not None and module not in (match["module"], match["key"]):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if match["kind"] == "atime" and info.st_size != 8:
+                continue
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            pass
     return removed
+
+
+_NAMED = re.compile(r"cache entry for '(?P<name>[^']+)'")
 
 
 def cache_warning(text: str) -> str | None:
@@ -85,8 +112,9 @@ def cache_warning(text: str) -> str | None:
     JAX warns once per program when a cache entry cannot be read (a truncated or
     corrupt file, e.g. after a full disk or a killed run) and keeps the bad entry,
     so every later run repeats the warnings. Here the first such warning clears
-    the cache entries (they are rebuilt on the next compile) and says so; the
-    rest of the run's cache warnings are dropped (``""``). Other text -> None.
+    the entries of the program it names (:func:`clear_cache`: only files that are
+    provably JAX's; they are rebuilt on the next compile) and says so; the rest of
+    the run's cache warnings are dropped (``""``). Other text -> None.
     """
     folder = cache_dir()
     if "persistent compilation cache entry" not in text:
@@ -95,9 +123,14 @@ def cache_warning(text: str) -> str | None:
         if "read" in _cache_reported:
             return ""
         _cache_reported.add("read")
-        removed = clear_cache(folder) if folder else 0
-        return (f"the compilation cache {folder or ''} had an unreadable entry; cleared "
-                f"{removed} entries (they are rebuilt as programs compile)")
+        named = _NAMED.search(text)
+        if folder is None or named is None:
+            return (f"the compilation cache {folder or ''} had an unreadable entry; "
+                    "HESSCLI_NO_CACHE=1 turns the cache off")
+        removed = clear_cache(folder, named["name"])
+        return (f"the compilation cache {folder} had an unreadable entry for "
+                f"{named['name']!r}; cleared its {removed} files (rebuilt as programs "
+                "compile; nothing else in the folder is touched)")
     if "write" in _cache_reported:
         return ""
     _cache_reported.add("write")

@@ -177,7 +177,7 @@ checks:
     real = matrix_free.extremes_of
 
     def spy(*args, **kwargs):
-        runs.append(kwargs.get("k"))
+        runs.append((args[2] if len(args) > 2 else kwargs["solve"]).k)  # the run's Solve
         return real(*args, **kwargs)
 
     monkeypatch.setattr(matrix_free, "extremes_of", spy)

@@ -422,6 +422,7 @@ def test_convexity_counts_points_where_lambda_min_did_not_converge(known_path):
     test says how many of its points rest on such a bound."""
     from hesscli.analysis.convexity import ball, hessian_test
     from hesscli.curvature.exact import ExactCurvature
+    from hesscli.spectra.lanczos import Solve
     from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
     from tests.helpers import bound
 
@@ -429,7 +430,7 @@ def test_convexity_counts_points_where_lambda_min_did_not_converge(known_path):
     cur = ExactCurvature(obj)
 
     def one_step(curvature, x, layout=None):
-        return matrix_free_spectrum(extremes_of(curvature, x, k=1, max_steps=1), obj.dtype)
+        return matrix_free_spectrum(extremes_of(curvature, x, Solve(k=1, max_steps=1)), obj.dtype)
 
     test = hessian_test(obj, cur, ball(np.zeros(obj.n), 1.0), 2, np.random.default_rng(0),
                         spectrum_fn=one_step)

@@ -17,6 +17,7 @@ from hesscli.errors import InputError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import bind
 from hesscli.objective.files import load_file
+from hesscli.spectra.lanczos import Solve
 from hesscli.spectra.matrix_free import extremes_of
 
 jax = jax_module()
@@ -100,7 +101,7 @@ def test_ggn_extremes_by_lanczos_match_the_dense_matrix(classifier):
     obj, base = classifier
     ggn = operator_curvature(obj, base, "ggn")
     lam = np.linalg.eigvalsh(dense_ggn(obj))
-    ex = extremes_of(ggn, obj.x, k=2, seed=0)
+    ex = extremes_of(ggn, obj.x, Solve(k=2, seed=0))
     assert ex.all_converged
     np.testing.assert_allclose(ex.eigenvalues[-2:], lam[-2:], rtol=1e-8)
     assert abs(ex.eigenvalues[0] - lam[0]) <= 1e-8 * lam[-1]

@@ -29,11 +29,12 @@ def close(got: float, want: float, band: float, scale: float) -> bool:
 
 
 def test_monitor_matrix_free_extremes_match_dense(mlp):
+    from hesscli.spectra.policy import SpectrumPolicy
     from hesscli.training.monitor import extreme_eigenvalues
 
     obj, cur = mlp
     dense = extreme_eigenvalues(cur, obj.x)
-    free = extreme_eigenvalues(cur, obj.x, path="matrix-free")
+    free = extreme_eigenvalues(cur, obj.x, policy=SpectrumPolicy(path="matrix-free", k=1))
     lam = np.linalg.eigvalsh(cur.hessian(obj.x).matrix)
     scale = float(np.max(np.abs(lam)))
     assert dense.path == "dense" and free.path == "matrix-free"
@@ -44,12 +45,14 @@ def test_monitor_matrix_free_extremes_match_dense(mlp):
 
 
 def test_train_monitors_matrix_free_above_the_limit(mlp):
+    from hesscli.spectra.policy import SpectrumPolicy
     from hesscli.training.loop import TrainConfig, optimizer_for, train
 
     obj, cur = mlp
     config = TrainConfig(lr=0.05, steps=20, monitor_every=10)
     dense = train(obj, cur, optimizer_for(config), config)
-    free = train(obj, cur, optimizer_for(config), config, path="matrix-free")
+    free = train(obj, cur, optimizer_for(config), config,
+                 policy=SpectrumPolicy(path="matrix-free", k=1))
     assert any("matrix-free" in note for note in free.notes)
     assert len(dense.history) == len(free.history) == 3
     for a, b in zip(dense.history, free.history, strict=True):

@@ -19,7 +19,7 @@ from hesscli.jaxconf import jax_module
 from hesscli.progress import Progress, device_report, report, reporting
 from hesscli.render import progress_view
 from hesscli.render.progress_view import ProgressLine, progress_line, progress_text
-from hesscli.spectra.lanczos import arpack_extremes, lanczos_extremes
+from hesscli.spectra.lanczos import Solve, arpack_extremes, lanczos_extremes
 
 jax = jax_module()
 jnp = jax.numpy
@@ -53,7 +53,8 @@ class Clock:
 def test_lanczos_reports_converge_to_the_known_ends(known):
     hvp, f, lam = known
     seen: list[Progress] = []
-    ex = lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=hessian_at(f), progress=seen.append)
+    ex = lanczos_extremes(hvp, np.zeros(N), Solve(1, seed=0), f=hessian_at(f),
+                          progress=seen.append)
     assert len(seen) >= 2
     counts = [p.hvps for p in seen]
     assert counts == sorted(counts) and counts[-1] == ex.steps
@@ -76,8 +77,8 @@ def test_restarted_reports_from_the_compiled_loop(known):
 
     hvp, f, lam = known
     seen: list[Progress] = []
-    ex = restarted_extremes(hvp, np.zeros(N), 1, seed=0, f=hessian_at(f), basis=16, rtol=1e-8,
-                            progress=seen.append)
+    ex = restarted_extremes(hvp, np.zeros(N), Solve(1, seed=0, rtol=1e-8), f=hessian_at(f),
+                            basis=16, progress=seen.append)
     assert seen and all(p.solver == "thick-restart lanczos" for p in seen)
     counts = [p.hvps for p in seen]
     assert counts == sorted(counts) and counts[-1] == ex.steps
@@ -94,10 +95,11 @@ def test_installed_sink_is_used_and_removed(known):
     hvp, f, _ = known
     seen: list[Progress] = []
     with reporting(seen.append):
-        lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=hessian_at(f))
+        lanczos_extremes(hvp, np.zeros(N), Solve(1, seed=0), f=hessian_at(f))
     assert seen
     count = len(seen)
-    lanczos_extremes(hvp, np.zeros(N), 1, seed=0, f=hessian_at(f))  # no sink installed: nothing
+    # no sink installed: nothing
+    lanczos_extremes(hvp, np.zeros(N), Solve(1, seed=0), f=hessian_at(f))
     assert len(seen) == count
     report(None, Progress(solver="lanczos", hvps=1))  # no sink: a no-op
     assert len(seen) == count
@@ -106,7 +108,7 @@ def test_installed_sink_is_used_and_removed(known):
 def test_arpack_reports_hvp_counts(known):
     hvp, _, _ = known
     seen: list[Progress] = []
-    ex = arpack_extremes(hvp, np.zeros(N), 1, seed=0, progress=seen.append)
+    ex = arpack_extremes(hvp, np.zeros(N), Solve(1, seed=0), progress=seen.append)
     assert [p.hvps for p in seen] == list(range(10, ex.hvps + 1, 10))
     assert all(p.solver == "arpack" and math.isnan(p.bound_max) for p in seen)
 

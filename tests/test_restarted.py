@@ -21,7 +21,7 @@ import pytest
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
 from hesscli.spectra import restarted
-from hesscli.spectra.lanczos import KRYLOV_FLOOR, Target, lanczos_extremes
+from hesscli.spectra.lanczos import KRYLOV_FLOOR, Solve, Target, lanczos_extremes
 from hesscli.spectra.matrix_free import FULL_BASIS_MAX_N, choose_solver, matrix_free_spectrum
 from hesscli.spectra.restarted import basis_size, restarted_extremes
 
@@ -84,12 +84,15 @@ def bulk_runs(bulk):
 
     restarted.restarted_kernel = recording
     try:
-        re = restarted_extremes(hvp, np.zeros(N), 3, seed=0, basis=M, max_steps=400,
-                                target=Target.residual("float64", 1e-8),
+        re = restarted_extremes(hvp, np.zeros(N),
+                                Solve(3, seed=0, max_steps=400,
+                                      target=Target.residual("float64", 1e-8)),
+                                basis=M,
                                 progress=lambda info: shapes.append(("progress", info["hvps"])))
     finally:
         restarted.restarted_kernel = original
-    full = lanczos_extremes(hvp, np.zeros(N), 3, seed=0, target=Target.residual("float64", 1e-8))
+    full = lanczos_extremes(hvp, np.zeros(N),
+                            Solve(3, seed=0, target=Target.residual("float64", 1e-8)))
     return re, full, shapes
 
 
@@ -156,8 +159,10 @@ def test_kato_temple_with_the_true_gap_bounds_the_isolated_eigenvalue(bulk, bulk
 def test_repeated_eigenvalues_are_found_with_bounds():
     lam = repeated_spectrum()
     hvp = householder_operator(lam, 2)
-    ex = restarted_extremes(hvp, np.zeros(N), 2, seed=3, basis=M, max_steps=300,
-                            target=Target.residual("float64", 1e-8))
+    ex = restarted_extremes(hvp, np.zeros(N),
+                            Solve(2, seed=3, max_steps=300,
+                                  target=Target.residual("float64", 1e-8)),
+                            basis=M)
     assert weyl_holds(ex.eigenvalues, ex.residuals, lam, 5.0)
     assert ex.eigenvalues[0] == pytest.approx(-2.0, abs=1e-8)
     assert ex.eigenvalues[-1] == pytest.approx(5.0, abs=1e-8)
@@ -168,12 +173,13 @@ def test_repeated_eigenvalues_are_found_with_bounds():
 
 def test_verdict_target_stops_early_and_decides_the_sign(bulk):
     lam, hvp = bulk
-    ex = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M,
-                            target=Target.verdict("float64"))
+    ex = restarted_extremes(hvp, np.zeros(N), Solve(1, seed=0, target=Target.verdict("float64")),
+                            basis=M)
     assert ex.all_converged and ex.sign_decided
     assert ex.eigenvalues[0] < 0  # a Rayleigh quotient below zero proves it
-    top = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M, ends="max",
-                             target=Target.verdict("float64"))
+    top = restarted_extremes(hvp, np.zeros(N),
+                             Solve(1, seed=0, ends="max", target=Target.verdict("float64")),
+                             basis=M)
     assert top.converged[-1] and top.hvps_max is not None
     # stopped when the top end met the target, but not before the Krylov floor (the
     # steps from the random start that the probable far side needs)
@@ -183,8 +189,10 @@ def test_verdict_target_stops_early_and_decides_the_sign(bulk):
     # the estimate met 1e-3·max|λ| and the true error is within the certified bound
     assert np.all(ex.error_estimates <= 1e-3 * scale * 1.0001)
     assert weyl_holds(ex.eigenvalues, ex.residuals, lam, scale)
-    tight = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M, max_steps=400,
-                               target=Target.residual("float64", 1e-12))
+    tight = restarted_extremes(hvp, np.zeros(N),
+                               Solve(1, seed=0, max_steps=400,
+                                     target=Target.residual("float64", 1e-12)),
+                               basis=M)
     assert ex.steps < tight.steps  # a tighter target asks for more and pays for it
 
 
@@ -192,8 +200,9 @@ def test_undecided_sign_is_reported_when_the_budget_runs_out():
     """λmin = 1e-4 at the edge of a dense bulk: 30 HVPs cannot separate it from zero."""
     lam = np.sort(np.concatenate([np.linspace(1e-4, 1.0, N - 1), [3.0]]))
     hvp = householder_operator(lam, 4)
-    ex = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M, max_steps=30,
-                            target=Target.verdict("float64"))
+    ex = restarted_extremes(hvp, np.zeros(N),
+                            Solve(1, seed=0, max_steps=30, target=Target.verdict("float64")),
+                            basis=M)
     assert ex.sign_decided is False
     assert not ex.converged[0] and ex.hvps_min is None
     sp = matrix_free_spectrum(ex, "float64")
@@ -205,9 +214,9 @@ def test_undecided_sign_is_reported_when_the_budget_runs_out():
 def test_one_end_costs_only_that_end(bulk):
     lam, hvp = bulk
     target = Target.residual("float64", 1e-7)
-    both = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M, target=target)
-    top = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M, target=target, ends="max")
-    low = restarted_extremes(hvp, np.zeros(N), 1, seed=0, basis=M, target=target, ends="min")
+    both = restarted_extremes(hvp, np.zeros(N), Solve(1, seed=0, target=target), basis=M)
+    top = restarted_extremes(hvp, np.zeros(N), Solve(1, seed=0, target=target, ends="max"), basis=M)
+    low = restarted_extremes(hvp, np.zeros(N), Solve(1, seed=0, target=target, ends="min"), basis=M)
     assert top.converged[-1] and low.converged[0] and both.all_converged
     assert top.steps < both.steps and low.steps <= both.steps
     assert top.eigenvalues[-1] == pytest.approx(lam[-1], abs=1e-6)
@@ -347,8 +356,9 @@ def test_float32_basis_with_float64_projected_matrix():
         w = lj * w
         return w - 2.0 * uj * (uj @ w)
 
-    ex = restarted_extremes(jax.jit(hvp), np.zeros(N, np.float32), 2, seed=0, basis=M,
-                            dtype="float32", target=Target.verdict("float32"))
+    ex = restarted_extremes(jax.jit(hvp), np.zeros(N, np.float32),
+                            Solve(2, seed=0, target=Target.verdict("float32")), basis=M,
+                            dtype="float32")
     assert ex.all_converged and ex.eigenvalues[0] < 0
     # float32 rounding of the HVP and the Ritz vectors: ~√n·ε·‖H‖
     assert weyl_holds(ex.eigenvalues, ex.residuals + 1e-4, lam, 10.0)

@@ -20,7 +20,7 @@ from hesscli.curvature.exact import hessian_at
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
 from hesscli.spectra.density import slq_density
-from hesscli.spectra.lanczos import arpack_extremes, lanczos_extremes
+from hesscli.spectra.lanczos import Solve, arpack_extremes, lanczos_extremes
 from hesscli.spectra.matrix_free import matrix_free_spectrum
 from hesscli.spectra.route import choose_path, dense_bytes
 from hesscli.spectra.trace import hutchinson_trace
@@ -86,7 +86,7 @@ def test_dense_refused_beyond_memory_with_size():
 @pytest.mark.parametrize("solver", [lanczos_extremes, arpack_extremes])
 def test_extremes_of_known_spectrum(known, solver):
     _, hvp, f, lam = known
-    ex = solver(hvp, np.zeros(N), 3, seed=0,
+    ex = solver(hvp, np.zeros(N), Solve(3, seed=0),
                 f=hessian_at(f) if solver is lanczos_extremes else None)
     want = np.concatenate([lam[:3], lam[-3:]])
     assert ex.all_converged
@@ -100,14 +100,14 @@ def test_extremes_of_known_spectrum(known, solver):
 
 def test_lanczos_vectors_are_eigenvectors(known):
     a, hvp, _, lam = known
-    ex = lanczos_extremes(hvp, np.zeros(N), 1, seed=1)
+    ex = lanczos_extremes(hvp, np.zeros(N), Solve(1, seed=1))
     for vec, value in ((ex.vec_min, lam[0]), (ex.vec_max, lam[-1])):
         assert np.linalg.norm(a @ vec - value * vec) <= 1e-5 * 10
 
 
 def test_unconverged_pairs_are_flagged_and_widen_the_band(known):
     _, hvp, _, _ = known
-    ex = lanczos_extremes(hvp, np.zeros(N), 3, seed=0, max_steps=8)
+    ex = lanczos_extremes(hvp, np.zeros(N), Solve(3, seed=0, max_steps=8))
     assert not ex.all_converged
     assert ex.hvps_min is None or ex.hvps_max is None
     sp = matrix_free_spectrum(ex, "float64")
@@ -118,8 +118,8 @@ def test_unconverged_pairs_are_flagged_and_widen_the_band(known):
 
 def test_seeded_start_vectors_are_reproducible(known):
     _, hvp, _, _ = known
-    one = lanczos_extremes(hvp, np.zeros(N), 2, seed=5)
-    two = lanczos_extremes(hvp, np.zeros(N), 2, seed=5)
+    one = lanczos_extremes(hvp, np.zeros(N), Solve(2, seed=5))
+    two = lanczos_extremes(hvp, np.zeros(N), Solve(2, seed=5))
     assert np.array_equal(one.eigenvalues, two.eigenvalues)
     assert one.hvps == two.hvps
 
@@ -129,7 +129,7 @@ def test_breakdown_on_two_distinct_eigenvalues():
     n = 50
     d = jnp.asarray(np.r_[np.ones(n - 1), -1.0])
     hvp = jax.jit(lambda x, v: d * v)
-    ex = lanczos_extremes(hvp, np.zeros(n), 3, seed=0)
+    ex = lanczos_extremes(hvp, np.zeros(n), Solve(3, seed=0))
     assert ex.eigenvalues == pytest.approx([-1, 1, 1, 1, 1, 1], abs=1e-12)
     assert ex.all_converged
 
@@ -287,7 +287,7 @@ def test_lanczos_honours_float32(known):
     _, _, f, lam = known
     hvp32 = jax.jit(lambda x, v: jax.jvp(jax.grad(lambda y: f(y.astype(jnp.float64))
                                                   .astype(jnp.float32)), (x,), (v,))[1])
-    ex = lanczos_extremes(hvp32, np.zeros(N, np.float32), 1, seed=0, dtype="float32")
+    ex = lanczos_extremes(hvp32, np.zeros(N, np.float32), Solve(1, seed=0), dtype="float32")
     assert ex.rtol == 1e-3
     assert ex.eigenvalues[0] == pytest.approx(lam[0], abs=ex.residuals[0] + 1e-5)
     assert ex.eigenvalues[-1] == pytest.approx(lam[-1], abs=ex.residuals[-1] + 1e-5)

@@ -32,7 +32,7 @@ from hesscli.analysis.verdicts import (
     eigen_tolerance,
 )
 from hesscli.spectra.bounds import KW_CONSTANT, EndBounds, kw_epsilon
-from hesscli.spectra.lanczos import Target, arpack_extremes, lanczos_extremes
+from hesscli.spectra.lanczos import Solve, Target, arpack_extremes, lanczos_extremes
 from hesscli.spectra.matrix_free import matrix_free_spectrum
 from hesscli.spectra.restarted import restarted_extremes
 
@@ -75,8 +75,9 @@ def run(d, dtype, solver="restarted", *, rotate=False, seed=0, ends="both", k=1,
         max_steps=None):
     n = d.size
     hvp = operator(d, dtype, rotate, seed)
-    ex = SOLVERS[solver](hvp, np.zeros(n, dtype), k, seed=seed, dtype=dtype, ends=ends,
-                         target=Target.verdict(dtype), max_steps=max_steps)
+    ex = SOLVERS[solver](hvp, np.zeros(n, dtype),
+                         Solve(k, seed=seed, ends=ends, target=Target.verdict(dtype),
+                               max_steps=max_steps), dtype=dtype)
     return ex, matrix_free_spectrum(ex, dtype)
 
 
@@ -227,7 +228,8 @@ def test_arpack_rayleigh_quotients_and_proven_sides():
     n = 3000
     d = spectrum_with(n, top=(50.0,), bottom=-0.5)
     hvp = operator(d, "float64")
-    ex = arpack_extremes(hvp, np.zeros(n), 1, dtype="float64", target=Target.verdict("float64"))
+    ex = arpack_extremes(hvp, np.zeros(n), Solve(1, target=Target.verdict("float64")),
+                         dtype="float64")
     sp = matrix_free_spectrum(ex, "float64")
     assert_true_of_spectrum(sp, d)
     tol, kind, shape = verdicts(sp, "float64", n)
@@ -349,8 +351,8 @@ def test_arpack_end_without_a_pair_is_bounded_by_a_formed_vector():
     n = 3000
     d = np.linspace(-1e-3, 1.0, n)
     d[-2:] = (1.0000001, 1.0000002)
-    ex = arpack_extremes(operator(d, "float64"), np.zeros(n), 1, max_steps=1,
-                         target=Target.verdict("float64"))
+    ex = arpack_extremes(operator(d, "float64"), np.zeros(n),
+                         Solve(1, max_steps=1, target=Target.verdict("float64")))
     sp = matrix_free_spectrum(ex, "float64")
     assert not ex.converged.any() and ex.krylov_steps == 0 and sp.bounds.kw is None
     assert_true_of_spectrum(sp, d)

@@ -31,6 +31,19 @@ def resolve(node: Any, root: dict[str, Any]) -> Any:
         for part in node["$ref"][2:].split("/"):
             target = target[part]
         node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    if isinstance(node, dict) and "allOf" in node:  # one object from its parts
+        merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
+        properties: dict[str, Any] = dict(merged.get("properties", {}))
+        required: list[str] = list(merged.get("required", []))
+        for part in node["allOf"]:
+            part = resolve(part, root)
+            for key, value in part.items():
+                if key not in ("properties", "required"):
+                    merged.setdefault(key, value)
+            properties.update(part.get("properties", {}))
+            required += [r for r in part.get("required", []) if r not in required]
+        merged["properties"], merged["required"] = properties, required
+        node = merged
     return node
 
 

@@ -37,6 +37,7 @@ from hesscli.jaxconf import eps
 from hesscli.objective.bind import Objective
 from hesscli.objective.layout import Layout, top_entries
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
+from hesscli.spectra.route import PathChoice
 from hesscli.spectra.spectrum import Spectrum
 from hesscli.vocab import (
     Classification,
@@ -123,6 +124,7 @@ def analyze(
     lr: float = 0.01,
     spectrum: Spectrum | None = None,
     policy: SpectrumPolicy | None = None,
+    choice: PathChoice | None = None,
     gtol: float | None = None,
     tol: float | None = None,
     escape_distance: float = 0.1,
@@ -134,7 +136,8 @@ def analyze(
     """Value, gradient, spectrum, verdicts, step prediction and escape direction at ``x``.
 
     ``spectrum`` defaults to :func:`hesscli.spectra.policy.spectrum_at` by
-    ``policy`` (default: auto path, k = 1), whose path note joins ``notes``.
+    ``policy`` (default: auto path, k = 1) on the path ``choice`` already chosen for
+    this objective (None: chosen here), whose path note joins ``notes``.
     ``gtol``/``tol`` override the derived tolerances (see :mod:`.verdicts`).
 
     When finite differences find a kink (estimates at two step sizes disagree
@@ -160,7 +163,7 @@ def analyze(
     ensure_finite(grad, "gradient", layout)
     gnorm = float(np.linalg.norm(grad))
     if spectrum is None:
-        point = spectrum_at(curvature, x, layout, policy or SpectrumPolicy())
+        point = spectrum_at(curvature, x, layout, policy or SpectrumPolicy(), choice=choice)
         spectrum, notes = point.spectrum, notes + point.notes
     lam = spectrum.eigenvalues
     x_norm = float(np.linalg.norm(x))
@@ -236,6 +239,7 @@ def analyze(
     escape = None
     if spectrum.lambda_min < -tol_used and kind_used == CurvatureKind.HESSIAN:
         v = spectrum.vec_min
+        check_escape_step(escape_distance, spectrum.lambda_min, x, v)
         plus = curvature.value(x + escape_distance * v)
         minus = curvature.value(x - escape_distance * v)
         escape = escape_direction(
@@ -524,3 +528,18 @@ def _fd_info(
         why=why or "--method fd",
         gradient_error=gradient_error,
     )
+
+
+def check_escape_step(distance: float, eigenvalue: float, x: np.ndarray, v: np.ndarray) -> None:
+    """Refuse an escape distance t for which x ± t·v or ½·λ·t² overflow the float range:
+    the report would be infinities computed from a step no one can take."""
+    from hesscli.errors import InputError
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.float64(distance)
+        moved = np.asarray(x, dtype=np.float64) + t * np.asarray(v, dtype=np.float64)
+        model = 0.5 * np.float64(eigenvalue) * t * t
+    if not (np.all(np.isfinite(moved)) and np.isfinite(model)):
+        raise InputError(f"--escape-step {distance:g}: the step overflows float64 here "
+                         f"(½·λmin·t² with λmin = {eigenvalue:.4g}); give a distance on the "
+                         "scale of the parameters (default 0.1)")

@@ -383,16 +383,16 @@ def convexity(
     atol: float = 0.0,
     spectrum_fn: SpectrumFn | None = None,
     notes: tuple[str, ...] = (),
-    dense_budget: str | int | None = None,
+    policy: SpectrumPolicy | None = None,
 ) -> Convexity:
     """Sampled convexity test of ``objective`` over ``region`` (see the module docstring).
 
     The two tests draw from independent streams of ``numpy.random.default_rng(seed)``
     so changing one sample count does not move the other's samples. The
     eigenvalue test's spectra come from ``spectrum_fn`` when given, else by the
-    spectrum policy (k = 1, start vectors from ``seed``); when that goes
-    matrix-free a note says so. ``dense_budget`` is ``--dense-budget`` (None: the
-    environment or the default, :mod:`hesscli.spectra.route`).
+    spectrum ``policy`` (the command's: k = 1, start vectors from ``seed``, the parsed
+    ``--dense-budget``; None: that policy with the environment's or the default
+    budget, :mod:`hesscli.spectra.route`); when that goes matrix-free a note says so.
     """
     if pairs < 0 or hessian_points < 0:
         raise InputError("sample counts must be ≥ 0")
@@ -404,7 +404,7 @@ def convexity(
     rng_mid, rng_hess = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     mid = midpoint_test(objective, region, pairs, rng_mid, rtol=rtol, atol=atol)
     if spectrum_fn is None and curvature is not None and hessian_points:
-        policy = SpectrumPolicy(k=1, seed=seed, dense_budget=dense_budget)
+        policy = policy or SpectrumPolicy(k=1, seed=seed)
         choice = choose(objective.n, policy)
         if choice.path == SpectrumPath.MATRIX_FREE:
             notes += (f"eigenvalue test matrix-free ({choice.reason}): λmin at each point by "

@@ -32,6 +32,7 @@ from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
 from hesscli.spectra.policy import SpectrumPolicy
+from hesscli.spectra.route import PathChoice
 from hesscli.spectra.spectrum import Spectrum
 from hesscli.vocab import Classification, Method
 
@@ -274,19 +275,22 @@ def landscape(
     grid: int = 41,
     spectrum: Spectrum | None = None,
     policy: SpectrumPolicy | None = None,
+    choice: PathChoice | None = None,
     notes: tuple[str, ...] = (),
 ) -> Landscape:
     """Slices of ``f`` and its quadratic model around ``objective.x`` (see module doc).
 
     ``points`` evaluations per slice (odd, so that ``t = 0`` is a sample),
     ``grid × grid`` on the plane; ``radius`` defaults to :func:`default_radius`.
-    The spectrum is ``spectrum`` or the one ``policy`` gives (as in ``analyze``).
+    The spectrum is ``spectrum`` or the one ``policy`` gives (as in ``analyze``), on
+    the path ``choice`` when already chosen.
     """
     if points < 3 or grid < 3:
         raise InputError("--points and --grid must be at least 3")
     points += 1 - points % 2
     grid += 1 - grid % 2
-    result = analyze(objective, curvature, lr=lr, spectrum=spectrum, policy=policy, notes=notes)
+    result = analyze(objective, curvature, lr=lr, spectrum=spectrum, policy=policy,
+                     choice=choice, notes=notes)
     sp = result.spectrum
     x = objective.x.astype(np.float64)
     f0 = result.value

@@ -83,6 +83,22 @@ def _leaf_matrix(leaf: Any) -> tuple[int, int]:
     return leaf.size // leaf.shape[-1], leaf.shape[-1]
 
 
+def _outputs_first(leaf: Any, leaves: list[Any]) -> bool:
+    """Whether a 2-D weight is stored (outputs, inputs): its layer's bias has shape[0]
+    entries (not shape[1]), or, square or without a bias, it is named ``weight`` (the
+    Equinox/PyTorch name and layout; Flax's ``kernel`` is (inputs, outputs))."""
+    if len(leaf.shape) != 2:
+        return False
+    rows, cols = leaf.shape
+    sizes = {b.shape[0] for b in leaves if len(b.shape) == 1 and b.path != leaf.path
+             and _parent(b.path) == _parent(leaf.path)}
+    if rows != cols and rows in sizes and cols not in sizes:
+        return True
+    if rows != cols and cols in sizes:
+        return False
+    return leaf.path.rsplit(".", 1)[-1] == "weight"
+
+
 def _parent(path: str) -> str:
     return path.rsplit(".", 1)[0] if "." in path else path
 
@@ -95,7 +111,11 @@ def attribute_vanishing(vanish: np.ndarray, layout: Layout) -> list[Source]:
     mats = {leaf.path: leaf for leaf in leaves if len(leaf.shape) >= 2}
 
     def coords(leaf: Any) -> np.ndarray:
-        return np.arange(leaf.offset, leaf.offset + leaf.size).reshape(_leaf_matrix(leaf))
+        """The leaf's flat indices as an (inputs, outputs) matrix: a kernel as Flax and
+        NumPy write it (``x @ w``), or transposed for an (outputs, inputs) weight as
+        Equinox and PyTorch store it (``w @ x``), so that units are columns."""
+        c = np.arange(leaf.offset, leaf.offset + leaf.size).reshape(_leaf_matrix(leaf))
+        return c.T if _outputs_first(leaf, leaves) else c
 
     for leaf in leaves:
         if leaf.path not in mats:
@@ -108,7 +128,7 @@ def attribute_vanishing(vanish: np.ndarray, layout: Layout) -> list[Source]:
         biases = [b for b in leaves if len(b.shape) == 1 and _parent(b.path) == parent
                   and b.shape[0] == c.shape[1]]
         readers = [m for m in leaves if m.path in mats and m.path != leaf.path
-                   and _leaf_matrix(m)[0] == c.shape[1]]
+                   and coords(m).shape[0] == c.shape[1]]
         units = []
         for j in dead_cols:
             group = [c[:, j]]

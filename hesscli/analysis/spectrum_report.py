@@ -64,6 +64,20 @@ class SpectrumReport:
     curvature: CurvatureKind = CurvatureKind.HESSIAN  # the matrix the spectrum is of
 
     @property
+    def eigenvalues(self) -> np.ndarray:
+        """The computed eigenvalues, ascending (all on the dense path; the extremes
+        otherwise: ``spectrum.complete`` says which), as ``Analysis.eigenvalues``."""
+        return self.spectrum.eigenvalues
+
+    @property
+    def lambda_min(self) -> float:
+        return self.spectrum.lambda_min
+
+    @property
+    def lambda_max(self) -> float:
+        return self.spectrum.lambda_max
+
+    @property
     def title(self) -> str:
         """The matrix's name for people ("Hessian", "GGN", "Hessian − GGN", ...)."""
         from hesscli.curvature.operators import TITLES

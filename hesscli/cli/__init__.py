@@ -40,9 +40,11 @@ def guard_user_output(callback: Any) -> Any:
 
     @functools.wraps(callback)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from hesscli import sigint
         from hesscli.cli.outcome import exit_guarded
         from hesscli.render.streams import user_output_to_stderr
 
+        sigint.command_running(True)  # from here a Ctrl-C unwinds (logs, temporaries)
         with user_output_to_stderr(), exit_guarded():
             return callback(*args, **kwargs)
 
@@ -104,11 +106,24 @@ class HessGroup(click.Group):
         debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
         with interrupts_end_cleanly(), one_line_warnings():
             try:
+                from hesscli.cli.outcome import stderr_closed, stdout_closed
+
+                stderr_closed()
+                closed = stdout_closed()
+                if closed is not None:
+                    raise closed
                 rv = super().main(argv, prog_name, complete_var, standalone_mode=False,
                                   **extra)
                 code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
             except BaseException as exc:  # noqa: BLE001 - every ending goes through finish
                 code = finish(exc, debug)
+            else:
+                from hesscli import sigint
+
+                if sigint.interrupted():  # a Ctrl-C some callback swallowed: not a result
+                    from hesscli.cli.outcome import Interrupted
+
+                    code = finish(Interrupted(), debug)
         if standalone_mode:
             sys.exit(code)
         return code

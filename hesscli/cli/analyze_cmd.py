@@ -38,6 +38,10 @@ from hesscli.vocab import CurvatureKind
               callback=output_file("--save-escape"),
               help="Write the escape direction (same pytree structure) to .npz/.json/.npy, "
               ".msgpack (Flax), .safetensors, .eqx (Equinox) or a folder (orbax).")
+@click.option("--save-point", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              callback=output_file("--save-point"),
+              help="Write the point analyzed (same pytree structure, as read by --at) in any "
+              "of the --save-escape formats: converts a checkpoint, keeps a 'random' point.")
 @click.option("--blocks", "blocks", is_flag=False, flag_value="leaf", default=None,
               metavar="[leaf|DEPTH|PREFIX,...]",
               help="Per parameter group: the diagonal Hessian block's λmin, λmax, trace, share "
@@ -91,16 +95,30 @@ def command(**_options: Any) -> None:
 
     app = App.current()
     save_escape = app.params["save_escape"]
-    if save_escape is not None:
-        from hesscli.objective.checkpoints import check_writer
+    save_point = app.params["save_point"]
+    for option, target in (("--save-escape", save_escape), ("--save-point", save_point)):
+        if target is not None:
+            from hesscli.objective.checkpoints import check_writer
 
-        check_writer(save_escape, "--save-escape")  # its package, before any work
+            check_writer(target, option)  # its package, before any work
+    if save_escape is not None and save_point is not None and \
+            Path(save_escape).resolve() == Path(save_point).resolve():
+        raise InputError("--save-escape and --save-point name the same file; give two")
     app.start()
+    if save_escape is not None:
+        from hesscli.objective.points import FLAT_SUFFIXES, check_point_target
+
+        if save_escape.suffix.lower() in FLAT_SUFFIXES:  # one array: is the point one?
+            p = app.params
+            obj = api.load(p["objective"], p["at"], p["params"], seed=p["seed"],
+                           dtype=p["dtype"], method=p["method"])
+            check_point_target(save_escape, obj.unravel(obj.x), obj.params_of(obj.x),
+                               "--save-escape")
     from hesscli.cli.session import primary
     from hesscli.render.progress_view import progress_line
 
     with progress_line(app.params.get("progress") if primary() else False):
-        res = app.call(api.analyze, cli_only=("save_escape",))
+        res = app.call(api.analyze, cli_only=("save_escape", "save_point"))
     result = res.output
     if save_escape is not None:
         kind = app.params.get("curvature_kind", CurvatureKind.HESSIAN)
@@ -119,6 +137,11 @@ def command(**_options: Any) -> None:
             direction = result.escape.direction
             write_point(save_escape, res.objective.unravel(direction),
                         res.objective.params_of(direction))
+    if save_point is not None and primary():
+        from hesscli.objective.points import write_point
+
+        x = res.objective.x
+        write_point(save_point, res.objective.unravel(x), res.objective.params_of(x))
     from hesscli.render.views import show
 
     pending = app.report(res, lambda console: show(res, console))

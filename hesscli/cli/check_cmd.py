@@ -55,8 +55,10 @@ def command(**_options: Any) -> None:
     app.report(res, lambda console: show(res, console))
     if not report.passed:
         ok, total = report.counts
+        # the detail says when the measured value cannot decide (a partial count, an
+        # undetermined verdict): "expected 1, measured 1" alone reads as a contradiction
         failed = [f"{c.name}: {o.key} expected {o.expected}, measured "
-                  f"{measured_text(o.measured)}"
+                  f"{measured_text(o.measured)}" + (f" ({o.detail})" if o.detail else "")
                   for c in report.checks for o in c.outcomes if not o.passed]
         raise CheckFailed(f"{total - ok} of {total} expectations failed: "
                           + "; ".join(failed[:5]) + ("; …" if len(failed) > 5 else ""))

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -35,9 +34,58 @@ from hesscli.errors import HesscliError, ObjectiveError
 
 INTERRUPTED = 130
 INTERNAL = 4
-_real_exit = os._exit  # captured before exit_guarded can replace it
 _WRITE_ERRNOS = {"ENOSPC", "EROFS", "EDQUOT", "EACCES", "EPERM", "EFBIG", "EISDIR", "ENOENT",
                  "ENOTDIR", "ETXTBSY"}
+
+
+_STREAM_ERRNOS = {"ENOSPC", "EIO", "EDQUOT", "EFBIG", "EBADF"}
+
+
+def stdout_closed() -> HesscliError | None:
+    """An input error when file descriptor 1 was closed before hesscli started (Python
+    then sets ``sys.stdout`` to None): the report would have nowhere to go, and the
+    first file hesscli opened would take descriptor 1."""
+    if sys.stdout is not None:
+        return None
+    from hesscli.errors import InputError
+
+    return InputError("standard output is closed, so the report has nowhere to go; run with "
+                      "stdout open (redirect it to a file, e.g. > report.txt, or to /dev/null)")
+
+
+def stderr_closed() -> None:
+    """A closed stderr (fd 2 closed before start: ``sys.stderr`` is None) becomes
+    /dev/null: the diagnostics are lost, the command and its exit code are not."""
+    if sys.stderr is None:
+        _quiet_stderr()
+
+
+def say(line: str) -> None:
+    """Write one line to stderr; a closed or full stderr loses the line, never the exit
+    code (the code is what a script reads)."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError, AttributeError, TypeError):
+        _quiet_stderr()
+        return
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        _quiet_stderr()
+
+
+def _quiet_stderr() -> None:
+    """Point descriptor 2 and ``sys.stderr`` at /dev/null (what could not be written is
+    dropped instead of failing again at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if devnull != 2:  # fd 2 closed: os.open took it already
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives until the end
+    except OSError:
+        pass
 
 
 class Interrupted(Exception):
@@ -52,8 +100,17 @@ class Unexpected(Exception):
         self.cause = cause
 
 
+MAX_MESSAGE = 2000  # characters of an error line: a message quoting a huge value is cut
+
+
 def _one_line(text: str) -> str:
-    return "; ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
+    text = str(text)
+    if len(text) > 4 * MAX_MESSAGE:
+        text = text[: 4 * MAX_MESSAGE]  # never split the lines of a megabyte message
+    line = "; ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+    if len(line) > MAX_MESSAGE:
+        line = f"{line[: MAX_MESSAGE - 40]}… (message cut at {MAX_MESSAGE} characters)"
+    return line
 
 
 def objective_frame(exc: BaseException) -> tuple[str, int] | None:
@@ -93,7 +150,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
     if where is not None:
         return ObjectiveError.exit_code, (f"the objective raised {what[:300]} "
                                           f"(at {where[0]}:{where[1]})")
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc)[:200]:
         return 2, ("out of memory: the request is too large for this machine; ask for less "
                    "(a smaller problem, --matrix-free, fewer samples or points)")
     if isinstance(exc, RecursionError):
@@ -103,6 +160,12 @@ def classify(exc: BaseException) -> tuple[int, str]:
 
         if errno.errorcode.get(exc.errno) in _WRITE_ERRNOS:
             return 2, f"cannot use {str(exc.filename)!r}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        import errno
+
+        if errno.errorcode.get(exc.errno) in _STREAM_ERRNOS:  # a stream, not a named file
+            return 2, (f"cannot write the output: {exc.strerror} (standard output is full "
+                       "or closed); send it to a file or a pipe with room")
     return INTERNAL, f"internal error: {what[:300]}; rerun with --debug and report it"
 
 
@@ -129,53 +192,50 @@ def finish(exc: BaseException, debug: bool) -> int:
     if no_args and isinstance(exc, no_args):  # bare `hesscli`: the help, as Click shows it
         exc.show()
         return int(exc.exit_code)
+    from hesscli import sigint
+
+    if sigint.interrupted():  # the real cause, even when a callback swallowed the Ctrl-C
+        exc = Interrupted()
     code, message = classify(exc)
     if debug and not isinstance(exc, (click.UsageError, Interrupted, KeyboardInterrupt)):
         import traceback
 
         cause = exc.cause if isinstance(exc, Unexpected) else exc
-        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
-    click.echo(f"error: {message}", err=True)
+        try:
+            traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+        except (OSError, ValueError, AttributeError):
+            pass
+    say(f"error: {message}")
+    if code == INTERRUPTED:
+        sigint.mark_reported()
     return code
 
 
 @contextlib.contextmanager
 def interrupts_end_cleanly() -> Iterator[None]:
-    """The first Ctrl-C raises KeyboardInterrupt as usual; a second one exits at once.
+    """Ctrl-C during the command: one ``error: interrupted`` line and 130 (:mod:`hesscli.sigint`).
 
-    Without this, a second Ctrl-C arriving while the first is being handled (or
-    while the interpreter waits for threads at exit) prints a traceback from
-    ``threading``. After an interrupt the hard handler stays installed until the
-    process ends; otherwise the previous handler is restored.
+    The handler is installed from the process's first instruction when it is the
+    ``hesscli`` command, here otherwise (in-process runs; given back afterwards
+    unless interrupted). Start-up and teardown exit at once; while the command's
+    code runs the first Ctrl-C raises KeyboardInterrupt, a second one exits at
+    once; an interrupt a callback swallowed still ends the command with 130.
     """
-    import threading
+    from hesscli import sigint
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
+    early = sigint.active()
+    if not sigint.install():
         yield  # someone else (a host application, a test runner) owns Ctrl-C
         return
-    interrupted = []
-
-    def hard_exit(signum: int, frame: Any) -> None:
-        try:
-            sys.stderr.flush()
-        finally:
-            _real_exit(INTERRUPTED)
-
-    def first(signum: int, frame: Any) -> None:
-        interrupted.append(True)
-        signal.signal(signal.SIGINT, hard_exit)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, first)
+    if not early:  # in-process (no start-up to protect): the command's code runs now
+        sigint.reset()
+        sigint.command_running(True)
     try:
         yield
     finally:
-        if not interrupted:
-            signal.signal(signal.SIGINT, previous)
+        sigint.command_running(False)  # teardown: a Ctrl-C now exits at once
+        if not early and not sigint.interrupted():
+            sigint.uninstall()
 
 
 _seen_warnings: set[str] = set()

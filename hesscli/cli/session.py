@@ -66,6 +66,9 @@ def emit(doc: dict[str, Any], fmt: str, table: Callable[[Any], None]) -> None:
     """
     if not primary():
         return
+    from hesscli import sigint
+
+    sigint.check()  # a Ctrl-C that a callback swallowed: no result, exit 130
     if fmt == "json":
         from hesscli.render.jsonout import dump
 

@@ -33,9 +33,10 @@ def check_inputs(p: dict[str, Any]) -> None:
     out, resume, save_point, plot = p["out"], p["resume"], p["save_point"], p["plot"]
     if p["checkpoint_every"] is not None and p["checkpoint_every"] < 1:
         raise InputError(f"--checkpoint-every must be at least 1; got {p['checkpoint_every']}")
-    if p["checkpoint_every"] is not None and out is None:
-        raise InputError("--checkpoint-every sets how often --out logs the state; give "
-                         "--out FILE.jsonl too")
+    if p["checkpoint_every"] is not None and out is None and resume is None:
+        raise InputError("--checkpoint-every sets how often the run log (--out, or the "
+                         "--resume log it appends to) gets the state; give --out FILE.jsonl "
+                         "too")
     if plot is not None:
         from hesscli.render.plotting import check_plot_path
 
@@ -195,6 +196,20 @@ class RunLogSink(Observer):
                 f"(continue with --resume {self.log.path})")
 
 
+class SavePointCheck(Observer):
+    """``--save-point`` checked against the loaded point before the first step: a format
+    that cannot hold it (one array for a pytree) must not cost a finished run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def begin(self, plan: Any) -> None:
+        from hesscli.objective.points import check_point_target
+
+        obj = plan.bound
+        check_point_target(self.path, obj.unravel(obj.x), obj.params_of(obj.x), "--save-point")
+
+
 class ProgressSink(Observer):
     """The progress bar on stderr (one task per run; events printed above it)."""
 
@@ -241,7 +256,9 @@ def run_command(app: Any) -> None:
     show = primary()  # only process 0 prints and writes files; the others compute alongside
     log = RunLogSink(p["out"], p["resume"], p["force"], p["checkpoint_every"])
     bar = ProgressSink(quiet=not show)
-    sinks = (log, bar) if show else (bar,)
+    sinks: tuple[Observer, ...] = (log, bar) if show else (bar,)
+    if p["save_point"] is not None:
+        sinks = (SavePointCheck(p["save_point"]), *sinks)
     try:
         res = app.call(api.train, cli_only=CLI_ONLY, curvature_on=not p["no_curvature"],
                        observers=sinks)

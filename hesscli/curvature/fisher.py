@@ -178,6 +178,16 @@ def likelihood_of(obj: Objective, split: ModelSplit) -> Likelihood:
     except Exception as exc:  # noqa: BLE001 - the user's model failed
         raise ObjectiveError(f"{name}: model(params, inputs) raised "
                              f"{describe_exception(exc)}") from exc
+    try:  # a non-finite loss is the objective's failure (exit 3), whatever its likelihood
+        value = np.asarray(obj.flat_fn(obj.x))
+    except HesscliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's loss failed
+        raise ObjectiveError(f"{name}: the objective raised {describe_exception(exc)}") \
+            from exc
+    from hesscli.curvature.base import ensure_finite
+
+    ensure_finite(value, "value")
     if not hasattr(raw, "shape"):
         raise InputError(
             f"--curvature fisher: {name}'s model returns {type(raw).__name__}, not one array "

@@ -18,6 +18,10 @@ def blocks_document(r: Any) -> dict[str, Any]:
             "trace_estimator": b.trace_estimator,
             "share": b.share, "leak": b.leak, "coupling": dict(b.coupling),
             "method": b.method, "residual": b.residual, "hvps": b.hvps,
+            "converged": b.converged,
+            **({} if b.bounds is None else {
+                "lambda_min_interval": list(b.bounds.min_interval),
+                "lambda_max_interval": list(b.bounds.max_interval)}),
         } for b in r.blocks],
     }
 

@@ -117,6 +117,12 @@ def _match_template(point: Any, template: Any, where: str) -> Any:
             leaves.append(flat[offset : offset + size].reshape(np.shape(leaf)))
             offset += size
         return jax.tree_util.tree_unflatten(t_def, leaves)
+    p_paths = [leaf.path for leaf in layout_of(point).leaves]
+    twice = sorted({path for path in p_paths if p_paths.count(path) > 1})
+    if twice:
+        raise InputError(
+            f"{where}: the point names {twice[0]!r} twice (e.g. a key {twice[0]!r} and the "
+            "same path as nested keys); give each parameter once")
     p_struct = _structure(point)
     if p_struct != t_struct:
         missing = sorted(set(t_struct) - set(p_struct))
@@ -221,7 +227,8 @@ def bind(
         point = template
     else:
         if isinstance(at, str):
-            raw, where = read_point(at, template, seed, like=full), f"--at {at}"
+            shown = at if len(at) <= 80 else at[:77] + "..."
+            raw, where = read_point(at, template, seed, like=full), f"--at {shown}"
         else:
             raw, where = at, "the point"
         given = split_point(raw)

@@ -121,6 +121,9 @@ def nest(flat: Mapping[str, Any], where: str) -> Any:
     for key, value in flat.items():
         node = tree
         parts = [p for p in key.split(sep) if p != ""]
+        if not parts:
+            raise InputError(f"{where}: the key {key!r} names no parameter (an empty path); "
+                             "every key must be a leaf path such as 'w' or 'layer1.w'")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -159,10 +162,18 @@ def read_checkpoint(path: Path, like: Any | None) -> Any:
         return _numeric(read_orbax(path), name)
     if suffix == ".msgpack":
         serialization = require("flax.serialization", f"reading {name} (Flax msgpack)")
+        from hesscli.files import read_regular, size_limit
+
+        # bounded like the other formats: a 3 GiB file for 7 parameters was read whole
+        data = read_regular(path, "point file", size_limit(_size_of(like)))
         try:
-            state = serialization.msgpack_restore(path.read_bytes())
+            state = serialization.msgpack_restore(data)
         except Exception as exc:  # noqa: BLE001 - msgpack's errors vary by version
-            raise InputError(f"cannot read {name!r} as Flax msgpack: {exc}") from None
+            detail = str(exc).strip() or type(exc).__name__
+            if type(exc).__name__ == "StackError":
+                detail = ("nested deeper than msgpack reads (a Flax state is a few levels "
+                          "deep); is it the right file?")
+            raise InputError(f"cannot read {name!r} as Flax msgpack: {detail}") from None
         if not isinstance(state, Mapping):
             return _numeric(state, name)
         return _numeric(_plain_dict(state), name)
@@ -172,6 +183,8 @@ def read_checkpoint(path: Path, like: Any | None) -> Any:
 
         try:
             flat = load_file(str(path))
+        except AttributeError:  # a dtype NumPy lacks (float8): safetensors' numpy reader
+            flat = _safetensors_raw(path)  # fails on getattr(np, ...); ml_dtypes has them
         except Exception as exc:  # noqa: BLE001 - a corrupt header raises library errors
             raise InputError(f"cannot read {name!r} as safetensors: {exc}") from None
         if not flat:
@@ -193,9 +206,85 @@ def read_checkpoint(path: Path, like: Any | None) -> Any:
                 if "changed dtype" not in str(exc):
                     break
         raise InputError(
-            f"cannot read {name!r} into the objective's default point: {first}"
+            f"cannot read {name!r} into the objective's default point: {_eqx_reason(first)}"
         ) from None
     raise InputError(f"{name}: not a checkpoint this version reads")
+
+
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16",
+                     "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+                     "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
+                     "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8",
+                     "BOOL": "bool"}
+
+
+def _safetensors_raw(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file read by its layout (an 8-byte header length, a
+    JSON header of dtype/shape/offsets, the data), for dtypes NumPy itself lacks."""
+    import json
+    import struct
+
+    name = str(path)
+    data = path.read_bytes()
+    try:
+        (length,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + length])
+        out = {}
+        for key, info in header.items():
+            if key == "__metadata__":
+                continue
+            dtype = SAFETENSORS_DTYPES.get(info["dtype"])
+            if dtype is None:
+                raise InputError(f"{name}: tensor {key!r} has dtype {info['dtype']}, which is "
+                                 "not a number type hesscli reads")
+            if dtype.startswith(("float8", "bfloat16")):
+                import ml_dtypes
+
+                kind = np.dtype(getattr(ml_dtypes, dtype))
+            else:
+                kind = np.dtype(dtype)
+            start, end = (8 + length + int(o) for o in info["data_offsets"])
+            out[key] = np.frombuffer(data[start:end], dtype=kind).reshape(info["shape"])
+        return out
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a malformed header in any of many ways
+        raise InputError(f"cannot read {name!r} as safetensors: {exc}") from None
+
+
+def _eqx_reason(exc: Exception | None) -> str:
+    """Equinox's error in words: it reports "Error at leaf with path (DictKey(key='a'),)"
+    with the cause (a truncated file, a shape that differs) in a chained exception."""
+    if exc is None:
+        return "unknown error"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    import re
+
+    keys = re.findall(r"(?:key|name)=['\"]?([^'\")]+)", text)
+    cause: BaseException | None = exc
+    for _ in range(8):  # the innermost cause: Equinox wraps it once per tree level
+        inner = cause.__cause__ or cause.__context__ if cause is not None else None
+        if inner is None or inner is cause:
+            break
+        cause = inner
+    why = str(cause).strip().splitlines()[0] if cause is not None else ""
+    if text.startswith("Error at leaf"):
+        leaf = ".".join(keys) or "the first leaf"
+        if not why or why.startswith("Error at leaf") or "read all data" in why or \
+                "EOF" in why:
+            why = "the file ends early or is not an Equinox leaves file (truncated?)"
+        return f"at leaf {leaf}: {why[:200]}"
+    return text[:300]
+
+
+def _size_of(like: Any) -> int | None:
+    """Entries in the objective's default point (None: no default point)."""
+    if like is None:
+        return None
+    import jax
+
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(like)
+               if hasattr(leaf, "shape"))
 
 
 def _eqx_templates(like: Any) -> list[Any]:
@@ -250,6 +339,19 @@ def _orbax_item(path: Path) -> Path:
         items = [p for p in newest.iterdir() if p.is_dir()]
         if len(items) == 1:
             return items[0]
+        if not items:
+            older = f" (older steps: {', '.join(p.name for p in steps[-4:-1])})" \
+                if len(steps) > 1 else ""
+            hint = ""
+            if len(steps) > 1:
+                previous = steps[-2]
+                inside = [p for p in previous.iterdir() if p.is_dir()]
+                if not any((previous / m).exists() for m in markers) and len(inside) == 1:
+                    previous = inside[0]
+                hint = f"; give a complete step, e.g. --at {previous}"
+            raise InputError(
+                f"{path}: the newest step folder {newest.name} holds no checkpoint (empty, or "
+                f"an interrupted save){older}{hint}")
         raise InputError(
             f"{path}: step {newest.name} holds several items ({', '.join(p.name for p in items)})"
             f"; give the one with the parameters, e.g. --at {newest / items[0].name}"
@@ -303,7 +405,8 @@ def write_checkpoint(path: Path, tree: Any, flat: dict[str, np.ndarray]) -> bool
         require("safetensors", f"writing {name} (safetensors)")
         from safetensors.numpy import save
 
-        data = save({k: np.ascontiguousarray(v) for k, v in flat.items()})
+        # ascontiguousarray makes a 0-d leaf (1,): keep the shape, so it reads back as ()
+        data = save({k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in flat.items()})
         atomic_write(path, lambda fh: fh.write(data))
         return True
     if suffix == ".eqx":

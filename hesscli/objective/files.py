@@ -242,9 +242,9 @@ def import_file(path: Path, overrides: Mapping[str, str]) -> tuple[ModuleType, d
     JAX is configured first (x64 on): module-level ``jnp`` arrays created while
     the file runs would otherwise be float32 for the whole session.
     """
-    from hesscli.jaxconf import jax_module
+    from hesscli.backend import start_backend
 
-    jax_module()
+    start_backend()  # JAX configured, and JAX_PLATFORMS/XLA_FLAGS mistakes told as such
     module_name = f"hesscli_objective_{next(_counter)}_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:

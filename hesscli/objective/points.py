@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.errors import InputError
-from hesscli.files import atomic_write, read_regular
+from hesscli.files import atomic_write, read_regular, size_limit
 from hesscli.objective.precision import is_low_float, is_number, numeric
 
 __all__ = ["atomic_write", "read_point", "read_point_file", "write_point"]
@@ -41,7 +41,11 @@ def _finite(array: np.ndarray, where: str) -> np.ndarray:
     objective's binding upcasts those to the run's dtype and says so), checked finite."""
     array = numeric(array)
     if not is_number(array.dtype):
-        raise InputError(f"{where}: expected numbers, got dtype {array.dtype}")
+        raw = ""
+        if array.dtype.kind == "V" and array.dtype.itemsize == 1 and array.dtype.fields is None:
+            raw = (" (raw 1-byte records: NumPy files store float8 arrays without their "
+                   "type; save them as float32, or as .safetensors, which keeps float8)")
+        raise InputError(f"{where}: expected numbers, got dtype {array.dtype}{raw}")
     wide = np.asarray(array, dtype=np.float64)
     bad = ~np.isfinite(wide)
     if bad.any():
@@ -65,8 +69,13 @@ def _from_json(obj: Any, where: str) -> Any:
     containers (as :func:`write_point` writes tuples and lists of leaves)."""
     if isinstance(obj, dict):
         return {str(k): _from_json(v, f"{where}.{k}") for k, v in obj.items()}
+    if obj is None:
+        return None  # an empty node of the pytree (a None leaf, as write_point writes it)
     try:
         array = np.asarray(obj, dtype=np.float64)
+    except OverflowError:
+        raise InputError(f"{where}: a number is too large for float64 (at most about "
+                         "1.8e308); points must be finite") from None
     except (ValueError, TypeError):
         if isinstance(obj, list) and obj:
             return [_from_json(v, f"{where}[{i}]") for i, v in enumerate(obj)]
@@ -74,25 +83,14 @@ def _from_json(obj: Any, where: str) -> Any:
     return _finite(array, where)
 
 
-BYTES_PER_ENTRY = 64  # a number as text with its separator takes at most about 25
-MIN_LIMIT = 1 << 20  # headers, whitespace and tiny points
-UNKNOWN_LIMIT = 1 << 30  # no default point to size against
-
-
-def size_limit(n: int | None) -> int:
-    """The largest point file read for ``n`` parameters (None: unknown n).
-
-    Proportionate to n, so that a wrong file (a log, a dataset, ``/dev/zero``
-    behind a symlink) is refused at once instead of being read into memory.
-    """
-    return UNKNOWN_LIMIT if n is None else MIN_LIMIT + BYTES_PER_ENTRY * n
-
-
 def _npz_members(data: bytes, name: str, limit: int) -> None:
     """Refuse an archive whose members would unpack to more than ``limit`` bytes."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         total = sum(info.file_size for info in archive.infolist())
         for info in archive.infolist():
+            if not info.filename.endswith(".npy") and not info.is_dir():
+                raise InputError(f"{name}: the member {info.filename!r} is not a .npy array; "
+                                 "an .npz point holds .npy members only (as np.savez writes)")
             if info.filename.endswith(".npy"):
                 with archive.open(info) as member:
                     _npy_header(member, f"{name}[{info.filename[:-4]}]", limit)
@@ -236,6 +234,15 @@ def read_point(spec: str, template: Any | None, seed: int, like: Any | None = No
             new = [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
         return jax.tree_util.tree_unflatten(treedef, new)
     path = Path(spec)
+    try:
+        path.exists()
+    except OSError as exc:  # e.g. a name longer than a file name can be: not a file
+        literal = parse_literal(spec)
+        if literal is not None:
+            return literal
+        shown = spec if len(spec) <= 60 else spec[:57] + "..."
+        raise InputError(f"--at {shown!r}: cannot be a file ({exc.strerror}) and is not a "
+                         "list of numbers like 1,2.5,-3") from None
     if path.suffix.lower() in WRITE_SUFFIXES and not path.exists():
         raise InputError(f"point file {spec!r} does not exist")
     if path.exists() and not (path.is_dir() or path.is_file()):
@@ -256,6 +263,43 @@ def read_point(spec: str, template: Any | None, seed: int, like: Any | None = No
     return literal
 
 
+FLAT_SUFFIXES = (".npy", ".txt", ".csv")  # one array: a pytree of several leaves does not fit
+
+
+def _point_arrays(path: Path, tree: Any, params: Any | None) -> tuple[Any, dict[str, Any]]:
+    """(the tree written, its leaves by dotted path as float64 arrays)."""
+    import jax
+
+    from hesscli.objective.layout import path_to_str
+
+    if params is not None and not isinstance(tree, (dict, list, tuple)):
+        tree = params  # a module's non-array parts cannot go into an array format
+    flat_leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    arrays = {path_to_str(p): np.asarray(leaf, dtype=np.float64) for p, leaf in flat_leaves}
+    if not isinstance(tree, (dict, list, tuple, np.ndarray)) and not hasattr(tree, "shape"):
+        tree = nest(arrays, str(path))  # a module's parameters: their leaf paths as nesting
+    return tree, arrays
+
+
+def check_point_target(path: Path, tree: Any, params: Any | None, option: str) -> None:
+    """Before any work: ``path``'s format can hold this point (``tree``, ``params`` as
+    :func:`write_point` takes them), so a finished run never ends by refusing to save.
+
+    ``.npy``/``.txt``/``.csv`` hold one array: a pytree of several leaves is refused.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FLAT_SUFFIXES:
+        return
+    _, arrays = _point_arrays(path, tree, params)
+    if not (len(arrays) == 1 and "x" in arrays):
+        raise InputError(
+            f"{option} {str(path)!r}: the parameters are a pytree ({len(arrays)} "
+            f"{'leaf' if len(arrays) == 1 else 'leaves'} with their names) and {suffix} holds "
+            "one array; save them as .npz, .json or .safetensors"
+        )
+
+
 def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
     """Save a point in the format named by ``path``'s suffix, atomically.
 
@@ -268,23 +312,15 @@ def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
     nesting; ``.npy``/``.txt``/``.csv`` take a single array and are refused for
     multi-leaf pytrees.
     """
-    import jax
-
     from hesscli.objective.checkpoints import write_checkpoint
-    from hesscli.objective.layout import path_to_str
 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".eqx":  # the whole module: its leaves, read back into the objective's model
         write_checkpoint(path, tree, {})
         return
-    if params is not None and not isinstance(tree, (dict, list, tuple)):
-        tree = params  # a module's non-array parts cannot go into an array format
-    flat_leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    arrays = {path_to_str(p): np.asarray(leaf, dtype=np.float64) for p, leaf in flat_leaves}
-    single = len(arrays) == 1 and "x" in arrays
-    if not isinstance(tree, (dict, list, tuple, np.ndarray)) and not hasattr(tree, "shape"):
-        tree = nest(arrays, str(path))  # a module's parameters: their leaf paths as nesting
+    tree, arrays = _point_arrays(path, tree, params)
+    check_point_target(path, tree, params, "cannot write")
     if write_checkpoint(path, tree, arrays):
         return
     if suffix == ".npz":
@@ -296,15 +332,12 @@ def write_point(path: Path, tree: Any, params: Any | None = None) -> None:
                 return {str(k): to_json(v) for k, v in node.items()}
             if isinstance(node, (list, tuple)):
                 return [to_json(v) for v in node]
+            if node is None:
+                return None  # an empty pytree node (not NaN): read back as None
             return np.asarray(node, dtype=np.float64).tolist()
 
         atomic_write(path, lambda fh: json.dump(to_json(tree), fh), mode="w")
-    elif suffix in (".npy", ".txt", ".csv"):
-        if not single:
-            raise InputError(
-                f"{str(path)!r}: the parameters are a pytree with {len(arrays)} leaves; "
-                "save them as .npz or .json"
-            )
+    elif suffix in FLAT_SUFFIXES:
         arr = arrays["x"]
         if suffix == ".npy":
             atomic_write(path, lambda fh: np.save(fh, arr))

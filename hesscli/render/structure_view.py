@@ -25,10 +25,15 @@ def blocks_sentence(r: Any) -> str:
 
 def blocks_table(r: Any) -> Table:
     t = Table(title="Diagonal Hessian blocks, sharpest first", title_justify="left")
+    # numbers are never cut (a narrow terminal folds the names instead: a truncated
+    # "1.359e-…" or "block_1…" reads as nothing)
     for col, just in (("block", "left"), ("size", "right"), ("λmin", "right"),
                       ("λmax", "right"), ("trace", "right"), ("share", "right"),
                       ("leak", "right"), ("coupled to", "left")):
-        t.add_column(col, justify=just)
+        if just == "left":
+            t.add_column(col, justify=just, overflow="fold")
+        else:
+            t.add_column(col, justify=just, no_wrap=True)
     for b in r.blocks:
         trace = num(b.trace) if b.trace_exact else \
             f"{num(b.trace)} ± {num(b.trace_standard_error)}"

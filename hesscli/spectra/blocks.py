@@ -6,9 +6,13 @@ H_ii = E_iᵀ H E_i, where E_i selects the block's coordinates: its products are
 "put v on block i, multiply by H, keep block i's part". From those alone:
 
 - the block's extreme eigenvalues: dense (the block formed from n_i products,
-  or sliced from a dense H) when n_i ≤ ``dense_limit``, else Lanczos/ARPACK
-  on the restricted operator (:func:`scipy.sparse.linalg.eigsh`, k = 1 at each
-  end) with its residuals;
+  or sliced from a dense H) when n_i ≤ ``dense_limit``, else matrix-free on
+  the restricted operator: the caller's ``iterative`` solver (the analyses pass
+  the certified thick-restart Lanczos with the whole model's target, HVP budget
+  and progress, :mod:`hesscli.spectra.restarted`, and its
+  :class:`~hesscli.spectra.bounds.EndBounds`), or, for an operator without a JAX
+  HVP, ARPACK (:func:`scipy.sparse.linalg.eigsh`, k = 1 at each end) within an
+  HVP budget, with its residuals;
 - the block's trace: exact when formed, else a stochastic estimate
   (:func:`hesscli.spectra.trace.estimate_trace`). The blocks partition the
   coordinates, so Σ_i tr H_ii = tr H and the shares tr H_ii / tr H sum to 1;
@@ -31,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +78,22 @@ class BlockResult:
     method: str  # "dense" | "lanczos"
     residual: float  # largest ‖H_ii u − λu‖ of the extremes (0 when dense)
     hvps: int
+    #: matrix-free blocks: what the extremes prove (certified intervals), else None
+    bounds: Any = None
+    converged: bool = True  # both ends met the solver's target (dense: always)
+
+
+@dataclass(frozen=True)
+class BlockExtremes:
+    """What an iterative solver returns for one block (see :func:`block_spectra`)."""
+
+    lambda_min: float
+    lambda_max: float
+    top: np.ndarray  # unit eigenvector (block coordinates) of the end of larger |λ|
+    residual: float
+    hvps: int
+    bounds: Any = None  # EndBounds, when the solver certifies
+    converged: bool = True
 
 
 @dataclass(frozen=True)
@@ -131,7 +152,11 @@ def group_blocks(layout: Layout, spec: str = "leaf") -> tuple[str, list[Block]]:
                         or leaf.path.startswith(p + "[")), "(other)")
             groups.setdefault(key, []).append(np.arange(leaf.offset, leaf.offset + leaf.size))
         how = f"leaves grouped by prefix ({', '.join(prefixes)})"
-    blocks = [Block(name, np.sort(np.concatenate(parts))) for name, parts in groups.items()]
+    # a zero-size leaf (an empty bias, a placeholder) has no coordinates: no block
+    blocks = [Block(name, np.sort(np.concatenate(parts))) for name, parts in groups.items()
+              if sum(part.size for part in parts) > 0]
+    if not blocks:
+        raise ValueError(f"--blocks {spec}: every matching parameter leaf is empty (size 0)")
     return how, blocks
 
 
@@ -147,10 +172,16 @@ def restricted(matmat: MatMat, n: int, idx: np.ndarray) -> MatMat:
     return block_matmat
 
 
-def extremes_iterative(op: MatMat, size: int, seed: int) -> tuple[float, float, np.ndarray,
-                                                                   float, int]:
-    """λmin, λmax, the eigenvector of the larger |λ|, the largest residual, products."""
-    from scipy.sparse.linalg import LinearOperator, eigsh
+ARPACK_HVPS = 4000  # per end: ARPACK's budget on an operator without a JAX HVP
+ARPACK_TOL = 1e-6  # relative: the residual target of the matrix-free path's "residual" rule
+
+
+def extremes_iterative(op: MatMat, size: int, seed: int,
+                       max_hvps: int = ARPACK_HVPS) -> BlockExtremes:
+    """λmin, λmax, the eigenvector of the larger |λ|, the largest residual, products, by
+    ARPACK within ``max_hvps`` products per end (an end that did not converge keeps
+    its best Ritz pair and says so)."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     count = [0]
 
@@ -160,29 +191,40 @@ def extremes_iterative(op: MatMat, size: int, seed: int) -> tuple[float, float, 
 
     lin = LinearOperator((size, size), matvec=mv, dtype=np.float64)
     v0 = np.random.default_rng(seed).standard_normal(size)
+    ncv = min(size - 1, 20)
     ends = []
+    converged = True
     for which in ("SA", "LA"):
-        lam, vec = eigsh(lin, k=1, which=which, v0=v0, tol=1e-10,
-                         maxiter=max(1000, 20 * size))
-        ends.append((float(lam[0]), vec[:, 0]))
+        try:
+            lam, vec = eigsh(lin, k=1, which=which, v0=v0, tol=ARPACK_TOL, ncv=ncv,
+                             maxiter=max(1, max_hvps // ncv))
+        except ArpackNoConvergence as exc:
+            converged = False
+            lam, vec = exc.eigenvalues, exc.eigenvectors
+            if len(lam) == 0:  # nothing usable: the start vector's Rayleigh quotient
+                u = v0 / np.linalg.norm(v0)
+                lam, vec = np.array([float(u @ mv(u))]), u.reshape(-1, 1)
+        ends.append((float(np.real(lam[0])), np.real(vec[:, 0])))
     residual = 0.0
     for lam, vec in ends:
         residual = max(residual, float(np.linalg.norm(mv(vec) - lam * vec)))
     (lo, vlo), (hi, vhi) = ends
     top = vhi if abs(hi) >= abs(lo) else vlo
-    return lo, hi, top, residual, count[0]
+    return BlockExtremes(lo, hi, top, residual, count[0], converged=converged)
 
 
 def block_spectra(
     matmat: MatMat, n: int, blocks: list[Block], *, grouping: str = "",
     dense: np.ndarray | None = None, dense_limit: int = DENSE_BLOCK,
     trace_hvps: int = 30, seed: int = 0,
+    iterative: Callable[[Block], BlockExtremes] | None = None,
 ) -> BlockReport:
     """Each block's extremes, trace, share and coupling (see the module docstring).
 
     ``dense`` (the full symmetric matrix, when the caller has it) is sliced
     instead of multiplying; otherwise a block of at most ``dense_limit``
-    coordinates is formed from its products and larger ones go matrix-free.
+    coordinates is formed from its products and larger ones go matrix-free,
+    by ``iterative(block)`` when given, else :func:`extremes_iterative`.
     """
     partial = []
     hvps = 0
@@ -206,9 +248,12 @@ def block_spectra(
             top = vec[:, near]
             tr = Trace(float(np.trace(hb)), 0.0, 0, seed, 0, "exact")
             method, residual = "dense", 0.0
+            bounds, converged = None, True
         else:
-            lo, hi, top, residual, used = extremes_iterative(op, b.size, seed)
-            top = top.reshape(-1, 1)
+            ex = iterative(b) if iterative is not None else extremes_iterative(op, b.size, seed)
+            lo, hi, residual, used = ex.lambda_min, ex.lambda_max, ex.residual, ex.hvps
+            bounds, converged = ex.bounds, ex.converged
+            top = np.asarray(ex.top, dtype=np.float64).reshape(-1, 1)
             tr = estimate_trace(op, b.size, estimator=Estimator.AUTO, hvps=trace_hvps, seed=seed)
             used += tr.hvps
             method = "lanczos"
@@ -218,10 +263,10 @@ def block_spectra(
         w = np.asarray(matmat(full), dtype=np.float64)
         used += top.shape[1]
         hvps += used
-        partial.append((b, lo, hi, tr, w, method, residual, used))
+        partial.append((b, lo, hi, tr, w, method, residual, used, bounds, converged))
     total = float(sum(p[3].estimate for p in partial))
     results = []
-    for b, lo, hi, tr, w, method, residual, used in partial:
+    for b, lo, hi, tr, w, method, residual, used, bounds, converged in partial:
         m = w.shape[1]  # RMS over an orthonormal basis of the top eigenspace
         norm = float(np.linalg.norm(w)) / math.sqrt(m)
         own = float(np.linalg.norm(w[b.indices])) / math.sqrt(m)
@@ -234,6 +279,6 @@ def block_spectra(
             trace_estimator=tr.estimator,
             share=tr.estimate / total if total != 0 else math.nan,
             leak=off / norm if norm > 0 else 0.0, coupling=coupling, method=method,
-            residual=residual, hvps=used))
+            residual=residual, hvps=used, bounds=bounds, converged=converged))
     results.sort(key=lambda r: -r.lambda_max)
     return BlockReport(grouping, tuple(results), total, hvps)

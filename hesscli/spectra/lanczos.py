@@ -115,6 +115,37 @@ class Target:
         return ErrorMeasure.KATO_TEMPLE if self.estimate else ErrorMeasure.RESIDUAL
 
 
+@dataclass(frozen=True)
+class Solve:
+    """What one eigensolver run is asked for, whichever solver runs it.
+
+    ``k`` eigenpairs at each end, start vectors from ``seed``, ``target`` (when to
+    stop; None: :meth:`Target.residual` with ``rtol``), at most ``max_steps``
+    products (None: the solver's budget), and ``ends`` (both|min|max) that must meet
+    the target (the other end is still reported). A command's
+    :class:`~hesscli.spectra.policy.SpectrumPolicy` gives it
+    (:meth:`~hesscli.spectra.policy.SpectrumPolicy.solve`); the solvers
+    (:func:`lanczos_extremes`, :func:`arpack_extremes`,
+    :func:`hesscli.spectra.restarted.restarted_extremes`,
+    :func:`hesscli.spectra.matrix_free.extremes_of`) take it in place of loose
+    keyword arguments, beside what is about the operator (its HVP, dtype, basis).
+    """
+
+    k: int = 3
+    seed: int = 0
+    target: Target | None = None
+    rtol: float | None = None
+    max_steps: int | None = None
+    ends: str = "both"
+
+    def target_for(self, dtype: str) -> Target:
+        """The stopping rule: ``target``, else the certified residual to ``rtol``."""
+        return self.target if self.target is not None else Target.residual(dtype, self.rtol)
+
+
+DEFAULT_SOLVE = Solve()
+
+
 def sign_decided(theta_min: float, bound: float, goal: float, n: int, dtype: str,
                  scale: float) -> bool:
     """Is the sign of λmin settled by a Ritz value θmin with error ``bound``?
@@ -508,16 +539,15 @@ def end_values(theta: np.ndarray, k: int) -> np.ndarray:
 
 
 def lanczos_extremes(
-    hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
-    max_steps: int | None = None, dtype: str = "float64", f: OperatorAt | None = None,
-    ends: str = Ends.BOTH,
-    basis_sharding: Any = None, shards: int = 1, target: Target | None = None,
+    hvp_fn: Any, x: np.ndarray, solve: Solve = DEFAULT_SOLVE, *, dtype: str = "float64",
+    f: OperatorAt | None = None, basis_sharding: Any = None, shards: int = 1,
     progress: OnProgress | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by Lanczos (see module docstring).
 
-    ``target`` says when to stop (default :meth:`Target.residual` with ``rtol``);
-    ``ends`` = "max" or "min" stops as soon as that end has met it (the other
+    ``solve`` (:class:`Solve`) gives k, the seed, the target that says when to stop
+    (default :meth:`Target.residual` with its ``rtol``), the step budget and the
+    ends: ``ends`` = "max" or "min" stops as soon as that end has met it (the other
     end is still reported, flagged by its own measure).
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP; ``f``, when given, the matrix as an
@@ -531,8 +561,9 @@ def lanczos_extremes(
     :class:`~hesscli.progress.Progress` after every convergence check:
     HVPs so far, each end's Ritz value and residual estimate, the target.
     """
+    k, seed, max_steps, ends = solve.k, solve.seed, solve.max_steps, solve.ends
     n = int(np.size(x))
-    target = target if target is not None else Target.residual(dtype, rtol)
+    target = solve.target_for(dtype)
     xj = np.asarray(x, dtype=dtype)
     hvp_fn, f = at_point(hvp_fn, f, xj)  # a Hessian: ∇f linearized here, once
     m = max_steps_for(n, dtype, max_steps, shards if basis_sharding is not None else 1)
@@ -585,10 +616,8 @@ def lanczos_extremes(
 
 
 def arpack_extremes(
-    hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, rtol: float | None = None,
-    max_steps: int | None = None, dtype: str = "float64", f: OperatorAt | None = None,
-    ends: str = Ends.BOTH,
-    target: Target | None = None, progress: OnProgress | None = None,
+    hvp_fn: Any, x: np.ndarray, solve: Solve = DEFAULT_SOLVE, *, dtype: str = "float64",
+    f: OperatorAt | None = None, progress: OnProgress | None = None,
 ) -> Extremes:
     """The same as :func:`lanczos_extremes` by ARPACK, each end separately.
 
@@ -600,8 +629,9 @@ def arpack_extremes(
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+    k, seed, max_steps, ends = solve.k, solve.seed, solve.max_steps, solve.ends
     n = int(np.size(x))
-    target = target if target is not None else Target.residual(dtype, rtol)
+    target = solve.target_for(dtype)
     xj = np.asarray(x, dtype=dtype)
     hvp_fn, _ = at_point(hvp_fn, f, xj)  # a Hessian: ∇f linearized here, once
     count = [0]

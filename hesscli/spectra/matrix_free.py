@@ -24,6 +24,7 @@ instead (a Ritz value bounds λmin from above and λmax from below) and say
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from hesscli.errors import InputError
 from hesscli.jaxconf import eps
 from hesscli.progress import OnProgress, sink
 from hesscli.spectra.bounds import EndBounds, hvp_rounding
-from hesscli.spectra.lanczos import SOLVERS, Extremes, Target, max_steps_for
+from hesscli.spectra.lanczos import DEFAULT_SOLVE, SOLVERS, Extremes, Solve, max_steps_for
 from hesscli.spectra.spectrum import Spectrum, fix_sign
 from hesscli.vocab import (
     Dtype,
@@ -98,21 +99,22 @@ def choose_solver(n: int, k: int, dtype: str, requested: str = EigensolverReques
 
 
 def extremes_of(
-    curvature: Curvature, x: np.ndarray, *, k: int = 3, seed: int = 0,
-    solver: str = EigensolverRequest.AUTO, rtol: float | None = None,
-    max_steps: int | None = None, ends: str = Ends.BOTH,
-    target: Target | None = None, progress: OnProgress | None = None,
+    curvature: Curvature, x: np.ndarray, solve: Solve = DEFAULT_SOLVE, *,
+    solver: str = EigensolverRequest.AUTO,
+    progress: OnProgress | None = None,
 ) -> Extremes:
     """Run the chosen eigensolver (:func:`choose_solver`) on the backend's HVP at ``x``.
 
-    ``target`` defaults to :meth:`Target.residual` with ``rtol`` (the residual
-    criterion); ``analyze`` and ``spectrum`` pass :meth:`Target.verdict`.
-    ``ends`` = both|min|max: which ends must meet it (the other is still
-    reported). ``progress`` (None: the sink installed by
+    ``solve`` (:class:`~hesscli.spectra.lanczos.Solve`, from the command's policy):
+    k, the seed, the step budget, the target (default :meth:`Target.residual` with
+    its ``rtol``, the residual criterion; ``analyze`` and ``spectrum`` pass
+    :meth:`Target.verdict`) and ``ends`` = both|min|max: which ends must meet it
+    (the other is still reported). ``progress`` (None: the sink installed by
     :func:`hesscli.progress.reporting`, if any) gets a
     :class:`~hesscli.progress.Progress` per restart cycle (restarted),
     per convergence check (full basis) or every few products (ARPACK).
     """
+    k, ends, rtol, target = solve.k, solve.ends, solve.rtol, solve.target
     if k < 1:
         raise InputError(f"--k must be at least 1; got {k}")
     if ends not in ENDS:
@@ -126,19 +128,18 @@ def extremes_of(
     chosen, reason = choose_solver(n, k, curvature.dtype, solver, shards, hvp_fn is not None)
     if hvp_fn is None:
         hvp_fn = lambda x_, v: curvature.hvp(x_, v)  # noqa: E731
-    target = target if target is not None else Target.residual(curvature.dtype, rtol)
-    common: dict[str, Any] = {"seed": seed, "max_steps": max_steps, "dtype": curvature.dtype,
-                              "f": curvature.linearizable, "ends": ends, "target": target}
+    solve = replace(solve, target=solve.target_for(curvature.dtype))
+    common: dict[str, Any] = {"dtype": curvature.dtype, "f": curvature.linearizable}
     if chosen == EigensolverRequest.RESTARTED:
         from hesscli.spectra.restarted import restarted_extremes
 
-        ex = restarted_extremes(hvp_fn, x, k, basis_sharding=sharding, shards=shards,
+        ex = restarted_extremes(hvp_fn, x, solve, basis_sharding=sharding, shards=shards,
                                 progress=sink(progress), **common)
     elif chosen == EigensolverRequest.LANCZOS:
-        ex = SOLVERS["lanczos"](hvp_fn, x, k, basis_sharding=sharding, shards=shards,
+        ex = SOLVERS["lanczos"](hvp_fn, x, solve, basis_sharding=sharding, shards=shards,
                                 progress=progress, **common)
     else:
-        ex = SOLVERS["arpack"](hvp_fn, x, k, progress=progress, **common)
+        ex = SOLVERS["arpack"](hvp_fn, x, solve, progress=progress, **common)
     import dataclasses
 
     return dataclasses.replace(ex, choice=reason)

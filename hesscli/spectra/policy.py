@@ -17,14 +17,14 @@ objective too large for the dense path goes matrix-free in every command alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.layout import Layout
-from hesscli.spectra.lanczos import Extremes, Target
+from hesscli.spectra.lanczos import Extremes, Solve, Target
 from hesscli.spectra.route import Budget, PathChoice, choose_path, dense_budget
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 from hesscli.vocab import (
@@ -54,8 +54,13 @@ class SpectrumPolicy:
     or ``"residual"`` (the certified residual ‖Hv − θv‖ ≤ rtol·max|λ|, default
     1e-6, for callers that use the eigenvectors or track the values closely:
     landscape, the training monitor, convexity).
-    ``dense_budget`` is ``--dense-budget`` (a size such as ``1GiB``, or bytes;
-    None: ``$HESSCLI_DENSE_BUDGET`` or the default, see :mod:`hesscli.spectra.route`).
+    ``dense_budget`` is ``--dense-budget``, parsed once when the policy is built
+    (a size such as ``1GiB``, or bytes, becomes a :class:`~hesscli.spectra.route.Budget`;
+    a malformed size is :class:`~hesscli.errors.InputError` here, before any work);
+    None: ``$HESSCLI_DENSE_BUDGET`` or the default, read when the path is chosen
+    (see :mod:`hesscli.spectra.route`). A command's API function builds one policy
+    from its arguments and passes it down: the path is chosen from it once
+    (:func:`choose`) and the solvers read their settings from it.
     """
 
     path: str = PathRequest.AUTO
@@ -64,7 +69,7 @@ class SpectrumPolicy:
     rtol: float | None = None
     max_steps: int | None = None
     seed: int = 0
-    dense_budget: str | int | None = None
+    dense_budget: Budget | str | int | None = None
     ends: str = Ends.BOTH
     stop: str = StopRule.RESIDUAL
 
@@ -79,6 +84,8 @@ class SpectrumPolicy:
         if self.solver not in words(EigensolverRequest):
             raise InputError(f"unknown eigensolver {self.solver!r}; choose one of "
                              f"{', '.join(words(EigensolverRequest))}")
+        if self.dense_budget is not None and not isinstance(self.dense_budget, Budget):
+            object.__setattr__(self, "dense_budget", dense_budget(self.dense_budget))
 
     def target(self, dtype: str) -> Target:
         """The eigensolver's stopping rule for ``dtype``."""
@@ -86,9 +93,25 @@ class SpectrumPolicy:
             return Target.verdict(dtype, self.rtol)
         return Target.residual(dtype, self.rtol)
 
+    def solve(self, dtype: str) -> Solve:
+        """What the matrix-free eigensolver is asked for, in ``dtype``."""
+        return Solve(k=self.k, seed=self.seed, target=self.target(dtype),
+                     max_steps=self.max_steps, ends=self.ends)
+
+    def resolved(self) -> SpectrumPolicy:
+        """This policy with its dense budget fixed now (None: the environment's or the
+        default), so that every later choice of path reads the same bytes."""
+        if isinstance(self.dense_budget, Budget):
+            return self
+        return replace(self, dense_budget=self.budget)
+
     @property
     def budget(self) -> Budget:
-        return dense_budget(self.dense_budget)
+        """The dense budget: the one parsed when the policy was built, else (None) the
+        environment's or the default, read now."""
+        if isinstance(self.dense_budget, Budget):
+            return self.dense_budget
+        return dense_budget()
 
     @property
     def dense_limit(self) -> int:
@@ -110,6 +133,54 @@ class PointSpectrum:
     @property
     def notes(self) -> tuple[str, ...]:
         return (self.choice.reason,) if self.choice.path == SpectrumPath.MATRIX_FREE else ()
+
+
+class HessianOnce:
+    """While in force, ``curvature.hessian(x)`` forms the dense Hessian once per point.
+
+    A command that needs the dense Hessian at one point several times (``analyze``:
+    the spectrum, then ``--blocks``, ``--null-space`` and ``--preconditioner``; ``train``:
+    the monitor's last record, then the final verdict at the same point) reuses the one
+    it formed: the last point's :class:`~hesscli.curvature.base.DenseHessian` is kept
+    (one at a time, so memory stays one matrix) and handed back while ``x`` is equal
+    to it. :meth:`release` (or leaving the ``with`` block) restores the backend's
+    own method and drops the matrix, so a backend kept in a result holds none.
+    """
+
+    def __init__(self, curvature: Curvature) -> None:
+        self.curvature = curvature
+        own = getattr(curvature, "__dict__", {})
+        self._own = "hessian" in own  # already shadowed (nested): keep it
+        self._formed = curvature.hessian
+        self._last: tuple[np.ndarray, Any] | None = None
+        try:
+            curvature.hessian = self._hessian  # type: ignore[method-assign]
+        except AttributeError:  # a backend without an instance dict: it forms each time
+            pass
+
+    def _hessian(self, x: np.ndarray) -> Any:
+        x = np.asarray(x)
+        last = self._last
+        if last is not None and last[0].shape == x.shape and np.array_equal(last[0], x):
+            return last[1]
+        hess = self._formed(x)
+        self._last = (x.copy(), hess)
+        return hess
+
+    def release(self) -> None:
+        """The backend's own ``hessian`` back, the kept matrix dropped (idempotent)."""
+        self._last = None
+        if getattr(self.curvature, "__dict__", {}).get("hessian") == self._hessian:
+            if self._own:
+                self.curvature.hessian = self._formed  # type: ignore[method-assign]
+            else:
+                del self.curvature.hessian
+
+    def __enter__(self) -> HessianOnce:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def choose(n: int, policy: SpectrumPolicy) -> PathChoice:
@@ -150,9 +221,8 @@ def spectrum_at(
         )
     from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
 
-    ex = extremes_of(curvature, x, k=policy.k, seed=policy.seed, solver=policy.solver,
-                     max_steps=policy.max_steps, ends=policy.ends,
-                     target=policy.target(curvature.dtype), progress=progress)
+    ex = extremes_of(curvature, x, policy.solve(curvature.dtype), solver=policy.solver,
+                     progress=progress)
     differenced = curvature.method == Method.FD
     return PointSpectrum(matrix_free_spectrum(ex, curvature.dtype, differenced), choice, ex)
 

@@ -59,8 +59,9 @@ from hesscli.progress import OnProgress, Progress
 from hesscli.spectra.bounds import hvp_rounding
 from hesscli.spectra.lanczos import (
     BASIS_BUDGET,
+    DEFAULT_SOLVE,
     Extremes,
-    Target,
+    Solve,
     at_point,
     certify,
     initial_basis,
@@ -126,30 +127,34 @@ def basis_size(n: int, k: int, dtype: str, shards: int = 1, requested: int | Non
 
 
 def restarted_extremes(
-    hvp_fn: Any, x: np.ndarray, k: int = 3, *, seed: int = 0, target: Target | None = None,
-    rtol: float | None = None, max_steps: int | None = None, dtype: str = "float64",
-    f: OperatorAt | None = None, ends: str = Ends.BOTH, basis_sharding: Any = None, shards: int = 1,
-    basis: int | None = None, progress: OnProgress | None = None,
+    hvp_fn: Any, x: np.ndarray, solve: Solve = DEFAULT_SOLVE, *, dtype: str = "float64",
+    f: OperatorAt | None = None, basis_sharding: Any = None, shards: int = 1,
+    basis: int | None = None, progress: OnProgress | None = None, dim: int | None = None,
 ) -> Extremes:
     """The k smallest and k largest eigenpairs of H(x) by thick-restart Lanczos.
+
+    ``dim``: the operator's dimension when it is not the point's (a diagonal
+    block of H, whose ``hvp_fn(x, u)`` takes and returns the block's entries).
 
     ``hvp_fn(x, v)`` is a jitted JAX HVP (or a :class:`jax.tree_util.Partial`);
     ``f``, when given, the matrix as an :class:`~hesscli.curvature.base.OperatorAt`
     (the Hessian's is linearized once at x for the whole solve:
-    :func:`hesscli.spectra.lanczos.at_point`). ``target``
-    says when to stop (default: :meth:`Target.residual` with ``rtol``);
-    ``max_steps`` is the HVP budget of the loop (default :data:`MAX_HVPS`);
-    ``ends`` = both|min|max which ends must meet the target; ``basis`` the
+    :func:`hesscli.spectra.lanczos.at_point`). ``solve``
+    (:class:`~hesscli.spectra.lanczos.Solve`): k, the seed, the target that says when
+    to stop (default: :meth:`Target.residual` with its ``rtol``), ``max_steps`` the
+    HVP budget of the loop (default :data:`MAX_HVPS`) and ``ends`` = both|min|max
+    which ends must meet the target; ``basis`` the
     basis size m (default :func:`basis_size`). ``progress``, when given, is
     called from inside the compiled loop (``jax.debug.callback``) at every
     convergence test with a :class:`~hesscli.progress.Progress` (HVPs,
     restarts, each end's Ritz value and error measure, the target); the solve
     stays one compiled call.
     """
+    k, seed, max_steps, ends = solve.k, solve.seed, solve.max_steps, solve.ends
     if ends not in ENDS:
         raise ValueError(f"ends must be one of {', '.join(ENDS)}; got {ends!r}")
-    n = int(np.size(x))
-    target = target if target is not None else Target.residual(dtype, rtol)
+    n = int(np.size(x)) if dim is None else int(dim)
+    target = solve.target_for(dtype)
     size = basis_size(n, k, dtype, shards if basis_sharding is not None else 1, basis)
     budget = int(max_steps) if max_steps is not None else MAX_HVPS
     budget = max(budget, 2 * k + 2)

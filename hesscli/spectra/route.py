@@ -128,11 +128,55 @@ def dense_limit(budget: Budget | None = None) -> int:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available now (``MemAvailable`` in /proc/meminfo), None if unknown.
+    """Bytes of memory available now (``MemAvailable`` in /proc/meminfo, or less when the
+    address space is capped by ``RLIMIT_AS``), None if unknown.
 
-    Used only to refuse an explicit ``--dense`` that cannot fit, never for the
-    automatic choice (which must not depend on the moment's free memory).
+    Used only to refuse what cannot fit (an explicit ``--dense``, or a dense path
+    a raised budget chose: :func:`check_fits`), never to change the automatic
+    choice (which must not depend on the moment's free memory).
     """
+    free = _meminfo_available()
+    capped = _address_space_left()
+    if capped is not None:
+        free = capped if free is None else min(free, capped)
+    return free
+
+
+def _address_space_left() -> int | None:
+    """What ``RLIMIT_AS`` leaves this process (None: no limit, or not POSIX)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY or soft <= 0:
+            return None
+        with open("/proc/self/statm") as fh:
+            used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        return max(int(soft) - used, 0)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+
+
+def check_fits(n: int, budget: Budget, what: str = "the dense path") -> None:
+    """Refuse (exit 2, with the size) a dense path that a raised budget allows but this
+    machine cannot hold: ``--dense-budget 1e30`` must not end inside XLA's allocator.
+
+    The default budget is small enough for any machine and is not checked, so
+    the automatic choice stays the same everywhere.
+    """
+    if budget.source == "default":
+        return
+    need = dense_bytes(n)
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise InputError(
+            f"{budget.source} {human_bytes(budget.bytes)} allows {what} for n = {n}, which "
+            f"needs about {human_bytes(need)} ({MATRICES} n×n float64 matrices), but only "
+            f"{human_bytes(avail)} is available on this machine; lower {budget.source} "
+            f"(at most about {human_bytes(avail)}) or use --matrix-free")
+
+
+def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -187,6 +231,7 @@ def choose_path(
         raise InputError(f"unknown curvature path {request!r}; use auto, dense or matrix-free")
     where = "" if budget.source == "default" else f" from {budget.source}"
     if need <= budget.bytes:
+        check_fits(n, budget)
         return PathChoice(
             SpectrumPath.DENSE, need, None,
             f"dense Hessian needs about {human_bytes(need)} "

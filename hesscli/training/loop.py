@@ -31,11 +31,11 @@ import optax
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import InputError
 from hesscli.objective.bind import Objective
-from hesscli.spectra.route import choose_path
+from hesscli.spectra.policy import SpectrumPolicy, choose
 from hesscli.training.dynamics import STABILITY_BOUND, stability_bound
 from hesscli.training.events import Event, EventTracker
-from hesscli.training.monitor import MATRIX_FREE_NOTE, Record, monitor
-from hesscli.vocab import CurvatureKind, EventKind, PathRequest, SpectrumPath
+from hesscli.training.monitor import MATRIX_FREE_NOTE, MONITOR_POLICY, Record, monitor
+from hesscli.vocab import CurvatureKind, EventKind, SpectrumPath
 
 EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above (or below) its start is no longer training
 
@@ -333,8 +333,7 @@ def train(
     history: list[Record] | None = None,
     curvature_on: bool = True,
     callback: Callable[[ChunkProgress], None] | None = None,
-    path: str = PathRequest.AUTO,
-    dense_budget: str | int | None = None,
+    policy: SpectrumPolicy = MONITOR_POLICY,
     blocks: list | None = None,
 ) -> TrainResult:
     """Run ``config.steps`` optimizer steps from ``state`` (or the objective's point).
@@ -344,15 +343,14 @@ def train(
     (:class:`~hesscli.curvature.sharded.ShardedCurvature`) also computes the
     steps' gradients (:func:`stepped_chunk`). Pass ``state``, ``tracker``
     and ``history`` (from a log) to resume: the step at ``state.step`` is then
-    already logged and is not logged again. ``path`` (auto|dense|matrix-free) is
-    chosen once for the run (:func:`hesscli.spectra.route.choose_path`); on the
-    matrix-free path the monitored eigenvalues are the Lanczos extremes.
-    ``dense_budget`` is ``--dense-budget`` (None: the environment or the default);
-    the choice depends on n and the budget only, so every log step takes the same path.
+    already logged and is not logged again. ``policy`` (the monitor's k and seed,
+    the path request auto|dense|matrix-free and the parsed ``--dense-budget``) chooses
+    the path once for the run (:func:`hesscli.spectra.policy.choose`), and every log
+    step takes that path; on the matrix-free path the monitored eigenvalues are the
+    Lanczos extremes.
     ``blocks`` (from :func:`hesscli.spectra.blocks.group_blocks`) adds each diagonal
     block's λmax to every record.
     """
-    from hesscli.spectra.route import dense_budget as budget_of
     from hesscli.training.optimizers import GD_ONLY_NOTE, plain_gd
 
     notes: list[str] = []
@@ -366,7 +364,7 @@ def train(
         facts = curvature.output_hessian  # the GGN's H_ℓ at the start
         notes.append(("at the start point: " if kind == CurvatureKind.GGN else "")
                      + psd_reason(kind, facts))
-    choice = choose_path(obj.n, path, budget=budget_of(dense_budget))
+    choice = choose(obj.n, policy)
     if curvature_on and choice.path == SpectrumPath.MATRIX_FREE:
         notes.append(MATRIX_FREE_NOTE.format(reason=choice.reason))
     adaptive = adaptive_monitor(config, curvature, curvature_on, notes)
@@ -394,7 +392,7 @@ def train(
                if adaptive is not None and curvature_on else None)
         record, _, _ = monitor(curvature, x, step, config.lr, curvature_on=curvature_on,
                                mean_step_loss=mean_loss, elapsed=tm - t0,
-                               path=path, dense_budget=dense_budget, blocks=blocks,
+                               policy=policy, choice=choice, blocks=blocks,
                                preconditioner=pre)
         events = tracker.feed(record)
         history.append(record)

@@ -15,7 +15,7 @@ quadratic-model change against the actual change, one HVP and one extra value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,8 @@ from hesscli.analysis.step import gradient_step, predict_step
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.errors import ObjectiveError
 from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
-from hesscli.vocab import Ends, PathRequest, SpectrumPath
+from hesscli.spectra.route import PathChoice
+from hesscli.vocab import Ends, SpectrumPath
 
 #: The monitor's spectrum policy: k = 1 at each end, seed 0 (every log step starts alike).
 MONITOR_POLICY = SpectrumPolicy(k=1, seed=0)
@@ -63,34 +64,35 @@ def block_maxima(curvature: Curvature, x: np.ndarray, blocks: list, dense: bool
         return {b.name: float(scipy.linalg.eigh(hess[np.ix_(b.indices, b.indices)],
                                                 eigvals_only=True, check_finite=False)[-1])
                 for b in blocks}
-    from hesscli.analysis.blocks import matmat_of
+    from hesscli.analysis.blocks import block_solver, matmat_of
     from hesscli.spectra.blocks import extremes_iterative, restricted
 
+    solve = block_solver(curvature, x)  # the certified restarted Lanczos, per block
+    if solve is not None:
+        return {b.name: solve(b).lambda_max for b in blocks}
     op = matmat_of(curvature, x)
     n = int(np.asarray(x).size)
-    return {b.name: extremes_iterative(restricted(op, n, b.indices), b.size, 0)[1]
+    return {b.name: extremes_iterative(restricted(op, n, b.indices), b.size, 0).lambda_max
             for b in blocks}
 
 
 def extreme_eigenvalues(
-    curvature: Curvature, x: np.ndarray, *, path: str = PathRequest.AUTO,
-    dense_budget: str | int | None = None,
-    blocks: list | None = None,
+    curvature: Curvature, x: np.ndarray, *, policy: SpectrumPolicy = MONITOR_POLICY,
+    choice: PathChoice | None = None, blocks: list | None = None,
 ) -> MonitoredExtremes:
     """λmin and λmax of the Hessian at ``x``.
 
-    ``path`` is auto|dense|matrix-free (:data:`MONITOR_POLICY` otherwise): every
-    eigenvalue of the dense Hessian when the budget allows, else the matrix-free
-    extremes with the largest residual ‖Hv − λv‖ as ``error``. ``dense_budget``
-    is ``--dense-budget`` (None: the environment or the default). With ``blocks`` (a
-    partition from :func:`hesscli.spectra.blocks.group_blocks`) also each diagonal
-    block's λmax.
+    ``policy`` (the run's: :data:`MONITOR_POLICY` with its path request and dense
+    budget) gives every eigenvalue of the dense Hessian when the budget allows, else
+    the matrix-free extremes with the largest residual ‖Hv − λv‖ as ``error``;
+    ``choice`` is the path already chosen for the run (None: chosen here). With
+    ``blocks`` (a partition from :func:`hesscli.spectra.blocks.group_blocks`) also
+    each diagonal block's λmax.
     """
-    policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
-                            dense_budget=dense_budget)
     # Eigenvalues only on the dense path: the monitor needs no eigenvectors, and one
     # LAPACK eigvalsh measured 8x faster than the end-vector solve at n = 1584.
-    point = spectrum_at(curvature, np.asarray(x), policy=policy, vectors=False)
+    point = spectrum_at(curvature, np.asarray(x), policy=policy, vectors=False,
+                        choice=choice)
     sp = point.spectrum
     if sp.path == SpectrumPath.MATRIX_FREE:
         ensure_finite(sp.eigenvalues, "Hessian eigenvalues")
@@ -155,12 +157,15 @@ def monitor(
     curvature_on: bool = True,
     mean_step_loss: float | None = None,
     elapsed: float = 0.0,
-    path: str = PathRequest.AUTO,
-    dense_budget: str | int | None = None,
+    policy: SpectrumPolicy = MONITOR_POLICY,
+    choice: PathChoice | None = None,
     blocks: list | None = None,
     preconditioner: Any = None,
 ) -> tuple[Record, np.ndarray, MonitoredExtremes | None]:
     """The record at ``x`` (plus the full gradient and the extremes, for the event logic).
+
+    ``policy`` is the run's spectrum policy and ``choice`` the path chosen for the run
+    once (None: chosen here from ``policy``).
 
     ``preconditioner`` (:class:`~hesscli.curvature.preconditioned.Preconditioner`, from the
     optimizer state at this step) adds λmax(P⁻¹H) and its threshold.
@@ -172,7 +177,7 @@ def monitor(
     finite = np.isfinite(value) and np.all(np.isfinite(grad))
     if curvature_on and finite:
         try:
-            ext = extreme_eigenvalues(curvature, x, path=path, dense_budget=dense_budget,
+            ext = extreme_eigenvalues(curvature, x, policy=policy, choice=choice,
                                       blocks=blocks)
         except ObjectiveError:  # a non-finite Hessian at a finite point: no curvature here
             ext = None
@@ -193,8 +198,7 @@ def monitor(
         else:
             ext = None
         if preconditioner is not None:
-            fields.update(preconditioned_fields(curvature, x, preconditioner, lr, path,
-                                                dense_budget))
+            fields.update(preconditioned_fields(curvature, x, preconditioner, lr, policy))
         if gnorm > 0:
             hg = curvature.hvp(x, grad)
             after = curvature.value(gradient_step(x, lr, grad))
@@ -212,13 +216,12 @@ def monitor(
 
 
 def preconditioned_fields(curvature: Curvature, x: np.ndarray, pre: Any, lr: float,
-                          path: str, dense_budget: str | int | None) -> dict[str, Any]:
-    """The record's λmax(P⁻¹H) fields (k = 1, seed 0, the run's path; the top end only
-    has to meet the target)."""
+                          policy: SpectrumPolicy = MONITOR_POLICY) -> dict[str, Any]:
+    """The record's λmax(P⁻¹H) fields (the run's ``policy``: k = 1, seed 0, its path and
+    budget; the top end only has to meet the target)."""
     from hesscli.analysis.preconditioned import preconditioned_sharpness
 
-    policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
-                            dense_budget=dense_budget, ends=Ends.MAX)
+    policy = replace(policy, ends=Ends.MAX)
     try:
         ps = preconditioned_sharpness(curvature, x, pre, lr, policy)
     except ObjectiveError:

@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from hesscli.spectra.policy import SpectrumPolicy
 from hesscli.training.loop import ChunkProgress, Minibatch, TrainConfig, TrainResult, TrainState
+from hesscli.training.monitor import MONITOR_POLICY
 from hesscli.training.plan import Plan
 from hesscli.training.report import RunSummary
 
@@ -57,7 +59,7 @@ class Observer:
 def run_plan(
     plan: Plan, obj: Any, curvature: Any, *, minibatch: Minibatch | None = None,
     gtol: float | None = None, tol: float | None = None, curvature_on: bool = True,
-    dense_budget: str | int | None = None, blocks: list | None = None,
+    policy: SpectrumPolicy = MONITOR_POLICY, blocks: list | None = None,
     observers: Iterable[Any] = (),
 ) -> list[RunSummary]:
     """Run every run of ``plan`` on ``obj`` (its history continued from ``plan.resume``),
@@ -99,7 +101,7 @@ def run_plan(
         return run(obj, curvature, config, label=label, minibatch=minibatch, gtol=gtol,
                    tol=tol, curvature_on=curvature_on, resume_state=resume_state,
                    history=history, callback=callback, started=started, trained=trained,
-                   dense_budget=dense_budget, blocks=blocks)
+                   policy=policy, blocks=blocks)
 
     error: BaseException | None = None
     try:

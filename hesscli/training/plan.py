@@ -30,7 +30,7 @@ class Plan:
     ``runs`` pairs each variant's name (``""`` for a single run) with its config;
     ``start`` is what the run log's header records about the starting point
     (objective, at, params, dtype), ``resume`` the log being continued (a
-    :class:`~hesscli.training.runlog.ResumePoint`) or None.
+    :class:`~hesscli.training.runlog.ResumePoint`) or None, ``bound`` the objective.
     """
 
     objective: str  # the bound objective's label
@@ -38,6 +38,9 @@ class Plan:
     runs: tuple[tuple[str, TrainConfig], ...]
     start: dict[str, Any]
     resume: Any = None
+    #: the bound objective (:class:`~hesscli.objective.bind.Objective`), for observers that
+    #: check before the first step what they will write at the end (``--save-point``)
+    bound: Any = None
 
     @property
     def steps(self) -> int:

@@ -19,29 +19,27 @@ from hesscli.curvature.base import Curvature
 from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.objective.bind import Objective
 from hesscli.objective.files import describe_exception
-from hesscli.vocab import PathRequest
+from hesscli.spectra.policy import SpectrumPolicy
 
 
 def final_analysis(obj: Objective, curvature: Curvature, x: np.ndarray, lr: float, *,
                    gtol: float | None = None, tol: float | None = None,
-                   path: str = PathRequest.AUTO,
-                   dense_budget: str | int | None = None) -> Analysis | None:
+                   policy: SpectrumPolicy | None = None) -> Analysis | None:
     """``analyze`` at the final point; None when the point is not finite.
 
-    The spectrum comes by the monitor's policy (:data:`hesscli.training.monitor.MONITOR_POLICY`:
-    matrix-free extremes k = 1 at each end when the dense path is over budget),
-    like ``analyze`` on the matrix-free path.
+    The spectrum comes by the run's policy (default the monitor's,
+    :data:`hesscli.training.monitor.MONITOR_POLICY`: matrix-free extremes k = 1 at
+    each end when the dense path is over budget), like ``analyze`` on the
+    matrix-free path.
     """
-    from hesscli.spectra.policy import SpectrumPolicy, spectrum_at
+    from hesscli.spectra.policy import spectrum_at
     from hesscli.training.monitor import MONITOR_POLICY
 
     if not np.all(np.isfinite(x)):
         return None
     at = obj.with_point(x)
     try:
-        policy = SpectrumPolicy(path=path, k=MONITOR_POLICY.k, seed=MONITOR_POLICY.seed,
-                                dense_budget=dense_budget)
-        spectrum = spectrum_at(curvature, at.x, at.layout, policy).spectrum
+        spectrum = spectrum_at(curvature, at.x, at.layout, policy or MONITOR_POLICY).spectrum
         return analyze(at, curvature, lr=lr, gtol=gtol, tol=tol, spectrum=spectrum)
     except ObjectiveError:
         return None

@@ -14,6 +14,7 @@ from typing import Any
 
 from hesscli.curvature.base import Curvature
 from hesscli.objective.bind import Objective
+from hesscli.spectra.policy import HessianOnce, SpectrumPolicy
 from hesscli.training.events import EventTracker
 from hesscli.training.loop import (
     ChunkProgress,
@@ -25,7 +26,7 @@ from hesscli.training.loop import (
     tracker_options,
     train,
 )
-from hesscli.training.monitor import Record
+from hesscli.training.monitor import MONITOR_POLICY, Record
 from hesscli.training.report import RunSummary, final_analysis, problem_report
 from hesscli.vocab import CurvatureKind
 
@@ -37,7 +38,7 @@ def run(
     history: list[Record] | None = None, callback: Callable[[ChunkProgress], None] | None = None,
     started: Callable[[TrainState | None], None] | None = None,
     trained: Callable[[TrainResult], None] | None = None,
-    dense_budget: str | int | None = None,
+    policy: SpectrumPolicy = MONITOR_POLICY,
     blocks: list | None = None,
 ) -> RunSummary:
     """Train ``obj`` by ``config`` and summarize: final verdict (unless ``curvature_on``
@@ -46,8 +47,8 @@ def run(
     To continue a logged run, ``resume_state(optimizer)`` rebuilds the state for the
     optimizer and ``history`` holds the logged records (fed to the event tracker).
     ``started(state)`` runs before the first step, ``trained(result)`` after the
-    last one (before the final analysis). ``dense_budget`` is ``--dense-budget``
-    (the curvature path's memory budget; None: the environment or the default).
+    last one (before the final analysis). ``policy`` is the run's spectrum policy
+    (the monitor's k and seed, the path request and the parsed ``--dense-budget``).
     ``blocks`` (a partition from :func:`hesscli.spectra.blocks.group_blocks`) logs
     each diagonal block's λmax.
     """
@@ -62,19 +63,23 @@ def run(
         tracker.feed(record)
     if started is not None:
         started(state)
-    result = train(obj, curvature, optimizer, config, minibatch=minibatch, state=state,
-                   tracker=tracker, history=history, curvature_on=curvature_on,
-                   callback=callback, dense_budget=dense_budget, blocks=blocks)
-    if trained is not None:
-        trained(result)
-    analysis = None
-    if curvature_on:
-        # the verdict at the end is the Hessian's, whatever curvature was monitored
-        hessian = (curvature.base or curvature
-                   ) if curvature.kind != CurvatureKind.HESSIAN else curvature
-        analysis = final_analysis(obj, hessian, result.x, config.lr, gtol=gtol, tol=tol,
-                                  dense_budget=dense_budget)
-    elif obj.notes:  # no final analysis to carry them: how the point was read, what was held
+    # the verdict at the end is the Hessian's, whatever curvature was monitored; when the
+    # monitor watched the Hessian itself, its last record's dense Hessian (at the final
+    # point) is the one the verdict uses: formed once there
+    hessian = (curvature.base or curvature
+               ) if curvature.kind != CurvatureKind.HESSIAN else curvature
+    with HessianOnce(hessian):
+        result = train(obj, curvature, optimizer, config, minibatch=minibatch, state=state,
+                       tracker=tracker, history=history, curvature_on=curvature_on,
+                       callback=callback, policy=policy, blocks=blocks)
+        if trained is not None:
+            trained(result)
+        analysis = None
+        if curvature_on:
+            analysis = final_analysis(obj, hessian, result.x, config.lr, gtol=gtol, tol=tol,
+                                      policy=policy)
+    if not curvature_on and obj.notes:
+        # no final analysis to carry them: how the point was read, what was held
         result = dataclasses.replace(result, notes=tuple(obj.notes) + tuple(result.notes))
     names = tuple(obj.layout.name(i) for i in range(obj.n)) if obj.n <= 1000 else ()
     return RunSummary(label, obj.label, obj.n, obj.dtype, result, analysis,

@@ -135,12 +135,14 @@ def read_log(path: Path) -> ResumePoint:
     data = read_regular(path, "--resume", None)  # a FIFO or device is refused, not read
     lines = data.decode("utf-8", errors="replace").splitlines()
     parsed: list[tuple[str, dict[str, Any]]] = []
+    numbers: list[int] = []  # each parsed line's number in the file
     torn = 0
     for i, text in enumerate(lines):
         if not text.strip():
             continue
         try:
             parsed.append((text, json.loads(text)))
+            numbers.append(i + 1)
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 torn = 1  # killed mid-write: skip it
@@ -151,6 +153,10 @@ def read_log(path: Path) -> ResumePoint:
         raise InputError(f"--resume {str(path)!r}: not a hesscli train log (no header line "
                          f"with schema {LOG_SCHEMA})")
     header = parsed[0][1]
+    where = f"--resume {str(path)!r}"
+    from hesscli.training.logcheck import check_header, check_records, check_state
+
+    check_header(header, where)
     if header.get("variants"):
         raise InputError(f"--resume {str(path)!r}: a --compare log cannot be resumed")
     last = max((i for i, (_, d) in enumerate(parsed) if d.get("record") == "state"), default=None)
@@ -159,6 +165,9 @@ def read_log(path: Path) -> ResumePoint:
                          "(states are logged every --checkpoint-every steps and at the end; "
                          "this run stopped before the first)")
     kept = parsed[: last + 1]
+    check_records([(numbers[i], d) for i, (_, d) in enumerate(kept) if i], where)
+    steps = [d["step"] for _, d in kept if d.get("record") == "step"]
+    check_state(kept[-1][1], header, steps[-1] if steps else None, where, numbers[last])
     point = ResumePoint(header, kept[-1][1], kept_lines=[t for t, _ in kept],
                         skipped=len(parsed) - len(kept) + torn)
     names = set(Record.__dataclass_fields__)

@@ -26,11 +26,12 @@ RTOLS = os.environ.get("BENCH_RTOLS", "verdict,1e-6").split(",")
 
 
 def measure(cur: Any, x: Any, solver: str, rtol: float | None) -> dict[str, Any]:
-    from hesscli.spectra.lanczos import Target
+    from hesscli.spectra.lanczos import Solve, Target
     from hesscli.spectra.matrix_free import extremes_of
 
     wall, cpu = time.perf_counter(), time.process_time()
-    ex = extremes_of(cur, x, k=1, seed=0, solver=solver, target=Target.verdict("float64", rtol))
+    ex = extremes_of(cur, x, Solve(k=1, seed=0, target=Target.verdict("float64", rtol)),
+                     solver=solver)
     return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
             "hvps": ex.hvps, "hvps_min": ex.hvps_min, "hvps_max": ex.hvps_max,
             "restarts": ex.restarts, "lambda_min": float(ex.eigenvalues[0]),

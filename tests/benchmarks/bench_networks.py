@@ -1,0 +1,372 @@
+"""The example networks against the peers, whole processes on identical weights and data.
+
+Issue 19 part 5 (``python -m tests.benchmarks networks``). Networks: the
+transformer LM (``examples/transformer_lm.py``: 1,026,816 parameters by default,
+9,943,680 with ``-p d_model=320 -p layers=8``) and the CNN (``examples/cnn.py``
+with ``-p channels=64 -p samples=1792``: 79,626 parameters, 1792 images, so that
+batches of 256 divide the data and every peer's mean over batches is the data-set
+mean). Each network's torch twin (``torch_twins.py``: same architecture, the weights
+of hesscli's point, ``init(key)`` at seed 0, and the same data) is checked first:
+the twin's float64 loss and gradient against JAX's (the precondition row).
+
+Per network and dtype, each a fresh process, back to back (``run_child`` from
+``bench_scale``: wall, CPU, peak RSS):
+
+- ``hesscli spectrum NET --matrix-free --k 1 --format json``: both ends to the
+  default target (rtol 1e-3) and the trace (Hutchinson / Hutch++, 30 HVPs);
+- ``hesscli spectrum NET --curvature ggn --ends max --k 1``: the GGN's λmax;
+- PyHessian over a data loader (``dataloader=``, batches of 8 sequences / 256
+  images): ``eigenvalues()`` then ``trace()``, its defaults;
+- hessian-eigenthings: ``power_iteration_one`` (its defaults) on its
+  ``HessianOperator`` and its ``GGNOperator`` over the same loader;
+- curvlinops: ``GGNLinearOperator`` over the loader, seconds per GGN matvec.
+
+Errors: |λ − λ_ref| / |λmax ref| against a float64 reference computed after the
+timed runs: ARPACK (scipy ``eigsh``, tol ``BENCH_NETWORKS_REF_TOL``, default 1e-8,
+20 vectors) over hesscli's float64 HVP (Hessian both ends; GGN λmax), each end
+limited to ``BENCH_NETWORKS_REF_SECONDS`` (default 900; an unfinished end is None).
+The trace has no tight reference at these sizes (it would take n HVPs): the table
+gives each tool's estimate with its standard error and the difference between
+them in those units.
+
+Threads: the machine this was written on is a shared 2-core box with a load
+average near 10; torch's OpenMP threads spin-waiting there made PyHessian and
+curvlinops 16× slower than one thread. Every child therefore runs with one thread
+(``OMP_NUM_THREADS=1`` for torch, ``--xla_cpu_multi_thread_eigen=false
+intra_op_parallelism_threads=1`` for XLA) unless ``BENCH_NETWORKS_THREADS=0``.
+
+``BENCH_NETWORKS_ROWS`` picks rows, ``network:dtype`` comma-separated (default
+``transformer:float64,transformer:float32,cnn:float64,cnn:float32,
+transformer10m:float32``); each row is saved on its own
+(``bench-results/networks_row_*.json``) and the final table shows every saved row.
+``BENCH_NETWORKS_TOOLS`` limits the tools (default
+``check,hesscli,ggn,pyhessian,eigenthings,curvlinops,reference``).
+``BENCH_NETWORKS_TIMEOUT`` (default 1800 s) stops a child. Compare ratios (÷
+PyHessian's λmax alone, measured in the same run), not seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.benchmarks.bench_scale import HESSCLI, ROOT, fmt, progress_tail, reference, run_child
+from tests.benchmarks.common import RESULTS
+
+EXAMPLES = ROOT / "examples"
+# name: (kind, objective file, -p parameters, peer batch size)
+NETWORKS = {
+    "transformer": ("transformer", str(EXAMPLES / "transformer_lm.py"), [], 8),
+    "transformer10m": ("transformer", str(EXAMPLES / "transformer_lm.py"),
+                       ["d_model=320", "layers=8"], 8),
+    "cnn": ("cnn", str(EXAMPLES / "cnn.py"), ["channels=64", "samples=1792"], 256),
+    # small sizes, to try the machinery quickly
+    "tinytransformer": ("transformer", str(EXAMPLES / "transformer_lm.py"),
+                        ["d_model=16", "layers=2", "heads=2", "context=8", "sequences=8"], 2),
+    "tinycnn": ("cnn", str(EXAMPLES / "cnn.py"), ["channels=4", "samples=256"], 64),
+}
+DEFAULT_ROWS = ("transformer:float64,transformer:float32,cnn:float64,cnn:float32,"
+                "transformer10m:float32")
+TOOLS = "check,hesscli,ggn,pyhessian,eigenthings,curvlinops,reference"
+TIMEOUT = float(os.environ.get("BENCH_NETWORKS_TIMEOUT", "1800"))
+REF_SECONDS = float(os.environ.get("BENCH_NETWORKS_REF_SECONDS", "900"))
+REF_TOL = float(os.environ.get("BENCH_NETWORKS_REF_TOL", "1e-8"))
+
+
+def thread_env() -> dict[str, str]:
+    if os.environ.get("BENCH_NETWORKS_THREADS", "1") == "0":
+        return {}
+    xla = os.environ.get("XLA_FLAGS", "")
+    return {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "XLA_FLAGS": f"{xla} --xla_cpu_multi_thread_eigen=false "
+                         "intra_op_parallelism_threads=1".strip()}
+
+
+def pflags(params: list[str]) -> list[str]:
+    return [a for p in params for a in ("-p", p)]
+
+
+def hesscli_row(target: str, params: list[str], dtype: str, extra: list[str],
+                label: str) -> dict[str, Any]:
+    """One whole ``hesscli spectrum`` process: its ends, trace and HVPs."""
+    argv = [str(HESSCLI), "spectrum", target, *pflags(params), "--matrix-free", "--k", "1",
+            "--format", "json", "--dtype", dtype, "--progress", *extra]
+    got = run_child(argv, env=thread_env(), timeout=TIMEOUT)
+    row: dict[str, Any] = {"tool": label, "argv": argv[1:], "wall_s": got["wall_s"],
+                           "cpu_s": got["cpu_s"], "peak_mib": got["peak_mib"],
+                           "timed_out": got["timed_out"],
+                           "progress": progress_tail(got["stderr"])}
+    if got["timed_out"]:
+        return row
+    doc = json.loads(got["stdout"])
+    if "spectra" in doc and "lambda_max" not in doc:  # a comma list: not used here
+        doc = doc["spectra"][0]
+    ex = doc.get("extremes") or {}
+    tr = doc.get("trace") or {}
+    row.update({"n": doc["n"], "lambda_max": doc["lambda_max"], "lambda_min": doc["lambda_min"],
+                "converged": doc.get("converged"), "eigenvalue_errors":
+                doc.get("eigenvalue_errors"), "hvps_max": ex.get("hvps_max"),
+                "hvps_min": ex.get("hvps_min"), "eig_hvps": ex.get("hvps"),
+                "trace": tr.get("estimate"), "trace_standard_error": tr.get("standard_error"),
+                "trace_hvps": tr.get("hvps"), "trace_estimator": tr.get("estimator"),
+                "notes": doc.get("notes")})
+    row["hvps"] = (row["eig_hvps"] or 0) + (row["trace_hvps"] or 0)
+    return row
+
+
+def peer_row(tool: str, net: Path, dtype: str, batch: int) -> dict[str, Any]:
+    try:
+        got = run_child([sys.executable, "-W", "ignore", "-m", "tests.benchmarks.torch_twins",
+                         tool, str(net), dtype, str(batch)], env=thread_env(), timeout=TIMEOUT)
+    except RuntimeError as exc:  # the peer failed: say so in its row
+        return {"tool": tool, "error": str(exc)[-800:], "timed_out": False}
+    row: dict[str, Any] = {"tool": tool, "wall_s": got["wall_s"], "cpu_s": got["cpu_s"],
+                           "peak_mib": got["peak_mib"], "timed_out": got["timed_out"]}
+    if got["timed_out"]:
+        row["progress"] = progress_tail(got["stderr"])
+        return row
+    lines = [ln for ln in got["stdout"].splitlines() if ln.startswith("{")]
+    if not lines:
+        row["error"] = got["stderr"][-800:]
+        return row
+    row.update(json.loads(lines[-1]))
+    return row
+
+
+def references(target: str, params: list[str], want_ggn: bool) -> dict[str, Any]:
+    """ARPACK in float64 over hesscli's HVP (both ends) and GGN product (λmax)."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    from hesscli.api import load
+    from hesscli.curvature.choose import curvature_for
+
+    obj = load(target, None, params, seed=0, dtype="float64", method="auto")
+    x = np.asarray(obj.x)
+    cur, _ = curvature_for(obj, "auto")
+    ref = reference(cur, x, tol=REF_TOL, ncv=20, seconds=REF_SECONDS)
+    ref["method"] = f"ARPACK float64 over hesscli's HVP, tol {REF_TOL:g}, ncv 20"
+    if want_ggn:
+        ggn, _ = curvature_for(obj, "auto", kind="ggn")
+        count, deadline = [0], [time.perf_counter() + REF_SECONDS]
+
+        def mv(v: np.ndarray) -> np.ndarray:
+            count[0] += 1
+            if time.perf_counter() > deadline[0]:
+                raise TimeoutError
+            return np.asarray(ggn.hvp_fn(x, np.asarray(v)), dtype=np.float64)
+
+        start = time.perf_counter()
+        try:
+            val = eigsh(LinearOperator((x.size, x.size), matvec=mv, dtype=np.float64), k=1,
+                        which="LA", tol=REF_TOL, ncv=20, maxiter=5000,
+                        v0=np.random.default_rng(123).standard_normal(x.size),
+                        return_eigenvectors=False)
+            ref["ggn_lambda_max"] = float(val[0])
+        except TimeoutError:
+            ref["ggn_lambda_max"] = None
+        ref["ggn_lambda_max_hvps"] = count[0]
+        ref["ggn_lambda_max_s"] = time.perf_counter() - start
+    return ref
+
+
+def rel(got: Any, want: Any, scale: Any) -> float | None:
+    return None if None in (got, want, scale) else abs(got - want) / abs(scale)
+
+
+def score(row: dict[str, Any]) -> None:
+    ref = row.get("reference") or {}
+    hmax, hmin, gmax = (ref.get(k) for k in ("lambda_max", "lambda_min", "ggn_lambda_max"))
+    for r in row["runs"]:
+        if r["tool"] == "hesscli spectrum":
+            r["err_max"] = rel(r.get("lambda_max"), hmax, hmax)
+            r["err_min"] = rel(r.get("lambda_min"), hmin, hmax)
+        elif r["tool"] == "hesscli spectrum --curvature ggn":
+            r["err_max"] = rel(r.get("lambda_max"), gmax, gmax)
+        elif r["tool"] == "pyhessian":
+            r["err_max"] = rel(r.get("lambda_max"), hmax, hmax)
+        elif r["tool"] == "eigenthings":
+            for key, want in (("hessian", hmax), ("ggn", gmax)):
+                if isinstance(r.get(key), dict):
+                    r[key]["err_max"] = rel(r[key].get("lambda_max"), want, want)
+
+
+def save_row(row: dict[str, Any]) -> Path:
+    """The row as measured so far (after every tool: a stopped run keeps its rows)."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"networks_row_{row['network']}_{row['dtype']}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, indent=2, default=float))
+    tmp.replace(path)
+    return path
+
+
+def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
+    from tests.benchmarks.torch_twins import save_twin
+
+    kind, target, params, batch = NETWORKS[name]
+    tmp = tempfile.TemporaryDirectory()
+    net = Path(tmp.name) / "net.npz"
+    start = time.perf_counter()
+    n = save_twin(kind, target, params, net, with_grad="check" in tools)
+    print(f"\n-- {name} {dtype}: n = {n} (twin saved in {time.perf_counter() - start:.0f} s)",
+          flush=True)
+    row: dict[str, Any] = {"network": name, "params": params, "n": n, "dtype": dtype,
+                           "peer_batch": batch, "threads": thread_env(), "runs": [],
+                           "load_average_start": os.getloadavg()}
+    if "check" in tools:
+        row["check"] = peer_row("check", net, "float64", batch)
+        save_row(row)
+        print("twin check (float64):", {k: row["check"].get(k) for k in
+                                        ("loss_rel_diff", "grad_rel_diff")}, flush=True)
+    if "hesscli" in tools:
+        row["runs"].append(hesscli_row(target, params, dtype, [], "hesscli spectrum"))
+        print("hesscli spectrum:", summary(row["runs"][-1]), flush=True)
+        save_row(row)
+    if "pyhessian" in tools:  # the baseline first: a partial row still has its ratio
+        row["runs"].append(peer_row("pyhessian", net, dtype, batch))
+        print("pyhessian:", summary(row["runs"][-1]), flush=True)
+        ratios(row)
+        save_row(row)
+    if "ggn" in tools:
+        row["runs"].append(hesscli_row(target, params, dtype,
+                                       ["--curvature", "ggn", "--ends", "max"],
+                                       "hesscli spectrum --curvature ggn"))
+        print("hesscli ggn:", summary(row["runs"][-1]), flush=True)
+        save_row(row)
+    for tool in ("eigenthings", "curvlinops"):
+        if tool in tools:
+            row["runs"].append(peer_row(tool, net, dtype, batch))
+            print(f"{tool}:", summary(row["runs"][-1]), flush=True)
+            ratios(row)
+            save_row(row)
+    tmp.cleanup()
+    if "reference" in tools:
+        cache = RESULTS / f"networks_reference_{name}_tol{REF_TOL:g}.json"
+        if cache.exists():
+            row["reference"] = json.loads(cache.read_text())
+        else:
+            row["reference"] = references(target, params, "ggn" in tools
+                                          or "eigenthings" in tools)
+            if None not in (row["reference"].get("lambda_max"),
+                            row["reference"].get("lambda_min")):
+                RESULTS.mkdir(exist_ok=True)
+                cache.write_text(json.dumps(row["reference"]))
+        print("reference:", row["reference"], flush=True)
+    score(row)
+    ratios(row)
+    row["load_average_end"] = os.getloadavg()
+    return row
+
+
+def summary(r: dict[str, Any]) -> dict[str, Any]:
+    keys = ("wall_s", "cpu_s", "lambda_max", "lambda_min", "trace", "trace_standard_error",
+            "hvps", "hvps_max", "hvps_min", "trace_hvps", "eig_s", "solver_s", "trace_probes",
+            "matvec_s", "converged", "progress", "timed_out", "error")
+    out = {k: r[k] for k in keys if k in r}
+    for sub in ("hessian", "ggn"):
+        if isinstance(r.get(sub), dict):
+            out[sub] = {k: r[sub].get(k) for k in ("lambda_max", "hvps", "solver_s")}
+    return out
+
+
+def ratios(row: dict[str, Any]) -> None:
+    """Wall ÷ PyHessian's λmax alone (its process wall × eig share of its solver time)."""
+    ph = next((r for r in row["runs"] if r["tool"] == "pyhessian" and "eig_s" in r), None)
+    if not ph:
+        return
+    # PyHessian's λmax alone as a whole process: the process minus its trace's seconds
+    ph["wall_lambda_max_only_s"] = ph["wall_s"] - (ph["solver_s"] - ph["eig_s"])
+    for r in row["runs"]:
+        r["wall_over_pyhessian_lambda_max"] = r["wall_s"] / ph["wall_lambda_max_only_s"]
+        r["wall_over_pyhessian_all"] = r["wall_s"] / ph["wall_s"]
+
+
+def table_rows(row: dict[str, Any]) -> list[list[str]]:
+    label = f"{row['network']} n={row['n']:.3g}"
+    out = []
+    ref = row.get("reference") or {}
+    chk = row.get("check") or {}
+    if chk:
+        out.append([label, "float64", "twin check: torch vs JAX loss / gradient rel. diff",
+                    "", "", "", "", "", f"{fmt(chk.get('loss_rel_diff'), '.1e')} / "
+                    f"{fmt(chk.get('grad_rel_diff'), '.1e')}", "", ""])
+    for r in row["runs"]:
+        base = [label, row["dtype"], r["tool"], fmt(r.get("wall_s")),
+                fmt(r.get("wall_over_pyhessian_lambda_max"), ".2f")]
+        if r.get("timed_out"):
+            out.append(base + ["stopped", "", "", "", "", ""])
+            continue
+        if r["tool"].startswith("hesscli"):
+            ggn = "ggn" in r["tool"]
+            out.append(base + [
+                f"{fmt(r.get('hvps_max'), 'd')} / {fmt(r.get('hvps_min'), 'd')} + "
+                f"{fmt(r.get('trace_hvps'), 'd')}",
+                fmt(r.get("lambda_max"), ".6g"), "" if ggn else fmt(r.get("lambda_min"), ".6g"),
+                f"{fmt(r.get('err_max'), '.1e')}" + ("" if ggn else
+                                                     f" / {fmt(r.get('err_min'), '.1e')}"),
+                "" if ggn else f"{fmt(r.get('trace'), '.5g')} ± "
+                f"{fmt(r.get('trace_standard_error'), '.2g')}", ""])
+        elif r["tool"] == "pyhessian":
+            out.append(base + [
+                f"{fmt(r.get('hvps_max'), 'd')} + {fmt(r.get('trace_probes'), 'd')}",
+                fmt(r.get("lambda_max"), ".6g"), "", fmt(r.get("err_max"), ".1e"),
+                f"{fmt(r.get('trace'), '.5g')} ± {fmt(r.get('trace_standard_error'), '.2g')}",
+                f"λmax alone {fmt(r.get('wall_lambda_max_only_s'))} s"])
+        elif r["tool"] == "eigenthings":
+            for sub in ("hessian", "ggn"):
+                s = r.get(sub) or {}
+                out.append(base + [fmt(s.get("hvps"), "d"), fmt(s.get("lambda_max"), ".6g"), "",
+                                   fmt(s.get("err_max"), ".1e"), "",
+                                   f"{sub}: {fmt(s.get('solver_s'))} s in solver, "
+                                   f"converged {s.get('converged')}"])
+        elif r["tool"] == "curvlinops":
+            out.append(base + [fmt(r.get("products"), "d"), "", "", "", "",
+                               f"GGN matvec {fmt(r.get('matvec_s'))} s" if "matvec_s" in r
+                               else str(r.get("error", ""))[-80:]])
+    if ref:
+        out.append([label, "float64", f"reference: {ref.get('method')}", "", "",
+                    f"{fmt(ref.get('lambda_max_hvps'), 'd')} / "
+                    f"{fmt(ref.get('lambda_min_hvps'), 'd')}",
+                    fmt(ref.get("lambda_max"), ".10g"), fmt(ref.get("lambda_min"), ".10g"),
+                    "", "", f"GGN λmax {fmt(ref.get('ggn_lambda_max'), '.10g')}"])
+    return out
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(title="whole processes, one thread each; err = |λ − λ_ref| / |λmax ref| "
+                "(max / min); ÷ PyH λmax: wall ÷ PyHessian's λmax-only process",
+                title_justify="left")
+    for col in ["network", "dtype", "run", "wall s", "÷ PyH λmax", "HVPs (max / min + trace)",
+                "λmax", "λmin", "err", "trace ± SE", "note"]:
+        out.add_column(col, justify="left" if col in ("network", "dtype", "run", "note")
+                       else "right")
+    for row in rows:
+        for r in table_rows(row):
+            out.add_row(*r)
+    Console(width=240).print(out)
+
+
+def main() -> dict[str, Any]:
+    spec = os.environ.get("BENCH_NETWORKS_ROWS", DEFAULT_ROWS)
+    tools = set(os.environ.get("BENCH_NETWORKS_TOOLS", TOOLS).split(","))
+    rows = []
+    for item in filter(None, spec.split(",")):
+        name, dtype = (item.split(":") + ["float64"])[:2]
+        row = one_row(name, dtype, tools)
+        save_row(row)
+        rows.append(row)
+        print_rows([row])
+    saved = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("networks_row_*.json"))]
+    saved.sort(key=lambda r: (r["n"], r["network"], r["dtype"]))
+    print_rows(saved)
+    return {"rows_measured_now": spec, "rows": saved}

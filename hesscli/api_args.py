@@ -342,6 +342,10 @@ RULES: dict[str, Rule] = {
     "noise_steps": integer(0, optional=True),
     "monitor_every": integer(1, optional=True),
     "curvature_on": boolean,
+    "epochs": integer(1, optional=True),
+    "noisy": boolean,
+    "noise_scale": real(0, strict=True),
+    "compare": text(),
     "monitor_blocks": blocks_rule,
     # the optimizer's own options (train's --momentum, ...): finite numbers, or a flag
     "momentum": real(optional=True), "b1": real(optional=True), "b2": real(optional=True),
@@ -351,6 +355,7 @@ RULES: dict[str, Rule] = {
 # where one name means something else in one command
 OVERRIDES: dict[tuple[str, str], Rule] = {
     ("spectrum", "steps"): integer(2),  # Lanczos steps per density probe
+    ("train", "steps"): integer(1, optional=True),  # None: from --epochs, a resumed log or 1000
     ("landscape", "radius"): real(0, strict=True, optional=True),  # None: from the curvature
     ("convexity", "rtol"): real(0, optional=True),  # the midpoint test's relative slack
 }

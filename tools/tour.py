@@ -9,6 +9,10 @@ A tour block is a command in an HTML comment followed by a console block::
     ```
     <!-- /tour -->
 
+``<!-- tour slow: ... -->`` marks a block that takes a minute or more (a real
+network): ``make docs`` regenerates it like any other, and the test suite
+compares it only with ``HESSCLI_SLOW_TOUR=1``.
+
 Each command runs as a user would see it at 80 columns without color
 (``COLUMNS=80 NO_COLOR=1 TERM=dumb``): in-process through Click's runner by
 default (one JAX import for the whole tour), or with ``--subprocess`` through
@@ -38,7 +42,8 @@ from pathlib import Path
 
 ENV = {"COLUMNS": "80", "LINES": "200", "NO_COLOR": "1", "TERM": "dumb"}
 BLOCK = re.compile(
-    r"<!-- tour: (?P<cmd>[^\n]+?) -->\n```console\n(?P<body>.*?)```\n<!-- /tour -->", re.S
+    r"<!-- tour(?P<slow> slow)?: (?P<cmd>[^\n]+?) -->\n```console\n(?P<body>.*?)```\n"
+    r"<!-- /tour -->", re.S
 )
 
 
@@ -48,6 +53,7 @@ class Block:
     output: str  # what the block shows after the "$ command" line
     start: int  # span of the body in the file's text
     end: int
+    slow: bool = False  # ``<!-- tour slow: ... -->``: a minute or more (a real network)
 
 
 def blocks(text: str) -> list[Block]:
@@ -57,7 +63,8 @@ def blocks(text: str) -> list[Block]:
         body = m.group("body")
         first, _, rest = body.partition("\n")
         output = rest if first.strip() == f"$ {m.group('cmd').strip()}" else body
-        found.append(Block(m.group("cmd").strip(), output, m.start("body"), m.end("body")))
+        found.append(Block(m.group("cmd").strip(), output, m.start("body"), m.end("body"),
+                           slow=m.group("slow") is not None))
     return found
 
 

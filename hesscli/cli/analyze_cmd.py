@@ -104,6 +104,10 @@ def command(**_options: Any) -> None:
     if save_escape is not None and save_point is not None and \
             Path(save_escape).resolve() == Path(save_point).resolve():
         raise InputError("--save-escape and --save-point name the same file; give two")
+    kind = str(app.params.get("curvature_kind") or CurvatureKind.HESSIAN)
+    if save_escape is not None and kind != CurvatureKind.HESSIAN:  # before any work
+        raise InputError(f"--save-escape {save_escape}: escape directions come from the "
+                         f"Hessian, and --curvature {kind} is not the Hessian; drop --curvature")
     app.start()
     if save_escape is not None:
         from hesscli.objective.points import FLAT_SUFFIXES, check_point_target
@@ -121,11 +125,6 @@ def command(**_options: Any) -> None:
         res = app.call(api.analyze, cli_only=("save_escape", "save_point"))
     result = res.output
     if save_escape is not None:
-        kind = app.params.get("curvature_kind", CurvatureKind.HESSIAN)
-        if result.escape is None and kind != CurvatureKind.HESSIAN:
-            raise InputError(f"--save-escape {save_escape}: escape directions come from the "
-                             f"Hessian, and --curvature {kind} is not the Hessian; "
-                             "drop --curvature")
         if result.escape is None:
             raise InputError(
                 f"--save-escape {save_escape}: there is no escape direction here "

@@ -324,7 +324,7 @@ RULES: dict[str, Rule] = {
     "trace_probes": integer(2),
     "bins": integer(2, 40),
     "plot": text(paths=True),
-    "estimator": choice(words(Estimator)),
+    "estimator": choice((Estimator.AUTO, Estimator.HUTCHINSON, Estimator.HUTCH_PLUS_PLUS)),
     "trace": boolean,
     "top": integer(1),
     "boxes": boxes_rule,

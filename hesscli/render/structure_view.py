@@ -27,15 +27,11 @@ def blocks_table(r: Any) -> Table:
     t = Table(title="Diagonal Hessian blocks, sharpest first", title_justify="left")
     # numbers are never cut (a narrow terminal folds the names instead: a truncated
     # "1.359e-…" or "block_1…" reads as nothing)
-    # a name folds only past 24 characters (``tok_embed`` whole, ``block_2.attn.qkv.kernel``
-    # whole; a 60-character path folds)
-    widest = min(24, max((len(b.name) for b in r.blocks), default=5))
     for col, just in (("block", "left"), ("size", "right"), ("λmin", "right"),
                       ("λmax", "right"), ("trace", "right"), ("share", "right"),
                       ("leak", "right"), ("coupled to", "left")):
         if just == "left":
-            t.add_column(col, justify=just, overflow="fold",
-                         min_width=widest if col == "block" else None)
+            t.add_column(col, justify=just, overflow="fold")
         else:
             t.add_column(col, justify=just, no_wrap=True)
     for b in r.blocks:

@@ -175,6 +175,29 @@ class Curvature(ABC):
             "backend's training steps run one at a time)")
 
 
+class DerivedMatrix(Curvature):
+    """A curvature matrix derived from a base backend (a Gauss–Newton or Fisher operator,
+    a preconditioned Hessian): the objective's value and gradient are the base's,
+    ``hvp`` applies the derived matrix through ``hvp_fn`` (set by the subclass)."""
+
+    base: Curvature
+    dtype: Any
+
+    def value(self, x: np.ndarray) -> float:
+        return self.base.value(x)
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        return self.base.gradient(x)
+
+    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.base.value_and_gradient(x)
+
+    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``M(x) v`` as float64 NumPy."""
+        return np.asarray(self.hvp_fn(np.asarray(x, self.dtype), np.asarray(v, self.dtype)),
+                          dtype=np.float64)
+
+
 def symmetrize(matrix: np.ndarray) -> tuple[np.ndarray, float]:
     """(H + Hᵀ)/2 and the relative asymmetry ‖H − Hᵀ‖_F/‖H‖_F before it."""
     norm = float(np.linalg.norm(matrix))

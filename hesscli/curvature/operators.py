@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.base import Curvature, DenseHessian, OperatorAt, symmetrize
+from hesscli.curvature.base import Curvature, DenseHessian, DerivedMatrix, OperatorAt, symmetrize
 from hesscli.curvature.exact import hessian_at
 from hesscli.curvature.ggn import ggn_at, output_hessian, residual_at
 from hesscli.curvature.split import OutputHessian
@@ -66,7 +66,7 @@ def psd_reason(kind: CurvatureKind, facts: OutputHessian | None = None) -> str:
             "cannot prove the output loss convex; the GGN may be indefinite")
 
 
-class OperatorCurvature(Curvature):
+class OperatorCurvature(DerivedMatrix):
     """A curvature matrix given as an :class:`OperatorAt`, behind the backend interface.
 
     ``hvp``/``hvp_fn``/``hessian`` are the *operator's* matvec and dense
@@ -99,20 +99,6 @@ class OperatorCurvature(Curvature):
         self.hvp_fn = jax.jit(lambda x, v: operator_at(x)(v))
         self.example = jax.ShapeDtypeStruct((self.n,), jax.numpy.dtype(self.dtype))  # to lower with
         self._hessian_fn: Any = None
-
-    def value(self, x: np.ndarray) -> float:
-        return self.base.value(x)
-
-    def gradient(self, x: np.ndarray) -> np.ndarray:
-        return self.base.gradient(x)
-
-    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        return self.base.value_and_gradient(x)
-
-    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """``M(x) v`` as float64 NumPy."""
-        return np.asarray(self.hvp_fn(np.asarray(x, self.dtype), np.asarray(v, self.dtype)),
-                          dtype=np.float64)
 
     @property
     def hessian_fn(self) -> Any:

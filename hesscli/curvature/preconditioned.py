@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.curvature.base import Curvature, DenseHessian, symmetrize
+from hesscli.curvature.base import Curvature, DenseHessian, DerivedMatrix, symmetrize
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
 from hesscli.vocab import Method
@@ -221,7 +221,7 @@ def _scaled(hvp_fn: Any) -> Any:
     return jax.jit(lambda d, x, v: d * hvp_fn(x, d * v))
 
 
-class PreconditionedCurvature(Curvature):
+class PreconditionedCurvature(DerivedMatrix):
     """``D H D`` with ``D = P^{-1/2}`` (eigenvalues of ``P⁻¹H``) behind the backend interface.
 
     Value and gradient are the base backend's; ``hvp``/``hvp_fn``/``hessian`` are
@@ -251,19 +251,6 @@ class PreconditionedCurvature(Curvature):
         self.hvp_fn = jax.tree_util.Partial(_scaled(base.hvp_fn), d)
         self.linearizable = None
         self._d = np.asarray(pre.inverse_root, dtype=np.float64)
-
-    def value(self, x: np.ndarray) -> float:
-        return self.base.value(x)
-
-    def gradient(self, x: np.ndarray) -> np.ndarray:
-        return self.base.gradient(x)
-
-    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        return self.base.value_and_gradient(x)
-
-    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.asarray(self.hvp_fn(np.asarray(x, self.dtype), np.asarray(v, self.dtype)),
-                          dtype=np.float64)
 
     def hessian(self, x: np.ndarray) -> DenseHessian:
         """``D H D`` from the base's dense Hessian (scaled in float64), symmetrized."""

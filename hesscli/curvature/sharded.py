@@ -52,35 +52,12 @@ from hesscli.devices import AXIS, Parallel
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
 from hesscli.objective.bind import Objective
+from hesscli.objective.streaming import sample_arrays
 
 
 def padded_size(samples: int, devices: int) -> int:
     """The batch size rounded up to a multiple of the device count."""
     return devices * math.ceil(samples / devices)
-
-
-def batch_of(data: Any, label: str) -> tuple[list[np.ndarray], Any, int]:
-    """The data's leaves as NumPy arrays, its treedef and the common batch size."""
-    jax = jax_module()
-    leaves, treedef = jax.tree_util.tree_flatten(data)
-    if not leaves:
-        raise InputError(f"{label}: data has no arrays to shard")
-    arrays = []
-    for leaf in leaves:
-        arr = np.asarray(leaf)
-        if arr.dtype.kind not in "biuf" or arr.ndim == 0:
-            raise InputError(
-                f"{label}: every leaf of data must be a numeric array with a batch axis; "
-                f"got {arr.dtype} with shape {arr.shape}"
-            )
-        arrays.append(arr)
-    sizes = sorted({a.shape[0] for a in arrays})
-    if len(sizes) != 1:
-        raise InputError(
-            f"{label}: data's arrays must share their leading (batch) axis to be sharded; "
-            f"got sizes {', '.join(map(str, sizes))}"
-        )
-    return arrays, treedef, sizes[0]
 
 
 def put_global(array: np.ndarray, sharding: Any) -> Any:
@@ -252,7 +229,7 @@ class ShardedCurvature(ExactCurvature):
         """
         jax = jax_module()
         named = jax.sharding.NamedSharding(self.parallel.mesh, jax.sharding.PartitionSpec(AXIS))
-        arrays, treedef, samples = batch_of(batch, label)
+        arrays, treedef, samples = sample_arrays(batch, f"{label}: data", InputError)
         widths = padded_size(samples, self.parallel.devices) - samples
         arrays = [np.concatenate([a, np.repeat(a[-1:], widths, axis=0)]) if widths else a
                   for a in arrays]

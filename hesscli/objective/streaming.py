@@ -95,7 +95,11 @@ class Layout:
     dtypes: tuple[str, ...]
 
 
-def _leaves(batch: Any, where: str, error: type[HesscliError]) -> tuple[list[Any], Any, int]:
+def sample_arrays(batch: Any, where: str,
+                  error: type[HesscliError]) -> tuple[list[np.ndarray], Any, int]:
+    """A batch's leaves as NumPy arrays, its treedef and its number of samples (the shared
+    leading axis); ``error`` (naming ``where``) when a leaf is not a numeric array with
+    that axis, the leaves disagree on it, or there are no samples."""
     jax = jax_module()
     leaves, treedef = jax.tree_util.tree_flatten(batch)
     if not leaves:
@@ -194,7 +198,8 @@ class BatchStream:
             except Exception as exc:  # noqa: BLE001 - the user's generator failed
                 raise ObjectiveError(f"{name}: batches() raised {describe_exception(exc)} "
                                      f"at batch {index}") from exc
-            arrays, treedef, size = _leaves(batch, f"{name}: {self.how}: batch {index}", error)
+            arrays, treedef, size = sample_arrays(batch, f"{name}: {self.how}: batch {index}",
+                                                  error)
             if self.layout is None:
                 self.layout = Layout(treedef, tuple(a.shape[1:] for a in arrays),
                                      tuple(a.dtype.name for a in arrays))
@@ -222,7 +227,7 @@ class BatchStream:
     def first(self) -> Any:
         """Batch 0 (without counting a pass)."""
         for batch in self.fetch():
-            arrays, treedef, _ = _leaves(batch, f"{self.file.path.name}: {self.how}: batch 0",
+            arrays, treedef, _ = sample_arrays(batch, f"{self.file.path.name}: {self.how}: batch 0",
                                          ObjectiveError if self.how == "batches()"
                                          else InputError)
             return jax_module().tree_util.tree_unflatten(treedef, self._cast(arrays))
@@ -268,7 +273,7 @@ def stream_of(file: ObjectiveFile, *, batch_size: int | None, batches: int | str
     if batch_size is None:
         raise InputError(f"--batches: {name} has its data as arrays; give --batch-size B to "
                          "cut them into batches")
-    arrays, _, total = _leaves(data, f"{name}: data", InputError)
+    arrays, _, total = sample_arrays(data, f"{name}: data", InputError)
     return BatchStream(file, loss, _array_batches(data, int(batch_size)), limit, dtype,
                        f"data in batches of {int(batch_size)}", int(batch_size),
                        available=math.ceil(total / int(batch_size)))

@@ -376,8 +376,8 @@ def analyze(
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
     from hesscli.curvature.choose import chunked, fd_reason
-    from hesscli.curvature.operators import single_kind
-    from hesscli.documents.analyze import analysis_document
+    from hesscli.curvature.operators import parse_kinds
+    from hesscli.documents.analyze import analysis_document, curvatures_document
     from hesscli.spectra.policy import HessianOnce, SpectrumPolicy, choose
 
     positive("--lr", lr)
@@ -387,10 +387,17 @@ def analyze(
                             ends=ends, stop=StopRule.VERDICT).resolved()
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
-    kind = single_kind(curvature_kind)
+    kinds = parse_kinds(curvature_kind)
+    kind = kinds[0]
+    if len(kinds) > 1 and preconditioner is not None:
+        raise InputError(f"--curvature {curvature_kind} with --preconditioner: Adam's "
+                         "sharpness is the Hessian's; run it with one curvature")
     streamed = _streamed(objective, at, params, seed, dtype, method, batch_size, batches,
                          chunk_size, devices, curvature, kind)
     if streamed is not None:
+        if len(kinds) > 1:
+            raise InputError(f"--curvature {curvature_kind}: several curvatures are not "
+                             "available over streamed batches; run one curvature at a time")
         obj, backend, notes, stream_part = streamed
         chunk_notes: tuple[str, ...] = ()
     else:
@@ -406,11 +413,12 @@ def analyze(
         verification = verify_derivatives(obj, seed)
     # the spectrum, --blocks, --null-space and --preconditioner share one dense Hessian
     once = HessianOnce(backend)
+    shared = dict(lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step, policy=policy,
+                  choice=choice)
     try:
-        result = run_analysis(obj, backend, lr=lr, gtol=gtol, tol=tol,
-                              escape_distance=escape_step, policy=policy, choice=choice,
-                              notes=notes + chunk_notes, verification=verification,
-                              fd_why=fd_reason(obj, method))
+        result = run_analysis(obj, backend, notes=notes + chunk_notes,
+                              verification=verification, fd_why=fd_reason(obj, method),
+                              **shared)
     except Exception as exc:
         once.release()
         _reraise(streamed, backend, exc)
@@ -418,7 +426,7 @@ def analyze(
     _reraise(streamed, backend)
     info = _meta(call, parallel, path_choice=choice,
                  dense_budget=policy.budget.bytes, eigensolver_used=result.spectrum.solver,
-                 curvature=kind)
+                 curvature=",".join(kinds))
     with_direction = obj.n <= 1000
     extra: dict[str, Any] = {"devices": parallel.devices, "processes": parallel.processes}
     if blocks is True or blocks is False:  # the bare --blocks flag: one block per leaf
@@ -430,6 +438,10 @@ def analyze(
         _reraise(streamed, backend, exc)
         raise
     _reraise(streamed, backend)
+    if len(kinds) > 1:
+        parts["curvatures"] = _more_curvatures(obj, method, backend, kinds, result, parts,
+                                               blocks, seed, policy, shared)
+        extra["curvatures"] = curvatures_document(parts["curvatures"], with_direction)
     if streamed is not None:
         parts["stream"] = _stream_report(stream_part, backend, obj, seed)
         extra["stream"] = parts["stream"].document()
@@ -551,6 +563,44 @@ def _stream_report(stream: Any, backend: Any, obj: Objective, seed: int) -> Stre
     return StreamReport(stream, spread, hvps)
 
 
+def _block_report(obj: Objective, backend: Curvature, result: Any, spec: str, seed: int,
+                  policy: Any = None) -> Any:
+    """``--blocks`` for one matrix: from its dense form on the dense path (formed once:
+    the spectrum's, under :class:`~hesscli.spectra.policy.HessianOnce`), else by the
+    certified block solver to the policy's target."""
+    from hesscli.analysis.blocks import analyze_blocks
+
+    dense = backend.hessian(obj.x).matrix if result.spectrum.complete else None
+    return analyze_blocks(
+        obj, backend, spec, dense=dense, seed=seed,
+        target=policy.target(obj.dtype) if policy is not None else None,
+        max_steps=policy.max_steps if policy is not None else None)
+
+
+def _more_curvatures(obj: Objective, method: str, backend: Curvature, kinds: Any,
+                     result: Any, parts: dict[str, Any], blocks: str | None, seed: int,
+                     policy: Any, shared: dict[str, Any]) -> Any:
+    """``--curvature A,B,…``: the first matrix's analysis (done) beside the others', each
+    from an operator on the first's backend (one compiled function), same settings."""
+    from hesscli.analysis.analyze_compare import (
+        AnalysisComparison,
+        CurvatureAnalysis,
+        analyze_more,
+    )
+    from hesscli.spectra.policy import HessianOnce
+
+    first = CurvatureAnalysis(kinds[0], result, parts.get("blocks"))
+    base = backend.base or backend
+    block_report = None if blocks is None else (
+        lambda b: _block_report(obj, b, result, blocks, seed, policy))
+    more = []
+    for kind in kinds[1:]:
+        other = _backend(obj, method, curvature=base, kind=kind)[0]
+        with HessianOnce(other):  # its spectrum and its blocks share one dense matrix
+            more.append(analyze_more(obj, kind, other, blocks=block_report, **shared))
+    return AnalysisComparison((first, *more))
+
+
 def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | None,
                null_space: bool, seed: int, policy: Any = None) -> dict[str, Any]:
     """The ``--blocks`` and ``--null-space`` reports (the dense Hessian formed once for both
@@ -560,12 +610,7 @@ def _structure(obj: Objective, backend: Curvature, result: Any, blocks: str | No
         return parts
     dense = backend.hessian(obj.x).matrix if result.spectrum.complete else None
     if blocks is not None:
-        from hesscli.analysis.blocks import analyze_blocks
-
-        parts["blocks"] = analyze_blocks(
-            obj, backend, blocks, dense=dense, seed=seed,
-            target=policy.target(obj.dtype) if policy is not None else None,
-            max_steps=policy.max_steps if policy is not None else None)
+        parts["blocks"] = _block_report(obj, backend, result, blocks, seed, policy)
     if null_space:
         from hesscli.analysis.null_space import analyze_null_space
 

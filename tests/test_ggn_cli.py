@@ -121,7 +121,7 @@ def test_train_bare_curvature_flag_still_means_the_hessian(hess):
 @pytest.mark.parametrize("args, code, text", [
     (("analyze", "rosenbrock", "--curvature", "ggn"), 2, "needs a model split"),
     (("analyze", *SMALL, "--curvature", "gnn"), 2, "did you mean 'ggn'"),
-    (("analyze", *SMALL, "--curvature", "hessian,ggn"), 2, "takes one curvature"),
+    (("landscape", *SMALL, "--curvature", "hessian,ggn"), 2, "takes one curvature"),
     (("spectrum", *SMALL, "--curvature", "ggn,ggn"), 2, "at most once"),
     (("analyze", *SMALL, "--curvature", "ggn", "--method", "fd"), 2, "needs exact JAX"),
     (("analyze", *SMALL, "--curvature", "ggn", "--save-escape", "e.npy"), 2,

@@ -59,7 +59,8 @@ from hesscli.vocab import CurvatureKind
               "log (adam, adamw, nadam, amsgrad).")
 @click.option("--b1", type=float, default=None,
               help="β₁ for --preconditioner's threshold (default: the logged run's).")
-@curvature_option()
+@curvature_option(several="analyzes the first in full and reports every "
+                  "matrix's ends, definiteness and (--blocks) blocks beside it, same settings.")
 @expect_option
 @fd_accuracy_option
 @verify_option
@@ -86,6 +87,7 @@ def command(**_options: Any) -> None:
       hesscli analyze mlp --blocks 1                # grouped: hidden, head
       hesscli analyze mlp --null-space              # zero eigenvalues and their causes
       hesscli analyze classifier --curvature ggn    # Gauss–Newton JᵀH_ℓJ
+      hesscli analyze classifier --curvature hessian,ggn --blocks   # side by side
       hesscli analyze mlp --at x.npz --preconditioner run.jsonl --lr 0.01  # Adam: λmax(P⁻¹H)
       hesscli analyze mlp --batch-size 64 --batches 4   # data set in batches, streamed
     """
@@ -104,7 +106,7 @@ def command(**_options: Any) -> None:
     if save_escape is not None and save_point is not None and \
             Path(save_escape).resolve() == Path(save_point).resolve():
         raise InputError("--save-escape and --save-point name the same file; give two")
-    kind = str(app.params.get("curvature_kind") or CurvatureKind.HESSIAN)
+    kind = str(app.params.get("curvature_kind") or CurvatureKind.HESSIAN).split(",")[0].strip()
     if save_escape is not None and kind != CurvatureKind.HESSIAN:  # before any work
         raise InputError(f"--save-escape {save_escape}: escape directions come from the "
                          f"Hessian, and --curvature {kind} is not the Hessian; drop --curvature")

@@ -123,10 +123,10 @@ expect_option = click.option(
 )
 
 
-def curvature_option(*, several: bool = False) -> Callable[[F], F]:
-    """``--curvature``: the matrix whose spectrum is reported (``several``: a comma list)."""
-    extra = (" A comma list (e.g. hessian,ggn) reports each side by side with their "
-             "difference." if several else "")
+def curvature_option(*, several: str | None = None) -> Callable[[F], F]:
+    """``--curvature``: the matrix whose spectrum is reported (``several``: a comma list
+    is accepted, and the sentence that says what the command does with it)."""
+    extra = f" A comma list (e.g. hessian,ggn) {several}" if several else ""
     return click.option(
         "--curvature", "curvature_kind", default="hessian", show_default=True,
         metavar="KIND" + (",..." if several else ""),

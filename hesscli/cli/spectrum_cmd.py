@@ -46,7 +46,7 @@ from hesscli.vocab import Estimator
               help="Bins of the terminal histogram.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a figure of the spectrum (PNG or SVG by suffix; needs matplotlib).")
-@curvature_option(several=True)
+@curvature_option(several="reports each side by side with their difference.")
 @expect_option
 def command(**_options: Any) -> None:
     """Hessian eigenvalues at a point: all of them when the dense Hessian fits, otherwise

@@ -120,3 +120,25 @@ def verification_document(v: Any) -> dict[str, Any]:
     if v.hvp is not None:
         doc["relative_error"] = v.hvp.relative_error
     return doc
+
+
+#: an ``analyze`` document's fields that describe one matrix (``curvatures`` entries)
+PER_MATRIX = ("curvature", "eigenvalues", "eigenvalues_complete", "lambda_min", "lambda_max",
+              "lambda_min_interval", "lambda_max_interval", "eigenvalue_errors", "converged",
+              "inertia", "tolerance", "definiteness", "classification", "condition_number",
+              "certainty", "path", "notes")
+
+
+def curvatures_document(c: Any, with_direction: bool) -> list[dict[str, Any]]:
+    """``analyze --curvature A,B``: one entry per matrix, in the order asked (the first is
+    the document's own top level), each with its ``blocks`` under ``--blocks``."""
+    from hesscli.documents.structure import blocks_document
+
+    out = []
+    for e in c.entries:
+        doc = analysis_document(e.analysis, {}, with_direction=with_direction)
+        entry = {k: doc[k] for k in PER_MATRIX if k in doc}
+        if e.blocks is not None:
+            entry["blocks"] = blocks_document(e.blocks)
+        out.append(entry)
+    return out

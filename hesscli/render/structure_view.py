@@ -13,18 +13,20 @@ from rich.console import Console
 from rich.table import Table
 
 from hesscli.documents.structure import describe
-from hesscli.render.numbers import num
+from hesscli.render.numbers import end_cell, num
 
 
 def blocks_sentence(r: Any) -> str:
     top = r.sharpest
     share = f"{num(100 * top.share, 3)}%" if top.share == top.share else "—"
-    return (f"The sharpest block is {top.name} (λmax = {num(top.lambda_max)}, {top.size} "
+    cell = end_cell(top.lambda_max, top.bounds, "max")
+    value = cell if cell.startswith("≥") else f"= {cell}"
+    return (f"The sharpest block is {top.name} (λmax {value}, {top.size} "
             f"parameters, {share} of the trace); {len(r.blocks)} blocks, {r.grouping}.")
 
 
-def blocks_table(r: Any) -> Table:
-    t = Table(title="Diagonal Hessian blocks, sharpest first", title_justify="left")
+def blocks_table(r: Any, matrix: str = "Hessian") -> Table:
+    t = Table(title=f"Diagonal {matrix} blocks, sharpest first", title_justify="left")
     # numbers are never cut (a narrow terminal folds the names instead: a truncated
     # "1.359e-…" or "block_1…" reads as nothing)
     for col, just in (("block", "left"), ("size", "right"), ("λmin", "right"),
@@ -39,7 +41,8 @@ def blocks_table(r: Any) -> Table:
             f"{num(b.trace)} ± {num(b.trace_standard_error)}"
         share = f"{num(100 * b.share, 3)}%" if b.share == b.share else "—"
         partner = max(b.coupling.items(), key=lambda kv: kv[1]) if b.coupling else None
-        t.add_row(b.name, str(b.size), num(b.lambda_min), num(b.lambda_max), trace, share,
+        t.add_row(b.name, str(b.size), end_cell(b.lambda_min, b.bounds, "min"),
+                  end_cell(b.lambda_max, b.bounds, "max"), trace, share,
                   num(b.leak, 2),
                   partner[0] if partner else "—")
     t.caption = ("leak: share of ‖H u‖ outside the block for its top eigenvector u "
@@ -48,10 +51,10 @@ def blocks_table(r: Any) -> Table:
     return t
 
 
-def render_blocks(r: Any, console: Console) -> None:
+def render_blocks(r: Any, console: Console, matrix: str = "Hessian") -> None:
     console.print()
     console.print(blocks_sentence(r))
-    console.print(blocks_table(r))
+    console.print(blocks_table(r, matrix))
 
 
 def render_null_space(ns: Any, console: Console) -> None:

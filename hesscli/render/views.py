@@ -34,9 +34,14 @@ def _analyze(res: Any, console: Console, **_: Any) -> None:
     rows = [("devices", parallel.describe())] if parallel.sharded else []
     render_analysis(res.output, console, rows=rows)
     if "blocks" in res.parts:
+        from hesscli.render.curvatures_view import title_of
         from hesscli.render.structure_view import render_blocks
 
-        render_blocks(res.parts["blocks"], console)
+        render_blocks(res.parts["blocks"], console, title_of(res.output.curvature))
+    if "curvatures" in res.parts:
+        from hesscli.render.curvatures_view import render_curvatures
+
+        render_curvatures(res.parts["curvatures"], console)
     if "null_space" in res.parts:
         from hesscli.render.structure_view import render_null_space
 

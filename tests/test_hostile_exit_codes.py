@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_robust import one_error
+from tests.helpers import one_error
 
 PYTREE = """
 import jax, jax.numpy as jnp

@@ -100,7 +100,13 @@ def test_point_formats(hess, tmp_path, suffix):
         path.write_text("1.0,1.0\n")
     res = hess("analyze", "rosenbrock", "--at", path, "--format", "json")
     assert res.exit_code == 0, res.output
-    assert res.json()["classification"] == "local_minimum"
+    doc = res.json()
+    assert doc["classification"] == "local_minimum"
+    # read as (1, 1) in every format: f = 0 and H = [[802, −400], [−400, 200]] there
+    assert doc["value"] == 0 and doc["gradient_norm"] == 0
+    np.testing.assert_allclose(doc["eigenvalues"],
+                               np.linalg.eigvalsh([[802.0, -400.0], [-400.0, 200.0]]),
+                               rtol=1e-12)
 
 
 def test_json_object_point_for_pytree(hess, write, tmp_path):

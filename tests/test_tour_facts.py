@@ -1,4 +1,4 @@
-"""Facts about the committed tour: its printed numbers against the problems' analytic answers.
+"""Facts about the committed tour (docs/tour.md, README.md): printed numbers against analytic ones.
 
 tests/test_readme_tour.py checks that the tour is what the program prints now, which
 ``make docs`` can always make true. This file checks what the committed
@@ -314,3 +314,57 @@ def test_check_table_measures_the_analytic_values():
     lam = np.linalg.eigvalsh(a)
     agrees(ravine_cond, lam[-1] / lam[0])
     assert "15 of 15 expectations hold; 5 of 5 checks pass." in out
+
+
+# --- README.md: the classifier's Hessian beside its Gauss–Newton matrix ---------------------
+
+
+def test_readme_classifier_hessian_and_ggn_side_by_side():
+    """problems/classifier.py rebuilt here (its seeded data, ``init(PRNGKey(0))``, the default
+    point): H = ``jax.hessian`` of the loss, GGN = JᵀH_ℓJ from ``jax.jacobian`` of the model
+    and ``jax.hessian`` of the output loss, both dense. The README's table prints each
+    one's λmin, λmax and trace; the GGN is positive semidefinite (λmin zero up to rounding)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = {m["cmd"]: m["out"] for m in BLOCK.finditer(readme)}
+    out = blocks["hesscli spectrum classifier --curvature hessian,ggn "
+                  "--plot docs/spectrum-hessian-ggn.png"]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4))
+    teacher = rng.standard_normal((4, 3))
+    labels = np.argmax(X @ teacher + 0.5 * rng.standard_normal((64, 3)), axis=1)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    params = {"hidden": {"w": jax.random.normal(k1, (4, 6), jnp.float64) / np.sqrt(4),
+                         "b": jnp.zeros(6)},
+              "head": {"w": jax.random.normal(k2, (6, 3), jnp.float64) / np.sqrt(6),
+                       "b": jnp.zeros(3)}}
+    flat, unravel = ravel_pytree(params)
+    assert flat.size == (4 + 1) * 6 + (6 + 1) * 3 == 51
+
+    def logits(z):
+        p = unravel(z)
+        return jnp.tanh(X @ p["hidden"]["w"] + p["hidden"]["b"]) @ p["head"]["w"] + p["head"]["b"]
+
+    def output_loss(m):
+        logp = jax.nn.log_softmax(m, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(logp, jnp.asarray(labels)[:, None], axis=-1))
+
+    hessian = np.asarray(jax.jit(jax.hessian(lambda z: output_loss(logits(z))))(flat))
+    jac = np.asarray(jax.jit(jax.jacobian(logits))(flat)).reshape(64 * 3, 51)
+    h_out = np.asarray(jax.jit(jax.hessian(output_loss))(logits(flat))).reshape(192, 192)
+    ggn = jac.T @ h_out @ jac
+    for name, matrix in (("Hessian", hessian), ("GGN", ggn), ("Hessian − GGN", hessian - ggn)):
+        lam_min, lam_max, trace = found(r"│ " + re.escape(name) + r"\s+│\s+" + NUM + r" │\s+"
+                                        + NUM + r" │\s+" + NUM + " │", out)
+        lam = np.linalg.eigvalsh((matrix + matrix.T) / 2)
+        rounding = 1e-13 * np.abs(lam).max()  # eigvalsh's and the sums' rounding
+        if name == "GGN":
+            assert lam[0] >= -rounding and abs(float(lam_min)) <= rounding  # PSD: zero
+        else:
+            agrees(lam_min, lam[0], slack=rounding)
+        agrees(lam_max, lam[-1], slack=rounding)
+        agrees(trace, np.trace(matrix), slack=rounding)
+    assert "the GGN has no negative eigenvalue here" in out

@@ -60,3 +60,13 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture
+def quadratic(tmp_path):
+    """A file with ``tests.helpers.QUADRATIC``: f = ½(x₀² + 2x₁²) − x₀ at (0.5, −1)."""
+    from tests.helpers import QUADRATIC
+
+    path = tmp_path / "quad.py"
+    path.write_text(QUADRATIC)
+    return path

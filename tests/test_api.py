@@ -244,3 +244,5 @@ def test_misspelt_choices_are_refused_on_the_dense_path_too(call, options):
     with pytest.raises(InputError) as info:
         getattr(hesscli, call)(quadratic, tree(np.ones(5)), **options)
     assert info.value.exit_code == 2
+    ((name, value),) = options.items()  # the message names the argument and its value
+    assert name in str(info.value) and repr(value) in str(info.value), str(info.value)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from hesscli.schemas import load_schema
+from tests.helpers import QUADRATIC, one_error
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = load_schema("check")
@@ -125,8 +127,16 @@ def test_invalid_specs_exit_2(hess, write, body, message):
 
 def test_gradcheck_expectation(hess, write):
     spec = write("g.yaml", "checks:\n  - objective: saddle\n    expect: {gradcheck: passed}\n")
-    res = hess("check", spec)
+    res = hess("check", spec, "--format", "json")
     assert res.exit_code == 0, res.output
+    ((result,),) = [c["results"] for c in res.json()["checks"]]
+    assert (result["key"], result["measured"], result["passed"]) == ("gradcheck", "passed", True)
+    # and a wrong rule fails it: the custom rule with factor 2 doubles the true gradient
+    bad = write("b.yaml", f"checks:\n  - objective: {ROOT / 'examples' / 'custom_rule.py'}\n"
+                "    params: {factor: 2}\n    expect: {gradcheck: passed}\n")
+    failed = hess("check", bad, "--format", "json")
+    assert failed.exit_code == 1, failed.output
+    assert failed.json()["checks"][0]["results"][0]["measured"] == "failed"
 
 
 def test_convexity_expectation_uses_the_convexity_test(hess, write):
@@ -147,13 +157,39 @@ checks:
 
 
 def test_example_spec_passes(hess):
-    res = hess("check", ROOT / "examples" / "checks.yaml")
+    """Each measured value of examples/checks.yaml against its analytic value: Rosenbrock's
+    Hessian at (1, 1) is [[802, −400], [−400, 200]] with ∇f = 0 exactly; the saddle's is
+    diag(1, −1); the ravine's eigenvalues are geomspace(1, κ) (condition κ = 1000, and
+    lr = 0.001 < 2/κ is stable); the SVM's is 2λI = 0.2·I at zeros."""
+    import numpy as np
+
+    res = hess("check", ROOT / "examples" / "checks.yaml", "--format", "json")
     assert res.exit_code == 0, res.output
+    doc = res.json()
+    measured = {(c["name"], r["key"]): r["measured"] for c in doc["checks"]
+                for r in c["results"]}
+    assert all(r["passed"] for c in doc["checks"] for r in c["results"])
+    lo, hi = np.linalg.eigvalsh([[802.0, -400.0], [-400.0, 200.0]])
+    rosenbrock = "rosenbrock minimum"
+    assert measured[(rosenbrock, "classification")] == "local_minimum"
+    assert measured[(rosenbrock, "gradient_norm")] == 0
+    assert measured[(rosenbrock, "lambda_min")] == pytest.approx(lo, rel=1e-9)
+    assert measured[(rosenbrock, "lambda_max")] == pytest.approx(hi, rel=1e-12)
+    assert measured[(rosenbrock, "condition_number")] == pytest.approx(hi / lo, rel=1e-9)
+    assert measured[("saddle is strict", "lambda_min")] == pytest.approx(-1.0, abs=1e-12)
+    assert measured[("saddle is strict", "negative_eigenvalues")] == 1
+    ravine = "ravine learning rate"
+    assert measured[(ravine, "condition_number")] == pytest.approx(1000.0, rel=1e-9)
+    assert measured[(ravine, "stable")] is True and measured[(ravine, "step_increases_loss")] \
+        is False
+    assert measured[("svm stays convex", "lambda_min")] == pytest.approx(0.2, rel=1e-12)
+    assert measured[("rosenbrock is not convex", "convexity")] == "not_convex"
 
 
 def test_missing_spec_file(hess, tmp_path):
     res = hess("check", tmp_path / "nope.yaml")
     assert res.exit_code == 2 and "does not exist" in res.stderr
+    assert "nope.yaml" in res.stderr and res.stdout == ""  # the line names the file
 
 
 def test_check_goes_matrix_free_above_the_dense_budget_like_analyze(hess, tmp_path,
@@ -258,5 +294,51 @@ def test_spec_paths_are_relative_to_the_spec_file(hess, tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    res = hess("check", folder / "c.yaml")
+    res = hess("check", folder / "c.yaml", "--format", "json")
     assert res.exit_code == 0, res.output
+    # f = Σ(x − 1)² at x = 1 (from one.npy beside the spec): a minimum with H = 2I
+    measured = {r["key"]: r["measured"] for r in res.json()["checks"][0]["results"]}
+    assert measured["classification"] == "local_minimum"
+    assert measured["lambda_min"] == pytest.approx(2.0, rel=1e-12)
+
+
+def test_check_expectations_fail_on_undetermined():
+    from types import SimpleNamespace
+
+    from hesscli.checks.registry import document_expectation, measure
+
+    doc = {"classification": "undetermined", "definiteness": "undetermined",
+           "stability": {"stable": None}}
+    ctx = SimpleNamespace(analysis=lambda: doc)
+    for key, value in (("stable", True), ("stable", False),
+                       ("classification", ["local_minimum", "saddle_point"]),
+                       ("definiteness", "positive_definite")):
+        outcome = measure(ctx, document_expectation(key, value, "checks[0].expect"))
+        assert not outcome.passed and "could not decide" in outcome.detail, key
+    ok = measure(ctx, document_expectation("classification", "undetermined", "c"))
+    assert ok.passed
+
+
+def test_check_spec_is_validated_whole_before_any_check_runs(hess, tmp_path):
+    marker = tmp_path / "ran"
+    first = tmp_path / "first.py"
+    first.write_text(f"from pathlib import Path\nPath({str(marker)!r}).touch()\n" + QUADRATIC)
+    spec = tmp_path / "checks.yaml"
+    spec.write_text(textwrap.dedent(f"""
+        checks:
+          - objective: {first}
+            expect: {{classification: not_critical}}
+          - objective: {tmp_path / 'missing.py'}
+            expect: {{classification: not_critical}}
+    """))
+    one_error(hess("check", spec), 2, "checks[1].objective")
+    assert not marker.exists()
+    spec.write_text(textwrap.dedent(f"""
+        checks:
+          - objective: {first}
+            expect:
+              classification: not_critical
+              classification: local_minimum
+    """))
+    one_error(hess("check", spec), 2, "duplicate key 'classification'")
+

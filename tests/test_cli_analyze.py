@@ -70,9 +70,14 @@ x0 = {"a": jnp.zeros(2), "b": jnp.zeros(1)}
         assert sorted(z.files) == ["a", "b"]
         np.testing.assert_allclose(z["b"], [1.0])
         np.testing.assert_allclose(z["a"], [0.0, 0.0])
-    # the saved direction is a valid POINT for the same objective
+    # the saved direction is a valid POINT for the same objective: at a = 0, b = 1,
+    # f = −1 + 1 = 0, ∇f = (0, 0, −2b + 4b³) = (0, 0, 2), H = diag(2, 2, −2 + 12b²) = diag(2, 2, 10)
     again = hess("analyze", path, "--at", out, "--format", "json")
     assert again.exit_code == 0, again.output
+    doc = again.json()
+    assert doc["value"] == pytest.approx(0.0, abs=1e-15)
+    assert doc["gradient_norm"] == pytest.approx(2.0, rel=1e-14)
+    np.testing.assert_allclose(doc["eigenvalues"], [2.0, 2.0, 10.0], rtol=1e-13)
 
 
 def test_save_escape_without_negative_curvature_is_input_error(hess, tmp_path):
@@ -95,7 +100,13 @@ def test_point_formats(hess, tmp_path, suffix):
         path.write_text("1.0,1.0\n")
     res = hess("analyze", "rosenbrock", "--at", path, "--format", "json")
     assert res.exit_code == 0, res.output
-    assert res.json()["classification"] == "local_minimum"
+    doc = res.json()
+    assert doc["classification"] == "local_minimum"
+    # read as (1, 1) in every format: f = 0 and H = [[802, −400], [−400, 200]] there
+    assert doc["value"] == 0 and doc["gradient_norm"] == 0
+    np.testing.assert_allclose(doc["eigenvalues"],
+                               np.linalg.eigvalsh([[802.0, -400.0], [-400.0, 200.0]]),
+                               rtol=1e-12)
 
 
 def test_json_object_point_for_pytree(hess, write, tmp_path):
@@ -309,5 +320,15 @@ x0 = {"t": (jnp.asarray(0.0), jnp.zeros(3))}
     out = tmp_path / "esc.json"
     res = hess("analyze", path, "--save-escape", out)
     assert res.exit_code == 0, res.output
+    # H at 0 = diag(2, −2, 2, 2) in the order (s, v[0], v[1], v[2]): the escape direction is
+    # ±e of v[0], saved in the tuple's structure {"t": [s, [v0, v1, v2]]}
+    saved = json.loads(out.read_text())
+    s, v = saved["t"]
+    np.testing.assert_allclose(np.abs([s, *v]), [0.0, 1.0, 0.0, 0.0], atol=1e-12)
     again = hess("analyze", path, "--at", out, "--format", "json")
     assert again.exit_code == 0, again.output
+    # at v0 = ±1: f = −1 + 1 = 0, ∂f/∂v0 = −2v0 + 4v0³ = ±2, ∂²f/∂v0² = −2 + 12 = 10
+    doc = again.json()
+    assert doc["value"] == pytest.approx(0.0, abs=1e-14)
+    assert doc["gradient_norm"] == pytest.approx(2.0, rel=1e-12)
+    np.testing.assert_allclose(doc["eigenvalues"], [2.0, 2.0, 2.0, 10.0], rtol=1e-12)

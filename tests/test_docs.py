@@ -153,5 +153,14 @@ def test_the_checks_reference_example_holds(tmp_path):
     (spec,) = re.findall(r"```yaml\n(.*?)```", text, re.S)
     path = tmp_path / "checks.yaml"
     path.write_text(spec, encoding="utf-8")
-    res = CliRunner().invoke(cli, ["check", str(path)])
+    res = CliRunner().invoke(cli, ["check", str(path), "--format", "json"])
     assert res.exit_code == 0, res.output
+    import json
+
+    (check,) = json.loads(res.stdout)["checks"]
+    measured = {r["key"]: r["measured"] for r in check["results"]}
+    assert all(r["passed"] for r in check["results"])
+    assert measured["classification"] == "not_critical"
+    assert measured["inertia.negative"] == 0
+    assert abs(measured["lambda_min"] - 2 * 0.1) <= 1e-12  # 2λ, λ = 0.1
+    assert measured["convexity"] == "no_violation_found"

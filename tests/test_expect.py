@@ -93,3 +93,14 @@ def test_analyze_field_declared_but_absent(hess):
     res = hess("analyze", "rosenbrock", "--at", "1,1", "--expect", "escape.eigenvalue<0")
     assert res.exit_code == 1, res.output
     assert "escape.eigenvalue is absent from this document" in res.stderr
+
+
+def test_expect_on_undetermined_fails_even_with_not_equal():
+    from hesscli.expect import expectations
+
+    doc = {"schema": "x", "classification": "undetermined", "stability": {"stable": None}}
+    schema = {"properties": {"classification": {}, "stability": {"properties": {"stable": {}}}}}
+    pending = expectations(["classification!=saddle_point", "stability.stable=false",
+                            "classification=undetermined"], doc, schema)
+    assert [o.passed for o in pending.outcomes] == [False, False, True]
+

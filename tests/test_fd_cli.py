@@ -190,7 +190,27 @@ def test_examples_black_box_and_custom_rule(hess):
     assert res.exit_code == 0, res.output
     doc = res.json()
     assert doc["method"] == "fd" and doc["classification"] == "not_critical"
-    wrong = hess("gradcheck", str(root / "custom_rule.py"), "-p", "factor=2")
+    # Rosenbrock in 4 variables at (−1.2, 1, −1.2, 1): f and ∇f by hand; the gradient
+    # from values is good to ~1e-7 relative (second-order steps of size ε^(1/3))
+    x = np.array([-1.2, 1.0, -1.2, 1.0])
+    r = x[1:] - x[:-1] ** 2
+    grad = np.zeros(4)
+    grad[:-1] += -400.0 * x[:-1] * r - 2.0 * (1.0 - x[:-1])
+    grad[1:] += 200.0 * r
+    assert doc["value"] == pytest.approx(np.sum(100.0 * r**2 + (1.0 - x[:-1]) ** 2), rel=1e-15)
+    assert doc["gradient_norm"] == pytest.approx(np.linalg.norm(grad), rel=1e-6)
+    wrong = hess("gradcheck", str(root / "custom_rule.py"), "-p", "factor=2",
+                 "--format", "json")
     assert wrong.exit_code == 1, wrong.output
-    right = hess("gradcheck", str(root / "custom_rule.py"))
+    # the rule says d softplus = 2σ(x); the truth is σ(x): ∂f/∂xᵢ = σ(xᵢ) + xᵢ
+    x0 = np.array([0.3, -0.7, 1.1])
+    sigma = 1.0 / (1.0 + np.exp(-x0))
+    worst = [w for w in wrong.json()["worst"] if w["check"] == "gradient"]
+    assert worst and not any(w["passed"] for w in worst)
+    for w in worst:
+        i = int(w["name"][2:-1])  # "x[i]"
+        assert w["exact"] == pytest.approx(2 * sigma[i] + x0[i], rel=1e-12)
+        assert w["fd"] == pytest.approx(sigma[i] + x0[i], rel=1e-6)
+    right = hess("gradcheck", str(root / "custom_rule.py"), "--format", "json")
     assert right.exit_code == 0, right.output
+    assert right.json()["gradient_max_rel_error"] < 1e-6

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_robust import one_error
+from tests.helpers import one_error
 
 PYTREE = """
 import jax, jax.numpy as jnp
@@ -143,6 +143,11 @@ def test_an_escape_step_that_overflows_is_refused(hess):
     one_error(hess("analyze", "saddle", "--escape-step", "1e300"), 2, "overflows float64")
     res = hess("analyze", "saddle", "--escape-step", "1e100", "--format", "json")
     assert res.exit_code == 0, res.output  # large but representable: reported as it is
+    # along e_y the model ½λt² with λ = −1 is −5e199; f's own change ¼t⁴ − ½t² overflows
+    escape = res.json()["escape"]
+    assert escape["distance"] == 1e100 and escape["eigenvalue"] == -1.0
+    assert escape["predicted_change"] == pytest.approx(-0.5e200, rel=1e-15)
+    np.testing.assert_allclose(np.abs(escape["direction"]), [0.0, 1.0], atol=1e-15)
 
 
 # --- streams: closed, full, ASCII-only ---------------------------------------------------
@@ -190,6 +195,7 @@ def test_an_input_error_keeps_its_code_when_stderr_cannot_take_the_line(target):
     else:
         res = _run(["analyze", "no_such_file.py"], stderr=None, close=(2,))
     assert res.returncode == 2
+    assert res.stdout == b""  # the error went nowhere else: stdout carries no report
 
 
 def test_tables_on_an_ascii_stream_are_spelled_in_ascii():

@@ -201,10 +201,23 @@ def test_flax_point_written_in_a_format_reads_back(flax_model, tmp_path, suffix)
     assert value == pytest.approx(float(f(variables)), rel=1e-13)
 
 
+def assert_lowest_eigenvector(saved, f, params):
+    """``saved`` is ± the unit eigenvector of λmin of ``jax.hessian`` of ``f`` at ``params``
+    (formed densely here, not by hesscli), to the accuracy the eigen-gap allows."""
+    from jax.flatten_util import ravel_pytree
+
+    flat, unravel = ravel_pytree(params)
+    h = np.asarray(jax.hessian(lambda z: f(unravel(z)))(flat), dtype=np.float64)
+    w, v = np.linalg.eigh((h + h.T) / 2)
+    assert w[0] < 0 and w[1] - w[0] > 1e-6 * np.abs(w).max()  # an isolated λmin: v is unique
+    assert np.linalg.norm(saved) == pytest.approx(1.0, rel=1e-12)
+    assert abs(saved @ v[:, 0]) == pytest.approx(1.0, abs=1e-8)
+
+
 def test_save_escape_in_flax_msgpack(flax_model, hess, tmp_path):
     from flax import serialization
 
-    _, variables, _, _ = flax_model
+    _, variables, f, _ = flax_model
     at = save_flax("msgpack", variables, tmp_path)
     out = tmp_path / "escape.msgpack"
     res = hess("analyze", FLAX, "--at", at, "--save-escape", out, "--format", "json")
@@ -212,6 +225,8 @@ def test_save_escape_in_flax_msgpack(flax_model, hess, tmp_path):
     back = serialization.msgpack_restore(out.read_bytes())
     np.testing.assert_allclose(ravel(back["params"]), res.json()["escape"]["direction"],
                                rtol=0, atol=0)
+    assert_lowest_eigenvector(ravel(back["params"]), lambda p: f({**variables, "params": p}),
+                              variables["params"])
 
 
 # ---------------------------------------------------------------- Equinox
@@ -286,6 +301,15 @@ def test_equinox_escape_as_npz_keeps_leaf_paths(eqx_model, hess, tmp_path):
     with np.load(out) as archive:
         assert set(archive.files) == {"layers.0.weight", "layers.0.bias", "layers.1.weight",
                                       "layers.1.bias"}
+        saved = {name: archive[name] for name in archive.files}
+    eqx, module, _ = eqx_model
+    model = module.init(jax.random.PRNGKey(0))  # the default point: init(key) with --seed 0
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    flat = flat_keys(params, ".")  # the same leaf names, in the model's own order
+    assert all(saved[name].shape == np.shape(leaf) for name, leaf in flat.items())
+    direction = np.concatenate([np.ravel(saved[name]) for name in flat])
+    assert_lowest_eigenvector(direction, lambda p: module.objective(eqx.combine(p, static)),
+                              params)
 
 
 # ---------------------------------------------------------------- missing packages

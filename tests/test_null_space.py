@@ -187,5 +187,8 @@ def test_check_spec_runs_the_reports_its_expectations_read(hess, write):
     assert res.exit_code == 0, res.output
     bad = write("bad.yaml", "checks:\n  - objective: relunet\n    expect:\n"
                 "      null_space.dimension: {max: 26}\n")
-    res = hess("check", bad)
+    res = hess("check", bad, "--format", "json")
     assert res.exit_code == 1, res.output
+    (result,) = res.json()["checks"][0]["results"]  # the planted 27 directions, measured
+    assert (result["key"], result["measured"], result["passed"]) == \
+        ("null_space.dimension", 27, False)

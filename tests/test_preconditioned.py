@@ -290,6 +290,7 @@ def test_analyze_preconditioner_bad_inputs(tmp_path):
     missing = run_cli("analyze", "mlp", "-p", "width=3", "--preconditioner",
                       str(tmp_path / "none.jsonl"))
     assert missing.exit_code == 2 and missing.stderr.startswith("error:"), missing.output
+    assert "none.jsonl" in missing.stderr, missing.output  # the line names the missing log
     junk = tmp_path / "junk.jsonl"
     junk.write_text(json.dumps({"record": "header", "schema": "nope"}) + "\n")
     res = run_cli("analyze", "mlp", "-p", "width=3", "--preconditioner", str(junk))

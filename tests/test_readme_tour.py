@@ -5,6 +5,9 @@ console block, see ``tools/tour.py``). Commands run
 in-process at 80 columns without color, as ``make docs`` runs them, in a
 temporary directory (so ``--plot docs/...`` does not touch the repository).
 Outputs are compared modulo timings, versions and temporary paths.
+
+This says the tour is current, not that it is right (``make docs`` can always make it
+current): tests/test_tour_facts.py checks the committed numbers against analytic ones.
 """
 
 from __future__ import annotations

@@ -220,7 +220,10 @@ def test_only_process_0_prints_and_writes(hess, fake_cluster, monkeypatch, tmp_p
     res = hess("analyze", "saddle", "--at", "zeros", "--save-escape", out)
     assert res.exit_code == 0, res.output
     assert "saddle point" in res.stdout
-    assert out.exists()
+    # H = diag(1, −1) at the saddle: the escape direction is ±e_y
+    with np.load(out) as archive:
+        (saved,) = [archive[name] for name in archive.files]
+    np.testing.assert_allclose(np.abs(np.ravel(saved)), [0.0, 1.0], atol=1e-12)
 
 
 def test_devices_on_an_objective_without_data_is_refused(monkeypatch):

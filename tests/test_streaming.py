@@ -359,6 +359,8 @@ def test_python_api_errors_carry_exit_codes(files, write):
     with pytest.raises(InputError) as bad:
         hesscli.analyze(files["arrays"], batch_size=0)
     assert bad.value.exit_code == 2
+    message = str(bad.value)  # names the argument (as the CLI spells it, today) and the 0
+    assert ("batch_size" in message or "--batch-size" in message) and "got 0" in message
     with pytest.raises(InputError, match="--batches"):
         hesscli.spectrum(files["arrays"], batch_size=16, batches="many")
     with pytest.raises(InputError, match="file"):

@@ -74,7 +74,8 @@ def save_point(path: Path, params) -> Path:
 
 
 def save_state(kind: str, state, tmp_path: Path) -> Path:
-    """The optimizer state saved as a user would: orbax, Flax msgpack or .npz."""
+    """The optimizer state saved as a user would: orbax, Flax msgpack, or its flattened
+    state dict (keys ``0/mu/hidden/w``) as .npz or .safetensors."""
     if kind == "orbax":
         import orbax.checkpoint as ocp
 
@@ -85,10 +86,16 @@ def save_state(kind: str, state, tmp_path: Path) -> Path:
         path = tmp_path / "opt_state.msgpack"
         path.write_bytes(serialization.to_bytes(state))
         return path
+    arrays = traverse_util.flatten_dict(serialization.to_state_dict(state), sep="/")
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    if kind == "safetensors":
+        from safetensors.numpy import save_file
+
+        path = tmp_path / "opt_state.safetensors"
+        save_file(arrays, str(path))
+        return path
     path = tmp_path / "opt_state.npz"
-    state_dict = serialization.to_state_dict(state)
-    arrays = traverse_util.flatten_dict(state_dict, sep="/")
-    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(path, **arrays)
     return path
 
 
@@ -125,7 +132,7 @@ def adam_run(mlp, tmp_path_factory):
             "top": top, "nu": flat(node.nu), "count": int(node.count)}
 
 
-@pytest.mark.parametrize("kind", ["orbax", "msgpack", "npz"])
+@pytest.mark.parametrize("kind", ["orbax", "msgpack", "npz", "safetensors"])
 def test_saved_adam_state_matches_the_dense_construction(mlp, adam_run, tmp_path, kind):
     """λmax(P⁻¹H) from each format against the dense P^(-1/2)·H·P^(-1/2); the threshold
     (2 + 2β₁)/((1 − β₁)·lr) at β₁ = 0.8 is 18/lr and the verdict follows lr·λmax vs 18."""
@@ -166,7 +173,7 @@ def test_no_lr_reports_lambda_max_without_a_threshold_and_names_the_defaults(
                     "--preconditioner", str(state))
     assert table.exit_code == 0, table.output
     text = " ".join(table.stdout.split())
-    assert "not compared with the threshold: no --lr" in text
+    assert "not compared with the threshold (no --lr)" in text
     assert "b1 = 0.9, b2 = 0.999, eps = 1e-08 assumed" in text
 
 

@@ -176,8 +176,8 @@ def matched(tree: Any, layout: Any, name: str, where: str) -> np.ndarray:
     if len(leaves) == 1 and total == n and len(point) > 1:
         return np.asarray(next(iter(leaves.values())), np.float64).reshape(-1)  # flat
     if len(leaves) == 1 and len(point) == 1:
-        (path, arr), = leaves.items()
-        (ppath, shape), = point.items()
+        (arr,) = leaves.values()
+        (shape,) = point.values()
         if arr.shape != shape and arr.size != n:
             raise InputError(f"{where}: the state's {name} has shape {arr.shape} "
                              f"({arr.size} entries); the point's parameters have shape "

@@ -16,10 +16,9 @@ def verdict_line(ps: Any) -> str:
     name = pre.optimizer
     if st is None:  # no learning rate: the largest one this P allows instead
         top = ps.max_stable_lr
-        reach = (f"; lr·λmax(P⁻¹H) reaches {num(ps.bound, 4)} at lr ≈ {num(top)} "
-                 f"(= {num(ps.bound, 4)}/λmax(P⁻¹H), {name} with this P)"
-                 if top is not None else "")
-        return f"not compared with the threshold: no --lr{reach}"
+        reach = (f"; with this P, {name}'s lr·λmax(P⁻¹H) reaches {num(ps.bound, 4)} at "
+                 f"lr ≈ {num(top)}" if top is not None else "")
+        return f"not compared with the threshold (no --lr){reach}"
     ratio = f"lr·λmax(P⁻¹H) = {num(ps.lr * ps.lambda_max, 4)}"
     limit = f"{ps.formula} = {num(ps.bound, 4)}"
     if st.stable is False:

@@ -327,10 +327,13 @@ def _check_built_for(curvature: Any, obj: Objective) -> None:
 # ---- the analyses ----------------------------------------------------------------------
 
 
+STEP_LR = 0.01  # analyze's --lr when none is given (the step prediction, 2/λmax)
+
+
 @validated("analyze")
 def analyze(
     objective: Any, at: Any = None, *, params: Mapping[str, Any] | Iterable[str] | None = None,
-    method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float = 0.01,
+    method: str = "auto", dtype: str = "float64", seed: int = 0, lr: float | None = None,
     gtol: float | None = None, tol: float | None = None, escape_step: float = 0.1,
     fd_accuracy: str = "normal", verify: bool = False, devices: int | str = 1,
     path: str | None = None, k: int = 1, eigensolver: str = "auto",
@@ -340,14 +343,22 @@ def analyze(
     blocks: str | None = None, null_space: bool = False,
     curvature_kind: str = "hessian",
     preconditioner: str | None = None, b1: float | None = None,
+    b2: float | None = None, eps: float | None = None, weight_decay: float | None = None,
+    nesterov: bool | None = None,
     batch_size: int | None = None, batches: int | str | None = None,
 ) -> Result:
     """``hesscli analyze``: value, gradient, spectrum, verdict, step prediction, escape.
 
-    ``preconditioner`` (a ``train --out`` run log of an Adam-type run) adds Adam's
-    preconditioned sharpness λmax(P⁻¹H), P from the log's last optimizer state, against
+    ``lr`` (default 0.01 for the step prediction and the 2/λmax check) is also the
+    learning rate of ``preconditioner``'s threshold. ``preconditioner`` (a ``train --out``
+    run log of an Adam-type run, or an optax state a script saved: an orbax directory,
+    ``.msgpack``, ``.npz``, ``.safetensors``, ``FILE::sub.tree``) adds Adam's
+    preconditioned sharpness λmax(P⁻¹H), P from that optimizer state, against
     (2 + 2β₁)/((1 − β₁)·lr) with its stable/unstable verdict (``res.parts["preconditioned"]``,
-    JSON ``preconditioned``); ``b1`` overrides the logged β₁.
+    JSON ``preconditioned``); ``b1`` overrides the logged β₁. A saved state holds no
+    hyperparameters (unless injected): ``b1``, ``b2``, ``eps``, ``weight_decay`` (AdamW),
+    ``nesterov`` (NAdam) say them, optax.adam's defaults otherwise (noted); without ``lr``
+    there is no threshold (:mod:`hesscli.analysis.saved_state`).
 
     The spectrum is dense when it fits the dense budget (``dense_budget``, e.g.
     ``"1GiB"``; default ``$HESSCLI_DENSE_BUDGET`` or 512 MiB, never the free
@@ -380,7 +391,12 @@ def analyze(
     from hesscli.documents.analyze import analysis_document, curvatures_document
     from hesscli.spectra.policy import HessianOnce, SpectrumPolicy, choose
 
-    positive("--lr", lr)
+    step_lr = STEP_LR if lr is None else lr
+    positive("--lr", step_lr)
+    stray = [f for f, v in (("--b1", b1), ("--b2", b2), ("--eps", eps), ("--weight-decay",
+             weight_decay), ("--nesterov", nesterov)) if v is not None]
+    if stray and preconditioner is None:
+        raise InputError(f"{stray[0]} describes the optimizer of --preconditioner; give one")
     positive("--escape-step", escape_step)
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
@@ -413,7 +429,7 @@ def analyze(
         verification = verify_derivatives(obj, seed)
     # the spectrum, --blocks, --null-space and --preconditioner share one dense Hessian
     once = HessianOnce(backend)
-    shared = dict(lr=lr, gtol=gtol, tol=tol, escape_distance=escape_step, policy=policy,
+    shared = dict(lr=step_lr, gtol=gtol, tol=tol, escape_distance=escape_step, policy=policy,
                   choice=choice)
     try:
         result = run_analysis(obj, backend, notes=notes + chunk_notes,
@@ -446,11 +462,17 @@ def analyze(
         parts["stream"] = _stream_report(stream_part, backend, obj, seed)
         extra["stream"] = parts["stream"].document()
     if preconditioner is not None:
+        from hesscli.analysis.saved_state import is_state_file
+        from hesscli.analysis.saved_state import preconditioned_part as from_state
         from hesscli.training.logged_state import preconditioned_part
 
+        spec = str(preconditioner)
+        hyper = {"b2": b2, "eps": eps, "weight_decay": weight_decay, "nesterov": nesterov}
         with once:
-            parts["preconditioned"], extra["preconditioned"] = preconditioned_part(
-                obj, backend, preconditioner, lr, b1, policy)
+            parts["preconditioned"], extra["preconditioned"] = (
+                from_state(obj, backend, spec, policy, lr=lr, b1=b1, **hyper)
+                if is_state_file(spec) else
+                preconditioned_part(obj, backend, spec, step_lr, b1, policy, **hyper))
     once.release()
     if parts:
         from hesscli.documents.structure import blocks_document, null_space_document

@@ -118,6 +118,21 @@ def real(low: float | None = None, *, strict: bool = False, optional: bool = Fal
     return rule
 
 
+def fraction(*, optional: bool = False) -> Rule:
+    """A number in [0, 1) (a moment's decay rate, β₁ or β₂)."""
+    what = "a number in [0, 1)" + (" (or None)" if optional else "")
+
+    def rule(name: str, value: Any) -> Any:
+        if value is None and optional:
+            return None
+        if not (_is_real(value) and 0.0 <= float(value) < 1.0):
+            raise _refuse(name, value, what)
+        return float(value)
+
+    rule.kind = "float"  # type: ignore[attr-defined]
+    return rule
+
+
 def choice(values: Iterable[str], optional: bool = False) -> Rule:
     allowed = tuple(values)
 
@@ -358,6 +373,11 @@ OVERRIDES: dict[tuple[str, str], Rule] = {
     ("train", "steps"): integer(1, optional=True),  # None: from --epochs, a resumed log or 1000
     ("landscape", "radius"): real(0, strict=True, optional=True),  # None: from the curvature
     ("convexity", "rtol"): real(0, optional=True),  # the midpoint test's relative slack
+    # analyze --preconditioner: the optimizer behind a saved state (None: not given)
+    ("analyze", "lr"): real(0, strict=True, optional=True),  # None: 0.01, no threshold
+    ("analyze", "b1"): fraction(optional=True), ("analyze", "b2"): fraction(optional=True),
+    ("analyze", "eps"): real(0, optional=True),
+    ("analyze", "weight_decay"): real(0, optional=True),
 }
 
 

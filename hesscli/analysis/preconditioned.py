@@ -95,49 +95,70 @@ class PreconditionedSharpness:
     lambda_min: float
     interval: tuple[float, float]
     path: SpectrumPath
-    lr: float
+    lr: float | None
     bound: float
-    threshold: float
+    threshold: float | None
     formula: str
-    stability: Stability
+    stability: Stability | None
     preconditioner: Preconditioner
     hvps: int | None = None
     notes: tuple[str, ...] = ()
+    lambda_max_at_most: float | None = None  # matrix-free: the random start's upper bound
+    probability: float | None = None  # of that bound
 
     @property
-    def ratio(self) -> float:
-        """λmax(P⁻¹H)/threshold = lr·λmax/bound."""
-        return self.lambda_max / self.threshold
+    def ratio(self) -> float | None:
+        """λmax(P⁻¹H)/threshold = lr·λmax/bound (None without a learning rate)."""
+        return None if self.threshold is None else self.lambda_max / self.threshold
+
+    @property
+    def max_stable_lr(self) -> float | None:
+        """bound/λmax: the largest learning rate this P and β₁ allow (None when λmax ≤ 0;
+        with decoupled weight decay, for the bound at ``lr``, or at lr·w → 0 without one)."""
+        return self.bound / self.lambda_max if self.lambda_max > 0 else None
 
 
-def preconditioned_sharpness(base: Curvature, x: np.ndarray, pre: Preconditioner, lr: float,
+def preconditioned_sharpness(base: Curvature, x: np.ndarray, pre: Preconditioner,
+                             lr: float | None,
                              policy: SpectrumPolicy | None = None) -> PreconditionedSharpness:
     """λmax(P⁻¹H) at ``x`` by ``policy`` (dense or matrix-free, as any spectrum), with the
-    threshold of ``pre``'s optimizer at ``lr`` and the stability verdict."""
+    threshold of ``pre``'s optimizer at ``lr`` and the stability verdict.
+
+    ``lr`` None (a saved optimizer state holds no learning rate): λmax(P⁻¹H) and the bound
+    on lr·λmax only, no threshold and no verdict (``stability`` None)."""
     op = PreconditionedCurvature(base, pre)
     policy = policy or SpectrumPolicy(k=1, seed=0)
     point = spectrum_at(op, np.asarray(x), policy=policy, vectors=False)
     sp = point.spectrum
-    bound = bound_of(pre, lr)
+    bound = bound_of(pre, 0.0 if lr is None else lr)
     b = sp.bounds
+    stab: Stability | None = None
+    at_most, probability = None, None
     if b is None:
         interval = (sp.lambda_max, sp.lambda_max)
-        stab = stability(lr, sp.lambda_max, bound=bound)
+        if lr is not None:
+            stab = stability(lr, sp.lambda_max, bound=bound)
     else:
         interval = b.max_interval
-        stab = stability(lr, sp.lambda_max, sp.max_converged, b, bound=bound)
+        if np.isfinite(b.max_at_most):
+            at_most, probability = float(b.max_at_most), b.probability
+        if lr is not None:
+            stab = stability(lr, sp.lambda_max, sp.max_converged, b, bound=bound)
     notes = list(op.notes)
     if pre.nesterov or pre.weight_decay:
         notes.append(f"threshold for {pre.optimizer}: {bound_formula(pre)} = {bound:.4g} on "
-                     "lr·λmax(P⁻¹H)")
+                     "lr·λmax(P⁻¹H)"
+                     + (" (lr·w left out: no learning rate given)"
+                        if lr is None and pre.weight_decay else ""))
     notes.append("the threshold is the asymptotic one (bias correction of m → 1); with P "
                  "frozen it is exact for a quadratic, and Adam's P moves slowly (β₂)")
     return PreconditionedSharpness(
         lambda_max=float(sp.lambda_max), lambda_min=float(sp.lambda_min),
         interval=(float(interval[0]), float(interval[1])), path=sp.path, lr=lr, bound=bound,
-        threshold=bound / lr, formula=bound_formula(pre), stability=stab,
-        preconditioner=pre, hvps=None if point.extremes is None else point.extremes.hvps,
-        notes=tuple(notes))
+        threshold=None if lr is None else bound / lr, formula=bound_formula(pre),
+        stability=stab, preconditioner=pre,
+        hvps=None if point.extremes is None else point.extremes.hvps, notes=tuple(notes),
+        lambda_max_at_most=at_most, probability=probability)
 
 
 def optimizer_bound(optimizer: str, options: dict[str, Any] | None, lr: float) -> float:
@@ -160,6 +181,7 @@ class LoadedState:
     step: int | None = None  # the training step the state belongs to
     lr: float | None = None  # the learning rate the run trained with (None: unknown)
     x: np.ndarray | None = None  # the point logged with the state (None: not logged)
+    assumed: tuple[str, ...] = ()  # hyperparameters taken from optax's defaults
 
 
 def sharpness_document(ps: PreconditionedSharpness, loaded: LoadedState | None = None
@@ -170,20 +192,21 @@ def sharpness_document(ps: PreconditionedSharpness, loaded: LoadedState | None =
         **ps.preconditioner.summary(),
         "lambda_max": ps.lambda_max,
         "lambda_max_interval": list(ps.interval),
-        "lambda_max_at_most": st.lambda_max_at_most,
+        "lambda_max_at_most": ps.lambda_max_at_most if st is None else st.lambda_max_at_most,
         "path": ps.path,
         "lr": ps.lr,
         "bound": ps.bound,
         "bound_formula": ps.formula,
         "threshold": ps.threshold,
-        "lr_times_lambda_max": ps.lr * ps.lambda_max,
-        "stable": st.stable,
-        "certainty": st.certainty,
-        "probability": st.probability,
-        "max_stable_lr": st.max_stable_lr,
+        "lr_times_lambda_max": None if ps.lr is None else ps.lr * ps.lambda_max,
+        "stable": None if st is None else st.stable,
+        "certainty": None if st is None else st.certainty,
+        "probability": None if st is None else st.probability,
+        "max_stable_lr": ps.max_stable_lr if st is None else st.max_stable_lr,
         "hvps": ps.hvps,
         "notes": list(ps.notes),
     }
     if loaded is not None:
-        doc.update(source=loaded.source, step=loaded.step, logged_lr=loaded.lr)
+        doc.update(source=loaded.source, step=loaded.step, logged_lr=loaded.lr,
+                   assumed=list(loaded.assumed))
     return doc

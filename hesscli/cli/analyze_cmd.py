@@ -23,8 +23,10 @@ from hesscli.vocab import CurvatureKind
 @click.command("analyze")
 @objective_options
 @devices_options
-@click.option("--lr", type=float, default=0.01, show_default=True,
-              help="Learning rate for the step prediction and the 2/λmax stability check.")
+@click.option("--lr", type=float, default=None,
+              help="Learning rate for the step prediction and the 2/λmax stability check "
+              "[default: 0.01], and for --preconditioner's threshold (a saved optimizer "
+              "state holds none: without --lr its threshold is not compared).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm below which the point counts as critical "
               "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1); no |f| "
@@ -52,13 +54,24 @@ from hesscli.vocab import CurvatureKind
               help="The dimension of the zero eigenspace (exact when dense, an SLQ estimate "
               "with an error bar matrix-free) and where it lives: dead units, unused inputs, "
               "shift and scale symmetries.")
-@click.option("--preconditioner", type=click.Path(dir_okay=False), default=None,
-              metavar="RUN.jsonl",
+@click.option("--preconditioner", type=click.Path(), default=None,
+              metavar="RUN.jsonl|STATE",
               help="Adam's preconditioned sharpness λmax(P⁻¹H) against (2 + 2β₁)/((1 − β₁)·lr), "
               "P from the last optimizer state of a 'train --optimizer adam --out RUN.jsonl' "
-              "log (adam, adamw, nadam, amsgrad).")
+              "log (adam, adamw, nadam, amsgrad), or from an optax state a script saved "
+              "(orbax directory, .msgpack, .npz, .safetensors; FILE::sub.tree picks a part): "
+              "its count, mu and nu, bias-corrected.")
 @click.option("--b1", type=float, default=None,
-              help="β₁ for --preconditioner's threshold (default: the logged run's).")
+              help="β₁ for --preconditioner's threshold (default: the logged run's; for a "
+              "saved state, optax.adam's 0.9 unless it holds injected hyperparameters).")
+@click.option("--b2", type=float, default=None,
+              help="β₂ of a saved --preconditioner state (its bias correction; default 0.999).")
+@click.option("--eps", type=float, default=None,
+              help="eps of a saved --preconditioner state (P = sqrt(ν̂) + eps; default 1e-8).")
+@click.option("--weight-decay", type=float, default=None,
+              help="A saved --preconditioner state is AdamW's with this decoupled weight decay.")
+@click.option("--nesterov/--no-nesterov", default=None,
+              help="A saved --preconditioner state is NAdam's (Nesterov momentum).")
 @curvature_option(several="analyzes the first in full and reports every "
                   "matrix's ends, definiteness and (--blocks) blocks beside it, same settings.")
 @expect_option
@@ -89,6 +102,7 @@ def command(**_options: Any) -> None:
       hesscli analyze classifier --curvature ggn    # Gauss–Newton JᵀH_ℓJ
       hesscli analyze classifier --curvature hessian,ggn --blocks   # side by side
       hesscli analyze mlp --at x.npz --preconditioner run.jsonl --lr 0.01  # Adam: λmax(P⁻¹H)
+      hesscli analyze net.py --at ckpt::params --preconditioner ckpt::opt_state --lr 3e-4
       hesscli analyze mlp --batch-size 64 --batches 4   # data set in batches, streamed
     """
     from hesscli import api

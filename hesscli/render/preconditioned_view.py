@@ -14,6 +14,11 @@ def verdict_line(ps: Any) -> str:
     """The stability sentence (the certainty rules of gradient descent's, with Adam's bound)."""
     st, pre = ps.stability, ps.preconditioner
     name = pre.optimizer
+    if st is None:  # no learning rate: the largest one this P allows instead
+        top = ps.max_stable_lr
+        reach = (f"; with this P, {name}'s lr·λmax(P⁻¹H) reaches {num(ps.bound, 4)} at "
+                 f"lr ≈ {num(top)}" if top is not None else "")
+        return f"not compared with the threshold (no --lr){reach}"
     ratio = f"lr·λmax(P⁻¹H) = {num(ps.lr * ps.lambda_max, 4)}"
     limit = f"{ps.formula} = {num(ps.bound, 4)}"
     if st.stable is False:
@@ -42,11 +47,14 @@ def render_preconditioned(ps: Any, console: Console) -> None:
     lo, hi = ps.interval
     value = num(ps.lambda_max, 6) if lo == hi else (
         f"{num(ps.lambda_max, 6)} (in [{num(lo, 6)}, {num(hi, 6)}]"
-        + (f"; ≤ {num(ps.stability.lambda_max_at_most, 6)} with probability "
-           f"{num(ps.stability.probability, 3)})" if ps.stability.lambda_max_at_most else ")"))
+        + (f"; ≤ {num(ps.lambda_max_at_most, 6)} with probability "
+           f"{num(ps.probability, 3)})" if ps.lambda_max_at_most else ")"))
     t.add_row("λmax(P⁻¹H)", value)
-    t.add_row("threshold", f"{ps.formula}/lr = {num(ps.bound, 4)}/{num(ps.lr)} = "
-              f"{num(ps.threshold, 6)}")
+    if ps.threshold is None:
+        t.add_row("threshold", f"{ps.formula}/lr = {num(ps.bound, 4)}/lr (no --lr given)")
+    else:
+        t.add_row("threshold", f"{ps.formula}/lr = {num(ps.bound, 4)}/{num(ps.lr)} = "
+                  f"{num(ps.threshold, 6)}")
     t.add_row("verdict", verdict_line(ps))
     console.print(t)
     for note in ps.notes:

@@ -44,7 +44,8 @@ def load_state(path: str, n: int, *, b1: float | None = None) -> LoadedState:
     what = f"--preconditioner {str(path)!r}"
     if not file.is_file():
         raise InputError(f"{what}: no such file (give the JSONL run log that "
-                         "'hesscli train --out FILE.jsonl' wrote)")
+                         "'hesscli train --out FILE.jsonl' wrote, or a saved optax state: an "
+                         "orbax directory, .msgpack, .npz or .safetensors)")
     text = read_regular(file, "--preconditioner", None).decode("utf-8", errors="replace")
     header, state = None, None
     for number, line in enumerate(text.splitlines(), 1):
@@ -102,13 +103,23 @@ def load_state(path: str, n: int, *, b1: float | None = None) -> LoadedState:
 
 
 def preconditioned_part(obj: Any, backend: Curvature, path: str, lr: float, b1: float | None,
-                        policy: SpectrumPolicy) -> tuple[PreconditionedSharpness, dict[str, Any]]:
+                        policy: SpectrumPolicy, **state_only: Any,
+                        ) -> tuple[PreconditionedSharpness, dict[str, Any]]:
     """``analyze --preconditioner``: the sharpness at ``obj``'s point from the run log at
-    ``path`` and its JSON object (with notes when the log's lr or point differ)."""
+    ``path`` and its JSON object (with notes when the log's lr or point differ).
+
+    ``state_only`` (b2, eps, weight_decay, nesterov) describe a saved optax state
+    (:mod:`hesscli.analysis.saved_state`); a run log records them, so they are refused."""
     import dataclasses
 
     from hesscli.errors import InputError
 
+    given = [k for k, v in state_only.items() if v is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise InputError(f"{flag}: the run log {path} records the optimizer's options; "
+                         f"{flag} is for a saved optimizer state (an orbax directory, "
+                         ".msgpack, .npz or .safetensors)")
     if backend.parallel.sharded:
         raise InputError("--preconditioner runs on one device; use --devices 1")
     loaded = load_state(path, obj.n, b1=b1)

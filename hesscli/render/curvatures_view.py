@@ -54,11 +54,17 @@ def blocks_side_by_side(c: Any) -> Table | None:
     with_min = [k == CurvatureKind.HESSIAN for k in c.kinds]
     t = Table(title="Diagonal blocks side by side, sharpest first (by "
               f"{title_of(c.kinds[0])})", title_justify="left")
-    t.add_column("block", overflow="fold")
+    # the names stay readable (up to 16 characters on one line): the trace columns wrap
+    # their "± s.e." instead, and no number is ever cut
+    t.add_column("block", overflow="fold", min_width=min(16, max(len(r[0]) for r in rows)))
     t.add_column("size", justify="right", no_wrap=True)
     for label, low in zip(labels, with_min, strict=True):
         for what in ("λmin", "λmax", "trace")[0 if low else 1:]:
-            t.add_column(f"{what} {label}", justify="right", no_wrap=True)
+            if what == "trace":  # may wrap at its "±", never inside a number
+                t.add_column(f"{what} {label}", justify="right", min_width=max(
+                    len(num(b.trace)) + 2 for r in rows for b in r[2] if b is not None))
+            else:
+                t.add_column(f"{what} {label}", justify="right", no_wrap=True)
     for name, size, results in rows:
         cells = [name, str(size)]
         for b, low in zip(results, with_min, strict=True):

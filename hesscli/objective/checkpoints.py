@@ -325,8 +325,14 @@ def read_orbax(path: Path) -> Any:
         raise InputError(f"cannot read {name!r} as an orbax checkpoint: {detail}") from None
 
 
+#: the item of a CheckpointManager step that ``--at ckpt/`` reads when a step holds several
+#: (``ocp.args.Composite(params=..., opt_state=...)``, the name Flax and orbax examples use)
+PARAMS_ITEM = "params"
+
+
 def _orbax_item(path: Path) -> Path:
-    """The checkpoint folder itself, or a manager's newest ``<step>/<item>`` folder."""
+    """The checkpoint folder itself, or a manager's newest ``<step>/<item>`` folder: its
+    only item, or the item named ``params`` when the step holds several."""
     markers = ("_METADATA", "_CHECKPOINT_METADATA", "manifest.ocdbt", "checkpoint")
     if any((path / m).exists() for m in markers):
         return path
@@ -339,6 +345,9 @@ def _orbax_item(path: Path) -> Path:
         items = [p for p in newest.iterdir() if p.is_dir()]
         if len(items) == 1:
             return items[0]
+        named = [p for p in items if p.name == PARAMS_ITEM]
+        if named:  # a manager saving params beside opt_state, metrics, ...: the params
+            return named[0]
         if not items:
             older = f" (older steps: {', '.join(p.name for p in steps[-4:-1])})" \
                 if len(steps) > 1 else ""
@@ -354,7 +363,8 @@ def _orbax_item(path: Path) -> Path:
                 f"an interrupted save){older}{hint}")
         raise InputError(
             f"{path}: step {newest.name} holds several items ({', '.join(p.name for p in items)})"
-            f"; give the one with the parameters, e.g. --at {newest / items[0].name}"
+            f" and none named {PARAMS_ITEM!r}; give the one with the parameters, e.g. "
+            f"--at {newest / items[0].name}"
         )
     raise InputError(f"{path}: a directory, but not an orbax checkpoint (no _METADATA or "
                      "_CHECKPOINT_METADATA, no numbered step folders)")

@@ -37,9 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.errors import HesscliError, InputError, ObjectiveError
+from hesscli.errors import HesscliError, InputError, ObjectiveError, user_code
 from hesscli.jaxconf import eps, jax_module
-from hesscli.objective.files import ObjectiveFile, describe_exception
+from hesscli.objective.files import ObjectiveFile
+
+_END = object()  # next(iterator, _END): the user's iterator is exhausted
 
 
 def declares_batches(file: ObjectiveFile) -> bool:
@@ -181,23 +183,14 @@ class BatchStream:
         error: type[HesscliError] = ObjectiveError if self.how == "batches()" else InputError
         sizes: list[int] = []
         name = self.file.path.name
-        try:
+        with user_code(f"{name}: batches()"):
             iterator = iter(self.fetch())
-        except HesscliError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the user's generator failed
-            raise ObjectiveError(f"{name}: batches() raised {describe_exception(exc)}") from exc
         index = 0
         while self.limit is None or index < self.limit:
-            try:
-                batch = next(iterator)
-            except StopIteration:
+            with user_code(f"{name}: batches()", f" at batch {index}"):
+                batch = next(iterator, _END)
+            if batch is _END:
                 break
-            except HesscliError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the user's generator failed
-                raise ObjectiveError(f"{name}: batches() raised {describe_exception(exc)} "
-                                     f"at batch {index}") from exc
             arrays, treedef, size = sample_arrays(batch, f"{name}: {self.how}: batch {index}",
                                                   error)
             if self.layout is None:
@@ -295,14 +288,9 @@ def check_mean(stream: BatchStream, params: Any, batch: Any) -> None:
     parts = [jax.tree_util.tree_unflatten(treedef, [a[s] for a in leaves])
              for s in (slice(0, half), slice(half, size))]
     name = stream.file.path.name
-    try:
+    with user_code(f"{name}: loss(params, batch)", " on batch 0"):
         whole = float(stream.loss(params, batch))
         halves = [float(stream.loss(params, p)) for p in parts]
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's loss failed on a batch
-        raise ObjectiveError(f"{name}: loss(params, batch) raised {describe_exception(exc)} "
-                             "on batch 0") from exc
     mean = (half * halves[0] + (size - half) * halves[1]) / size
     tol = math.sqrt(eps(stream.dtype)) * max(1.0, abs(whole))
     if abs(mean - whole) <= tol:
@@ -358,12 +346,8 @@ def check_objective(stream: BatchStream, params: Any, streamed: float) -> str | 
             or (stream.available is not None and stream.count < stream.available)):
         return None
     name = stream.file.path.name
-    try:
+    with user_code(f"{name}: objective"):
         want = float(objective(params))
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's objective failed
-        raise ObjectiveError(f"{name}: objective raised {describe_exception(exc)}") from exc
     tol = math.sqrt(eps(stream.dtype)) * max(1.0, abs(want))
     if abs(want - streamed) <= tol:
         return (f"objective(params) = {want:.10g} over all of data agrees with the streamed "

@@ -291,7 +291,7 @@ def bind(
         obj = dataclasses.replace(obj, notes=obj.notes + (promoted,))
     why = not_differentiable(obj.flat_fn, flat.shape, dtype)
     if why is not None:
-        if method == "exact":
+        if method == MethodRequest.EXACT:
             raise ObjectiveError(
                 f"--method exact: JAX cannot differentiate {where} ({why}); use --method fd "
                 "(finite differences) or --method auto"

@@ -388,13 +388,14 @@ def analyze(
     nonnegative("--gtol", gtol)
     nonnegative("--tol", tol)
     kind = single_kind(curvature_kind)
+    objective = _imported(objective, params)
     streamed = _streamed(objective, at, params, seed, dtype, method, batch_size, batches,
                          chunk_size, devices, curvature, kind)
     if streamed is not None:
         obj, backend, notes, stream_part = streamed
         chunk_notes: tuple[str, ...] = ()
     else:
-        obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+        obj = _load_imported(objective, at, params, seed, dtype, method)
         obj, chunk_notes = chunked(obj, chunk_size)
         backend, notes = _backend(obj, method, fd_accuracy, devices, curvature, kind)
     parallel = backend.parallel
@@ -470,24 +471,38 @@ class StreamReport:
         return stream_document(self.stream, self.spread, self.hvps)
 
 
+def _imported(objective: Any, params: Mapping[str, Any] | Iterable[str] | None) -> Any:
+    """A file or built-in name imported (once: what it defines, ``batches`` among them,
+    decides whether the data stream, and the same module is then bound); anything else
+    as it is."""
+    if not isinstance(objective, str):
+        return objective
+    from hesscli.objective.files import load_file
+    from hesscli.objective.params import parse_assignments
+
+    return load_file(objective, parse_assignments(_assignments(params)))
+
+
+def _load_imported(objective: Any, at: Any, params: Any, seed: int, dtype: str,
+                   method: str) -> Objective:
+    """:func:`load`, for an objective :func:`_imported` may have imported already."""
+    from hesscli.objective.bind import bind
+    from hesscli.objective.files import ObjectiveFile
+
+    if isinstance(objective, ObjectiveFile):  # its -p parameters applied when imported
+        return bind(objective, at, seed=seed, dtype=dtype, method=method)
+    return load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+
+
 def _declares_batches(objective: Any) -> bool:
-    """Whether ``objective`` (a path, a built-in or a loaded objective) has ``batches()``
-    (a file is read as text here, not imported: it is imported once, later)."""
+    """Whether ``objective`` (an imported file or a loaded objective) defines ``batches``."""
     from hesscli.objective.bind import Objective
+    from hesscli.objective.files import ObjectiveFile
+    from hesscli.objective.streaming import declares_batches
 
     if isinstance(objective, Objective):
-        return getattr(objective.file.module, "batches", None) is not None
-    if isinstance(objective, str):
-        from hesscli.objective.files import resolve_path
-
-        try:
-            text = resolve_path(objective)[0].read_text(encoding="utf-8", errors="replace")
-        except Exception:  # noqa: BLE001 - loading reports it properly
-            return False
-        import re
-
-        return re.search(r"^(def batches\(|batches\s*[:=])", text, re.M) is not None
-    return False
+        return declares_batches(objective.file)
+    return isinstance(objective, ObjectiveFile) and declares_batches(objective)
 
 
 def _streamed(objective: Any, at: Any, params: Any, seed: int, dtype: str, method: str,
@@ -496,19 +511,16 @@ def _streamed(objective: Any, at: Any, params: Any, seed: int, dtype: str, metho
     """(objective, streamed backend, notes, stream) when the data are streamed, else None.
 
     Streaming is in force with ``batch_size``, ``batches`` or a file defining
-    ``batches()``; it takes a file (a path, a built-in name or an objective
+    ``batches``; it takes a file (imported by :func:`_imported`, or an objective
     loaded from one) and combines with none of ``chunk_size``, several devices or
     a ``curvature`` backend passed in (:class:`InputError`).
     """
     from hesscli.objective.bind import Objective
-    from hesscli.objective.files import load_file
-    from hesscli.objective.params import parse_assignments
+    from hesscli.objective.files import ObjectiveFile
     from hesscli.objective.streaming import bind_streamed, streaming_requested
 
-    if isinstance(objective, str):
-        if batch_size is None and batches is None and not _declares_batches(objective):
-            return None
-        file = load_file(objective, parse_assignments(_assignments(params)))
+    if isinstance(objective, ObjectiveFile):
+        file = objective
     elif isinstance(objective, Objective):
         file = objective.file
     else:
@@ -626,6 +638,7 @@ def spectrum(
                             ends=ends, stop=StopRule.VERDICT).resolved()
     kinds = parse_kinds(curvature_kind)
     streamed = None
+    objective = _imported(objective, params)
     if batch_size is not None or batches is not None or _declares_batches(objective):
         if len(kinds) > 1:
             raise InputError(f"--curvature {curvature_kind}: side by side spectra are not "
@@ -636,7 +649,7 @@ def spectrum(
         obj, backend, notes, stream_part = streamed
         chunk_notes: tuple[str, ...] = ()
     else:
-        obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
+        obj = _load_imported(objective, at, params, seed, dtype, method)
         obj, chunk_notes = chunked(obj, chunk_size)
         backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
     choice = choose(obj.n, policy)

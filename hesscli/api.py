@@ -28,7 +28,7 @@ imports click or Rich: the CLI calls these functions, then renders.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from hesscli.api_args import validated
@@ -386,7 +386,7 @@ def analyze(
     """
     call = dict(locals())
     from hesscli.analysis.analyze import analyze as run_analysis
-    from hesscli.curvature.choose import chunked, fd_reason
+    from hesscli.curvature.choose import fd_reason
     from hesscli.curvature.operators import parse_kinds
     from hesscli.documents.analyze import analysis_document, curvatures_document
     from hesscli.spectra.policy import HessianOnce, SpectrumPolicy, choose
@@ -408,18 +408,8 @@ def analyze(
     if len(kinds) > 1 and preconditioner is not None:
         raise InputError(f"--curvature {curvature_kind} with --preconditioner: Adam's "
                          "sharpness is the Hessian's; run it with one curvature")
-    streamed = _streamed(objective, at, params, seed, dtype, method, batch_size, batches,
-                         chunk_size, devices, curvature, kind)
-    if streamed is not None:
-        if len(kinds) > 1:
-            raise InputError(f"--curvature {curvature_kind}: several curvatures are not "
-                             "available over streamed batches; run one curvature at a time")
-        obj, backend, notes, stream_part = streamed
-        chunk_notes: tuple[str, ...] = ()
-    else:
-        obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
-        obj, chunk_notes = chunked(obj, chunk_size)
-        backend, notes = _backend(obj, method, fd_accuracy, devices, curvature, kind)
+    bound = _bind(objective, at, DataOptions.of(call), kinds)
+    obj, backend, notes, streamed = bound.obj, bound.backend, bound.notes, bound.stream
     parallel = backend.parallel
     choice = choose(obj.n, policy)  # the path, decided once for the whole command
     verification = None
@@ -432,9 +422,8 @@ def analyze(
     shared = dict(lr=step_lr, gtol=gtol, tol=tol, escape_distance=escape_step, policy=policy,
                   choice=choice)
     try:
-        result = run_analysis(obj, backend, notes=notes + chunk_notes,
-                              verification=verification, fd_why=fd_reason(obj, method),
-                              **shared)
+        result = run_analysis(obj, backend, notes=notes, verification=verification,
+                              fd_why=fd_reason(obj, method), **shared)
     except Exception as exc:
         once.release()
         _reraise(streamed, backend, exc)
@@ -459,7 +448,7 @@ def analyze(
                                                blocks, seed, policy, shared)
         extra["curvatures"] = curvatures_document(parts["curvatures"], with_direction)
     if streamed is not None:
-        parts["stream"] = _stream_report(stream_part, backend, obj, seed)
+        parts["stream"] = _stream_report(streamed, backend, obj, seed)
         extra["stream"] = parts["stream"].document()
     if preconditioner is not None:
         from hesscli.analysis.saved_state import is_state_file
@@ -504,70 +493,131 @@ class StreamReport:
         return stream_document(self.stream, self.spread, self.hvps)
 
 
-def _declares_batches(objective: Any) -> bool:
-    """Whether ``objective`` (a path, a built-in or a loaded objective) has ``batches()``
-    (a file is read as text here, not imported: it is imported once, later)."""
-    from hesscli.objective.bind import Objective
+@dataclass(frozen=True)
+class DataOptions:
+    """Where a command's objective, point and data come from and how its backend is built:
+    the keyword arguments of these names that ``analyze`` and ``spectrum`` share
+    (:meth:`of` picks them from the call)."""
 
-    if isinstance(objective, Objective):
-        return getattr(objective.file.module, "batches", None) is not None
-    if isinstance(objective, str):
-        from hesscli.objective.files import resolve_path
+    params: Mapping[str, Any] | Iterable[str] | None = None
+    seed: int = 0
+    dtype: str = "float64"
+    method: str = "auto"
+    fd_accuracy: str = "normal"
+    devices: int | str = 1
+    chunk_size: int | None = None
+    batch_size: int | None = None
+    batches: int | str | None = None
+    curvature: Curvature | None = None  # a backend to reuse (a result's .curvature)
 
-        try:
-            text = resolve_path(objective)[0].read_text(encoding="utf-8", errors="replace")
-        except Exception:  # noqa: BLE001 - loading reports it properly
-            return False
-        import re
-
-        return re.search(r"^(def batches\(|batches\s*[:=])", text, re.M) is not None
-    return False
+    @classmethod
+    def of(cls, call: Mapping[str, Any]) -> DataOptions:
+        """The options among a call's arguments (``locals()`` on entry); absent ones default."""
+        return cls(**{f.name: call[f.name] for f in fields(cls) if f.name in call})
 
 
-def _streamed(objective: Any, at: Any, params: Any, seed: int, dtype: str, method: str,
-              batch_size: int | None, batches: int | str | None, chunk_size: int | None,
-              devices: Any, curvature: Any, kind: str) -> Any:
-    """(objective, streamed backend, notes, stream) when the data are streamed, else None.
+@dataclass(frozen=True)
+class Bound:
+    """The objective at its point and the backend a command computes with; ``stream``
+    is the :class:`~hesscli.objective.streaming.BatchStream` when the data are
+    streamed, else None."""
 
-    Streaming is in force with ``batch_size``, ``batches`` or a file defining
-    ``batches()``; it takes a file (a path, a built-in name or an objective
-    loaded from one) and combines with none of ``chunk_size``, several devices or
-    a ``curvature`` backend passed in (:class:`InputError`).
+    obj: Objective
+    backend: Curvature
+    notes: tuple[str, ...]  # the backend's, the chunking's or the stream's
+    stream: Any = None
+
+
+def _bind(objective: Any, at: Any, data: DataOptions, kinds: tuple[str, ...], *,
+          hessian_base: bool = False) -> Bound:
+    """The objective loaded (a file imported once), bound at ``at``, and its backend.
+
+    Streamed over batches (:func:`_streamed`) when asked, for ``kinds[0]``;
+    otherwise loaded, split by ``chunk_size``, with the backend
+    :func:`_backend` gives for ``kinds[0]``, or for the Hessian with
+    ``hessian_base`` (``spectrum`` puts each kind's operator on it).
     """
-    from hesscli.objective.bind import Objective
+    from hesscli.curvature.choose import chunked
+
+    objective = _imported(objective, data.params)
+    streamed = _streamed(objective, at, data, kinds)
+    if streamed is not None:
+        return streamed
+    obj = _load_imported(objective, at, data)
+    obj, chunk_notes = chunked(obj, data.chunk_size)
+    kind = CurvatureKind.HESSIAN if hessian_base else kinds[0]
+    backend, notes = _backend(obj, data.method, data.fd_accuracy, data.devices, data.curvature,
+                              kind)
+    return Bound(obj, backend, notes + chunk_notes)
+
+
+def _imported(objective: Any, params: Mapping[str, Any] | Iterable[str] | None) -> Any:
+    """A file or built-in name imported (once: what it defines, ``batches`` among them,
+    decides whether the data stream, and the same module is then bound); anything else
+    as it is."""
+    if not isinstance(objective, str):
+        return objective
     from hesscli.objective.files import load_file
     from hesscli.objective.params import parse_assignments
+
+    return load_file(objective, parse_assignments(_assignments(params)))
+
+
+def _load_imported(objective: Any, at: Any, data: DataOptions) -> Objective:
+    """:func:`load`, for an objective :func:`_imported` may have imported already."""
+    from hesscli.objective.bind import bind
+    from hesscli.objective.files import ObjectiveFile
+
+    if isinstance(objective, ObjectiveFile):  # its -p parameters applied when imported
+        return bind(objective, at, seed=data.seed, dtype=data.dtype, method=data.method)
+    return load(objective, at, params=data.params, seed=data.seed, dtype=data.dtype,
+                method=data.method)
+
+
+def _streamed(objective: Any, at: Any, data: DataOptions, kinds: tuple[str, ...]) -> Bound | None:
+    """The objective and its streamed backend for ``kinds[0]`` when the data are streamed,
+    else None.
+
+    Streaming is in force with ``batch_size``, ``batches`` or a file defining
+    ``batches``; it takes a file (imported by :func:`_imported`, or an objective
+    loaded from one), one curvature at a time, and combines with none of
+    ``chunk_size``, several devices or a ``curvature`` backend passed in
+    (:class:`InputError`).
+    """
+    from hesscli.objective.bind import Objective
+    from hesscli.objective.files import ObjectiveFile
     from hesscli.objective.streaming import bind_streamed, streaming_requested
 
-    if isinstance(objective, str):
-        if batch_size is None and batches is None and not _declares_batches(objective):
-            return None
-        file = load_file(objective, parse_assignments(_assignments(params)))
+    if isinstance(objective, ObjectiveFile):
+        file = objective
     elif isinstance(objective, Objective):
         file = objective.file
     else:
-        if batch_size is not None or batches is not None:
+        if data.batch_size is not None or data.batches is not None:
             raise InputError("batch_size/batches stream an objective file's data; pass the "
                              "file's path (with data and loss, or batches())")
         return None
-    if not streaming_requested(file, batch_size, batches):
+    if not streaming_requested(file, data.batch_size, data.batches):
         return None
-    if chunk_size is not None:
+    if len(kinds) > 1:
+        raise InputError(f"--curvature {','.join(kinds)}: several curvatures side by side "
+                         "are not available over streamed batches; run one at a time")
+    if data.chunk_size is not None:
         raise InputError("--chunk-size and --batch-size/--batches both split the data; "
                          "streamed batches already bound the memory: drop --chunk-size")
-    if parse_devices(devices) != 1:
+    if parse_devices(data.devices) != 1:
         raise InputError("streamed batches run on one device; use --devices 1")
-    if curvature is not None:
+    if data.curvature is not None:
         raise InputError("curvature= reuses a backend; a streamed data set builds its own")
     from hesscli.curvature.streamed import streamed_curvature
 
-    obj, stream = bind_streamed(file, at, seed=seed, dtype=dtype, method=method,
-                                batch_size=batch_size, batches=batches)
-    backend, notes = streamed_curvature(obj, stream, kind)
+    obj, stream = bind_streamed(file, at, seed=data.seed, dtype=data.dtype, method=data.method,
+                                batch_size=data.batch_size, batches=data.batches)
+    backend, notes = streamed_curvature(obj, stream, kinds[0])
     from hesscli.objective.streaming import check_objective
 
     checked = check_objective(stream, obj.unravel(obj.x), backend.value(obj.x))
-    return obj, backend, notes + ((checked,) if checked else ()), stream
+    return Bound(obj, backend, notes + ((checked,) if checked else ()), stream)
 
 
 def _reraise(streamed: Any, backend: Any, exc: BaseException | None = None) -> None:
@@ -673,7 +723,6 @@ def spectrum(
     """
     call = dict(locals())
     from hesscli.analysis.spectrum_report import spectrum_report
-    from hesscli.curvature.choose import chunked
     from hesscli.curvature.operators import parse_kinds
     from hesscli.documents.spectrum import spectrum_document
     from hesscli.spectra.policy import SpectrumPolicy, choose
@@ -692,22 +741,9 @@ def spectrum(
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,
                             ends=ends, stop=StopRule.VERDICT).resolved()
     kinds = parse_kinds(curvature_kind)
-    streamed = None
-    if batch_size is not None or batches is not None or _declares_batches(objective):
-        if len(kinds) > 1:
-            raise InputError(f"--curvature {curvature_kind}: side by side spectra are not "
-                             "available over streamed batches; run one curvature at a time")
-        streamed = _streamed(objective, at, params, seed, dtype, method, batch_size, batches,
-                             chunk_size, devices, curvature, kinds[0])
-    if streamed is not None:
-        obj, backend, notes, stream_part = streamed
-        chunk_notes: tuple[str, ...] = ()
-    else:
-        obj = load(objective, at, params=params, seed=seed, dtype=dtype, method=method)
-        obj, chunk_notes = chunked(obj, chunk_size)
-        backend, notes = _backend(obj, method, devices=devices, curvature=curvature)
+    bound = _bind(objective, at, DataOptions.of(call), kinds, hessian_base=True)
+    obj, backend, notes, streamed = bound.obj, bound.backend, bound.notes, bound.stream
     choice = choose(obj.n, policy)
-    notes = notes + chunk_notes
     if density and choice.path == SpectrumPath.DENSE:
         notes = notes + ("--density: the dense path has every eigenvalue; the histogram "
                          "shows them exactly",)
@@ -738,7 +774,7 @@ def spectrum(
     if streamed is None:
         return Result("spectrum", report, obj, backend, backend.parallel, info,
                       spectrum_document)
-    part = _stream_report(stream_part, backend, obj, seed)
+    part = _stream_report(streamed, backend, obj, seed)
 
     def streamed_document(r: Any, m: dict[str, Any]) -> dict[str, Any]:
         doc = spectrum_document(r, m)

@@ -179,6 +179,91 @@ class Estimator(StrEnum):
     AUTO = "auto"  # Hutch++ with enough products, else Hutchinson
 
 
+class TraceMethod(StrEnum):
+    """How a reported trace was computed (``trace.estimator``, a block's ``trace_estimator``)."""
+
+    EXACT = "exact"  # the sum of a dense matrix's diagonal
+    HUTCHINSON = "hutchinson"
+    HUTCH_PLUS_PLUS = "hutch++"
+
+
+class BlockMethod(StrEnum):
+    """How one diagonal block's extremes were computed (``blocks[].method``)."""
+
+    DENSE = "dense"  # the block formed, every eigenvalue
+    LANCZOS = "lanczos"  # matrix-free, from products with the block
+
+
+class Certainty(StrEnum):
+    """How a verdict is known (``certainty`` in analyze; None: undetermined)."""
+
+    PROVEN = "proven"  # every matrix within the computed error bounds agrees
+    PROBABILISTIC = "probabilistic"  # a random-start bound, with its probability
+
+
+class HvpMode(StrEnum):
+    """How an autodiff backend forms Hessian-vector products (its ``hvp_mode``)."""
+
+    FORWARD_OVER_REVERSE = "forward-over-reverse"  # jvp of grad: the fast one
+    REVERSE_OVER_REVERSE = "reverse-over-reverse"  # vjp of grad: where forward mode is refused
+
+
+class StreamSource(StrEnum):
+    """Where streamed batches come from (``stream.source``)."""
+
+    BATCHES = "batches()"  # the file's own generator (also ``how`` for it)
+    DATA = "data"  # the file's arrays cut by --batch-size
+
+
+class WitnessKind(StrEnum):
+    """What proves non-convexity (``witness.kind`` in convexity)."""
+
+    MIDPOINT = "midpoint"  # f((x+y)/2) above the chord
+    EIGENVALUE = "eigenvalue"  # a negative Hessian eigenvalue
+
+
+class KinkKind(StrEnum):
+    """Which one-sided derivative jumps at a kink the probe found."""
+
+    SLOPE = "slope"  # the one-sided slope differs from gᵀd
+    CURVATURE = "curvature"  # the one-sided curvature differs from dᵀHd
+
+
+class KinkSource(StrEnum):
+    """How a kink was found (``nonsmooth.source`` in analyze)."""
+
+    FINITE_DIFFERENCES = "finite differences"  # the difference stencils disagree
+    PROBE = "probe"  # one-sided probes of exact derivatives (analysis/kinks.py)
+
+
+class PlaneDirection(StrEnum):
+    """A unit direction of the landscape's slices and ``--plane`` (``slices[].name``)."""
+
+    GRAD = "grad"  # −∇f/‖∇f‖, steepest descent
+    MAX = "max"  # the eigenvector of λmax
+    MIN = "min"  # the eigenvector of λmin
+
+
+class RecordKind(StrEnum):
+    """A line of ``train --out``'s JSONL run log (its ``record`` field)."""
+
+    HEADER = "header"  # line 1: schema, objective, config
+    STEP = "step"  # one logged step's numbers
+    EVENT = "event"  # what the step raised
+    STATE = "state"  # point and optimizer state, for --resume
+    END = "end"  # why the run ended
+
+
+class NullSource(StrEnum):
+    """What explains a part of the Hessian's null space (``null_space.sources[].kind``)."""
+
+    DEAD_UNIT = "dead_unit"  # a unit's weights, bias and outgoing weights: f does not see them
+    UNUSED_INPUT = "unused_input"  # a kernel's row f does not depend on, not a dead unit's
+    VANISHING = "vanishing"  # other parameters f does not depend on near the point
+    SHIFT = "shift"  # adding a constant across a leaf's outputs changes nothing (softmax)
+    SCALE = "scale"  # f(c·w) = f(w) for a leaf or one of its rows
+
+
 def words(enum: type[StrEnum]) -> tuple[str, ...]:
     """The enum's strings, in declaration order (for choices and messages)."""
     return tuple(member.value for member in enum)

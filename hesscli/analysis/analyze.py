@@ -46,6 +46,7 @@ from hesscli.vocab import (
     Dtype,
     FDAccuracy,
     FDSource,
+    KinkSource,
     Method,
 )
 
@@ -66,7 +67,7 @@ class NonSmooth:
     slope_jump: tuple[float, ...]
     gradient_band: float
     disagreement: float
-    source: str = "finite differences"  # or "probe" (exact derivatives, see .kinks)
+    source: KinkSource = KinkSource.FINITE_DIFFERENCES  # PROBE: exact derivatives (.kinks)
     kinks: tuple[Kink, ...] = ()  # the probe's findings per direction
     evaluations: int = 0  # function values the probe spent
 
@@ -398,7 +399,7 @@ def _probe_nonsmooth(probe: Probe) -> NonSmooth | None:
         slope_jump=probe.parameter_jumps,
         gradient_band=probe.gradient_band,
         disagreement=max(k.significance for k in probe.kinks),
-        source="probe",
+        source=KinkSource.PROBE,
         kinks=probe.kinks,
         evaluations=probe.evaluations,
     )
@@ -410,7 +411,7 @@ def kink_notes(nonsmooth: NonSmooth | None) -> tuple[str, ...]:
         return ()
     names = ", ".join(nonsmooth.parameters[:6]) + (
         f" and {len(nonsmooth.parameters) - 6} more" if len(nonsmooth.parameters) > 6 else "")
-    if nonsmooth.source == "probe":
+    if nonsmooth.source == KinkSource.PROBE:
         k = max(nonsmooth.kinks, key=lambda k: k.significance)
         how = (f"the one-sided probe found a {k.kind} jump along {k.direction} "
                f"({k.side} side, {k.kind} off the derivatives' prediction by {k.mismatch:.4g})")

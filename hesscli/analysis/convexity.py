@@ -47,7 +47,7 @@ from hesscli.objective.layout import Layout, top_entries
 from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
 from hesscli.spectra.route import PathChoice
 from hesscli.spectra.spectrum import Spectrum
-from hesscli.vocab import ConvexityVerdict, SpectrumPath
+from hesscli.vocab import ConvexityVerdict, SpectrumPath, WitnessKind
 
 RTOL_FACTOR = 256.0  # rtol = RTOL_FACTOR · ε (see the module docstring)
 SHORT_FRACTION = 0.1  # short pairs: y within this fraction of the region's size of x
@@ -159,7 +159,7 @@ class Witness:
     at ``point`` has ``eigenvalue < −tolerance`` along unit ``direction``.
     """
 
-    kind: str  # "midpoint" | "eigenvalue"
+    kind: WitnessKind
     tolerance: float
     x: np.ndarray | None = None
     y: np.ndarray | None = None
@@ -278,7 +278,7 @@ def midpoint_test(
     if bad.any():
         i = int(np.argmax(np.where(bad, margin - tol, -np.inf)))
         witness = Witness(
-            kind="midpoint", tolerance=float(tol[i]),
+            kind=WitnessKind.MIDPOINT, tolerance=float(tol[i]),
             x=x[i].astype(np.float64), y=y[i].astype(np.float64),
             midpoint=mid[i].astype(np.float64),
             f_x=float(fx[i]), f_y=float(fy[i]), f_mid=float(fm[i]),
@@ -362,7 +362,7 @@ def hessian_test(
     if worst is not None:
         tol, lmin, spectrum, p = worst
         witness = Witness(
-            kind="eigenvalue", tolerance=tol, point=p, eigenvalue=lmin,
+            kind=WitnessKind.EIGENVALUE, tolerance=tol, point=p, eigenvalue=lmin,
             direction=spectrum.vec_min,
             top_parameters=tuple(top_entries(spectrum.vec_min, layout, 5)),
         )
@@ -416,7 +416,7 @@ def convexity(
     verdict = NOT_CONVEX if witness is not None else NO_VIOLATION
     if witness is None:
         statement = EVIDENCE
-    elif witness.kind == "midpoint":
+    elif witness.kind == WitnessKind.MIDPOINT:
         statement = (
             "Not convex: Jensen's midpoint inequality f((x+y)/2) ≤ (f(x)+f(y))/2 fails "
             "beyond rounding for the witness pair x, y."

@@ -46,6 +46,7 @@ from hesscli.analysis.verdicts import length_scale
 from hesscli.errors import HesscliError
 from hesscli.jaxconf import eps
 from hesscli.objective.layout import Layout, top_entries
+from hesscli.vocab import KinkKind
 
 RELATIVE_STEP = 1e-3  # the largest step, relative to max(‖x‖, 1)
 SHRINK = 4.0  # ratio between consecutive steps
@@ -169,7 +170,7 @@ def probe_kinks(
         if not names:  # the kink is not along one coordinate: name the direction's largest
             names = [name for name, _ in worst.top_parameters]
             jumps = [math.nan] * len(names)
-    band = max((abs(k.mismatch) for k in kinks if k.kind == "slope"), default=0.0)
+    band = max((abs(k.mismatch) for k in kinks if k.kind == KinkKind.SLOPE), default=0.0)
     return Probe(tuple(kinks), tuple(names), tuple(jumps), band, count, steps[:STEPS])
 
 
@@ -230,9 +231,9 @@ def _line_kinks(rows: Rows, floor: float) -> list[tuple[str, str, float, float, 
         if kind is None:
             continue
         res, band, s = side_rows[-1]
-        mismatch = res / s if kind == "slope" else 2.0 * res / (s * s)
+        mismatch = res / s if kind == KinkKind.SLOPE else 2.0 * res / (s * s)
         other = probe["−" if side == "+" else "+"][-1]
-        if kind == "slope":
+        if kind == KinkKind.SLOPE:
             jump = (res + other[0]) / s  # D₊ − D₋ along d
         else:
             jump = 2.0 * (res - other[0]) / (s * s)  # c₊ − c₋ along d (sides as on + side)
@@ -254,4 +255,5 @@ def _kink_kind(rows: list[tuple[float, float, float]]) -> str | None:
     lo, hi = RATIO_RANGE
     if not all(lo <= q <= hi for q in ratios):
         return None
-    return "slope" if ratios[-1] < math.sqrt(SHRINK * SHRINK**2) else "curvature"
+    return (KinkKind.SLOPE if ratios[-1] < math.sqrt(SHRINK * SHRINK**2)
+            else KinkKind.CURVATURE)

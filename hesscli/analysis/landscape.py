@@ -34,10 +34,11 @@ from hesscli.objective.bind import Objective
 from hesscli.spectra.policy import SpectrumPolicy
 from hesscli.spectra.route import PathChoice
 from hesscli.spectra.spectrum import Spectrum
-from hesscli.vocab import Classification, Method
+from hesscli.vocab import Classification, Method, PlaneDirection
 
-DIRECTIONS = ("grad", "max", "min")
-LABELS = {"grad": "−∇f/‖∇f‖", "max": "v(λmax)", "min": "v(λmin)"}
+GRAD, MAX, MIN = PlaneDirection.GRAD, PlaneDirection.MAX, PlaneDirection.MIN
+DIRECTIONS = (GRAD, MAX, MIN)
+LABELS = {GRAD: "−∇f/‖∇f‖", MAX: "v(λmax)", MIN: "v(λmin)"}
 #: Largest number of floats a chunk of evaluation points may hold (≈ 32 MB in float64).
 CHUNK_FLOATS = 4_000_000
 #: Margin beyond the farthest feature, so that it is not drawn on the frame.
@@ -48,7 +49,7 @@ MARGIN = 1.25
 class Slice:
     """``f`` and its quadratic model along ``x + t·direction`` (unit direction)."""
 
-    name: str  # "grad" | "max" | "min"
+    name: PlaneDirection
     label: str
     direction: np.ndarray
     t: np.ndarray
@@ -240,15 +241,15 @@ def plane_candidates(
             if name not in available:
                 raise InputError(
                     f"--plane {','.join(plane)}: the direction {name!r} is not available here"
-                    + (" (the gradient is zero)" if name == "grad" else "")
+                    + (" (the gradient is zero)" if name == GRAD else "")
                     + f"; choose two of {', '.join(available)}"
                 )
         return [plane]
-    if "grad" not in available:
-        return [("max", "min")]
+    if GRAD not in available:
+        return [(MAX, MIN)]
     if lambda_min < -tol:
-        return [("grad", "min"), ("grad", "max"), ("max", "min")]
-    return [("grad", "max"), ("grad", "min"), ("max", "min")]
+        return [(GRAD, MIN), (GRAD, MAX), (MAX, MIN)]
+    return [(GRAD, MAX), (GRAD, MIN), (MAX, MIN)]
 
 
 def _plane_basis(
@@ -299,15 +300,15 @@ def landscape(
 
     available: dict[str, np.ndarray] = {}
     if gnorm > 0:
-        available["grad"] = -g / gnorm
-    available["max"] = sp.vec_max
-    available["min"] = sp.vec_min
+        available[GRAD] = -g / gnorm
+    available[MAX] = sp.vec_max
+    available[MIN] = sp.vec_min
     hd = {name: curvature.hvp(x, d) for name, d in available.items()}
     for v in hd.values():
         ensure_finite(v, "Hessian-vector product", objective.layout)
     curv = {name: float(available[name] @ hd[name]) for name in available}
     slope = {name: float(g @ available[name]) for name in available}
-    eig = {"max": sp.lambda_max, "min": sp.lambda_min}
+    eig = {MAX: sp.lambda_max, MIN: sp.lambda_min}
 
     evaluate = batched_values(objective)
     reason = "--radius"
@@ -315,12 +316,12 @@ def landscape(
         point_scale = max(1.0, float(np.max(np.abs(x))))
         critical = result.critical
         departure = model_departure(
-            evaluate, x, f0, [(available[k], slope[k], curv[k]) for k in ("max", "min")],
+            evaluate, x, f0, [(available[k], slope[k], curv[k]) for k in (MAX, MIN)],
             point_scale,
         ) if critical else None
         radius, reason = default_radius(
-            0.0 if critical else gnorm, curv.get("grad"), lr,
-            [(slope[k], eig[k]) for k in ("max", "min")], departure, point_scale,
+            0.0 if critical else gnorm, curv.get(GRAD), lr,
+            [(slope[k], eig[k]) for k in (MAX, MIN)], departure, point_scale,
         )
     elif not radius > 0:
         raise InputError(f"--radius must be positive; got {radius}")

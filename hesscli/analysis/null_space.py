@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.objective.layout import Layout
+from hesscli.vocab import NullSource
 
 MAX_SLICE_HVPS = 4096  # matrix-free: slices tested one product each, up to this many
 
@@ -47,7 +48,7 @@ MAX_SLICE_HVPS = 4096  # matrix-free: slices tested one product each, up to this
 class Source:
     """One explained part of the null space."""
 
-    kind: str  # "dead_unit" | "unused_input" | "vanishing" | "shift" | "scale"
+    kind: NullSource
     where: str  # layer or leaf
     dimension: int
     indices: tuple[int, ...] = ()  # units, inputs or leaf rows involved
@@ -145,7 +146,7 @@ def attribute_vanishing(vanish: np.ndarray, layout: Layout) -> list[Source]:
                 claimed[idx] = True
                 units.append((j, idx.size))
         if units:
-            sources.append(Source("dead_unit", parent, sum(s for _, s in units),
+            sources.append(Source(NullSource.DEAD_UNIT, parent, sum(s for _, s in units),
                                   tuple(j for j, _ in units),
                                   (leaf.path, *(b.path for b in biases),
                                    *(m.path for m in readers))))
@@ -161,14 +162,14 @@ def attribute_vanishing(vanish: np.ndarray, layout: Layout) -> list[Source]:
                     claimed[idx] = True
                     rows.append((i, idx.size))
         if rows:
-            sources.append(Source("unused_input", leaf.path, sum(s for _, s in rows),
+            sources.append(Source(NullSource.UNUSED_INPUT, leaf.path, sum(s for _, s in rows),
                                   tuple(i for i, _ in rows), (leaf.path,)))
     for leaf in leaves:
         idx = np.arange(leaf.offset, leaf.offset + leaf.size)
         rest = idx[vanish[idx] & ~claimed[idx]]
         if rest.size:
             claimed[rest] = True
-            sources.append(Source("vanishing", leaf.path, int(rest.size),
+            sources.append(Source(NullSource.VANISHING, leaf.path, int(rest.size),
                                   tuple(int(i - leaf.offset) for i in rest[:20]), (leaf.path,)))
     return sources
 
@@ -184,13 +185,13 @@ def symmetry_candidates(layout: Layout, x: np.ndarray) -> list[tuple[str, str, i
             for i in range(rows):
                 v = np.zeros(n)
                 v[leaf.offset + i * cols: leaf.offset + (i + 1) * cols] = 1.0
-                out.append(("shift", leaf.path, i, v))
+                out.append((NullSource.SHIFT, leaf.path, i, v))
         v = np.zeros(n)
         v[sl] = 1.0
-        out.append(("shift", leaf.path, -1, v))
+        out.append((NullSource.SHIFT, leaf.path, -1, v))
         v = np.zeros(n)
         v[sl] = x[sl]
-        out.append(("scale", leaf.path, -1, v))
+        out.append((NullSource.SCALE, leaf.path, -1, v))
     parents: dict[str, list[Any]] = {}
     for leaf in layout.leaves:
         parents.setdefault(_parent(leaf.path), []).append(leaf)
@@ -199,7 +200,7 @@ def symmetry_candidates(layout: Layout, x: np.ndarray) -> list[tuple[str, str, i
             v = np.zeros(n)
             for leaf in group:
                 v[leaf.offset: leaf.offset + leaf.size] = x[leaf.offset: leaf.offset + leaf.size]
-            out.append(("scale", parent, -1, v))
+            out.append((NullSource.SCALE, parent, -1, v))
     return out
 
 
@@ -255,7 +256,7 @@ def _scale_off_critical(cands: list, hv: np.ndarray, ok: np.ndarray, x: np.ndarr
     eps = float(np.finfo(np.float64).eps)
     out = []
     for k, (kind, where, _, vec) in enumerate(cands):
-        if kind != "scale" or ok[k]:
+        if kind != NullSource.SCALE or ok[k]:
             continue
         support = vec != 0
         w_norm = float(np.linalg.norm(np.where(support, x, 0.0)))
@@ -265,7 +266,7 @@ def _scale_off_critical(cands: list, hv: np.ndarray, ok: np.ndarray, x: np.ndarr
         slack = tol + 10 * x.size * eps * float(np.linalg.norm(g_part))
         if (float(np.linalg.norm(g_part)) > tol
                 and float(np.linalg.norm(hv[:, k] + g_part)) <= slack):
-            out.append(Source("scale", where, 0, (), (where,)))
+            out.append(Source(NullSource.SCALE, where, 0, (), (where,)))
     return out
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from hesscli.vocab import Certainty
+
 
 @dataclass(frozen=True)
 class StepPrediction:
@@ -166,7 +168,7 @@ class Stability:
     stable: bool | None
     lr_times_lambda_max: float
     lambda_max_converged: bool = True
-    certainty: str | None = "proven"  # "proven" | "probabilistic" | None (undetermined)
+    certainty: Certainty | None = Certainty.PROVEN  # None: undetermined
     lambda_max_at_most: float | None = None  # the upper bound "stable" rests on (matrix-free)
     probability: float | None = None  # of that bound (None: proven or none)
 
@@ -187,14 +189,14 @@ def stability(lr: float, lambda_max: float, converged: bool = True,
         upper = bounds.max_at_most
         likely_stable = bool(np.isfinite(upper)) and lr * upper < limit
         stable: bool | None = False if unstable else (True if likely_stable else None)
-        certainty = ("proven" if unstable or (likely_stable and bounds.complete)
-                     else "probabilistic" if likely_stable else None)
+        certainty = (Certainty.PROVEN if unstable or (likely_stable and bounds.complete)
+                     else Certainty.PROBABILISTIC if likely_stable else None)
         return Stability(
             lambda_max=lambda_max, max_stable_lr=bound, lr=lr, stable=stable,
             lr_times_lambda_max=lr * lambda_max, lambda_max_converged=converged,
             certainty=certainty,
             lambda_max_at_most=float(upper) if np.isfinite(upper) else None,
-            probability=(bounds.probability if certainty == "probabilistic" else None),
+            probability=(bounds.probability if certainty == Certainty.PROBABILISTIC else None),
         )
     unstable = bound is not None and not lr < bound
     stable = not unstable if converged or unstable else None
@@ -205,5 +207,5 @@ def stability(lr: float, lambda_max: float, converged: bool = True,
         stable=stable,
         lr_times_lambda_max=lr * lambda_max,
         lambda_max_converged=converged,
-        certainty="proven" if stable is not None else None,
+        certainty=Certainty.PROVEN if stable is not None else None,
     )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.jaxconf import eps
-from hesscli.vocab import Classification, Definiteness
+from hesscli.vocab import Certainty, Classification, Definiteness
 
 TOL_SAFETY = 10.0
 
@@ -199,8 +199,8 @@ class EndIntervals:
         return self.lo[0] == self.lo[1] and self.hi[0] == self.hi[1]
 
 
-PROVEN = "proven"
-PROBABILISTIC = "probabilistic"
+PROVEN = Certainty.PROVEN
+PROBABILISTIC = Certainty.PROBABILISTIC
 
 
 @dataclass(frozen=True)

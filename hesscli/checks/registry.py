@@ -35,7 +35,7 @@ from hesscli.expect import (
     evaluate,
     schema_paths,
 )
-from hesscli.vocab import ConvexityVerdict, words
+from hesscli.vocab import ConvexityVerdict, WitnessKind, words
 
 VERDICTS = words(ConvexityVerdict)
 
@@ -239,7 +239,7 @@ def measure_convexity(ctx: Context, options: dict[str, Any]) -> tuple[Any, bool,
     result = ctx.convexity(options)
     detail = ""
     w = result.witness
-    if w is not None and w.kind == "midpoint":
+    if w is not None and w.kind == WitnessKind.MIDPOINT:
         detail = f"midpoint margin {w.margin:.4g}"
     elif w is not None:
         detail = f"λmin {w.eigenvalue:.4g}"

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.errors import HesscliError, ObjectiveError
+from hesscli.errors import ObjectiveError, user_code
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
-from hesscli.objective.files import describe_exception
 
 CHUNK = 256
 
@@ -64,13 +63,9 @@ class Values:
         return float(self(np.asarray(x)[None, :])[0])
 
     def _one(self, x: np.ndarray) -> float:
-        try:
+        with user_code(self._where):
             out = self.objective.flat_fn(x.copy())
             return float(np.asarray(out, dtype=np.float64))
-        except HesscliError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the user's function failed
-            raise ObjectiveError(f"{self._where} raised {describe_exception(exc)}") from exc
 
 
 class Gradients:

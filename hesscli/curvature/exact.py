@@ -24,7 +24,7 @@ from hesscli.curvature.base import Curvature, DenseHessian, OperatorAt, symmetri
 from hesscli.errors import HesscliError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
-from hesscli.vocab import Method
+from hesscli.vocab import HvpMode, Method
 
 DEFAULT_CHUNK = 128
 HVP_BATCH_BYTES = 12 * 2**20  # working memory of one batch of HVPs (about an L2/L3 slice)
@@ -79,8 +79,8 @@ def hvp_function(f: Any, x_example: Any) -> tuple[Any, str]:
 
     batch = jax.ShapeDtypeStruct((2, *x_example.shape), x_example.dtype)
     failures = []
-    for hvp, mode in ((fwd_over_rev, "forward-over-reverse"),
-                      (rev_over_rev, "reverse-over-reverse")):
+    for hvp, mode in ((fwd_over_rev, HvpMode.FORWARD_OVER_REVERSE),
+                      (rev_over_rev, HvpMode.REVERSE_OVER_REVERSE)):
         try:
             # Lowering traces everything, including custom_vjp backward rules (which
             # eval_shape does not reach): that is where forward mode is refused.
@@ -183,7 +183,7 @@ class ExactCurvature(Curvature):
         self.value_fn = jax.jit(f)
         self.value_and_grad_fn = jax.jit(jax.value_and_grad(f))
         self.grad_fn = jax.jit(jax.grad(f))
-        self.linearizable = hessian_at(f) if self.hvp_mode == "forward-over-reverse" else None
+        self.linearizable = hessian_at(f) if self.hvp_mode == HvpMode.FORWARD_OVER_REVERSE else None
         self._hvp = hvp
         self.example = example  # the flat point abstractly (shape, dtype): what programs lower with
         self._chunk = chunk

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hesscli.jaxconf import eps
+from hesscli.vocab import FDAccuracy
 
 ACCURACIES = ("normal", "high")
 
@@ -81,9 +82,9 @@ def ladder(derivative: int, accuracy: str, dtype: str) -> Ladder:
     leave the function's domain; they are simply not selected.
     """
     e = eps(dtype)
-    if accuracy == "normal":
+    if accuracy == FDAccuracy.NORMAL:
         return Ladder(e ** (1.0 / (2 + derivative)), 2.0, 2, 0)
-    if accuracy != "high":
+    if accuracy != FDAccuracy.HIGH:
         raise ValueError(f"unknown accuracy {accuracy!r}")
     if derivative == 2:
         return Ladder(e ** (1.0 / 6.0) / 2.0, 2.0, 12, 3)

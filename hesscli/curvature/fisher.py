@@ -38,10 +38,10 @@ import numpy as np
 
 from hesscli.curvature.base import OperatorAt
 from hesscli.curvature.split import flat_model
-from hesscli.errors import HesscliError, InputError, ObjectiveError
+from hesscli.errors import InputError, ObjectiveError, user_code
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective, split_tolerance
-from hesscli.objective.files import ModelSplit, describe_exception
+from hesscli.objective.files import ModelSplit
 
 LIKELIHOODS = ("squared_error", "softmax_cross_entropy")
 
@@ -118,15 +118,9 @@ def empirical_fisher_at(obj: Objective, split: ModelSplit) -> OperatorAt:
     jax = jax_module()
     losses = per_sample_losses(split, obj.unravel)
     name = obj.file.path.name
-    try:
+    with user_code(f"{name}: output_loss on one sample at a time",
+                   "; the empirical Fisher needs model and output_loss to accept a batch of one"):
         each = np.asarray(jax.jit(losses)(obj.x), dtype=np.float64)
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's model or loss failed per sample
-        raise ObjectiveError(
-            f"{name}: output_loss on one sample at a time raised {describe_exception(exc)}; "
-            "the empirical Fisher needs model and output_loss to accept a batch of one"
-        ) from exc
     total = float(np.asarray(split.objective(obj.unravel(obj.x))))
     rtol = split_tolerance(obj.dtype)
     if not abs(each.mean() - total) <= rtol * max(abs(total), abs(each.mean()), 1e-300):
@@ -171,20 +165,11 @@ def likelihood_of(obj: Objective, split: ModelSplit) -> Likelihood:
     known = _closed_form_likelihood(obj, split, declared)
     if known is not None:
         return known
-    try:
+    with user_code(f"{name}: model(params, inputs)"):
         raw = split.model(obj.unravel(obj.x), split.inputs)
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's model failed
-        raise ObjectiveError(f"{name}: model(params, inputs) raised "
-                             f"{describe_exception(exc)}") from exc
-    try:  # a non-finite loss is the objective's failure (exit 3), whatever its likelihood
+    # a non-finite loss is the objective's failure (exit 3), whatever its likelihood
+    with user_code(f"{name}: the objective"):
         value = np.asarray(obj.flat_fn(obj.x))
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's loss failed
-        raise ObjectiveError(f"{name}: the objective raised {describe_exception(exc)}") \
-            from exc
     from hesscli.curvature.base import ensure_finite
 
     ensure_finite(value, "value")
@@ -235,15 +220,11 @@ def _closed_form_likelihood(obj: Objective, split: ModelSplit,
             f"log of a {known.likelihood!r} likelihood; fix likelihood or output_loss"
         )
     jax = jax_module()
-    try:
+    # the user's model failing, or its outputs not fitting the loss
+    with user_code(f"{name}: output_loss = {known!r} on model(params, inputs)"):
         shape = jax.eval_shape(lambda t: split.model(obj.unravel(t), split.inputs),
                                jax.ShapeDtypeStruct(np.shape(obj.x), jax.numpy.dtype(obj.dtype)))
         known.integer_labels(shape, split.targets)
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's model failed, or its outputs do not fit
-        raise ObjectiveError(f"{name}: output_loss = {known!r} on model(params, inputs) "
-                             f"raised {describe_exception(exc)}") from exc
     return Likelihood(known.likelihood, known.scale(shape), known.reduction)
 
 
@@ -261,13 +242,8 @@ def _output_derivatives(split: ModelSplit, dtype: str, name: str) -> Any:
     both = jax.jit(lambda m, u: jax.jvp(jax.grad(loss), (m,), (u,)))
 
     def at(m: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        try:
+        with user_code(f"{name}: differentiating output_loss in the outputs"):
             g, hu = both(m.astype(dtype), u.astype(dtype))
-        except HesscliError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the user's loss failed
-            raise ObjectiveError(f"{name}: differentiating output_loss in the outputs raised "
-                                 f"{describe_exception(exc)}") from exc
         return np.asarray(g, np.float64), np.asarray(hu, np.float64)
 
     return at

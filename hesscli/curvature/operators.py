@@ -19,7 +19,7 @@ from hesscli.curvature.base import Curvature, DenseHessian, DerivedMatrix, Opera
 from hesscli.curvature.exact import hessian_at
 from hesscli.curvature.ggn import ggn_at, output_hessian, residual_at
 from hesscli.curvature.split import OutputHessian
-from hesscli.errors import HesscliError, InputError, ObjectiveError, closest
+from hesscli.errors import InputError, closest, describe_exception, user_code
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
 from hesscli.objective.files import ModelSplit
@@ -148,24 +148,19 @@ def checked(curvature: OperatorCurvature, obj: Objective) -> OperatorCurvature:
     :class:`InputError` (exit 2: choose another curvature); anything else the
     user's functions raise while traced is an :class:`ObjectiveError` (exit 3).
     """
-    from hesscli.objective.files import describe_exception
-
     name = obj.file.path.name
-    try:
-        curvature.hvp_fn.lower(curvature.example, curvature.example)
-    except HesscliError:
-        raise
-    except TypeError as exc:
-        raise InputError(
-            f"--curvature {curvature.kind}: JAX cannot linearize {name}'s model in forward "
-            f"mode ({describe_exception(exc)[:200]}); the GGN and Fisher need jax.linearize "
-            "of the model (a jax.custom_vjp rule blocks it): use --curvature hessian"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - the user's model or loss failed when traced
-        raise ObjectiveError(
-            f"{name}: building the {TITLES.get(curvature.kind, curvature.kind)} matvec raised "
-            f"{describe_exception(exc)}"
-        ) from exc
+    # a TypeError is JAX refusing forward mode (the InputError passes the outer block);
+    # anything else the user's model or loss raised when traced is theirs
+    with user_code(f"{name}: building the {TITLES.get(curvature.kind, curvature.kind)} matvec"):
+        try:
+            curvature.hvp_fn.lower(curvature.example, curvature.example)
+        except TypeError as exc:
+            raise InputError(
+                f"--curvature {curvature.kind}: JAX cannot linearize {name}'s model in forward "
+                f"mode ({describe_exception(exc)[:200]}); the GGN and Fisher need "
+                "jax.linearize of the model (a jax.custom_vjp rule blocks it): use --curvature "
+                "hessian"
+            ) from exc
     return curvature
 
 
@@ -224,17 +219,9 @@ def operator_curvature(obj: Objective, base: Any, kind: CurvatureKind | str) -> 
 def output_hessian_of(obj: Objective, split: ModelSplit) -> OutputHessian | None:
     """:func:`output_hessian` at the objective's point; the user's functions failing
     there is an :class:`ObjectiveError` (exit 3)."""
-    from hesscli.objective.files import describe_exception
-
-    try:
+    with user_code(f"{obj.file.path.name}: the output loss's Hessian in the outputs (is the "
+                   "GGN PSD here?)"):
         return output_hessian(split, obj.unravel, obj.x, obj.dtype)
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's model or loss failed
-        raise ObjectiveError(
-            f"{obj.file.path.name}: the output loss's Hessian in the outputs (is the GGN "
-            f"PSD here?) raised {describe_exception(exc)}"
-        ) from exc
 
 
 def parse_kinds(text: str | list[str] | tuple[str, ...]) -> tuple[CurvatureKind, ...]:

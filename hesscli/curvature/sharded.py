@@ -53,6 +53,7 @@ from hesscli.errors import InputError
 from hesscli.jaxconf import eps, jax_module
 from hesscli.objective.bind import Objective
 from hesscli.objective.streaming import sample_arrays
+from hesscli.vocab import HvpMode
 
 
 def padded_size(samples: int, devices: int) -> int:
@@ -213,7 +214,7 @@ class ShardedCurvature(ExactCurvature):
         self._hvp = jax.jit(hvp, in_shardings=(operand_shardings, vec, vec), out_shardings=vec)
         self._hessian = jax.jit(hessian, in_shardings=ops_in, out_shardings=rep)
         self.f = partial(self._value, operands)  # jitted: keeps the shardings under grad
-        self.linearizable = (hessian_at(self.f) if self.hvp_mode == "forward-over-reverse"
+        self.linearizable = (hessian_at(self.f) if self.hvp_mode == HvpMode.FORWARD_OVER_REVERSE
                              else None)
         self.value_fn = partial(self._value, operands)
         self.value_and_grad_fn = partial(self._value_and_grad, operands)
@@ -276,21 +277,21 @@ def hvp_mode(f: Any, operands: Any, example: Any) -> str:
     )
 
     def fwd(ops: Any, x: Any, v: Any) -> Any:
-        return _hvp(lambda y: f(ops, y), x, v, "forward-over-reverse")
+        return _hvp(lambda y: f(ops, y), x, v, HvpMode.FORWARD_OVER_REVERSE)
 
     batch = jax.ShapeDtypeStruct((2, *example.shape), example.dtype)
     try:
         # batched, as the dense Hessian compiles it (custom_vjp may fail only there)
         jax.jit(jax.vmap(fwd, in_axes=(None, None, 0))).lower(abstract, example, batch)
-        return "forward-over-reverse"
+        return HvpMode.FORWARD_OVER_REVERSE
     except (TypeError, ValueError, NotImplementedError):
-        return "reverse-over-reverse"
+        return HvpMode.REVERSE_OVER_REVERSE
 
 
 def _hvp(f: Any, x: Any, v: Any, mode: str) -> Any:
     """H(x) v of ``f``: forward-over-reverse, or reverse-over-reverse (``custom_vjp``)."""
     jax = jax_module()
-    if mode == "forward-over-reverse":
+    if mode == HvpMode.FORWARD_OVER_REVERSE:
         return jax.jvp(jax.grad(f), (x,), (v,))[1]
     return jax.grad(lambda y: jax.numpy.vdot(jax.grad(f)(y), v))(x)
 

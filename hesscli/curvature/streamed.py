@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, symmetrize
-from hesscli.errors import HesscliError, InputError, ObjectiveError
+from hesscli.errors import HesscliError, InputError, ObjectiveError, user_code
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
-from hesscli.objective.files import ModelSplit, describe_exception
+from hesscli.objective.files import ModelSplit
 from hesscli.objective.streaming import BatchStream
 from hesscli.vocab import CurvatureKind, Method
 
@@ -174,13 +174,8 @@ class StreamedCurvature(Curvature):
         samples = 0
         for index, batch in enumerate(self.stream):
             size = int(jax_module().tree_util.tree_leaves(batch)[0].shape[0])
-            try:
+            with user_code(f"{self.objective.file.path.name}: {what} on batch {index}"):
                 parts = [np.asarray(p, dtype=np.float64) for p in step(batch)]
-            except HesscliError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the user's functions failed on a batch
-                raise ObjectiveError(f"{self.objective.file.path.name}: {what} on batch "
-                                     f"{index} raised {describe_exception(exc)}") from exc
             # Σ n_b·p_b / Σ n_b: the weights w_b = n_b/N, known after the first pass
             total = [size * p for p in parts] if total is None else [
                 t + size * p for t, p in zip(total, parts, strict=True)]
@@ -312,14 +307,9 @@ class StreamedCurvature(Curvature):
         run = self._spread_fn(steps, probes)
         lam, tr = [], []
         for index, batch in enumerate(self.stream):
-            try:
+            with user_code(f"{self.objective.file.path.name}: the per-batch {self.kind} on "
+                           f"batch {index}"):
                 alpha, beta, quad = (np.asarray(a, np.float64) for a in run(xd, batch, v0, z))
-            except HesscliError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                raise ObjectiveError(f"{self.objective.file.path.name}: the per-batch "
-                                     f"{self.kind} on batch {index} raised "
-                                     f"{describe_exception(exc)}") from exc
             lam.append(ritz_max(alpha, beta))
             tr.append(float(quad.mean()))
             self.batch_steps += 1
@@ -424,13 +414,8 @@ def streamed_curvature(obj: Objective, stream: BatchStream,
         raise InputError(f"--curvature {kind} is not available when streaming batches")
     backend = StreamedCurvature(obj, stream, kind, likelihood=likelihood, notes=tuple(notes))
     if kind != CurvatureKind.HESSIAN:
-        try:
+        with user_code(f"{obj.file.path.name}: building the {kind} matvec on a batch"):
             backend._matmat.lower(np.asarray(obj.x), np.zeros((1, obj.n), obj.dtype), batch0)
-        except HesscliError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the user's model failed when traced
-            raise ObjectiveError(f"{obj.file.path.name}: building the {kind} matvec on a "
-                                 f"batch raised {describe_exception(exc)}") from exc
     backend.value_and_gradient(obj.x)  # the first pass: sizes fixed, every batch checked
     return backend, stream_notes(stream)
 

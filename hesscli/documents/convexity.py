@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from hesscli.analysis.convexity import Box, Convexity, Witness
+from hesscli.vocab import WitnessKind
 
 
 def witness_document(w: Witness | None, with_points: bool) -> Any:
     if w is None:
         return None
     doc: dict[str, Any] = {"kind": w.kind, "tolerance": w.tolerance}
-    if w.kind == "midpoint":
+    if w.kind == WitnessKind.MIDPOINT:
         doc.update({
             "inequality": "f((x+y)/2) <= (f(x)+f(y))/2",
             "f_x": w.f_x, "f_y": w.f_y, "f_mid": w.f_mid,

@@ -17,7 +17,7 @@ def stream_document(stream: BatchStream, spread: BatchSpread | None,
                     hvps: int) -> dict[str, Any]:
     """Which batches made the data set and, for two or more, their variability."""
     doc: dict[str, Any] = {
-        "source": "batches()" if stream.how == "batches()" else "data",
+        "source": stream.source,
         "batch_size": stream.batch_size,
         "batches": stream.count,
         "available_batches": stream.available,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hesscli.vocab import NullSource
+
 
 def blocks_document(r: Any) -> dict[str, Any]:
     return {
@@ -56,26 +58,26 @@ def describe(ns: Any) -> str:
         return head + "."
     parts = []
     for s in ns.sources:
-        if s.kind == "dead_unit":
+        if s.kind == NullSource.DEAD_UNIT:
             units = ", ".join(str(i) for i in s.indices[:10]) + (" …" if len(s.indices) > 10
                                                                  else "")
             parts.append(f"{s.dimension} from {len(s.indices)} dead unit"
                          f"{'s' * (len(s.indices) != 1)} in {s.where} ({units})")
-        elif s.kind == "unused_input":
+        elif s.kind == NullSource.UNUSED_INPUT:
             ins = ", ".join(str(i) for i in s.indices[:10])
             parts.append(f"{s.dimension} from {len(s.indices)} unused input"
                          f"{'s' * (len(s.indices) != 1)} of {s.where} ({ins})")
-        elif s.kind == "vanishing":
+        elif s.kind == NullSource.VANISHING:
             parts.append(f"{s.dimension} from parameters of {s.where} the loss does not "
                          "depend on")
-        elif s.kind == "shift":
+        elif s.kind == NullSource.SHIFT:
             parts.append(f"{s.dimension} from shift invariance of {s.where} (adding a "
                          "constant across its outputs changes nothing: a softmax's shift)")
-        elif s.kind == "scale" and s.dimension == 0:
+        elif s.kind == NullSource.SCALE and s.dimension == 0:
             parts.append(f"none yet from scale invariance of {s.where} (f(c·w) = f(w), but "
                          "the gradient along w is not zero here: H·w = −∇_w f; a zero "
                          "eigenvalue at critical points)")
-        elif s.kind == "scale":
+        elif s.kind == NullSource.SCALE:
             parts.append(f"{s.dimension} from scale invariance of {s.where}")
     text = head + ": " + "; ".join(parts) if parts else head
     rest = ns.unexplained

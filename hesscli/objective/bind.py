@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.errors import HesscliError, InputError, ObjectiveError
+from hesscli.errors import HesscliError, InputError, ObjectiveError, describe_exception, user_code
 from hesscli.jaxconf import jax_module
-from hesscli.objective.files import ObjectiveFile, describe_exception
+from hesscli.objective.files import ObjectiveFile
 from hesscli.objective.layout import Layout, layout_of
 from hesscli.objective.models import Split, held_note, split_point
 from hesscli.objective.points import read_point
@@ -276,12 +276,8 @@ def bind(
                 "use --method fd (finite differences) or --method auto"
             ) from exc
         obj = dataclasses.replace(obj, traceable=False, why_untraceable=reason)
-        try:
+        with user_code(where, catch=(Exception, SystemExit)):
             value = obj.flat_fn(flat.copy())
-        except HesscliError:
-            raise
-        except (Exception, SystemExit) as exc2:  # noqa: BLE001
-            raise ObjectiveError(f"{where} raised {describe_exception(exc2)}") from exc2
         check_scalar(np.asarray(value), where)
         check_split(obj)
         return obj
@@ -295,7 +291,7 @@ def bind(
         obj = dataclasses.replace(obj, notes=obj.notes + (promoted,))
     why = not_differentiable(obj.flat_fn, flat.shape, dtype)
     if why is not None:
-        if method == "exact":
+        if method == MethodRequest.EXACT:
             raise ObjectiveError(
                 f"--method exact: JAX cannot differentiate {where} ({why}); use --method fd "
                 "(finite differences) or --method auto"
@@ -377,15 +373,8 @@ def check_split(obj: Objective) -> None:
     if split is None:
         return
     name = file.path.name
-    try:
+    with user_code(f"{name}: output_loss(model(params, inputs), targets)"):
         by_split = float(np.asarray(split.objective(obj.unravel(obj.x))))
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's model or output_loss failed
-        raise ObjectiveError(
-            f"{name}: output_loss(model(params, inputs), targets) raised "
-            f"{describe_exception(exc)}"
-        ) from exc
     direct = float(np.asarray(obj.flat_fn(obj.x)))
     rtol = split_tolerance(obj.dtype)
     if not abs(by_split - direct) <= rtol * max(abs(direct), abs(by_split), 1e-300):

@@ -30,10 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.errors import InputError, ObjectiveError
+from hesscli.errors import InputError, ObjectiveError, describe_exception
 from hesscli.jaxconf import eps, jax_module
 from hesscli.objective.bind import Objective
-from hesscli.objective.files import describe_exception
 
 
 def _samples(data: Any) -> int:

@@ -23,7 +23,6 @@ import importlib.util
 import inspect
 import itertools
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,7 +30,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hesscli.errors import HesscliError, InputError, ObjectiveError, closest
+from hesscli.errors import (
+    HesscliError,
+    InputError,
+    ObjectiveError,
+    closest,
+    describe_exception,
+    user_code,
+)
 from hesscli.objective.params import overriding
 from hesscli.objective.problems_index import problem_names, problem_path
 
@@ -150,14 +156,8 @@ class ObjectiveFile:
             from hesscli.jaxconf import jax_module
 
             jax = jax_module()
-            try:
+            with user_code(f"{self.path.name}: init(key)"):
                 return init(jax.random.PRNGKey(seed))
-            except HesscliError:
-                raise
-            except Exception as exc:
-                raise ObjectiveError(
-                    f"{self.path.name}: init(key) raised {describe_exception(exc)}"
-                ) from exc
         return None
 
 
@@ -176,20 +176,6 @@ def from_callable(fn: Callable[[Any], Any], point: Any = None, *,
     if point is not None:
         module.x0 = point  # type: ignore[attr-defined]
     return ObjectiveFile(label, Path("<python>"), label, fn, module)
-
-
-def describe_exception(exc: BaseException) -> str:
-    """``TypeName: message`` with the innermost user-code location when known."""
-    name = type(exc).__name__
-    text = f"{name}: {exc}".strip().splitlines()[0] if str(exc) else name
-    frames = traceback.extract_tb(exc.__traceback__)
-    user = [
-        f for f in frames if "site-packages" not in f.filename and "/hesscli/" not in f.filename
-    ]
-    if user:
-        last = user[-1]
-        text += f" (at {Path(last.filename).name}:{last.lineno})"
-    return text
 
 
 def missing_hint(exc: BaseException) -> str:

@@ -37,9 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.errors import HesscliError, InputError, ObjectiveError
+from hesscli.errors import HesscliError, InputError, ObjectiveError, user_code
 from hesscli.jaxconf import eps, jax_module
-from hesscli.objective.files import ObjectiveFile, describe_exception
+from hesscli.objective.files import ObjectiveFile
+from hesscli.vocab import MethodRequest, StreamSource
+
+_END = object()  # next(iterator, _END): the user's iterator is exhausted
 
 
 def declares_batches(file: ObjectiveFile) -> bool:
@@ -142,6 +145,11 @@ class BatchStream:
     passes: int = 0
 
     @property
+    def source(self) -> StreamSource:
+        """The file's ``batches()`` or its ``data`` cut into batches (``stream.source``)."""
+        return StreamSource.BATCHES if self.how == StreamSource.BATCHES else StreamSource.DATA
+
+    @property
     def count(self) -> int:
         return len(self.sizes)
 
@@ -178,26 +186,18 @@ class BatchStream:
         """One pass: the batches (float leaves in the run's dtype), checked against batch 0."""
         jax = jax_module()
         first = not self.sizes
-        error: type[HesscliError] = ObjectiveError if self.how == "batches()" else InputError
+        error: type[HesscliError] = (ObjectiveError if self.how == StreamSource.BATCHES
+                                     else InputError)
         sizes: list[int] = []
         name = self.file.path.name
-        try:
+        with user_code(f"{name}: batches()"):
             iterator = iter(self.fetch())
-        except HesscliError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the user's generator failed
-            raise ObjectiveError(f"{name}: batches() raised {describe_exception(exc)}") from exc
         index = 0
         while self.limit is None or index < self.limit:
-            try:
-                batch = next(iterator)
-            except StopIteration:
+            with user_code(f"{name}: batches()", f" at batch {index}"):
+                batch = next(iterator, _END)
+            if batch is _END:
                 break
-            except HesscliError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the user's generator failed
-                raise ObjectiveError(f"{name}: batches() raised {describe_exception(exc)} "
-                                     f"at batch {index}") from exc
             arrays, treedef, size = sample_arrays(batch, f"{name}: {self.how}: batch {index}",
                                                   error)
             if self.layout is None:
@@ -228,7 +228,7 @@ class BatchStream:
         """Batch 0 (without counting a pass)."""
         for batch in self.fetch():
             arrays, treedef, _ = sample_arrays(batch, f"{self.file.path.name}: {self.how}: batch 0",
-                                         ObjectiveError if self.how == "batches()"
+                                         ObjectiveError if self.how == StreamSource.BATCHES
                                          else InputError)
             return jax_module().tree_util.tree_unflatten(treedef, self._cast(arrays))
         raise InputError(f"{self.file.path.name}: {self.how} yielded no batches")
@@ -265,7 +265,7 @@ def stream_of(file: ObjectiveFile, *, batch_size: int | None, batches: int | str
             raise InputError(f"--batch-size {batch_size}: {name} defines batches(), which "
                              "yields its own batches; drop --batch-size (or --batches N to "
                              "use the first N)")
-        return BatchStream(file, loss, _fetch_of(file), limit, dtype, "batches()", None)
+        return BatchStream(file, loss, _fetch_of(file), limit, dtype, StreamSource.BATCHES, None)
     data = file.data
     if data is None:
         raise InputError(f"--batch-size/--batches: {name} defines neither batches() nor "
@@ -295,14 +295,9 @@ def check_mean(stream: BatchStream, params: Any, batch: Any) -> None:
     parts = [jax.tree_util.tree_unflatten(treedef, [a[s] for a in leaves])
              for s in (slice(0, half), slice(half, size))]
     name = stream.file.path.name
-    try:
+    with user_code(f"{name}: loss(params, batch)", " on batch 0"):
         whole = float(stream.loss(params, batch))
         halves = [float(stream.loss(params, p)) for p in parts]
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's loss failed on a batch
-        raise ObjectiveError(f"{name}: loss(params, batch) raised {describe_exception(exc)} "
-                             "on batch 0") from exc
     mean = (half * halves[0] + (size - half) * halves[1]) / size
     tol = math.sqrt(eps(stream.dtype)) * max(1.0, abs(whole))
     if abs(mean - whole) <= tol:
@@ -329,7 +324,7 @@ def bind_streamed(file: ObjectiveFile, at: Any, *, seed: int, dtype: str, method
 
     from hesscli.objective.bind import bind
 
-    if method == "fd":
+    if method == MethodRequest.FD:
         raise InputError("--method fd: streaming over batches needs exact JAX derivatives of "
                          "the loss; use --method auto or exact")
     stream = stream_of(file, batch_size=batch_size, batches=batches, dtype=dtype)
@@ -354,16 +349,12 @@ def check_objective(stream: BatchStream, params: Any, streamed: float) -> str | 
     ``--batches N`` short of all, no ``objective``)."""
     module = stream.file.module
     objective = getattr(module, "objective", None)
-    if (stream.how == "batches()" or not callable(objective)
+    if (stream.how == StreamSource.BATCHES or not callable(objective)
             or (stream.available is not None and stream.count < stream.available)):
         return None
     name = stream.file.path.name
-    try:
+    with user_code(f"{name}: objective"):
         want = float(objective(params))
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's objective failed
-        raise ObjectiveError(f"{name}: objective raised {describe_exception(exc)}") from exc
     tol = math.sqrt(eps(stream.dtype)) * max(1.0, abs(want))
     if abs(want - streamed) <= tol:
         return (f"objective(params) = {want:.10g} over all of data agrees with the streamed "

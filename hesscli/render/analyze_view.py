@@ -10,7 +10,14 @@ from rich.text import Text
 from hesscli.analysis.analyze import Analysis
 from hesscli.render.numbers import eigen_list, num, small
 from hesscli.spectra.bounds import EndBounds
-from hesscli.vocab import CurvatureKind
+from hesscli.vocab import (
+    Certainty,
+    Classification,
+    CurvatureKind,
+    Definiteness,
+    KinkKind,
+    KinkSource,
+)
 
 KIND_STYLE = {
     "local_minimum": "bold green",
@@ -44,7 +51,7 @@ def probable_clause(a: Analysis, verdict: str) -> str:
     """" — with probability ≥ p over the random start (…)" when ``verdict``
     (classification, definiteness) rests on the random-start bound, else ""."""
     b = a.spectrum.bounds
-    if b is None or b.probability is None or a.certainty.get(verdict) != "probabilistic":
+    if b is None or b.probability is None or a.certainty.get(verdict) != Certainty.PROBABILISTIC:
         return ""
     return (f" — with probability ≥ {b.probability:.3g} over the random start (a Krylov run "
             f"can miss an eigenvector; Kuczyński–Woźniakowski after {b.krylov_steps} Lanczos "
@@ -76,9 +83,9 @@ def nonsmooth_headline(a: Analysis) -> str:
     assert ns is not None
     names = ", ".join(ns.parameters[:6]) + (f" and {len(ns.parameters) - 6} more"
                                              if len(ns.parameters) > 6 else "")
-    if ns.source == "probe":
+    if ns.source == KinkSource.PROBE:
         k = max(ns.kinks, key=lambda k: k.significance)
-        what = ("the one-sided slope" if k.kind == "slope" else "the one-sided curvature")
+        what = ("the one-sided slope" if k.kind == KinkKind.SLOPE else "the one-sided curvature")
         evidence = (
             f"Not smooth at this point: along {k.direction} ({'+' if k.side == '+' else '−'} "
             f"side) {what} differs from what the derivatives predict by {num(k.mismatch, 3)}, "
@@ -138,19 +145,19 @@ def headline(a: Analysis) -> str:
         return curvature_headline(a)
     lam_min, lam_max = a.spectrum.lambda_min, a.spectrum.lambda_max
     zero = a.inertia.zero
-    if a.classification == "local_minimum":
+    if a.classification == Classification.LOCAL_MINIMUM:
         return (
             f"Local minimum: the gradient vanishes (‖∇f‖ = {num(a.gradient_norm)} ≤ gtol) and "
             f"every eigenvalue is positive (λmin = {num(lam_min)} > tol = {num(a.tolerance)})"
             + probable_clause(a, "classification") + "."
         )
-    if a.classification == "local_maximum":
+    if a.classification == Classification.LOCAL_MAXIMUM:
         return (
             f"Local maximum: the gradient vanishes and every eigenvalue is negative "
             f"(λmax = {num(lam_max)} < −tol)"
             + probable_clause(a, "classification") + "."
         )
-    if a.classification == "saddle_point" and a.escape is not None:
+    if a.classification == Classification.SADDLE_POINT and a.escape is not None:
         e = a.escape
         lead = e.top_parameters[0][0] if e.top_parameters else "the escape direction"
         best = min(e.actual_change, e.actual_change_opposite)
@@ -160,9 +167,9 @@ def headline(a: Analysis) -> str:
             f"{'decreases' if best < 0 else 'changes'} f by {num(abs(best))} "
             f"(quadratic model: {signed_change(e.predicted_change)})."
         )
-    if a.classification == "undetermined":
+    if a.classification == Classification.UNDETERMINED:
         return undetermined_headline(a)
-    if a.classification == "degenerate":
+    if a.classification == Classification.DEGENERATE:
         return (
             f"Degenerate critical point: the gradient vanishes and {zero} eigenvalue"
             f"{'s are' if zero != 1 else ' is'} zero within tol = {num(a.tolerance)}, with "
@@ -171,12 +178,12 @@ def headline(a: Analysis) -> str:
             "higher-order terms decide. hesscli does not guess."
         )
     text = f"Not a critical point: ‖∇f‖ = {num(a.gradient_norm)} > gtol = {num(a.gtol)}. "
-    if a.definiteness == "undetermined" and a.spectrum.bounds is not None:
+    if a.definiteness == Definiteness.UNDETERMINED and a.spectrum.bounds is not None:
         return text + (
             f"The Hessian's definiteness is undetermined: proven: {proven_curvature(a)}; "
             "the far sides of the ends are not (see the notes)."
         )
-    if a.definiteness == "undetermined":
+    if a.definiteness == Definiteness.UNDETERMINED:
         return text + (
             f"The Hessian's definiteness is undetermined: {unconverged_ends(a)} did not "
             f"converge; proven: {proven_curvature(a)}. Raise --max-steps to decide it."
@@ -268,7 +275,7 @@ def step_lines(a: Analysis) -> list[Text]:
             "dense run (--dense, when it fits) decides it.",
             style="bold yellow",
         ))
-    elif st.max_stable_lr is not None and st.certainty == "probabilistic" and st.stable:
+    elif st.max_stable_lr is not None and st.certainty == Certainty.PROBABILISTIC and st.stable:
         lines.append(Text(
             f"lr·λmax ≤ {num(st.lr * st.lambda_max_at_most)} < 2 with probability ≥ "
             f"{st.probability:.3g} over the random start (λmax ≤ {num(st.lambda_max_at_most)}, "

@@ -11,6 +11,7 @@ from rich.text import Text
 from hesscli.analysis.convexity import NOT_CONVEX, Box, Convexity, Witness
 from hesscli.objective.layout import Layout
 from hesscli.render.numbers import num
+from hesscli.vocab import WitnessKind
 
 SHOW = 6  # coordinates of a point shown in the table
 
@@ -36,7 +37,7 @@ def witness_table(w: Witness, layout: Layout) -> Table:
               title="Witness", title_justify="left")
     t.add_column(style="dim")
     t.add_column()
-    if w.kind == "midpoint":
+    if w.kind == WitnessKind.MIDPOINT:
         t.add_row("x", point_text(w.x))
         t.add_row("y", point_text(w.y))
         t.add_row("m = (x+y)/2", point_text(w.midpoint))

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from hesscli.analysis.landscape import Grid, Landscape, Slice, StepMark
 from hesscli.render.numbers import num
+from hesscli.vocab import Classification, PlaneDirection
 
 PLOT_WIDTH = 64  # slice canvas columns; with the 11-column value axis: 75
 PLOT_HEIGHT = 9
@@ -51,7 +52,7 @@ def _y_range(sl: Slice, step: StepMark | None) -> tuple[float, float]:
 def slice_plot(sl: Slice, f0: float, step: StepMark | None, radius: float,
                width: int = PLOT_WIDTH, height: int = PLOT_HEIGHT) -> list[Text]:
     """The character plot of one slice: value axis, canvas, t axis."""
-    step = step if sl.name == "grad" else None
+    step = step if sl.name == PlaneDirection.GRAD else None
     lo, hi = _y_range(sl, step)
     cells: list[list[tuple[str, str] | None]] = [[None] * width for _ in range(height)]
 
@@ -180,16 +181,16 @@ def headline(ls: Landscape) -> str:
                      ": the step goes past the bottom but stays in the valley."
                      if step.t > step.best_t else ": the step stays on the near side.")
         return text
-    if a.classification == "saddle_point" and "min" in by_name:
-        s = by_name["min"]
+    if a.classification == Classification.SADDLE_POINT and PlaneDirection.MIN in by_name:
+        s = by_name[PlaneDirection.MIN]
         return (f"Saddle point: along the eigenvector of λmin = {num(s.eigenvalue)} f falls on "
                 f"both sides (model ½λt² < 0), lowest {num(s.lowest_value)} at "
                 f"t = {num(s.lowest_t)}: the escape direction. Along λmax's it rises.")
-    if a.classification == "local_minimum":
+    if a.classification == Classification.LOCAL_MINIMUM:
         return (f"Local minimum: f rises along every slice, ½λt² near x: for the same step "
                 f"{num(ls.lambda_max / ls.lambda_min)}× faster along λmax's eigenvector than "
                 "along λmin's (the condition number).")
-    if a.classification == "undetermined":
+    if a.classification == Classification.UNDETERMINED:
         why = ("f is not smooth at x (a kink: the quadratic model is only one side's)"
                if a.smooth is False else
                "the matrix-free extremes did not converge (raise --max-steps)")

@@ -16,6 +16,7 @@ import numpy as np
 
 from hesscli.analysis.landscape import Landscape
 from hesscli.render.plotting import new_figure, save_figure
+from hesscli.vocab import PlaneDirection
 
 FIGSIZE = (10.0, 8.0)  # inches
 DPI = 100  # so a PNG is about 1000 × 800 pixels
@@ -49,7 +50,7 @@ def landscape_figure(ls: Landscape) -> Any:
         span = hi - lo if hi > lo else 1.0
         ax.set_ylim(lo - 0.1 * span, hi + 0.1 * span)
         ax.plot([0], [ls.value], "ko", ms=5, label="x")
-        if sl.name == "grad" and ls.step is not None and ls.step.inside:
+        if sl.name == PlaneDirection.GRAD and ls.step is not None and ls.step.inside:
             st = ls.step
             color = "C3" if st.increases_loss else "C2"
             ax.annotate("", xy=(st.t, st.value), xytext=(0, ls.value),
@@ -78,7 +79,7 @@ def landscape_figure(ls: Landscape) -> Any:
             color = "C3" if st is not None and st.increases_loss else "C2"
             ax.annotate("", xy=g.step, xytext=(0, 0),
                         arrowprops={"arrowstyle": "-|>", "color": color, "lw": 2})
-        escape = next((sl for sl in ls.slices if sl.name == "min"), None)
+        escape = next((sl for sl in ls.slices if sl.name == PlaneDirection.MIN), None)
         if escape is not None and ls.lambda_min < 0 and ls.step is None:
             end = (escape.lowest_t * float(escape.direction @ g.u),
                    escape.lowest_t * float(escape.direction @ g.w))

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hesscli.render.numbers import num
+from hesscli.vocab import Certainty
 
 
 def verdict_line(ps: Any) -> str:
@@ -25,7 +26,7 @@ def verdict_line(ps: Any) -> str:
         return (f"{ratio} ≥ {limit} (proven: λmax(P⁻¹H) ≥ {num(ps.interval[0], 6)}): {name} "
                 f"with lr = {num(ps.lr)} is unstable near here with this preconditioner "
                 f"(stable below lr ≈ {num(st.max_stable_lr)})")
-    if st.stable and st.certainty == "probabilistic":
+    if st.stable and st.certainty == Certainty.PROBABILISTIC:
         return (f"lr·λmax(P⁻¹H) ≤ {num(ps.lr * st.lambda_max_at_most, 4)} < {limit} with "
                 f"probability ≥ {num(st.probability, 3)} over the random start: {name} is "
                 "stable near here, unless the run missed the top eigenvector")

@@ -15,7 +15,7 @@ from rich.text import Text
 from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
 from hesscli.render.numbers import eigen_list, num
-from hesscli.vocab import CurvatureKind, Estimator, SpectrumPath
+from hesscli.vocab import CurvatureKind, Eigensolver, SpectrumPath, TraceMethod
 
 BAR = 36  # characters of the longest histogram bar (the table fits in 80 columns)
 LIST_ALL = 12  # list every eigenvalue in a table up to this many
@@ -47,8 +47,8 @@ def headline(r: SpectrumReport) -> str:
 def trace_text(tr: Any) -> str:
     """``12.3 ± 0.4 s.e. (95% in [11.4, 13.2]; Hutch++, 30 HVPs)``: the standard error, and
     the Student-t interval at the estimate's level (its degrees of freedom are in the JSON)."""
-    name = {Estimator.HUTCHINSON: "Hutchinson",
-            Estimator.HUTCH_PLUS_PLUS: "Hutch++"}.get(tr.estimator, tr.estimator)
+    name = {TraceMethod.HUTCHINSON: "Hutchinson",
+            TraceMethod.HUTCH_PLUS_PLUS: "Hutch++"}.get(tr.estimator, tr.estimator)
     text = f"{num(tr.estimate)} ± {num(tr.standard_error)} s.e. ("
     if tr.interval is not None:
         lo, hi = tr.interval
@@ -105,10 +105,10 @@ def numbers_table(r: SpectrumReport) -> Table:
         def hv(v: int | None) -> str:
             return "not converged" if v is None else str(v)
 
-        label = {"lanczos": "Lanczos", "restarted-lanczos": "restarted Lanczos"}.get(
+        label = {Eigensolver.LANCZOS: "Lanczos", Eigensolver.RESTARTED: "restarted Lanczos"}.get(
             ex.solver, "ARPACK")
         extra = (f"; basis ≤ {ex.basis_rows} vectors, {ex.restarts} restarts"
-                 if ex.solver == "restarted-lanczos" else "")
+                 if ex.solver == Eigensolver.RESTARTED else "")
         t.add_row(label,
                   f"{ex.hvps} HVPs ({ex.steps} steps); to λmax end {hv(ex.hvps_max)}, "
                   f"to λmin end {hv(ex.hvps_min)}; seed {ex.seed}{extra}")

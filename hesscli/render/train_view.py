@@ -14,6 +14,7 @@ from rich.table import Table
 
 from hesscli.render.console import stderr_console
 from hesscli.render.numbers import num
+from hesscli.vocab import Certainty, Classification, EventKind
 
 SCHEMA = "hesscli.train/1"
 COMPARE_SCHEMA = "hesscli.train-compare/1"
@@ -68,10 +69,10 @@ def _headline(s: Any) -> str:
     kinds = [e.kind for e in r.events]
     parts = []
     if "diverged" in kinds:
-        ev = next(e for e in r.events if e.kind == "diverged")
+        ev = next(e for e in r.events if e.kind == EventKind.DIVERGED)
         parts.append(f"Diverged at step {ev.step}: {ev.data.get('reason')}; "
                      f"{ev.data.get('parameter')} blew up first.")
-    esc = [e for e in r.events if e.kind == "escaped_saddle"]
+    esc = [e for e in r.events if e.kind == EventKind.ESCAPED_SADDLE]
     if esc:
         parts.append(f"Escaped the saddle at step {esc[0].step}.")
     parts += _dynamics_sentences(r)
@@ -86,25 +87,25 @@ def _headline(s: Any) -> str:
                         if grew is not None else "."))
     if a is not None:
         verdict = a.classification.replace("_", " ")
-        if a.classification == "saddle_point":
+        if a.classification == Classification.SADDLE_POINT:
             parts.append(f"Ended at a saddle point (λmin = {num(a.spectrum.lambda_min)}): "
                          "the gradient is zero, so plain gradient descent cannot leave; "
                          "try --noisy.")
-        elif a.classification == "not_critical" and r.config.noise is not None and \
+        elif a.classification == Classification.NOT_CRITICAL and r.config.noise is not None and \
                 (r.config.noise_steps is None or r.config.noise_steps >= r.steps):
             parts.append(f"Ended not critical (‖∇f‖ = {num(a.gradient_norm)} > gtol): the "
                          "noise keeps the point moving; --noise-steps N ends with plain steps.")
-        elif a.classification == "not_critical":
+        elif a.classification == Classification.NOT_CRITICAL:
             parts.append(f"Final point not critical yet (‖∇f‖ = {num(a.gradient_norm)} > gtol = "
                          f"{num(a.gtol)}); the Hessian there is "
                          f"{a.definiteness.replace('_', ' ')}"
                          + (": still converging toward a minimum." if a.definiteness ==
                             "positive_definite" else "."))
-        elif a.classification == "undetermined":
+        elif a.classification == Classification.UNDETERMINED:
             parts.append("Final point: undetermined (" + (
                 "not smooth there: a kink" if a.smooth is False else
                 "the matrix-free extremes do not decide it") + "; see the notes).")
-        elif a.certainty.get("classification") == "probabilistic":
+        elif a.certainty.get("classification") == Certainty.PROBABILISTIC:
             parts.append(f"Final point: {verdict}, with probability ≥ "
                          f"{a.certainty.get('probability') or 0:.3g} over the random start "
                          "(a matrix-free run can miss an eigenvector; see the notes).")
@@ -118,12 +119,12 @@ def _dynamics_sentences(r: Any) -> list[str]:
     out = []
     for e in r.events:
         d = e.data
-        if e.kind == "progressive_sharpening":
+        if e.kind == EventKind.PROGRESSIVE_SHARPENING:
             out.append(f"Progressive sharpening over steps {d['start']}–{d['end']}: λmax rose "
                        f"from {num(d['lambda_max_start'])} to {num(d['lambda_max_end'])} "
                        f"(lr·λmax {num(d['lr_times_lambda_max_start'], 3)} → "
                        f"{num(d['lr_times_lambda_max_end'], 3)}).")
-        elif e.kind == "edge_of_stability":
+        elif e.kind == EventKind.EDGE_OF_STABILITY:
             out.append(f"Edge of stability over steps {d['start']}–{d['end']}: lr·λmax hovered "
                        f"around {num(d['bound'], 3)} (median "
                        f"{num(d['lr_times_lambda_max_median'], 4)}, "
@@ -133,23 +134,23 @@ def _dynamics_sentences(r: Any) -> list[str]:
                        f"{num(d['value_start'], 4)} to {num(d['value_end'], 4)}: gradient "
                        "descent is regulating its own sharpness (Cohen et al. 2021), not "
                        "diverging.")
-        elif e.kind == "unstable":
+        elif e.kind == EventKind.UNSTABLE:
             out.append(f"Unstable over steps {d.get('start', e.step)}–{d.get('end', e.step)}: "
                        f"lr·λmax reached {num(d.get('lr_times_lambda_max'), 4)} and f rose; "
                        "lower the learning rate.")
-        elif e.kind == "adaptive_edge_of_stability":
+        elif e.kind == EventKind.ADAPTIVE_EDGE_OF_STABILITY:
             out.append(f"Adaptive edge of stability over steps {d['start']}–{d['end']}: "
                        f"lr·λmax(P⁻¹H) hovered around {num(d['bound'], 3)} (median "
                        f"{num(d['lr_times_lambda_max_median'], 4)}) while f fell from "
                        f"{num(d['value_start'], 4)} to {num(d['value_end'], 4)}: "
                        f"{r.config.optimizer} is regulating its preconditioned sharpness "
                        "(Cohen et al. 2022), not diverging.")
-        elif e.kind == "adaptive_unstable":
+        elif e.kind == EventKind.ADAPTIVE_UNSTABLE:
             out.append(f"Unstable ({r.config.optimizer}) over steps {d.get('start', e.step)}–"
                        f"{d.get('end', e.step)}: lr·λmax(P⁻¹H) reached "
                        f"{num(d.get('lr_times_lambda_max'), 4)} > {num(d.get('bound'), 3)} and "
                        "f rose; lower the learning rate.")
-        elif e.kind == "above_edge":
+        elif e.kind == EventKind.ABOVE_EDGE:
             out.append(f"Above the edge over steps {d['start']}–{d['end']}: lr·λmax up to "
                        f"{num(d['lr_times_lambda_max_max'], 4)} > 2 without divergence; f "
                        f"{num(d['value_start'], 4)} → {num(d['value_end'], 4)}.")

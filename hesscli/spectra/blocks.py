@@ -41,7 +41,7 @@ import numpy as np
 
 from hesscli.objective.layout import Layout
 from hesscli.spectra.trace import Trace, estimate_trace
-from hesscli.vocab import Estimator
+from hesscli.vocab import BlockMethod, Estimator, TraceMethod
 
 MatMat = Callable[[np.ndarray], np.ndarray]
 DENSE_BLOCK = 400  # a block this small is formed (n_i products + an O(n_i³) eigensolve)
@@ -71,11 +71,11 @@ class BlockResult:
     trace: float
     trace_standard_error: float  # 0 when exact
     trace_exact: bool
-    trace_estimator: str  # "exact" | "hutchinson" | "hutch++"
+    trace_estimator: TraceMethod
     share: float  # trace / Σ traces (the full trace)
     leak: float  # ‖off-block part of H u‖ / ‖H u‖ for the block's top eigenvector u
     coupling: dict[str, float]  # ‖H_ji u_i‖ per other block j
-    method: str  # "dense" | "lanczos"
+    method: BlockMethod
     residual: float  # largest ‖H_ii u − λu‖ of the extremes (0 when dense)
     hvps: int
     #: matrix-free blocks: what the extremes prove (certified intervals), else None
@@ -246,8 +246,8 @@ def block_spectra(
             # has no single eigenvector): the coupling is then basis-independent
             near = np.abs(lam - end) <= TIE * max(abs(lo), abs(hi), 1e-300)
             top = vec[:, near]
-            tr = Trace(float(np.trace(hb)), 0.0, 0, seed, 0, "exact")
-            method, residual = "dense", 0.0
+            tr = Trace(float(np.trace(hb)), 0.0, 0, seed, 0, TraceMethod.EXACT)
+            method, residual = BlockMethod.DENSE, 0.0
             bounds, converged = None, True
         else:
             ex = iterative(b) if iterative is not None else extremes_iterative(op, b.size, seed)
@@ -256,7 +256,7 @@ def block_spectra(
             top = np.asarray(ex.top, dtype=np.float64).reshape(-1, 1)
             tr = estimate_trace(op, b.size, estimator=Estimator.AUTO, hvps=trace_hvps, seed=seed)
             used += tr.hvps
-            method = "lanczos"
+            method = BlockMethod.LANCZOS
         # the coupling: H applied to the top eigenvector(s) placed on the block
         full = np.zeros((n, top.shape[1]))
         full[idx] = top
@@ -275,7 +275,7 @@ def block_spectra(
                     for o in blocks if o is not b}
         results.append(BlockResult(
             name=b.name, size=b.size, lambda_min=lo, lambda_max=hi, trace=tr.estimate,
-            trace_standard_error=tr.standard_error, trace_exact=tr.estimator == "exact",
+            trace_standard_error=tr.standard_error, trace_exact=tr.estimator == TraceMethod.EXACT,
             trace_estimator=tr.estimator,
             share=tr.estimate / total if total != 0 else math.nan,
             leak=off / norm if norm > 0 else 0.0, coupling=coupling, method=method,

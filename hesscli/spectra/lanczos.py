@@ -187,7 +187,7 @@ class Extremes:
     vec_min: np.ndarray
     vec_max: np.ndarray
     k: int
-    solver: str  # "lanczos" | "restarted-lanczos" | "arpack"
+    solver: Eigensolver
     tolerance: float
     rtol: float
     steps: int
@@ -695,4 +695,4 @@ def arpack_extremes(
     )
 
 
-SOLVERS = {"lanczos": lanczos_extremes, "arpack": arpack_extremes}
+SOLVERS = {Eigensolver.LANCZOS: lanczos_extremes, Eigensolver.ARPACK: arpack_extremes}

@@ -136,10 +136,10 @@ def extremes_of(
         ex = restarted_extremes(hvp_fn, x, solve, basis_sharding=sharding, shards=shards,
                                 progress=sink(progress), **common)
     elif chosen == EigensolverRequest.LANCZOS:
-        ex = SOLVERS["lanczos"](hvp_fn, x, solve, basis_sharding=sharding, shards=shards,
+        ex = SOLVERS[Eigensolver.LANCZOS](hvp_fn, x, solve, basis_sharding=sharding, shards=shards,
                                 progress=progress, **common)
     else:
-        ex = SOLVERS["arpack"](hvp_fn, x, solve, progress=progress, **common)
+        ex = SOLVERS[Eigensolver.ARPACK](hvp_fn, x, solve, progress=progress, **common)
     import dataclasses
 
     return dataclasses.replace(ex, choice=reason)

@@ -21,7 +21,7 @@ import numpy as np
 from hesscli.curvature.base import Curvature, Kinks, ensure_finite
 from hesscli.objective.layout import Layout
 from hesscli.spectra.bounds import EndBounds
-from hesscli.vocab import SpectrumPath
+from hesscli.vocab import Eigensolver, SpectrumPath
 
 SMALL_DENSE = 256  # up to this n the dense eigen-solve is numpy.linalg.eigh (no SciPy import)
 
@@ -60,7 +60,7 @@ class Spectrum:
     eigenvalue_errors: np.ndarray | None = None  # half-width per eigenvalue; None: exact
     converged: np.ndarray | None = None  # per eigenvalue; None: all converged
     error_estimates: np.ndarray | None = None  # Kato–Temple estimate per eigenvalue
-    solver: str | None = None  # "lanczos" | "restarted-lanczos" | "arpack"; None = dense
+    solver: Eigensolver | None = None  # None = dense
     # matrix-free: what the Rayleigh quotients prove and a random start makes likely
     bounds: EndBounds | None = None
 

@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.jaxconf import jax_module
-from hesscli.vocab import Estimator, words
+from hesscli.vocab import Estimator, TraceMethod, words
 
 ESTIMATORS = words(Estimator)
 DEFAULT_HVPS = 30
@@ -98,7 +98,7 @@ class Trace:
     probes: int
     seed: int
     hvps: int = 0
-    estimator: str = Estimator.HUTCHINSON
+    estimator: str = TraceMethod.HUTCHINSON
     choice: str | None = None
     alternative_standard_error: float | None = None
     degrees_of_freedom: int | None = None
@@ -168,7 +168,7 @@ def _hutchinson_forms(n: int, z: np.ndarray, az: np.ndarray, *, seed: int, hvps:
     samples = _forms(z, az)
     rounding = _rounding(n, u, z, az, 1.0 / max(z.shape[1], 1))
     return _trace(float(np.mean(samples)), samples, rounding, seed=seed, hvps=hvps,
-                  estimator=Estimator.HUTCHINSON, confidence=confidence, choice=choice,
+                  estimator=TraceMethod.HUTCHINSON, confidence=confidence, choice=choice,
                   alternative=alternative)
 
 
@@ -205,7 +205,7 @@ def _hutch_pp_from(matmat: MatMat, n: int, s: np.ndarray, y: np.ndarray, r: int,
                 + _rounding(n, u, g, ag, 1.0 / max(r, 1)))
     estimate = float(np.sum(top_forms)) + float(np.mean(resid))
     return _trace(estimate, resid, rounding, seed=seed, hvps=2 * k + r,
-                  estimator=Estimator.HUTCH_PLUS_PLUS, confidence=confidence, choice=choice,
+                  estimator=TraceMethod.HUTCH_PLUS_PLUS, confidence=confidence, choice=choice,
                   alternative=alternative)
 
 

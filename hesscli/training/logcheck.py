@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.errors import InputError
+from hesscli.vocab import RecordKind
 
 Check = Callable[[Any], bool]
 
@@ -151,13 +152,13 @@ def check_records(lines: list[tuple[int, dict[str, Any]]], where: str) -> None:
     last = -1
     for lineno, line in lines:
         kind = line.get("record") if isinstance(line, dict) else None
-        if kind == "step":
+        if kind == RecordKind.STEP:
             check_fields(line, STEP, f"{where} (line {lineno})")
             if line["step"] < last:
                 raise InputError(f"{where}: line {lineno} has step {line['step']} after "
                                  f"step {last}; a log's steps never go back")
             last = line["step"]
-        elif kind == "event":
+        elif kind == RecordKind.EVENT:
             check_fields(line, EVENT, f"{where} (line {lineno})")
 
 

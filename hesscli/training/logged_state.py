@@ -21,7 +21,7 @@ from hesscli.analysis.preconditioned import (
 )
 from hesscli.curvature.base import Curvature
 from hesscli.spectra.policy import SpectrumPolicy
-from hesscli.vocab import CurvatureKind, Ends
+from hesscli.vocab import CurvatureKind, Ends, RecordKind
 
 
 def load_state(path: str, n: int, *, b1: float | None = None) -> LoadedState:
@@ -60,9 +60,9 @@ def load_state(path: str, n: int, *, b1: float | None = None) -> LoadedState:
             continue  # a torn last line
         if not isinstance(entry, dict):
             continue
-        if entry.get("record") == "header":
+        if entry.get("record") == RecordKind.HEADER:
             header = entry
-        elif entry.get("record") == "state":
+        elif entry.get("record") == RecordKind.STATE:
             state = entry
     from hesscli.training.runlog import LOG_SCHEMA, restore_state
 

@@ -16,9 +16,8 @@ import numpy as np
 
 from hesscli.analysis.analyze import Analysis, analyze
 from hesscli.curvature.base import Curvature
-from hesscli.errors import HesscliError, ObjectiveError
+from hesscli.errors import ObjectiveError, user_code
 from hesscli.objective.bind import Objective
-from hesscli.objective.files import describe_exception
 from hesscli.spectra.policy import SpectrumPolicy
 
 
@@ -50,14 +49,8 @@ def problem_report(obj: Objective, x: np.ndarray) -> dict[str, Any] | None:
     fn = getattr(obj.file.module, "report", None)
     if not callable(fn):
         return None
-    try:
+    with user_code(f"{obj.file.path.name}: report(params)"):
         out = fn(obj.unravel(np.asarray(x)))
-    except HesscliError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's report failed
-        raise ObjectiveError(
-            f"{obj.file.path.name}: report(params) raised {describe_exception(exc)}"
-        ) from exc
     if not isinstance(out, dict):
         raise ObjectiveError(f"{obj.file.path.name}: report(params) must return a dict; "
                              f"got {type(out).__name__}")

@@ -34,6 +34,7 @@ from hesscli.errors import InputError
 from hesscli.training.events import Event
 from hesscli.training.loop import TrainConfig, TrainState
 from hesscli.training.monitor import Record
+from hesscli.vocab import RecordKind
 
 LOG_SCHEMA = "hesscli.train-log/1"
 
@@ -51,14 +52,14 @@ def _clean(value: Any) -> Any:
 
 
 def record_line(record: Record, variant: str | None = None) -> dict[str, Any]:
-    line = {"record": "step", **asdict(record)}
+    line = {"record": RecordKind.STEP, **asdict(record)}
     if variant is not None:
         line["variant"] = variant
     return line
 
 
 def event_line(event: Event, variant: str | None = None) -> dict[str, Any]:
-    line = {"record": "event", "step": event.step, "kind": event.kind,
+    line = {"record": RecordKind.EVENT, "step": event.step, "kind": event.kind,
             "message": event.message, **event.data}
     if variant is not None:
         line["variant"] = variant
@@ -68,7 +69,7 @@ def event_line(event: Event, variant: str | None = None) -> dict[str, Any]:
 def state_line(state: TrainState) -> dict[str, Any]:
     leaves = jax.tree_util.tree_leaves(state.opt_state)
     return {
-        "record": "state",
+        "record": RecordKind.STATE,
         "step": state.step,
         "start_value": state.start_value,
         "x": np.asarray(state.x, dtype=np.float64).tolist(),
@@ -82,7 +83,7 @@ def state_line(state: TrainState) -> dict[str, Any]:
 
 
 def header_line(objective: str, n: int, config: TrainConfig, extra: dict[str, Any]) -> dict:
-    return {"record": "header", "schema": LOG_SCHEMA, "objective": objective, "n": n,
+    return {"record": RecordKind.HEADER, "schema": LOG_SCHEMA, "objective": objective, "n": n,
             "config": config.trajectory_fields(), **extra}
 
 
@@ -148,7 +149,7 @@ def read_log(path: Path) -> ResumePoint:
                 torn = 1  # killed mid-write: skip it
                 continue
             raise InputError(f"--resume {str(path)!r}: line {i + 1} is not JSON") from None
-    if not parsed or parsed[0][1].get("record") != "header" or \
+    if not parsed or parsed[0][1].get("record") != RecordKind.HEADER or \
             parsed[0][1].get("schema") != LOG_SCHEMA:
         raise InputError(f"--resume {str(path)!r}: not a hesscli train log (no header line "
                          f"with schema {LOG_SCHEMA})")
@@ -159,22 +160,23 @@ def read_log(path: Path) -> ResumePoint:
     check_header(header, where)
     if header.get("variants"):
         raise InputError(f"--resume {str(path)!r}: a --compare log cannot be resumed")
-    last = max((i for i, (_, d) in enumerate(parsed) if d.get("record") == "state"), default=None)
+    last = max((i for i, (_, d) in enumerate(parsed) if d.get("record") == RecordKind.STATE),
+               default=None)
     if last is None:
         raise InputError(f"--resume {str(path)!r}: the log has no state record to resume from "
                          "(states are logged every --checkpoint-every steps and at the end; "
                          "this run stopped before the first)")
     kept = parsed[: last + 1]
     check_records([(numbers[i], d) for i, (_, d) in enumerate(kept) if i], where)
-    steps = [d["step"] for _, d in kept if d.get("record") == "step"]
+    steps = [d["step"] for _, d in kept if d.get("record") == RecordKind.STEP]
     check_state(kept[-1][1], header, steps[-1] if steps else None, where, numbers[last])
     point = ResumePoint(header, kept[-1][1], kept_lines=[t for t, _ in kept],
                         skipped=len(parsed) - len(kept) + torn)
     names = set(Record.__dataclass_fields__)
     for _, d in kept:
-        if d.get("record") == "step":
+        if d.get("record") == RecordKind.STEP:
             point.records.append(Record(**{k: v for k, v in d.items() if k in names}))
-        elif d.get("record") == "event":
+        elif d.get("record") == RecordKind.EVENT:
             point.events.append(d)
     return point
 

@@ -177,7 +177,8 @@ def main() -> None:
         res["basis"] = max_rel(np.asarray(basis), np.array(want))
         # Lanczos through the sharded backend: the Partial's data are arguments of the
         # kernel (not constants), the basis is split along n, the extremes are unchanged
-        from hesscli.spectra.lanczos import Solve, _lanczos_program, split_operator
+        from hesscli.spectra.certify import Solve
+        from hesscli.spectra.lanczos import _lanczos_program, split_operator
         from hesscli.spectra.matrix_free import basis_sharding, extremes_of
 
         ex_sh = extremes_of(shp, objp.x, Solve(k=2, seed=0))

@@ -17,7 +17,7 @@ from hesscli.errors import InputError, ObjectiveError
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import bind
 from hesscli.objective.files import load_file
-from hesscli.spectra.lanczos import Solve
+from hesscli.spectra.certify import Solve
 from hesscli.spectra.matrix_free import extremes_of
 
 jax = jax_module()

@@ -19,7 +19,9 @@ from hesscli.jaxconf import jax_module
 from hesscli.progress import Progress, device_report, report, reporting
 from hesscli.render import progress_view
 from hesscli.render.progress_view import ProgressLine, progress_line, progress_text
-from hesscli.spectra.lanczos import Solve, arpack_extremes, lanczos_extremes
+from hesscli.spectra.arpack import arpack_extremes
+from hesscli.spectra.certify import Solve
+from hesscli.spectra.lanczos import lanczos_extremes
 
 jax = jax_module()
 jnp = jax.numpy

@@ -19,8 +19,10 @@ import pytest
 from hesscli.curvature.exact import hessian_at
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
+from hesscli.spectra.arpack import arpack_extremes
+from hesscli.spectra.certify import Solve
 from hesscli.spectra.density import slq_density
-from hesscli.spectra.lanczos import Solve, arpack_extremes, lanczos_extremes
+from hesscli.spectra.lanczos import lanczos_extremes
 from hesscli.spectra.matrix_free import matrix_free_spectrum
 from hesscli.spectra.route import choose_path, dense_bytes
 from hesscli.spectra.trace import hutchinson_trace

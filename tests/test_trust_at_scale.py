@@ -31,8 +31,10 @@ from hesscli.analysis.verdicts import (
     definiteness_of,
     eigen_tolerance,
 )
+from hesscli.spectra.arpack import arpack_extremes
 from hesscli.spectra.bounds import KW_CONSTANT, EndBounds, kw_epsilon
-from hesscli.spectra.lanczos import Solve, Target, arpack_extremes, lanczos_extremes
+from hesscli.spectra.certify import Solve, Target
+from hesscli.spectra.lanczos import lanczos_extremes
 from hesscli.spectra.matrix_free import matrix_free_spectrum
 from hesscli.spectra.restarted import restarted_extremes
 

@@ -97,7 +97,7 @@ def test_convexity_counts_points_where_lambda_min_did_not_converge(known_path):
     test says how many of its points rest on such a bound."""
     from hesscli.analysis.convexity import ball, hessian_test
     from hesscli.curvature.exact import ExactCurvature
-    from hesscli.spectra.lanczos import Solve
+    from hesscli.spectra.certify import Solve
     from hesscli.spectra.matrix_free import extremes_of, matrix_free_spectrum
     from tests.helpers import bound
 

@@ -61,7 +61,8 @@ def block_solver(curvature: Any, x: np.ndarray, *, target: Any = None,
     from hesscli.progress import sink
     from hesscli.spectra.blocks import BlockExtremes
     from hesscli.spectra.bounds import hvp_rounding
-    from hesscli.spectra.lanczos import Solve, at_point
+    from hesscli.spectra.certify import Solve
+    from hesscli.spectra.lanczos import at_point
     from hesscli.spectra.matrix_free import end_bounds
     from hesscli.spectra.restarted import restarted_extremes
 

@@ -23,8 +23,8 @@ from hesscli.analysis.verdicts import (
 )
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.bind import Objective
+from hesscli.spectra.certify import Extremes
 from hesscli.spectra.density import Density, slq_density
-from hesscli.spectra.lanczos import Extremes
 from hesscli.spectra.policy import SpectrumPolicy, choose, spectrum_at
 from hesscli.spectra.route import PathChoice
 from hesscli.spectra.spectrum import Spectrum

@@ -3,7 +3,7 @@
 :func:`extremes_of` picks the eigensolver (:func:`choose_solver`: full-basis
 Lanczos for small n, thick-restart Lanczos above, ARPACK for black-box HVPs)
 and :func:`matrix_free_spectrum` turns its
-:class:`~hesscli.spectra.lanczos.Extremes` into a
+:class:`~hesscli.spectra.certify.Extremes` into a
 :class:`~hesscli.spectra.spectrum.Spectrum` with ``path="matrix-free"``, the
 residuals, per-eigenvalue certified errors and Kato–Temple estimates, which
 pairs met the target, and ``error`` = the largest residual: for a symmetric
@@ -33,8 +33,10 @@ from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.jaxconf import eps
 from hesscli.progress import OnProgress, sink
+from hesscli.spectra.arpack import arpack_extremes
 from hesscli.spectra.bounds import EndBounds, hvp_rounding
-from hesscli.spectra.lanczos import DEFAULT_SOLVE, SOLVERS, Extremes, Solve, max_steps_for
+from hesscli.spectra.certify import DEFAULT_SOLVE, Extremes, Solve
+from hesscli.spectra.lanczos import lanczos_extremes, max_steps_for
 from hesscli.spectra.spectrum import Spectrum, fix_sign
 from hesscli.vocab import (
     Dtype,
@@ -105,7 +107,7 @@ def extremes_of(
 ) -> Extremes:
     """Run the chosen eigensolver (:func:`choose_solver`) on the backend's HVP at ``x``.
 
-    ``solve`` (:class:`~hesscli.spectra.lanczos.Solve`, from the command's policy):
+    ``solve`` (:class:`~hesscli.spectra.certify.Solve`, from the command's policy):
     k, the seed, the step budget, the target (default :meth:`Target.residual` with
     its ``rtol``, the residual criterion; ``analyze`` and ``spectrum`` pass
     :meth:`Target.verdict`) and ``ends`` = both|min|max: which ends must meet it
@@ -136,10 +138,10 @@ def extremes_of(
         ex = restarted_extremes(hvp_fn, x, solve, basis_sharding=sharding, shards=shards,
                                 progress=sink(progress), **common)
     elif chosen == EigensolverRequest.LANCZOS:
-        ex = SOLVERS[Eigensolver.LANCZOS](hvp_fn, x, solve, basis_sharding=sharding, shards=shards,
+        ex = lanczos_extremes(hvp_fn, x, solve, basis_sharding=sharding, shards=shards,
                                 progress=progress, **common)
     else:
-        ex = SOLVERS[Eigensolver.ARPACK](hvp_fn, x, solve, progress=progress, **common)
+        ex = arpack_extremes(hvp_fn, x, solve, progress=progress, **common)
     import dataclasses
 
     return dataclasses.replace(ex, choice=reason)

@@ -24,7 +24,7 @@ import numpy as np
 
 from hesscli.curvature.base import Curvature, ensure_finite
 from hesscli.objective.layout import Layout
-from hesscli.spectra.lanczos import Extremes, Solve, Target
+from hesscli.spectra.certify import Extremes, Solve, Target
 from hesscli.spectra.route import Budget, PathChoice, choose_path, dense_budget
 from hesscli.spectra.spectrum import Spectrum, dense_spectrum
 from hesscli.vocab import (
@@ -50,7 +50,7 @@ class SpectrumPolicy:
     ``ends`` both|min|max that must meet the target, and ``stop``, the target
     itself: ``"verdict"`` (what ``analyze`` and ``spectrum`` need: each
     eigenvalue to ``rtol``·max|λ|, default 1e-3, by the Kato–Temple estimate,
-    and the sign of λmin decided; :meth:`~hesscli.spectra.lanczos.Target.verdict`)
+    and the sign of λmin decided; :meth:`~hesscli.spectra.certify.Target.verdict`)
     or ``"residual"`` (the certified residual ‖Hv − θv‖ ≤ rtol·max|λ|, default
     1e-6, for callers that use the eigenvectors or track the values closely:
     landscape, the training monitor, convexity).

@@ -15,10 +15,10 @@ symmetric case of Stewart's Krylov–Schur):
    ``H V_j = V_j T_j + β_j v_j e_jᵀ`` holds after a restart as before it.
 2. Every :data:`CHECK_EVERY` steps (and at ``j = m``) diagonalize the small
    ``T`` (inside the compiled program) and test the stopping rule of
-   :class:`~hesscli.spectra.lanczos.Target` on the Ritz estimates
+   :class:`~hesscli.spectra.certify.Target` on the Ritz estimates
    ``|β_j s_{j,i}|``: the k pairs of each wanted end (under the Kato–Temple
    measure also settled: moved by at most the target over the last 4 steps,
-   see :func:`hesscli.spectra.lanczos.judge`), and the sign of λmin.
+   see :func:`hesscli.spectra.certify.judge`), and the sign of λmin.
 3. At ``j = m`` restart: keep ``l = m/2`` Ritz vectors taken from *both* ends
    (``V[:l] ← Sᵀ V[:m]``, done in column blocks so no second basis is ever
    allocated), the residual vector as row ``l``, and the arrow-shaped ``T``
@@ -57,13 +57,10 @@ from hesscli.curvature.base import OperatorAt
 from hesscli.jaxconf import jax_module
 from hesscli.progress import OnProgress, Progress
 from hesscli.spectra.bounds import hvp_rounding
+from hesscli.spectra.certify import DEFAULT_SOLVE, Extremes, Solve, certify
 from hesscli.spectra.lanczos import (
     BASIS_BUDGET,
-    DEFAULT_SOLVE,
-    Extremes,
-    Solve,
     at_point,
-    certify,
     initial_basis,
     operator_at,
     ritz_pairs,
@@ -140,7 +137,7 @@ def restarted_extremes(
     ``f``, when given, the matrix as an :class:`~hesscli.curvature.base.OperatorAt`
     (the Hessian's is linearized once at x for the whole solve:
     :func:`hesscli.spectra.lanczos.at_point`). ``solve``
-    (:class:`~hesscli.spectra.lanczos.Solve`): k, the seed, the target that says when
+    (:class:`~hesscli.spectra.certify.Solve`): k, the seed, the target that says when
     to stop (default: :meth:`Target.residual` with its ``rtol``), ``max_steps`` the
     HVP budget of the loop (default :data:`MAX_HVPS`) and ``ends`` = both|min|max
     which ends must meet the target; ``basis`` the
@@ -338,7 +335,7 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
         active = idx_m < j
         theta_a = jnp.where(active, theta, jnp.nan)
         # gap to the nearest other Ritz value shrunk by that value's residual (see
-        # hesscli.spectra.lanczos.kato_temple); inf next to the padding
+        # hesscli.spectra.certify.kato_temple); inf next to the padding
         diff = jnp.nan_to_num(theta_a[1:] - theta_a[:-1], nan=jnp.inf)
         up = jnp.concatenate([diff - res[1:], jnp.array([jnp.inf])])
         down = jnp.concatenate([jnp.array([jnp.inf]), diff - res[:-1]])
@@ -360,7 +357,7 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
         max_ok = max_ok & (jnp.all(moved[k:]) | ~use_estimate)
         rounding = sign_rounding * scale
         sign_ok = ((lo < -rounding) | (lo - res[0] > rounding)
-                   | (jnp.abs(lo) + res[0] <= jnp.maximum(goal, rounding)))  # lanczos.sign_decided
+                   | (jnp.abs(lo) + res[0] <= jnp.maximum(goal, rounding)))  # certify.sign_decided
         min_ok = min_ok & (sign_ok | ~use_sign)
         ready = j >= min(max(2 * k + 2, 8), m)
         bmin = jnp.max(jnp.where(low, err, 0.0))
@@ -439,7 +436,7 @@ def _program(static_hvp: Any, static_f: Any, structure: Any, n: int, dtype: str,
                 hmin = jnp.where((hmin < 0) & min_ok, hvps, hmin)
                 hmax = jnp.where((hmax < 0) & max_ok, hvps, hmax)
                 fin = ((min_ok | (ends == 2)) & (max_ok | (ends == 1))
-                       & (hvps >= params[4]))  # the Krylov floor (lanczos.KRYLOV_FLOOR)
+                       & (hvps >= params[4]))  # the Krylov floor (certify.KRYLOV_FLOOR)
                 if ends == 0:
                     a = jnp.where(max_ok, keep - k, jnp.where(min_ok, k, keep // 2))
                 else:

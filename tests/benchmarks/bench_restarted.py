@@ -26,7 +26,7 @@ RTOLS = os.environ.get("BENCH_RTOLS", "verdict,1e-6").split(",")
 
 
 def measure(cur: Any, x: Any, solver: str, rtol: float | None) -> dict[str, Any]:
-    from hesscli.spectra.lanczos import Solve, Target
+    from hesscli.spectra.certify import Solve, Target
     from hesscli.spectra.matrix_free import extremes_of
 
     wall, cpu = time.perf_counter(), time.process_time()

@@ -601,7 +601,7 @@ def _streamed(objective: Any, at: Any, data: DataOptions, kinds: tuple[str, ...]
         return None
     if len(kinds) > 1:
         raise InputError(f"--curvature {','.join(kinds)}: several curvatures side by side "
-                         "are not available over streamed batches; run one at a time")
+                         "are not available over streamed batches; run one curvature at a time")
     if data.chunk_size is not None:
         raise InputError("--chunk-size and --batch-size/--batches both split the data; "
                          "streamed batches already bound the memory: drop --chunk-size")

@@ -18,6 +18,8 @@ from hesscli.vocab import CurvatureKind
 
 #: short column labels per matrix (the caption spells them out)
 SHORT = {"hessian": "H", "ggn": "G", "fisher": "F", "empirical-fisher": "EF"}
+#: the terminal width the tables are laid out for (CI logs, docs): wider ones only widen them
+NOMINAL_WIDTH = 80
 
 
 def title_of(kind: str) -> str:
@@ -54,30 +56,36 @@ def blocks_side_by_side(c: Any) -> Table | None:
     with_min = [k == CurvatureKind.HESSIAN for k in c.kinds]
     t = Table(title="Diagonal blocks side by side, sharpest first (by "
               f"{title_of(c.kinds[0])})", title_justify="left")
-    # the names stay readable (up to 16 characters on one line): the trace columns wrap
-    # their "± s.e." instead, and no number is ever cut
-    t.add_column("block", overflow="fold", min_width=min(16, max(len(r[0]) for r in rows)))
-    t.add_column("size", justify="right", no_wrap=True)
-    for label, low in zip(labels, with_min, strict=True):
-        for what in ("λmin", "λmax", "trace")[0 if low else 1:]:
-            if what == "trace":  # may wrap at its "±", never inside a number
-                t.add_column(f"{what} {label}", justify="right", min_width=max(
-                    len(num(b.trace)) + 2 for r in rows for b in r[2] if b is not None))
-            else:
-                t.add_column(f"{what} {label}", justify="right", no_wrap=True)
-    for name, size, results in rows:
-        cells = [name, str(size)]
-        for b, low in zip(results, with_min, strict=True):
-            if b is None:
-                cells += ["—"] * (3 if low else 2)
-                continue
-            trace = num(b.trace) if b.trace_exact else \
-                f"{num(b.trace)} ± {num(b.trace_standard_error, 2)}"
-            cells += ([end_cell(b.lambda_min, b.bounds, "min")] if low else []) + [
-                end_cell(b.lambda_max, b.bounds, "max"), trace]
-        t.add_row(*cells)
+    cells = [_cells(size, results, with_min) for _, size, results in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+    headers = ["size"] + [f"{what} {label}" for label, low in zip(labels, with_min, strict=True)
+                          for what in ("λmin", "λmax", "trace")[0 if low else 1:]]
+    # the numbers are never cut or wrapped; the names fold, but keep up to 16 characters a
+    # line where an 80-column terminal leaves room (3 characters of border per column)
+    numbers = sum(max(w, len(h)) + 3 for w, h in zip(widths, headers, strict=True))
+    room = NOMINAL_WIDTH - numbers - 4
+    t.add_column("block", overflow="fold",
+                 min_width=max(4, min(16, room, max(len(r[0]) for r in rows))))
+    for header in headers:
+        t.add_column(header, justify="right", no_wrap=True)
+    for (name, _, _), row in zip(rows, cells, strict=True):
+        t.add_row(name, *row)
     t.caption = ", ".join(f"{s}: {title_of(k)}" for s, k in zip(labels, c.kinds, strict=True))
     return t
+
+
+def _cells(size: int, results: list[Any], with_min: list[bool]) -> list[str]:
+    """A block's size, then per matrix its λmin (the Hessian's only), λmax and trace."""
+    out = [str(size)]
+    for b, low in zip(results, with_min, strict=True):
+        if b is None:
+            out += ["—"] * (3 if low else 2)
+            continue
+        trace = num(b.trace) if b.trace_exact else \
+            f"{num(b.trace)} ± {num(b.trace_standard_error, 2)}"
+        out += ([end_cell(b.lambda_min, b.bounds, "min")] if low else []) + [
+            end_cell(b.lambda_max, b.bounds, "max"), trace]
+    return out
 
 
 def render_curvatures(c: Any, console: Console) -> None:

@@ -27,23 +27,18 @@ def blocks_sentence(r: Any) -> str:
 
 def blocks_table(r: Any, matrix: str = "Hessian") -> Table:
     t = Table(title=f"Diagonal {matrix} blocks, sharpest first", title_justify="left")
-    # numbers are never cut (a truncated "1.359e-…" reads as nothing): a narrow terminal
-    # wraps a trace's "± s.e." and folds names, the block's kept to 16 characters a line
-    names = min(16, max(len(b.name) for b in r.blocks))
+    # numbers are never cut (a narrow terminal folds the names instead: a truncated
+    # "1.359e-…" or "block_1…" reads as nothing)
     for col, just in (("block", "left"), ("size", "right"), ("λmin", "right"),
                       ("λmax", "right"), ("trace", "right"), ("share", "right"),
                       ("leak", "right"), ("coupled to", "left")):
         if just == "left":
-            t.add_column(col, justify=just, overflow="fold",
-                         min_width=names if col == "block" else None)
-        elif col == "trace":  # may wrap at its "±", never inside a number
-            t.add_column(col, justify=just, min_width=max(
-                len(num(b.trace)) + 2 for b in r.blocks))
+            t.add_column(col, justify=just, overflow="fold")
         else:
             t.add_column(col, justify=just, no_wrap=True)
     for b in r.blocks:
         trace = num(b.trace) if b.trace_exact else \
-            f"{num(b.trace)} ± {num(b.trace_standard_error, 2)}"
+            f"{num(b.trace)} ± {num(b.trace_standard_error)}"
         share = f"{num(100 * b.share, 3)}%" if b.share == b.share else "—"
         partner = max(b.coupling.items(), key=lambda kv: kv[1]) if b.coupling else None
         t.add_row(b.name, str(b.size), end_cell(b.lambda_min, b.bounds, "min"),

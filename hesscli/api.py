@@ -45,7 +45,15 @@ from hesscli.errors import InputError
 from hesscli.spectra.route import check_fits
 from hesscli.spectra.route import dense_budget as budget_of
 from hesscli.validate import nonnegative, positive
-from hesscli.vocab import CurvatureKind, Estimator, MethodRequest, SpectrumPath, StopRule
+from hesscli.vocab import (
+    CurvatureKind,
+    Estimator,
+    MethodRequest,
+    PlaneDirection,
+    SpectrumPath,
+    StopRule,
+    words,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from hesscli.curvature.base import Curvature
@@ -910,7 +918,7 @@ def convexity(
     return Result("convexity", result, obj, backend, backend.parallel, info, document)
 
 
-PLANE_CHOICES = ("grad", "max", "min")
+PLANE_CHOICES = words(PlaneDirection)
 
 
 def _plane(value: str | tuple[str, str] | None) -> tuple[str, str] | None:

@@ -244,6 +244,20 @@ class PlaneDirection(StrEnum):
     MIN = "min"  # the eigenvector of λmin
 
 
+class Optimizer(StrEnum):
+    """The optimizers hesscli knows a stability bound or a preconditioner for (``--optimizer``
+    takes any name in :data:`hesscli.training.optimizers.OPTIMIZERS`; these are the ones
+    compared against)."""
+
+    SGD = "sgd"  # x ← x − lr·g: λmax(H) against 2/lr
+    MOMENTUM = "momentum"  # heavy ball: against 2(1 + β)/lr
+    NESTEROV = "nesterov"  # against 2(1 + β)/((1 + 2β)·lr)
+    ADAM = "adam"  # λmax(P⁻¹H) against (2 + 2β₁)/((1 − β₁)·lr)
+    ADAMW = "adamw"  # Adam with decoupled weight decay
+    NADAM = "nadam"  # Adam with Nesterov momentum
+    AMSGRAD = "amsgrad"  # Adam with the running maximum of ν
+
+
 class RecordKind(StrEnum):
     """A line of ``train --out``'s JSONL run log (its ``record`` field)."""
 

@@ -44,7 +44,7 @@ from hesscli.analysis.preconditioned import (
 from hesscli.curvature.base import Curvature
 from hesscli.errors import InputError
 from hesscli.spectra.policy import SpectrumPolicy
-from hesscli.vocab import CurvatureKind, Ends
+from hesscli.vocab import CurvatureKind, Ends, Optimizer
 
 #: the formats a saved optimizer state is read from (a directory: orbax)
 STATE_SUFFIXES = (".msgpack", ".npz", ".safetensors")
@@ -252,7 +252,7 @@ def settings(state: Any, ams: bool, where: str, *, lr: float | None,
         raise InputError("--nesterov with --weight-decay: no threshold is derived for NAdamW "
                          "here; give one of them")
     else:
-        optimizer = "nadam" if nesterov else "adamw" if wd else "adam"
+        optimizer = Optimizer.NADAM if nesterov else Optimizer.ADAMW if wd else Optimizer.ADAM
     defaults = hyperparameters(optimizer, None)
     options: dict[str, Any] = {}
     assumed = []
@@ -269,7 +269,7 @@ def settings(state: Any, ams: bool, where: str, *, lr: float | None,
             options[key] = float(defaults[key])
             if key != "eps_root":
                 assumed.append(key)
-    if optimizer == "adamw":
+    if optimizer == Optimizer.ADAMW:
         options["weight_decay"] = float(wd or 0.0)
     if optimizer == "nadam":
         options["nesterov"] = True

@@ -18,7 +18,7 @@ import click
 
 from hesscli.errors import CheckFailed, InputError
 from hesscli.training.observers import Observer
-from hesscli.vocab import EventKind, words
+from hesscli.vocab import EventKind, RecordKind, words
 
 SAVE_SUFFIXES = (".npz", ".json", ".npy", ".txt", ".csv", ".msgpack", ".safetensors", ".eqx",
                  "")  # "": a folder, written as an orbax checkpoint
@@ -173,7 +173,7 @@ class RunLogSink(Observer):
             return
         if not label:
             self.log_state(result.state)  # a run that stopped early (diverged)
-        end = {"record": "end", "reason": "diverged" if result.diverged else "completed",
+        end = {"record": RecordKind.END, "reason": "diverged" if result.diverged else "completed",
                "step": result.steps}
         if label:
             end["variant"] = label
@@ -182,7 +182,7 @@ class RunLogSink(Observer):
     def interrupted(self, step: int) -> None:
         if self.log is not None:
             self.log_state(self.state)
-            self.log.write({"record": "end", "reason": "interrupted", "step": step})
+            self.log.write({"record": RecordKind.END, "reason": "interrupted", "step": step})
 
     def close(self, error: BaseException | None) -> None:
         if self.log is not None:

@@ -46,20 +46,20 @@ import numpy as np
 from hesscli.curvature.base import Curvature, DenseHessian, DerivedMatrix, symmetrize
 from hesscli.errors import InputError
 from hesscli.jaxconf import jax_module
-from hesscli.vocab import Method
+from hesscli.vocab import Method, Optimizer
 
 #: the optimizers whose state gives a diagonal preconditioner, and their optax state
-SUPPORTED = {"adam": "scale_by_adam", "adamw": "scale_by_adam", "nadam": "scale_by_adam",
-             "amsgrad": "scale_by_amsgrad"}
+SUPPORTED = {Optimizer.ADAM: "scale_by_adam", Optimizer.ADAMW: "scale_by_adam",
+             Optimizer.NADAM: "scale_by_adam", Optimizer.AMSGRAD: "scale_by_amsgrad"}
 
 #: why the others have no λmax(P⁻¹H) here (said instead of a number)
 UNSUPPORTED = {
-    "sgd": "plain gradient descent has no preconditioner (P = I): its quantity is λmax(H) "
-           "against 2/lr",
-    "momentum": "heavy-ball momentum has no preconditioner (P = I): its quantity is λmax(H) "
-                "against its own bound 2(1 + β)/lr",
-    "nesterov": "Nesterov momentum has no preconditioner (P = I): its quantity is λmax(H) "
-                "against 2(1 + β)/((1 + 2β)·lr)",
+    Optimizer.SGD: "plain gradient descent has no preconditioner (P = I): its quantity is "
+                   "λmax(H) against 2/lr",
+    Optimizer.MOMENTUM: "heavy-ball momentum has no preconditioner (P = I): its quantity is "
+                        "λmax(H) against its own bound 2(1 + β)/lr",
+    Optimizer.NESTEROV: "Nesterov momentum has no preconditioner (P = I): its quantity is "
+                        "λmax(H) against 2(1 + β)/((1 + 2β)·lr)",
     "rmsprop": "not supported yet: RMSProp's preconditioner (eps inside the root, optional "
                "centring and heavy-ball momentum) is not read here",
     "adamax": "Adamax divides by a running maximum of |g| (P = u + eps, not a square root of "
@@ -202,7 +202,7 @@ def preconditioner_of(optimizer: str, options: Mapping[str, Any] | None, state: 
     if not np.all(p > 0):
         raise InputError(f"the {optimizer} preconditioner has zero entries (ν = 0 with eps = "
                          f"{eps:g} and eps_root = {eps_root:g}): P⁻¹H is not defined")
-    wd = hp.get("weight_decay", 0.0) if optimizer == "adamw" else 0.0
+    wd = hp.get("weight_decay", 0.0) if optimizer == Optimizer.ADAMW else 0.0
     if callable(wd):
         raise InputError("a weight-decay schedule is not supported for the threshold")
     return Preconditioner(optimizer=optimizer, diagonal=p, count=count, b1=b1, b2=b2,

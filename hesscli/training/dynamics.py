@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.vocab import EventKind
+from hesscli.vocab import EventKind, Optimizer
 
 STABILITY_BOUND = 2.0
 EDGE_BAND = 0.1  # half-width of the band around lr·λmax = 2 (5% of the bound)
@@ -234,12 +234,12 @@ def stability_bound(optimizer: str, options: dict[str, Any] | None = None) -> fl
     plain-GD reference.
     """
     opts = dict(options or {})
-    if optimizer == "momentum":
+    if optimizer == Optimizer.MOMENTUM:
         opts.setdefault("momentum", 0.9)
-    if optimizer == "nesterov":
+    if optimizer == Optimizer.NESTEROV:
         opts.setdefault("momentum", 0.9)
         opts.setdefault("nesterov", True)
-    if optimizer not in ("sgd", "momentum", "nesterov"):
+    if optimizer not in (Optimizer.SGD, Optimizer.MOMENTUM, Optimizer.NESTEROV):
         return STABILITY_BOUND
     beta = float(opts.get("momentum") or 0.0)
     if beta <= 0.0:

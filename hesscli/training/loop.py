@@ -35,7 +35,7 @@ from hesscli.spectra.policy import SpectrumPolicy, choose
 from hesscli.training.dynamics import STABILITY_BOUND, stability_bound
 from hesscli.training.events import Event, EventTracker
 from hesscli.training.monitor import MATRIX_FREE_NOTE, MONITOR_POLICY, Record, monitor
-from hesscli.vocab import CurvatureKind, EventKind, SpectrumPath
+from hesscli.vocab import CurvatureKind, EventKind, Optimizer, SpectrumPath
 
 EXPLODE = 1e8  # a loss 10⁸·max(1, |f₀|) above (or below) its start is no longer training
 
@@ -48,7 +48,7 @@ REASONS = {1: "non-finite value", 2: "non-finite gradient", 3: "non-finite param
 class TrainConfig:
     """Everything that shapes the trajectory (compared on ``--resume``), plus ``steps``."""
 
-    optimizer: str = "sgd"
+    optimizer: str = Optimizer.SGD
     options: dict[str, Any] = field(default_factory=dict)
     lr: float = 0.01
     noise: float | None = None  # radius of the sphere noise, None: no noise
@@ -491,7 +491,7 @@ def adaptive_monitor(config: TrainConfig, curvature: Any, curvature_on: bool,
     if not curvature_on:
         return None
     if not supported(config.optimizer):
-        if config.optimizer not in ("sgd", "momentum", "nesterov"):
+        if config.optimizer not in (Optimizer.SGD, Optimizer.MOMENTUM, Optimizer.NESTEROV):
             notes.append(f"no preconditioned sharpness λmax(P⁻¹H) for {config.optimizer}: "
                          f"{why_unsupported(config.optimizer)}")
         return None
@@ -505,7 +505,7 @@ def adaptive_monitor(config: TrainConfig, curvature: Any, curvature_on: bool,
     hp = hyperparameters(config.optimizer, config.options)
     formula = ("P = sqrt(ν_max + eps_root) + eps" if config.optimizer == "amsgrad"
                else "P = sqrt(ν/(1 − β₂ᵗ) + eps_root) + eps")
-    wd = config.optimizer == "adamw" and hp.get("weight_decay")
+    wd = config.optimizer == Optimizer.ADAMW and hp.get("weight_decay")
     bound_formula = ("2(1 + β₁)/((1 − β₁)(1 + 2β₁))" if hp.get("nesterov") else
                      "(2 − lr·w)(1 + β₁)/(1 − β₁)" if wd else "(2 + 2β₁)/(1 − β₁)")
     notes.append(ADAPTIVE_NOTE.format(name=config.optimizer, formula=formula,

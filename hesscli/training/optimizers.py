@@ -18,6 +18,7 @@ from typing import Any
 import optax
 
 from hesscli.errors import InputError, closest
+from hesscli.vocab import Optimizer
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,17 @@ class OptimizerSpec:
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec(optax.sgd, "plain (stochastic) gradient descent: x ← x − lr·g"),
-    "momentum": OptimizerSpec(optax.sgd, "heavy-ball momentum (default 0.9)", {"momentum": 0.9}),
-    "nesterov": OptimizerSpec(
+    Optimizer.SGD: OptimizerSpec(optax.sgd, "plain (stochastic) gradient descent: x ← x − lr·g"),
+    Optimizer.MOMENTUM: OptimizerSpec(
+        optax.sgd, "heavy-ball momentum (default 0.9)", {"momentum": 0.9}
+    ),
+    Optimizer.NESTEROV: OptimizerSpec(
         optax.sgd, "Nesterov momentum (default 0.9)", {"momentum": 0.9, "nesterov": True}
     ),
-    "adam": OptimizerSpec(optax.adam, "Adam (b1 0.9, b2 0.999, eps 1e-8)"),
-    "adamw": OptimizerSpec(optax.adamw, "Adam with decoupled weight decay (1e-4)"),
-    "nadam": OptimizerSpec(optax.nadam, "Adam with Nesterov momentum"),
-    "amsgrad": OptimizerSpec(optax.amsgrad, "Adam with the running maximum of v"),
+    Optimizer.ADAM: OptimizerSpec(optax.adam, "Adam (b1 0.9, b2 0.999, eps 1e-8)"),
+    Optimizer.ADAMW: OptimizerSpec(optax.adamw, "Adam with decoupled weight decay (1e-4)"),
+    Optimizer.NADAM: OptimizerSpec(optax.nadam, "Adam with Nesterov momentum"),
+    Optimizer.AMSGRAD: OptimizerSpec(optax.amsgrad, "Adam with the running maximum of v"),
     "adamax": OptimizerSpec(optax.adamax, "Adam with the infinity norm"),
     "adabelief": OptimizerSpec(optax.adabelief, "AdaBelief"),
     "radam": OptimizerSpec(optax.radam, "rectified Adam"),
@@ -52,7 +55,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sign_sgd": OptimizerSpec(optax.sign_sgd, "signSGD: x ← x − lr·sign(g)"),
 }
 
-PLAIN_GD = ("sgd",)  # x ← x − lr·g: what lr·λmax < 2 and the step model describe
+PLAIN_GD = (Optimizer.SGD,)  # x ← x − lr·g: what lr·λmax < 2 and the step model describe
 
 GD_ONLY_NOTE = (
     "lr·λmax, the unstable event and the model error describe a plain gradient step "

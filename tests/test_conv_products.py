@@ -67,6 +67,29 @@ def objective(x):
 x0 = jnp.asarray(np.random.default_rng(4).standard_normal(32) * 0.5)
 '''
 
+# A model split (model, output_loss, data) with a convolution, for the GGN: n = 9 + 1 + 4 + 1.
+CONV_SPLIT = '''
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_rng = np.random.default_rng(5)
+data = (jnp.asarray(_rng.standard_normal((5, 4, 4, 1))), jnp.asarray(_rng.standard_normal((5, 1))))
+x0 = {"k": jnp.asarray(_rng.standard_normal((3, 3, 1, 1)) * 0.5), "b": jnp.zeros(1),
+      "w": jnp.asarray(_rng.standard_normal((4, 1))), "c": jnp.zeros(1)}
+
+
+def model(params, inputs):
+    h = jax.lax.conv_general_dilated(inputs, params["k"], (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    h = jnp.tanh(h + params["b"]).reshape(inputs.shape[0], -1)  # 2×2 positions
+    return h @ params["w"] + params["c"]
+
+
+def output_loss(outputs, targets):
+    return 0.5 * jnp.mean(jnp.sum((outputs - targets) ** 2, axis=-1))
+'''
+
 NOTE = "products ran outside the solver's compiled loop"
 
 
@@ -78,13 +101,31 @@ def dense_eigenvalues(source: str) -> np.ndarray:
     return np.linalg.eigvalsh(0.5 * (h + h.T))
 
 
+def dense_ggn_eigenvalues(source: str) -> np.ndarray:
+    """Eigenvalues of Jᵀ(∇²ℓ)J, J = jacfwd of the model in the flat parameters."""
+    from jax.flatten_util import ravel_pytree
+
+    space: dict = {}
+    exec(compile(source, "<split>", "exec"), space)  # noqa: S102 - the test's own source
+    inputs, targets = space["data"]
+    flat, unravel = ravel_pytree(space["x0"])
+    out_fn = lambda w: space["model"](unravel(w), inputs).reshape(-1)  # noqa: E731
+    jac = np.asarray(jax.jacfwd(out_fn)(flat), dtype=np.float64)
+    outputs = out_fn(flat)
+    h_out = np.asarray(jax.hessian(lambda o: space["output_loss"](o.reshape(targets.shape),
+                                                                  targets))(outputs))
+    g = jac.T @ h_out @ jac
+    return np.linalg.eigvalsh(0.5 * (g + g.T))
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("conv")
-    conv, mlp = root / "conv.py", root / "mlp.py"
-    conv.write_text(CONV)
-    mlp.write_text(MLP)
-    return {"conv": conv, "mlp": mlp}
+    paths = {}
+    for name, source in (("conv", CONV), ("mlp", MLP), ("split", CONV_SPLIT)):
+        paths[name] = root / f"{name}.py"
+        paths[name].write_text(source)
+    return paths
 
 
 def spectrum(hess, path, *extra):
@@ -125,6 +166,13 @@ def test_conv_net_dense_path_equals_jax_hessian(hess, files):
     lam = np.sort(np.asarray(doc["eigenvalues"], dtype=np.float64))
     np.testing.assert_allclose(lam, exact, rtol=0, atol=1e-10 * float(np.max(np.abs(exact))))
     assert not any(NOTE in n for n in doc["notes"])  # no compiled loop ran a product
+
+
+def test_conv_ggn_operator_through_the_callback(hess, files):
+    doc = spectrum(hess, files["split"], "--matrix-free", "--curvature", "ggn")
+    assert doc["curvature"] == "ggn"
+    assert_extremes_match(doc, dense_ggn_eigenvalues(CONV_SPLIT))
+    assert any(NOTE in n for n in doc["notes"]), doc["notes"]
 
 
 def test_mlp_has_no_note_and_same_accuracy(hess, files):

@@ -142,6 +142,8 @@ def extremes_of(
                                 progress=progress, **common)
     else:
         ex = arpack_extremes(hvp_fn, x, solve, progress=progress, **common)
+    if curvature.host is not None:  # the host's linearization, as at_point's, ends here
+        curvature.host.release()
     import dataclasses
 
     return dataclasses.replace(ex, choice=reason, host_products=curvature.host_products or "")

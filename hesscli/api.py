@@ -240,9 +240,10 @@ def _backend(
         _check_built_for(curvature, obj)
         if kind == CurvatureKind.HESSIAN:
             return curvature, ()
+        from hesscli.curvature.host_products import host_products
         from hesscli.curvature.operators import operator_curvature
 
-        return operator_curvature(obj, curvature, kind), ()
+        return host_products(operator_curvature(obj, curvature, kind)), ()
     wanted = parse_devices(devices)
     key = _reuse_key(obj, method, accuracy, wanted, kind)
     if key is not None:

@@ -59,6 +59,7 @@ def compare_spectra(
     used alike for every matrix.
     """
     from hesscli.curvature.ggn import residual_at
+    from hesscli.curvature.host_products import host_products
     from hesscli.curvature.operators import OperatorCurvature
 
     kinds = list(curvatures)
@@ -72,5 +73,7 @@ def compare_spectra(
             else CurvatureKind.DIFFERENCE)
     op = residual_at(linearized_operator(curvatures[a], obj),
                      linearized_operator(curvatures[b], obj))
-    diff = spectrum_report(obj, OperatorCurvature(base, kind, op, (description,)), **options)
+    # a convolution on the CPU: the difference's products leave the loops too
+    diff_op = host_products(OperatorCurvature(base, kind, op, (description,)))
+    diff = spectrum_report(obj, diff_op, **options)
     return Comparison(reports, diff, (a, b), description)

@@ -154,6 +154,8 @@ def spectrum_report(
             hist = histogram(dens.nodes, dens.weights * obj.n / dens.probes, bins)
         else:
             hist = histogram(sp.eigenvalues, None, bins)
+    if curvature.host is not None:  # products left the loops: drop the host's linearization
+        curvature.host.release()
     lam = sp.eigenvalues
     # the same zero tolerance as analyze (curvature scale, rounding dimension)
     value, grad = curvature.value(x), curvature.gradient(x)

@@ -8,6 +8,10 @@ probing for undeclared ones:
 - ``method`` (:class:`~hesscli.vocab.Method`): exact autodiff or finite differences;
 - ``hvp_fn``: a compiled JAX HVP ``(x, v) -> Hv`` that Lanczos, SLQ and
   Hutchinson can run inside their own compiled loops (None: only :meth:`hvp`);
+- ``host_products``: why ``hvp_fn`` is a callback to products compiled on their own
+  (a convolution on the CPU, :mod:`hesscli.curvature.host_products`), None when it
+  is the compiled product itself; then ``direct_hvp_fn`` is that product and
+  ``host`` the :class:`~hesscli.curvature.host_products.HostProducts` behind it;
 - ``linearizable``: the matrix as an :class:`OperatorAt`, linearized once per
   point so that the HVPs of a Lanczos run share it: the Hessian's when ∇f may be
   linearized in forward mode (``jax.linearize``), or a curvature matrix other than
@@ -134,6 +138,9 @@ class Curvature(ABC):
     output_hessian: Any = None
     hvp_fn: Callable[[Any, Any], Any] | None = None
     linearizable: OperatorAt | None = None
+    host_products: str | None = None  # why hvp_fn leaves compiled loops (None: it does not)
+    direct_hvp_fn: Callable[[Any, Any], Any] | None = None  # the product, when hvp_fn is not
+    host: Any = None  # the HostProducts behind a callback hvp_fn
     parallel: Parallel = Parallel()
     vector_sharding: Any = None
 

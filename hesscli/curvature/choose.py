@@ -10,6 +10,9 @@ devices take part decide it:
   (:mod:`hesscli.curvature.finite_diff`);
 - otherwise exact autodiff (:mod:`hesscli.curvature.exact`).
 
+A product with a convolution on the CPU then leaves the solvers' compiled loops
+(:mod:`hesscli.curvature.host_products`).
+
 Every function here returns notes (strings) that the result documents carry,
 and raises :class:`~hesscli.errors.InputError` (exit 2) for combinations that
 cannot work. Nothing here prints or imports click.
@@ -36,12 +39,14 @@ def curvature_for(
     other than ``hessian`` puts that matrix's operator (GGN, Fisher, empirical
     Fisher: :mod:`hesscli.curvature.operators`) on top of the chosen backend.
     """
+    from hesscli.curvature.host_products import host_products
+
     curvature, notes = hessian_backend(obj, method, accuracy, devices=devices)
     if kind == CurvatureKind.HESSIAN:
-        return curvature, notes
+        return host_products(curvature), notes
     from hesscli.curvature.operators import operator_curvature
 
-    return operator_curvature(obj, curvature, kind), notes
+    return host_products(operator_curvature(obj, curvature, kind)), notes
 
 
 def hessian_backend(

@@ -226,7 +226,12 @@ class ExactCurvature(Curvature):
         self._hessian_fn = fn
 
     def hessian(self, x: np.ndarray) -> DenseHessian:
-        sym, _ = symmetrize(self._host(self.hessian_fn(self._x(x))))
+        if self.host is not None:  # products outside compiled loops (host_products.py)
+            chunk = self._chunk or hvp_batch_size(self.direct_hvp_fn, self.example, self.n)
+            matrix = self.host.dense(self._x(x), chunk)
+        else:
+            matrix = self._host(self.hessian_fn(self._x(x)))
+        sym, _ = symmetrize(matrix)
         # Autodiff's H is symmetric up to rounding in the last bits (≈1e-16 relative,
         # machine-dependent); the JSON contract reports symmetry_error = 0 for exact
         # dense Hessians, and the rounding is covered by the eigenvalue tolerance.

@@ -122,7 +122,13 @@ class OperatorCurvature(DerivedMatrix):
 
     def hessian(self, x: np.ndarray) -> DenseHessian:
         """The dense matrix, symmetrized (its asymmetry is rounding only: reported as 0)."""
-        matrix = np.asarray(self.hessian_fn(np.asarray(x, self.dtype)), dtype=np.float64)
+        if self.host is not None:  # products outside compiled loops (host_products.py)
+            from hesscli.curvature.exact import hvp_batch_size
+
+            chunk = hvp_batch_size(self.direct_hvp_fn, self.example, self.n)
+            matrix = self.host.dense(np.asarray(x, self.dtype), chunk)
+        else:
+            matrix = np.asarray(self.hessian_fn(np.asarray(x, self.dtype)), dtype=np.float64)
         sym, _ = symmetrize(matrix)
         return DenseHessian(sym, symmetry_error=0.0)
 

@@ -175,6 +175,7 @@ class Extremes:
     basis_rows: int | None = None  # most basis vectors held at once
     restarts: int = 0
     choice: str = ""  # why this solver (set by the policy)
+    host_products: str = ""  # why the products left the compiled loops ("": they did not)
     n: int = 0  # the dimension of the operator
     krylov_steps: int = 0  # Lanczos steps from the random start before any restart
 

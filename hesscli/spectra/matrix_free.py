@@ -142,9 +142,11 @@ def extremes_of(
                                 progress=progress, **common)
     else:
         ex = arpack_extremes(hvp_fn, x, solve, progress=progress, **common)
+    if curvature.host is not None:  # the host's linearization, as at_point's, ends here
+        curvature.host.release()
     import dataclasses
 
-    return dataclasses.replace(ex, choice=reason)
+    return dataclasses.replace(ex, choice=reason, host_products=curvature.host_products or "")
 
 
 def basis_sharding(curvature: Curvature) -> tuple[Any, int]:
@@ -193,6 +195,10 @@ def extremes_notes(ex: Extremes, dtype: str, b: EndBounds) -> tuple[str, ...]:
     ]
     if ex.choice:
         notes.append(f"eigensolver: {ex.choice}")
+    if ex.host_products:
+        from hesscli.curvature.host_products import host_note
+
+        notes.append(host_note(ex.host_products))
     notes.append(
         "each eigenvalue is the Rayleigh quotient θ = vᵀHv of the vector v actually formed "
         f"(accumulated in float64), so λmin ≤ θmin + δ and λmax ≥ θmax − δ are proven with "

@@ -175,18 +175,24 @@ class HostProducts:
     def _host(self, x: Any, v: Any) -> np.ndarray:
         """The callback: x and v with any leading (vmapped) axes."""
         self.calls += 1
-        x, v = np.asarray(x), np.asarray(v)
-        lead = np.broadcast_shapes(x.shape[:-1], v.shape[:-1])
-        xs = np.broadcast_to(x, lead + (self.n,)).reshape(-1, self.n)
-        vs = np.broadcast_to(v, lead + (self.n,)).reshape(-1, self.n)
-        if xs.shape[0] == 0:
-            return np.zeros(lead + (self.n,), dtype=self.dtype)
-        if np.all(xs == xs[0]):
-            out = self.matmat(xs[0], vs)
-        else:
-            out = np.stack([self.matmat(xi, vi[None])[0]
-                            for xi, vi in zip(xs, vs, strict=True)])
-        return out.reshape(lead + (self.n,)).astype(self.dtype)
+        return callback_rows(self.matmat, x, v, self.n, self.dtype)
+
+
+def callback_rows(matmat: Any, x: Any, v: Any, n: int, dtype: Any) -> np.ndarray:
+    """A ``pure_callback``'s products ``M(x) v`` for x and v with any leading (vmapped)
+    axes, as ``matmat(x, V)`` (rows of V) calls: one call when every x is the same point
+    (the usual case: a solver's vectors at one point), else one per row."""
+    x, v = np.asarray(x), np.asarray(v)
+    lead = np.broadcast_shapes(x.shape[:-1], v.shape[:-1])
+    xs = np.broadcast_to(x, lead + (n,)).reshape(-1, n)
+    vs = np.broadcast_to(v, lead + (n,)).reshape(-1, n)
+    if xs.shape[0] == 0:
+        return np.zeros(lead + (n,), dtype=dtype)
+    if np.all(xs == xs[0]):
+        out = matmat(xs[0], vs)
+    else:
+        out = np.stack([matmat(xi, vi[None])[0] for xi, vi in zip(xs, vs, strict=True)])
+    return np.asarray(out).reshape(lead + (n,)).astype(dtype)
 
 
 def host_products(curvature: Curvature) -> Curvature:

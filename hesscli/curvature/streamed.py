@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, symmetrize
+from hesscli.curvature.host_products import callback_rows
 from hesscli.errors import HesscliError, InputError, ObjectiveError, user_code
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
@@ -234,18 +235,7 @@ class StreamedCurvature(Curvature):
         return np.full(lead + (self.n,), np.nan, dtype=self.dtype)
 
     def _matvec_rows(self, x: Any, v: Any) -> np.ndarray:
-        x, v = np.asarray(x), np.asarray(v)
-        lead = np.broadcast_shapes(x.shape[:-1], v.shape[:-1])
-        xs = np.broadcast_to(x, lead + (self.n,)).reshape(-1, self.n)
-        vs = np.broadcast_to(v, lead + (self.n,)).reshape(-1, self.n)
-        if xs.shape[0] == 0:
-            return np.zeros(lead + (self.n,), dtype=self.dtype)
-        if np.all(xs == xs[0]):
-            out = self.matmat(xs[0], vs)
-        else:
-            out = np.stack([self.matmat(xi, vi[None])[0] for xi, vi in zip(xs, vs,
-                                                                           strict=True)])
-        return out.reshape(lead + (self.n,)).astype(self.dtype)
+        return callback_rows(self.matmat, x, v, self.n, self.dtype)
 
     def hessian(self, x: np.ndarray) -> DenseHessian:
         """The dense matrix Σ_b w_b M_b (n basis products per batch), symmetrized."""

@@ -414,9 +414,6 @@ def analyze(
     nonnegative("--tol", tol)
     kinds = parse_kinds(curvature_kind)
     kind = kinds[0]
-    if len(kinds) > 1 and preconditioner is not None:
-        raise InputError(f"--curvature {curvature_kind} with --preconditioner: Adam's "
-                         "sharpness is the Hessian's; run it with one curvature")
     bound = _bind(objective, at, DataOptions.of(call), kinds)
     obj, backend, notes, streamed = bound.obj, bound.backend, bound.notes, bound.stream
     parallel = backend.parallel

@@ -45,3 +45,23 @@ def test_several_items_none_named_params_is_an_input_error(hess, tmp_path):
     assert res.exit_code == 2, res.output
     assert res.stderr.startswith("error: ") and "none named 'params'" in res.stderr
     assert "ema" in res.stderr and "model" in res.stderr
+
+
+def test_a_real_checkpoint_manager_step(hess, tmp_path):
+    """What ``CheckpointManager(item_names=("params", "opt_state"))`` writes: the step
+    folder holds its own _CHECKPOINT_METADATA beside the item folders; ``--at ckpt`` and
+    ``--at ckpt/STEP`` both read the params item."""
+    path = tmp_path / "f.py"
+    path.write_text(SOURCE)
+    ckpt = tmp_path / "ckpt"
+    mgr = ocp.CheckpointManager(str(ckpt.resolve()), item_names=("params", "opt_state"))
+    params = {"w": np.array([2.0, 3.0]), "b": np.array([0.5])}
+    mgr.save(5, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(params),
+        opt_state=ocp.args.StandardSave({"count": np.array(5), "mu": params})))
+    mgr.wait_until_finished()
+    mgr.close()
+    for at in (ckpt, ckpt / "5"):
+        res = hess("analyze", str(path), "--at", str(at), "--format", "json")
+        assert res.exit_code == 0, res.output
+        assert res.json()["value"] == pytest.approx(5.25, rel=1e-12)

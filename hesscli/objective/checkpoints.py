@@ -330,44 +330,67 @@ def read_orbax(path: Path) -> Any:
 PARAMS_ITEM = "params"
 
 
+#: files only a PyTree checkpoint folder holds (a CheckpointManager's step folder holds
+#: ``_CHECKPOINT_METADATA`` too, beside its item folders, each a PyTree checkpoint)
+TREE_MARKERS = ("_METADATA", "manifest.ocdbt", "checkpoint")
+
+
+def _is_tree(folder: Path) -> bool:
+    return any((folder / m).exists() for m in TREE_MARKERS)
+
+
+def _items(step: Path) -> list[Path]:
+    """A manager step's item folders (each a PyTree checkpoint), by name."""
+    return sorted((p for p in step.iterdir() if p.is_dir() and _is_tree(p)),
+                  key=lambda p: p.name)
+
+
 def _orbax_item(path: Path) -> Path:
-    """The checkpoint folder itself, or a manager's newest ``<step>/<item>`` folder: its
-    only item, or the item named ``params`` when the step holds several."""
-    markers = ("_METADATA", "_CHECKPOINT_METADATA", "manifest.ocdbt", "checkpoint")
-    if any((path / m).exists() for m in markers):
+    """The checkpoint folder itself; else the item of a manager's step folder (given, or
+    the newest ``<step>``): its only item, or the one named ``params`` when it holds
+    several."""
+    if _is_tree(path):
         return path
+    if _items(path):  # a step folder given: ckpt/30
+        return _choose_item(path, path, [])
     steps = sorted((p for p in path.iterdir() if p.is_dir() and p.name.isdigit()),
                    key=lambda p: int(p.name))
     if steps:
         newest = steps[-1]
-        if any((newest / m).exists() for m in markers):
+        if _is_tree(newest):
             return newest
-        items = [p for p in newest.iterdir() if p.is_dir()]
-        if len(items) == 1:
-            return items[0]
-        named = [p for p in items if p.name == PARAMS_ITEM]
-        if named:  # a manager saving params beside opt_state, metrics, ...: the params
-            return named[0]
-        if not items:
-            older = f" (older steps: {', '.join(p.name for p in steps[-4:-1])})" \
-                if len(steps) > 1 else ""
-            hint = ""
-            if len(steps) > 1:
-                previous = steps[-2]
-                inside = [p for p in previous.iterdir() if p.is_dir()]
-                if not any((previous / m).exists() for m in markers) and len(inside) == 1:
-                    previous = inside[0]
-                hint = f"; give a complete step, e.g. --at {previous}"
-            raise InputError(
-                f"{path}: the newest step folder {newest.name} holds no checkpoint (empty, or "
-                f"an interrupted save){older}{hint}")
-        raise InputError(
-            f"{path}: step {newest.name} holds several items ({', '.join(p.name for p in items)})"
-            f" and none named {PARAMS_ITEM!r}; give the one with the parameters, e.g. "
-            f"--at {newest / items[0].name}"
-        )
+        return _choose_item(path, newest, steps)
+    if (path / "_CHECKPOINT_METADATA").exists():  # an older orbax's PyTree folder
+        return path
     raise InputError(f"{path}: a directory, but not an orbax checkpoint (no _METADATA or "
                      "_CHECKPOINT_METADATA, no numbered step folders)")
+
+
+def _choose_item(path: Path, step: Path, steps: list[Path]) -> Path:
+    items = _items(step)
+    if len(items) == 1:
+        return items[0]
+    named = [p for p in items if p.name == PARAMS_ITEM]
+    if named:  # a manager saving params beside opt_state, metrics, ...: the params
+        return named[0]
+    if not items:
+        older = f" (older steps: {', '.join(p.name for p in steps[-4:-1])})" \
+            if len(steps) > 1 else ""
+        hint = ""
+        if len(steps) > 1:
+            previous = steps[-2]
+            inside = [p for p in previous.iterdir() if p.is_dir()]
+            if not _is_tree(previous) and len(inside) == 1:
+                previous = inside[0]
+            hint = f"; give a complete step, e.g. --at {previous}"
+        raise InputError(
+            f"{path}: the newest step folder {step.name} holds no checkpoint (empty, or "
+            f"an interrupted save){older}{hint}")
+    raise InputError(
+        f"{path}: step {step.name} holds several items ({', '.join(p.name for p in items)})"
+        f" and none named {PARAMS_ITEM!r}; give the one with the parameters, e.g. "
+        f"--at {step / items[0].name}"
+    )
 
 
 # ---- writing ---------------------------------------------------------------------------

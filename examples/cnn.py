@@ -57,14 +57,39 @@ data = (images, labels)
 
 
 
+class Conv3x3(nn.Module):
+    """``nn.Conv(features, (3, 3))`` (padding SAME, stride 1, with bias), computed as one
+    matrix product over the 3×3 patches ("im2col"): the same parameters (``kernel``
+    (3, 3, in, out), ``bias``) with the same initializers, the same function. XLA on
+    the CPU lowers a convolution inside a compiled loop (where hesscli's eigensolvers
+    run their Hessian-vector products) to a slow generic kernel: one HVP of this
+    network at 64 channels took 54 s there against 0.73 s outside a loop; as matrix
+    products it takes the same time in both (tests/benchmarks/profile_hvp.py)."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cin = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (3, 3, cin, self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        h, w = x.shape[1], x.shape[2]
+        padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        patches = jnp.stack([padded[:, i:i + h, j:j + w, :] for i in range(3)
+                             for j in range(3)], axis=3)  # (N, H, W, 9, in): (i, j) order
+        return jnp.einsum("nhwpc,pco->nhwo", patches,
+                          kernel.reshape(9, cin, self.features)) + bias
+
+
 class CNN(nn.Module):
     channels: int
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.relu(nn.Conv(self.channels, (3, 3), name="conv1")(x))  # 8×8
+        x = nn.relu(Conv3x3(self.channels, name="conv1")(x))  # 8×8
         x = nn.avg_pool(x, (2, 2), strides=(2, 2))  # 4×4
-        x = nn.relu(nn.Conv(2 * self.channels, (3, 3), name="conv2")(x))
+        x = nn.relu(Conv3x3(2 * self.channels, name="conv2")(x))
         x = nn.avg_pool(x, (2, 2), strides=(2, 2))  # 2×2
         return nn.Dense(CLASSES, name="dense")(x.reshape(x.shape[0], -1))
 

@@ -112,7 +112,8 @@ class Attention(nn.Module):
         b, t, d = x.shape
         qkv = nn.Dense(3 * d, use_bias=False, kernel_init=INIT, name="qkv")(x)
         q, k, v = jnp.moveaxis(qkv.reshape(b, t, 3, self.heads, d // self.heads), 2, 0)
-        scores = jnp.einsum("bqhc,bkhc->bhqk", q, k) / np.sqrt(d // self.heads)
+        # a Python float: a NumPy float64 scalar would promote float32 scores to float64
+        scores = jnp.einsum("bqhc,bkhc->bhqk", q, k) / float(np.sqrt(d // self.heads))
         causal = jnp.tril(jnp.ones((t, t), dtype=bool))  # position q sees k <= q only
         scores = jnp.where(causal, scores, jnp.finfo(scores.dtype).min)
         mixed = jnp.einsum("bhqk,bkhc->bqhc", jax.nn.softmax(scores, axis=-1), v)

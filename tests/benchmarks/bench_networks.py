@@ -39,6 +39,13 @@ intra_op_parallelism_threads=1`` for XLA) unless ``BENCH_NETWORKS_THREADS=0``.
 ``transformer:float64,transformer:float32,cnn:float64,cnn:float32,
 transformer10m:float32``); each row is saved on its own
 (``bench-results/networks_row_*.json``) and the final table shows every saved row.
+A row measured without the reference is scored against the network's cached one
+(``bench-results/networks_reference_NETWORK_tol*.json``) once a later row of the same
+network computed it: the reference is float64 whatever the row's dtype.
+``transformer10m_seq8`` is the 10⁷ network on 8 sequences instead of 32 (so that
+every peer finishes in the time a session has). ``python -m
+tests.benchmarks.bench_networks`` prints the saved rows as the Markdown table of
+docs/benchmarks.md.
 ``BENCH_NETWORKS_TOOLS`` limits the tools (default
 ``check,hesscli,ggn,pyhessian,eigenthings,curvlinops,reference``).
 ``BENCH_NETWORKS_TIMEOUT`` (default 1800 s) stops a child. Compare ratios (÷
@@ -67,11 +74,17 @@ NETWORKS = {
     "transformer10m": ("transformer", str(EXAMPLES / "transformer_lm.py"),
                        ["d_model=320", "layers=8"], 8),
     "cnn": ("cnn", str(EXAMPLES / "cnn.py"), ["channels=64", "samples=1792"], 256),
+    # 10⁷ parameters on a quarter of the data (8 sequences of 64 tokens, one peer batch):
+    # an HVP at 32 sequences took about 10 s on one thread, too long for every peer's
+    # default iteration counts in a session's time
+    "transformer10m_seq8": ("transformer", str(EXAMPLES / "transformer_lm.py"),
+                            ["d_model=320", "layers=8", "sequences=8"], 8),
     # small sizes, to try the machinery quickly
     "tinytransformer": ("transformer", str(EXAMPLES / "transformer_lm.py"),
                         ["d_model=16", "layers=2", "heads=2", "context=8", "sequences=8"], 2),
     "tinycnn": ("cnn", str(EXAMPLES / "cnn.py"), ["channels=4", "samples=256"], 64),
 }
+DATA_NOTES = {"transformer10m_seq8": "8 sequences, not 32"}
 DEFAULT_ROWS = ("transformer:float64,transformer:float32,cnn:float64,cnn:float32,"
                 "transformer10m:float32")
 TOOLS = "check,hesscli,ggn,pyhessian,eigenthings,curvlinops,reference"
@@ -219,6 +232,7 @@ def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
           flush=True)
     row: dict[str, Any] = {"network": name, "params": params, "n": n, "dtype": dtype,
                            "peer_batch": batch, "threads": thread_env(), "runs": [],
+                           "data_note": DATA_NOTES.get(name),
                            "load_average_start": os.getloadavg()}
     if "check" in tools:
         row["check"] = peer_row("check", net, "float64", batch)
@@ -248,7 +262,7 @@ def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
             save_row(row)
     tmp.cleanup()
     if "reference" in tools:
-        cache = RESULTS / f"networks_reference_{name}_tol{REF_TOL:g}.json"
+        cache = reference_cache(name)
         if cache.exists():
             row["reference"] = json.loads(cache.read_text())
         else:
@@ -356,6 +370,112 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     Console(width=240).print(out)
 
 
+def reference_cache(name: str) -> Path:
+    return RESULTS / f"networks_reference_{name}_tol{REF_TOL:g}.json"
+
+
+def with_cached_reference(row: dict[str, Any]) -> dict[str, Any]:
+    """A row measured without the reference (``BENCH_NETWORKS_TOOLS`` without it, or
+    before it was computed) scored against the network's cached float64 reference, when
+    a later row computed it: the reference depends on the network, not on the row's dtype."""
+    cache = reference_cache(row["network"])
+    if not row.get("reference") and cache.exists():
+        row["reference"] = json.loads(cache.read_text())
+        row["reference_from_cache"] = True
+        score(row)
+    return row
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The saved rows as the Markdown table of docs/benchmarks.md (one line per tool)."""
+    head = ("| network, n | dtype | tool | wall s | CPU s | ÷ PyH λmax | HVPs | λmax | λmin "
+            "| err λmax / λmin | trace ± SE | peak MiB |")
+    out = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
+    shown: set[str] = set()  # networks whose reference line is in the table already
+
+    def line(*cells: str) -> None:
+        out.append("| " + " | ".join(cells) + " |")
+
+    for row in rows:
+        label = f"{row['network']}, {row['n']:,}"
+        if row.get("data_note"):
+            label += f" ({row['data_note']})"
+        dt = row["dtype"]
+        for r in row["runs"]:
+            cost = [fmt(r.get("wall_s"), ".0f"), fmt(r.get("cpu_s"), ".0f"),
+                    fmt(r.get("wall_over_pyhessian_lambda_max"), ".2f")]
+            mib = fmt(r.get("peak_mib"), ".0f")
+            if r.get("timed_out"):
+                prog = "; ".join(r.get("progress") or [])[-160:]
+                line(label, dt, r["tool"], *cost, f"stopped at the time limit {prog}", "", "",
+                     "", "", mib)
+                continue
+            if r.get("error"):
+                line(label, dt, r["tool"], *cost, "failed: " +
+                     str(r["error"]).strip().splitlines()[-1][:100], "", "", "", "", mib)
+                continue
+            if r["tool"].startswith("hesscli"):
+                ggn = "ggn" in r["tool"]
+                # Lanczos HVPs (the step at which each end met the target) + trace HVPs
+                hv = (f"{fmt(r.get('eig_hvps'), 'd')} ({fmt(r.get('hvps_max'), 'd')} / "
+                      f"{fmt(r.get('hvps_min'), 'd')}) + {fmt(r.get('trace_hvps'), 'd')}")
+                err = (fmt(r.get("err_max"), ".1e") if ggn else
+                       f"{fmt(r.get('err_max'), '.1e')} / {fmt(r.get('err_min'), '.1e')}")
+                tr = (f"{fmt(r.get('trace'), '.5g')} ± "
+                      f"{fmt(r.get('trace_standard_error'), '.2g')}" + (" (GGN)" if ggn else ""))
+                line(label, dt, r["tool"] + (" --ends max" if ggn else ""), *cost, hv,
+                     fmt(r.get("lambda_max"), ".6g"), "" if ggn else
+                     fmt(r.get("lambda_min"), ".6g"), err, tr, mib)
+            elif r["tool"] == "pyhessian":
+                line(label, dt, "PyHessian eigenvalues() + trace()", *cost,
+                     f"{fmt(r.get('hvps_max'), 'd')} + {fmt(r.get('trace_probes'), 'd')}",
+                     fmt(r.get("lambda_max"), ".6g"), "", fmt(r.get("err_max"), ".1e"),
+                     f"{fmt(r.get('trace'), '.5g')} ± "
+                     f"{fmt(r.get('trace_standard_error'), '.2g')}", mib)
+                line(label, dt, "PyHessian λmax alone (derived)",
+                     fmt(r.get("wall_lambda_max_only_s"), ".0f"), "", "1.00",
+                     fmt(r.get("hvps_max"), "d"), fmt(r.get("lambda_max"), ".6g"), "",
+                     fmt(r.get("err_max"), ".1e"), "", "")
+            elif r["tool"] == "eigenthings":
+                for sub in ("hessian", "ggn"):
+                    s = r.get(sub) or {}
+                    line(label, dt, f"eigenthings power_iteration_one, {sub}",
+                         fmt(s.get("solver_s"), ".0f") + " in solver", "", "",
+                         fmt(s.get("hvps"), "d"), fmt(s.get("lambda_max"), ".6g"), "",
+                         fmt(s.get("err_max"), ".1e") + ("" if s.get("converged") else
+                                                          " (not converged)"), "", "")
+                line(label, dt, "eigenthings (whole process, both)", *cost, "", "", "", "",
+                     "", mib)
+            elif r["tool"] == "curvlinops":
+                line(label, dt, "curvlinops GGNLinearOperator", *cost,
+                     fmt(r.get("products"), "d"), "", "", "",
+                     f"{fmt(r.get('matvec_s'), '.2f')} s per GGN matvec", mib)
+        ref = row.get("reference") or {}
+        if ref and row["network"] not in shown:
+            shown.add(row["network"])
+            line(label, "float64", "reference (ARPACK, tol "
+                 f"{fmt(REF_TOL, 'g')})", fmt(ref.get("lambda_max_s"), ".0f"), "", "",
+                 f"{fmt(ref.get('lambda_max_hvps'), 'd')} / "
+                 f"{fmt(ref.get('lambda_min_hvps'), 'd')}",
+                 fmt(ref.get("lambda_max"), ".10g"), fmt(ref.get("lambda_min"), ".10g"), "",
+                 f"GGN λmax {fmt(ref.get('ggn_lambda_max'), '.10g')}", "")
+    return "\n".join(out) + "\n"
+
+
+def saved_rows() -> list[dict[str, Any]]:
+    saved = [with_cached_reference(json.loads(p.read_text()))
+             for p in sorted(RESULTS.glob("networks_row_*.json"))]
+    for row in saved:  # a reference with an unfinished end is not cached: borrow it
+        other = next((r for r in saved if r["network"] == row["network"]
+                      and r.get("reference") and not r.get("reference_from_row")), None)
+        if not row.get("reference") and other:
+            row["reference"], row["reference_from_row"] = other["reference"], other["dtype"]
+            score(row)
+        ratios(row)
+    saved.sort(key=lambda r: (r["n"], r["network"], r["dtype"]))
+    return saved
+
+
 def main() -> dict[str, Any]:
     spec = os.environ.get("BENCH_NETWORKS_ROWS", DEFAULT_ROWS)
     tools = set(os.environ.get("BENCH_NETWORKS_TOOLS", TOOLS).split(","))
@@ -366,7 +486,10 @@ def main() -> dict[str, Any]:
         save_row(row)
         rows.append(row)
         print_rows([row])
-    saved = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("networks_row_*.json"))]
-    saved.sort(key=lambda r: (r["n"], r["network"], r["dtype"]))
+    saved = saved_rows()
     print_rows(saved)
     return {"rows_measured_now": spec, "rows": saved}
+
+
+if __name__ == "__main__":  # the saved rows as docs/benchmarks.md's Markdown table
+    print(markdown(saved_rows()), end="")

@@ -467,7 +467,7 @@ def analyze(
             parts["preconditioned"], extra["preconditioned"] = (
                 from_state(obj, backend, spec, policy, lr=lr, b1=b1, **hyper)
                 if is_state_file(spec) else
-                preconditioned_part(obj, backend, spec, step_lr, b1, policy, **hyper))
+                preconditioned_part(obj, backend, spec, lr, b1, policy, **hyper))
     once.release()
     if parts:
         from hesscli.documents.structure import blocks_document, null_space_document

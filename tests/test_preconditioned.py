@@ -336,3 +336,20 @@ def test_api_analyze_preconditioner(tmp_path):
     doc = out.to_json()
     assert doc["preconditioned"]["weight_decay"] == 0.5
     assert not any("not the one logged" in n for n in doc["preconditioned"]["notes"])
+
+
+def test_without_lr_the_threshold_is_the_logged_runs(tmp_path):
+    """No --lr: the threshold is for the learning rate the run trained with (0.05 here),
+    (2 + 2β₁)/((1 − β₁)·η) = 38/0.05 = 760, not for analyze's default 0.01 (3800)."""
+    log = tmp_path / "run.jsonl"
+    res = run_cli("train", "mlp", "-p", "width=3", "--optimizer", "adam", "--lr", "0.05",
+                  "--steps", "4", "--out", str(log), "--no-curvature", "--format", "json")
+    assert res.exit_code == 0, res.output
+    x = ",".join(repr(v) for v in res.json()["final_point"])
+    res = run_cli("analyze", "mlp", "-p", "width=3", "--at", x, "--preconditioner", str(log),
+                  "--format", "json")
+    assert res.exit_code == 0, res.output
+    pc = res.json()["preconditioned"]
+    assert pc["lr"] == 0.05
+    assert pc["threshold"] == pytest.approx(38 / 0.05, rel=1e-12)
+    assert not any("the threshold here is for" in n for n in pc["notes"])

@@ -25,8 +25,9 @@ from hesscli.vocab import CurvatureKind
 @devices_options
 @click.option("--lr", type=float, default=None,
               help="Learning rate for the step prediction and the 2/λmax stability check "
-              "[default: 0.01], and for --preconditioner's threshold (a saved optimizer "
-              "state holds none: without --lr its threshold is not compared).")
+              "[default: 0.01], and for --preconditioner's threshold (default: a run log's "
+              "own lr; a saved optimizer state holds none: without --lr its threshold is "
+              "not compared).")
 @click.option("--gtol", type=float, default=None,
               help="Gradient norm below which the point counts as critical "
               "(default 10·√n·ε·‖H‖·L + √ε·min|λ|·L with L = max(‖x‖,1); no |f| "

@@ -102,11 +102,15 @@ def load_state(path: str, n: int, *, b1: float | None = None) -> LoadedState:
                        lr=float(lr) if isinstance(lr, (int, float)) else None, x=restored.x)
 
 
-def preconditioned_part(obj: Any, backend: Curvature, path: str, lr: float, b1: float | None,
+def preconditioned_part(obj: Any, backend: Curvature, path: str, lr: float | None,
+                        b1: float | None,
                         policy: SpectrumPolicy, **state_only: Any,
                         ) -> tuple[PreconditionedSharpness, dict[str, Any]]:
     """``analyze --preconditioner``: the sharpness at ``obj``'s point from the run log at
     ``path`` and its JSON object (with notes when the log's lr or point differ).
+
+    ``lr`` None (no ``--lr``): the run's own, as logged; a threshold for another
+    learning rate than the run's would judge a run that did not happen.
 
     ``state_only`` (b2, eps, weight_decay, nesterov) describe a saved optax state
     (:mod:`hesscli.analysis.saved_state`); a run log records them, so they are refused."""
@@ -123,10 +127,16 @@ def preconditioned_part(obj: Any, backend: Curvature, path: str, lr: float, b1: 
     if backend.parallel.sharded:
         raise InputError("--preconditioner runs on one device; use --devices 1")
     loaded = load_state(path, obj.n, b1=b1)
+    assumed = None
+    if lr is None:
+        lr = loaded.lr
+    if lr is None:  # a log without its lr (hesscli's logs record it): analyze's default
+        lr, assumed = 0.01, ("the run log does not record the learning rate: lr = 0.01 "
+                             "assumed (pass --lr)")
     ends_policy = dataclasses.replace(policy, k=1, ends=Ends.MAX)
     ps = preconditioned_sharpness(backend, np.asarray(obj.x), loaded.preconditioner, lr,
                                   ends_policy)
-    notes = list(ps.notes)
+    notes = list(ps.notes) + ([assumed] if assumed else [])
     if backend.kind != CurvatureKind.HESSIAN:
         notes.append(f"the operator is P^(-1/2)·M·P^(-1/2) with M the {backend.kind}, not the "
                      "Hessian (--curvature)")

@@ -668,7 +668,7 @@ def _more_curvatures(obj: Objective, method: str, backend: Curvature, kinds: Any
     from hesscli.spectra.policy import HessianOnce
 
     first = CurvatureAnalysis(kinds[0], result, parts.get("blocks"))
-    base = backend.base or backend
+    base = _base_of(backend)
     block_report = None if blocks is None else (
         lambda b: _block_report(obj, b, result, blocks, seed, policy))
     more = []

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from hesscli.analysis.spectrum_compare import Comparison
 from hesscli.analysis.spectrum_report import SpectrumReport
-from hesscli.render.numbers import eigen_list, num
+from hesscli.render.numbers import eigen_list, end_cell, num
 from hesscli.vocab import CurvatureKind, Eigensolver, SpectrumPath, TraceMethod
 
 BAR = 36  # characters of the longest histogram bar (the table fits in 80 columns)
@@ -181,7 +181,9 @@ def comparison_table(c: Comparison) -> Table:
                  f"{num(r.trace.estimate)} ± {num(r.trace.standard_error)} s.e."
                  if r.trace is not None else "—")
         suffix = "" if sp.complete else " (of computed)"
-        row = [label, num(sp.lambda_min, 6), num(sp.lambda_max, 6), trace,
+        # matrix-free ends as what is known (certified digits, or the proven bound)
+        row = [label, end_cell(sp.lambda_min, sp.bounds, "min", 6),
+               end_cell(sp.lambda_max, sp.bounds, "max", 6), trace,
                f"{r.inertia.negative}{suffix}", str(r.inertia.zero)]
         if density:
             row.append(f"{num(100 * r.density.fraction_below(-r.tolerance), 3)}%"

@@ -743,7 +743,7 @@ def spectrum(
         raise InputError(f"--estimator must be one of {', '.join(ESTIMATORS)}; "
                          f"got {estimator!r}")
     # a sketch, its basis, one probe
-    if estimator == Estimator.HUTCH_PLUS_PLUS and trace_probes < 3:
+    if estimator == Estimator.HUTCH_PLUS_PLUS and 0 < trace_probes < 3:
         raise InputError(f"--estimator hutch++ needs --trace-probes ≥ 3; got {trace_probes}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,

@@ -164,6 +164,39 @@ def test_hutch_plus_plus_with_too_few_probes_is_bad_input(hess):
     assert "needs --trace-probes ≥ 3" in res.stderr and "internal error" not in res.stderr
 
 
+def test_no_trace_estimate_spends_no_products(hess, tmp_path):
+    """``--trace-probes 0``: the extremes alone (diag(d), d known): the trace is null in the
+    JSON and absent from the table, the same extremes as with 30 probes, and 1 probe (no
+    standard error) is refused in one line."""
+    src = tmp_path / "diag.py"
+    src.write_text("import jax.numpy as jnp, numpy as np\n"
+                   "d = jnp.linspace(-1.0, 3.0, 300)\n"
+                   "def objective(x):\n"
+                   "    return 0.5 * jnp.sum(d * x * x)\n"
+                   "x0 = np.ones(300)\n")
+    docs = {}
+    for probes in ("0", "30"):
+        res = hess("spectrum", str(src), "--matrix-free", "--k", "1", "--trace-probes", probes,
+                   "--estimator", "hutchinson", "--format", "json")
+        assert res.exit_code == 0, res.output
+        docs[probes] = json.loads(res.stdout)
+    assert docs["0"]["trace"] is None
+    assert "--trace-probes 0: no trace estimate" in docs["0"]["notes"]
+    assert docs["30"]["trace"]["hvps"] == 30
+    assert docs["30"]["trace"]["estimate"] == pytest.approx(300.0, rel=0.2)  # Σd = 300
+    for doc in docs.values():  # each end within its certified error of the true one
+        for theta, err, true in zip(doc["eigenvalues"], doc["eigenvalue_errors"], (-1.0, 3.0),
+                                    strict=True):
+            assert abs(theta - true) <= err + 1e-12
+    table = hess("spectrum", str(src), "--matrix-free", "--k", "1", "--trace-probes", "0")
+    assert table.exit_code == 0 and "Trace ≈" not in table.stdout
+    assert not [line for line in table.stdout.splitlines()
+                if line.strip("│ ").startswith("trace")]
+    res = hess("spectrum", str(src), "--matrix-free", "--trace-probes", "1")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "--trace-probes must be 0 (no trace estimate) or an integer ≥ 2" in res.stderr
+
+
 def test_leave_one_out_residuals_are_those_of_least_squares():
     """‖(I − P₋ᵢ)yᵢ‖²: the residual of regressing column i on the others (lstsq), and 0
     for a column that is a combination of the others."""

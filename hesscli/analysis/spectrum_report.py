@@ -109,9 +109,9 @@ def spectrum_report(
 
     ``policy`` defaults to k = 3 at each end; the path is ``choice`` when given,
     else the one ``policy`` picks for ``obj.n``. ``trace_probes`` is the trace
-    estimate's budget of HVPs, spent by ``trace_estimator``; ``estimate_trace_dense``
-    also estimates it on the dense path, beside the exact trace (to see an
-    estimator's error on a small problem).
+    estimate's budget of HVPs, spent by ``trace_estimator`` (0: no estimate);
+    ``estimate_trace_dense`` also estimates it on the dense path, beside the exact
+    trace (to see an estimator's error on a small problem).
     """
     policy = policy or SpectrumPolicy(k=3)
     x = obj.x
@@ -130,7 +130,7 @@ def spectrum_report(
         trace_exact = float(np.sum(sp.eigenvalues))
         hist = histogram(sp.eigenvalues, None, bins)
         hvp_fn = curvature.hvp_fn
-        if estimate_trace_dense and hvp_fn is not None:
+        if estimate_trace_dense and hvp_fn is not None and trace_probes:
             tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
                                 estimator=trace_estimator, hvps=trace_probes, seed=seed,
                                 unit_roundoff=float(np.finfo(obj.dtype).eps) / 2)
@@ -142,9 +142,12 @@ def spectrum_report(
                 notes = notes + ("--density: the Lanczos basis spanned the space, so every "
                                  "eigenvalue is known; the histogram shows them exactly",)
         elif hvp_fn is not None:
-            tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
-                                estimator=trace_estimator, hvps=trace_probes, seed=seed,
-                                unit_roundoff=float(np.finfo(obj.dtype).eps) / 2)
+            if trace_probes:
+                tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
+                                    estimator=trace_estimator, hvps=trace_probes, seed=seed,
+                                    unit_roundoff=float(np.finfo(obj.dtype).eps) / 2)
+            else:
+                notes = notes + ("--trace-probes 0: no trace estimate",)
             if density:
                 dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,
                                    seed=seed, dtype=obj.dtype, f=curvature.linearizable)

@@ -142,15 +142,21 @@ def phase_breakdown(names: list[str]) -> dict[str, Any]:
                 results[f"{name}:{run}"] = doc
                 ph = doc["phases"]
                 compiled = sum(c["seconds"] or 0.0 for c in doc["compiles"])
-                rows.append([name, run, doc["wall_s"], doc["import_jax_s"],
-                             *(ph[p]["wall_s"] for p in PHASE_COLUMNS), len(doc["compiles"]),
-                             compiled, doc["totals"].get("/jax/core/compile/jaxpr_trace_duration",
-                                                         0.0)])
+                tracing = doc["totals"].get("/jax/core/compile/jaxpr_trace_duration", 0.0)
+                rows.append([f"{name} {run}", *(f"{v:.1f}" for v in (
+                    doc["wall_s"], doc["cpu_s"], doc["import_jax_s"],
+                    *(ph[p]["wall_s"] for p in PHASE_COLUMNS))), str(len(doc["compiles"])),
+                    f"{compiled:.1f}", f"{tracing:.1f}"])
                 print(f"{name} {run}: " + ", ".join(
                     f"{c['name']}[{c['phase']}] {c['seconds'] or 0.0:.2f}s"
                     for c in doc["compiles"] if (c["seconds"] or 0.0) >= 0.1), flush=True)
-    print_table(
-        "spectrum --matrix-free --k 1 --dtype float32, one thread: fixed cost by phase (wall s)",
-        ["network", "cache", "wall", "import jax", *PHASE_COLUMNS, "compiles", "compile s",
-         "tracing s"], rows)
+    head = ["run", "wall", "cpu", "jax", "load", "eigs", "trace", "other", "progs", "comp",
+            "tracing"]
+    print("\nspectrum --matrix-free --k 1 --dtype float32, one thread: fixed cost by phase "
+          "(wall s; cpu: the whole process's CPU s)")
+    for row in [head, *rows]:
+        print(f"{row[0]:<22}" + "".join(f"{v:>9}" for v in row[1:]))
+    print("jax: importing JAX; load: the objective; eigs: the eigensolver; other: value, "
+          "gradient, rendering; progs: programs built (compiled or read from the cache); "
+          "comp: their seconds; tracing: JAX's tracing to jaxprs", flush=True)
     return results

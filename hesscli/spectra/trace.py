@@ -66,7 +66,6 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.jaxconf import jax_module
 from hesscli.vocab import Estimator, TraceMethod, words
 
 ESTIMATORS = words(Estimator)
@@ -295,40 +294,28 @@ def estimate_trace(matmat: MatMat, n: int, *, estimator: str = Estimator.AUTO,
 
 
 def hvp_matmat(hvp_fn: Any, x: np.ndarray, dtype: str = "float64") -> MatMat:
-    """``V -> [hvp_fn(x, v) for v in V's columns]`` as one jitted ``lax.map`` (memory: one
-    HVP at a time), for the estimators above."""
-    jax = jax_module()
-    jnp = jax.numpy
-    xj = jnp.asarray(x, dtype=dtype)
-    kernel = _map_kernel(hvp_fn)
+    """``V -> [hvp_fn(x, v) for v in V's columns]``, one product at a time from the host
+    (memory: one HVP at a time), for the estimators above.
+
+    Each column goes through ``hvp_fn`` itself, the single-product program the
+    eigensolver's residual checks already compiled (:func:`hesscli.spectra.lanczos.
+    ritz_pairs` calls it the same way): no program of its own. A ``lax.map`` over the
+    columns compiled one more program per column count (Hutch++'s sketch, then its
+    basis and residual probes: two), each as slow to compile as the eigensolver's
+    loop (issue 19: tens of seconds on the example transformer), to save a host
+    dispatch per product that costs microseconds next to the product itself.
+    """
+    xj = np.asarray(x, dtype=dtype)
 
     def matmat(v: np.ndarray) -> np.ndarray:
-        out = kernel(xj, jnp.asarray(np.asarray(v).T, dtype=dtype))
-        return np.asarray(out, dtype=np.float64).T
+        cols = np.asarray(v)
+        out = np.empty((cols.shape[0], cols.shape[1]), dtype=np.float64)
+        for i in range(cols.shape[1]):
+            out[:, i] = np.asarray(hvp_fn(xj, np.ascontiguousarray(cols[:, i], dtype=dtype)),
+                                   dtype=np.float64).reshape(-1)
+        return out
 
     return matmat
-
-
-_KERNELS: dict[Any, Any] = {}
-
-
-def _map_kernel(hvp_fn: Any) -> Any:
-    """Jitted ``(x, rows) -> hvp of every row``; a Partial ``hvp_fn`` (sharded data) is an
-    argument rather than a constant (see :func:`hesscli.spectra.lanczos.split_operator`)."""
-    from hesscli.spectra.lanczos import split_operator
-
-    jax = jax_module()
-    (static, _), (dynamic, _) = split_operator(hvp_fn, None)
-    key = (static, jax.tree_util.tree_structure(dynamic))
-    if key not in _KERNELS:
-
-        def rows(ops: Any, x: Any, vs: Any) -> Any:
-            fn = static if ops is None else ops
-            return jax.lax.map(lambda v: fn(x, v), vs)
-
-        _KERNELS[key] = jax.jit(rows)
-    compiled = _KERNELS[key]
-    return lambda x, vs: compiled(dynamic, x, vs)
 
 
 def hutchinson_trace(

@@ -139,6 +139,12 @@ class StreamedCurvature(Curvature):
             return loss(unravel(x), batch)
 
         self._value = jax.jit(f_b)
+
+        def batch_first(batch: Any, x: Any) -> Any:  # for a Partial holding the batch
+            return loss(unravel(x), batch)
+
+        self._batch_loss = batch_first
+        self._lin_rows = jax.jit(lambda lin, x, vs: jax.vmap(lambda v: lin(x, v))(vs))
         self._value_grad = jax.jit(jax.value_and_grad(f_b))
         self._matmat = jax.jit(lambda x, vs, batch: jax.vmap(op(x, batch))(vs))
 
@@ -300,23 +306,35 @@ class StreamedCurvature(Curvature):
                                            self.stream.first())
         return self._spread_host  # type: ignore[return-value]
 
+    def _batch_products(self, xd: np.ndarray, batch: Any) -> Any:
+        """``V -> [M_b v for v in V]`` on one batch from the host: the Hessian's ∇f_b
+        linearized once for the batch (the tangent map per product, as inside the
+        solvers' loops; one compiled program for every batch of the same shape), other
+        kinds through the per-batch product program."""
+        if self.kind != CurvatureKind.HESSIAN:
+            return lambda vs: self._matmat(xd, vs, batch)
+        from hesscli.curvature.exact import linearized_hvp
+
+        lin = linearized_hvp(jax_module().tree_util.Partial(self._batch_loss, batch), xd)
+        return lambda vs: self._lin_rows(lin, xd, vs)
+
     def _host_spread(self, xd: np.ndarray, batch: Any, v0: np.ndarray, z: np.ndarray,
                      steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The compiled loop of :meth:`_spread_fn` as a host loop over compiled products
         (basis and reorthogonalization in float64): (alpha, beta, zᵀM z per probe)."""
+        apply = self._batch_products(xd, batch)
         q = np.zeros((steps + 1, self.n))
         q[0] = v0 / np.linalg.norm(v0)
         alpha, beta = np.zeros(steps), np.zeros(steps)
         for j in range(steps):
-            w = np.array(self._matmat(xd, q[j:j + 1].astype(self.dtype), batch),
-                         np.float64)[0]
+            w = np.array(apply(q[j:j + 1].astype(self.dtype)), np.float64)[0]
             alpha[j] = q[j] @ w
             w -= q.T @ (q @ w)
             w -= q.T @ (q @ w)  # twice is enough (Kahan–Parlett)
             beta[j] = np.linalg.norm(w)
             if beta[j] > 0:
                 q[j + 1] = w / beta[j]
-        mz = np.asarray(self._matmat(xd, z, batch), np.float64)
+        mz = np.asarray(apply(z), np.float64)
         return alpha, beta, np.einsum("pn,pn->p", z.astype(np.float64), mz)
 
     def spread(self, x: np.ndarray, *, steps: int = 20, probes: int = 10,

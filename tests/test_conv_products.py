@@ -342,3 +342,19 @@ def test_streamed_spread_of_a_conv_net_runs_on_the_host(files, monkeypatch):
     np.testing.assert_allclose(host.lambda_max.per_batch, want, rtol=1e-9)
     np.testing.assert_allclose(host.lambda_max.per_batch, loop.lambda_max.per_batch, rtol=1e-10)
     np.testing.assert_allclose(host.trace.per_batch, loop.trace.per_batch, rtol=1e-10)
+
+
+def test_one_cpu_keeps_products_in_the_loop(hess, files, monkeypatch):
+    """A process allowed one CPU (taskset, a cpuset) would hang with products called back
+    from a compiled loop (XLA's one CPU thread is held by the loop): they stay in the loop
+    there, with the same eigenvalues."""
+    import hesscli.curvature.host_products as hp
+    from hesscli import api
+
+    monkeypatch.setattr(hp.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert hp.usable_cpus() == 1
+    api._BACKENDS.clear()
+    doc = spectrum(hess, files["conv"], "--matrix-free")
+    api._BACKENDS.clear()
+    assert not any(NOTE in n for n in doc["notes"])
+    assert_extremes_match(doc, dense_eigenvalues(CONV))

@@ -102,11 +102,27 @@ def loop_reason(curvature: Curvature) -> str | None:
     return reason_for(hvp_fn, example, example)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: ``taskset``, a cpuset).
+
+    On one CPU XLA's CPU client has one thread to run programs on: a product called
+    back from inside a compiled loop, itself a compiled program, waits for the thread
+    the loop holds, and the run hangs (measured: ``taskset -c 0`` with an ``nn.Conv``
+    CNN never finished, the same run on two CPUs took 30 s). There the products stay
+    in the loops: slower, never stuck."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux: no affinity to read
+        return os.cpu_count() or 1
+
+
 def reason_for(fn: Any, *examples: Any) -> str | None:
     """Why a product ``fn(*examples)`` must leave compiled loops (the primitives that are
     slow there, comma-separated), or None: none found, not the CPU, or switched off."""
     jax = jax_module()
     if os.environ.get(SWITCH, "1").strip() == "0" or jax.default_backend() != "cpu":
+        return None
+    if usable_cpus() < 2:
         return None
     try:
         found = slow_in_loops(fn, *examples)

@@ -65,7 +65,10 @@ docs/benchmarks.md.
 ``BENCH_NETWORKS_TOOLS`` limits the tools (default
 ``check,hesscli,ggn,pyhessian,eigenthings,curvlinops,reference``; ``pyhessian_tight``
 is asked for by name).
-``BENCH_NETWORKS_TIMEOUT`` (default 1800 s) stops a child. Compare ratios (÷
+``BENCH_NETWORKS_TIMEOUT`` (default 1800 s) stops a child. hesscli's persistent
+compilation cache: every hesscli process starts with an empty one of its own (a first
+call, compiling everything) unless ``BENCH_NETWORKS_JAX_CACHE`` names a folder (the
+runs then share it: warm from the second on); the run records which. Compare ratios (÷
 PyHessian's λmax alone, measured in the same run), not seconds.
 """
 
@@ -145,10 +148,14 @@ def hesscli_row(target: str, params: list[str], dtype: str, extra: list[str],
     """One whole ``hesscli spectrum`` process: its ends, trace and HVPs."""
     argv = [str(HESSCLI), "spectrum", target, *pflags(params), "--matrix-free", "--k", "1",
             "--format", "json", "--dtype", dtype, "--progress", *extra]
-    got = run_child(argv, env=thread_env(), timeout=TIMEOUT)
+    cache = os.environ.get("BENCH_NETWORKS_JAX_CACHE", "cold")
+    with tempfile.TemporaryDirectory() as empty:  # cold: a compilation cache of its own
+        env = {**thread_env(), "HESSCLI_CACHE_DIR": empty if cache == "cold" else cache}
+        got = run_child(argv, env=env, timeout=TIMEOUT)
     row: dict[str, Any] = {"tool": label, "argv": argv[1:], "wall_s": got["wall_s"],
                            "cpu_s": got["cpu_s"], "peak_mib": got["peak_mib"],
                            "timed_out": got["timed_out"], "threads": thread_env(),
+                           "jax_cache": cache,
                            "progress": progress_tail(got["stderr"]), **stamp()}
     if got["timed_out"]:
         return row

@@ -27,6 +27,7 @@ imports click or Rich: the CLI calls these functions, then renders.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -351,7 +352,7 @@ def analyze(
     ends: str = "both",
     blocks: str | None = None, null_space: bool = False,
     curvature_kind: str = "hessian",
-    preconditioner: str | None = None, b1: float | None = None,
+    preconditioner: str | os.PathLike[str] | Any = None, b1: float | None = None,
     b2: float | None = None, eps: float | None = None, weight_decay: float | None = None,
     nesterov: bool | None = None,
     batch_size: int | None = None, batches: int | str | None = None,
@@ -361,7 +362,8 @@ def analyze(
     ``lr`` (default 0.01 for the step prediction and the 2/λmax check) is also the
     learning rate of ``preconditioner``'s threshold. ``preconditioner`` (a ``train --out``
     run log of an Adam-type run, or an optax state a script saved: an orbax directory,
-    ``.msgpack``, ``.npz``, ``.safetensors``, ``FILE::sub.tree``) adds Adam's
+    ``.msgpack``, ``.npz``, ``.safetensors``, ``FILE::sub.tree``; or, from Python, the
+    optax state object itself, e.g. ``opt.init(params)`` after some updates) adds Adam's
     preconditioned sharpness λmax(P⁻¹H), P from that optimizer state, against
     (2 + 2β₁)/((1 − β₁)·lr) with its stable/unstable verdict (``res.parts["preconditioned"]``,
     JSON ``preconditioned``); ``b1`` overrides the logged β₁. A saved state holds no
@@ -457,17 +459,17 @@ def analyze(
         parts["stream"] = _stream_report(streamed, backend, obj, seed)
         extra["stream"] = parts["stream"].document()
     if preconditioner is not None:
-        from hesscli.analysis.saved_state import is_state_file
+        from hesscli.analysis.saved_state import is_state
         from hesscli.analysis.saved_state import preconditioned_part as from_state
         from hesscli.training.logged_state import preconditioned_part
 
-        spec = str(preconditioner)
         hyper = {"b2": b2, "eps": eps, "weight_decay": weight_decay, "nesterov": nesterov}
         with once:
             parts["preconditioned"], extra["preconditioned"] = (
-                from_state(obj, backend, spec, policy, lr=lr, b1=b1, **hyper)
-                if is_state_file(spec) else
-                preconditioned_part(obj, backend, spec, lr, b1, policy, **hyper))
+                from_state(obj, backend, preconditioner, policy, lr=lr, b1=b1, **hyper)
+                if is_state(preconditioner) else
+                preconditioned_part(obj, backend, str(preconditioner), lr, b1, policy,
+                                    **hyper))
     once.release()
     if parts:
         from hesscli.documents.structure import blocks_document, null_space_document
@@ -741,7 +743,7 @@ def spectrum(
         raise InputError(f"--estimator must be one of {', '.join(ESTIMATORS)}; "
                          f"got {estimator!r}")
     # a sketch, its basis, one probe
-    if estimator == Estimator.HUTCH_PLUS_PLUS and trace_probes < 3:
+    if estimator == Estimator.HUTCH_PLUS_PLUS and 0 < trace_probes < 3:
         raise InputError(f"--estimator hutch++ needs --trace-probes ≥ 3; got {trace_probes}")
     policy = SpectrumPolicy(path=path or "auto", k=k, solver=eigensolver, rtol=rtol,
                             max_steps=max_steps, seed=seed, dense_budget=dense_budget,

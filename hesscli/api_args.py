@@ -94,6 +94,17 @@ def integer(low: int, high: int | None = None, optional: bool = False) -> Rule:
     return rule
 
 
+def trace_probes_rule(name: str, value: Any) -> Any:
+    """0 (no trace estimate) or an integer ≥ 2 (a standard error needs two probes)."""
+    if not _is_int(value) or value < 0 or value == 1:
+        raise _refuse(name, value, "0 (no trace estimate) or an integer ≥ 2")
+    return int(value)
+
+
+trace_probes_rule.bounds = (0, None)  # type: ignore[attr-defined]
+trace_probes_rule.kind = "int"  # type: ignore[attr-defined]
+
+
 def real(low: float | None = None, *, strict: bool = False, optional: bool = False) -> Rule:
     """A finite number; ``low``: > low (``strict``) or ≥ low."""
     if low is None:
@@ -336,7 +347,7 @@ RULES: dict[str, Rule] = {
     "probes": integer(1),
     "steps": integer(1),
     "sigma": real(0, strict=True, optional=True),
-    "trace_probes": integer(2),
+    "trace_probes": trace_probes_rule,
     "bins": integer(2, 40),
     "plot": text(paths=True),
     "estimator": choice((Estimator.AUTO, Estimator.HUTCHINSON, Estimator.HUTCH_PLUS_PLUS)),

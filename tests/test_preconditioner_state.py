@@ -397,3 +397,26 @@ def test_a_run_log_still_works_and_refuses_state_options(tmp_path):
     one_error(run_cli("analyze", "mlp", "-p", "width=3", "--at", str(point),
                       "--preconditioner", str(log), "--b2", "0.9"),
               "--b2: the run log")
+
+
+def test_optax_state_object_from_python(mlp, adam_run):
+    """``hesscli.analyze(..., preconditioner=state)`` takes the optax state a training loop
+    holds (NamedTuples of jax arrays), not only a saved file: the same dense reference, the
+    document names its source, and a state with two Adam nodes is refused in one line."""
+    import hesscli
+    from hesscli.errors import InputError
+
+    top = adam_run["top"]
+    lr = 0.5 * 18.0 / top
+    res = hesscli.analyze("mlp", adam_run["params"], params={"width": 3},
+                          preconditioner=adam_run["state"], lr=lr, b1=B1, b2=B2, eps=EPS)
+    doc = res.to_json()
+    jsonschema.validate(doc, load_schema("analyze"))
+    pc = doc["preconditioned"]
+    assert pc["source"] == "optax state object" and pc["count"] == STEPS
+    assert pc["lambda_max"] == pytest.approx(top, rel=1e-10)
+    assert pc["stable"] is True and pc["assumed"] == []
+    with pytest.raises(InputError, match="2 Adam-type states") as err:
+        hesscli.analyze("mlp", adam_run["params"], params={"width": 3},
+                        preconditioner=(adam_run["state"], adam_run["state"]), lr=lr)
+    assert "pass that part of the state" in str(err.value)

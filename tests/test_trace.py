@@ -164,6 +164,39 @@ def test_hutch_plus_plus_with_too_few_probes_is_bad_input(hess):
     assert "needs --trace-probes ≥ 3" in res.stderr and "internal error" not in res.stderr
 
 
+def test_no_trace_estimate_spends_no_products(hess, tmp_path):
+    """``--trace-probes 0``: the extremes alone (diag(d), d known): the trace is null in the
+    JSON and absent from the table, the same extremes as with 30 probes, and 1 probe (no
+    standard error) is refused in one line."""
+    src = tmp_path / "diag.py"
+    src.write_text("import jax.numpy as jnp, numpy as np\n"
+                   "d = jnp.linspace(-1.0, 3.0, 300)\n"
+                   "def objective(x):\n"
+                   "    return 0.5 * jnp.sum(d * x * x)\n"
+                   "x0 = np.ones(300)\n")
+    docs = {}
+    for probes in ("0", "30"):
+        res = hess("spectrum", str(src), "--matrix-free", "--k", "1", "--trace-probes", probes,
+                   "--estimator", "hutchinson", "--format", "json")
+        assert res.exit_code == 0, res.output
+        docs[probes] = json.loads(res.stdout)
+    assert docs["0"]["trace"] is None
+    assert "--trace-probes 0: no trace estimate" in docs["0"]["notes"]
+    assert docs["30"]["trace"]["hvps"] == 30
+    assert docs["30"]["trace"]["estimate"] == pytest.approx(300.0, rel=0.2)  # Σd = 300
+    for doc in docs.values():  # each end within its certified error of the true one
+        for theta, err, true in zip(doc["eigenvalues"], doc["eigenvalue_errors"], (-1.0, 3.0),
+                                    strict=True):
+            assert abs(theta - true) <= err + 1e-12
+    table = hess("spectrum", str(src), "--matrix-free", "--k", "1", "--trace-probes", "0")
+    assert table.exit_code == 0 and "Trace ≈" not in table.stdout
+    assert not [line for line in table.stdout.splitlines()
+                if line.strip("│ ").startswith("trace")]
+    res = hess("spectrum", str(src), "--matrix-free", "--trace-probes", "1")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "--trace-probes must be 0 (no trace estimate) or an integer ≥ 2" in res.stderr
+
+
 def test_leave_one_out_residuals_are_those_of_least_squares():
     """‖(I − P₋ᵢ)yᵢ‖²: the residual of regressing column i on the others (lstsq), and 0
     for a column that is a combination of the others."""
@@ -205,3 +238,36 @@ def test_one_residual_probe_gives_an_unbounded_interval(flat):
     tr = hutch_plus_plus(lambda v: a @ v, N, hvps=3, seed=0)
     assert tr.probes == 1 and tr.degrees_of_freedom == 0
     assert tr.interval == (-math.inf, math.inf)
+
+
+def test_float32_rounding_allowance_covers_the_products_rounding_and_no_more():
+    """A float32 network (the example transformer, n = 7,520, float32 arithmetic) against
+    its float64 twin on the same Rademacher probes: each form's float32 rounding lies within
+    the per-form allowance 20·u·‖z‖‖Az‖, and so does the estimate's; the allowance is far
+    below the estimate's standard error (the earlier 4n·u·‖z‖‖Az‖ model, n times wider,
+    made a float32 interval at 10⁶ parameters read ±2.7e5 around 1116)."""
+    import hesscli
+    from hesscli.curvature.exact import ExactCurvature
+    from hesscli.spectra.trace import ROUNDING_FACTOR, hvp_matmat
+
+    p = {"d_model": 16, "layers": 1, "heads": 2, "context": 16, "sequences": 8}
+    path = str(Path(__file__).resolve().parents[1] / "examples" / "transformer_lm.py")
+    runs, forms = {}, {}
+    for dt in ("float32", "float64"):
+        obj = hesscli.load(path, params=p, dtype=dt)
+        curv = ExactCurvature(obj)
+        x = np.asarray(obj.x, dtype=dt)
+        mm = hvp_matmat(curv.hvp_fn, x, dt)
+        runs[dt] = hutchinson(mm, obj.n, hvps=8, seed=5,
+                              unit_roundoff=float(np.finfo(dt).eps) / 2)
+        z = np.random.default_rng(1).choice([-1.0, 1.0], size=(obj.n, 4))
+        forms[dt] = (z, mm(z))
+    z, az32 = forms["float32"]
+    _, az64 = forms["float64"]
+    u = 2.0**-24
+    allowance = ROUNDING_FACTOR * u * np.linalg.norm(z, axis=0) * np.linalg.norm(az64, axis=0)
+    diff = np.abs(np.einsum("ij,ij->j", z, az32) - np.einsum("ij,ij->j", z, az64))
+    assert np.all(diff <= allowance), (diff, allowance)
+    t32, t64 = runs["float32"], runs["float64"]
+    assert abs(t32.estimate - t64.estimate) <= t32.rounding
+    assert 0 < t32.rounding < 1e-3 * t32.standard_error

@@ -19,7 +19,7 @@ from hesscli.vocab import Ends
 
 
 def matmat_of(curvature: Any, x: np.ndarray, dtype: str = "float64") -> Any:
-    """``matmat(V) -> H V`` for a curvature backend: its jitted HVP mapped over columns
+    """``matmat(V) -> H V`` for a curvature backend: its jitted HVP applied per column
     when it has one (exact JAX), else one ``curvature.hvp`` per column."""
     hvp_fn = curvature.hvp_fn
     if hvp_fn is not None:

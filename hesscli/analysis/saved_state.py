@@ -28,6 +28,7 @@ exactly n entries (a state of a flat vector).
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,6 +50,19 @@ from hesscli.vocab import CurvatureKind, Ends, Optimizer
 #: the formats a saved optimizer state is read from (a directory: orbax)
 STATE_SUFFIXES = (".msgpack", ".npz", ".safetensors")
 OPTION = "--preconditioner"
+
+
+def is_state(spec: Any) -> bool:
+    """Whether ``preconditioner=spec`` is an optimizer state: an optax state object passed
+    from Python (anything not a path), or a saved one (:func:`is_state_file`)."""
+    return not isinstance(spec, (str, os.PathLike)) or is_state_file(str(spec))
+
+
+def _label(spec: Any) -> str:
+    """How messages and the JSON ``source`` name the state."""
+    if isinstance(spec, (str, os.PathLike)):
+        return f"{OPTION} {spec}"
+    return f"preconditioner= (a {type(spec).__name__} object)"
 
 
 def is_state_file(spec: str) -> bool:
@@ -296,25 +310,29 @@ def settings(state: Any, ams: bool, where: str, *, lr: float | None,
     return Settings(optimizer, options, use_lr, state_lr, tuple(assumed), tuple(notes))
 
 
-def load_saved_state(spec: str, layout: Any, *, lr: float | None = None,
+def load_saved_state(spec: Any, layout: Any, *, lr: float | None = None,
                      b1: float | None = None, b2: float | None = None,
                      eps: float | None = None, weight_decay: float | None = None,
                      nesterov: bool | None = None) -> tuple[LoadedState, Settings]:
-    """The preconditioner of the Adam-type state saved at ``spec`` for a point with
-    ``layout`` (see the module docstring); input errors name what is wrong."""
+    """The preconditioner of the Adam-type state saved at ``spec`` (or the optax state
+    object ``spec`` itself, from Python) for a point with ``layout`` (see the module
+    docstring); input errors name what is wrong."""
     from hesscli.curvature.preconditioned import preconditioner_of
 
-    where = f"{OPTION} {spec}"
+    where = _label(spec)
     n = layout.size
-    state = read_state(spec, n)
+    saved = isinstance(spec, (str, os.PathLike))
+    state = read_state(str(spec), n) if saved else spec
     nodes = find_nodes(state, ("count", "mu", "nu"))
     if not nodes:
         raise InputError(f"{where}: no Adam-type state in it (no node with count, mu and nu; "
                          "optax.adam/adamw/nadam/amsgrad save one); is it an optimizer state?")
     if len(nodes) > 1:
         at = ", ".join(p for p, _ in nodes[:4])
+        pick = (f"with {str(spec).split('::')[0]}::PATH" if saved
+                else "and pass that part of the state")
         raise InputError(f"{where}: {len(nodes)} Adam-type states in it (at {at}); pick one "
-                         f"with {spec.split('::')[0]}::PATH")
+                         f"{pick}")
     _, node = nodes[0]
     ams = _has(node, "nu_max")
     count_value = _scalar(_get(node, "count"), "count", where)
@@ -332,11 +350,12 @@ def load_saved_state(spec: str, layout: Any, *, lr: float | None = None,
         pre = preconditioner_of(cfg.optimizer, cfg.options, SimpleNamespace(**moments), n)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
-    return LoadedState(pre, spec, step=int(count_value), lr=cfg.state_lr,
+    return LoadedState(pre, str(spec) if saved else "optax state object",
+                       step=int(count_value), lr=cfg.state_lr,
                        assumed=cfg.assumed), cfg
 
 
-def preconditioned_part(obj: Any, backend: Curvature, spec: str, policy: SpectrumPolicy, *,
+def preconditioned_part(obj: Any, backend: Curvature, spec: Any, policy: SpectrumPolicy, *,
                         lr: float | None, b1: float | None = None, b2: float | None = None,
                         eps: float | None = None, weight_decay: float | None = None,
                         nesterov: bool | None = None,

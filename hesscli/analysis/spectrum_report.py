@@ -12,6 +12,7 @@ the histogram as *estimated* counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,20 @@ def histogram(values: np.ndarray, weights: np.ndarray | None, bins: int = BINS) 
     return Histogram(edges, counts, weights is not None)
 
 
+def product_at(curvature: Curvature, x: np.ndarray) -> Any:
+    """The single-product ``(x, v) -> M(x) v`` the eigensolver's residual checks used at
+    ``x``: the Hessian linearized at ``x`` (:func:`hesscli.spectra.lanczos.at_point`,
+    whose linearizer and product programs are compiled by then), any other operator's
+    HVP as given. The trace's products go through it, so they compile no program of
+    their own and skip the primal pass a full HVP repeats (issue 19's fixed cost).
+    """
+    from hesscli.spectra.lanczos import at_point
+
+    hvp, _ = at_point(curvature.hvp_fn, curvature.linearizable,
+                      np.asarray(x, dtype=curvature.dtype))
+    return hvp
+
+
 def spectrum_report(
     obj: Objective, curvature: Curvature, *, policy: SpectrumPolicy | None = None,
     choice: PathChoice | None = None, density: bool = False, probes: int = 8,
@@ -109,15 +124,18 @@ def spectrum_report(
 
     ``policy`` defaults to k = 3 at each end; the path is ``choice`` when given,
     else the one ``policy`` picks for ``obj.n``. ``trace_probes`` is the trace
-    estimate's budget of HVPs, spent by ``trace_estimator``; ``estimate_trace_dense``
-    also estimates it on the dense path, beside the exact trace (to see an
-    estimator's error on a small problem).
+    estimate's budget of HVPs, spent by ``trace_estimator`` (0: no estimate);
+    ``estimate_trace_dense`` also estimates it on the dense path, beside the exact
+    trace (to see an estimator's error on a small problem).
     """
     policy = policy or SpectrumPolicy(k=3)
     x = obj.x
     # where f is NaN or infinite its derivatives describe nothing (log at a negative x
     # has a finite Hessian): refuse as analyze does, rather than report a spectrum
-    ensure_finite(curvature.value(x), "value")
+    # value and gradient from one program, now (the gradient is the zero tolerance's, at
+    # the end): two programs compiled for them cost seconds each on a network
+    value, grad = curvature.value_and_gradient(x)
+    ensure_finite(value, "value")
     if curvature.kind != CurvatureKind.HESSIAN:  # say how the GGN/Fisher was computed
         notes = notes + tuple(curvature.notes)
     dens = tr = None
@@ -130,7 +148,7 @@ def spectrum_report(
         trace_exact = float(np.sum(sp.eigenvalues))
         hist = histogram(sp.eigenvalues, None, bins)
         hvp_fn = curvature.hvp_fn
-        if estimate_trace_dense and hvp_fn is not None:
+        if estimate_trace_dense and hvp_fn is not None and trace_probes:
             tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
                                 estimator=trace_estimator, hvps=trace_probes, seed=seed,
                                 unit_roundoff=float(np.finfo(obj.dtype).eps) / 2)
@@ -142,9 +160,13 @@ def spectrum_report(
                 notes = notes + ("--density: the Lanczos basis spanned the space, so every "
                                  "eigenvalue is known; the histogram shows them exactly",)
         elif hvp_fn is not None:
-            tr = estimate_trace(hvp_matmat(hvp_fn, x, obj.dtype), obj.n,
-                                estimator=trace_estimator, hvps=trace_probes, seed=seed,
-                                unit_roundoff=float(np.finfo(obj.dtype).eps) / 2)
+            if trace_probes:
+                tr = estimate_trace(hvp_matmat(product_at(curvature, x), x, obj.dtype),
+                                    obj.n, estimator=trace_estimator, hvps=trace_probes,
+                                    seed=seed,
+                                    unit_roundoff=float(np.finfo(obj.dtype).eps) / 2)
+            else:
+                notes = notes + ("--trace-probes 0: no trace estimate",)
             if density:
                 dens = slq_density(hvp_fn, x, probes=probes, steps=steps, sigma=sigma,
                                    seed=seed, dtype=obj.dtype, f=curvature.linearizable)
@@ -158,7 +180,6 @@ def spectrum_report(
         curvature.host.release()
     lam = sp.eigenvalues
     # the same zero tolerance as analyze (curvature scale, rounding dimension)
-    value, grad = curvature.value(x), curvature.gradient(x)
     scale = curvature_scale(lam, value, float(np.linalg.norm(grad)), float(np.linalg.norm(x)))
     tol = spectrum_tolerance(sp, scale, obj.n, obj.dtype)
     return SpectrumReport(

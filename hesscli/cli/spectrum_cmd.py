@@ -32,9 +32,10 @@ from hesscli.vocab import Estimator
               help="--density: Lanczos steps per probe (quadrature nodes).")
 @click.option("--sigma", type=float, default=None,
               help="--density: Gaussian smoothing width (default 1% of the spectrum's span).")
-@click.option("--trace-probes", type=click.IntRange(min=2), default=30, show_default=True,
-              help="HVPs spent on the stochastic trace estimate (Hutchinson: one per probe; "
-              "Hutch++: a third each for sketch, basis and residual probes; needs 3).")
+@click.option("--trace-probes", type=click.IntRange(min=0), default=30, show_default=True,
+              help="HVPs spent on the stochastic trace estimate (Hutchinson: one per probe, "
+              "at least 2; Hutch++: a third each for sketch, basis and residual probes; "
+              "needs 3); 0: no trace estimate, the extremes alone.")
 @click.option("--estimator", "estimator", type=click.Choice([e.value for e in (
               Estimator.AUTO, Estimator.HUTCHINSON, Estimator.HUTCH_PLUS_PLUS)]),
               default=Estimator.AUTO.value, show_default=True,

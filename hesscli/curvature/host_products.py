@@ -96,18 +96,23 @@ def loop_reason(curvature: Curvature) -> str | None:
     hvp_fn = curvature.hvp_fn
     if hvp_fn is None or isinstance(hvp_fn, jax.tree_util.Partial):
         return None
-    if os.environ.get(SWITCH, "1").strip() == "0" or jax.default_backend() != "cpu":
-        return None
     if curvature.parallel.sharded or curvature.vector_sharding is not None:
         return None
     example = jax.ShapeDtypeStruct((curvature.n,), jax.numpy.dtype(curvature.dtype))
+    return reason_for(hvp_fn, example, example)
+
+
+def reason_for(fn: Any, *examples: Any) -> str | None:
+    """Why a product ``fn(*examples)`` must leave compiled loops (the primitives that are
+    slow there, comma-separated), or None: none found, not the CPU, or switched off."""
+    jax = jax_module()
+    if os.environ.get(SWITCH, "1").strip() == "0" or jax.default_backend() != "cpu":
+        return None
     try:
-        found = slow_in_loops(hvp_fn, example, example)
+        found = slow_in_loops(fn, *examples)
     except Exception:  # noqa: BLE001 - a product that does not trace fails later, as before
         return None
-    if not found:
-        return None
-    return ", ".join(sorted(found))
+    return ", ".join(sorted(found)) if found else None
 
 
 class HostProducts:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from hesscli.curvature.base import Curvature, DenseHessian, symmetrize
-from hesscli.curvature.host_products import callback_rows
+from hesscli.curvature.host_products import callback_rows, reason_for
 from hesscli.errors import HesscliError, InputError, ObjectiveError, user_code
 from hesscli.jaxconf import jax_module
 from hesscli.objective.bind import Objective
@@ -157,6 +157,7 @@ class StreamedCurvature(Curvature):
 
         self.hvp_fn = jax.jit(callback)
         self._spread_fns: dict[tuple[int, int], Any] = {}
+        self._spread_host: str | None | bool = False  # False: not yet asked
         self.failure: HesscliError | None = None  # an error raised inside hvp_fn's callback
 
     # ---- the host loop ---------------------------------------------------------------
@@ -285,16 +286,55 @@ class StreamedCurvature(Curvature):
             self._spread_fns[key] = jax.jit(run)
         return self._spread_fns[key]
 
+    def spread_on_host(self, x: np.ndarray) -> str | None:
+        """Why the per-batch Lanczos runs on the host, or None (a compiled loop).
+
+        A product holding a convolution runs through a slow generic kernel inside a
+        compiled loop on the CPU (:mod:`hesscli.curvature.host_products`): the spread's
+        steps then call the compiled per-batch product from a host loop instead."""
+        if self._spread_host is False:
+            jax = jax_module()
+            example = jax.ShapeDtypeStruct((self.n,), jax.numpy.dtype(self.dtype))
+            op = self._op
+            self._spread_host = reason_for(lambda xx, v, b: op(xx, b)(v), example, example,
+                                           self.stream.first())
+        return self._spread_host  # type: ignore[return-value]
+
+    def _host_spread(self, xd: np.ndarray, batch: Any, v0: np.ndarray, z: np.ndarray,
+                     steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The compiled loop of :meth:`_spread_fn` as a host loop over compiled products
+        (basis and reorthogonalization in float64): (alpha, beta, zᵀM z per probe)."""
+        q = np.zeros((steps + 1, self.n))
+        q[0] = v0 / np.linalg.norm(v0)
+        alpha, beta = np.zeros(steps), np.zeros(steps)
+        for j in range(steps):
+            w = np.array(self._matmat(xd, q[j:j + 1].astype(self.dtype), batch),
+                         np.float64)[0]
+            alpha[j] = q[j] @ w
+            w -= q.T @ (q @ w)
+            w -= q.T @ (q @ w)  # twice is enough (Kahan–Parlett)
+            beta[j] = np.linalg.norm(w)
+            if beta[j] > 0:
+                q[j + 1] = w / beta[j]
+        mz = np.asarray(self._matmat(xd, z, batch), np.float64)
+        return alpha, beta, np.einsum("pn,pn->p", z.astype(np.float64), mz)
+
     def spread(self, x: np.ndarray, *, steps: int = 20, probes: int = 10,
                seed: int = 0) -> BatchSpread:
         """Per-batch λmax (Ritz value after ``steps`` Lanczos steps) and Hutchinson trace
-        (``probes`` Rademacher vectors, the same for every batch), see :class:`BatchSpread`."""
+        (``probes`` Rademacher vectors, the same for every batch), see :class:`BatchSpread`.
+        With a convolution in the product (CPU) the steps run from a host loop
+        (:meth:`spread_on_host`)."""
         xd = self._x(x)
         steps = max(1, min(int(steps), self.n))
         rng = np.random.default_rng(seed)
         v0 = rng.standard_normal(self.n).astype(self.dtype)
         z = rng.choice(np.array([-1.0, 1.0]), size=(probes, self.n)).astype(self.dtype)
-        run = self._spread_fn(steps, probes)
+        if self.spread_on_host(xd) is not None:
+            def run(xx: Any, batch: Any, v: Any, zz: Any) -> Any:
+                return self._host_spread(xx, batch, v, zz, steps)
+        else:
+            run = self._spread_fn(steps, probes)
         lam, tr = [], []
         for index, batch in enumerate(self.stream):
             with user_code(f"{self.objective.file.path.name}: the per-batch {self.kind} on "

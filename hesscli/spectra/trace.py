@@ -28,9 +28,14 @@ the number of products (HVPs) it spent.
 ``estimate ± 1.96·s.e.`` covers the trace less often than 95%. The interval is
 ``estimate ± t·s.e.`` with t the Student-t quantile for the degrees of freedom
 actually used (2.26 at 9, 2.05 at 29), plus a small rounding allowance
-(4n·u·‖v‖‖Av‖ per form vᵀAv, weighted as the form enters the estimate, u the unit
-roundoff)
-so that an estimate exact up to rounding still contains the trace.
+(20·u·‖v‖‖Av‖ per form vᵀAv, that is 10·ε·‖v‖‖Av‖ with ε = 2u, weighted as the form
+enters the estimate, u the unit roundoff of the products) so that an estimate exact
+up to rounding still contains the trace. It models the products' rounding as the
+eigenvalues' estimates do (``10·ε·max|θ|`` per unit vector, δ without its worst-case
+√n): on the example transformer in float32 (n = 7,520 and 117,376) each form differed
+from its float64 twin by at most 0.06·u·‖v‖‖Av‖, not growing with n. The earlier
+``4n·u·‖v‖‖Av‖`` (a length-n dot product's worst case, though the forms are summed in
+float64) made a float32 interval at n = 10⁶ read [−2.7e5, 2.7e5] around 1116 ± 210.
 
 **auto** decides between the two on the sketch's geometry, never on the
 quadratic forms it reports nor on their spread (choosing the estimator whose
@@ -66,7 +71,6 @@ from typing import Any
 
 import numpy as np
 
-from hesscli.jaxconf import jax_module
 from hesscli.vocab import Estimator, TraceMethod, words
 
 ESTIMATORS = words(Estimator)
@@ -74,6 +78,7 @@ DEFAULT_HVPS = 30
 CONFIDENCE = 0.95  # the level of the reported interval
 AUTO_MIN_HVPS = 6  # auto's sketch needs 2 columns to leave one out
 MatMat = Callable[[np.ndarray], np.ndarray]
+PROBE_ROWS = 1 << 16  # rows of Rademacher probes drawn per call (bounded temporaries)
 UNIT_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
 
 
@@ -134,9 +139,19 @@ def _trace(estimate: float, samples: np.ndarray, rounding: float, *, seed: int, 
                  confidence, (estimate - half, estimate + half), rounding)
 
 
-def rademacher_matrix(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """n × k matrix of seeded ±1 entries."""
-    return rng.choice(np.array([-1.0, 1.0]), size=(n, k))
+def rademacher_matrix(n: int, k: int, rng: np.random.Generator,
+                      dtype: Any = np.float64) -> np.ndarray:
+    """n × k matrix of seeded ±1 entries (as ``dtype``; int8 holds probes in n·k bytes).
+
+    The entries are those of ``rng.choice([-1.0, 1.0], size=(n, k))`` (whose draws are
+    ``rng.integers(0, 2, size=(n, k))``), drawn :data:`PROBE_ROWS` rows at a time so no
+    n × k int64 temporary is ever held (at 10⁷ parameters and 20 probes that was 1.6 GB).
+    """
+    out = np.empty((n, k), dtype)
+    for start in range(0, n, PROBE_ROWS):
+        stop = min(n, start + PROBE_ROWS)
+        out[start:stop] = 2 * rng.integers(0, 2, size=(stop - start, k)) - 1
+    return out
 
 
 def _se(samples: np.ndarray) -> float:
@@ -144,29 +159,59 @@ def _se(samples: np.ndarray) -> float:
         else math.inf
 
 
+#: the rounding allowance per form, in units of u·‖v‖‖Av‖ (10·ε, see the module docstring)
+ROUNDING_FACTOR = 20.0
+
+
 def _forms(v: np.ndarray, av: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->j", v, av)
 
 
-def _rounding(n: int, u: float, v: np.ndarray, av: np.ndarray, weight: float) -> float:
-    """n·u·Σ‖v‖‖Av‖·weight: a bound-sized allowance for the rounding of the forms vᵀ(Av)."""
+def _norms(v: np.ndarray) -> np.ndarray:
+    """The columns' 2-norms, without an n × k temporary (``np.linalg.norm(v, axis=0)``
+    squares a copy of v)."""
+    return np.sqrt(_forms(v, v))
+
+
+def _rounding(u: float, v: np.ndarray, av: np.ndarray, weight: float) -> float:
+    """20·u·Σ‖v‖‖Av‖·weight: the allowance for the products' rounding in the forms vᵀ(Av)
+    (module docstring: it does not grow with n)."""
     if v.size == 0:
         return 0.0
-    norms = np.linalg.norm(v, axis=0) * np.linalg.norm(av, axis=0)
-    return float(4 * n * u * weight * np.sum(norms))
+    return float(ROUNDING_FACTOR * u * weight * np.sum(_norms(v) * _norms(av)))
+
+
+def _blocks(matmat: MatMat, probes: np.ndarray, width: int) -> Any:
+    """``(z, A z)`` in float64 for the columns of ``probes`` taken ``width`` at a time.
+
+    Memory: one block of probes and products at a time, never all the probes' products
+    (at 10⁷ parameters a float64 column is 80 MB; 30 probes with their products and
+    temporaries were most of ``spectrum``'s peak). Equal widths compile one product
+    program: the estimators use the sketch width k for every block.
+    """
+    width = max(1, int(width))
+    for start in range(0, probes.shape[1], width):
+        z = np.asarray(probes[:, start:start + width], dtype=np.float64)
+        az = np.asarray(matmat(z), dtype=np.float64)
+        block = (z, az if az.flags.writeable else np.array(az))  # updated in place
+        del z, az
+        yield block
+        del block  # before the next block is formed (the caller drops its names too)
 
 
 def _hutchinson_from(matmat: MatMat, n: int, z: np.ndarray, *, seed: int, hvps: int, u: float,
-                     confidence: float) -> Trace:
-    return _hutchinson_forms(n, z, np.asarray(matmat(z), dtype=np.float64), seed=seed,
-                             hvps=hvps, u=u, confidence=confidence)
-
-
-def _hutchinson_forms(n: int, z: np.ndarray, az: np.ndarray, *, seed: int, hvps: int, u: float,
-                      confidence: float, choice: str | None = None,
-                      alternative: float | None = None) -> Trace:
-    samples = _forms(z, az)
-    rounding = _rounding(n, u, z, az, 1.0 / max(z.shape[1], 1))
+                     confidence: float, width: int, choice: str | None = None,
+                     alternative: float | None = None, known: tuple[Any, ...] = ()) -> Trace:
+    """Hutchinson over the probes ``z`` applied ``width`` columns at a time; ``known``:
+    ``(forms, Σ‖z‖‖Az‖)`` of probes already applied (auto's sketch), counted first."""
+    forms = [known[0]] if known else []
+    norms = known[1] if known else 0.0
+    for zb, azb in _blocks(matmat, z, width):
+        forms.append(_forms(zb, azb))
+        norms += float(np.sum(_norms(zb) * _norms(azb)))
+        del zb, azb
+    samples = np.concatenate(forms) if forms else np.zeros(0)
+    rounding = float(ROUNDING_FACTOR * u * norms / max(samples.size, 1))
     return _trace(float(np.mean(samples)), samples, rounding, seed=seed, hvps=hvps,
                   estimator=TraceMethod.HUTCHINSON, confidence=confidence, choice=choice,
                   alternative=alternative)
@@ -175,9 +220,9 @@ def _hutchinson_forms(n: int, z: np.ndarray, az: np.ndarray, *, seed: int, hvps:
 def hutchinson(matmat: MatMat, n: int, *, hvps: int = DEFAULT_HVPS, seed: int = 0,
                confidence: float = CONFIDENCE, unit_roundoff: float = UNIT_ROUNDOFF) -> Trace:
     """tr A ≈ mean of zᵀAz over ``hvps`` seeded Rademacher probes (one product each)."""
-    z = rademacher_matrix(n, hvps, np.random.default_rng(seed))
+    z = rademacher_matrix(n, hvps, np.random.default_rng(seed), np.int8)
     return _hutchinson_from(matmat, n, z, seed=seed, hvps=hvps, u=unit_roundoff,
-                            confidence=confidence)
+                            confidence=confidence, width=_width(hvps, n))
 
 
 def _split(hvps: int, n: int) -> tuple[int, int]:
@@ -188,25 +233,50 @@ def _split(hvps: int, n: int) -> tuple[int, int]:
     return k, hvps - 2 * k  # the residual probes get the remainder (r ≥ k)
 
 
-def _hutch_pp_from(matmat: MatMat, n: int, s: np.ndarray, y: np.ndarray, r: int,
+def _width(hvps: int, n: int) -> int:
+    """Probes per product call: the sketch width ⌊hvps/3⌋ (one compiled shape for the
+    default estimators), at least 1."""
+    return max(1, min(hvps // 3, n))
+
+
+def _hutch_pp_from(matmat: MatMat, n: int, q: np.ndarray, r: int,
                    rng: np.random.Generator, *, seed: int, u: float, confidence: float,
                    choice: str | None = None, alternative: float | None = None) -> Trace:
-    """Hutch++ on the sketch ``y = A s`` with ``r`` fresh residual probes from ``rng``."""
-    k = s.shape[1]
-    g = rademacher_matrix(n, r, rng)
-    q, _ = np.linalg.qr(y)  # orthonormal even when Y is rank-deficient
+    """Hutch++ on the orthonormal basis ``q`` of the sketch ``A s`` with ``r`` fresh
+    residual probes from ``rng``, applied k (sketch width) at a time."""
+    k = q.shape[1]
+    g = rademacher_matrix(n, r, rng, np.int8)
     aq = np.asarray(matmat(q), dtype=np.float64)
-    ag = np.asarray(matmat(g), dtype=np.float64)
     top_forms = _forms(q, aq)
-    c = q.T @ g
-    w, aw = g - q @ c, ag - aq @ c  # (I − QQᵀ)g and A(I − QQᵀ)g
-    resid = _forms(w, aw)
-    rounding = (_rounding(n, u, q, aq, 1.0) + _rounding(n, u, w, aw, 1.0 / max(r, 1))
-                + _rounding(n, u, g, ag, 1.0 / max(r, 1)))
-    estimate = float(np.sum(top_forms)) + float(np.mean(resid))
-    return _trace(estimate, resid, rounding, seed=seed, hvps=2 * k + r,
+    rounding = _rounding(u, q, aq, 1.0)
+    resid = []
+    for gb, agb in _blocks(matmat, g, k):
+        c = q.T @ gb
+        # (I − QQᵀ)g and A(I − QQᵀ)g, in place: the probes are no longer needed once
+        # their own allowance is taken
+        rounding += _rounding(u, gb, agb, 1.0 / max(r, 1))
+        for i in range(gb.shape[1]):  # a column at a time: no n × k temporary
+            gb[:, i] -= q @ c[:, i]
+            agb[:, i] -= aq @ c[:, i]
+        resid.append(_forms(gb, agb))
+        rounding += _rounding(u, gb, agb, 1.0 / max(r, 1))
+        del gb, agb
+    resid_all = np.concatenate(resid) if resid else np.zeros(0)
+    estimate = float(np.sum(top_forms)) + float(np.mean(resid_all))
+    return _trace(estimate, resid_all, rounding, seed=seed, hvps=2 * k + r,
                   estimator=TraceMethod.HUTCH_PLUS_PLUS, confidence=confidence, choice=choice,
                   alternative=alternative)
+
+
+def _sketch(matmat: MatMat, n: int, k: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    """(s, y = A s): the k sketch probes (int8) and their products (float64)."""
+    s = rademacher_matrix(n, k, rng, np.int8)
+    return s, np.asarray(matmat(np.asarray(s, dtype=np.float64)), dtype=np.float64)
+
+
+def _basis(y: np.ndarray) -> np.ndarray:
+    q, _ = np.linalg.qr(y)  # orthonormal even when Y is rank-deficient
+    return q
 
 
 def hutch_plus_plus(matmat: MatMat, n: int, *, hvps: int = DEFAULT_HVPS, seed: int = 0,
@@ -216,9 +286,10 @@ def hutch_plus_plus(matmat: MatMat, n: int, *, hvps: int = DEFAULT_HVPS, seed: i
     residual probes); see the module docstring."""
     k, r = _split(hvps, n)
     rng = np.random.default_rng(seed)
-    s = rademacher_matrix(n, k, rng)
-    y = np.asarray(matmat(s), dtype=np.float64)
-    return _hutch_pp_from(matmat, n, s, y, r, rng, seed=seed, u=unit_roundoff,
+    _, y = _sketch(matmat, n, k, rng)
+    q = _basis(y)
+    del y
+    return _hutch_pp_from(matmat, n, q, r, rng, seed=seed, u=unit_roundoff,
                           confidence=confidence)
 
 
@@ -227,11 +298,13 @@ def leave_one_out_residuals(y: np.ndarray) -> np.ndarray:
 
     The residual of regressing column i on the rest is 1/((YᵀY)⁻¹)ᵢᵢ; with
     Y = UΣVᵀ, ((YᵀY)⁻¹)ᵢᵢ = Σⱼ Vᵢⱼ²/σⱼ² (one SVD instead of k projections). A
-    column in the span of the others has residual 0 (to rounding).
+    column in the span of the others has residual 0 (to rounding). The SVD is
+    that of R in Y = QR (the same Σ and V; Q, n × k, is never formed).
     """
     if y.shape[1] == 1:
         return np.sum(y**2, axis=0)
-    _, sig, vt = np.linalg.svd(y, full_matrices=False)
+    rmat = np.linalg.qr(y, mode="r") if y.shape[0] > y.shape[1] else y
+    _, sig, vt = np.linalg.svd(rmat, full_matrices=False)
     if sig.size == 0 or sig[0] == 0.0:
         return np.zeros(y.shape[1])
     # σ floored at rounding level: a column in a dependency weighs O(1) on the null
@@ -245,12 +318,11 @@ def _auto(matmat: MatMat, n: int, hvps: int, seed: int, u: float,
           confidence: float) -> Trace:
     k, r = _split(hvps, n)
     rng = np.random.default_rng(seed)
-    s = rademacher_matrix(n, k, rng)
-    y = np.asarray(matmat(s), dtype=np.float64)
+    s, y = _sketch(matmat, n, k, rng)
     # the decision: from the geometry of the sketch alone (how much of ‖A‖_F² lies
     # outside the span of the other columns), never from the quadratic forms sᵢᵀAsᵢ
     # that Hutchinson reports nor from their spread
-    energy = float(np.mean(np.sum(y**2, axis=0)))  # ≈ ‖A‖_F²
+    energy = float(np.mean(_forms(y, y)))  # ≈ ‖A‖_F²
     left = 0.0 if k == n else float(np.mean(leave_one_out_residuals(y)))
     rho = left / energy if energy > 0 else 0.0
     se_h = math.sqrt(2 * energy / hvps)  # predicted, diagonal terms ignored on both sides
@@ -260,16 +332,23 @@ def _auto(matmat: MatMat, n: int, hvps: int, seed: int, u: float,
         why = (f"auto: Hutch++ (its {k}-HVP sketch leaves {share} of ‖H‖_F² outside the span "
                f"of {k - 1} columns: predicted standard error {se_pp:.3g} against {se_h:.3g} "
                f"for Hutchinson on the same {hvps} HVPs)")
-        return _hutch_pp_from(matmat, n, s, y, r, rng, seed=seed, u=u, confidence=confidence,
+        del s
+        q = _basis(y)
+        del y
+        return _hutch_pp_from(matmat, n, q, r, rng, seed=seed, u=u, confidence=confidence,
                               choice=why, alternative=se_h)
     why = (f"auto: Hutchinson (a {k}-HVP sketch leaves {share} of ‖H‖_F² outside the span "
            f"of {k - 1} columns: predicted standard error {se_h:.3g} against {se_pp:.3g} for "
            f"Hutch++ on the same {hvps} HVPs; the spectrum does not decay fast enough for the "
            "sketch to pay, and its products are reused as probes)")
-    z = np.concatenate([s, rademacher_matrix(n, hvps - k, rng)], axis=1)
-    az = np.concatenate([y, np.asarray(matmat(z[:, k:]), dtype=np.float64)], axis=1)
-    return _hutchinson_forms(n, z, az, seed=seed, hvps=hvps, u=u, confidence=confidence,
-                             choice=why, alternative=se_pp)
+    # the sketch's products are reused as probes: their forms and norms now, then the
+    # sketch goes and the fresh probes are applied k at a time
+    s64 = np.asarray(s, dtype=np.float64)
+    known = (_forms(s64, y), float(np.sum(_norms(s64) * _norms(y))))
+    del s, s64, y
+    z = rademacher_matrix(n, hvps - k, rng, np.int8)
+    return _hutchinson_from(matmat, n, z, seed=seed, hvps=hvps, u=u, confidence=confidence,
+                            width=k, choice=why, alternative=se_pp, known=known)
 
 
 def estimate_trace(matmat: MatMat, n: int, *, estimator: str = Estimator.AUTO,
@@ -295,40 +374,28 @@ def estimate_trace(matmat: MatMat, n: int, *, estimator: str = Estimator.AUTO,
 
 
 def hvp_matmat(hvp_fn: Any, x: np.ndarray, dtype: str = "float64") -> MatMat:
-    """``V -> [hvp_fn(x, v) for v in V's columns]`` as one jitted ``lax.map`` (memory: one
-    HVP at a time), for the estimators above."""
-    jax = jax_module()
-    jnp = jax.numpy
-    xj = jnp.asarray(x, dtype=dtype)
-    kernel = _map_kernel(hvp_fn)
+    """``V -> [hvp_fn(x, v) for v in V's columns]``, one product at a time from the host
+    (memory: one HVP at a time), for the estimators above.
+
+    Each column goes through ``hvp_fn`` itself, the single-product program the
+    eigensolver's residual checks already compiled (:func:`hesscli.spectra.lanczos.
+    ritz_pairs` calls it the same way): no program of its own. A ``lax.map`` over the
+    columns compiled one more program per column count (Hutch++'s sketch, then its
+    basis and residual probes: two), each as slow to compile as the eigensolver's
+    loop (issue 19: tens of seconds on the example transformer), to save a host
+    dispatch per product that costs microseconds next to the product itself.
+    """
+    xj = np.asarray(x, dtype=dtype)
 
     def matmat(v: np.ndarray) -> np.ndarray:
-        out = kernel(xj, jnp.asarray(np.asarray(v).T, dtype=dtype))
-        return np.asarray(out, dtype=np.float64).T
+        cols = np.asarray(v)
+        out = np.empty((cols.shape[0], cols.shape[1]), dtype=np.float64)
+        for i in range(cols.shape[1]):
+            out[:, i] = np.asarray(hvp_fn(xj, np.ascontiguousarray(cols[:, i], dtype=dtype)),
+                                   dtype=np.float64).reshape(-1)
+        return out
 
     return matmat
-
-
-_KERNELS: dict[Any, Any] = {}
-
-
-def _map_kernel(hvp_fn: Any) -> Any:
-    """Jitted ``(x, rows) -> hvp of every row``; a Partial ``hvp_fn`` (sharded data) is an
-    argument rather than a constant (see :func:`hesscli.spectra.lanczos.split_operator`)."""
-    from hesscli.spectra.lanczos import split_operator
-
-    jax = jax_module()
-    (static, _), (dynamic, _) = split_operator(hvp_fn, None)
-    key = (static, jax.tree_util.tree_structure(dynamic))
-    if key not in _KERNELS:
-
-        def rows(ops: Any, x: Any, vs: Any) -> Any:
-            fn = static if ops is None else ops
-            return jax.lax.map(lambda v: fn(x, v), vs)
-
-        _KERNELS[key] = jax.jit(rows)
-    compiled = _KERNELS[key]
-    return lambda x, vs: compiled(dynamic, x, vs)
 
 
 def hutchinson_trace(

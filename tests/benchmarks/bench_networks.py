@@ -629,6 +629,45 @@ def reach_line(line: Any, label: str, dt: str, r: dict[str, Any], info: dict[str
          fmt(hit["products"], "d"), "", "", f"≤ {fmt(hit['err'], '.1e')}", "", "")
 
 
+def reach_markdown(rows: list[dict[str, Any]]) -> str:
+    """The tight PyHessian runs as the equal-accuracy table of docs/benchmarks.md: per
+    row, the end the iteration went to, and the products and whole-process seconds at
+    which it came, and stayed, within each error (— : not within it by its last product)."""
+    head = ("| network | dtype | PyHessian run | end approached | closest (product) "
+            "| ≤ 1e-3 | ≤ 1e-4 | ≤ hesscli's bound | ≤ hesscli's error | hesscli spectrum |")
+    out = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
+
+    def cell(hit: dict[str, Any] | None) -> str:
+        if not hit:
+            return ""
+        err = "" if hit["kind"] == "fixed" else f"{fmt(hit['err'], '.1e')}: "
+        if hit.get("products") is None:
+            return err + "not reached"
+        return f"{err}{hit['products']} products, {fmt(hit.get('wall_s'), '.0f')} s"
+
+    for row in rows:
+        hs = next((r for r in row["runs"] if r["tool"] == "hesscli spectrum"
+                   and not r.get("timed_out")), None)
+        for r in row["runs"]:
+            if r["tool"] != "pyhessian_tight" or not r.get("reach"):
+                continue
+            ends = r["reach"]
+            end = min(ends, key=lambda e: ends[e]["final_err"])
+            info = ends[end]
+            by = {(t["kind"], t["err"]): t for t in info["targets"]}
+            kinds = {t["kind"]: t for t in info["targets"] if t["kind"] != "fixed"}
+            run = (f"tol {fmt(r.get('tol'), 'g')}: {r['hvps_max']} products, "
+                   f"{fmt(r.get('wall_s'), '.0f')} s" +
+                   (" (time limit)" if r.get("stopped_at_time_limit") else ""))
+            out.append("| " + " | ".join([
+                row["network"], row["dtype"], run, "λmax" if end == "max" else "λmin",
+                f"{fmt(info['best_err'], '.1e')} ({info['best_at_product']})",
+                cell(by.get(("fixed", 1e-3))), cell(by.get(("fixed", 1e-4))),
+                cell(kinds.get("hesscli bound")), cell(kinds.get("hesscli achieved")),
+                "" if not hs else f"{fmt(hs.get('wall_s'), '.0f')} s"]) + " |")
+    return "\n".join(out) + "\n"
+
+
 def saved_rows() -> list[dict[str, Any]]:
     saved = [with_cached_reference(json.loads(p.read_text()))
              for p in sorted(RESULTS.glob("networks_row_*.json"))]
@@ -659,4 +698,6 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # the saved rows as docs/benchmarks.md's Markdown table
-    print(markdown(saved_rows()), end="")
+    rows = saved_rows()
+    print(markdown(rows))
+    print(reach_markdown(rows), end="")

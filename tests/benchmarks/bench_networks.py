@@ -271,11 +271,13 @@ def score(row: dict[str, Any]) -> None:
         elif r["tool"] == "pyhessian_tight":
             r["err_max"] = rel(r.get("lambda_max"), hmax, hmax)
             r["err_to_min"] = rel(r.get("lambda_max"), hmin, hmax)
-            reach(r, row, hmax, hmin)
         elif r["tool"] == "eigenthings":
             for key, want in (("hessian", hmax), ("ggn", gmax)):
                 if isinstance(r.get(key), dict):
                     r[key]["err_max"] = rel(r[key].get("lambda_max"), want, want)
+    for r in row["runs"]:  # after hesscli's errors: the tight run is read at them
+        if r["tool"] == "pyhessian_tight":
+            reach(r, row, hmax, hmin)
 
 
 def reach(r: dict[str, Any], row: dict[str, Any], hmax: Any, hmin: Any) -> None:
@@ -560,19 +562,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                      fmt(r.get("hvps_max"), "d"), fmt(r.get("lambda_max"), ".6g"), "",
                      f"{fmt(r.get('err_max'), '.1e')} / {fmt(r.get('err_to_min'), '.1e')}",
                      "", mib)
-                ends = r.get("reach") or {}
-                # the end the iteration went to (the largest magnitude): its lines only
-                near = min(ends, key=lambda e: ends[e]["final_err"], default=None)
-                for end, info in ends.items():
-                    if end != near:
-                        continue
-                    for hit in info["targets"]:
-                        if hit["kind"] == "fixed":
-                            continue
-                        name = "λmax" if end == "max" else "λmin"
-                        what = ("error" if hit["kind"] == "hesscli achieved" else
-                                "error bound")
-                        reach_line(line, label, dt, r, info, hit, f"{name} {what}", base_s)
             elif r["tool"] == "pyhessian":
                 line(label, dt, "PyHessian eigenvalues() + trace()", *cost,
                      f"{fmt(r.get('hvps_max'), 'd')} + {fmt(r.get('trace_probes'), 'd')}",
@@ -612,21 +601,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                  fmt(ref.get("lambda_max"), ".10g"), fmt(ref.get("lambda_min"), ".10g"), "",
                  f"GGN λmax {fmt(ref.get('ggn_lambda_max'), '.10g')}", "")
     return "\n".join(out) + "\n"
-
-
-def reach_line(line: Any, label: str, dt: str, r: dict[str, Any], info: dict[str, Any],
-               hit: dict[str, Any], what: str, base_s: float | None) -> None:
-    """One table line: the tight PyHessian run at one of hesscli's errors."""
-    tool = f"PyHessian at hesscli's {what} {fmt(hit['err'], '.1e')}"
-    if hit.get("products") is None:
-        line(label, dt, tool + ": not reached", "", "", "",
-             f"{fmt(r.get('hvps_max'), 'd')} (closest at {fmt(info['best_at_product'], 'd')})",
-             "", "", f"best {fmt(info['best_err'], '.1e')}", "", "")
-        return
-    wall = hit.get("wall_s")
-    line(label, dt, tool + " (derived)", fmt(wall, ".0f"), "",
-         fmt(None if wall is None or not base_s else wall / base_s, ".2f"),
-         fmt(hit["products"], "d"), "", "", f"≤ {fmt(hit['err'], '.1e')}", "", "")
 
 
 def reach_markdown(rows: list[dict[str, Any]]) -> str:

@@ -527,8 +527,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if row.get("data_note"):
             label += f" ({row['data_note']})"
         dt = row["dtype"]
-        ph = next((r for r in row["runs"] if r["tool"] == "pyhessian"), {})
-        base_s = ph.get("wall_lambda_max_only_s")
         for r in row["runs"]:
             cost = [fmt(r.get("wall_s"), ".0f"), fmt(r.get("cpu_s"), ".0f"),
                     fmt(r.get("wall_over_pyhessian_lambda_max"), ".2f")]

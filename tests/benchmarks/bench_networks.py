@@ -17,14 +17,30 @@ Per network and dtype, each a fresh process, back to back (``run_child`` from
 - ``hesscli spectrum NET --curvature ggn --ends max --k 1``: the GGN's λmax;
 - PyHessian over a data loader (``dataloader=``, batches of 8 sequences / 256
   images): ``eigenvalues()`` then ``trace()``, its defaults;
+- PyHessian held to a tight tolerance (``pyhessian_tight``): the same ``eigenvalues()``,
+  seed and start vector with ``tol`` ``BENCH_NETWORKS_TIGHT_TOL`` (default 1e-7) and
+  ``maxIter`` ``BENCH_NETWORKS_TIGHT_ITERS`` (default 1000), stopped by its own clock
+  after ``BENCH_NETWORKS_TIGHT_SECONDS`` (default: the timeout less 60 s). Its default
+  stopping test (a relative change of 1e-3 between two Rayleigh quotients) is not an
+  error bound, so every quotient is recorded with its second: scored against the
+  reference, the trajectory says after how many products and seconds PyHessian came
+  (and stayed) within hesscli's error of the same row, or within 1e-3 … 1e-6, or how
+  close it got before its limit. The seconds "at that accuracy" are a whole process:
+  the run's wall time less its solver seconds, plus the seconds to that product. The
+  iteration converges to the eigenvalue of largest magnitude, so it is scored against
+  both ends (on the transformer that is λmin);
 - hessian-eigenthings: ``power_iteration_one`` (its defaults) on its
   ``HessianOperator`` and its ``GGNOperator`` over the same loader;
 - curvlinops: ``GGNLinearOperator`` over the loader, seconds per GGN matvec.
 
 Errors: |λ − λ_ref| / |λmax ref| against a float64 reference computed after the
 timed runs: ARPACK (scipy ``eigsh``, tol ``BENCH_NETWORKS_REF_TOL``, default 1e-8,
-20 vectors) over hesscli's float64 HVP (Hessian both ends; GGN λmax), each end
-limited to ``BENCH_NETWORKS_REF_SECONDS`` (default 900; an unfinished end is None).
+``BENCH_NETWORKS_REF_NCV`` vectors, default 20) over hesscli's float64 HVP (Hessian
+both ends; GGN λmax), each end limited to ``BENCH_NETWORKS_REF_SECONDS`` (default 900;
+an unfinished end is None). Only the ends still missing are computed: a later run
+with more time or vectors completes the network's cached reference
+(``bench-results/networks_reference_NETWORK_tol*.json``), which every row of that
+network (either dtype) is scored against.
 The trace has no tight reference at these sizes (it would take n HVPs): the table
 gives each tool's estimate with its standard error and the difference between
 them in those units.
@@ -39,16 +55,20 @@ intra_op_parallelism_threads=1`` for XLA) unless ``BENCH_NETWORKS_THREADS=0``.
 ``transformer:float64,transformer:float32,cnn:float64,cnn:float32,
 transformer10m:float32``); each row is saved on its own
 (``bench-results/networks_row_*.json``) and the final table shows every saved row.
-A row measured without the reference is scored against the network's cached one
-(``bench-results/networks_reference_NETWORK_tol*.json``) once a later row of the same
-network computed it: the reference is float64 whatever the row's dtype.
+A run adds to the saved row of its network and dtype: a tool measured again replaces
+that tool's earlier run, the others are kept (each run records when it was measured
+and at which commit), so peers and hesscli can be measured in separate invocations.
 ``transformer10m_seq8`` is the 10⁷ network on 8 sequences instead of 32 (so that
 every peer finishes in the time a session has). ``python -m
 tests.benchmarks.bench_networks`` prints the saved rows as the Markdown table of
 docs/benchmarks.md.
 ``BENCH_NETWORKS_TOOLS`` limits the tools (default
-``check,hesscli,ggn,pyhessian,eigenthings,curvlinops,reference``).
-``BENCH_NETWORKS_TIMEOUT`` (default 1800 s) stops a child. Compare ratios (÷
+``check,hesscli,ggn,pyhessian,eigenthings,curvlinops,reference``; ``pyhessian_tight``
+is asked for by name).
+``BENCH_NETWORKS_TIMEOUT`` (default 1800 s) stops a child. hesscli's persistent
+compilation cache: every hesscli process starts with an empty one of its own (a first
+call, compiling everything) unless ``BENCH_NETWORKS_JAX_CACHE`` names a folder (the
+runs then share it: warm from the second on); the run records which. Compare ratios (÷
 PyHessian's λmax alone, measured in the same run), not seconds.
 """
 
@@ -64,7 +84,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.benchmarks.bench_scale import HESSCLI, ROOT, fmt, progress_tail, reference, run_child
+from tests.benchmarks.bench_scale import HESSCLI, ROOT, fmt, progress_tail, run_child
 from tests.benchmarks.common import RESULTS
 
 EXAMPLES = ROOT / "examples"
@@ -91,6 +111,23 @@ TOOLS = "check,hesscli,ggn,pyhessian,eigenthings,curvlinops,reference"
 TIMEOUT = float(os.environ.get("BENCH_NETWORKS_TIMEOUT", "1800"))
 REF_SECONDS = float(os.environ.get("BENCH_NETWORKS_REF_SECONDS", "900"))
 REF_TOL = float(os.environ.get("BENCH_NETWORKS_REF_TOL", "1e-8"))
+REF_NCV = int(os.environ.get("BENCH_NETWORKS_REF_NCV", "20"))
+TIGHT_SECONDS = float(os.environ.get("BENCH_NETWORKS_TIGHT_SECONDS", str(max(TIMEOUT - 60, 60))))
+# errors at which the tight run's products and seconds are read (besides hesscli's own)
+REACH_TARGETS = (1e-3, 1e-4, 1e-6)
+
+
+def stamp() -> dict[str, Any]:
+    """When a run was measured, and hesscli's commit (with ``+dirty`` for local edits)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "commit": git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")}
 
 
 def thread_env() -> dict[str, str]:
@@ -111,11 +148,15 @@ def hesscli_row(target: str, params: list[str], dtype: str, extra: list[str],
     """One whole ``hesscli spectrum`` process: its ends, trace and HVPs."""
     argv = [str(HESSCLI), "spectrum", target, *pflags(params), "--matrix-free", "--k", "1",
             "--format", "json", "--dtype", dtype, "--progress", *extra]
-    got = run_child(argv, env=thread_env(), timeout=TIMEOUT)
+    cache = os.environ.get("BENCH_NETWORKS_JAX_CACHE", "cold")
+    with tempfile.TemporaryDirectory() as empty:  # cold: a compilation cache of its own
+        env = {**thread_env(), "HESSCLI_CACHE_DIR": empty if cache == "cold" else cache}
+        got = run_child(argv, env=env, timeout=TIMEOUT)
     row: dict[str, Any] = {"tool": label, "argv": argv[1:], "wall_s": got["wall_s"],
                            "cpu_s": got["cpu_s"], "peak_mib": got["peak_mib"],
-                           "timed_out": got["timed_out"],
-                           "progress": progress_tail(got["stderr"])}
+                           "timed_out": got["timed_out"], "threads": thread_env(),
+                           "jax_cache": cache,
+                           "progress": progress_tail(got["stderr"]), **stamp()}
     if got["timed_out"]:
         return row
     doc = json.loads(got["stdout"])
@@ -125,7 +166,9 @@ def hesscli_row(target: str, params: list[str], dtype: str, extra: list[str],
     tr = doc.get("trace") or {}
     row.update({"n": doc["n"], "lambda_max": doc["lambda_max"], "lambda_min": doc["lambda_min"],
                 "converged": doc.get("converged"), "eigenvalue_errors":
-                doc.get("eigenvalue_errors"), "hvps_max": ex.get("hvps_max"),
+                doc.get("eigenvalue_errors"), "eigenvalue_error_estimates":
+                doc.get("eigenvalue_error_estimates"), "eigenvalues": doc.get("eigenvalues"),
+                "hvps_max": ex.get("hvps_max"),
                 "hvps_min": ex.get("hvps_min"), "eig_hvps": ex.get("hvps"),
                 "trace": tr.get("estimate"), "trace_standard_error": tr.get("standard_error"),
                 "trace_hvps": tr.get("hvps"), "trace_estimator": tr.get("estimator"),
@@ -135,13 +178,15 @@ def hesscli_row(target: str, params: list[str], dtype: str, extra: list[str],
 
 
 def peer_row(tool: str, net: Path, dtype: str, batch: int) -> dict[str, Any]:
+    env = {**thread_env(), "BENCH_NETWORKS_TIGHT_SECONDS": str(TIGHT_SECONDS)}
     try:
         got = run_child([sys.executable, "-W", "ignore", "-m", "tests.benchmarks.torch_twins",
-                         tool, str(net), dtype, str(batch)], env=thread_env(), timeout=TIMEOUT)
+                         tool, str(net), dtype, str(batch)], env=env, timeout=TIMEOUT)
     except RuntimeError as exc:  # the peer failed: say so in its row
-        return {"tool": tool, "error": str(exc)[-800:], "timed_out": False}
+        return {"tool": tool, "error": str(exc)[-800:], "timed_out": False, **stamp()}
     row: dict[str, Any] = {"tool": tool, "wall_s": got["wall_s"], "cpu_s": got["cpu_s"],
-                           "peak_mib": got["peak_mib"], "timed_out": got["timed_out"]}
+                           "peak_mib": got["peak_mib"], "timed_out": got["timed_out"],
+                           "threads": thread_env(), **stamp()}
     if got["timed_out"]:
         row["progress"] = progress_tail(got["stderr"])
         return row
@@ -153,39 +198,57 @@ def peer_row(tool: str, net: Path, dtype: str, batch: int) -> dict[str, Any]:
     return row
 
 
-def references(target: str, params: list[str], want_ggn: bool) -> dict[str, Any]:
-    """ARPACK in float64 over hesscli's HVP (both ends) and GGN product (λmax)."""
+def references(target: str, params: list[str], want_ggn: bool,
+               have: dict[str, Any] | None = None) -> dict[str, Any]:
+    """ARPACK in float64 over hesscli's HVP (both ends) and GGN product (λmax): only the
+    ends ``have`` lacks (None or absent), each limited to REF_SECONDS."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     from hesscli.api import load
     from hesscli.curvature.choose import curvature_for
+    from hesscli.curvature.exact import linearized_hvp
 
+    ref = dict(have or {})
+    todo = [k for k in ("lambda_max", "lambda_min") if ref.get(k) is None]
+    if want_ggn and ref.get("ggn_lambda_max") is None:
+        todo.append("ggn_lambda_max")
+    if not todo:
+        return ref
     obj = load(target, None, params, seed=0, dtype="float64", method="auto")
     x = np.asarray(obj.x)
-    cur, _ = curvature_for(obj, "auto")
-    ref = reference(cur, x, tol=REF_TOL, ncv=20, seconds=REF_SECONDS)
-    ref["method"] = f"ARPACK float64 over hesscli's HVP, tol {REF_TOL:g}, ncv 20"
-    if want_ggn:
-        ggn, _ = curvature_for(obj, "auto", kind="ggn")
+    for key in todo:
+        if key == "ggn_lambda_max":
+            cur, _ = curvature_for(obj, "auto", kind="ggn")
+            hvp = cur.hvp_fn
+        else:
+            cur, _ = curvature_for(obj, "auto")
+            hvp = (linearized_hvp(cur.f, x) if cur.hvp_mode == "forward-over-reverse"
+                   else cur.hvp_fn)
         count, deadline = [0], [time.perf_counter() + REF_SECONDS]
 
-        def mv(v: np.ndarray) -> np.ndarray:
+        def mv(v: np.ndarray, hvp: Any = hvp, count: list[int] = count,
+               deadline: list[float] = deadline) -> np.ndarray:
             count[0] += 1
             if time.perf_counter() > deadline[0]:
                 raise TimeoutError
-            return np.asarray(ggn.hvp_fn(x, np.asarray(v)), dtype=np.float64)
+            return np.asarray(hvp(x, np.asarray(v)), dtype=np.float64)
 
         start = time.perf_counter()
         try:
             val = eigsh(LinearOperator((x.size, x.size), matvec=mv, dtype=np.float64), k=1,
-                        which="LA", tol=REF_TOL, ncv=20, maxiter=5000,
-                        v0=np.random.default_rng(123).standard_normal(x.size),
+                        which="SA" if key == "lambda_min" else "LA", tol=REF_TOL, ncv=REF_NCV,
+                        maxiter=5000, v0=np.random.default_rng(123).standard_normal(x.size),
                         return_eigenvectors=False)
-            ref["ggn_lambda_max"] = float(val[0])
+            ref[key] = float(val[0])
         except TimeoutError:
-            ref["ggn_lambda_max"] = None
-        ref["ggn_lambda_max_hvps"] = count[0]
-        ref["ggn_lambda_max_s"] = time.perf_counter() - start
+            ref[key] = None
+        ref[f"{key}_hvps"] = count[0]
+        ref[f"{key}_s"] = time.perf_counter() - start
+        ref[f"{key}_ncv"] = REF_NCV
+        ref[f"{key}_seconds_limit"] = REF_SECONDS
+        print(f"reference {key}: {ref[key]} ({count[0]} products, {ref[key + '_s']:.0f} s)",
+              flush=True)
+    ref["method"] = f"ARPACK float64 over hesscli's HVP, tol {REF_TOL:g}"
     return ref
 
 
@@ -204,10 +267,60 @@ def score(row: dict[str, Any]) -> None:
             r["err_max"] = rel(r.get("lambda_max"), gmax, gmax)
         elif r["tool"] == "pyhessian":
             r["err_max"] = rel(r.get("lambda_max"), hmax, hmax)
+            r["err_to_min"] = rel(r.get("lambda_max"), hmin, hmax)
+        elif r["tool"] == "pyhessian_tight":
+            r["err_max"] = rel(r.get("lambda_max"), hmax, hmax)
+            r["err_to_min"] = rel(r.get("lambda_max"), hmin, hmax)
         elif r["tool"] == "eigenthings":
             for key, want in (("hessian", hmax), ("ggn", gmax)):
                 if isinstance(r.get(key), dict):
                     r[key]["err_max"] = rel(r[key].get("lambda_max"), want, want)
+    for r in row["runs"]:  # after hesscli's errors: the tight run is read at them
+        if r["tool"] == "pyhessian_tight":
+            reach(r, row, hmax, hmin)
+
+
+def reach(r: dict[str, Any], row: dict[str, Any], hmax: Any, hmin: Any) -> None:
+    """Where the tight PyHessian run came, and stayed, within each error of an end: the
+    products and seconds (a whole process: wall less solver seconds plus the seconds to
+    that product), for hesscli's achieved error in the row (against the reference), for
+    the error bound hesscli reports for that end (its residual, relative to |λmax|), and
+    for REACH_TARGETS; and the closest it came to each end."""
+    q = r.get("quotients") or []
+    t = r.get("elapsed_s") or []
+    fixed = (r["wall_s"] - r["solver_s"]) if None not in (r.get("wall_s"),
+                                                          r.get("solver_s")) else None
+    hs = next((x for x in row["runs"] if x["tool"] == "hesscli spectrum"
+               and not x.get("timed_out")), None)
+    out: dict[str, Any] = {}
+    for end, want in (("max", hmax), ("min", hmin)):
+        if want is None or hmax is None or not q:
+            continue
+        errs = np.abs(np.asarray(q) - want) / abs(hmax)
+        tail_max = np.maximum.accumulate(errs[::-1])[::-1]  # largest error from k on
+        best = int(np.argmin(errs))
+        info: dict[str, Any] = {"best_err": float(errs[best]), "best_at_product": best + 1,
+                                "final_err": float(errs[-1]), "targets": []}
+        targets = [("fixed", e) for e in REACH_TARGETS]
+        bounds = (hs or {}).get("eigenvalue_errors") or []
+        if bounds and bounds[-1 if end == "max" else 0] is not None:
+            info["hesscli_bound"] = bounds[-1 if end == "max" else 0] / abs(hmax)
+            targets.insert(0, ("hesscli bound", info["hesscli_bound"]))
+        if hs and hs.get(f"err_{end}") is not None:
+            info["hesscli_err"] = hs[f"err_{end}"]
+            targets.insert(0, ("hesscli achieved", hs[f"err_{end}"]))
+        for kind, target in targets:
+            hit = np.nonzero(tail_max <= target)[0]
+            k = int(hit[0]) if hit.size else None
+            item: dict[str, Any] = {"kind": kind, "err": target,
+                                    "products": None if k is None else k + 1}
+            if k is not None and fixed is not None:
+                item["wall_s"] = fixed + t[k]
+                if hs and kind != "fixed":
+                    item["hesscli_wall_over"] = hs["wall_s"] / item["wall_s"]
+            info["targets"].append(item)
+        out[end] = info
+    r["reach"] = out
 
 
 def save_row(row: dict[str, Any]) -> Path:
@@ -234,6 +347,14 @@ def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
                            "peer_batch": batch, "threads": thread_env(), "runs": [],
                            "data_note": DATA_NOTES.get(name),
                            "load_average_start": os.getloadavg()}
+    saved = RESULTS / f"networks_row_{name}_{dtype}.json"
+    if saved.exists():  # add to it: a tool run again replaces its earlier run
+        old = json.loads(saved.read_text())
+        if old.get("params") == params:
+            row["runs"] = [r for r in old["runs"] if r["tool"] not in tool_labels(tools)]
+            for key in ("check", "reference"):
+                if key in old and key not in tools:
+                    row[key] = old[key]
     if "check" in tools:
         row["check"] = peer_row("check", net, "float64", batch)
         save_row(row)
@@ -243,11 +364,12 @@ def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
         row["runs"].append(hesscli_row(target, params, dtype, [], "hesscli spectrum"))
         print("hesscli spectrum:", summary(row["runs"][-1]), flush=True)
         save_row(row)
-    if "pyhessian" in tools:  # the baseline first: a partial row still has its ratio
-        row["runs"].append(peer_row("pyhessian", net, dtype, batch))
-        print("pyhessian:", summary(row["runs"][-1]), flush=True)
-        ratios(row)
-        save_row(row)
+    for tool in ("pyhessian", "pyhessian_tight"):  # the baseline first
+        if tool in tools:
+            row["runs"].append(peer_row(tool, net, dtype, batch))
+            print(f"{tool}:", summary(row["runs"][-1]), flush=True)
+            ratios(row)
+            save_row(row)
     if "ggn" in tools:
         row["runs"].append(hesscli_row(target, params, dtype,
                                        ["--curvature", "ggn", "--ends", "max"],
@@ -263,15 +385,12 @@ def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
     tmp.cleanup()
     if "reference" in tools:
         cache = reference_cache(name)
-        if cache.exists():
-            row["reference"] = json.loads(cache.read_text())
-        else:
-            row["reference"] = references(target, params, "ggn" in tools
-                                          or "eigenthings" in tools)
-            if None not in (row["reference"].get("lambda_max"),
-                            row["reference"].get("lambda_min")):
-                RESULTS.mkdir(exist_ok=True)
-                cache.write_text(json.dumps(row["reference"]))
+        have = json.loads(cache.read_text()) if cache.exists() else row.get("reference")
+        row["reference"] = references(target, params, True, have)
+        RESULTS.mkdir(exist_ok=True)
+        tmp_cache = cache.with_suffix(".tmp")
+        tmp_cache.write_text(json.dumps(row["reference"]))
+        tmp_cache.replace(cache)
         print("reference:", row["reference"], flush=True)
     score(row)
     ratios(row)
@@ -279,10 +398,17 @@ def one_row(name: str, dtype: str, tools: set[str]) -> dict[str, Any]:
     return row
 
 
+def tool_labels(tools: set[str]) -> set[str]:
+    """The run labels the given tools write (to replace them in a saved row)."""
+    labels = {"hesscli": "hesscli spectrum", "ggn": "hesscli spectrum --curvature ggn"}
+    return {labels.get(t, t) for t in tools}
+
+
 def summary(r: dict[str, Any]) -> dict[str, Any]:
     keys = ("wall_s", "cpu_s", "lambda_max", "lambda_min", "trace", "trace_standard_error",
             "hvps", "hvps_max", "hvps_min", "trace_hvps", "eig_s", "solver_s", "trace_probes",
-            "matvec_s", "converged", "progress", "timed_out", "error")
+            "matvec_s", "converged", "progress", "timed_out", "error",
+            "stopped_at_time_limit")
     out = {k: r[k] for k in keys if k in r}
     for sub in ("hessian", "ggn"):
         if isinstance(r.get(sub), dict):
@@ -379,10 +505,10 @@ def with_cached_reference(row: dict[str, Any]) -> dict[str, Any]:
     before it was computed) scored against the network's cached float64 reference, when
     a later row computed it: the reference depends on the network, not on the row's dtype."""
     cache = reference_cache(row["network"])
-    if not row.get("reference") and cache.exists():
+    if cache.exists():  # the network's reference, completed by later runs
         row["reference"] = json.loads(cache.read_text())
         row["reference_from_cache"] = True
-        score(row)
+    score(row)
     return row
 
 
@@ -426,16 +552,26 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 line(label, dt, r["tool"] + (" --ends max" if ggn else ""), *cost, hv,
                      fmt(r.get("lambda_max"), ".6g"), "" if ggn else
                      fmt(r.get("lambda_min"), ".6g"), err, tr, mib)
+            elif r["tool"] == "pyhessian_tight":
+                line(label, dt, f"PyHessian eigenvalues(tol={fmt(r.get('tol'), 'g')}, "
+                     f"maxIter={fmt(r.get('max_iter'), 'd')})" +
+                     (f", stopped at {fmt(r.get('seconds_limit'), '.0f')} s"
+                      if r.get("stopped_at_time_limit") else ""), *cost,
+                     fmt(r.get("hvps_max"), "d"), fmt(r.get("lambda_max"), ".6g"), "",
+                     f"{fmt(r.get('err_max'), '.1e')} / {fmt(r.get('err_to_min'), '.1e')}",
+                     "", mib)
             elif r["tool"] == "pyhessian":
                 line(label, dt, "PyHessian eigenvalues() + trace()", *cost,
                      f"{fmt(r.get('hvps_max'), 'd')} + {fmt(r.get('trace_probes'), 'd')}",
-                     fmt(r.get("lambda_max"), ".6g"), "", fmt(r.get("err_max"), ".1e"),
+                     fmt(r.get("lambda_max"), ".6g"), "",
+                     f"{fmt(r.get('err_max'), '.1e')} / {fmt(r.get('err_to_min'), '.1e')}",
                      f"{fmt(r.get('trace'), '.5g')} ± "
                      f"{fmt(r.get('trace_standard_error'), '.2g')}", mib)
                 line(label, dt, "PyHessian λmax alone (derived)",
                      fmt(r.get("wall_lambda_max_only_s"), ".0f"), "", "1.00",
                      fmt(r.get("hvps_max"), "d"), fmt(r.get("lambda_max"), ".6g"), "",
-                     fmt(r.get("err_max"), ".1e"), "", "")
+                     f"{fmt(r.get('err_max'), '.1e')} / {fmt(r.get('err_to_min'), '.1e')}",
+                     "", "")
             elif r["tool"] == "eigenthings":
                 for sub in ("hessian", "ggn"):
                     s = r.get(sub) or {}
@@ -454,11 +590,53 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if ref and row["network"] not in shown:
             shown.add(row["network"])
             line(label, "float64", "reference (ARPACK, tol "
-                 f"{fmt(REF_TOL, 'g')})", fmt(ref.get("lambda_max_s"), ".0f"), "", "",
+                 f"{fmt(REF_TOL, 'g')}, ncv {fmt(ref.get('lambda_max_ncv', 20), 'd')} / "
+                 f"{fmt(ref.get('lambda_min_ncv', 20), 'd')})",
+                 f"{fmt(ref.get('lambda_max_s'), '.0f')} / {fmt(ref.get('lambda_min_s'), '.0f')}",
+                 "", "",
                  f"{fmt(ref.get('lambda_max_hvps'), 'd')} / "
                  f"{fmt(ref.get('lambda_min_hvps'), 'd')}",
                  fmt(ref.get("lambda_max"), ".10g"), fmt(ref.get("lambda_min"), ".10g"), "",
                  f"GGN λmax {fmt(ref.get('ggn_lambda_max'), '.10g')}", "")
+    return "\n".join(out) + "\n"
+
+
+def reach_markdown(rows: list[dict[str, Any]]) -> str:
+    """The tight PyHessian runs as the equal-accuracy table of docs/benchmarks.md: per
+    row, the end the iteration went to, and the products and whole-process seconds at
+    which it came, and stayed, within each error (— : not within it by its last product)."""
+    head = ("| network | dtype | PyHessian run | end approached | closest (product) "
+            "| ≤ 1e-3 | ≤ 1e-4 | ≤ hesscli's bound | ≤ hesscli's error | hesscli spectrum |")
+    out = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
+
+    def cell(hit: dict[str, Any] | None) -> str:
+        if not hit:
+            return ""
+        err = "" if hit["kind"] == "fixed" else f"{fmt(hit['err'], '.1e')}: "
+        if hit.get("products") is None:
+            return err + "not reached"
+        return f"{err}{hit['products']} products, {fmt(hit.get('wall_s'), '.0f')} s"
+
+    for row in rows:
+        hs = next((r for r in row["runs"] if r["tool"] == "hesscli spectrum"
+                   and not r.get("timed_out")), None)
+        for r in row["runs"]:
+            if r["tool"] != "pyhessian_tight" or not r.get("reach"):
+                continue
+            ends = r["reach"]
+            end = min(ends, key=lambda e: ends[e]["final_err"])
+            info = ends[end]
+            by = {(t["kind"], t["err"]): t for t in info["targets"]}
+            kinds = {t["kind"]: t for t in info["targets"] if t["kind"] != "fixed"}
+            run = (f"tol {fmt(r.get('tol'), 'g')}: {r['hvps_max']} products, "
+                   f"{fmt(r.get('wall_s'), '.0f')} s" +
+                   (" (time limit)" if r.get("stopped_at_time_limit") else ""))
+            out.append("| " + " | ".join([
+                row["network"], row["dtype"], run, "λmax" if end == "max" else "λmin",
+                f"{fmt(info['best_err'], '.1e')} ({info['best_at_product']})",
+                cell(by.get(("fixed", 1e-3))), cell(by.get(("fixed", 1e-4))),
+                cell(kinds.get("hesscli bound")), cell(kinds.get("hesscli achieved")),
+                "" if not hs else f"{fmt(hs.get('wall_s'), '.0f')} s"]) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -492,4 +670,6 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # the saved rows as docs/benchmarks.md's Markdown table
-    print(markdown(saved_rows()), end="")
+    rows = saved_rows()
+    print(markdown(rows))
+    print(reach_markdown(rows), end="")

@@ -14,7 +14,8 @@ row compares them with the twin's); :func:`load_twin` rebuilds model, criterion 
 data in torch in float64 or float32 (the float64 values rounded once, as hesscli's
 ``--dtype float32`` rounds them). Running this module as a script is one whole peer
 process (``python -m tests.benchmarks.torch_twins TOOL NET.npz DTYPE``), printing
-one JSON line; TOOL is ``check``, ``pyhessian``, ``eigenthings`` or ``curvlinops``.
+one JSON line; TOOL is ``check``, ``pyhessian``, ``pyhessian_tight``, ``eigenthings`` or
+``curvlinops``.
 """
 
 from __future__ import annotations
@@ -223,6 +224,55 @@ def run_pyhessian(model: Any, z: dict[str, Any], batch: int) -> dict[str, Any]:
             "hvps": count[0], "solver_s": total, "batches": len(loader)}
 
 
+class _OutOfTime(Exception):
+    """The tight run's own time limit: stop and report the products so far."""
+
+
+def run_pyhessian_tight(model: Any, z: dict[str, Any], batch: int, tol: float = 1e-7,
+                        max_iter: int = 1000, seconds: float = 600.0) -> dict[str, Any]:
+    """PyHessian's ``eigenvalues(maxIter=max_iter, tol=tol)`` (power iteration, the same
+    seed and start vector as :func:`run_pyhessian`), every Rayleigh quotient it computes
+    recorded with the seconds since ``eigenvalues()`` began: the trajectory from which
+    the harness reads how many products and seconds PyHessian needs to come within a
+    given error of the reference (its own stopping test is not an error bound). Stopped
+    after ``seconds`` (its last quotient is then its answer so far, ``stopped``)."""
+    import pyhessian.hessian  # noqa: F401
+    import torch
+
+    ph = sys.modules["pyhessian.hessian"]
+
+    torch.manual_seed(0)
+    loader = batches(z, batch)
+    quotients: list[float] = []
+    elapsed: list[float] = []
+    original = ph.hessian.dataloader_hv_product
+    start = [0.0]
+
+    def recorded(self: Any, v: Any) -> Any:
+        if time.perf_counter() - start[0] > seconds:
+            raise _OutOfTime
+        value, hv = original(self, v)
+        quotients.append(float(value))
+        elapsed.append(time.perf_counter() - start[0])
+        return value, hv
+
+    ph.hessian.dataloader_hv_product = recorded
+    h = ph.hessian(model, criterion, dataloader=loader, cuda=False)
+    start[0] = time.perf_counter()
+    stopped = False
+    try:
+        vals, _ = h.eigenvalues(maxIter=max_iter, tol=tol)
+        value = float(vals[0])
+    except _OutOfTime:
+        stopped, value = True, quotients[-1]
+    solver_s = time.perf_counter() - start[0]
+    return {"lambda_max": value, "hvps_max": len(quotients), "eig_s": solver_s,
+            "solver_s": solver_s, "tol": tol, "max_iter": max_iter, "seconds_limit": seconds,
+            "stopped_at_time_limit": stopped,
+            "converged": not stopped and len(quotients) < max_iter,
+            "quotients": quotients, "elapsed_s": elapsed, "batches": len(loader)}
+
+
 def run_eigenthings(model: Any, z: dict[str, Any], batch: int) -> dict[str, Any]:
     """hessian-eigenthings' power_iteration_one (its defaults: max_iter 100, tol 1e-4)
     on its HessianOperator and its GGNOperator over the full data loader."""
@@ -298,6 +348,13 @@ def main(argv: list[str]) -> int:
         out = run_check(model, z)
     elif tool == "pyhessian":
         out = run_pyhessian(model, z, batch)
+    elif tool == "pyhessian_tight":
+        import os
+
+        out = run_pyhessian_tight(
+            model, z, batch, tol=float(os.environ.get("BENCH_NETWORKS_TIGHT_TOL", "1e-7")),
+            max_iter=int(os.environ.get("BENCH_NETWORKS_TIGHT_ITERS", "1000")),
+            seconds=float(os.environ.get("BENCH_NETWORKS_TIGHT_SECONDS", "600")))
     elif tool == "eigenthings":
         out = run_eigenthings(model, z, batch)
     elif tool == "curvlinops":

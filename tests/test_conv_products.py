@@ -10,8 +10,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import hesscli.curvature.host_products as hp
 from hesscli.jaxconf import jax_module
 from tests.helpers import validate
+
+REAL_USABLE_CPUS = hp.usable_cpus
+
+
+@pytest.fixture(autouse=True)
+def two_cpus(monkeypatch):
+    """These tests are about the callback path, which a one-CPU process (a pinned CI
+    job) turns off: they run as on two CPUs unless a test says otherwise (their
+    programs are small enough to run inline, so they cannot hang)."""
+    monkeypatch.setattr(hp, "usable_cpus", lambda: 2)
 
 jax = jax_module()
 jnp = jax.numpy
@@ -348,11 +359,11 @@ def test_one_cpu_keeps_products_in_the_loop(hess, files, monkeypatch):
     """A process allowed one CPU (taskset, a cpuset) would hang with products called back
     from a compiled loop (XLA's one CPU thread is held by the loop): they stay in the loop
     there, with the same eigenvalues."""
-    import hesscli.curvature.host_products as hp
     from hesscli import api
 
     monkeypatch.setattr(hp.os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    assert hp.usable_cpus() == 1
+    assert REAL_USABLE_CPUS() == 1
+    monkeypatch.setattr(hp, "usable_cpus", REAL_USABLE_CPUS)
     api._BACKENDS.clear()
     doc = spectrum(hess, files["conv"], "--matrix-free")
     api._BACKENDS.clear()

@@ -98,6 +98,8 @@ def loop_reason(curvature: Curvature) -> str | None:
         return None
     if curvature.parallel.sharded or curvature.vector_sharding is not None:
         return None
+    if usable_cpus() < 2:  # a callback from a loop would wait for the loop's own thread
+        return None
     example = jax.ShapeDtypeStruct((curvature.n,), jax.numpy.dtype(curvature.dtype))
     return reason_for(hvp_fn, example, example)
 
@@ -121,8 +123,6 @@ def reason_for(fn: Any, *examples: Any) -> str | None:
     slow there, comma-separated), or None: none found, not the CPU, or switched off."""
     jax = jax_module()
     if os.environ.get(SWITCH, "1").strip() == "0" or jax.default_backend() != "cpu":
-        return None
-    if usable_cpus() < 2:
         return None
     try:
         found = slow_in_loops(fn, *examples)

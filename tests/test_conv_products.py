@@ -345,7 +345,7 @@ def test_streamed_spread_of_a_conv_net_runs_on_the_host(files, monkeypatch):
         monkeypatch.setenv("HESSCLI_HOST_PRODUCTS", switch)
         api._BACKENDS.clear()
         res = hesscli.spectrum(str(files["split"]), batch_size=2, k=1, path="matrix-free")
-        reason = res.curvature.spread_on_host(res.objective.x)
+        reason = res.curvature.spread_on_host()
         assert (reason == "conv_general_dilated") if switch == "1" else reason is None
         spreads[switch] = res.parts["stream"].spread
     api._BACKENDS.clear()

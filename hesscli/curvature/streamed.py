@@ -135,14 +135,13 @@ class StreamedCurvature(Curvature):
         self._op = op
         n, dt = self.n, jnp.dtype(self.dtype)
 
-        def f_b(x: Any, batch: Any) -> Any:
-            return loss(unravel(x), batch)
-
-        self._value = jax.jit(f_b)
-
         def batch_first(batch: Any, x: Any) -> Any:  # for a Partial holding the batch
             return loss(unravel(x), batch)
 
+        def f_b(x: Any, batch: Any) -> Any:
+            return batch_first(batch, x)
+
+        self._value = jax.jit(f_b)
         self._batch_loss = batch_first
         self._lin_rows = jax.jit(lambda lin, x, vs: jax.vmap(lambda v: lin(x, v))(vs))
         self._value_grad = jax.jit(jax.value_and_grad(f_b))
@@ -292,7 +291,7 @@ class StreamedCurvature(Curvature):
             self._spread_fns[key] = jax.jit(run)
         return self._spread_fns[key]
 
-    def spread_on_host(self, x: np.ndarray) -> str | None:
+    def spread_on_host(self) -> str | None:
         """Why the per-batch Lanczos runs on the host, or None (a compiled loop).
 
         A product holding a convolution runs through a slow generic kernel inside a
@@ -348,7 +347,7 @@ class StreamedCurvature(Curvature):
         rng = np.random.default_rng(seed)
         v0 = rng.standard_normal(self.n).astype(self.dtype)
         z = rng.choice(np.array([-1.0, 1.0]), size=(probes, self.n)).astype(self.dtype)
-        if self.spread_on_host(xd) is not None:
+        if self.spread_on_host() is not None:
             def run(xx: Any, batch: Any, v: Any, zz: Any) -> Any:
                 return self._host_spread(xx, batch, v, zz, steps)
         else:
